@@ -1,0 +1,186 @@
+"""Command line: run the exporter, the demo, or check a config file.
+
+Flags follow the Prometheus style (``--config.file``, ``--web.listen-address``,
+``--log.level``). Every start-up problem ends in one line on stderr and exit
+code 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+
+from . import __version__, logfmt
+from .client import WhatsGateClient
+from .config import Account, Config, ConfigError, WhatsGateConfig, load_config, parse_config
+from .exposition import Store
+from .poller import Supervisor
+from .web import ExporterServer, parse_listen_address
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LISTEN = ":9877"
+DEMO_POLL_INTERVAL = "5s"
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--log.level",
+        dest="log_level",
+        choices=sorted(logfmt.LEVELS),
+        default="info",
+        help="Only log messages with the given severity or above (default: info).",
+    )
+    parser.add_argument(
+        "--log.format",
+        dest="log_format",
+        choices=("logfmt", "json"),
+        default="logfmt",
+        help="Output format of log messages (default: logfmt).",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="whatsgate-exporter",
+        description="Prometheus exporter for WhatsApp accounts run through the WhatsGate gateway.",
+    )
+    parser.add_argument(
+        "--config.file",
+        dest="config_file",
+        metavar="FILE",
+        help="Path to the YAML configuration file (see config.example.yaml).",
+    )
+    parser.add_argument(
+        "--web.listen-address",
+        dest="listen_address",
+        default=DEFAULT_LISTEN,
+        metavar="[HOST]:PORT",
+        help=f"Address to serve metrics on (default: {DEFAULT_LISTEN}).",
+    )
+    parser.add_argument(
+        "--web.telemetry-path",
+        dest="telemetry_path",
+        default="/metrics",
+        help="Path under which to expose metrics (default: /metrics).",
+    )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="Run against a built-in WhatsGate simulator; needs no API key and no config.",
+    )
+    parser.add_argument("--version", action="version", version=f"whatsgate-exporter {__version__}")
+    _common(parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    check = sub.add_parser("check-config", help="Validate a configuration file and exit (0 valid, 1 not).")
+    check.add_argument("file", metavar="FILE")
+    return parser
+
+
+def _fail(message: str) -> int:
+    print(f"whatsgate-exporter: {message}", file=sys.stderr)
+    return 1
+
+
+def check_config(path: str) -> int:
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        return _fail(f"{path}: config error: {exc}")
+    n = len(config.accounts)
+    found = f"{n} account{'s' if n != 1 else ''}" + (" + discovery" if config.discover else "")
+    print(f"{path}: OK ({found}, poll every {config.poll_interval:g}s)")
+    return 0
+
+
+def demo_config(url: str, api_key: str, base: Config | None) -> Config:
+    """The demo's config: the simulator's accounts, plus whatever else ``base`` sets (e.g. thresholds)."""
+    from .simulator import DEMO_ACCOUNTS
+
+    accounts = tuple(Account(whatsapp_id, name) for whatsapp_id, name in DEMO_ACCOUNTS)
+    if base is None:
+        base = parse_config(
+            {"accounts": [], "discover": True, "poll_interval": DEMO_POLL_INTERVAL}, need_key=False
+        )
+    return dataclasses.replace(
+        base,
+        whatsgate=WhatsGateConfig(url=url, api_key=api_key, timeout=5.0),
+        accounts=accounts,
+        discover=True,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    logfmt.setup(args.log_level, args.log_format)
+    simulator = None
+    try:
+        base = load_config(args.config_file, need_key=not args.demo) if args.config_file else None
+        listen = parse_listen_address(args.listen_address)
+    except (ConfigError, ValueError) as exc:
+        prefix = "config error: " if isinstance(exc, ConfigError) else ""
+        return _fail(f"{prefix}{exc}")
+    if args.demo:
+        from .simulator import Simulator
+
+        simulator = Simulator.demo()
+        config = demo_config(simulator.start(), simulator.api_key, base)
+    elif base is None:
+        return _fail("no configuration: pass --config.file FILE, or --demo to try it out")
+    else:
+        config = base
+    logfmt.redact(config.whatsgate.api_key)
+
+    store = Store(stale_after=config.stale_after)
+    try:
+        server = ExporterServer(listen, store, args.telemetry_path)
+    except OSError as exc:
+        return _fail(f"cannot listen on {args.listen_address}: {exc.strerror or exc}")
+    client = WhatsGateClient(config.whatsgate.url, config.whatsgate.api_key, config.whatsgate.timeout)
+    supervisor = Supervisor(config, client, store)
+
+    def shutdown(signum: int, _frame: object) -> None:
+        log.info("shutting down", extra={"fields": {"signal": signal.Signals(signum).name}})
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, shutdown)
+    signal.signal(signal.SIGINT, shutdown)
+    log.info(
+        "starting",
+        extra={
+            "fields": {
+                "version": __version__,
+                "accounts": len(config.accounts),
+                "discover": config.discover,
+                "url": config.whatsgate.url,
+            }
+        },
+    )
+    supervisor.start()
+    if simulator is not None:
+        print(f"Demo: simulated WhatsGate API at {simulator.url}", flush=True)
+    print(f"Serving metrics on {server.url}{args.telemetry_path}", flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        supervisor.stop()
+        server.server_close()
+        client.close()
+        if simulator is not None:
+            simulator.stop()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "check-config":
+        return check_config(args.file)
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

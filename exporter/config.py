@@ -1,0 +1,315 @@
+"""Load and validate the YAML configuration.
+
+Validation happens once, at start-up, and every problem is reported as one
+:class:`ConfigError` whose message starts with the key path (``accounts[1].name``)
+so that an operator can fix the file without reading a traceback. Values of
+secrets never appear in a message.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULT_URL = "https://whatsgate.org/api/v1"
+DEFAULT_MAX_PER_ACCOUNT = 1000
+
+
+class ConfigError(ValueError):
+    """A configuration problem, with the key path it concerns in the message."""
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        super().__init__(f"{path}: {message}" if path else message)
+
+
+@dataclass(frozen=True)
+class Account:
+    whatsapp_id: str
+    name: str
+
+    @property
+    def labels(self) -> tuple[str, str]:
+        return (self.whatsapp_id, self.name)
+
+
+@dataclass(frozen=True)
+class WhatsGateConfig:
+    url: str = DEFAULT_URL
+    # repr=False: a config printed in a debugger, log or exception never shows the key.
+    api_key: str = field(default="", repr=False)
+    timeout: float = 10.0
+
+
+@dataclass(frozen=True)
+class ChatsConfig:
+    include: tuple[re.Pattern[str], ...] = ()
+    exclude: tuple[re.Pattern[str], ...] = ()
+    max_per_account: int = DEFAULT_MAX_PER_ACCOUNT
+
+    def selects(self, chat_id: str, name: str) -> bool:
+        """Whether a chat gets per-chat series: included (or no include list) and not excluded."""
+
+        def hit(patterns: tuple[re.Pattern[str], ...]) -> bool:
+            return any(p.search(chat_id) or p.search(name) for p in patterns)
+
+        return (not self.include or hit(self.include)) and not hit(self.exclude)
+
+
+@dataclass(frozen=True)
+class Config:
+    whatsgate: WhatsGateConfig
+    accounts: tuple[Account, ...]
+    discover: bool = False
+    poll_interval: float = 60.0
+    stale_after: float = 300.0
+    chats: ChatsConfig = ChatsConfig()
+
+
+# --- durations --------------------------------------------------------------
+
+_DURATION_RE = re.compile(r"^((\d+)h)?((\d+)m(?!s))?((\d+)s)?((\d+)ms)?$")
+
+
+def parse_duration(value: Any, path: str) -> float:
+    """Parse a Prometheus-style duration (``30s``, ``5m``, ``1h30m``, ``500ms``) into seconds.
+
+    Bare numbers are refused, as Prometheus refuses them: ``timeout: 10`` is
+    ambiguous (seconds? milliseconds?) and the fix is one letter.
+    """
+    if isinstance(value, bool) or not isinstance(value, str):
+        hint = f" (write it with a unit, e.g. '{value}s')" if isinstance(value, int | float) else ""
+        raise ConfigError(path, f"expected a duration such as '30s' or '5m'{hint}")
+    match = _DURATION_RE.match(value.strip())
+    if not value.strip() or not match:
+        raise ConfigError(path, f"invalid duration {value!r}: use units h, m, s, ms, e.g. '30s', '5m'")
+    hours, minutes, seconds, millis = (int(match.group(i) or 0) for i in (2, 4, 6, 8))
+    total = hours * 3600 + minutes * 60 + seconds + millis / 1000
+    if total <= 0:
+        raise ConfigError(path, f"duration {value!r} must be greater than zero")
+    return total
+
+
+def format_duration(seconds: float) -> str:
+    """The inverse of :func:`parse_duration`, for rule files and messages."""
+    if seconds != int(seconds):
+        return f"{round(seconds * 1000)}ms"
+    s = int(seconds)
+    out = ""
+    for unit, size in (("h", 3600), ("m", 60), ("s", 1)):
+        if s >= size:
+            out += f"{s // size}{unit}"
+            s %= size
+    return out or "0s"
+
+
+# --- small typed readers ----------------------------------------------------
+
+_ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def expand_env(value: str, path: str) -> str:
+    """Replace ``${VAR}`` with the environment's value; an unset variable is an error."""
+
+    def sub(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in os.environ:
+            raise ConfigError(path, f"environment variable {name} is not set")
+        return os.environ[name]
+
+    return _ENV_RE.sub(sub, value)
+
+
+def _type_name(value: Any) -> str:
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean"}.get(
+        type(value), "null" if value is None else type(value).__name__
+    )
+
+
+def get_str(section: Mapping[str, Any], key: str, path: str, default: str | None = None) -> str:
+    if key not in section or section[key] is None:
+        if default is None:
+            raise ConfigError(f"{path}{key}", "required key is missing")
+        return default
+    value = section[key]
+    if not isinstance(value, str | int) or isinstance(value, bool):
+        raise ConfigError(f"{path}{key}", f"expected a string, got {_type_name(value)}")
+    return expand_env(str(value), f"{path}{key}")
+
+
+def get_bool(section: Mapping[str, Any], key: str, path: str, default: bool) -> bool:
+    value = section.get(key, default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{path}{key}", f"expected true or false, got {_type_name(value)}")
+    return value
+
+
+def get_int(section: Mapping[str, Any], key: str, path: str, default: int, minimum: int = 0) -> int:
+    value = section.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{path}{key}", f"expected a whole number, got {_type_name(value)}")
+    if value < minimum:
+        raise ConfigError(f"{path}{key}", f"must be at least {minimum}, got {value}")
+    return value
+
+
+def get_duration(section: Mapping[str, Any], key: str, path: str, default: float) -> float:
+    return parse_duration(section[key], f"{path}{key}") if key in section else default
+
+
+def get_mapping(section: Mapping[str, Any], key: str, path: str) -> Mapping[str, Any]:
+    value = section.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path}{key}", f"expected a mapping, got {_type_name(value)}")
+    return value
+
+
+def get_list(section: Mapping[str, Any], key: str, path: str) -> list[Any]:
+    value = section.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ConfigError(f"{path}{key}", f"expected a list, got {_type_name(value)}")
+    return value
+
+
+def check_keys(section: Mapping[str, Any], allowed: set[str], path: str) -> None:
+    for key in section:
+        if key not in allowed:
+            known = ", ".join(sorted(allowed))
+            raise ConfigError(f"{path}{key}", f"unknown key (known keys here: {known})")
+
+
+def compile_regex(value: Any, path: str) -> re.Pattern[str]:
+    if not isinstance(value, str):
+        raise ConfigError(path, f"expected a regular expression string, got {_type_name(value)}")
+    try:
+        return re.compile(value)
+    except re.error as exc:
+        raise ConfigError(path, f"invalid regular expression {value!r}: {exc}") from None
+
+
+def regex_list(section: Mapping[str, Any], key: str, path: str) -> tuple[re.Pattern[str], ...]:
+    return tuple(
+        compile_regex(item, f"{path}{key}[{i}]") for i, item in enumerate(get_list(section, key, path))
+    )
+
+
+# --- sections ---------------------------------------------------------------
+
+_TOP_KEYS = {"whatsgate", "accounts", "discover", "poll_interval", "stale_after", "chats"}
+
+
+def _whatsgate(raw: Mapping[str, Any], base_dir: Path, need_key: bool) -> WhatsGateConfig:
+    path = "whatsgate."
+    check_keys(raw, {"url", "api_key", "api_key_file", "timeout"}, path)
+    url = get_str(raw, "url", path, DEFAULT_URL).rstrip("/")
+    if not re.match(r"^https?://[^/\s]+", url):
+        raise ConfigError(f"{path}url", f"expected an http:// or https:// URL, got {url!r}")
+    if "api_key" in raw and "api_key_file" in raw:
+        raise ConfigError(f"{path}api_key", "set either api_key or api_key_file, not both")
+    api_key = ""
+    if "api_key_file" in raw:
+        key_path = Path(get_str(raw, "api_key_file", path))
+        key_path = key_path if key_path.is_absolute() else base_dir / key_path
+        try:
+            api_key = key_path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise ConfigError(f"{path}api_key_file", f"cannot read {key_path}: {reason}") from None
+        if not api_key:
+            raise ConfigError(f"{path}api_key_file", f"{key_path} is empty")
+    elif "api_key" in raw:
+        api_key = get_str(raw, "api_key", path).strip()
+        if not api_key:
+            raise ConfigError(f"{path}api_key", "is empty")
+    elif need_key:
+        raise ConfigError(f"{path}api_key", "required: set whatsgate.api_key or whatsgate.api_key_file")
+    timeout = get_duration(raw, "timeout", path, 10.0)
+    return WhatsGateConfig(url=url, api_key=api_key, timeout=timeout)
+
+
+def _accounts(items: list[Any]) -> tuple[Account, ...]:
+    accounts: list[Account] = []
+    seen_ids: set[str] = set()
+    seen_names: set[str] = set()
+    for i, item in enumerate(items):
+        path = f"accounts[{i}]."
+        if not isinstance(item, dict):
+            got = _type_name(item)
+            raise ConfigError(f"accounts[{i}]", f"expected a mapping with whatsapp_id, got {got}")
+        check_keys(item, {"whatsapp_id", "name"}, path)
+        whatsapp_id = get_str(item, "whatsapp_id", path).strip()
+        if not whatsapp_id:
+            raise ConfigError(f"{path}whatsapp_id", "is empty")
+        name = get_str(item, "name", path, whatsapp_id).strip() or whatsapp_id
+        if whatsapp_id in seen_ids:
+            raise ConfigError(f"{path}whatsapp_id", f"duplicate account {whatsapp_id!r}")
+        if name in seen_names:
+            raise ConfigError(f"{path}name", f"duplicate account name {name!r}")
+        seen_ids.add(whatsapp_id)
+        seen_names.add(name)
+        accounts.append(Account(whatsapp_id, name))
+    return tuple(accounts)
+
+
+def _chats(raw: Mapping[str, Any]) -> ChatsConfig:
+    path = "chats."
+    check_keys(raw, {"include", "exclude", "max_per_account"}, path)
+    return ChatsConfig(
+        include=regex_list(raw, "include", path),
+        exclude=regex_list(raw, "exclude", path),
+        max_per_account=get_int(raw, "max_per_account", path, DEFAULT_MAX_PER_ACCOUNT),
+    )
+
+
+def parse_config(raw: Any, base_dir: Path = Path("."), need_key: bool = True) -> Config:
+    """Validate a decoded YAML document; ``need_key=False`` is for the demo, which has its own."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError("", f"the configuration must be a YAML mapping, got {_type_name(raw)}")
+    check_keys(raw, _TOP_KEYS, "")
+    discover = get_bool(raw, "discover", "", False)
+    accounts = _accounts(get_list(raw, "accounts", ""))
+    if not accounts and not discover:
+        raise ConfigError("accounts", "at least one account is required (or set discover: true)")
+    poll_interval = get_duration(raw, "poll_interval", "", 60.0)
+    stale_after = get_duration(raw, "stale_after", "", max(300.0, 3 * poll_interval))
+    if stale_after < poll_interval:
+        raise ConfigError("stale_after", "must not be shorter than poll_interval")
+    return Config(
+        whatsgate=_whatsgate(get_mapping(raw, "whatsgate", ""), base_dir, need_key),
+        accounts=accounts,
+        discover=discover,
+        poll_interval=poll_interval,
+        stale_after=stale_after,
+        chats=_chats(get_mapping(raw, "chats", "")),
+    )
+
+
+def load_config(path: str | os.PathLike[str], need_key: bool = True) -> Config:
+    """Read, parse and validate a config file; every failure is a :class:`ConfigError`."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError("", f"cannot read config file {file}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError("", f"config file {file} is not UTF-8 text") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError("", f"invalid YAML in {file}{where}: {problem}") from None
+    return parse_config(raw, file.parent, need_key)
