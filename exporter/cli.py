@@ -102,7 +102,8 @@ def demo_config(url: str, api_key: str, base: Config | None) -> Config:
     """The demo's config: the simulator's accounts, plus whatever else ``base`` sets (e.g. thresholds)."""
     from .simulator import DEMO_ACCOUNTS
 
-    accounts = tuple(Account(whatsapp_id, name) for whatsapp_id, name in DEMO_ACCOUNTS)
+    # Short aliases ("support", "sales", ...) as the account label, as a real config would have.
+    accounts = tuple(Account(wid, wid.removeprefix("demo-")) for wid, _ in DEMO_ACCOUNTS)
     if base is None:
         base = parse_config(
             {"accounts": [], "discover": True, "poll_interval": DEMO_POLL_INTERVAL}, need_key=False

@@ -67,7 +67,9 @@ class WhatsGateClient:
         retry = Retry(
             total=2,
             connect=2,
-            read=0,
+            # False, not 0: urllib3 then re-raises the read timeout itself, which
+            # requests reports as a Timeout rather than a generic ConnectionError.
+            read=False,
             status=2,
             other=0,
             backoff_factor=0.5,
@@ -95,6 +97,8 @@ class WhatsGateClient:
         except requests.Timeout:
             raise PollError(TIMEOUT, f"{command}: no answer within {self._timeout:g}s") from None
         except requests.ConnectionError as exc:
+            if "Read timed out" in str(exc):
+                raise PollError(TIMEOUT, f"{command}: no answer within {self._timeout:g}s") from None
             raise PollError(CONNECTION, f"{command}: {_connection_detail(exc)}") from None
         except requests.RequestException as exc:
             raise PollError(CONNECTION, f"{command}: {type(exc).__name__}") from None

@@ -13,12 +13,14 @@ import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
-
 from . import __version__
 from .exposition import Store
 
 log = logging.getLogger(__name__)
+
+# What generate_latest's output is (prometheus-client's own CONTENT_TYPE_LATEST
+# moved to version=1.0.0, a format with UTF-8 names this exporter does not use).
+CONTENT_TYPE_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 
 
 def parse_listen_address(address: str) -> tuple[str, int]:
@@ -75,7 +77,7 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
         if path == self.server.telemetry_path:
-            self._send(200, CONTENT_TYPE_LATEST, self.server.store.chunks())
+            self._send(200, CONTENT_TYPE_TEXT, self.server.store.chunks())
         elif path == "/":
             self._send(200, "text/html; charset=utf-8", [self._landing().encode()])
         elif path == "/healthz":

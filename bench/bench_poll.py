@@ -1,0 +1,77 @@
+"""Poll-processing cost against bare ``json.loads`` of the same get-chats answer.
+
+Processing is everything the exporter does with an answer once its bytes have
+arrived: decode, check and parse every chat, build the snapshot (aggregates,
+selection) and render its exposition text. The baseline is ``json.loads``
+alone; the figure is their ratio, repeated and reported as a median because the
+machine is noisy.
+
+    python bench/bench_poll.py [--chats 10000] [--repeat 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import responses
+
+from exporter.client import WhatsGateClient
+from exporter.config import parse_config
+from exporter.exposition import render_account
+from exporter.simulator import Simulator
+from exporter.snapshot import AccountState, ChatData
+
+URL = "http://whatsgate.bench/api/v1"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--chats", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=7)
+    args = parser.parse_args()
+
+    sim = Simulator.generate(accounts=1, chats=args.chats, group_fraction=0.1, participants=20)
+    whatsapp_id = "bench-00"
+    body = json.dumps({"result": "OK", "data": sim.chats(whatsapp_id)}).encode()
+    config = parse_config(
+        {
+            "whatsgate": {"url": URL, "api_key": "k"},
+            "accounts": [{"whatsapp_id": whatsapp_id}],
+            "chats": {"max_per_account": 0},
+        }
+    )
+    client = WhatsGateClient(URL, "k")
+    print(f"payload: {len(body) / 1e6:.2f} MB, {args.chats} chats")
+
+    loads, process, parse_only = [], [], []
+    with responses.RequestsMock() as mock:
+        mock.post(f"{URL}/get-chats", body=body, content_type="application/json")
+        for _ in range(args.repeat):
+            t0 = time.perf_counter()
+            json.loads(body)
+            t1 = time.perf_counter()
+            chats = client.get_chats(whatsapp_id)  # HTTP faked in-process: decode + parse
+            t2 = time.perf_counter()
+            data = ChatData.build(chats, config.chats, polled_at=time.time())
+            render_account(AccountState(config.accounts[0]).succeeded(data, 0.0))
+            t3 = time.perf_counter()
+            loads.append(t1 - t0)
+            parse_only.append(t2 - t1)
+            process.append(t3 - t1)
+    m_loads, m_parse, m_process = (statistics.median(x) for x in (loads, parse_only, process))
+    print(f"json.loads alone:          median {m_loads * 1000:7.1f} ms")
+    print(
+        f"fetch(faked)+decode+parse: median {m_parse * 1000:7.1f} ms  ({m_parse / m_loads:.1f}x json.loads)"
+    )
+    print(
+        f"whole poll processing:   median {m_process * 1000:7.1f} ms  ({m_process / m_loads:.1f}x json.loads)"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,171 @@
+"""Scrape cost and memory at scale: 10 accounts x 10,000 chats (10 % groups of 20 participants).
+
+Starts the simulator and the exporter as separate processes (max_per_account: 0,
+so every chat has its series), waits until every account is polled, then times
+/metrics against `python -m http.server` serving the very same bytes from a
+file. Requests alternate between the two servers so the machine's noise hits
+both alike; the figure that matters is the ratio of medians. Also reports the
+exporter's peak RSS (VmHWM).
+
+    python bench/bench_scrape.py [--accounts 10] [--chats 10000] [--rounds 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get(port: int, path: str) -> tuple[int, bytes, float]:
+    started = time.perf_counter()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    conn.request("GET", path)
+    response = conn.getresponse()
+    body = response.read()
+    conn.close()
+    return response.status, body, time.perf_counter() - started
+
+
+def wait_for(port: int, path: str, timeout: float) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if get(port, path)[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"port {port}{path} not ready within {timeout}s")
+
+
+def vm_hwm_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--accounts", type=int, default=10)
+    parser.add_argument("--chats", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=15)
+    args = parser.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-scrape-"))
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        sim_port, exp_port, plain_port = free_port(), free_port(), free_port()
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "exporter.simulator",
+                    "--listen",
+                    f"127.0.0.1:{sim_port}",
+                    "--accounts",
+                    str(args.accounts),
+                    "--chats",
+                    str(args.chats),
+                    "--group-fraction",
+                    "0.1",
+                    "--participants",
+                    "20",
+                    "--api-key",
+                    "bench-key",
+                ],
+                stdout=subprocess.DEVNULL,
+            )
+        )
+        ids = "\n".join(f"  - whatsapp_id: bench-{i:02d}" for i in range(args.accounts))
+        (tmp / "config.yaml").write_text(
+            f"whatsgate:\n  url: http://127.0.0.1:{sim_port}/api/v1\n  api_key: bench-key\n  timeout: 60s\n"
+            f"accounts:\n{ids}\npoll_interval: 10m\nchats:\n  max_per_account: 0\n"
+        )
+        time.sleep(0.5)
+        started = time.perf_counter()
+        exporter = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "exporter",
+                "--config.file",
+                str(tmp / "config.yaml"),
+                "--web.listen-address",
+                f"127.0.0.1:{exp_port}",
+                "--log.level",
+                "warn",
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        procs.append(exporter)
+        wait_for(exp_port, "/ready", timeout=600)
+        print(f"all {args.accounts} accounts polled {time.perf_counter() - started:.1f}s after start")
+
+        _, body, _ = get(exp_port, "/metrics")
+        (tmp / "metrics").write_bytes(body)
+        series = body.count(b"\n") - body.count(b"\n#")
+        print(f"/metrics body: {len(body) / 1e6:.1f} MB, {series} series")
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "http.server",
+                    str(plain_port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--directory",
+                    str(tmp),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+        wait_for(plain_port, "/metrics", timeout=30)
+
+        ours, plain = [], []
+        for _ in range(args.rounds):
+            status, got, seconds = get(exp_port, "/metrics")
+            assert status == 200 and len(got) == len(body), "exporter body changed during the benchmark"
+            ours.append(seconds)
+            status, got, seconds = get(plain_port, "/metrics")
+            assert status == 200 and got == body
+            plain.append(seconds)
+        m_ours, m_plain = statistics.median(ours), statistics.median(plain)
+        print(f"exporter /metrics: median {m_ours * 1000:.1f} ms (min {min(ours) * 1000:.1f})")
+        print(f"plain http.server: median {m_plain * 1000:.1f} ms (min {min(plain) * 1000:.1f})")
+        print(f"ratio exporter/plain (medians): {m_ours / m_plain:.2f}  [target <= 1.5]")
+        print(f"exporter peak RSS (VmHWM): {vm_hwm_mb(exporter.pid):.0f} MB  [target < 150]")
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()

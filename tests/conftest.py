@@ -1,0 +1,59 @@
+"""Shared test helpers.
+
+Tests that need Prometheus's own tools (promtool, prometheus, alertmanager,
+amtool) skip when the binary is missing on a developer's machine, and fail
+under CI (CI=true), where `.ci/run` installs them: a missing binary there is a
+broken pipeline, not a reason to pass.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+TOOLS = {
+    "promtool": "promtool",
+    "prometheus": "prometheus",
+    "alertmanager": "prometheus-alertmanager",
+    "amtool": "amtool",
+}
+
+
+def tool(name: str) -> str:
+    """Path of a Prometheus tool; skips (or fails under CI) when it is not installed."""
+    binary = shutil.which(TOOLS.get(name, name))
+    if binary is None and name == "alertmanager":
+        binary = shutil.which("alertmanager")
+    if binary is None:
+        message = (
+            f"{TOOLS.get(name, name)} not installed (apt-get install prometheus prometheus-alertmanager)"
+        )
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"{message}: required under CI")
+        pytest.skip(message)
+    return binary
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def promtool_check_metrics(text: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [tool("promtool"), "check", "metrics"], input=text, capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.fixture
+def repo() -> Iterator[Path]:
+    yield REPO
