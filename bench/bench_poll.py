@@ -14,9 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import responses
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench the working tree
 
 from exporter.client import WhatsGateClient
 from exporter.config import parse_config

@@ -15,7 +15,7 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from . import __version__, logfmt
+from . import __version__, logfmt, memory
 from .client import WhatsGateClient
 from .config import Account, Config, ConfigError, WhatsGateConfig, load_config, parse_config
 from .exposition import Store
@@ -118,6 +118,7 @@ def demo_config(url: str, api_key: str, base: Config | None) -> Config:
 
 def run(args: argparse.Namespace) -> int:
     logfmt.setup(args.log_level, args.log_format)
+    memory.limit_arenas()
     simulator = None
     try:
         base = load_config(args.config_file, need_key=not args.demo) if args.config_file else None

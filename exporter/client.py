@@ -9,13 +9,14 @@ headers: it is never part of a URL, a message or a repr.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from . import __version__
+from . import __version__, memory
 from .model import Chat, InvalidResponse, Session, parse_chats, parse_sessions
 
 # The reasons, in the order the troubleshooting guide explains them.
@@ -41,8 +42,14 @@ class PollError(Exception):
         super().__init__(f"{reason}: {detail}")
 
 
-def _snippet(text: str) -> str:
-    """A short, single-line excerpt of a body, for the log line."""
+def _snippet(text: str, secret: str = "") -> str:
+    """A short, single-line excerpt of server-controlled text, for the log line.
+
+    The secret is removed before cutting, so a key echoed back by a hostile or
+    buggy server cannot leak, not even half of it at the cut.
+    """
+    if secret:
+        text = text.replace(secret, "<secret>")
     flat = " ".join(text.split())
     return flat if len(flat) <= _MAX_DETAIL else flat[:_MAX_DETAIL] + "..."
 
@@ -51,6 +58,7 @@ class WhatsGateClient:
     def __init__(self, url: str, api_key: str, timeout: float = 10.0) -> None:
         self._url = url.rstrip("/")
         self._timeout = timeout
+        self._secret = api_key
         self._session = requests.Session()
         self._session.headers.update(
             {
@@ -88,8 +96,8 @@ class WhatsGateClient:
     def close(self) -> None:
         self._session.close()
 
-    def call(self, command: str, body: dict[str, Any]) -> Any:
-        """POST one command and return the decoded JSON of a successful (``result: OK``) answer."""
+    def call(self, command: str, body: dict[str, Any], parse: Callable[[Any], Any] = lambda p: p) -> Any:
+        """POST one command; check, decode and parse a successful (``result: OK``) answer."""
         if command not in _READ_ONLY_COMMANDS:
             raise ValueError(f"refusing to call {command!r}: the exporter only reads")
         try:
@@ -102,51 +110,56 @@ class WhatsGateClient:
             raise PollError(CONNECTION, f"{command}: {_connection_detail(exc)}") from None
         except requests.RequestException as exc:
             raise PollError(CONNECTION, f"{command}: {type(exc).__name__}") from None
-        return self._decode(command, response)
+        with memory.HEAVY_WORK:
+            payload = self._decode(command, response)
+            del response  # the raw body is not needed once decoded
+            try:
+                return parse(payload)
+            except InvalidResponse as exc:
+                raise PollError(INVALID_RESPONSE, f"{command}: {self._snippet(str(exc))}") from None
+
+    def _snippet(self, text: str) -> str:
+        return _snippet(text, self._secret)
 
     def _decode(self, command: str, response: requests.Response) -> Any:
         status = response.status_code
         try:
             payload = json.loads(response.content)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
             payload = None
         error = _error_object(payload)
         if status in (401, 403) or (error and error[0].lower() == "unauthorized"):
             message = error[1] if error else f"HTTP {status}"
-            raise PollError(UNAUTHORIZED, f"{command}: HTTP {status}: {_snippet(message)}")
+            raise PollError(UNAUTHORIZED, f"{command}: HTTP {status}: {self._snippet(message)}")
         if status != 200:
             # The documented error object comes with 500; on other statuses (429, 502, ...)
             # any body is a proxy's or a rate limiter's, and the status says more.
             if status == 500 and error:
-                raise PollError(API_ERROR, f"{command}: HTTP {status}: {error[0]}: {_snippet(error[1])}")
+                name, message = self._snippet(error[0]), self._snippet(error[1])
+                raise PollError(API_ERROR, f"{command}: HTTP {status}: {name}: {message}")
             kind = response.headers.get("Content-Type", "no content type").split(";")[0]
             raise PollError(HTTP_STATUS, f"{command}: HTTP {status} ({kind})")
         if not isinstance(payload, dict):
             what = "body is not JSON" if payload is None else "body is not a JSON object"
-            raise PollError(INVALID_RESPONSE, f"{command}: HTTP 200 but {what}: {_snippet(response.text)}")
+            raise PollError(
+                INVALID_RESPONSE, f"{command}: HTTP 200 but {what}: {self._snippet(response.text)}"
+            )
         if payload.get("result") != "OK":
             message = error[1] if error else str(payload.get("message", ""))
-            detail = f"result is {payload.get('result')!r}" + (f": {_snippet(message)}" if message else "")
+            result = self._snippet(repr(payload.get("result")))
+            detail = f"result is {result}" + (f": {self._snippet(message)}" if message else "")
             raise PollError(API_ERROR, f"{command}: {detail}")
         return payload
 
     def get_chats(self, whatsapp_id: str) -> list[Chat]:
-        payload = self.call("get-chats", {"WhatsappID": whatsapp_id})
-        try:
-            return parse_chats(payload)
-        except InvalidResponse as exc:
-            raise PollError(INVALID_RESPONSE, f"get-chats: {_snippet(str(exc))}") from None
+        return self.call("get-chats", {"WhatsappID": whatsapp_id}, parse_chats)
 
     def sessions(self, page_size: int = 100, max_pages: int = 100) -> list[Session]:
         """All sessions of the key, following ``sessions-get`` pagination."""
         found: list[Session] = []
         page, pages = 1, 1
         while page <= min(pages, max_pages):
-            payload = self.call("sessions-get", {"page": page, "page_cnt": page_size})
-            try:
-                sessions, pages = parse_sessions(payload)
-            except InvalidResponse as exc:
-                raise PollError(INVALID_RESPONSE, f"sessions-get: {_snippet(str(exc))}") from None
+            sessions, pages = self.call("sessions-get", {"page": page, "page_cnt": page_size}, parse_sessions)
             found.extend(sessions)
             if not sessions:
                 break

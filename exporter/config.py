@@ -233,6 +233,10 @@ def _whatsgate(raw: Mapping[str, Any], base_dir: Path, need_key: bool) -> WhatsG
             raise ConfigError(f"{path}api_key", "is empty")
     elif need_key:
         raise ConfigError(f"{path}api_key", "required: set whatsgate.api_key or whatsgate.api_key_file")
+    if api_key and not re.fullmatch(r"[!-~]+", api_key):
+        # It goes into an HTTP header: anything else would fail every poll, obscurely.
+        key = f"{path}api_key_file" if "api_key_file" in raw else f"{path}api_key"
+        raise ConfigError(key, "the API key must be printable ASCII without spaces (value not shown)")
     timeout = get_duration(raw, "timeout", path, 10.0)
     return WhatsGateConfig(url=url, api_key=api_key, timeout=timeout)
 
@@ -307,6 +311,8 @@ def load_config(path: str | os.PathLike[str], need_key: bool = True) -> Config:
         raise ConfigError("", f"config file {file} is not UTF-8 text") from None
     try:
         raw = yaml.safe_load(text)
+    except RecursionError:
+        raise ConfigError("", f"invalid YAML in {file}: nested too deeply") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -24,6 +24,7 @@ from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
+from . import memory
 from .collector import (
     AggregateCollector,
     BuildInfoCollector,
@@ -35,11 +36,6 @@ from .snapshot import AccountState, ChatData, DiscoveryState
 
 # (header, samples) of each family, in the order the collector yields them.
 Rendered = tuple[tuple[str, bytes, bytes], ...]
-
-# Rendering is CPU-bound and holds the GIL, so accounts gain nothing by
-# rendering at the same time; one at a time bounds the transient memory of
-# sample objects to one account's worth.
-_RENDER_LOCK = threading.Lock()
 
 
 class _One:
@@ -55,7 +51,7 @@ class _One:
 def render(collector: Collector) -> Rendered:
     """Render every family of a collector, split into its two header lines and its samples."""
     out = []
-    with _RENDER_LOCK:
+    with memory.HEAVY_WORK:
         for family in collector.collect():
             text = generate_latest(_One(family))  # type: ignore[arg-type]
             cut = text.index(b"\n", text.index(b"\n") + 1) + 1
@@ -115,6 +111,8 @@ class Store:
                 return  # a worker stopped (session gone) while its last poll was in flight
             rendered = render_account(state, self._accounts.get(key))
             self._accounts = {**self._accounts, key: rendered}
+            del rendered
+            memory.trim()  # the poll's transient (decoded JSON, render) is freed by now
         for listener in self.listeners:
             listener(state)
 

@@ -9,7 +9,8 @@ not the tens of MB of its decoded JSON.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import math
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +33,10 @@ class Group:
 
     @property
     def member_count(self) -> int:
-        """The participant list is the truth when present; `size` is documented as unreliable."""
+        """The participant list is the truth when it lists anyone; `size` is documented as unreliable.
+
+        An empty list is taken as "not sent" rather than "nobody", since a group always has a member.
+        """
         return self.participants if self.participants else self.size
 
 
@@ -85,8 +89,11 @@ def _json_type(value: Any) -> str:
     return _kind_name(type(value))
 
 
-def _number(obj: dict[str, Any], key: str, where: str) -> int:
+def _number(obj: dict[str, Any], key: str, where: str, count: bool = False) -> int:
+    """A non-negative whole number; timestamps may come as floats, counts may not be fractional."""
     value = _field(obj, key, (int, float), where)
+    if isinstance(value, float) and not (math.isfinite(value) and (not count or value.is_integer())):
+        raise InvalidResponse(f"{where}.{key}: expected a whole number, got {value}")
     if value < 0:
         raise InvalidResponse(f"{where}.{key}: negative value {value}")
     return int(value)
@@ -95,7 +102,7 @@ def _number(obj: dict[str, Any], key: str, where: str) -> int:
 def _group(meta: Any, where: str) -> Group:
     if not isinstance(meta, dict):
         raise InvalidResponse(f"{where}: expected object, got {_json_type(meta)}")
-    size = _number(meta, "size", where) if "size" in meta else 0
+    size = _number(meta, "size", where, count=True) if "size" in meta else 0
     created = _number(meta, "creation", where) if "creation" in meta else 0
     raw = meta.get("participants")
     if raw is None:
@@ -129,7 +136,7 @@ def parse_chat(obj: Any, where: str = "chat") -> Chat:
         name=_field(obj, "name", str, where),
         is_group=is_group,
         read_only=_field(obj, "isReadOnly", bool, where),
-        unread=_number(obj, "unreadCount", where),
+        unread=_number(obj, "unreadCount", where, count=True),
         last_activity=_number(obj, "timestamp", where),
         pinned=_field(obj, "pinned", bool, where),
         muted=_field(obj, "isMuted", bool, where),
@@ -224,10 +231,12 @@ class Selection:
     over_limit: int
 
 
-def select_chats(chats: Sequence[Chat], selects: Any, max_per_account: int) -> Selection:
+def select_chats(
+    chats: Sequence[Chat], selects: Callable[[str, str], bool], max_per_account: int
+) -> Selection:
     """Pick the chats that get per-chat series: filter by the include/exclude rules, then cap.
 
-    ``selects`` is a callable ``(chat_id, name) -> bool``; ``max_per_account`` 0 means no cap.
+    ``selects(chat_id, name)`` says whether a chat passes the filters; ``max_per_account`` 0 means no cap.
     """
     kept = [c for c in chats if selects(c.id, c.name)]
     filtered = len(chats) - len(kept)
