@@ -16,10 +16,12 @@ import threading
 from collections.abc import Sequence
 
 from . import __version__, logfmt, memory
+from .alerting import Agent, AlertsCollector
 from .client import WhatsGateClient
 from .config import Account, Config, ConfigError, WhatsGateConfig, load_config, parse_config
 from .exposition import Store
 from .poller import Supervisor
+from .rules import rule_file
 from .web import ExporterServer, parse_listen_address
 
 log = logging.getLogger(__name__)
@@ -79,6 +81,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     check = sub.add_parser("check-config", help="Validate a configuration file and exit (0 valid, 1 not).")
     check.add_argument("file", metavar="FILE")
+    rules = sub.add_parser(
+        "rules", help="Print the thresholds of a configuration file as a Prometheus alerting rule file."
+    )
+    rules.add_argument(
+        "--config.file",
+        dest="rules_config_file",
+        metavar="FILE",
+        required=True,
+        help="The configuration whose thresholds to write.",
+    )
     return parser
 
 
@@ -98,6 +110,18 @@ def check_config(path: str) -> int:
     return 0
 
 
+def print_rules(path: str) -> int:
+    try:
+        # The rule file needs no API key: do not ask for one (nor its environment variable).
+        config = load_config(path, polling=False)
+    except ConfigError as exc:
+        return _fail(f"{path}: config error: {exc}")
+    if not config.thresholds:
+        return _fail(f"{path}: no thresholds configured, so no rules to write")
+    sys.stdout.write(rule_file(config.thresholds))
+    return 0
+
+
 def demo_config(url: str, api_key: str, base: Config | None) -> Config:
     """The demo's config: the simulator's accounts, plus whatever else ``base`` sets (e.g. thresholds)."""
     from .simulator import DEMO_ACCOUNTS
@@ -106,7 +130,7 @@ def demo_config(url: str, api_key: str, base: Config | None) -> Config:
     accounts = tuple(Account(wid, wid.removeprefix("demo-")) for wid, _ in DEMO_ACCOUNTS)
     if base is None:
         base = parse_config(
-            {"accounts": [], "discover": True, "poll_interval": DEMO_POLL_INTERVAL}, need_key=False
+            {"accounts": [], "discover": True, "poll_interval": DEMO_POLL_INTERVAL}, polling=False
         )
     return dataclasses.replace(
         base,
@@ -121,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
     memory.limit_arenas()
     simulator = None
     try:
-        base = load_config(args.config_file, need_key=not args.demo) if args.config_file else None
+        base = load_config(args.config_file, polling=not args.demo) if args.config_file else None
         listen = parse_listen_address(args.listen_address)
     except (ConfigError, ValueError) as exc:
         prefix = "config error: " if isinstance(exc, ConfigError) else ""
@@ -144,6 +168,13 @@ def run(args: argparse.Namespace) -> int:
         return _fail(f"cannot listen on {args.listen_address}: {exc.strerror or exc}")
     client = WhatsGateClient(config.whatsgate.url, config.whatsgate.api_key, config.whatsgate.timeout)
     supervisor = Supervisor(config, client, store)
+    agent = None
+    if config.thresholds:
+        agent = Agent(config, server.url)
+        store.listeners.append(agent.on_state)
+        store.live.append(AlertsCollector(agent))
+    elif config.alertmanager is not None:
+        log.warning("alertmanager.url is set but no thresholds are configured: nothing to send")
 
     def shutdown(signum: int, _frame: object) -> None:
         log.info("shutting down", extra={"fields": {"signal": signal.Signals(signum).name}})
@@ -163,6 +194,8 @@ def run(args: argparse.Namespace) -> int:
         },
     )
     supervisor.start()
+    if agent is not None:
+        agent.start(lambda: (store.states(), store.discovery))
     if simulator is not None:
         print(f"Demo: simulated WhatsGate API at {simulator.url}", flush=True)
     print(f"Serving metrics on {server.url}{args.telemetry_path}", flush=True)
@@ -170,6 +203,8 @@ def run(args: argparse.Namespace) -> int:
         server.serve_forever()
     finally:
         supervisor.stop()
+        if agent is not None:
+            agent.stop()
         server.server_close()
         client.close()
         if simulator is not None:
@@ -181,6 +216,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "check-config":
         return check_config(args.file)
+    if args.command == "rules":
+        return print_rules(args.rules_config_file)
     return run(args)
 
 

@@ -31,6 +31,7 @@ from .schema import (
     regex_list,
     type_name,
 )
+from .thresholds import Threshold, parse_thresholds
 
 __all__ = ["Config", "ConfigError", "format_duration", "load_config", "parse_config", "parse_duration"]
 
@@ -72,6 +73,13 @@ class ChatsConfig:
 
 
 @dataclass(frozen=True)
+class AlertmanagerConfig:
+    url: str
+    timeout: float = 10.0
+    resend_interval: float = 60.0
+
+
+@dataclass(frozen=True)
 class Config:
     whatsgate: WhatsGateConfig
     accounts: tuple[Account, ...]
@@ -79,14 +87,25 @@ class Config:
     poll_interval: float = 60.0
     stale_after: float = 300.0
     chats: ChatsConfig = ChatsConfig()
+    thresholds: tuple[Threshold, ...] = ()
+    alertmanager: AlertmanagerConfig | None = None
 
 
 # --- sections ---------------------------------------------------------------
 
-_TOP_KEYS = {"whatsgate", "accounts", "discover", "poll_interval", "stale_after", "chats"}
+_TOP_KEYS = {
+    "whatsgate",
+    "accounts",
+    "discover",
+    "poll_interval",
+    "stale_after",
+    "chats",
+    "thresholds",
+    "alertmanager",
+}
 
 
-def _whatsgate(raw: Mapping[str, Any], base_dir: Path, need_key: bool) -> WhatsGateConfig:
+def _whatsgate(raw: Mapping[str, Any], base_dir: Path, polling: bool) -> WhatsGateConfig:
     path = "whatsgate."
     check_keys(raw, {"url", "api_key", "api_key_file", "timeout"}, path)
     url = get_str(raw, "url", path, DEFAULT_URL).rstrip("/")
@@ -95,7 +114,9 @@ def _whatsgate(raw: Mapping[str, Any], base_dir: Path, need_key: bool) -> WhatsG
     if "api_key" in raw and "api_key_file" in raw:
         raise ConfigError(f"{path}api_key", "set either api_key or api_key_file, not both")
     api_key = ""
-    if "api_key_file" in raw:
+    if not polling:
+        pass  # not read at all: not even its environment variable need be set
+    elif "api_key_file" in raw:
         key_path = Path(get_str(raw, "api_key_file", path))
         key_path = key_path if key_path.is_absolute() else base_dir / key_path
         try:
@@ -109,7 +130,7 @@ def _whatsgate(raw: Mapping[str, Any], base_dir: Path, need_key: bool) -> WhatsG
         api_key = get_str(raw, "api_key", path).strip()
         if not api_key:
             raise ConfigError(f"{path}api_key", "is empty")
-    elif need_key:
+    else:
         raise ConfigError(f"{path}api_key", "required: set whatsgate.api_key or whatsgate.api_key_file")
     if api_key and not re.fullmatch(r"[!-~]+", api_key):
         # It goes into an HTTP header: anything else would fail every poll, obscurely.
@@ -153,8 +174,28 @@ def _chats(raw: Mapping[str, Any]) -> ChatsConfig:
     )
 
 
-def parse_config(raw: Any, base_dir: Path = Path("."), need_key: bool = True) -> Config:
-    """Validate a decoded YAML document; ``need_key=False`` is for the demo, which has its own."""
+def _alertmanager(raw: Mapping[str, Any]) -> AlertmanagerConfig | None:
+    if not raw:
+        return None
+    path = "alertmanager."
+    check_keys(raw, {"url", "timeout", "resend_interval"}, path)
+    url = get_str(raw, "url", path).rstrip("/")
+    if not re.match(r"^https?://[^/\s]+", url):
+        raise ConfigError(f"{path}url", f"expected an http:// or https:// URL, got {url!r}")
+    return AlertmanagerConfig(
+        url=url,
+        timeout=get_duration(raw, "timeout", path, 10.0),
+        resend_interval=get_duration(raw, "resend_interval", path, 60.0),
+    )
+
+
+def parse_config(raw: Any, base_dir: Path = Path("."), polling: bool = True) -> Config:
+    """Validate a decoded YAML document.
+
+    ``polling=False`` is for configs that will not poll WhatsGate with their own
+    key and accounts (the demo brings its own, ``rules`` needs neither): then
+    neither is required, and the key is not even read.
+    """
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -162,23 +203,25 @@ def parse_config(raw: Any, base_dir: Path = Path("."), need_key: bool = True) ->
     check_keys(raw, _TOP_KEYS, "")
     discover = get_bool(raw, "discover", "", False)
     accounts = _accounts(get_list(raw, "accounts", ""))
-    if not accounts and not discover:
+    if polling and not accounts and not discover:
         raise ConfigError("accounts", "at least one account is required (or set discover: true)")
     poll_interval = get_duration(raw, "poll_interval", "", 60.0)
     stale_after = get_duration(raw, "stale_after", "", max(300.0, 3 * poll_interval))
     if stale_after < poll_interval:
         raise ConfigError("stale_after", "must not be shorter than poll_interval")
     return Config(
-        whatsgate=_whatsgate(get_mapping(raw, "whatsgate", ""), base_dir, need_key),
+        whatsgate=_whatsgate(get_mapping(raw, "whatsgate", ""), base_dir, polling),
         accounts=accounts,
         discover=discover,
         poll_interval=poll_interval,
         stale_after=stale_after,
         chats=_chats(get_mapping(raw, "chats", "")),
+        thresholds=parse_thresholds(raw.get("thresholds")),
+        alertmanager=_alertmanager(get_mapping(raw, "alertmanager", "")),
     )
 
 
-def load_config(path: str | os.PathLike[str], need_key: bool = True) -> Config:
+def load_config(path: str | os.PathLike[str], polling: bool = True) -> Config:
     """Read, parse and validate a config file; every failure is a :class:`ConfigError`."""
     file = Path(path)
     try:
@@ -196,4 +239,4 @@ def load_config(path: str | os.PathLike[str], need_key: bool = True) -> Config:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError("", f"invalid YAML in {file}{where}: {problem}") from None
-    return parse_config(raw, file.parent, need_key)
+    return parse_config(raw, file.parent, polling)

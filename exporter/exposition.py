@@ -15,6 +15,7 @@ scrape sees each account either before or after a poll, never half of it.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -48,10 +49,14 @@ class _One:
         return (self.family,)
 
 
-def render(collector: Collector) -> Rendered:
-    """Render every family of a collector, split into its two header lines and its samples."""
+def render(collector: Collector, heavy: bool = True) -> Rendered:
+    """Render every family of a collector, split into its two header lines and its samples.
+
+    ``heavy=False`` is for the few small collectors rendered during a scrape,
+    which must not wait for a poll's heavy work to finish.
+    """
     out = []
-    with memory.HEAVY_WORK:
+    with memory.HEAVY_WORK if heavy else contextlib.nullcontext():
         for family in collector.collect():
             text = generate_latest(_One(family))  # type: ignore[arg-type]
             cut = text.index(b"\n", text.index(b"\n") + 1) + 1
@@ -98,9 +103,12 @@ class Store:
     include_process_metrics: bool = True
     _accounts: dict[str, RenderedAccount] = field(default_factory=dict)
     _discovery: Rendered | None = None
+    discovery: DiscoveryState | None = None
+    # Small collectors rendered at every scrape (alert state), after the snapshots.
+    live: list[Collector] = field(default_factory=list)
     _build_info: Rendered = field(default_factory=lambda: render(BuildInfoCollector()))
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    listeners: list[Callable[[AccountState], None]] = field(default_factory=list)
+    listeners: list[Callable[[AccountState | DiscoveryState], None]] = field(default_factory=list)
 
     # --- written by pollers ---------------------------------------------------
 
@@ -118,6 +126,9 @@ class Store:
 
     def publish_discovery(self, state: DiscoveryState) -> None:
         self._discovery = render(DiscoveryCollector(state))
+        self.discovery = state
+        for listener in self.listeners:
+            listener(state)
 
     def remove(self, whatsapp_id: str) -> None:
         with self._lock:
@@ -157,6 +168,8 @@ class Store:
                     add(account.data.chats)
         if self._discovery is not None:
             add(self._discovery)
+        for collector in self.live:
+            add(render(collector, heavy=False))
         out: list[bytes] = []
         for name, header in headers.items():
             out.append(header)

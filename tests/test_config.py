@@ -120,8 +120,8 @@ def test_stale_after_equal_to_poll_interval_is_allowed() -> None:
     assert parse_config(raw).stale_after == 60.0
 
 
-def test_need_key_false_allows_missing_key() -> None:
-    config = parse_config({"accounts": [{"whatsapp_id": "a"}]}, need_key=False)
+def test_polling_false_allows_missing_key() -> None:
+    config = parse_config({"accounts": [{"whatsapp_id": "a"}]}, polling=False)
     assert config.whatsgate.api_key == ""
 
 
