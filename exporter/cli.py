@@ -143,6 +143,19 @@ def demo_config(url: str, api_key: str, base: Config | None) -> Config:
 def run(args: argparse.Namespace) -> int:
     logfmt.setup(args.log_level, args.log_format)
     memory.limit_arenas()
+    # Handlers first: a SIGTERM during start-up (first discovery, the demo's
+    # simulator) must also end in a clean exit, not the default 143.
+    stopping = threading.Event()
+    servers: list[ExporterServer] = []
+
+    def shutdown(signum: int, _frame: object) -> None:
+        log.info("shutting down", extra={"fields": {"signal": signal.Signals(signum).name}})
+        stopping.set()
+        for server in servers:
+            threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, shutdown)
+    signal.signal(signal.SIGINT, shutdown)
     simulator = None
     try:
         base = load_config(args.config_file, polling=not args.demo) if args.config_file else None
@@ -176,12 +189,7 @@ def run(args: argparse.Namespace) -> int:
     elif config.alertmanager is not None:
         log.warning("alertmanager.url is set but no thresholds are configured: nothing to send")
 
-    def shutdown(signum: int, _frame: object) -> None:
-        log.info("shutting down", extra={"fields": {"signal": signal.Signals(signum).name}})
-        threading.Thread(target=server.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, shutdown)
-    signal.signal(signal.SIGINT, shutdown)
+    servers.append(server)
     log.info(
         "starting",
         extra={
@@ -200,7 +208,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"Demo: simulated WhatsGate API at {simulator.url}", flush=True)
     print(f"Serving metrics on {server.url}{args.telemetry_path}", flush=True)
     try:
-        server.serve_forever()
+        if not stopping.is_set():
+            server.serve_forever()
     finally:
         supervisor.stop()
         if agent is not None:
