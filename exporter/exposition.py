@@ -141,9 +141,9 @@ class Store:
         return [r.state for r in self._accounts.values()]
 
     def ready(self) -> tuple[bool, str]:
-        accounts = self._accounts
-        polled = sum(1 for key in self.expected if key in accounts and accounts[key].state.polls > 0)
-        return polled >= len(self.expected), f"{polled} of {len(self.expected)} accounts polled"
+        accounts, expected = self._accounts, list(self.expected)  # discovery may add to it meanwhile
+        polled = sum(1 for key in expected if key in accounts and accounts[key].state.polls > 0)
+        return polled >= len(expected), f"{polled} of {len(expected)} accounts polled"
 
     def chunks(self) -> list[bytes]:
         """The whole /metrics body, as a list of byte strings to write one after the other."""
