@@ -220,20 +220,20 @@ class Sender:
         retry = 1.0
         next_resend = 0.0
         while not self.stop_event.is_set():
+            self.wake.clear()  # before reading the alerts, so no change made after is missed
             now = time.monotonic()
             force = now >= next_resend
             if self.send_once(force=force):
                 retry = 1.0
                 if force:
                     next_resend = now + self.config.resend_interval
-                timeout = max(0.0, next_resend - time.monotonic())
+                self.wake.wait(max(0.0, next_resend - time.monotonic()))
             else:
-                # Alertmanager down: try again soon, then less often, never slower than a resend.
-                timeout = retry
+                # Alertmanager unreachable: wait out the backoff whatever changes meanwhile
+                # (waking on every poll would only hammer it), then send the whole state.
+                self.stop_event.wait(retry)
                 retry = min(retry * 2, self.config.resend_interval)
                 next_resend = 0.0
-            self.wake.wait(timeout)
-            self.wake.clear()
 
     def start(self) -> None:
         threading.Thread(target=self.run, name="alertmanager", daemon=True).start()

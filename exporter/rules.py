@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from .config import format_duration
-from .thresholds import Limit, Threshold, go_template, promql
+from .thresholds import Parts, Threshold, go_template, promql
 
 GROUP_NAME = "whatsgate"
 HEADER = (
@@ -25,26 +25,44 @@ HEADER = (
 )
 
 
-def _rule(threshold: Threshold, limit: Limit, expr: str) -> dict[str, Any]:
-    rule: dict[str, Any] = {"alert": threshold.name, "expr": expr}
+def _rule(threshold: Threshold, parts: Parts) -> dict[str, Any]:
+    exprs = []
+    for accounts, limit in parts:
+        if accounts is None:
+            all_overridden = tuple(account for account, _ in threshold.overrides)
+            exprs.append(promql(threshold, limit, exclude_accounts=all_overridden))
+        else:
+            narrowed = Threshold(**{**threshold.__dict__, "accounts": accounts, "overrides": ()})
+            exprs.append(promql(narrowed, limit))
+    limit = parts[0][1]  # every part of a rule shares `for` and severity
+    rule: dict[str, Any] = {
+        "alert": threshold.name,
+        "expr": exprs[0] if len(exprs) == 1 else " or ".join(f"({e})" for e in exprs),
+    }
     if limit.for_:
         rule["for"] = format_duration(limit.for_)
     rule["labels"] = {"severity": limit.severity}
     rule["annotations"] = {
-        "summary": go_template(threshold.summary, threshold, limit),
-        "description": go_template(threshold.description, threshold, limit),
+        "summary": go_template(threshold.summary, threshold, parts),
+        "description": go_template(threshold.description, threshold, parts),
     }
     return rule
 
 
 def rules_for(threshold: Threshold) -> list[dict[str, Any]]:
-    overridden = tuple(account for account, _ in threshold.overrides)
-    out = [_rule(threshold, threshold.limit, promql(threshold, threshold.limit, exclude_accounts=overridden))]
+    """One rule per distinct (for, severity): a rule has one of each.
+
+    Overrides that keep the default's `for` and severity join the default rule
+    (`... or ...`), so promtool's lint sees no duplicate rules. Rules that still
+    share name and severity (an override changing only `for`) are flagged by
+    `promtool check rules` as duplicates, which is a lint warning only.
+    """
+    groups: dict[tuple[float, str], Parts] = {}
+    groups[(threshold.limit.for_, threshold.limit.severity)] = [(None, threshold.limit)]
     for account, limit in threshold.overrides:
         if threshold.applies_to(account):
-            narrowed = Threshold(**{**threshold.__dict__, "accounts": (account,), "overrides": ()})
-            out.append(_rule(threshold, limit, promql(narrowed, limit)))
-    return out
+            groups.setdefault((limit.for_, limit.severity), []).append(((account,), limit))
+    return [_rule(threshold, parts) for parts in groups.values()]
 
 
 def rule_file(thresholds: Sequence[Threshold]) -> str:

@@ -328,8 +328,18 @@ def render_text(template: str, fields: Mapping[str, str]) -> str:
     return _PLACEHOLDER_RE.sub(lambda m: fields.get(m.group(1), m.group(0)), template)
 
 
-def go_template(template: str, threshold: Threshold, limit: Limit) -> str:
-    """The same text as a Prometheus (Go) template: labels and $value come from the alert."""
+# A rule may cover several accounts with different limits (the default and the
+# overrides that share its `for` and severity): (accounts, limit) pairs, where
+# accounts None is "every account the others do not name".
+Parts = list[tuple[tuple[str, ...] | None, Limit]]
+
+
+def go_template(template: str, threshold: Threshold, parts: Parts) -> str:
+    """The same text as a Prometheus (Go) template: labels and $value come from the alert.
+
+    Fields fixed by the config (``{threshold}``, ``{for}``, ...) are written
+    literally, or as an ``if`` on the account where the rule's parts differ.
+    """
     value = "{{ $value | humanizeDuration }}" if threshold.spec.value == "duration" else "{{ $value }}"
     actions = {
         "account": "{{ $labels.account }}",
@@ -340,21 +350,38 @@ def go_template(template: str, threshold: Threshold, limit: Limit) -> str:
         "status": "{{ $labels.status }}",
         "value": value,
     }
-    literal = threshold.fields(limit)
     out = []
     pos = 0
     for match in _PLACEHOLDER_RE.finditer(template):
-        out.append(_go_literal(template[pos : match.start()]))
+        # A literal '{' right before an action would read as '{{{': escape it too.
+        out.append(_go_literal(template[pos : match.start()], before_action=True))
         field = match.group(1)
-        out.append(actions.get(field) or _go_literal(literal[field]))
+        out.append(actions.get(field) or _go_field(threshold, parts, field))
         pos = match.end()
     out.append(_go_literal(template[pos:]))
     return "".join(out)
 
 
-def _go_literal(text: str) -> str:
-    """Literal text in a Go template: only a '{{' could start an action."""
-    return text.replace("{{", "{{`{{`}}")
+def _go_field(threshold: Threshold, parts: Parts, field: str) -> str:
+    values = [(accounts, threshold.fields(limit)[field]) for accounts, limit in parts]
+    if len({v for _, v in values}) == 1:
+        return _go_literal(values[0][1])
+    # The part for "every other account" (or else the last one) is the else branch.
+    values.sort(key=lambda part: part[0] is None)
+    *named, (_, fallback) = values
+    out = ""
+    for i, (accounts, text) in enumerate(named):
+        names = " ".join(_string(a) for a in accounts or ())
+        out += f"{{{{ {'if' if i == 0 else 'else if'} eq $labels.account {names} }}}}{_go_literal(text)}"
+    return out + f"{{{{ else }}}}{_go_literal(fallback)}{{{{ end }}}}"
+
+
+def _go_literal(text: str, before_action: bool = False) -> str:
+    """Literal text in a Go template, where '{{' would start an action."""
+    text = text.replace("{{", "{{`{{`}}")
+    if before_action and text.endswith("{"):
+        text = text[:-1] + "{{`{`}}"
+    return text
 
 
 def humanize_duration(seconds: float) -> str:
@@ -407,7 +434,9 @@ def promql(threshold: Threshold, limit: Limit, exclude_accounts: tuple[str, ...]
         return f"sum without (chat_type) ({_ACCOUNT_AGGREGATES[kind][0]}{sel}) {bound}"
     info = "whatsgate_chat_info"
     if threshold.chats:
-        regex = _string("|".join(f".*(?:{p.pattern}).*" for p in threshold.chats))
+        # Prometheus anchors regexes, Python's re.search does not: pad with .* that also
+        # crosses newlines, as a name may hold one.
+        regex = _string("|".join(f"(?s:.*)(?:{p.pattern})(?s:.*)" for p in threshold.chats))
         info = f"({info}{{name=~{regex}}} or {info}{{chat_id=~{regex}}})"
     metric = {
         "chat_unread_messages": "whatsgate_chat_unread_messages",

@@ -154,8 +154,10 @@ def test_go_template_escapes_literal_braces_and_keeps_text():
             "summary": 'Chat "{chat_name}" {{not a template}} {value}/{threshold} ✨',
         }
     ).thresholds[0]
-    text = go_template(t.summary, t, t.limit)
+    text = go_template(t.summary, t, [(None, t.limit)])
     assert text == 'Chat "{{ $labels.name }}" {{`{{`}}not a template}} {{ $value }}/3 ✨'
+    brace = config({"name": "X", "metric": "chats", "above": 1, "summary": "{{account}}"}).thresholds[0]
+    assert go_template(brace.summary, brace, [(None, brace.limit)]) == "{{`{`}}{{ $labels.account }}}"
     fields = {"chat_name": "Anna", "value": "7", "threshold": "3"}
     assert render_text(t.summary, fields) == 'Chat "Anna" {{not a template}} 7/3 ✨'
 
@@ -180,8 +182,8 @@ def test_promql_for_each_kind():
     assert promql(a, a.limit) == (
         '(whatsgate_chat_unread_messages{account=~"sup\\\\.port", chat_type=~"contact"}'
         " * on (job, instance, whatsapp_id, chat_id) group_left (name)"
-        ' (whatsgate_chat_info{name=~".*(?:^VIP).*|.*(?:boss).*"}'
-        ' or whatsgate_chat_info{chat_id=~".*(?:^VIP).*|.*(?:boss).*"})) > 10'
+        ' (whatsgate_chat_info{name=~"(?s:.*)(?:^VIP)(?s:.*)|(?s:.*)(?:boss)(?s:.*)"}'
+        ' or whatsgate_chat_info{chat_id=~"(?s:.*)(?:^VIP)(?s:.*)|(?s:.*)(?:boss)(?s:.*)"})) > 10'
     )
     assert promql(b, b.limit, exclude_accounts=("sales",)) == (
         'sum without (chat_type) (whatsgate_unread_messages{account!~"sales"}) > 100'
@@ -190,6 +192,31 @@ def test_promql_for_each_kind():
     assert promql(d, d.limit) == "whatsgate_up == 0"
     assert promql(e, e.limit) == "time() - whatsgate_last_success_timestamp_seconds > 900"
     assert promql(f, f.limit) == 'whatsgate_session_status{account=~"support", status!="READY"} == 1'
+
+
+def test_overrides_sharing_for_and_severity_join_the_default_rule():
+    from exporter.rules import rules_for
+
+    t = config(
+        {
+            "name": "X",
+            "metric": "unread_messages",
+            "above": 100,
+            "for": "5m",
+            "overrides": {"sales": {"above": 5}, "vip": {"above": 1, "severity": "critical"}},
+        }
+    ).thresholds[0]
+    merged, vip = rules_for(t)
+    assert merged["expr"] == (
+        '(sum without (chat_type) (whatsgate_unread_messages{account!~"sales|vip"}) > 100)'
+        ' or (sum without (chat_type) (whatsgate_unread_messages{account=~"sales"}) > 5)'
+    )
+    assert merged["annotations"]["description"].endswith(
+        '({{ if eq $labels.account "sales" }}above 5{{ else }}above 100{{ end }}).'
+    )
+    assert (merged["labels"], merged["for"]) == ({"severity": "warning"}, "5m")
+    assert vip["expr"] == 'sum without (chat_type) (whatsgate_unread_messages{account=~"vip"}) > 1'
+    assert vip["labels"] == {"severity": "critical"} and "above 1)." in vip["annotations"]["description"]
 
 
 # --- the agent's evaluation ----------------------------------------------------------------------
