@@ -301,7 +301,8 @@ class AlertsCollector(Collector):
         firing = GaugeMetricFamily(
             "whatsgate_alert_firing",
             "1 for each alert the exporter's own threshold evaluation finds firing (pending alerts are"
-            " not shown); labels are the alert's, less the chat name (join whatsgate_chat_info on chat_id).",
+            " not shown); labels are the alert's, less the chat name (join whatsgate_chat_info on"
+            " whatsapp_id and chat_id).",
         )
         for alert in self.agent.evaluator.alerts():
             if alert.firing:

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from . import __version__, logfmt, memory
 from .alerting import Agent, AlertsCollector
 from .client import WhatsGateClient
-from .config import Account, Config, ConfigError, WhatsGateConfig, load_config, parse_config
+from .config import Account, Config, ConfigError, WhatsGateConfig, load_config, parse_config, parse_duration
 from .exposition import Store
 from .poller import Supervisor
 from .rules import rule_file
@@ -134,6 +134,8 @@ def demo_config(url: str, api_key: str, base: Config | None) -> Config:
         )
     return dataclasses.replace(
         base,
+        # A demo moves: never slower than the demo's own interval, whatever the file says.
+        poll_interval=min(base.poll_interval, parse_duration(DEMO_POLL_INTERVAL, "poll_interval")),
         whatsgate=WhatsGateConfig(url=url, api_key=api_key, timeout=5.0),
         accounts=accounts,
         discover=True,

@@ -125,8 +125,8 @@ class ChatCollector(Collector):
         )
         info = _gauge(
             "whatsgate_chat_info",
-            "Chat name, always 1; join on chat_id. The name lives only here so a rename does not break"
-            " series." + POLL_NOTE,
+            "Chat name, always 1; join on whatsapp_id and chat_id. The name lives only here so a rename"
+            " does not break series." + POLL_NOTE,
             [*chat_labels, "name"],
         )
         for chat in chats:

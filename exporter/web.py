@@ -6,6 +6,7 @@ store's current snapshot and answer at once.
 
 from __future__ import annotations
 
+import errno
 import html
 import logging
 import socket
@@ -43,15 +44,22 @@ class ExporterServer(ThreadingHTTPServer):
         telemetry_path: str = "/metrics",
         landing_extra: Callable[[], str] | None = None,
     ) -> None:
-        host, _ = address
-        if ":" in host or host == "":
-            # An empty host means every interface; listen on IPv6 and IPv4 alike when possible.
-            self.address_family = socket.AF_INET6 if socket.has_ipv6 else socket.AF_INET
-            if host == "" and not socket.has_ipv6:
-                address = ("0.0.0.0", address[1])
+        host, port = address
         self.store = store
         self.telemetry_path = telemetry_path
         self.landing_extra = landing_extra
+        if ":" in host or host == "":
+            # An empty host means every interface: IPv6 and IPv4 alike where the host has IPv6.
+            self.address_family = socket.AF_INET6
+            try:
+                super().__init__((host or "::", port), Handler)
+                return
+            except OSError as exc:
+                # IPv6 compiled in but disabled on this host (common in containers).
+                if host or exc.errno not in (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL):
+                    raise
+            self.address_family = socket.AF_INET
+            address = ("0.0.0.0", port)
         super().__init__(address, Handler)
 
     def server_bind(self) -> None:
