@@ -25,8 +25,8 @@ from typing import Any
 import pytest
 import requests
 import yaml
-from conftest import REPO, free_port, promtool_check_metrics, tool
-from test_integration import KEY, WEIRD, Exporter, accounts, config_for, wait_until
+from conftest import REPO, free_port, promtool_check_metrics, stop, tool, wait_until
+from test_integration import KEY, WEIRD, Exporter, accounts, config_for
 
 from exporter.simulator import SimAccount, Simulator
 
@@ -86,16 +86,6 @@ DOWN_ANNOTATIONS = {
 
 
 # --- processes ---------------------------------------------------------------------------------
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import REPO, free_port, tool
+from conftest import REPO, free_port, stop, tool, wait_until
 
 DASHBOARD = REPO / "grafana" / "dashboards" / "whatsgate.json"
 DS_REF = {"type": "prometheus", "uid": "${datasource}"}
@@ -194,28 +194,6 @@ class Stack:
         return {s[label] for s in r.json()["data"] if label in s}
 
 
-def wait_for(check, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-
-
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
     prometheus_bin = tool("prometheus")
@@ -277,8 +255,8 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
             assert proc.poll() is None, f"exited early:\n{log.read_text()}"
             return requests.get(url, timeout=2).status_code == 200
 
-        wait_for(lambda: ready(f"{s.exporter}/ready", procs[0], exporter_log), 15, "exporter ready")
-        wait_for(lambda: ready(f"{s.prometheus}/-/ready", procs[1], prometheus_log), 15, "prometheus ready")
+        wait_until(lambda: ready(f"{s.exporter}/ready", procs[0], exporter_log), 15, "exporter ready")
+        wait_until(lambda: ready(f"{s.prometheus}/-/ready", procs[1], prometheus_log), 15, "prometheus ready")
         yield s
     finally:
         for proc in procs:
@@ -354,7 +332,7 @@ def test_every_panel_query_returns_data_from_prometheus(stack: Stack):
         return not problems(state["results"])
 
     try:
-        wait_for(settled, 30, "every panel query to return data")
+        wait_until(settled, 30, "every panel query to return data")
     except AssertionError:
         pytest.fail("\n".join(problems(state["results"])) or state.get("error", "?"))
     results = state["results"]

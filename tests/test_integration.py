@@ -12,13 +12,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import requests
-from conftest import free_port, promtool_check_metrics
+from conftest import free_port, promtool_check_metrics, stop, wait_until
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.simulator import SimAccount, Simulator
@@ -106,15 +106,6 @@ def get(metrics: dict, metric: str, **labels: str) -> float | None:
     return found[0] if found else None
 
 
-def wait_until(check: Callable[[], bool], timeout: float = 15.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.fixture
 def sim() -> Iterator[Simulator]:
     simulator = Simulator(accounts(), api_key=KEY, dynamic=False)
@@ -175,8 +166,7 @@ def config_for(sim: Simulator, extra: str = "", timeout: str = "2s") -> str:
 def exporter(sim: Simulator, tmp_path: Path) -> Iterator[Exporter]:
     running = start_exporter(tmp_path, config_for(sim))
     yield running
-    running.proc.terminate()
-    running.proc.wait(10)
+    stop(running.proc)
 
 
 def test_metrics_match_the_simulated_accounts(exporter: Exporter, sim: Simulator):
@@ -271,8 +261,7 @@ def test_each_fault_is_counted_and_isolated(sim: Simulator, tmp_path: Path, faul
             what="recovery",
         )
     finally:
-        exporter.proc.terminate()
-        exporter.proc.wait(10)
+        stop(exporter.proc)
     assert KEY not in exporter.logs()
 
 
@@ -287,8 +276,7 @@ def test_a_slow_account_does_not_delay_another_or_the_endpoint(sim: Simulator, t
         assert requests.get(f"{exporter.url}/metrics", timeout=2).status_code == 200
     finally:
         sim.set_fault("wa-1", None)
-        exporter.proc.terminate()
-        exporter.proc.wait(10)
+        stop(exporter.proc)
 
 
 def test_secret_never_leaks(exporter: Exporter, sim: Simulator):
@@ -325,8 +313,7 @@ def test_not_ready_until_every_account_was_polled(sim: Simulator, tmp_path: Path
         )
     finally:
         sim.set_fault("wa-2", None)
-        exporter.proc.terminate()
-        exporter.proc.wait(10)
+        stop(exporter.proc)
 
 
 @pytest.mark.realtools
@@ -350,8 +337,7 @@ def test_stale_data_drops_per_chat_series(sim: Simulator, tmp_path: Path):
         assert get(m, "whatsgate_chat_unread_messages", chat_id="21@c.us") == 1  # wa-2 keeps its series
     finally:
         sim.set_fault("wa-1", None)
-        exporter.proc.terminate()
-        exporter.proc.wait(10)
+        stop(exporter.proc)
 
 
 def test_discovery_exports_session_status(sim: Simulator, tmp_path: Path):
@@ -376,8 +362,7 @@ def test_discovery_exports_session_status(sim: Simulator, tmp_path: Path):
             what="wa-2 up once READY",
         )
     finally:
-        exporter.proc.terminate()
-        exporter.proc.wait(10)
+        stop(exporter.proc)
 
 
 @pytest.mark.parametrize(
