@@ -55,6 +55,7 @@ class Alert:
 
 
 Key = tuple[int, tuple[tuple[str, str], ...]]
+_SESSIONS = "\x00sessions"  # the partition of session alerts; no whatsapp_id looks like it
 
 
 class Evaluator:
@@ -89,11 +90,16 @@ class Evaluator:
             for labels, value, extra in session_instances(discovery)
             if threshold.applies_to(labels["account"])
         ]
-        self._update("\x00sessions", found, now)
+        self._update(_SESSIONS, found, now)
 
-    def forget(self, whatsapp_id: str) -> None:
-        """An account that is no longer polled: its firing alerts resolve now."""
-        self._update(whatsapp_id, [], self.clock())
+    def retain(self, whatsapp_ids: set[str]) -> None:
+        """Accounts no longer polled (their session is gone): their firing alerts resolve now."""
+        with self._lock:
+            gone = [p for p in self._active if p != _SESSIONS and p not in whatsapp_ids]
+        for partition in gone:
+            self._update(partition, [], self.clock())
+            with self._lock:
+                del self._active[partition]
 
     def _update(self, partition: str, found: list, now: float) -> None:
         with self._lock:
@@ -275,6 +281,7 @@ class Agent:
             states, discovery = self.sources()
             for state in states:
                 self.evaluator.evaluate_account(state)
+            self.evaluator.retain({state.account.whatsapp_id for state in states})
             if discovery is not None:
                 self.evaluator.evaluate_sessions(discovery)
             self._changed()

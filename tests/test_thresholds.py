@@ -268,6 +268,19 @@ def test_for_makes_alerts_pending_then_firing_then_resolved():
     assert [(a.label("chat_id"), a.resolved_at) for a in resolved] == [("1@c.us", clock.now)]
 
 
+def test_alerts_of_an_account_no_longer_polled_resolve():
+    cfg = config({"name": "Unread", "metric": "unread_messages", "above": 1})
+    clock = Clock()
+    ev = Evaluator(cfg, clock=clock)
+    ev.evaluate_account(state(cfg, 0, [chat("1@c.us", 5)], clock.now))
+    ev.evaluate_account(state(cfg, 1, [chat("2@c.us", 5)], clock.now))
+    clock.now += 10
+    ev.retain({"W2"})
+    assert firing(ev) == {("Unread", "sales", "")}
+    resolved = [(a.label("account"), a.resolved_at) for a in ev.alerts() if a.resolved_at]
+    assert resolved == [("support", clock.now)]
+
+
 def test_a_pending_alert_that_clears_is_never_sent():
     cfg = config({"name": "Unread", "metric": "unread_messages", "above": 10, "for": "1m"})
     clock = Clock()
