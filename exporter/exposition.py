@@ -81,15 +81,16 @@ class RenderedAccount:
 
 
 def render_account(state: AccountState, previous: RenderedAccount | None = None) -> RenderedAccount:
+    """Render a new state; the chat data is rendered only when it is new (not on a failed poll)."""
     data = previous.data if previous else None
-    if state.data is not None and (data is None or data.data is not state.data):
+    if state.data is None:
+        data = None
+    elif data is None or data.data is not state.data:
         data = RenderedData(
             data=state.data,
             aggregates=render(AggregateCollector(state.account, state.data)),
             chats=render(ChatCollector(state.account, state.data)),
         )
-    elif state.data is None:
-        data = None
     return RenderedAccount(state=state, health=render(HealthCollector(state)), data=data)
 
 
