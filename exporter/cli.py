@@ -128,8 +128,9 @@ def demo_config(url: str, api_key: str, base: Config | None) -> Config:
 
     # Short aliases ("support", "sales", ...) as the account label, as a real config would have.
     accounts = tuple(Account(wid, wid.removeprefix("demo-")) for wid, _ in DEMO_ACCOUNTS)
+    base = base or parse_config({}, polling=False)
     return dataclasses.replace(
-        base or parse_config({}, polling=False),
+        base,
         # A demo moves: never slower than the demo's own interval, whatever the file says.
         poll_interval=min(base.poll_interval, parse_duration(DEMO_POLL_INTERVAL, "poll_interval")),
         whatsgate=WhatsGateConfig(url=url, api_key=api_key, timeout=5.0),
