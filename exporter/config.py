@@ -189,6 +189,19 @@ def _alertmanager(raw: Mapping[str, Any]) -> AlertmanagerConfig | None:
     )
 
 
+def _check_threshold_accounts(thresholds: tuple[Threshold, ...], accounts: tuple[Account, ...]) -> None:
+    """A threshold that names an account nobody polls would never fire: say so at start-up."""
+    known = {a.name for a in accounts}
+    for i, threshold in enumerate(thresholds):
+        named = [(f"thresholds[{i}].accounts[{j}]", a) for j, a in enumerate(threshold.accounts)]
+        named += [(f"thresholds[{i}].overrides.{a}", a) for a, _ in threshold.overrides]
+        for path, account in named:
+            if account not in known:
+                raise ConfigError(
+                    path, f"no account is named {account!r} (accounts: {', '.join(sorted(known))})"
+                )
+
+
 def parse_config(raw: Any, base_dir: Path = Path("."), polling: bool = True) -> Config:
     """Validate a decoded YAML document.
 
@@ -205,6 +218,9 @@ def parse_config(raw: Any, base_dir: Path = Path("."), polling: bool = True) -> 
     accounts = _accounts(get_list(raw, "accounts", ""))
     if polling and not accounts and not discover:
         raise ConfigError("accounts", "at least one account is required (or set discover: true)")
+    thresholds = parse_thresholds(raw.get("thresholds"))
+    if polling and not discover:
+        _check_threshold_accounts(thresholds, accounts)
     poll_interval = get_duration(raw, "poll_interval", "", 60.0)
     stale_after = get_duration(raw, "stale_after", "", max(300.0, 3 * poll_interval))
     if stale_after < poll_interval:
@@ -216,9 +232,28 @@ def parse_config(raw: Any, base_dir: Path = Path("."), polling: bool = True) -> 
         poll_interval=poll_interval,
         stale_after=stale_after,
         chats=_chats(get_mapping(raw, "chats", "")),
-        thresholds=parse_thresholds(raw.get("thresholds")),
+        thresholds=thresholds,
         alertmanager=_alertmanager(get_mapping(raw, "alertmanager", "")),
     )
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that numbers YAML 1.1 would silently rewrite stay text.
+
+    ``whatsapp_id: 012345`` is octal to YAML 1.1 (5349), and ``1:30`` is
+    base 60 (90): an id written like that must stay as written, not become
+    another number that check-config would call OK.
+    """
+
+
+def _int_or_text(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int | str:
+    text = loader.construct_scalar(node)
+    if isinstance(text, str) and (re.match(r"^[-+]?0[0-9_]", text) or ":" in text):
+        return text
+    return loader.construct_yaml_int(node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _int_or_text)
 
 
 def load_config(path: str | os.PathLike[str], polling: bool = True) -> Config:
@@ -231,7 +266,7 @@ def load_config(path: str | os.PathLike[str], polling: bool = True) -> Config:
     except UnicodeDecodeError:
         raise ConfigError("", f"config file {file} is not UTF-8 text") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_Loader)
     except RecursionError:
         raise ConfigError("", f"invalid YAML in {file}: nested too deeply") from None
     except yaml.YAMLError as exc:

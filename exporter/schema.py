@@ -22,7 +22,7 @@ class ConfigError(ValueError):
 
 # --- durations --------------------------------------------------------------
 
-_DURATION_RE = re.compile(r"^((\d+)h)?((\d+)m(?!s))?((\d+)s)?((\d+)ms)?$")
+_DURATION_RE = re.compile(r"^((\d+)w)?((\d+)d)?((\d+)h)?((\d+)m(?!s))?((\d+)s)?((\d+)ms)?$")
 
 
 def parse_duration(value: Any, path: str) -> float:
@@ -36,9 +36,9 @@ def parse_duration(value: Any, path: str) -> float:
         raise ConfigError(path, f"expected a duration such as '30s' or '5m'{hint}")
     match = _DURATION_RE.match(value.strip())
     if not value.strip() or not match:
-        raise ConfigError(path, f"invalid duration {value!r}: use units h, m, s, ms, e.g. '30s', '5m'")
-    hours, minutes, seconds, millis = (int(match.group(i) or 0) for i in (2, 4, 6, 8))
-    total = hours * 3600 + minutes * 60 + seconds + millis / 1000
+        raise ConfigError(path, f"invalid duration {value!r}: use units w, d, h, m, s, ms, e.g. '30s', '5m'")
+    weeks, days, hours, minutes, seconds, millis = (int(match.group(i) or 0) for i in (2, 4, 6, 8, 10, 12))
+    total = ((weeks * 7 + days) * 24 + hours) * 3600 + minutes * 60 + seconds + millis / 1000
     if total <= 0:
         raise ConfigError(path, f"duration {value!r} must be greater than zero")
     return total

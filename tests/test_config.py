@@ -449,6 +449,8 @@ def test_quoted_yes_is_a_string_but_bare_yes_is_yaml_true(tmp_path: Path) -> Non
         ("1ms", 0.001),
         ("1m30s", 90.0),
         ("1h2m3s4ms", 3723.004),
+        ("1d", 86400.0),
+        ("1w1d12h", 734400.0),
         ("90s", 90.0),
         (" 30s ", 30.0),
     ],
@@ -466,7 +468,8 @@ def test_parse_duration(text: str, seconds: float) -> None:
         "   ",
         "0s",
         "0h0m0s0ms",
-        "1d",
+        "1y",
+        "1d1w",
         "1.5s",
         "5M",
         "s",
@@ -579,3 +582,14 @@ def test_deeply_nested_yaml_is_a_config_error(tmp_path: Path) -> None:
     path = write(tmp_path, "accounts: " + "[" * 1000 + "\n")
     with pytest.raises(ConfigError):
         load_config(path)
+
+
+def test_numbers_yaml_would_rewrite_stay_as_written(tmp_path: Path) -> None:
+    # YAML 1.1 reads 012345 as octal (5349) and 1:30 as base 60 (90): an id must not change silently.
+    path = tmp_path / "c.yaml"
+    ids = "{whatsapp_id: 012345}, {whatsapp_id: 79991234567}, {whatsapp_id: '1:30'}, {whatsapp_id: 1:30}"
+    path.write_text("whatsgate: {api_key: k}\naccounts: [" + ids + "]\n")
+    with pytest.raises(ConfigError, match=r"accounts\[3\]\.whatsapp_id: duplicate"):
+        load_config(path)
+    path.write_text("whatsgate: {api_key: k}\naccounts: [{whatsapp_id: 012345}, {whatsapp_id: 79991234567}]")
+    assert [a.whatsapp_id for a in load_config(path).accounts] == ["012345", "79991234567"]

@@ -15,7 +15,12 @@ from exporter.thresholds import go_template, humanize_duration, promql, render_t
 
 BASE = {
     "whatsgate": {"api_key": "k"},
-    "accounts": [{"whatsapp_id": "W1", "name": "support"}, {"whatsapp_id": "W2", "name": "sales"}],
+    "accounts": [
+        {"whatsapp_id": "W1", "name": "support"},
+        {"whatsapp_id": "W2", "name": "sales"},
+        {"whatsapp_id": "W3", "name": "vip"},
+        {"whatsapp_id": "W4", "name": "sup.port"},
+    ],
 }
 
 
@@ -93,6 +98,15 @@ def test_bad_thresholds_name_the_key(threshold: dict, key: str):
     with pytest.raises(ConfigError) as err:
         config(threshold)
     assert str(err.value).startswith(key + ":"), str(err.value)
+
+
+def test_thresholds_must_name_polled_accounts_unless_discovering():
+    unknown = {"name": "X", "metric": "chats", "above": 1, "accounts": ["suport"]}
+    with pytest.raises(ConfigError, match=r"^thresholds\[0\]\.accounts\[0\]: no account is named 'suport'"):
+        config(unknown)
+    with pytest.raises(ConfigError, match=r"^thresholds\[0\]\.overrides\.nobody: no account"):
+        config({"name": "X", "metric": "chats", "above": 1, "overrides": {"nobody": {"above": 2}}})
+    assert config(unknown, discover=True).thresholds[0].accounts == ("suport",)  # may be discovered
 
 
 def test_thresholds_must_be_a_list_and_alertmanager_url_is_checked():
