@@ -50,6 +50,43 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def chat_obj(
+    cid: str, unread: int = 0, ts: int = 1_700_000_000, name: str | None = None, **flags: bool
+) -> dict:
+    """A get-chats contact object as documented; flags: ro, pinned, muted."""
+    return {
+        "id": cid,
+        "name": name if name is not None else f"Chat {cid}",
+        "isGroup": False,
+        "isReadOnly": flags.get("ro", False),
+        "unreadCount": unread,
+        "timestamp": ts,
+        "pinned": flags.get("pinned", False),
+        "isMuted": flags.get("muted", False),
+        "muteExpiration": 0,
+    }
+
+
+def group_obj(
+    cid: str, unread: int = 0, members: int = 3, admins: int = 1, size: int = 0, super_admins: int = 0,
+    **flags: bool,
+) -> dict:
+    """A group object: the first `admins` participants are admins, the last `super_admins` super-admins."""
+    chat = chat_obj(cid, unread, name=f"Group {cid}", **flags)
+    chat["isGroup"] = True
+    chat["groupMetadata"] = {
+        "id": cid,
+        "creation": 1_600_000_000,
+        "owner": "1@c.us",
+        "size": size,
+        "participants": [
+            {"id": f"{i}@c.us", "isAdmin": i < admins, "isSuperAdmin": i >= members - super_admins}
+            for i in range(members)
+        ],
+    }
+    return chat
+
+
 def wait_until(check: Callable[[], object], timeout: float = 15.0, what: str = "condition") -> None:
     """Poll ``check`` until it is true; a server that is not listening yet counts as not yet."""
     deadline = time.monotonic() + timeout

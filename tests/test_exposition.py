@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import promtool_check_metrics
+from conftest import chat_obj, group_obj, promtool_check_metrics
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -19,45 +19,14 @@ NOW = 1_800_000_000.0
 WEIRD = 'Quote " back\\slash\nnew line ✨ שלום مرحبا'
 
 
-def contact(
-    cid: str, unread: int = 0, ts: int = 1_700_000_000, name: str | None = None, **flags: bool
-) -> dict:
-    return {
-        "id": cid,
-        "name": name if name is not None else f"Name {cid}",
-        "isGroup": False,
-        "isReadOnly": flags.get("ro", False),
-        "unreadCount": unread,
-        "timestamp": ts,
-        "pinned": flags.get("pinned", False),
-        "isMuted": flags.get("muted", False),
-        "muteExpiration": 0,
-    }
-
-
-def group(cid: str, unread: int = 0, admins: int = 1, members: int = 3, size: int = 0, **flags: bool) -> dict:
-    chat = contact(cid, unread, **flags)
-    chat["isGroup"] = True
-    chat["groupMetadata"] = {
-        "id": cid,
-        "creation": 1_650_000_000,
-        "owner": "1@c.us",
-        "size": size,
-        "participants": [
-            {"id": f"{i}@c.us", "isAdmin": i < admins, "isSuperAdmin": False} for i in range(members)
-        ],
-    }
-    return chat
-
-
 PAYLOAD = {
     "result": "OK",
     "data": [
-        contact("100@c.us", unread=3, ts=1_700_000_100, name=WEIRD, pinned=True),
-        contact("101@c.us", unread=0, muted=True),
-        contact("102@c.us", unread=7, ro=True),
-        group("200@g.us", unread=2, admins=2, members=5, size=0, muted=True),
-        group("201@g.us", unread=0, members=0, size=42, ro=True, pinned=True),
+        chat_obj("100@c.us", unread=3, ts=1_700_000_100, name=WEIRD, pinned=True),
+        chat_obj("101@c.us", unread=0, muted=True),
+        chat_obj("102@c.us", unread=7, ro=True),
+        group_obj("200@g.us", unread=2, admins=2, members=5, size=0, muted=True),
+        group_obj("201@g.us", unread=0, members=0, size=42, ro=True, pinned=True),
     ],
 }
 
@@ -123,7 +92,7 @@ def test_values_and_labels_for_hand_made_payload():
     assert value(m, "whatsgate_group_participants", chat_id="200@g.us") == 5
     assert value(m, "whatsgate_group_participants", chat_id="201@g.us") == 42
     assert value(m, "whatsgate_group_admins", chat_id="200@g.us") == 2
-    assert value(m, "whatsgate_group_created_timestamp_seconds", chat_id="200@g.us") == 1_650_000_000
+    assert value(m, "whatsgate_group_created_timestamp_seconds", chat_id="200@g.us") == 1_600_000_000
     assert value(m, "whatsgate_poll_duration_seconds", **acc) == 0.25
     assert value(m, "whatsgate_last_success_timestamp_seconds", **acc) == NOW
     assert value(m, "whatsgate_poll_errors_total", reason="timeout", **acc) == 0
@@ -177,7 +146,7 @@ def test_stale_data_drops_per_chat_series_but_keeps_up():
 def test_fresh_poll_replaces_whole_snapshot():
     store = new_store()
     store.publish(state_for(PAYLOAD))
-    smaller = {"result": "OK", "data": [contact("102@c.us", unread=1)]}
+    smaller = {"result": "OK", "data": [chat_obj("102@c.us", unread=1)]}
     store.publish(state_for(smaller))
     m = scrape(store)
     assert set(dict(k)["chat_id"] for k in m["whatsgate_chat_unread_messages"]) == {"102@c.us"}
@@ -187,7 +156,7 @@ def test_fresh_poll_replaces_whole_snapshot():
 
 
 def test_cap_keeps_most_unread_then_most_recent_and_counts_the_rest():
-    chats = [contact(f"{i}@c.us", unread=u, ts=1_700_000_000 + i) for i, u in enumerate([0, 5, 0, 9, 5])]
+    chats = [chat_obj(f"{i}@c.us", unread=u, ts=1_700_000_000 + i) for i, u in enumerate([0, 5, 0, 9, 5])]
     store = new_store()
     store.publish(state_for({"result": "OK", "data": chats}, config=make_config(max_per_account=3)))
     m = scrape(store)
@@ -199,7 +168,7 @@ def test_cap_keeps_most_unread_then_most_recent_and_counts_the_rest():
 
 
 def test_include_exclude_filters_per_chat_series_only():
-    config = make_config(include=["^10"], exclude=["muted|^Name 101"])
+    config = make_config(include=["^10"], exclude=["muted|^Chat 101"])
     store = new_store()
     store.publish(state_for(PAYLOAD, config=config))
     m = scrape(store)

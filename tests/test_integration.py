@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import free_port, promtool_check_metrics, stop, wait_until
+from conftest import chat_obj, free_port, group_obj, promtool_check_metrics, stop, wait_until
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.simulator import SimAccount, Simulator
@@ -27,50 +27,22 @@ KEY = "SECRET-integration-key-4f9a1c7e"
 WEIRD = 'He said "hi" \\ back\nslash 😀 שלום'
 
 
-def chat(cid: str, unread: int, ts: int = 1_700_000_000, name: str | None = None, **flags: bool) -> dict:
-    return {
-        "id": cid,
-        "name": name or f"Chat {cid}",
-        "isGroup": False,
-        "isReadOnly": flags.get("ro", False),
-        "unreadCount": unread,
-        "timestamp": ts,
-        "pinned": flags.get("pinned", False),
-        "isMuted": flags.get("muted", False),
-        "muteExpiration": 0,
-    }
-
-
-def group(cid: str, unread: int, members: int, admins: int, size: int) -> dict:
-    g = chat(cid, unread, name=f"Group {cid}")
-    g["isGroup"] = True
-    g["groupMetadata"] = {
-        "id": cid,
-        "creation": 1_600_000_000,
-        "owner": "1@c.us",
-        "size": size,
-        "participants": [
-            {"id": f"{i}@c.us", "isAdmin": i < admins, "isSuperAdmin": i == members - 1}
-            for i in range(members)
-        ],
-    }
-    return g
-
-
 def accounts() -> list[SimAccount]:
     return [
         SimAccount(
             "wa-1",
             "one",
             chats=[
-                chat("11@c.us", 3, name=WEIRD, pinned=True),
-                chat("12@c.us", 0, muted=True),
-                chat("13@c.us", 5, ro=True),
-                group("19@g.us", 2, members=4, admins=1, size=0),
+                chat_obj("11@c.us", 3, name=WEIRD, pinned=True),
+                chat_obj("12@c.us", 0, muted=True),
+                chat_obj("13@c.us", 5, ro=True),
+                group_obj("19@g.us", 2, members=4, admins=1, size=0, super_admins=1),
             ],
         ),
         SimAccount(
-            "wa-2", "two", chats=[chat("21@c.us", 1), group("29@g.us", 0, members=0, admins=0, size=12)]
+            "wa-2",
+            "two",
+            chats=[chat_obj("21@c.us", 1), group_obj("29@g.us", 0, members=0, admins=0, size=12)],
         ),
     ]
 
