@@ -8,7 +8,7 @@ poll, never a mix of two.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from .client import REASONS
@@ -39,6 +39,11 @@ def _zero_errors() -> Mapping[str, int]:
     return MappingProxyType(dict.fromkeys(REASONS, 0))
 
 
+def _counted(errors: Mapping[str, int], reason: str) -> Mapping[str, int]:
+    """A new, read-only copy of the error counts with one more for ``reason``."""
+    return MappingProxyType({**errors, reason: errors.get(reason, 0) + 1})
+
+
 @dataclass(frozen=True)
 class AccountState:
     account: Account
@@ -53,29 +58,27 @@ class AccountState:
     data: ChatData | None = None
 
     def succeeded(self, data: ChatData, duration: float) -> AccountState:
-        return AccountState(
-            account=self.account,
+        return replace(
+            self,
             up=True,
             polls=self.polls + 1,
             last_poll_duration=duration,
             last_success=data.polled_at,
-            errors=self.errors,
+            last_error=None,
+            consecutive_failures=0,
             data=data,
         )
 
     def failed(self, reason: str, detail: str, duration: float) -> AccountState:
-        errors = dict(self.errors)
-        errors[reason] = errors.get(reason, 0) + 1
-        return AccountState(
-            account=self.account,
+        """Everything else (last success, last good data) carries over."""
+        return replace(
+            self,
             up=False,
             polls=self.polls + 1,
             last_poll_duration=duration,
-            last_success=self.last_success,
             last_error=detail,
-            errors=MappingProxyType(errors),
+            errors=_counted(self.errors, reason),
             consecutive_failures=self.consecutive_failures + 1,
-            data=self.data,
         )
 
     def is_stale(self, now: float, stale_after: float) -> bool:
@@ -92,11 +95,4 @@ class DiscoveryState:
     errors: Mapping[str, int] = field(default_factory=_zero_errors)
 
     def failed(self, reason: str) -> DiscoveryState:
-        errors = dict(self.errors)
-        errors[reason] = errors.get(reason, 0) + 1
-        return DiscoveryState(
-            up=False,
-            sessions=self.sessions,
-            last_success=self.last_success,
-            errors=MappingProxyType(errors),
-        )
+        return replace(self, up=False, errors=_counted(self.errors, reason))
