@@ -22,11 +22,11 @@ import responses
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench the working tree
 
-from exporter.client import WhatsGateClient
 from exporter.config import parse_config
-from exporter.exposition import render_account
+from exporter.metrics.render import render_account
 from exporter.simulator import Simulator
-from exporter.snapshot import AccountState, ChatData
+from exporter.snapshot.state import AccountState, ChatData
+from exporter.whatsgate.client import WhatsGateClient
 
 URL = "http://whatsgate.bench/api/v1"
 

@@ -16,13 +16,14 @@ import threading
 from collections.abc import Sequence
 
 from . import __version__, logfmt, memory
-from .alerting import Agent, AlertsCollector
-from .client import WhatsGateClient
-from .config import Account, Config, ConfigError, WhatsGateConfig, load_config, parse_config, parse_duration
-from .exposition import Store
+from .alerting.agent import Agent, AlertsCollector
+from .alerting.rules import rule_file
+from .config import Config, ConfigError, WhatsGateConfig, load_config, parse_config, parse_duration
+from .metrics.store import Store
+from .model import Account
 from .poller import Supervisor
-from .rules import rule_file
-from .web import ExporterServer, parse_listen_address
+from .web.server import ExporterServer, parse_listen_address
+from .whatsgate.client import WhatsGateClient
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
         dest="telemetry_path",
         default="/metrics",
         help="Path under which to expose metrics (default: /metrics).",
+    )
+    parser.add_argument(
+        "--web.external-url",
+        dest="external_url",
+        metavar="URL",
+        help="The URL under which the exporter is reachable, for the generatorURL of alerts it sends"
+        " (default: http://HOSTNAME:PORT/ from the listen address).",
     )
     parser.add_argument(
         "--demo",
@@ -183,8 +191,8 @@ def run(args: argparse.Namespace) -> int:
     supervisor = Supervisor(config, client, store)
     agent = None
     if config.thresholds:
-        agent = Agent(config, server.url)
-        store.listeners.append(agent.on_state)
+        agent = Agent(config, args.external_url or server.external_url)
+        store.subscribe(agent.wake)
         store.live.append(AlertsCollector(agent))
     elif config.alertmanager is not None:
         log.warning("alertmanager.url is set but no thresholds are configured: nothing to send")

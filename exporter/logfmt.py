@@ -23,10 +23,29 @@ def redact(secret: str) -> None:
         _SECRETS.add(secret)
 
 
+def clear_secrets() -> None:
+    """Forget every registered secret (for tests, which each start fresh)."""
+    _SECRETS.clear()
+
+
 def _scrub(text: str) -> str:
     for secret in _SECRETS:
         text = text.replace(secret, "<secret>")
     return text
+
+
+MAX_EXCERPT = 200
+
+
+def excerpt(text: str, secret: str = "") -> str:
+    """A short, single-line excerpt of server-controlled text, for a log line or an error detail.
+
+    Secrets (``secret`` and every registered one) are removed before cutting, so a
+    key echoed back by a hostile or buggy server cannot leak, not even half of it at the cut.
+    """
+    text = _scrub(text.replace(secret, "<secret>") if secret else text)
+    flat = " ".join(text.split())
+    return flat if len(flat) <= MAX_EXCERPT else flat[:MAX_EXCERPT] + "..."
 
 
 def _quote(value: Any) -> str:

@@ -1,6 +1,6 @@
 """The poll loop: one worker thread per account, and one for session discovery.
 
-Workers share nothing but the :class:`~exporter.exposition.Store` they publish
+Workers share nothing but the :class:`~exporter.metrics.store.Store` they publish
 to, so a slow or failing account never delays another, and /metrics always
 answers from the last published snapshot. After a failure a worker waits
 longer before the next try (doubling, capped at four poll intervals): a
@@ -14,10 +14,11 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 
-from .client import PollError, WhatsGateClient
-from .config import Account, Config
-from .exposition import Store
-from .snapshot import AccountState, ChatData, DiscoveryState
+from .config import Config
+from .metrics.store import Store
+from .model import Account
+from .snapshot.state import AccountState, ChatData, DiscoveryState
+from .whatsgate.client import PollError, WhatsGateClient
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +122,8 @@ class Supervisor:
         self._configured = {a.whatsapp_id: a for a in config.accounts}
 
     def start(self) -> None:
-        self.store.expected.update(self._configured)
+        for whatsapp_id in self._configured:
+            self.store.expect(whatsapp_id)
         if self.config.discover:
             # Discovery runs first and synchronously once, so /ready waits for its accounts.
             self.discover_once()
@@ -130,13 +132,13 @@ class Supervisor:
 
     def stop(self) -> None:
         self.stop_event.set()
-        for poller in self.pollers.values():
+        for poller in list(self.pollers.values()):  # discovery may change the dict meanwhile
             poller.stop()
 
     def _ensure(self, accounts: Iterable[Account]) -> None:
         for account in accounts:
             if account.whatsapp_id not in self.pollers:
-                self.store.expected.add(account.whatsapp_id)
+                self.store.expect(account.whatsapp_id)
                 poller = AccountPoller(account, self.client, self.config, self.store.publish)
                 self.pollers[account.whatsapp_id] = poller
                 poller.start()

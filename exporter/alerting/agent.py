@@ -1,0 +1,112 @@
+"""The alerting agent: evaluates thresholds on its own thread and hands changes to the sender.
+
+Publishing a snapshot only sets :attr:`Agent.wake`; the evaluation runs here,
+never on a poller's thread, so a slow or failing evaluation cannot delay a
+poll or count against an account. Time alone can breach a threshold (stale
+data) and end a ``for``, so everything is also evaluated on a timer.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+
+from ..config import Config
+from ..metrics import definitions as d
+from ..snapshot.state import AccountState, DiscoveryState
+from .evaluator import Evaluator
+from .sender import Sender
+
+log = logging.getLogger(__name__)
+
+Sources = Callable[[], tuple[Sequence[AccountState], DiscoveryState | None]]
+
+
+class Agent:
+    def __init__(self, config: Config, generator_url: str, clock: Callable[[], float] = time.time) -> None:
+        self.evaluator = Evaluator(config, clock)
+        self.sender: Sender | None = None
+        if config.alertmanager is not None:
+            self.sender = Sender(config.alertmanager, self.evaluator, generator_url, clock)
+        self.tick = min(15.0, config.poll_interval)
+        self.wake = threading.Event()
+        self.stop_event = threading.Event()
+        # The snapshots last evaluated: a wake re-evaluates only what was published since.
+        self._seen: dict[str, AccountState] = {}
+        self._seen_discovery: DiscoveryState | None = None
+
+    def evaluate(self, sources: Sources, everything: bool = True) -> None:
+        """Evaluate new snapshots (all of them when ``everything``), then wake the sender."""
+        states, discovery = sources()
+        for state in states:
+            if everything or self._seen.get(state.account.whatsapp_id) is not state:
+                self.evaluator.evaluate_account(state)
+        self._seen = {state.account.whatsapp_id: state for state in states}
+        self.evaluator.retain(set(self._seen))
+        if discovery is not None and (everything or discovery is not self._seen_discovery):
+            self.evaluator.evaluate_sessions(discovery)
+            self._seen_discovery = discovery
+        if self.sender is not None:
+            self.sender.wake.set()
+
+    def _loop(self, sources: Sources) -> None:
+        next_full = 0.0
+        while not self.stop_event.is_set():
+            self.wake.wait(max(0.0, next_full - time.monotonic()))
+            self.wake.clear()  # before reading the sources, so no publish made after is missed
+            if self.stop_event.is_set():
+                break
+            now = time.monotonic()
+            everything = now >= next_full
+            if everything:
+                next_full = now + self.tick
+            try:
+                self.evaluate(sources, everything)
+            except Exception:  # a bug here must not stop alerting for good
+                log.exception("alert evaluation crashed")
+
+    def start(self, sources: Sources) -> None:
+        threading.Thread(target=self._loop, args=(sources,), name="alert-eval", daemon=True).start()
+        if self.sender is not None:
+            self.sender.start()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.wake.set()
+        if self.sender is not None:
+            self.sender.stop()
+
+
+class AlertsCollector(Collector):
+    """``whatsgate_alert_firing`` and the sender's counters; tiny, so rendered per scrape.
+
+    Sample::
+
+        whatsgate_alert_firing{account="sales",alertname="WhatsGateAccountDown",severity="critical",...} 1.0
+        whatsgate_alertmanager_notifications_sent_total 12.0
+        whatsgate_alertmanager_notifications_errors_total 0.0
+    """
+
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+
+    def collect(self) -> Iterator[Metric]:
+        firing = d.ALERT_FIRING.family()
+        for alert in self.agent.evaluator.alerts():
+            if alert.firing:
+                labels = {k: v for k, v in alert.labels if k != "name"}
+                firing.add_sample(d.ALERT_FIRING.name, labels, 1.0)
+        yield firing
+        sender = self.agent.sender
+        if sender is not None:
+            sent = d.ALERTMANAGER_SENT.family()
+            sent.add_metric([], float(sender.sent))
+            yield sent
+            errors = d.ALERTMANAGER_ERRORS.family()
+            errors.add_metric([], float(sender.errors))
+            yield errors

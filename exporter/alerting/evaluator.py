@@ -1,0 +1,135 @@
+"""Alert evaluation with Prometheus's own semantics, so that both alerting modes agree.
+
+An alert is *pending* from the first evaluation that breaches the threshold
+and *firing* once it has been breached for ``for``; when it clears, a firing
+alert is kept as resolved (with the time it resolved) for a while, so that
+Alertmanager hears of the resolution even if it was down at that moment.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+from ..config import Config
+from ..snapshot.state import AccountState, DiscoveryState
+from .templates import render_text
+from .thresholds import Threshold, breached
+
+log = logging.getLogger(__name__)
+
+RESOLVED_RETENTION = 15 * 60.0
+
+
+@dataclass(frozen=True)
+class Alert:
+    labels: tuple[tuple[str, str], ...]  # sorted; alertname and severity included
+    annotations: tuple[tuple[str, str], ...]
+    value: float
+    active_since: float
+    fired_at: float | None = None
+    resolved_at: float | None = None
+
+    @property
+    def firing(self) -> bool:
+        return self.fired_at is not None and self.resolved_at is None
+
+    def label(self, name: str) -> str:
+        return dict(self.labels).get(name, "")
+
+
+Key = tuple[int, tuple[tuple[str, str], ...]]
+_SESSIONS = "\x00sessions"  # the partition of session alerts; no whatsapp_id looks like it
+
+
+class Evaluator:
+    """Holds the pending/firing state of every threshold instance, account by account."""
+
+    def __init__(self, config: Config, clock: Callable[[], float] = time.time) -> None:
+        self.thresholds: Sequence[Threshold] = config.thresholds
+        self.stale_after = config.stale_after
+        self.clock = clock
+        self._lock = threading.Lock()
+        # Partitioned by whatsapp_id (sessions under a key of their own), so that
+        # one account's evaluation replaces only that account's alerts.
+        self._active: dict[str, dict[Key, Alert]] = {}
+        self._resolved: list[Alert] = []
+
+    def evaluate_account(self, state: AccountState) -> None:
+        now = self.clock()
+        found = []
+        for index, threshold in enumerate(self.thresholds):
+            if threshold.spec.on_sessions or not threshold.applies_to(state.account.name):
+                continue
+            for labels, value, extra in threshold.spec.measure(threshold, state, now, self.stale_after):
+                found.append((index, threshold, labels, value, extra))
+        self._update(state.account.whatsapp_id, found, now)
+
+    def evaluate_sessions(self, discovery: DiscoveryState) -> None:
+        now = self.clock()
+        found = [
+            (index, threshold, labels, value, extra)
+            for index, threshold in enumerate(self.thresholds)
+            if threshold.spec.on_sessions
+            for labels, value, extra in threshold.spec.measure_sessions(discovery)
+            if threshold.applies_to(labels["account"])
+        ]
+        self._update(_SESSIONS, found, now)
+
+    def retain(self, whatsapp_ids: set[str]) -> None:
+        """Accounts no longer polled (their session is gone): their firing alerts resolve now."""
+        with self._lock:
+            gone = [p for p in self._active if p != _SESSIONS and p not in whatsapp_ids]
+        for partition in gone:
+            self._update(partition, [], self.clock())
+            with self._lock:
+                del self._active[partition]
+
+    def _update(self, partition: str, found: list, now: float) -> None:
+        with self._lock:
+            before = self._active.get(partition, {})
+            after: dict[Key, Alert] = {}
+            for index, threshold, labels, value, extra in found:
+                limit = threshold.limit_for(labels["account"])
+                if not breached(limit, value):
+                    continue
+                all_labels = {"alertname": threshold.name, "severity": limit.severity, **labels}
+                key: Key = (index, tuple(sorted(all_labels.items())))
+                previous = before.get(key)
+                since = previous.active_since if previous else now
+                fields = {
+                    **{k: v for k, v in labels.items() if k != "name"},
+                    **extra,
+                    **threshold.fields(limit),
+                    "value": threshold.format_value(value),
+                }
+                fired = (previous.fired_at if previous else None) or (
+                    now if now - since >= limit.for_ else None
+                )
+                after[key] = Alert(
+                    labels=key[1],
+                    annotations=(
+                        ("description", render_text(threshold.description, fields)),
+                        ("summary", render_text(threshold.summary, fields)),
+                    ),
+                    value=value,
+                    active_since=since,
+                    fired_at=fired,
+                )
+                if fired == now and (previous is None or previous.fired_at is None):
+                    log.info("alert firing", extra={"fields": dict(key[1])})
+            for key, alert in before.items():
+                if key not in after and alert.fired_at is not None:
+                    self._resolved.append(replace(alert, resolved_at=now))
+                    log.info("alert resolved", extra={"fields": dict(alert.labels)})
+            self._active[partition] = after
+            self._resolved = [a for a in self._resolved if now - (a.resolved_at or now) <= RESOLVED_RETENTION]
+
+    def alerts(self) -> list[Alert]:
+        """Firing alerts and recently resolved ones: what Alertmanager should hear about."""
+        with self._lock:
+            firing = [a for part in self._active.values() for a in part.values() if a.fired_at is not None]
+            return firing + list(self._resolved)

@@ -1,0 +1,128 @@
+"""Posting alerts to Alertmanager's v2 API, from the agent's own thread.
+
+It posts the whole current set (firing, and recently resolved) to
+``/api/v2/alerts`` whenever the set changes and every ``resend_interval``
+otherwise, with ``endsAt`` four resend intervals ahead for firing alerts, as
+Prometheus does. So an Alertmanager that was down simply receives the current
+truth when it comes back, and one that never hears from the exporter again
+resolves its alerts on its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+
+import requests
+
+from .. import logfmt
+from ..config import AlertmanagerConfig
+from .evaluator import Alert, Evaluator
+
+log = logging.getLogger(__name__)
+
+ENDS_AT_FACTOR = 4
+
+
+def _rfc3339(ts: float) -> str:
+    return (
+        datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    )
+
+
+def payload(alerts: Sequence[Alert], now: float, resend_interval: float, generator_url: str) -> list[dict]:
+    """The body of ``POST /api/v2/alerts``."""
+    out = []
+    for alert in alerts:
+        ends = alert.resolved_at if alert.resolved_at is not None else now + ENDS_AT_FACTOR * resend_interval
+        out.append(
+            {
+                "labels": dict(alert.labels),
+                "annotations": dict(alert.annotations),
+                "startsAt": _rfc3339(alert.fired_at or alert.active_since),
+                "endsAt": _rfc3339(ends),
+                "generatorURL": generator_url,
+            }
+        )
+    return out
+
+
+class Sender:
+    """Posts the evaluator's alerts to Alertmanager, on change and every resend interval."""
+
+    def __init__(
+        self,
+        config: AlertmanagerConfig,
+        evaluator: Evaluator,
+        generator_url: str,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.evaluator = evaluator
+        self.generator_url = generator_url
+        self.clock = clock
+        self.session = requests.Session()
+        self.wake = threading.Event()
+        self.stop_event = threading.Event()
+        self.sent = 0
+        self.errors = 0
+        self.last_error: str | None = None
+        self._last_sent: list[tuple] = []
+
+    def send_once(self, force: bool = False) -> bool:
+        alerts = self.evaluator.alerts()
+        fingerprint = sorted((a.labels, a.fired_at, a.resolved_at, a.annotations) for a in alerts)
+        if not alerts or (not force and fingerprint == self._last_sent):
+            return True
+        body = payload(alerts, self.clock(), self.config.resend_interval, self.generator_url)
+        url = f"{self.config.url}/api/v2/alerts"
+        try:
+            response = self.session.post(url, json=body, timeout=self.config.timeout)
+            ok = response.status_code // 100 == 2
+            problem = f"HTTP {response.status_code}: {logfmt.excerpt(response.text)}"
+        except requests.RequestException as exc:
+            ok, problem = False, type(exc).__name__
+        if ok:
+            self.sent += len(body)
+            self._last_sent = fingerprint
+            if self.last_error:
+                log.info("alertmanager reachable again", extra={"fields": {"url": url}})
+            self.last_error = None
+            return True
+        self.errors += len(body)
+        if problem != self.last_error:  # one line per new problem, not one per retry
+            log.warning(
+                "alertmanager notification failed",
+                extra={"fields": {"url": url, "alerts": len(body), "err": problem}},
+            )
+        self.last_error = problem
+        return False
+
+    def run(self) -> None:
+        retry = 1.0
+        next_resend = 0.0
+        while not self.stop_event.is_set():
+            self.wake.clear()  # before reading the alerts, so no change made after is missed
+            now = time.monotonic()
+            force = now >= next_resend
+            if self.send_once(force=force):
+                retry = 1.0
+                if force:
+                    next_resend = now + self.config.resend_interval
+                self.wake.wait(max(0.0, next_resend - time.monotonic()))
+            else:
+                # Alertmanager unreachable: wait out the backoff whatever changes meanwhile
+                # (waking on every poll would only hammer it), then send the whole state.
+                self.stop_event.wait(retry)
+                retry = min(retry * 2, self.config.resend_interval)
+                next_resend = 0.0
+
+    def start(self) -> None:
+        threading.Thread(target=self.run, name="alertmanager", daemon=True).start()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.wake.set()

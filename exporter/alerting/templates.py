@@ -1,0 +1,92 @@
+"""Alert text: ``{placeholder}`` templates, filled in by the agent or written as Go templates for rules."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+
+PLACEHOLDER_RE = re.compile(r"\{(\w+)\}")
+
+# The alert's own labels, as Go template actions; {value} is the query's value.
+_ACTIONS = {
+    "account": "{{ $labels.account }}",
+    "whatsapp_id": "{{ $labels.whatsapp_id }}",
+    "chat_id": "{{ $labels.chat_id }}",
+    "chat_type": "{{ $labels.chat_type }}",
+    "chat_name": "{{ $labels.name }}",
+    "status": "{{ $labels.status }}",
+}
+
+
+def render_text(template: str, fields: Mapping[str, str]) -> str:
+    """The agent's substitution of ``{placeholder}`` fields."""
+    return PLACEHOLDER_RE.sub(lambda m: fields.get(m.group(1), m.group(0)), template)
+
+
+def promql_string(value: str) -> str:
+    """A PromQL (and Go template) string literal."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def go_template(
+    template: str,
+    duration_value: bool,
+    fixed: Callable[[str], Sequence[tuple[tuple[str, ...] | None, str]]],
+) -> str:
+    """The same text as a Prometheus (Go) template: labels and $value come from the alert.
+
+    Fields fixed by the config (``{threshold}``, ``{for}``, ...) come from
+    ``fixed(field)``: one (accounts, text) pair per part of the rule, written
+    literally, or as an ``if`` on the account where the parts differ.
+    """
+    value = "{{ $value | humanizeDuration }}" if duration_value else "{{ $value }}"
+    out = []
+    pos = 0
+    for match in PLACEHOLDER_RE.finditer(template):
+        # A literal '{' right before an action would read as '{{{': escape it too.
+        out.append(_go_literal(template[pos : match.start()], before_action=True))
+        field = match.group(1)
+        action = value if field == "value" else _ACTIONS.get(field)
+        out.append(action or _go_choice(list(fixed(field))))
+        pos = match.end()
+    out.append(_go_literal(template[pos:]))
+    return "".join(out)
+
+
+def _go_choice(values: list[tuple[tuple[str, ...] | None, str]]) -> str:
+    if len({text for _, text in values}) == 1:
+        return _go_literal(values[0][1])
+    # The part for "every other account" (or else the last one) is the else branch.
+    values.sort(key=lambda part: part[0] is None)
+    *named, (_, fallback) = values
+    out = ""
+    for i, (accounts, text) in enumerate(named):
+        names = " ".join(promql_string(a) for a in accounts or ())
+        out += f"{{{{ {'if' if i == 0 else 'else if'} eq $labels.account {names} }}}}{_go_literal(text)}"
+    return out + f"{{{{ else }}}}{_go_literal(fallback)}{{{{ end }}}}"
+
+
+def _go_literal(text: str, before_action: bool = False) -> str:
+    """Literal text in a Go template, where '{{' would start an action."""
+    text = text.replace("{{", "{{`{{`}}")
+    if before_action and text.endswith("{"):
+        text = text[:-1] + "{{`{`}}"
+    return text
+
+
+def humanize_duration(seconds: float) -> str:
+    """As Prometheus's humanizeDuration template function writes it (e.g. '16m 40s')."""
+    if not math.isfinite(seconds) or abs(seconds) < 1:
+        return f"{seconds:.4g}s"
+    sign, v = ("-", -seconds) if seconds < 0 else ("", seconds)
+    whole = int(v)
+    days, hours, minutes, secs = whole // 86400, whole // 3600 % 24, whole // 60 % 60, whole % 60
+    if days:
+        return f"{sign}{days}d {hours}h {minutes}m {secs}s"
+    if hours:
+        return f"{sign}{hours}h {minutes}m {secs}s"
+    if minutes:
+        return f"{sign}{minutes}m {secs}s"
+    return f"{sign}{v:.4g}s"

@@ -1,0 +1,244 @@
+"""Load and validate the YAML configuration.
+
+Validation happens once, at start-up, and every problem is reported as one
+:class:`ConfigError` whose message starts with the key path (``accounts[1].name``)
+so that an operator can fix the file without reading a traceback. Values of
+secrets never appear in a message.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..alerting.thresholds import Threshold, parse_thresholds
+from ..model import Account, ChatsConfig
+from .schema import (
+    ConfigError,
+    check_keys,
+    get_bool,
+    get_duration,
+    get_int,
+    get_list,
+    get_mapping,
+    get_str,
+    get_url,
+    regex_list,
+    type_name,
+)
+
+DEFAULT_URL = "https://whatsgate.org/api/v1"
+
+
+@dataclass(frozen=True)
+class WhatsGateConfig:
+    url: str = DEFAULT_URL
+    # repr=False: a config printed in a debugger, log or exception never shows the key.
+    api_key: str = field(default="", repr=False)
+    timeout: float = 10.0
+
+
+@dataclass(frozen=True)
+class AlertmanagerConfig:
+    url: str
+    timeout: float = 10.0
+    resend_interval: float = 60.0
+
+
+@dataclass(frozen=True)
+class Config:
+    whatsgate: WhatsGateConfig
+    accounts: tuple[Account, ...]
+    discover: bool = False
+    poll_interval: float = 60.0
+    stale_after: float = 300.0
+    chats: ChatsConfig = field(default_factory=ChatsConfig)
+    thresholds: tuple[Threshold, ...] = ()
+    alertmanager: AlertmanagerConfig | None = None
+
+
+# --- sections ---------------------------------------------------------------
+
+_TOP_KEYS = {
+    "whatsgate",
+    "accounts",
+    "discover",
+    "poll_interval",
+    "stale_after",
+    "chats",
+    "thresholds",
+    "alertmanager",
+}
+
+
+def _whatsgate(raw: Mapping[str, Any], base_dir: Path, polling: bool) -> WhatsGateConfig:
+    path = "whatsgate."
+    check_keys(raw, {"url", "api_key", "api_key_file", "timeout"}, path)
+    url = get_url(raw, "url", path, DEFAULT_URL)
+    if "api_key" in raw and "api_key_file" in raw:
+        raise ConfigError(f"{path}api_key", "set either api_key or api_key_file, not both")
+    api_key = ""
+    if not polling:
+        pass  # not read at all: not even its environment variable need be set
+    elif "api_key_file" in raw:
+        key_path = Path(get_str(raw, "api_key_file", path))
+        key_path = key_path if key_path.is_absolute() else base_dir / key_path
+        try:
+            api_key = key_path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise ConfigError(f"{path}api_key_file", f"cannot read {key_path}: {reason}") from None
+        if not api_key:
+            raise ConfigError(f"{path}api_key_file", f"{key_path} is empty")
+    elif "api_key" in raw:
+        api_key = get_str(raw, "api_key", path).strip()
+        if not api_key:
+            raise ConfigError(f"{path}api_key", "is empty")
+    else:
+        raise ConfigError(f"{path}api_key", "required: set whatsgate.api_key or whatsgate.api_key_file")
+    if api_key and not re.fullmatch(r"[!-~]+", api_key):
+        # It goes into an HTTP header: anything else would fail every poll, obscurely.
+        key = f"{path}api_key_file" if "api_key_file" in raw else f"{path}api_key"
+        raise ConfigError(key, "the API key must be printable ASCII without spaces (value not shown)")
+    timeout = get_duration(raw, "timeout", path, WhatsGateConfig.timeout)
+    return WhatsGateConfig(url=url, api_key=api_key, timeout=timeout)
+
+
+def _accounts(items: list[Any]) -> tuple[Account, ...]:
+    accounts: list[Account] = []
+    seen_ids: set[str] = set()
+    seen_names: set[str] = set()
+    for i, item in enumerate(items):
+        path = f"accounts[{i}]."
+        if not isinstance(item, dict):
+            got = type_name(item)
+            raise ConfigError(f"accounts[{i}]", f"expected a mapping with whatsapp_id, got {got}")
+        check_keys(item, {"whatsapp_id", "name"}, path)
+        whatsapp_id = get_str(item, "whatsapp_id", path).strip()
+        if not whatsapp_id:
+            raise ConfigError(f"{path}whatsapp_id", "is empty")
+        name = get_str(item, "name", path, whatsapp_id).strip() or whatsapp_id
+        if whatsapp_id in seen_ids:
+            raise ConfigError(f"{path}whatsapp_id", f"duplicate account {whatsapp_id!r}")
+        if name in seen_names:
+            raise ConfigError(f"{path}name", f"duplicate account name {name!r}")
+        seen_ids.add(whatsapp_id)
+        seen_names.add(name)
+        accounts.append(Account(whatsapp_id, name))
+    return tuple(accounts)
+
+
+def _chats(raw: Mapping[str, Any]) -> ChatsConfig:
+    path = "chats."
+    check_keys(raw, {"include", "exclude", "max_per_account"}, path)
+    return ChatsConfig(
+        include=regex_list(raw, "include", path),
+        exclude=regex_list(raw, "exclude", path),
+        max_per_account=get_int(raw, "max_per_account", path, ChatsConfig.max_per_account),
+    )
+
+
+def _alertmanager(raw: Mapping[str, Any]) -> AlertmanagerConfig | None:
+    if not raw:
+        return None
+    path = "alertmanager."
+    check_keys(raw, {"url", "timeout", "resend_interval"}, path)
+    return AlertmanagerConfig(
+        url=get_url(raw, "url", path),
+        timeout=get_duration(raw, "timeout", path, AlertmanagerConfig.timeout),
+        resend_interval=get_duration(raw, "resend_interval", path, AlertmanagerConfig.resend_interval),
+    )
+
+
+def _check_threshold_accounts(thresholds: tuple[Threshold, ...], accounts: tuple[Account, ...]) -> None:
+    """A threshold that names an account nobody polls would never fire: say so at start-up."""
+    known = {a.name for a in accounts}
+    for i, threshold in enumerate(thresholds):
+        named = [(f"thresholds[{i}].accounts[{j}]", a) for j, a in enumerate(threshold.accounts)]
+        named += [(f"thresholds[{i}].overrides.{a}", a) for a, _ in threshold.overrides]
+        for path, account in named:
+            if account not in known:
+                raise ConfigError(
+                    path, f"no account is named {account!r} (accounts: {', '.join(sorted(known))})"
+                )
+
+
+def parse_config(raw: Any, base_dir: Path = Path("."), polling: bool = True) -> Config:
+    """Validate a decoded YAML document.
+
+    ``polling=False`` is for configs that will not poll WhatsGate with their own
+    key and accounts (the demo brings its own, ``rules`` needs neither): then
+    neither is required, and the key is not even read.
+    """
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError("", f"the configuration must be a YAML mapping, got {type_name(raw)}")
+    check_keys(raw, _TOP_KEYS, "")
+    discover = get_bool(raw, "discover", "", False)
+    accounts = _accounts(get_list(raw, "accounts", ""))
+    if polling and not accounts and not discover:
+        raise ConfigError("accounts", "at least one account is required (or set discover: true)")
+    thresholds = parse_thresholds(raw.get("thresholds"))
+    if polling and not discover:
+        _check_threshold_accounts(thresholds, accounts)
+    poll_interval = get_duration(raw, "poll_interval", "", Config.poll_interval)
+    stale_after = get_duration(raw, "stale_after", "", max(300.0, 3 * poll_interval))
+    if stale_after < poll_interval:
+        raise ConfigError("stale_after", "must not be shorter than poll_interval")
+    return Config(
+        whatsgate=_whatsgate(get_mapping(raw, "whatsgate", ""), base_dir, polling),
+        accounts=accounts,
+        discover=discover,
+        poll_interval=poll_interval,
+        stale_after=stale_after,
+        chats=_chats(get_mapping(raw, "chats", "")),
+        thresholds=thresholds,
+        alertmanager=_alertmanager(get_mapping(raw, "alertmanager", "")),
+    )
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that numbers YAML 1.1 would silently rewrite stay text.
+
+    ``whatsapp_id: 012345`` is octal to YAML 1.1 (5349), and ``1:30`` is
+    base 60 (90): an id written like that must stay as written, not become
+    another number that check-config would call OK.
+    """
+
+
+def _int_or_text(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int | str:
+    text = loader.construct_scalar(node)
+    if isinstance(text, str) and (re.match(r"^[-+]?0[0-9_]", text) or ":" in text):
+        return text
+    return loader.construct_yaml_int(node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _int_or_text)
+
+
+def load_config(path: str | os.PathLike[str], polling: bool = True) -> Config:
+    """Read, parse and validate a config file; every failure is a :class:`ConfigError`."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError("", f"cannot read config file {file}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError("", f"config file {file} is not UTF-8 text") from None
+    try:
+        raw = yaml.load(text, Loader=_Loader)
+    except RecursionError:
+        raise ConfigError("", f"invalid YAML in {file}: nested too deeply") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError("", f"invalid YAML in {file}{where}: {problem}") from None
+    return parse_config(raw, file.parent, polling)

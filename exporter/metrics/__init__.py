@@ -1,0 +1,1 @@
+"""Where numbers become exposition: metric definitions, collectors, rendering, the store /metrics serves."""

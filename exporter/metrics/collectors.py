@@ -1,0 +1,172 @@
+"""Metric families built from immutable snapshots.
+
+Each collector wraps one snapshot and yields fresh families, built from the
+definitions in :mod:`exporter.metrics.definitions`. They hold no state of
+their own, so they are used both ways: rendered once per snapshot by
+:mod:`exporter.metrics.render` (the hot path), and registered like any
+prometheus-client collector where a registry is wanted (tests, tools).
+
+The split into health, aggregates and per-chat series follows what may be
+dropped independently: per-chat series go when the data is stale, health stays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+
+from .. import __version__
+from ..model import CHAT_TYPES, GROUP, Account
+from ..snapshot.state import AccountState, ChatData, DiscoveryState
+from . import definitions as d
+
+
+class HealthCollector(Collector):
+    """Whether and how the last polls of one account worked; always exported.
+
+    Sample::
+
+        whatsgate_up{account="support",whatsapp_id="79990001122"} 1.0
+        whatsgate_poll_duration_seconds{account="support",whatsapp_id="79990001122"} 0.21
+        whatsgate_last_success_timestamp_seconds{account="support",whatsapp_id="79990001122"} 1.767e+09
+        whatsgate_poll_errors_total{account="support",reason="timeout",whatsapp_id="79990001122"} 2.0
+    """
+
+    def __init__(self, state: AccountState) -> None:
+        self.state = state
+
+    def collect(self) -> Iterator[Metric]:
+        s = self.state
+        acc = list(s.account.labels)
+        up = d.UP.family()
+        up.add_metric(acc, 1.0 if s.up else 0.0)
+        yield up
+        duration = d.POLL_DURATION.family()
+        if s.last_poll_duration is not None:
+            duration.add_metric(acc, s.last_poll_duration)
+        yield duration
+        last = d.LAST_SUCCESS.family()
+        if s.last_success is not None:
+            last.add_metric(acc, s.last_success)
+        yield last
+        errors = d.POLL_ERRORS.family()
+        for reason, count in s.errors.items():
+            errors.add_metric([*acc, reason], float(count))
+        yield errors
+
+
+class AggregateCollector(Collector):
+    """Per-account counts; they count every chat, whatever the per-chat filters and cap.
+
+    Sample::
+
+        whatsgate_chats{account="support",chat_type="contact",whatsapp_id="79990001122"} 812.0
+        whatsgate_unread_messages{account="support",chat_type="group",whatsapp_id="79990001122"} 37.0
+        whatsgate_chats_omitted{account="support",reason="max_per_account",whatsapp_id="79990001122"} 0.0
+    """
+
+    def __init__(self, account: Account, data: ChatData) -> None:
+        self.account = account
+        self.data = data
+
+    def collect(self) -> Iterator[Metric]:
+        acc = list(self.account.labels)
+        for definition, attr in d.AGGREGATES:
+            family = definition.family()
+            for chat_type in CHAT_TYPES:
+                family.add_metric([*acc, chat_type], float(getattr(self.data.summary[chat_type], attr)))
+            yield family
+        omitted = d.CHATS_OMITTED.family()
+        omitted.add_metric([*acc, "filtered"], float(self.data.selection.filtered))
+        omitted.add_metric([*acc, "max_per_account"], float(self.data.selection.over_limit))
+        yield omitted
+
+
+class ChatCollector(Collector):
+    """Per-chat and per-group series for the selected chats of one account.
+
+    Sample::
+
+        whatsgate_chat_unread_messages{account="support",chat_id="79991112233@c.us",...} 3.0
+        whatsgate_chat_info{account="support",chat_id="79991112233@c.us",name="Vasily",...} 1.0
+        whatsgate_group_participants{account="support",chat_id="4239048293082@g.us",...} 2.0
+    """
+
+    def __init__(self, account: Account, data: ChatData) -> None:
+        self.account = account
+        self.data = data
+
+    def collect(self) -> Iterator[Metric]:
+        acc = list(self.account.labels)
+        chats = self.data.selection.chats
+        unread, activity, info = d.CHAT_UNREAD.family(), d.CHAT_LAST_ACTIVITY.family(), d.CHAT_INFO.family()
+        for chat in chats:
+            labels = [*acc, chat.id, chat.chat_type]
+            unread.add_metric(labels, float(chat.unread))
+            activity.add_metric(labels, float(chat.last_activity))
+            info.add_metric([*labels, chat.name], 1.0)
+        yield unread
+        yield activity
+        yield info
+
+        participants, admins = d.GROUP_PARTICIPANTS.family(), d.GROUP_ADMINS.family()
+        created = d.GROUP_CREATED.family()
+        for chat in chats:
+            group = chat.group
+            if chat.chat_type != GROUP or group is None:
+                continue
+            labels = [*acc, chat.id]
+            participants.add_metric(labels, float(group.member_count))
+            if group.admins is not None:
+                admins.add_metric(labels, float(group.admins))
+            if group.created:
+                created.add_metric(labels, float(group.created))
+        yield participants
+        yield admins
+        yield created
+
+
+# Known session states are always exported (0 or 1), so an alert can test
+# status="READY" == 0 without knowing which other state the session is in.
+KNOWN_SESSION_STATUSES = ("AUTH", "READY")
+
+
+class DiscoveryCollector(Collector):
+    """What the last ``sessions-get`` said, and whether it worked.
+
+    Sample::
+
+        whatsgate_session_status{account="support",status="AUTH",whatsapp_id="79990001122"} 0.0
+        whatsgate_session_status{account="support",status="READY",whatsapp_id="79990001122"} 1.0
+        whatsgate_discovery_up 1.0
+        whatsgate_discovery_errors_total{reason="timeout"} 0.0
+    """
+
+    def __init__(self, state: DiscoveryState) -> None:
+        self.state = state
+
+    def collect(self) -> Iterator[Metric]:
+        status = d.SESSION_STATUS.family()
+        for account, session in self.state.sessions:
+            current = session.status
+            for known in sorted({*KNOWN_SESSION_STATUSES, current}):
+                status.add_metric([*account.labels, known], 1.0 if known == current else 0.0)
+        yield status
+        up = d.DISCOVERY_UP.family()
+        up.add_metric([], 1.0 if self.state.up else 0.0)
+        yield up
+        errors = d.DISCOVERY_ERRORS.family()
+        for reason, count in self.state.errors.items():
+            errors.add_metric([reason], float(count))
+        yield errors
+
+
+class BuildInfoCollector(Collector):
+    """Sample: ``whatsgate_exporter_build_info{version="0.1.0"} 1.0``."""
+
+    def collect(self) -> Iterator[Metric]:
+        info = d.BUILD_INFO.family()
+        info.add_metric([__version__], 1.0)
+        yield info

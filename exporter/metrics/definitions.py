@@ -1,0 +1,198 @@
+"""Every metric the exporter exposes, defined once: name, type, labels, help.
+
+The collectors build their families from these definitions, the PromQL
+builder of the threshold kinds writes their names from them, and the tests
+(golden body, dashboard queries, README table) read them too, so a rename
+happens in one place or fails a test.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+ACCOUNT_LABELS = ("whatsapp_id", "account")
+POLL_NOTE = (
+    " Polled from get-chats every poll_interval, not per scrape, so that several Prometheus"
+    " servers do not multiply the load on the rate-limited API."
+)
+
+
+@dataclass(frozen=True)
+class MetricDef:
+    """One metric family. ``labels`` come after the account labels unless ``per_account`` is false."""
+
+    name: str
+    type: str  # "gauge" or "counter"
+    help: str
+    labels: tuple[str, ...] = ()
+    per_account: bool = True
+
+    @property
+    def label_names(self) -> list[str]:
+        return [*ACCOUNT_LABELS, *self.labels] if self.per_account else list(self.labels)
+
+    @property
+    def sample_name(self) -> str:
+        """The name its samples carry in the exposition (counters gain ``_total``)."""
+        return f"{self.name}_total" if self.type == "counter" else self.name
+
+    def family(self) -> Metric:
+        """A fresh, empty family to add samples to."""
+        if self.type == "counter":
+            return CounterMetricFamily(self.name, self.help, labels=self.label_names)
+        return GaugeMetricFamily(self.name, self.help, labels=self.label_names)
+
+
+# --- health of the polls (always exported) -------------------------------------------------------
+
+UP = MetricDef("whatsgate_up", "gauge", "1 if the last poll of get-chats for the account succeeded, else 0.")
+POLL_DURATION = MetricDef(
+    "whatsgate_poll_duration_seconds", "gauge", "Duration of the last poll of the account."
+)
+LAST_SUCCESS = MetricDef(
+    "whatsgate_last_success_timestamp_seconds",
+    "gauge",
+    "Unix time of the last successful poll of the account.",
+)
+POLL_ERRORS = MetricDef(
+    "whatsgate_poll_errors",
+    "counter",
+    "Failed polls of the account, by reason (timeout, connection, http_status, unauthorized,"
+    " api_error, invalid_response).",
+    ("reason",),
+)
+
+# --- per-account aggregates: (definition, the TypeSummary field it shows) --------------------------
+
+CHATS = MetricDef(
+    "whatsgate_chats", "gauge", "Chats of the account, by chat type." + POLL_NOTE, ("chat_type",)
+)
+CHATS_UNREAD = MetricDef(
+    "whatsgate_chats_unread",
+    "gauge",
+    "Chats with at least one unread message, by chat type." + POLL_NOTE,
+    ("chat_type",),
+)
+UNREAD_MESSAGES = MetricDef(
+    "whatsgate_unread_messages",
+    "gauge",
+    "Unread messages summed over all chats, by chat type." + POLL_NOTE,
+    ("chat_type",),
+)
+CHATS_READ_ONLY = MetricDef(
+    "whatsgate_chats_read_only",
+    "gauge",
+    "Chats where sending is blocked (isReadOnly), by chat type." + POLL_NOTE,
+    ("chat_type",),
+)
+CHATS_MUTED = MetricDef(
+    "whatsgate_chats_muted",
+    "gauge",
+    "Chats with notifications muted, by chat type." + POLL_NOTE,
+    ("chat_type",),
+)
+CHATS_PINNED = MetricDef(
+    "whatsgate_chats_pinned", "gauge", "Pinned chats, by chat type." + POLL_NOTE, ("chat_type",)
+)
+AGGREGATES: tuple[tuple[MetricDef, str], ...] = (
+    (CHATS, "chats"),
+    (CHATS_UNREAD, "chats_unread"),
+    (UNREAD_MESSAGES, "unread_messages"),
+    (CHATS_READ_ONLY, "read_only"),
+    (CHATS_MUTED, "muted"),
+    (CHATS_PINNED, "pinned"),
+)
+CHATS_OMITTED = MetricDef(
+    "whatsgate_chats_omitted",
+    "gauge",
+    "Chats without per-chat series: reason=filtered (chats.include/exclude) or"
+    " reason=max_per_account (over the cap; the chats with most unread messages are kept).",
+    ("reason",),
+)
+
+# --- per chat and per group -----------------------------------------------------------------------
+
+CHAT_LABELS = ("chat_id", "chat_type")
+CHAT_UNREAD = MetricDef(
+    "whatsgate_chat_unread_messages", "gauge", "Unread messages in the chat." + POLL_NOTE, CHAT_LABELS
+)
+CHAT_LAST_ACTIVITY = MetricDef(
+    "whatsgate_chat_last_activity_timestamp_seconds",
+    "gauge",
+    "Unix time of the last activity in the chat." + POLL_NOTE,
+    CHAT_LABELS,
+)
+CHAT_INFO = MetricDef(
+    "whatsgate_chat_info",
+    "gauge",
+    "Chat name, always 1; join on whatsapp_id and chat_id. The name lives only here so a rename"
+    " does not break series." + POLL_NOTE,
+    (*CHAT_LABELS, "name"),
+)
+GROUP_PARTICIPANTS = MetricDef(
+    "whatsgate_group_participants",
+    "gauge",
+    "Participants of the group: the length of the participant list when present, else"
+    " groupMetadata.size." + POLL_NOTE,
+    ("chat_id",),
+)
+GROUP_ADMINS = MetricDef(
+    "whatsgate_group_admins",
+    "gauge",
+    "Admins and super-admins in the group's participant list." + POLL_NOTE,
+    ("chat_id",),
+)
+GROUP_CREATED = MetricDef(
+    "whatsgate_group_created_timestamp_seconds",
+    "gauge",
+    "Unix time the group was created." + POLL_NOTE,
+    ("chat_id",),
+)
+
+# --- sessions (discover: true) ------------------------------------------------------------------
+
+SESSION_STATUS = MetricDef(
+    "whatsgate_session_status",
+    "gauge",
+    "1 for the session's current status in sessions-get (READY = working, AUTH = waiting for QR"
+    " authorisation), 0 for the other known statuses.",
+    ("status",),
+)
+DISCOVERY_UP = MetricDef(
+    "whatsgate_discovery_up", "gauge", "1 if the last sessions-get call succeeded, else 0.", per_account=False
+)
+DISCOVERY_ERRORS = MetricDef(
+    "whatsgate_discovery_errors", "counter", "Failed sessions-get calls, by reason.", ("reason",), False
+)
+
+# --- the exporter itself --------------------------------------------------------------------------
+
+BUILD_INFO = MetricDef(
+    "whatsgate_exporter_build_info",
+    "gauge",
+    "A metric with a constant '1' labelled by version.",
+    ("version",),
+    per_account=False,
+)
+ALERT_FIRING = MetricDef(
+    "whatsgate_alert_firing",
+    "gauge",
+    "1 for each alert the exporter's own threshold evaluation finds firing (pending alerts are"
+    " not shown); labels are the alert's, less the chat name (join whatsgate_chat_info on"
+    " whatsapp_id and chat_id).",
+    per_account=False,
+)
+ALERTMANAGER_SENT = MetricDef(
+    "whatsgate_alertmanager_notifications_sent",
+    "counter",
+    "Alerts sent to Alertmanager (each alert of each successful POST).",
+    per_account=False,
+)
+ALERTMANAGER_ERRORS = MetricDef(
+    "whatsgate_alertmanager_notifications_errors",
+    "counter",
+    "Alerts that could not be sent to Alertmanager (each alert of each failed POST).",
+    per_account=False,
+)

@@ -1,0 +1,121 @@
+"""The store: the latest rendered snapshot of every account, the only state pollers and HTTP share.
+
+Publishing replaces one immutable object with one assignment, so a scrape sees
+each account either before or after a poll, never half of it. Publishing then
+only sets the events of its subscribers (the alerting agent): their work runs
+on their own threads, never on the poller's.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from prometheus_client import REGISTRY, generate_latest
+from prometheus_client.registry import Collector
+
+from .. import memory
+from ..snapshot.state import AccountState, DiscoveryState
+from .collectors import BuildInfoCollector, DiscoveryCollector
+from .render import Rendered, RenderedAccount, render, render_account
+
+
+@dataclass
+class Store:
+    """The latest rendered snapshot of every account, and what else /metrics serves."""
+
+    stale_after: float
+    clock: Callable[[], float] = time.time
+    include_process_metrics: bool = True
+    _accounts: dict[str, RenderedAccount] = field(default_factory=dict)
+    _discovery: Rendered | None = None
+    discovery: DiscoveryState | None = None
+    # Small collectors rendered at every scrape (alert state), after the snapshots.
+    live: list[Collector] = field(default_factory=list)
+    _build_info: Rendered = field(default_factory=lambda: render(BuildInfoCollector()))
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    # The accounts /ready waits for; replaced whole, never edited in place.
+    _expected: frozenset[str] = frozenset()
+    _subscribers: tuple[threading.Event, ...] = ()
+
+    def subscribe(self, wake: threading.Event) -> None:
+        """Set ``wake`` after every publish; the subscriber does its work on its own thread."""
+        self._subscribers = (*self._subscribers, wake)
+
+    def _notify(self) -> None:
+        for wake in self._subscribers:
+            wake.set()
+
+    # --- written by the poller -------------------------------------------------
+
+    def expect(self, whatsapp_id: str) -> None:
+        """An account is polled from now on: /ready waits for its first poll."""
+        with self._lock:
+            self._expected = self._expected | {whatsapp_id}
+
+    def publish(self, state: AccountState) -> None:
+        key = state.account.whatsapp_id
+        with self._lock:  # serialises writers only; readers never take it
+            if key not in self._expected:
+                return  # a worker stopped (session gone) while its last poll was in flight
+            rendered = render_account(state, self._accounts.get(key))
+            self._accounts = {**self._accounts, key: rendered}
+            del rendered
+            memory.trim()  # the poll's transient (decoded JSON, render) is freed by now
+        self._notify()
+
+    def publish_discovery(self, state: DiscoveryState) -> None:
+        self._discovery = render(DiscoveryCollector(state))
+        self.discovery = state
+        self._notify()
+
+    def remove(self, whatsapp_id: str) -> None:
+        with self._lock:
+            self._accounts = {k: v for k, v in self._accounts.items() if k != whatsapp_id}
+            self._expected = self._expected - {whatsapp_id}
+        self._notify()
+
+    # --- read by the web server and the alerting agent -----------------------
+
+    def states(self) -> list[AccountState]:
+        return [r.state for r in self._accounts.values()]
+
+    def ready(self) -> tuple[bool, str]:
+        accounts, expected = self._accounts, self._expected
+        polled = sum(1 for key in expected if key in accounts and accounts[key].state.polls > 0)
+        return polled >= len(expected), f"{polled} of {len(expected)} accounts polled"
+
+    def chunks(self) -> list[bytes]:
+        """The whole /metrics body, as a list of byte strings to write one after the other."""
+        now = self.clock()
+        headers: dict[str, bytes] = {}
+        bodies: dict[str, list[bytes]] = {}
+
+        def add(rendered: Rendered) -> None:
+            for name, header, samples in rendered:
+                if name not in headers:
+                    headers[name] = header
+                    bodies[name] = []
+                if samples:
+                    bodies[name].append(samples)
+
+        add(self._build_info)
+        for account in self._accounts.values():
+            add(account.health)
+            if account.data is not None:
+                add(account.data.aggregates)
+                if not account.state.is_stale(now, self.stale_after):
+                    add(account.data.chats)
+        if self._discovery is not None:
+            add(self._discovery)
+        for collector in self.live:
+            add(render(collector, heavy=False))
+        out: list[bytes] = []
+        for name, header in headers.items():
+            out.append(header)
+            out.extend(bodies[name])
+        if self.include_process_metrics:
+            out.append(generate_latest(REGISTRY))
+        return out

@@ -1,0 +1,1 @@
+"""Where chats become numbers: immutable per-account snapshots, aggregates, waits."""

@@ -1,0 +1,97 @@
+"""Immutable per-account snapshots: what one poll knows about one account.
+
+A poller builds a new :class:`AccountState` after every poll and hands it
+downstream; nothing mutates it afterwards, so a scrape that reads it sees one
+poll, never a mix of two.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+
+from ..model import REASONS, Account, Chat, ChatsConfig, Session
+from .summary import Selection, TypeSummary, select_chats, summarize
+
+
+@dataclass(frozen=True)
+class ChatData:
+    """The chats of one successful poll, reduced to what metrics and alerts need."""
+
+    polled_at: float
+    chats: tuple[Chat, ...]
+    summary: Mapping[str, TypeSummary]
+    selection: Selection
+
+    @classmethod
+    def build(cls, chats: Sequence[Chat], rules: ChatsConfig, polled_at: float) -> ChatData:
+        return cls(
+            polled_at=polled_at,
+            chats=tuple(chats),
+            summary=MappingProxyType(summarize(chats)),
+            selection=select_chats(chats, rules.selects, rules.max_per_account),
+        )
+
+
+def _zero_errors() -> Mapping[str, int]:
+    return MappingProxyType(dict.fromkeys(REASONS, 0))
+
+
+def _counted(errors: Mapping[str, int], reason: str) -> Mapping[str, int]:
+    """A new, read-only copy of the error counts with one more for ``reason``."""
+    return MappingProxyType({**errors, reason: errors.get(reason, 0) + 1})
+
+
+@dataclass(frozen=True)
+class AccountState:
+    account: Account
+    up: bool = False
+    polls: int = 0
+    last_poll_duration: float | None = None
+    last_success: float | None = None
+    last_error: str | None = None
+    errors: Mapping[str, int] = field(default_factory=_zero_errors)
+    consecutive_failures: int = 0
+    # The last good data; kept through failures until it is older than stale_after.
+    data: ChatData | None = None
+
+    def succeeded(self, data: ChatData, duration: float) -> AccountState:
+        return replace(
+            self,
+            up=True,
+            polls=self.polls + 1,
+            last_poll_duration=duration,
+            last_success=data.polled_at,
+            last_error=None,
+            consecutive_failures=0,
+            data=data,
+        )
+
+    def failed(self, reason: str, detail: str, duration: float) -> AccountState:
+        """Everything else (last success, last good data) carries over."""
+        return replace(
+            self,
+            up=False,
+            polls=self.polls + 1,
+            last_poll_duration=duration,
+            last_error=detail,
+            errors=_counted(self.errors, reason),
+            consecutive_failures=self.consecutive_failures + 1,
+        )
+
+    def is_stale(self, now: float, stale_after: float) -> bool:
+        return self.data is None or now - self.data.polled_at > stale_after
+
+
+@dataclass(frozen=True)
+class DiscoveryState:
+    """What the last ``sessions-get`` said, for ``whatsgate_session_status``."""
+
+    up: bool = False
+    sessions: tuple[tuple[Account, Session], ...] = ()
+    last_success: float | None = None
+    errors: Mapping[str, int] = field(default_factory=_zero_errors)
+
+    def failed(self, reason: str) -> DiscoveryState:
+        return replace(self, up=False, errors=_counted(self.errors, reason))

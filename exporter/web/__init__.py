@@ -1,0 +1,1 @@
+"""Where HTTP is served: /metrics, the status page, health and readiness."""

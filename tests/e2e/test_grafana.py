@@ -1,0 +1,359 @@
+"""The Grafana dashboard: a self-consistent JSON model, and queries a real Prometheus answers.
+
+The static tests read grafana/dashboards/whatsgate.json as Grafana would get it from
+provisioning. The live test runs the demo exporter and Debian's Prometheus on loopback,
+resolves the dashboard's template variables through Prometheus the way Grafana does, and
+runs every panel's query: each must be accepted and return data. The firing-alerts panel
+gets data from an exporter threshold and a Prometheus rule that always fire.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+from helpers import REPO, free_port, stop, tool, wait_until
+
+from exporter.metrics import definitions
+
+DASHBOARD = REPO / "grafana" / "dashboards" / "whatsgate.json"
+DS_REF = {"type": "prometheus", "uid": "${datasource}"}
+# Grafana's own variables that may appear in queries, with what the live test puts in their place.
+BUILTINS = {"__rate_interval": "4s", "__interval": "1s", "__range": "1m", "__range_s": "60"}
+VAR_REF = re.compile(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)|\[\[(\w+)\]\]")
+DEMO_ACCOUNTS = {"support", "sales", "community"}
+EXPORTER_ALERT = "DashboardTestChatUnread"
+RULE_ALERT = "DashboardTestScrapeUp"
+
+
+def load() -> dict:
+    return json.loads(DASHBOARD.read_text(encoding="utf-8"))
+
+
+def panels(dashboard: dict) -> list[dict]:
+    """Every panel, also those nested in collapsed rows."""
+    out = []
+    for panel in dashboard["panels"]:
+        out.append(panel)
+        out.extend(panel.get("panels", []))
+    return out
+
+
+def variables(dashboard: dict) -> dict[str, dict]:
+    return {v["name"]: v for v in dashboard["templating"]["list"]}
+
+
+def referenced(text: str) -> set[str]:
+    return {next(g for g in m.groups() if g) for m in VAR_REF.finditer(text)}
+
+
+def datasource_refs(node: object) -> Iterator[object]:
+    """Every value of a "datasource" key, anywhere in the model."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "datasource":
+                yield value
+            yield from datasource_refs(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from datasource_refs(item)
+
+
+def exported_metric_names() -> set[str]:
+    """The metric names the exporter defines, as its samples carry them (counters as *_total)."""
+    return {m.sample_name for m in vars(definitions).values() if isinstance(m, definitions.MetricDef)}
+
+
+# --- the JSON model ---------------------------------------------------------------------------
+
+
+def test_dashboard_is_provisionable_json():
+    raw = DASHBOARD.read_text(encoding="utf-8")
+    dashboard = json.loads(raw)
+    # __inputs/${DS_...} only work through the interactive import, never with provisioning.
+    assert "__inputs" not in dashboard and "${DS_" not in raw
+    assert 39 <= dashboard["schemaVersion"] <= 42
+    assert dashboard.get("id") is None and re.fullmatch(r"[\w-]{1,40}", dashboard["uid"])
+    assert dashboard["title"] and dashboard["refresh"]
+    grafana_builtin = {"type": "grafana", "uid": "-- Grafana --"}  # the built-in annotations
+    refs = list(datasource_refs(dashboard))
+    assert refs and all(ref in (DS_REF, grafana_builtin) for ref in refs), f"hard-coded datasource: {refs}"
+
+
+def test_template_variables():
+    found = variables(load())
+    ds = found["datasource"]
+    assert ds["type"] == "datasource" and ds["query"] == "prometheus" and not ds.get("multi")
+    account = found["account"]
+    assert account["type"] == "query" and account["multi"] is True and account["includeAll"] is True
+    assert account["datasource"] == DS_REF
+    query = account["query"]["query"] if isinstance(account["query"], dict) else account["query"]
+    assert re.fullmatch(r"label_values\(\s*whatsgate_\w+(\{.*\})?\s*,\s*account\s*\)", query), query
+    for var in found.values():
+        if var["type"] == "query":
+            assert var["datasource"] == DS_REF, var["name"]
+            # "All" must stand for the variable's values: an allValue of .+ would make
+            # up{job=~"$job"} show every target of the Prometheus, not only exporters.
+            assert var.get("allValue") is None, var["name"]
+    # A variable may only use variables defined before it (Grafana resolves them in order).
+    names = list(found)
+    for i, var in enumerate(found.values()):
+        used = referenced(json.dumps(var.get("query", "")))
+        assert used <= set(names[:i]), f"{var['name']} uses {used - set(names[:i])}"
+
+
+def test_panel_ids_are_unique_and_the_grid_fits_24_columns():
+    all_panels = panels(load())
+    ids = [p["id"] for p in all_panels]
+    assert all(isinstance(i, int) and i > 0 for i in ids) and len(ids) == len(set(ids)), ids
+    boxes = []
+    for p in all_panels:
+        g = p["gridPos"]
+        assert all(isinstance(g[k], int) for k in "xywh"), p["title"]
+        assert g["x"] >= 0 and g["y"] >= 0 and g["w"] >= 1 and g["h"] >= 1, p["title"]
+        assert g["x"] + g["w"] <= 24, f"{p['title']} ends at column {g['x'] + g['w']}"
+        boxes.append((p["title"], g))
+    for i, (a, ga) in enumerate(boxes):
+        for b, gb in boxes[i + 1 :]:
+            apart = (
+                ga["x"] + ga["w"] <= gb["x"]
+                or gb["x"] + gb["w"] <= ga["x"]
+                or ga["y"] + ga["h"] <= gb["y"]
+                or gb["y"] + gb["h"] <= ga["y"]
+            )
+            assert apart, f"panels {a!r} and {b!r} overlap"
+
+
+def test_every_panel_and_target_uses_the_datasource_variable():
+    for p in panels(load()):
+        if p["type"] == "row":
+            continue
+        assert p.get("datasource") == DS_REF, p["title"]
+        assert p["title"] and p.get("description"), p["id"]
+        targets = p.get("targets") or []
+        assert targets, f"{p['title']} has no query"
+        refs = [t["refId"] for t in targets]
+        assert len(refs) == len(set(refs)), p["title"]
+        for t in targets:
+            assert t.get("datasource") == DS_REF, (p["title"], t["refId"])
+            assert t.get("expr", "").strip(), (p["title"], t["refId"])
+
+
+def test_queries_use_defined_variables_and_exported_metrics():
+    dashboard = load()
+    defined = set(variables(dashboard)) | set(BUILTINS)
+    known = exported_metric_names()
+    for p in panels(dashboard):
+        for t in p.get("targets", []):
+            expr = t["expr"]
+            assert referenced(expr) <= defined, (p["title"], referenced(expr) - defined)
+            metrics = set(re.findall(r"\bwhatsgate_[a-z_]+", expr))
+            assert metrics <= known, (p["title"], metrics - known)
+            per_account = {
+                m for m in metrics if m not in ("whatsgate_exporter_build_info", "whatsgate_discovery_up")
+            }
+            if per_account:
+                assert "$account" in expr, f"{p['title']}: not filtered by the account variable"
+
+
+def test_table_transformations_name_existing_queries():
+    for p in panels(load()):
+        refs = {t["refId"] for t in p.get("targets", [])}
+        for tr in p.get("transformations", []):
+            for key in tr.get("options", {}).get("renameByName", {}):
+                m = re.fullmatch(r"Value #(\w+)", key)
+                assert m is None or m.group(1) in refs, (p["title"], key)
+        if any(tr["id"] == "merge" for tr in p.get("transformations", [])):
+            assert all(t.get("format") == "table" and t.get("instant") for t in p["targets"]), p["title"]
+
+
+# --- against a real Prometheus ----------------------------------------------------------------
+
+
+@dataclass
+class Stack:
+    prometheus: str
+    exporter: str
+
+    def query(self, expr: str, at: float) -> dict:
+        r = requests.post(f"{self.prometheus}/api/v1/query", data={"query": expr, "time": at}, timeout=10)
+        return r.json() | {"http_status": r.status_code}
+
+    def label_values(self, selector: str, label: str) -> set[str]:
+        r = requests.get(f"{self.prometheus}/api/v1/series", params={"match[]": selector}, timeout=10)
+        r.raise_for_status()
+        return {s[label] for s in r.json()["data"] if label in s}
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    prometheus_bin = tool("prometheus")
+    exporter_port, prometheus_port = free_port(), free_port()
+    # The demo's accounts, plus a threshold that always fires so whatsgate_alert_firing has data.
+    config = tmp_path / "exporter.yaml"
+    config.write_text(
+        "poll_interval: 1s\nthresholds:\n"
+        f"  - {{name: {EXPORTER_ALERT}, metric: chat_unread_messages, above: 0, severity: info}}\n"
+    )
+    rules = tmp_path / "rules.yml"
+    rules.write_text(
+        "groups:\n  - name: dashboard-test\n    rules:\n"
+        f'      - alert: {RULE_ALERT}\n        expr: up{{job="whatsgate"}} == 1\n'
+        "        labels: {severity: info}\n"
+    )
+    prom_config = tmp_path / "prometheus.yml"
+    prom_config.write_text(
+        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+        f"rule_files: [{rules}]\n"
+        "scrape_configs:\n  - job_name: whatsgate\n"
+        f"    static_configs: [{{targets: ['127.0.0.1:{exporter_port}']}}]\n"
+    )
+    exporter_log, prometheus_log = tmp_path / "exporter.log", tmp_path / "prometheus.log"
+    procs = []
+    try:
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "exporter",
+                    "--demo",
+                    "--config.file",
+                    str(config),
+                    "--web.listen-address",
+                    f"127.0.0.1:{exporter_port}",
+                ],
+                stdout=exporter_log.open("w"),
+                stderr=subprocess.STDOUT,
+                cwd=REPO,
+            )
+        )
+        procs.append(
+            subprocess.Popen(
+                [
+                    prometheus_bin,
+                    f"--config.file={prom_config}",
+                    f"--storage.tsdb.path={tmp_path / 'data'}",
+                    f"--web.listen-address=127.0.0.1:{prometheus_port}",
+                ],
+                stdout=prometheus_log.open("w"),
+                stderr=subprocess.STDOUT,
+            )
+        )
+        s = Stack(f"http://127.0.0.1:{prometheus_port}", f"http://127.0.0.1:{exporter_port}")
+
+        def ready(url: str, proc: subprocess.Popen, log: Path) -> bool:
+            assert proc.poll() is None, f"exited early:\n{log.read_text()}"
+            return requests.get(url, timeout=2).status_code == 200
+
+        wait_until(lambda: ready(f"{s.exporter}/ready", procs[0], exporter_log), 15, "exporter ready")
+        wait_until(lambda: ready(f"{s.prometheus}/-/ready", procs[1], prometheus_log), 15, "prometheus ready")
+        yield s
+    finally:
+        for proc in procs:
+            stop(proc)
+
+
+def regex_escape(value: str) -> str:
+    """Grafana's escaping of one value of a multi-value variable in a Prometheus regex."""
+    return re.sub(r"([\\^$*+?.()|{}\[\]])", r"\\\\\1", value)
+
+
+def resolve_variables(dashboard: dict, s: Stack) -> dict[str, str]:
+    """Each query variable set to All (its default), as Grafana puts it in a query, in order."""
+    values: dict[str, str] = {}
+    for var in dashboard["templating"]["list"]:
+        if var["type"] != "query":
+            continue
+        query = var["query"]["query"] if isinstance(var["query"], dict) else var["query"]
+        m = re.fullmatch(r"label_values\((.+),\s*(\w+)\)", substitute(query, values))
+        assert m, f"variable {var['name']}: unsupported query {query}"
+        found = s.label_values(m.group(1), m.group(2))
+        assert found, f"variable {var['name']} has no values"
+        values[var["name"]] = "(" + "|".join(regex_escape(v) for v in sorted(found)) + ")"
+        if var["name"] == "account":
+            assert found == DEMO_ACCOUNTS
+    return values
+
+
+def substitute(expr: str, values: dict[str, str]) -> str:
+    known = values | BUILTINS
+    return VAR_REF.sub(lambda m: known.get(next(g for g in m.groups() if g), m.group(0)), expr)
+
+
+def run_panels(dashboard: dict, s: Stack, values: dict[str, str]) -> dict[tuple[str, str], dict]:
+    """Every target's result, all evaluated at one instant (so merged tables line up)."""
+    at = time.time()
+    results = {}
+    for p in panels(dashboard):
+        for t in p.get("targets", []):
+            expr = substitute(t["expr"], values)
+            assert "$" not in expr and "[[" not in expr, f"{p['title']}: unresolved variable in {expr}"
+            results[p["title"], t["refId"]] = s.query(expr, at) | {"expr": expr}
+    return results
+
+
+def problems(results: dict[tuple[str, str], dict]) -> list[str]:
+    out = []
+    for (title, ref), r in results.items():
+        if r.get("status") != "success":
+            out.append(f"{title} [{ref}] rejected: {r.get('error')}\n  {r['expr']}")
+        elif not r["data"]["result"]:
+            out.append(f"{title} [{ref}] returned no data\n  {r['expr']}")
+    return out
+
+
+def labelsets(r: dict) -> set[frozenset]:
+    return {frozenset((k, v) for k, v in x["metric"].items() if k != "__name__") for x in r["data"]["result"]}
+
+
+@pytest.mark.realtools
+def test_every_panel_query_returns_data_from_prometheus(stack: Stack):
+    dashboard = load()
+    # Until the data is there (a few scrapes for rate(), an evaluated rule): ~5 s, bounded.
+    state: dict = {}
+
+    def settled() -> bool:
+        state["results"] = {}
+        try:
+            state["results"] = run_panels(dashboard, stack, resolve_variables(dashboard, stack))
+        except AssertionError as exc:
+            state["error"] = str(exc)
+            return False
+        return not problems(state["results"])
+
+    try:
+        wait_until(settled, 30, "every panel query to return data")
+    except AssertionError:
+        pytest.fail("\n".join(problems(state["results"])) or state.get("error", "?"))
+    results = state["results"]
+
+    for p in panels(dashboard):
+        targets = [results[p["title"], t["refId"]] for t in p.get("targets", [])]
+        # Tables merged from several queries need the same label sets in each.
+        if any(tr["id"] == "merge" for tr in p.get("transformations", [])):
+            assert all(labelsets(r) == labelsets(targets[0]) for r in targets), p["title"]
+        # Columns a table renames are labels its queries return.
+        columns = {k for r in targets for x in r["data"]["result"] for k in x["metric"]}
+        columns |= {"Time", "Value"} | {f"Value #{t['refId']}" for t in p["targets"]}
+        for tr in p.get("transformations", []):
+            renamed = set(tr.get("options", {}).get("renameByName", {}))
+            assert renamed <= columns, (p["title"], renamed - columns)
+
+    firing = [r["metric"] for r in results["Firing alerts", "A"]["data"]["result"]]
+    names = {m.get("alertname") for m in firing}
+    assert {EXPORTER_ALERT, RULE_ALERT} <= names, firing
+    from_exporter = [m for m in firing if m["alertname"] == EXPORTER_ALERT]
+    # Chat alerts from the exporter are named via whatsgate_chat_info, once each.
+    assert all(m.get("name") for m in from_exporter), from_exporter
+    assert {m.get("account") for m in from_exporter} <= DEMO_ACCOUNTS
+    most_unread = results["Chats with most unread messages", "A"]["data"]["result"]
+    assert all(x["metric"].get("name") and float(x["value"][1]) > 0 for x in most_unread)

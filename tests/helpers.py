@@ -1,0 +1,232 @@
+"""Shared test helpers: tools, ports, the one get-chats payload factory, waiting, stopping.
+
+Tests that need Prometheus's own tools (promtool, prometheus, alertmanager,
+amtool) skip when the binary is missing on a developer's machine, and fail
+under CI (CI=true), where `.ci/run` installs them: a missing binary there is a
+broken pipeline, not a reason to pass.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporter.simulator import SimAccount, Simulator
+
+REPO = Path(__file__).resolve().parent.parent
+
+TOOLS = {
+    "promtool": "promtool",
+    "prometheus": "prometheus",
+    "alertmanager": "prometheus-alertmanager",
+    "amtool": "amtool",
+}
+
+
+def tool(name: str) -> str:
+    """Path of a Prometheus tool; skips (or fails under CI) when it is not installed."""
+    binary = shutil.which(TOOLS.get(name, name))
+    if binary is None and name == "alertmanager":
+        binary = shutil.which("alertmanager")
+    if binary is None:
+        message = (
+            f"{TOOLS.get(name, name)} not installed (apt-get install prometheus prometheus-alertmanager)"
+        )
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"{message}: required under CI")
+        pytest.skip(message)
+    return binary
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def chat_obj(
+    cid: str, unread: int = 0, ts: int = 1_700_000_000, name: str | None = None, **flags: bool
+) -> dict:
+    """A get-chats contact object as documented; flags: ro, pinned, muted."""
+    return {
+        "id": cid,
+        "name": name if name is not None else f"Chat {cid}",
+        "isGroup": False,
+        "isReadOnly": flags.get("ro", False),
+        "unreadCount": unread,
+        "timestamp": ts,
+        "pinned": flags.get("pinned", False),
+        "isMuted": flags.get("muted", False),
+        "muteExpiration": 0,
+    }
+
+
+def group_obj(
+    cid: str,
+    unread: int = 0,
+    members: int = 3,
+    admins: int = 1,
+    size: int = 0,
+    super_admins: int = 0,
+    **flags: bool,
+) -> dict:
+    """A group object: the first `admins` participants are admins, the last `super_admins` super-admins."""
+    chat = chat_obj(cid, unread, name=f"Group {cid}", **flags)
+    chat["isGroup"] = True
+    chat["groupMetadata"] = {
+        "id": cid,
+        "creation": 1_600_000_000,
+        "owner": "1@c.us",
+        "size": size,
+        "participants": [
+            {"id": f"{i}@c.us", "isAdmin": i < admins, "isSuperAdmin": i >= members - super_admins}
+            for i in range(members)
+        ],
+    }
+    return chat
+
+
+def wait_until(check: Callable[[], object], timeout: float = 15.0, what: str = "condition") -> None:
+    """Poll ``check`` until it is true; a server that is not listening yet counts as not yet."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Stop a process a test started: politely, then not."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+def promtool_check_metrics(text: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [tool("promtool"), "check", "metrics"], input=text, capture_output=True, text=True, timeout=60
+    )
+
+
+# --- the exporter as a process, against the simulator -----------------------------------------
+
+KEY = "SECRET-integration-key-4f9a1c7e"
+WEIRD = 'He said "hi" \\ back\nslash 😀 שלום'
+
+
+def accounts() -> list[SimAccount]:
+    return [
+        SimAccount(
+            "wa-1",
+            "one",
+            chats=[
+                chat_obj("11@c.us", 3, name=WEIRD, pinned=True),
+                chat_obj("12@c.us", 0, muted=True),
+                chat_obj("13@c.us", 5, ro=True),
+                group_obj("19@g.us", 2, members=4, admins=1, size=0, super_admins=1),
+            ],
+        ),
+        SimAccount(
+            "wa-2",
+            "two",
+            chats=[chat_obj("21@c.us", 1), group_obj("29@g.us", 0, members=0, admins=0, size=12)],
+        ),
+    ]
+
+
+@dataclass
+class Exporter:
+    proc: subprocess.Popen[str]
+    port: int
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def scrape(self) -> dict[str, dict[frozenset, float]]:
+        response = requests.get(f"{self.url}/metrics", timeout=10)
+        assert response.status_code == 200
+        assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        out: dict[str, dict[frozenset, float]] = {}
+        for family in text_string_to_metric_families(response.text):
+            for s in family.samples:
+                out.setdefault(s.name, {})[frozenset(s.labels.items())] = s.value
+        return out
+
+    def logs(self) -> str:
+        return self.log.read_text(encoding="utf-8")
+
+
+def get(metrics: dict, metric: str, **labels: str) -> float | None:
+    want = set(labels.items())
+    found = [v for k, v in metrics.get(metric, {}).items() if want <= k]
+    assert len(found) <= 1, f"{metric}{labels} matches {len(found)} series"
+    return found[0] if found else None
+
+
+def start_exporter(tmp_path: Path, config: str, *extra: str, wait_ready: bool = True) -> Exporter:
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text(config, encoding="utf-8")
+    port = free_port()
+    log = tmp_path / "exporter.log"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "exporter",
+            "--config.file",
+            str(config_file),
+            "--web.listen-address",
+            f"127.0.0.1:{port}",
+            *extra,
+        ],
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    exporter = Exporter(proc, port, log)
+
+    def ready() -> bool:
+        assert proc.poll() is None, f"exporter exited: {exporter.logs()}"
+        try:
+            return requests.get(f"{exporter.url}/ready", timeout=1).status_code == 200
+        except requests.ConnectionError:
+            return False
+
+    wait_until(ready if wait_ready else lambda: _listening(exporter), what="exporter ready")
+    return exporter
+
+
+def _listening(exporter: Exporter) -> bool:
+    try:
+        return requests.get(f"{exporter.url}/healthz", timeout=1).status_code == 200
+    except requests.ConnectionError:
+        return False
+
+
+def config_for(sim: Simulator, extra: str = "", timeout: str = "2s") -> str:
+    return (
+        f"whatsgate:\n  url: {sim.url}\n  api_key: {KEY}\n  timeout: {timeout}\n"
+        "accounts:\n  - whatsapp_id: wa-1\n    name: support\n  - whatsapp_id: wa-2\n"
+        f"poll_interval: 1s\n{extra}"
+    )

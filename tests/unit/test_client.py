@@ -1,0 +1,508 @@
+"""Unit tests for exporter.whatsgate.client, with HTTP faked by ``responses``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+import responses
+from responses import matchers
+
+from exporter.model import REASONS, Chat, Group, Session
+from exporter.whatsgate.client import PollError, WhatsGateClient
+
+URL = "https://gw.test/api/v1"
+KEY = "SECRET-abc123"
+CHATS_URL = f"{URL}/get-chats"
+SESSIONS_URL = f"{URL}/sessions-get"
+
+UNAUTHORIZED = {
+    "name": "Unauthorized",
+    "message": "Your request was made with invalid credentials.",
+    "code": 0,
+}
+HTML = "<html><head><title>502 Bad Gateway</title></head>\n<body><h1>Bad Gateway</h1>\n</body></html>"
+
+
+def chat_obj(**overrides: Any) -> dict[str, Any]:
+    obj = {
+        "id": "79991112233@c.us",
+        "name": "Vasily",
+        "isGroup": False,
+        "isReadOnly": False,
+        "unreadCount": 3,
+        "timestamp": 1662710454,
+        "pinned": True,
+        "isMuted": False,
+        "muteExpiration": 0,
+    }
+    obj.update(overrides)
+    return obj
+
+
+GROUP_OBJ = chat_obj(
+    id="4239048293082@g.us",
+    name="Test group",
+    isGroup=True,
+    unreadCount=0,
+    pinned=False,
+    isMuted=True,
+    groupMetadata={
+        "id": "4239048293082@g.us",
+        "creation": 1658328976,
+        "owner": "79991112233@c.us",
+        "size": 3,
+        "participants": [
+            {"id": "79991112233@c.us", "isAdmin": True, "isSuperAdmin": False},
+            {"id": "79156666555@c.us", "isAdmin": False, "isSuperAdmin": False},
+        ],
+    },
+)
+
+
+@pytest.fixture
+def mocked() -> Iterator[responses.RequestsMock]:
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        yield rsps
+
+
+@pytest.fixture
+def client() -> Iterator[WhatsGateClient]:
+    c = WhatsGateClient(URL, KEY, timeout=1.5)
+    yield c
+    c.close()
+
+
+def poll_error(client: WhatsGateClient) -> PollError:
+    with pytest.raises(PollError) as info:
+        client.get_chats("acc-1")
+    return info.value
+
+
+def assert_clean(exc: PollError, client: WhatsGateClient) -> None:
+    """The contract of every PollError: a known reason, one line, no secret anywhere."""
+    assert exc.reason in REASONS
+    text = str(exc)
+    assert text == f"{exc.reason}: {exc.detail}"
+    assert "\n" not in text
+    assert "\r" not in text
+    assert KEY not in text
+    assert KEY not in repr(exc)
+    assert KEY not in exc.detail
+    assert KEY not in repr(client)
+
+
+# --- success ----------------------------------------------------------------
+
+
+def test_get_chats_success_sends_key_and_body(
+    mocked: responses.RequestsMock, client: WhatsGateClient
+) -> None:
+    mocked.post(
+        CHATS_URL,
+        json={"result": "OK", "data": [chat_obj(), GROUP_OBJ]},
+        match=[
+            matchers.header_matcher({"X-Api-Key": KEY, "Content-Type": "application/json"}),
+            matchers.json_params_matcher({"WhatsappID": "acc-1"}, strict_match=True),
+        ],
+    )
+    chats = client.get_chats("acc-1")
+
+    assert chats == [
+        Chat(
+            id="79991112233@c.us",
+            name="Vasily",
+            is_group=False,
+            read_only=False,
+            unread=3,
+            last_activity=1662710454,
+            pinned=True,
+            muted=False,
+        ),
+        Chat(
+            id="4239048293082@g.us",
+            name="Test group",
+            is_group=True,
+            read_only=False,
+            unread=0,
+            last_activity=1662710454,
+            pinned=False,
+            muted=True,
+            group=Group(created=1658328976, participants=2, admins=1, size=3),
+        ),
+    ]
+    assert len(mocked.calls) == 1
+    request = mocked.calls[0].request
+    assert request.method == "POST"
+    assert request.url == CHATS_URL
+    assert KEY not in request.url
+
+
+def test_trailing_slash_in_url_is_dropped(mocked: responses.RequestsMock) -> None:
+    mocked.post(CHATS_URL, json={"result": "OK", "data": []})
+    c = WhatsGateClient(URL + "/", KEY)
+    try:
+        assert c.get_chats("acc-1") == []
+    finally:
+        c.close()
+    assert mocked.calls[0].request.url == CHATS_URL
+
+
+def test_repr_has_url_but_no_key(client: WhatsGateClient) -> None:
+    assert URL in repr(client)
+    assert KEY not in repr(client)
+    assert KEY not in str(client)
+
+
+@pytest.mark.parametrize(
+    "command", ["send", "seen", "typing", "session-delete", "set-hook", "get-chats/../send"]
+)
+def test_write_commands_are_refused_without_sending(
+    mocked: responses.RequestsMock, client: WhatsGateClient, command: str
+) -> None:
+    mocked.post(f"{URL}/{command}", json={"result": "OK"})
+    with pytest.raises(ValueError, match="refusing"):
+        client.call(command, {})
+    assert len(mocked.calls) == 0
+
+
+# --- failure classification -------------------------------------------------
+
+FAILURES: list[tuple[str, dict[str, Any], str]] = [
+    ("read-timeout", {"body": requests.exceptions.ReadTimeout()}, "timeout"),
+    ("connect-timeout", {"body": requests.exceptions.ConnectTimeout()}, "timeout"),
+    ("connection-error", {"body": requests.exceptions.ConnectionError("boom")}, "connection"),
+    (
+        "connection-refused",
+        {"body": requests.exceptions.ConnectionError("[Errno 111] Connection refused")},
+        "connection",
+    ),
+    ("other-request-exception", {"body": requests.exceptions.TooManyRedirects()}, "connection"),
+    ("500-unauthorized", {"status": 500, "json": UNAUTHORIZED}, "unauthorized"),
+    ("401-json", {"status": 401, "json": UNAUTHORIZED}, "unauthorized"),
+    ("401-empty", {"status": 401, "body": ""}, "unauthorized"),
+    ("403-text", {"status": 403, "body": "Forbidden", "content_type": "text/plain"}, "unauthorized"),
+    ("200-unauthorized-object", {"status": 200, "json": UNAUTHORIZED}, "unauthorized"),
+    (
+        "500-api-error",
+        {"status": 500, "json": {"name": "Bad Request", "message": "WhatsappID is invalid", "code": 400}},
+        "api_error",
+    ),
+    ("500-html", {"status": 500, "body": HTML, "content_type": "text/html"}, "http_status"),
+    ("500-json-not-error-object", {"status": 500, "json": {"oops": True}}, "http_status"),
+    (
+        "429-json",
+        {"status": 429, "json": {"name": "Too Many Requests", "message": "slow down", "code": 429}},
+        "http_status",
+    ),
+    ("429-text", {"status": 429, "body": "rate limited", "content_type": "text/plain"}, "http_status"),
+    ("502-html", {"status": 502, "body": HTML, "content_type": "text/html"}, "http_status"),
+    ("503-empty", {"status": 503, "body": ""}, "http_status"),
+    ("404-html", {"status": 404, "body": HTML, "content_type": "text/html"}, "http_status"),
+    ("200-html", {"status": 200, "body": HTML, "content_type": "text/html"}, "invalid_response"),
+    ("200-empty", {"status": 200, "body": ""}, "invalid_response"),
+    (
+        "200-not-utf8",
+        {"status": 200, "body": b"\xff\xfe\xfd{", "content_type": "application/json"},
+        "invalid_response",
+    ),
+    ("200-json-list", {"status": 200, "json": [chat_obj()]}, "invalid_response"),
+    ("200-json-string", {"status": 200, "json": "OK"}, "invalid_response"),
+    (
+        "200-result-error",
+        {"status": 200, "json": {"result": "ERROR", "message": "session not found"}},
+        "api_error",
+    ),
+    ("200-no-result", {"status": 200, "json": {"data": []}}, "api_error"),
+    ("200-no-data", {"status": 200, "json": {"result": "OK"}}, "invalid_response"),
+    ("200-data-object", {"status": 200, "json": {"result": "OK", "data": {}}}, "invalid_response"),
+    (
+        "200-chat-missing-id",
+        {
+            "status": 200,
+            "json": {"result": "OK", "data": [{k: v for k, v in chat_obj().items() if k != "id"}]},
+        },
+        "invalid_response",
+    ),
+    (
+        "200-unread-string",
+        {"status": 200, "json": {"result": "OK", "data": [chat_obj(unreadCount="7")]}},
+        "invalid_response",
+    ),
+    (
+        "200-duplicate-ids",
+        {"status": 200, "json": {"result": "OK", "data": [chat_obj(), chat_obj()]}},
+        "invalid_response",
+    ),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "reason"), [f[1:] for f in FAILURES], ids=[f[0] for f in FAILURES])
+def test_failure_reason(
+    mocked: responses.RequestsMock, client: WhatsGateClient, kwargs: dict[str, Any], reason: str
+) -> None:
+    mocked.add(responses.POST, CHATS_URL, **kwargs)
+    exc = poll_error(client)
+    assert exc.reason == reason
+    assert exc.detail.startswith("get-chats")
+    assert_clean(exc, client)
+
+
+def test_timeout_detail_names_the_limit(mocked: responses.RequestsMock, client: WhatsGateClient) -> None:
+    mocked.post(CHATS_URL, body=requests.exceptions.ReadTimeout())
+    exc = poll_error(client)
+    assert exc.detail == "get-chats: no answer within 1.5s"
+    assert len(mocked.calls) == 1  # reads are not retried
+
+
+def test_connection_refused_is_labelled(mocked: responses.RequestsMock, client: WhatsGateClient) -> None:
+    mocked.post(CHATS_URL, body=requests.exceptions.ConnectionError("[Errno 111] Connection refused"))
+    assert poll_error(client).detail == "get-chats: connection refused"
+
+
+def test_unauthorized_detail_has_status_and_message(
+    mocked: responses.RequestsMock, client: WhatsGateClient
+) -> None:
+    mocked.post(CHATS_URL, status=500, json=UNAUTHORIZED)
+    exc = poll_error(client)
+    assert "HTTP 500" in exc.detail
+    assert "invalid credentials" in exc.detail
+
+
+def test_api_error_detail_has_name_and_message(
+    mocked: responses.RequestsMock, client: WhatsGateClient
+) -> None:
+    mocked.post(
+        CHATS_URL, status=500, json={"name": "Bad Request", "message": "WhatsappID is invalid", "code": 1}
+    )
+    exc = poll_error(client)
+    assert "Bad Request" in exc.detail
+    assert "WhatsappID is invalid" in exc.detail
+
+
+def test_http_status_detail_has_status_and_content_type(
+    mocked: responses.RequestsMock, client: WhatsGateClient
+) -> None:
+    mocked.post(CHATS_URL, status=500, body=HTML, content_type="text/html; charset=utf-8")
+    exc = poll_error(client)
+    assert exc.detail == "get-chats: HTTP 500 (text/html)"
+
+
+def test_invalid_response_detail_is_flattened_and_truncated(
+    mocked: responses.RequestsMock, client: WhatsGateClient
+) -> None:
+    mocked.post(CHATS_URL, status=200, body="<p>\n" * 500, content_type="text/html")
+    exc = poll_error(client)
+    assert exc.reason == "invalid_response"
+    assert "not JSON" in exc.detail
+    assert exc.detail.endswith("...")
+    assert len(exc.detail) < 300
+
+
+def test_invalid_chat_detail_names_field(mocked: responses.RequestsMock, client: WhatsGateClient) -> None:
+    mocked.post(CHATS_URL, json={"result": "OK", "data": [chat_obj(unreadCount="7")]})
+    exc = poll_error(client)
+    assert "unreadCount" in exc.detail
+
+
+def test_result_error_detail_has_message(mocked: responses.RequestsMock, client: WhatsGateClient) -> None:
+    mocked.post(CHATS_URL, json={"result": "ERROR", "message": "session not found"})
+    exc = poll_error(client)
+    assert exc.detail == "get-chats: result is 'ERROR': session not found"
+
+
+# --- retries ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [502, 503, 504])
+def test_gateway_errors_are_retried_twice(
+    mocked: responses.RequestsMock, client: WhatsGateClient, status: int
+) -> None:
+    mocked.post(CHATS_URL, status=status, body=HTML, content_type="text/html")
+    exc = poll_error(client)
+    assert exc.reason == "http_status"
+    assert f"HTTP {status}" in exc.detail
+    assert len(mocked.calls) == 3
+
+
+def test_gateway_error_then_success(mocked: responses.RequestsMock, client: WhatsGateClient) -> None:
+    mocked.post(CHATS_URL, status=502, body=HTML, content_type="text/html")
+    mocked.post(CHATS_URL, json={"result": "OK", "data": [chat_obj()]})
+    assert [c.id for c in client.get_chats("acc-1")] == ["79991112233@c.us"]
+    assert len(mocked.calls) == 2
+
+
+@pytest.mark.parametrize("status", [429, 500])
+def test_rate_limit_and_api_errors_are_not_retried(
+    mocked: responses.RequestsMock, client: WhatsGateClient, status: int
+) -> None:
+    mocked.post(CHATS_URL, status=status, json=UNAUTHORIZED | {"name": "X"})
+    poll_error(client)
+    assert len(mocked.calls) == 1
+
+
+# --- a hostile or buggy server that echoes the key back -------------------------
+
+ECHO_SAFE: list[tuple[str, dict[str, Any]]] = [
+    ("429-text", {"status": 429, "body": f"rate limited for key {KEY}", "content_type": "text/plain"}),
+    ("502-html", {"status": 502, "body": f"<html>X-Api-Key: {KEY}</html>", "content_type": "text/html"}),
+    ("500-html", {"status": 500, "body": f"<html>X-Api-Key: {KEY}</html>", "content_type": "text/html"}),
+    (
+        "200-bad-field-type",
+        {"status": 200, "json": {"result": "OK", "data": [chat_obj(name=KEY, pinned="no")]}},
+    ),
+]
+
+ECHO_LEAKS: list[tuple[str, dict[str, Any]]] = [
+    ("500-unauthorized", {"status": 500, "json": UNAUTHORIZED | {"message": f"Key {KEY} is not valid"}}),
+    ("401-unauthorized", {"status": 401, "json": UNAUTHORIZED | {"message": f"Key {KEY} is not valid"}}),
+    (
+        "500-api-error-message",
+        {"status": 500, "json": {"name": "Error", "message": f"bad key {KEY}", "code": 1}},
+    ),
+    ("500-api-error-name", {"status": 500, "json": {"name": f"Error {KEY}", "message": "x", "code": 1}}),
+    ("200-html", {"status": 200, "body": f"<html>X-Api-Key: {KEY}</html>", "content_type": "text/html"}),
+    ("200-result-error", {"status": 200, "json": {"result": "ERROR", "message": f"key {KEY} expired"}}),
+    ("200-result-is-key", {"status": 200, "json": {"result": KEY}}),
+    (
+        "200-invalid-chat-id",
+        {"status": 200, "json": {"result": "OK", "data": [chat_obj(id=KEY, pinned="no")]}},
+    ),
+]
+
+
+@pytest.mark.parametrize("kwargs", [e[1] for e in ECHO_SAFE], ids=[e[0] for e in ECHO_SAFE])
+def test_echoed_key_does_not_leak(
+    mocked: responses.RequestsMock, client: WhatsGateClient, kwargs: dict[str, Any]
+) -> None:
+    mocked.add(responses.POST, CHATS_URL, **kwargs)
+    assert_clean(poll_error(client), client)
+
+
+@pytest.mark.parametrize("kwargs", [e[1] for e in ECHO_LEAKS], ids=[e[0] for e in ECHO_LEAKS])
+def test_echoed_key_in_error_body_does_not_leak(
+    mocked: responses.RequestsMock, client: WhatsGateClient, kwargs: dict[str, Any]
+) -> None:
+    mocked.add(responses.POST, CHATS_URL, **kwargs)
+    exc = poll_error(client)
+    assert KEY not in str(exc)
+    assert KEY not in repr(exc)
+
+
+# --- malformed bodies that escape the classification ---------------------------
+
+
+def test_error_name_with_newline_is_one_line(mocked: responses.RequestsMock, client: WhatsGateClient) -> None:
+    mocked.post(CHATS_URL, status=500, json={"name": "Internal\nError", "message": "x", "code": 1})
+    exc = poll_error(client)
+    assert exc.reason == "api_error"
+    assert "\n" not in str(exc)
+
+
+@pytest.mark.parametrize("token", ["NaN", "Infinity"])
+def test_non_finite_number_is_invalid_response(
+    mocked: responses.RequestsMock, client: WhatsGateClient, token: str
+) -> None:
+    body = json.dumps({"result": "OK", "data": [chat_obj(unreadCount=12345)]}).replace("12345", token)
+    mocked.post(CHATS_URL, body=body, content_type="application/json")
+    assert poll_error(client).reason == "invalid_response"
+
+
+def test_deeply_nested_json_is_invalid_response(
+    mocked: responses.RequestsMock, client: WhatsGateClient
+) -> None:
+    mocked.post(CHATS_URL, body="[" * 100_000, content_type="application/json")
+    assert poll_error(client).reason == "invalid_response"
+
+
+def test_negative_infinity_is_invalid_response(
+    mocked: responses.RequestsMock, client: WhatsGateClient
+) -> None:
+    body = json.dumps({"result": "OK", "data": [chat_obj(unreadCount=12345)]}).replace("12345", "-Infinity")
+    mocked.post(CHATS_URL, body=body, content_type="application/json")
+    exc = poll_error(client)
+    assert exc.reason == "invalid_response"
+    assert "unreadCount" in exc.detail and "-inf" in exc.detail
+
+
+# --- sessions-get ---------------------------------------------------------------
+
+
+def session_obj(n: int, status: str = "READY") -> dict[str, Any]:
+    return {
+        "id": n,
+        "name": f"session {n}",
+        "unique_id": f"wa-{n}",
+        "status": status,
+        "status_name": "Working",
+        "callback": "",
+        "date_add": "2024-01-01 00:00:00",
+        "pushname": "",
+        "wid": f"7999000000{n}@c.us",
+        "qr_link": "",
+    }
+
+
+def sessions_page(page: int, pages: int, items: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"result": "OK", "pages": pages, "elements": 6, "page": page, "data": items}
+
+
+def test_sessions_follows_pagination(mocked: responses.RequestsMock, client: WhatsGateClient) -> None:
+    for page in (1, 2, 3):
+        mocked.post(
+            SESSIONS_URL,
+            json=sessions_page(page, 3, [session_obj(2 * page - 1), session_obj(2 * page, "AUTH")]),
+            match=[
+                matchers.header_matcher({"X-Api-Key": KEY}),
+                matchers.json_params_matcher({"page": page}, strict_match=False),
+            ],
+        )
+    sessions = client.sessions()
+    assert [s.whatsapp_id for s in sessions] == [f"wa-{n}" for n in range(1, 7)]
+    assert sessions[0] == Session(whatsapp_id="wa-1", name="session 1", status="READY")
+    assert sessions[1].status == "AUTH"
+    assert len(mocked.calls) == 3
+    assert [json.loads(c.request.body)["page"] for c in mocked.calls] == [1, 2, 3]
+
+
+def test_sessions_respects_max_pages(mocked: responses.RequestsMock, client: WhatsGateClient) -> None:
+    mocked.post(SESSIONS_URL, json=sessions_page(1, 50, [session_obj(1)]))
+    assert len(client.sessions(max_pages=2)) == 2
+    assert len(mocked.calls) == 2
+
+
+def test_sessions_stops_on_empty_page(mocked: responses.RequestsMock, client: WhatsGateClient) -> None:
+    mocked.post(SESSIONS_URL, json=sessions_page(1, 3, [session_obj(1)]))
+    mocked.post(SESSIONS_URL, json=sessions_page(2, 3, []))
+    assert [s.whatsapp_id for s in client.sessions()] == ["wa-1"]
+    assert len(mocked.calls) == 2
+
+
+def test_sessions_page_size_is_sent(mocked: responses.RequestsMock, client: WhatsGateClient) -> None:
+    mocked.post(
+        SESSIONS_URL,
+        json=sessions_page(1, 1, [session_obj(1)]),
+        match=[matchers.json_params_matcher({"page": 1, "page_cnt": 25}, strict_match=True)],
+    )
+    assert len(client.sessions(page_size=25)) == 1
+
+
+def test_sessions_invalid_response(mocked: responses.RequestsMock, client: WhatsGateClient) -> None:
+    mocked.post(SESSIONS_URL, json={"result": "OK", "pages": 1, "data": [{"name": "no unique_id"}]})
+    with pytest.raises(PollError) as info:
+        client.sessions()
+    assert info.value.reason == "invalid_response"
+    assert info.value.detail.startswith("sessions-get")
+    assert "unique_id" in info.value.detail
+    assert_clean(info.value, client)
+
+
+def test_sessions_unauthorized(mocked: responses.RequestsMock, client: WhatsGateClient) -> None:
+    mocked.post(SESSIONS_URL, status=500, json=UNAUTHORIZED)
+    with pytest.raises(PollError) as info:
+        client.sessions()
+    assert info.value.reason == "unauthorized"
+    assert info.value.detail.startswith("sessions-get")

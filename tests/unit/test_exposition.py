@@ -1,0 +1,219 @@
+"""Collectors and the cached exposition, against hand-made payloads, without HTTP."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from helpers import chat_obj, group_obj, promtool_check_metrics
+from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporter.config import parse_config
+from exporter.metrics.collectors import ChatCollector, HealthCollector
+from exporter.metrics.store import Store
+from exporter.snapshot.state import AccountState, ChatData
+from exporter.whatsgate.parse import parse_chats
+
+NOW = 1_800_000_000.0
+WEIRD = 'Quote " back\\slash\nnew line ✨ שלום مرحبا'
+
+
+PAYLOAD = {
+    "result": "OK",
+    "data": [
+        chat_obj("100@c.us", unread=3, ts=1_700_000_100, name=WEIRD, pinned=True),
+        chat_obj("101@c.us", unread=0, muted=True),
+        chat_obj("102@c.us", unread=7, ro=True),
+        group_obj("200@g.us", unread=2, admins=2, members=5, size=0, muted=True),
+        group_obj("201@g.us", unread=0, members=0, size=42, ro=True, pinned=True),
+    ],
+}
+
+
+def make_config(**chats: object):
+    return parse_config(
+        {
+            "whatsgate": {"api_key": "k"},
+            "accounts": [{"whatsapp_id": "W1", "name": "support"}, {"whatsapp_id": "W2"}],
+            "poll_interval": "1m",
+            "stale_after": "5m",
+            "chats": chats,
+        }
+    )
+
+
+def state_for(payload: dict, config=None, account: int = 0, polled_at: float = NOW) -> AccountState:
+    config = config or make_config()
+    data = ChatData.build(parse_chats(payload), config.chats, polled_at)
+    return AccountState(config.accounts[account]).succeeded(data, 0.25)
+
+
+def scrape(store: Store) -> dict[str, dict[tuple, float]]:
+    """Parse the store's body with prometheus-client's own parser: {name: {sorted labels: value}}."""
+    out: dict[str, dict[tuple, float]] = {}
+    for family in text_string_to_metric_families(b"".join(store.chunks()).decode("utf-8")):
+        for sample in family.samples:
+            out.setdefault(sample.name, {})[tuple(sorted(sample.labels.items()))] = sample.value
+    return out
+
+
+def value(metrics: dict, metric: str, **labels: str) -> float | None:
+    for key, v in metrics.get(metric, {}).items():
+        if all((k, labels[k]) in key for k in labels):
+            return v
+    return None
+
+
+def new_store(clock: float = NOW) -> Store:
+    store = Store(stale_after=300, clock=lambda: clock, include_process_metrics=False)
+    store.expect("W1")
+    store.expect("W2")
+    return store
+
+
+def test_values_and_labels_for_hand_made_payload():
+    store = new_store()
+    store.publish(state_for(PAYLOAD))
+    m = scrape(store)
+    acc = {"whatsapp_id": "W1", "account": "support"}
+    assert value(m, "whatsgate_up", **acc) == 1
+    assert value(m, "whatsgate_chats", chat_type="contact", **acc) == 3
+    assert value(m, "whatsgate_chats", chat_type="group", **acc) == 2
+    assert value(m, "whatsgate_chats_unread", chat_type="contact", **acc) == 2
+    assert value(m, "whatsgate_unread_messages", chat_type="contact", **acc) == 10
+    assert value(m, "whatsgate_unread_messages", chat_type="group", **acc) == 2
+    assert value(m, "whatsgate_chats_read_only", chat_type="contact", **acc) == 1
+    assert value(m, "whatsgate_chats_read_only", chat_type="group", **acc) == 1
+    assert value(m, "whatsgate_chats_muted", chat_type="contact", **acc) == 1
+    assert value(m, "whatsgate_chats_muted", chat_type="group", **acc) == 1
+    assert value(m, "whatsgate_chats_pinned", chat_type="group", **acc) == 1
+    assert value(m, "whatsgate_chat_unread_messages", chat_id="102@c.us", chat_type="contact", **acc) == 7
+    assert value(m, "whatsgate_chat_last_activity_timestamp_seconds", chat_id="100@c.us") == 1_700_000_100
+    assert value(m, "whatsgate_chat_info", chat_id="100@c.us", name=WEIRD, chat_type="contact") == 1
+    # Participant list wins over size when present; size is the fallback.
+    assert value(m, "whatsgate_group_participants", chat_id="200@g.us") == 5
+    assert value(m, "whatsgate_group_participants", chat_id="201@g.us") == 42
+    assert value(m, "whatsgate_group_admins", chat_id="200@g.us") == 2
+    assert value(m, "whatsgate_group_created_timestamp_seconds", chat_id="200@g.us") == 1_600_000_000
+    assert value(m, "whatsgate_poll_duration_seconds", **acc) == 0.25
+    assert value(m, "whatsgate_last_success_timestamp_seconds", **acc) == NOW
+    assert value(m, "whatsgate_poll_errors_total", reason="timeout", **acc) == 0
+    assert value(m, "whatsgate_exporter_build_info") == 1
+    # The name is only on the info metric.
+    assert all(("name", WEIRD) not in k for k in m["whatsgate_chat_unread_messages"])
+    # Per-group series only for groups; per-chat series carry chat_type.
+    assert len(m["whatsgate_group_participants"]) == 2
+    assert all(dict(k)["chat_type"] in ("contact", "group") for k in m["whatsgate_chat_unread_messages"])
+
+
+def test_each_family_appears_once_across_accounts():
+    store = new_store()
+    store.publish(state_for(PAYLOAD, account=0))
+    store.publish(state_for(PAYLOAD, account=1))
+    text = b"".join(store.chunks()).decode()
+    types = re.findall(r"^# TYPE (\S+)", text, flags=re.M)
+    assert len(types) == len(set(types))
+    m = scrape(store)
+    assert value(m, "whatsgate_chats", whatsapp_id="W2", account="W2", chat_type="group") == 2
+    assert len(m["whatsgate_chat_unread_messages"]) == 10
+
+
+def test_failure_keeps_last_data_and_counts_reason():
+    store = new_store()
+    good = state_for(PAYLOAD)
+    store.publish(good)
+    first = store._accounts["W1"].data
+    bad = good.failed("timeout", "get-chats: no answer within 10s", 10.0)
+    store.publish(bad)
+    assert store._accounts["W1"].data is first  # rendered once, reused while polls fail
+    m = scrape(store)
+    assert value(m, "whatsgate_up", whatsapp_id="W1") == 0
+    assert value(m, "whatsgate_poll_errors_total", whatsapp_id="W1", reason="timeout") == 1
+    assert value(m, "whatsgate_poll_errors_total", whatsapp_id="W1", reason="connection") == 0
+    assert value(m, "whatsgate_last_success_timestamp_seconds", whatsapp_id="W1") == NOW
+    assert value(m, "whatsgate_chat_unread_messages", chat_id="102@c.us") == 7
+
+
+def test_stale_data_drops_per_chat_series_but_keeps_up():
+    store = new_store(clock=NOW + 301)
+    store.publish(state_for(PAYLOAD).failed("connection", "refused", 0.1))
+    m = scrape(store)
+    assert "whatsgate_chat_unread_messages" not in m
+    assert "whatsgate_group_participants" not in m
+    assert "whatsgate_chat_info" not in m
+    assert value(m, "whatsgate_up", whatsapp_id="W1") == 0
+    assert value(m, "whatsgate_chats", whatsapp_id="W1", chat_type="contact") == 3
+
+
+def test_fresh_poll_replaces_whole_snapshot():
+    store = new_store()
+    store.publish(state_for(PAYLOAD))
+    smaller = {"result": "OK", "data": [chat_obj("102@c.us", unread=1)]}
+    store.publish(state_for(smaller))
+    m = scrape(store)
+    assert set(dict(k)["chat_id"] for k in m["whatsgate_chat_unread_messages"]) == {"102@c.us"}
+    assert value(m, "whatsgate_chat_unread_messages", chat_id="102@c.us") == 1
+    assert "whatsgate_group_participants" not in m
+    assert value(m, "whatsgate_chats", whatsapp_id="W1", chat_type="group") == 0
+
+
+def test_cap_keeps_most_unread_then_most_recent_and_counts_the_rest():
+    chats = [chat_obj(f"{i}@c.us", unread=u, ts=1_700_000_000 + i) for i, u in enumerate([0, 5, 0, 9, 5])]
+    store = new_store()
+    store.publish(state_for({"result": "OK", "data": chats}, config=make_config(max_per_account=3)))
+    m = scrape(store)
+    kept = {dict(k)["chat_id"] for k in m["whatsgate_chat_unread_messages"]}
+    assert kept == {"3@c.us", "4@c.us", "1@c.us"}
+    assert value(m, "whatsgate_chats_omitted", reason="max_per_account") == 2
+    assert value(m, "whatsgate_chats", chat_type="contact") == 5  # aggregates count every chat
+    assert value(m, "whatsgate_unread_messages", chat_type="contact") == 19
+
+
+def test_include_exclude_filters_per_chat_series_only():
+    config = make_config(include=["^10"], exclude=["muted|^Chat 101"])
+    store = new_store()
+    store.publish(state_for(PAYLOAD, config=config))
+    m = scrape(store)
+    kept = {dict(k)["chat_id"] for k in m["whatsgate_chat_unread_messages"]}
+    assert kept == {"100@c.us", "102@c.us"}
+    assert value(m, "whatsgate_chats_omitted", reason="filtered") == 3
+    assert value(m, "whatsgate_chats", chat_type="group") == 2
+
+
+def test_collectors_work_in_a_plain_registry():
+    registry = CollectorRegistry()
+    state = state_for(PAYLOAD)
+    registry.register(HealthCollector(state))
+    registry.register(ChatCollector(state.account, state.data))
+    assert registry.get_sample_value("whatsgate_up", {"whatsapp_id": "W1", "account": "support"}) == 1
+    labels = {"whatsapp_id": "W1", "account": "support", "chat_id": "200@g.us"}
+    assert registry.get_sample_value("whatsgate_group_admins", labels) == 2
+
+
+def test_ready_waits_for_every_expected_account():
+    store = new_store()
+    assert store.ready()[0] is False
+    store.publish(state_for(PAYLOAD, account=0))
+    assert store.ready() == (False, "1 of 2 accounts polled")
+    store.publish(AccountState(make_config().accounts[1]).failed("timeout", "x", 1.0))
+    assert store.ready() == (True, "2 of 2 accounts polled")
+
+
+def test_removed_account_is_not_published_again():
+    store = new_store()
+    store.publish(state_for(PAYLOAD))
+    store.remove("W1")
+    store.publish(state_for(PAYLOAD))
+    assert "whatsgate_up" not in scrape(store)
+
+
+@pytest.mark.realtools
+def test_promtool_accepts_the_exposition():
+    store = new_store()
+    store.include_process_metrics = True
+    store.publish(state_for(PAYLOAD, account=0))
+    store.publish(state_for(PAYLOAD, account=1).failed("unauthorized", "bad key", 0.1))
+    result = promtool_check_metrics(b"".join(store.chunks()).decode())
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip() == ""
