@@ -24,7 +24,8 @@ HTTP_STATUS = "http_status"
 UNAUTHORIZED = "unauthorized"
 API_ERROR = "api_error"
 INVALID_RESPONSE = "invalid_response"
-REASONS = (TIMEOUT, CONNECTION, HTTP_STATUS, UNAUTHORIZED, API_ERROR, INVALID_RESPONSE)
+INTERNAL = "internal"  # the exporter's own failure (a bug, out of memory), never the API's
+REASONS = (TIMEOUT, CONNECTION, HTTP_STATUS, UNAUTHORIZED, API_ERROR, INVALID_RESPONSE, INTERNAL)
 
 
 @dataclass(frozen=True)

@@ -79,10 +79,15 @@ def group_obj(
     admins: int = 1,
     size: int = 0,
     super_admins: int = 0,
+    name: str | None = None,
+    listed: bool = True,
     **flags: bool,
 ) -> dict:
-    """A group object: the first `admins` participants are admins, the last `super_admins` super-admins."""
-    chat = chat_obj(cid, unread, name=f"Group {cid}", **flags)
+    """A group object: the first `admins` participants are admins, the last `super_admins` super-admins.
+
+    ``listed=False`` sends no participant list (``participants: null``): then only ``size`` is known.
+    """
+    chat = chat_obj(cid, unread, name=name if name is not None else f"Group {cid}", **flags)
     chat["isGroup"] = True
     chat["groupMetadata"] = {
         "id": cid,
@@ -92,7 +97,9 @@ def group_obj(
         "participants": [
             {"id": f"{i}@c.us", "isAdmin": i < admins, "isSuperAdmin": i >= members - super_admins}
             for i in range(members)
-        ],
+        ]
+        if listed
+        else None,
     }
     return chat
 

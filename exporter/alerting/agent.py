@@ -29,7 +29,7 @@ Sources = Callable[[], tuple[Sequence[AccountState], DiscoveryState | None]]
 
 class Agent:
     def __init__(self, config: Config, generator_url: str, clock: Callable[[], float] = time.time) -> None:
-        self.evaluator = Evaluator(config, clock)
+        self.evaluator = Evaluator(config, clock, keep_resolved=config.alertmanager is not None)
         self.sender: Sender | None = None
         if config.alertmanager is not None:
             self.sender = Sender(config.alertmanager, self.evaluator, generator_url, clock)

@@ -22,6 +22,9 @@ from .thresholds import Threshold, breached
 log = logging.getLogger(__name__)
 
 RESOLVED_RETENTION = 15 * 60.0
+# Resolved alerts are kept only to tell Alertmanager; under heavy chat churn there can be
+# many, so keep at most this many (the newest), as a bound on memory.
+MAX_RESOLVED = 10_000
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,9 @@ _SESSIONS = "\x00sessions"  # the partition of session alerts; no whatsapp_id lo
 class Evaluator:
     """Holds the pending/firing state of every threshold instance, account by account."""
 
-    def __init__(self, config: Config, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, config: Config, clock: Callable[[], float] = time.time, keep_resolved: bool = True
+    ) -> None:
         self.thresholds: Sequence[Threshold] = config.thresholds
         self.stale_after = config.stale_after
         self.clock = clock
@@ -57,6 +62,8 @@ class Evaluator:
         # one account's evaluation replaces only that account's alerts.
         self._active: dict[str, dict[Key, Alert]] = {}
         self._resolved: list[Alert] = []
+        # Without an Alertmanager to tell, a resolved alert is simply gone.
+        self.keep_resolved = keep_resolved
 
     def evaluate_account(self, state: AccountState) -> None:
         now = self.clock()
@@ -123,10 +130,12 @@ class Evaluator:
                     log.info("alert firing", extra={"fields": dict(key[1])})
             for key, alert in before.items():
                 if key not in after and alert.fired_at is not None:
-                    self._resolved.append(replace(alert, resolved_at=now))
+                    if self.keep_resolved:
+                        self._resolved.append(replace(alert, resolved_at=now))
                     log.info("alert resolved", extra={"fields": dict(alert.labels)})
             self._active[partition] = after
-            self._resolved = [a for a in self._resolved if now - (a.resolved_at or now) <= RESOLVED_RETENTION]
+            recent = [a for a in self._resolved if now - (a.resolved_at or now) <= RESOLVED_RETENTION]
+            self._resolved = recent[-MAX_RESOLVED:]
 
     def alerts(self) -> list[Alert]:
         """Firing alerts and recently resolved ones: what Alertmanager should hear about."""

@@ -240,4 +240,27 @@ def parse_thresholds(raw: Any) -> tuple[Threshold, ...]:
         return ()
     if not isinstance(raw, list):
         raise ConfigError("thresholds", f"expected a list of thresholds, got {type_name(raw)}")
-    return tuple(_threshold(item, f"thresholds[{i}].") for i, item in enumerate(raw))
+    thresholds = tuple(_threshold(item, f"thresholds[{i}].") for i, item in enumerate(raw))
+    _check_distinct(thresholds)
+    return thresholds
+
+
+def _severities(threshold: Threshold) -> set[str]:
+    return {threshold.limit.severity} | {limit.severity for _, limit in threshold.overrides}
+
+
+def _check_distinct(thresholds: tuple[Threshold, ...]) -> None:
+    """Two thresholds that could raise the same alert (name, severity, account) would give two
+    identical alert series: refuse them, as Prometheus's duplicate-rule lint would."""
+    for j, later in enumerate(thresholds):
+        for i, earlier in enumerate(thresholds[:j]):
+            if earlier.name != later.name or not _severities(earlier) & _severities(later):
+                continue
+            if earlier.accounts and later.accounts and not set(earlier.accounts) & set(later.accounts):
+                continue  # disjoint accounts: never the same alert
+            severity = sorted(_severities(earlier) & _severities(later))[0]
+            raise ConfigError(
+                f"thresholds[{j}].name",
+                f"thresholds[{i}] already raises {later.name} with severity {severity} for the same accounts;"
+                " use a different name or severity, or overrides for per-account values",
+            )

@@ -58,6 +58,8 @@ class Config:
     discover: bool = False
     poll_interval: float = 60.0
     stale_after: float = 300.0
+    # Worker threads polling accounts; they mostly wait on the API, so a few serve thousands.
+    poll_concurrency: int = 8
     chats: ChatsConfig = field(default_factory=ChatsConfig)
     thresholds: tuple[Threshold, ...] = ()
     alertmanager: AlertmanagerConfig | None = None
@@ -71,6 +73,7 @@ _TOP_KEYS = {
     "discover",
     "poll_interval",
     "stale_after",
+    "poll_concurrency",
     "chats",
     "thresholds",
     "alertmanager",
@@ -198,6 +201,7 @@ def parse_config(raw: Any, base_dir: Path = Path("."), polling: bool = True) -> 
         discover=discover,
         poll_interval=poll_interval,
         stale_after=stale_after,
+        poll_concurrency=get_int(raw, "poll_concurrency", "", Config.poll_concurrency, minimum=1),
         chats=_chats(get_mapping(raw, "chats", "")),
         thresholds=thresholds,
         alertmanager=_alertmanager(get_mapping(raw, "alertmanager", "")),

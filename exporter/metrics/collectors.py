@@ -47,6 +47,10 @@ class HealthCollector(Collector):
         if s.last_poll_duration is not None:
             duration.add_metric(acc, s.last_poll_duration)
         yield duration
+        delay = d.POLL_DELAY.family()
+        if s.last_poll_delay is not None:
+            delay.add_metric(acc, s.last_poll_delay)
+        yield delay
         last = d.LAST_SUCCESS.family()
         if s.last_success is not None:
             last.add_metric(acc, s.last_success)
@@ -161,6 +165,9 @@ class DiscoveryCollector(Collector):
         for reason, count in self.state.errors.items():
             errors.add_metric([reason], float(count))
         yield errors
+        removed = d.DISCOVERY_REMOVED.family()
+        removed.add_metric([], float(self.state.removed))
+        yield removed
 
 
 class BuildInfoCollector(Collector):

@@ -56,11 +56,17 @@ LAST_SUCCESS = MetricDef(
     "gauge",
     "Unix time of the last successful poll of the account.",
 )
+POLL_DELAY = MetricDef(
+    "whatsgate_poll_delay_seconds",
+    "gauge",
+    "How late the last poll of the account started behind its schedule; growing values mean the"
+    " exporter cannot keep up (raise poll_concurrency or poll_interval).",
+)
 POLL_ERRORS = MetricDef(
     "whatsgate_poll_errors",
     "counter",
     "Failed polls of the account, by reason (timeout, connection, http_status, unauthorized,"
-    " api_error, invalid_response).",
+    " api_error, invalid_response, internal).",
     ("reason",),
 )
 
@@ -165,6 +171,13 @@ DISCOVERY_UP = MetricDef(
 )
 DISCOVERY_ERRORS = MetricDef(
     "whatsgate_discovery_errors", "counter", "Failed sessions-get calls, by reason.", ("reason",), False
+)
+DISCOVERY_REMOVED = MetricDef(
+    "whatsgate_discovery_sessions_removed",
+    "counter",
+    "Discovered sessions no longer polled because sessions-get stopped listing them for longer"
+    " than stale_after.",
+    per_account=False,
 )
 
 # --- the exporter itself --------------------------------------------------------------------------

@@ -67,15 +67,26 @@ class RenderedAccount:
     data: RenderedData | None = None
 
 
-def render_account(state: AccountState, previous: RenderedAccount | None = None) -> RenderedAccount:
+def render_data(state: AccountState) -> RenderedData | None:
+    """Render the chat data of a state (None when it has none)."""
+    if state.data is None:
+        return None
+    return RenderedData(
+        data=state.data,
+        aggregates=render(AggregateCollector(state.account, state.data)),
+        chats=render(ChatCollector(state.account, state.data)),
+    )
+
+
+def render_account(
+    state: AccountState, previous: RenderedAccount | None = None, prepared: RenderedData | None = None
+) -> RenderedAccount:
     """Render a new state; the chat data is rendered only when it is new (not on a failed poll)."""
     data = previous.data if previous else None
     if state.data is None:
         data = None
+    elif prepared is not None and prepared.data is state.data:
+        data = prepared
     elif data is None or data.data is not state.data:
-        data = RenderedData(
-            data=state.data,
-            aggregates=render(AggregateCollector(state.account, state.data)),
-            chats=render(ChatCollector(state.account, state.data)),
-        )
+        data = render_data(state)
     return RenderedAccount(state=state, health=render(HealthCollector(state)), data=data)

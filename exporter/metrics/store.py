@@ -19,7 +19,7 @@ from prometheus_client.registry import Collector
 from .. import memory
 from ..snapshot.state import AccountState, DiscoveryState
 from .collectors import BuildInfoCollector, DiscoveryCollector
-from .render import Rendered, RenderedAccount, render, render_account
+from .render import Rendered, RenderedAccount, RenderedData, render, render_account, render_data
 
 
 @dataclass
@@ -39,6 +39,7 @@ class Store:
     # The accounts /ready waits for; replaced whole, never edited in place.
     _expected: frozenset[str] = frozenset()
     _subscribers: tuple[threading.Event, ...] = ()
+    _needs_discovery: bool = False
 
     def subscribe(self, wake: threading.Event) -> None:
         """Set ``wake`` after every publish; the subscriber does its work on its own thread."""
@@ -55,12 +56,25 @@ class Store:
         with self._lock:
             self._expected = self._expected | {whatsapp_id}
 
-    def publish(self, state: AccountState) -> None:
+    def expect_discovery(self) -> None:
+        """With discovery, /ready also waits until sessions-get has worked once."""
+        self._needs_discovery = True
+
+    def prepare(self, state: AccountState) -> RenderedData | None:
+        """Render a state's chat data (the heavy part) on the caller's thread, before publishing.
+
+        Raises on data that cannot be written as exposition text, so the poller can
+        publish a failed poll instead.
+        """
+        return render_data(state)
+
+    def publish(self, state: AccountState, prepared: object = None) -> None:
         key = state.account.whatsapp_id
         with self._lock:  # serialises writers only; readers never take it
             if key not in self._expected:
                 return  # a worker stopped (session gone) while its last poll was in flight
-            rendered = render_account(state, self._accounts.get(key))
+            done = prepared if isinstance(prepared, RenderedData) else None
+            rendered = render_account(state, self._accounts.get(key), done)
             self._accounts = {**self._accounts, key: rendered}
             del rendered
             memory.trim()  # the poll's transient (decoded JSON, render) is freed by now
@@ -84,6 +98,8 @@ class Store:
 
     def ready(self) -> tuple[bool, str]:
         accounts, expected = self._accounts, self._expected
+        if self._needs_discovery and (self.discovery is None or self.discovery.last_success is None):
+            return False, "sessions-get has not succeeded yet"
         polled = sum(1 for key in expected if key in accounts and accounts[key].state.polls > 0)
         return polled >= len(expected), f"{polled} of {len(expected)} accounts polled"
 

@@ -53,28 +53,32 @@ class AccountState:
     last_error: str | None = None
     errors: Mapping[str, int] = field(default_factory=_zero_errors)
     consecutive_failures: int = 0
+    # How late the last poll started behind its schedule: the sign of an overloaded exporter.
+    last_poll_delay: float | None = None
     # The last good data; kept through failures until it is older than stale_after.
     data: ChatData | None = None
 
-    def succeeded(self, data: ChatData, duration: float) -> AccountState:
+    def succeeded(self, data: ChatData, duration: float, delay: float = 0.0) -> AccountState:
         return replace(
             self,
             up=True,
             polls=self.polls + 1,
             last_poll_duration=duration,
+            last_poll_delay=delay,
             last_success=data.polled_at,
             last_error=None,
             consecutive_failures=0,
             data=data,
         )
 
-    def failed(self, reason: str, detail: str, duration: float) -> AccountState:
+    def failed(self, reason: str, detail: str, duration: float, delay: float = 0.0) -> AccountState:
         """Everything else (last success, last good data) carries over."""
         return replace(
             self,
             up=False,
             polls=self.polls + 1,
             last_poll_duration=duration,
+            last_poll_delay=delay,
             last_error=detail,
             errors=_counted(self.errors, reason),
             consecutive_failures=self.consecutive_failures + 1,
@@ -92,6 +96,8 @@ class DiscoveryState:
     sessions: tuple[tuple[Account, Session], ...] = ()
     last_success: float | None = None
     errors: Mapping[str, int] = field(default_factory=_zero_errors)
+    # Discovered accounts dropped after missing from sessions-get for the grace period.
+    removed: int = 0
 
     def failed(self, reason: str) -> DiscoveryState:
         return replace(self, up=False, errors=_counted(self.errors, reason))

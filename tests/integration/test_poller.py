@@ -1,120 +1,133 @@
-"""The poll loop's decisions, with the HTTP layer faked by `responses`."""
+"""The per-account poll against the simulator on loopback: every outcome is a published snapshot.
+
+The rule under test: whatever goes wrong between the request and the publish
+ends as a published failed poll with a reason, never as an exception that
+leaves ``whatsgate_up`` at 1.
+"""
 
 from __future__ import annotations
 
 import logging
-import threading
+from collections.abc import Iterator
 
 import pytest
-import responses
+from helpers import chat_obj
 
 from exporter import logfmt
 from exporter.config import parse_config
+from exporter.metrics.store import Store
+from exporter.model import Chat
 from exporter.poller import AccountPoller, next_delay
-from exporter.snapshot.state import AccountState
+from exporter.simulator import SimAccount, Simulator
 from exporter.whatsgate.client import WhatsGateClient
 
-URL = "http://whatsgate.test/api/v1"
-KEY = "SECRET-key-0123456789abcdef"
-CHAT = {
-    "id": "1@c.us",
-    "name": "A",
-    "isGroup": False,
-    "isReadOnly": False,
-    "unreadCount": 4,
-    "timestamp": 1_700_000_000,
-    "pinned": False,
-    "isMuted": False,
-    "muteExpiration": 0,
-}
+KEY = "SECRET-poller-key-0123456789"
 
 
 @pytest.fixture
-def poller() -> tuple[AccountPoller, list[AccountState]]:
+def sim() -> Iterator[Simulator]:
+    simulator = Simulator([SimAccount("W1", "one", chats=[chat_obj("1@c.us", 4)])], api_key=KEY)
+    simulator.start()
+    yield simulator
+    simulator.stop()
+
+
+@pytest.fixture
+def setup(sim: Simulator) -> Iterator[tuple[AccountPoller, Store]]:
     config = parse_config(
         {
-            "whatsgate": {"url": URL, "api_key": KEY},
+            "whatsgate": {"url": sim.url, "api_key": KEY, "timeout": "2s"},
             "accounts": [{"whatsapp_id": "W1", "name": "support"}],
             "poll_interval": "1m",
         }
     )
-    published: list[AccountState] = []
-    client = WhatsGateClient(URL, KEY, timeout=1)
-    return AccountPoller(config.accounts[0], client, config, published.append, clock=lambda: 1e9), published
+    store = Store(stale_after=300, include_process_metrics=False)
+    store.expect("W1")
+    client = WhatsGateClient(config.whatsgate.url, KEY, timeout=2)
+    yield AccountPoller(config.accounts[0], client, lambda: config, store), store
+    client.close()
 
 
-@responses.activate
-def test_success_then_failure_keeps_data_and_counts(poller, caplog):
-    p, published = poller
-    responses.post(f"{URL}/get-chats", json={"result": "OK", "data": [CHAT]})
-    responses.post(
-        f"{URL}/get-chats",
-        status=500,
-        json={"name": "Unauthorized", "message": f"invalid credentials {KEY}", "code": 0},
-    )
-    first = p.poll_once()
+def metrics(store: Store) -> str:
+    return b"".join(store.chunks()).decode()
+
+
+def test_success_then_failure_keeps_data_and_counts(setup, sim, caplog):
+    poller, store = setup
+    first = poller.poll_once()
     assert first.up and first.data is not None and first.data.chats[0].unread == 4
+    sim.set_fault("W1", "unauthorized")
     logfmt.redact(KEY)
     with caplog.at_level(logging.WARNING):
-        second = p.poll_once()
-    assert published == [first, second]
-    assert not second.up
-    assert second.errors["unauthorized"] == 1 and second.consecutive_failures == 1
+        second = poller.poll_once()
+    assert not second.up and second.errors["unauthorized"] == 1 and second.consecutive_failures == 1
     assert second.data is first.data  # last good data is kept until stale
-    assert second.last_success == first.last_success
     lines = [logfmt.Formatter().format(r) for r in caplog.records]
-    assert len(lines) == 1 and "\n" not in lines[0]
-    assert "reason=unauthorized" in lines[0] and "account=support" in lines[0]
+    assert len(lines) == 1 and "\n" not in lines[0] and "reason=unauthorized" in lines[0]
     assert KEY not in lines[0]
+    text = metrics(store)
+    assert 'whatsgate_up{account="support",whatsapp_id="W1"} 0.0' in text
+    assert 'whatsgate_chat_unread_messages{account="support",chat_id="1@c.us"' in text
 
 
-@responses.activate
-def test_recovery_resets_failures(poller):
-    p, _ = poller
-    responses.post(f"{URL}/get-chats", body="slow down", status=429)
-    responses.post(f"{URL}/get-chats", json={"result": "OK", "data": []})
-    assert p.poll_once().errors["http_status"] == 1
-    state = p.poll_once()
+def test_recovery_resets_failures(setup, sim):
+    poller, _ = setup
+    sim.set_fault("W1", "rate_limited")
+    assert poller.poll_once().errors["http_status"] == 1
+    sim.set_fault("W1", None)
+    state = poller.poll_once()
     assert state.up and state.consecutive_failures == 0 and state.errors["http_status"] == 1
 
 
-@responses.activate
-def test_gateway_errors_are_retried_within_the_poll(poller):
-    p, _ = poller
-    responses.post(f"{URL}/get-chats", body="<html>bad gateway</html>", status=502)
-    responses.post(f"{URL}/get-chats", json={"result": "OK", "data": [CHAT]})
-    state = p.poll_once()
-    assert state.up and state.errors["http_status"] == 0
-    assert len(responses.calls) == 2
+@pytest.mark.parametrize("error", [RuntimeError("bug"), MemoryError()])
+def test_an_exception_in_the_pipeline_is_a_failed_poll_not_a_frozen_up(setup, error):
+    poller, store = setup
+    assert poller.poll_once().up
+
+    def broken(_whatsapp_id: str) -> list[Chat]:
+        raise error
+
+    poller.client.get_chats = broken  # type: ignore[method-assign]
+    state = poller.poll_once()
+    assert not state.up and state.errors["internal"] == 1
+    text = metrics(store)
+    assert 'whatsgate_up{account="support",whatsapp_id="W1"} 0.0' in text
+    assert 'whatsgate_poll_errors_total{account="support",reason="internal",whatsapp_id="W1"} 1.0' in text
 
 
-@responses.activate
-def test_rate_limit_is_not_retried_within_the_poll(poller):
-    p, _ = poller
-    responses.post(f"{URL}/get-chats", body="slow down", status=429)
-    assert not p.poll_once().up
-    assert len(responses.calls) == 1
+@pytest.mark.parametrize(
+    "chat",
+    [
+        Chat("2@c.us", "bad \ud800 name", False, False, 1, 1, False, False),  # lone surrogate
+        Chat("2@c.us", "big", False, False, 10**400, 1, False, False),  # beyond float range
+    ],
+    ids=["surrogate", "overflow"],
+)
+def test_data_that_cannot_be_rendered_is_invalid_response_and_keeps_the_last_good(setup, chat):
+    poller, store = setup
+    good = poller.poll_once()
+    poller.client.get_chats = lambda _wid: [chat]  # type: ignore[method-assign]
+    state = poller.poll_once()
+    assert not state.up and state.errors["invalid_response"] == 1 and state.data is good.data
+    text = metrics(store)
+    assert 'whatsgate_up{account="support",whatsapp_id="W1"} 0.0' in text
+    assert 'chat_id="1@c.us"' in text and "2@c.us" not in text
+
+
+def test_an_account_bad_from_its_first_poll_still_appears_down(setup):
+    poller, store = setup
+    poller.client.get_chats = lambda _wid: [Chat("2@c.us", "\ud800", False, False, 1, 1, False, False)]  # type: ignore[method-assign]
+    assert not poller.poll_once().up
+    assert store.ready()[0]
+    assert 'whatsgate_up{account="support",whatsapp_id="W1"} 0.0' in metrics(store)
+
+
+def test_poll_duration_covers_rendering_and_delay_is_exported(setup):
+    poller, store = setup
+    state = poller.poll_once(lag=2.5)
+    assert state.last_poll_duration is not None and state.last_poll_duration > 0
+    assert 'whatsgate_poll_delay_seconds{account="support",whatsapp_id="W1"} 2.5' in metrics(store)
 
 
 def test_backoff_doubles_and_is_capped():
     assert [next_delay(60, n) for n in range(6)] == [60, 60, 120, 240, 240, 240]
-
-
-def test_a_crashing_poll_does_not_kill_the_worker(poller):
-    p, published = poller
-    calls = []
-
-    def flaky(_whatsapp_id: str):
-        calls.append(1)
-        if len(calls) == 1:
-            raise RuntimeError("bug")
-        p.stop()
-        return []
-
-    p.client.get_chats = flaky  # type: ignore[method-assign]
-    p.config = p.config.__class__(**{**p.config.__dict__, "poll_interval": 0.01})
-    worker = threading.Thread(target=p.run)
-    worker.start()
-    worker.join(5)
-    assert not worker.is_alive()
-    assert len(calls) == 2 and published[-1].up

@@ -6,13 +6,14 @@ import json
 
 import pytest
 import responses
+from helpers import chat_obj, group_obj
 
 from exporter.alerting.evaluator import Evaluator
 from exporter.alerting.sender import Sender, payload
 from exporter.alerting.templates import humanize_duration, render_text
 from exporter.alerting.thresholds import go_template
 from exporter.config import AlertmanagerConfig, ConfigError, parse_config
-from exporter.model import Session
+from exporter.model import Account, Session
 from exporter.snapshot.state import AccountState, ChatData, DiscoveryState
 from exporter.whatsgate.parse import parse_chats
 
@@ -29,23 +30,6 @@ BASE = {
 
 def config(*thresholds: dict, **extra):
     return parse_config({**BASE, "thresholds": list(thresholds), **extra})
-
-
-def chat(cid: str, unread: int, name: str = "", group: int | None = None) -> dict:
-    obj = {
-        "id": cid,
-        "name": name or cid,
-        "isGroup": group is not None,
-        "isReadOnly": False,
-        "unreadCount": unread,
-        "timestamp": 1,
-        "pinned": False,
-        "isMuted": False,
-        "muteExpiration": 0,
-    }
-    if group is not None:
-        obj["groupMetadata"] = {"creation": 1, "size": group, "participants": None}
-    return obj
 
 
 def state(cfg, account: int, chats: list[dict], now: float) -> AccountState:
@@ -265,21 +249,42 @@ def test_for_makes_alerts_pending_then_firing_then_resolved():
     )
     clock = Clock()
     ev = Evaluator(cfg, clock=clock)
-    ev.evaluate_account(state(cfg, 0, [chat("1@c.us", 50, "Anna"), chat("2@c.us", 5)], clock.now))
-    ev.evaluate_account(state(cfg, 1, [chat("3@c.us", 5, "Boris")], clock.now))
+    ev.evaluate_account(
+        state(
+            cfg,
+            0,
+            [chat_obj("1@c.us", 50, ts=1, name="Anna"), chat_obj("2@c.us", 5, ts=1, name="2@c.us")],
+            clock.now,
+        )
+    )
+    ev.evaluate_account(state(cfg, 1, [chat_obj("3@c.us", 5, ts=1, name="Boris")], clock.now))
     assert firing(ev) == {("Unread", "sales", "3@c.us")}  # override: above 2, no for
     clock.now += 299
-    ev.evaluate_account(state(cfg, 0, [chat("1@c.us", 50, "Anna"), chat("2@c.us", 5)], clock.now))
+    ev.evaluate_account(
+        state(
+            cfg,
+            0,
+            [chat_obj("1@c.us", 50, ts=1, name="Anna"), chat_obj("2@c.us", 5, ts=1, name="2@c.us")],
+            clock.now,
+        )
+    )
     assert ("Unread", "support", "1@c.us") not in firing(ev)  # pending for 299 s
     clock.now += 1
-    ev.evaluate_account(state(cfg, 0, [chat("1@c.us", 51, "Anna"), chat("2@c.us", 5)], clock.now))
+    ev.evaluate_account(
+        state(
+            cfg,
+            0,
+            [chat_obj("1@c.us", 51, ts=1, name="Anna"), chat_obj("2@c.us", 5, ts=1, name="2@c.us")],
+            clock.now,
+        )
+    )
     assert firing(ev) == {("Unread", "sales", "3@c.us"), ("Unread", "support", "1@c.us")}
     alert = next(a for a in ev.alerts() if a.label("chat_id") == "1@c.us")
     assert alert.label("severity") == "warning" and alert.label("name") == "Anna"
     assert dict(alert.annotations)["summary"] == '51 unread messages in contact "Anna" on support'
     assert alert.fired_at == clock.now and alert.active_since == clock.now - 300
     clock.now += 60
-    ev.evaluate_account(state(cfg, 0, [chat("1@c.us", 0, "Anna")], clock.now))
+    ev.evaluate_account(state(cfg, 0, [chat_obj("1@c.us", 0, ts=1, name="Anna")], clock.now))
     assert firing(ev) == {("Unread", "sales", "3@c.us")}
     resolved = [a for a in ev.alerts() if a.resolved_at is not None]
     assert [(a.label("chat_id"), a.resolved_at) for a in resolved] == [("1@c.us", clock.now)]
@@ -289,8 +294,8 @@ def test_alerts_of_an_account_no_longer_polled_resolve():
     cfg = config({"name": "Unread", "metric": "unread_messages", "above": 1})
     clock = Clock()
     ev = Evaluator(cfg, clock=clock)
-    ev.evaluate_account(state(cfg, 0, [chat("1@c.us", 5)], clock.now))
-    ev.evaluate_account(state(cfg, 1, [chat("2@c.us", 5)], clock.now))
+    ev.evaluate_account(state(cfg, 0, [chat_obj("1@c.us", 5, ts=1, name="1@c.us")], clock.now))
+    ev.evaluate_account(state(cfg, 1, [chat_obj("2@c.us", 5, ts=1, name="2@c.us")], clock.now))
     clock.now += 10
     ev.retain({"W2"})
     assert firing(ev) == {("Unread", "sales", "")}
@@ -302,9 +307,9 @@ def test_a_pending_alert_that_clears_is_never_sent():
     cfg = config({"name": "Unread", "metric": "unread_messages", "above": 10, "for": "1m"})
     clock = Clock()
     ev = Evaluator(cfg, clock=clock)
-    ev.evaluate_account(state(cfg, 0, [chat("1@c.us", 50)], clock.now))
+    ev.evaluate_account(state(cfg, 0, [chat_obj("1@c.us", 50, ts=1, name="1@c.us")], clock.now))
     clock.now += 30
-    ev.evaluate_account(state(cfg, 0, [chat("1@c.us", 0)], clock.now))
+    ev.evaluate_account(state(cfg, 0, [chat_obj("1@c.us", 0, ts=1, name="1@c.us")], clock.now))
     assert ev.alerts() == []
 
 
@@ -321,9 +326,9 @@ def test_narrowing_by_account_chat_type_and_chat_regex():
     )
     ev = Evaluator(cfg, clock=Clock())
     chats = [
-        chat("1@c.us", 3, "VIP Anna"),
-        chat("2@c.us", 3, "Boris"),
-        chat("VIP@g.us", 3, "VIP group", group=3),
+        chat_obj("1@c.us", 3, ts=1, name="VIP Anna"),
+        chat_obj("2@c.us", 3, ts=1, name="Boris"),
+        group_obj("VIP@g.us", 3, name="VIP group", size=3, listed=False),
     ]
     ev.evaluate_account(state(cfg, 0, chats, 1_000_000))
     ev.evaluate_account(state(cfg, 1, chats, 1_000_000))
@@ -339,7 +344,15 @@ def test_account_kinds_down_stale_and_sessions():
     )
     clock = Clock()
     ev = Evaluator(cfg, clock=clock)
-    good = state(cfg, 0, [chat("1@c.us", 100), chat("g@g.us", 5, group=3)], clock.now)
+    good = state(
+        cfg,
+        0,
+        [
+            chat_obj("1@c.us", 100, ts=1, name="1@c.us"),
+            group_obj("g@g.us", 5, name="g@g.us", size=3, listed=False),
+        ],
+        clock.now,
+    )
     ev.evaluate_account(good)
     assert firing(ev) == {("Total", "support", "")}  # 5 in groups; contacts are not counted
     clock.now += 601
@@ -359,7 +372,7 @@ def test_account_kinds_down_stale_and_sessions():
 def test_payload_is_alertmanager_v2_shaped():
     cfg = config({"name": "Unread", "metric": "unread_messages", "above": 1})
     ev = Evaluator(cfg, clock=Clock(1_700_000_000.0))
-    ev.evaluate_account(state(cfg, 0, [chat("1@c.us", 3)], 1_700_000_000.0))
+    ev.evaluate_account(state(cfg, 0, [chat_obj("1@c.us", 3, ts=1, name="1@c.us")], 1_700_000_000.0))
     (body,) = payload(ev.alerts(), now=1_700_000_010.0, resend_interval=60, generator_url="http://exp:9877/")
     assert body["labels"] == {
         "alertname": "Unread",
@@ -383,7 +396,7 @@ def test_sender_posts_on_change_counts_failures_and_catches_up():
     ev = Evaluator(cfg, clock=Clock())
     sender = Sender(cfg.alertmanager, ev, "http://exp/")
     assert sender.send_once() and len(responses.calls) == 0  # nothing to say, nothing sent
-    ev.evaluate_account(state(cfg, 0, [chat("1@c.us", 3)], 1_000_000))
+    ev.evaluate_account(state(cfg, 0, [chat_obj("1@c.us", 3, ts=1, name="1@c.us")], 1_000_000))
     responses.post("http://am:9093/api/v2/alerts", status=503, body="down")
     responses.post("http://am:9093/api/v2/alerts", json={})
     assert not sender.send_once() and sender.errors == 1 and sender.last_error.startswith("HTTP 503")
@@ -392,3 +405,34 @@ def test_sender_posts_on_change_counts_failures_and_catches_up():
     assert sender.send_once(force=True) and len(responses.calls) == 3
     sent = json.loads(responses.calls[-1].request.body)
     assert [a["labels"]["alertname"] for a in sent] == ["Unread"]
+
+
+def test_two_thresholds_raising_the_same_alert_are_refused():
+    base = {"name": "Dup", "metric": "chats", "above": 1}
+    with pytest.raises(ConfigError, match=r"thresholds\[1\]\.name: thresholds\[0\] already raises Dup"):
+        parse_config({"thresholds": [base, {**base, "metric": "chats_muted"}]}, polling=False)
+    # a warning and a critical level of one alert, or disjoint accounts, are fine
+    parse_config(
+        {
+            "thresholds": [
+                base,
+                {**base, "above": 5, "severity": "critical"},
+                {**base, "accounts": ["x"], "severity": "info"},
+                {**base, "accounts": ["y"], "severity": "info"},
+            ]
+        },
+        polling=False,
+    )
+
+
+def test_resolved_alerts_are_not_kept_without_an_alertmanager():
+    config = parse_config(
+        {"thresholds": [{"name": "Unread", "metric": "chat_unread_messages", "above": 0}]}, polling=False
+    )
+    evaluator = Evaluator(config, clock=lambda: 1e9, keep_resolved=False)
+    account = AccountState(account=Account("W", "w"))
+    chats = parse_chats({"data": [chat_obj(f"{i}@c.us", 1) for i in range(50)]})
+    evaluator.evaluate_account(account.succeeded(ChatData.build(chats, config.chats, 1e9), 0.1))
+    assert len(evaluator.alerts()) == 50
+    evaluator.evaluate_account(account.succeeded(ChatData.build([], config.chats, 1e9), 0.1))
+    assert evaluator.alerts() == []

@@ -1,0 +1,141 @@
+"""One account's poll: request, decode, snapshot, render, publish — and never a lie.
+
+Whatever goes wrong between sending the request and publishing the snapshot
+ends as a published *failed* poll with a reason and one log line: the API's
+faults as classified by the client, data that cannot be exported as
+``invalid_response``, and the exporter's own bugs as ``internal``. An
+exception that escaped would leave ``whatsgate_up`` at its last value while
+nothing is polled, the worst thing an exporter can do.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+import zlib
+from collections.abc import Callable
+from typing import Protocol
+
+from ..config import Config
+from ..model import INTERNAL, INVALID_RESPONSE, Account
+from ..snapshot.state import AccountState, ChatData
+from ..whatsgate.client import PollError, WhatsGateClient
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF_FACTOR = 4
+
+
+class Sink(Protocol):
+    """Where snapshots go (the store): rendering is split out so the poll's duration covers it."""
+
+    def prepare(self, state: AccountState) -> object: ...
+    def publish(self, state: AccountState, prepared: object = None) -> None: ...
+
+
+def next_delay(interval: float, consecutive_failures: int) -> float:
+    """Seconds to wait before the next poll: the interval, doubled per failure, capped."""
+    if consecutive_failures <= 1:
+        return interval
+    return min(interval * 2 ** (consecutive_failures - 1), interval * MAX_BACKOFF_FACTOR)
+
+
+def phase(whatsapp_id: str, interval: float) -> float:
+    """A stable offset within the interval, so accounts' polls spread evenly instead of in lockstep."""
+    return zlib.crc32(whatsapp_id.encode("utf-8", "replace")) / 2**32 * interval
+
+
+class AccountPoller:
+    def __init__(
+        self,
+        account: Account,
+        client: WhatsGateClient,
+        settings: Callable[[], Config],
+        sink: Sink,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.account = account
+        self.client = client
+        self.settings = settings  # read at every poll: a reloaded config applies from the next one
+        self.sink = sink
+        self.clock = clock
+        self.state = AccountState(account=account)
+
+    def _fields(self) -> dict[str, object]:
+        return {"account": self.account.name, "whatsapp_id": self.account.whatsapp_id}
+
+    def poll_once(self, lag: float = 0.0) -> AccountState:
+        """Poll the account once and publish the new snapshot, failed or not; returns it."""
+        started = time.monotonic()
+        config = self.settings()
+        previous = self.state
+        prepared: object = None
+        chats = 0
+        try:
+            found = self.client.get_chats(self.account.whatsapp_id)
+            chats = len(found)
+            data = ChatData.build(found, config.chats, polled_at=self.clock())
+            del found
+            prepared = self.sink.prepare(previous.succeeded(data, 0.0, lag))
+        except PollError as exc:
+            reason, detail = exc.reason, exc.detail
+        except (UnicodeError, OverflowError, ValueError) as exc:
+            # The parser let through something that cannot be written as exposition text.
+            reason, detail = INVALID_RESPONSE, f"get-chats: data cannot be exported ({type(exc).__name__})"
+        except Exception as exc:  # MemoryError and the exporter's own bugs: still a failed poll, never up
+            reason, detail = INTERNAL, f"get-chats: {type(exc).__name__} in the exporter"
+            log.debug("internal error while polling", exc_info=True, extra={"fields": self._fields()})
+        else:
+            state = previous.succeeded(data, time.monotonic() - started, lag)
+            if previous.consecutive_failures:
+                log.info(
+                    "poll recovered",
+                    extra={"fields": {**self._fields(), "after_failures": previous.consecutive_failures}},
+                )
+            log.debug(
+                "poll ok",
+                extra={
+                    "fields": {
+                        **self._fields(),
+                        "chats": chats,
+                        "duration": round(state.last_poll_duration or 0, 3),
+                    }
+                },
+            )
+            return self._publish(state, prepared)
+        state = previous.failed(reason, detail, time.monotonic() - started, lag)
+        log.warning(
+            "poll failed",
+            extra={
+                "fields": {
+                    **self._fields(),
+                    "reason": reason,
+                    "err": detail,
+                    "failures": state.consecutive_failures,
+                }
+            },
+        )
+        return self._publish(state, None)
+
+    def _publish(self, state: AccountState, prepared: object) -> AccountState:
+        try:
+            self.sink.publish(state, prepared)
+        except Exception as exc:
+            # Even the health series could not be published: count it as a failed poll on the
+            # state kept here, so the next successful publish tells the truth about it.
+            state = self.state.failed(INTERNAL, f"publishing failed ({type(exc).__name__})", 0.0)
+            log.error("publishing a poll failed", exc_info=True, extra={"fields": self._fields()})
+        self.state = state
+        return state
+
+    def run(self, lag: float) -> float:
+        """The scheduler's job: poll once, return the delay until the next poll."""
+        first = self.state.polls == 0
+        state = self.poll_once(lag)
+        interval = self.settings().poll_interval
+        delay = next_delay(interval, state.consecutive_failures)
+        if first:
+            delay += phase(self.account.whatsapp_id, interval)
+        # A little jitter keeps accounts that share a phase from staying in lockstep.
+        return delay + random.uniform(-0.01, 0.01) * min(interval, 60.0)

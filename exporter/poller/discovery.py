@@ -1,0 +1,150 @@
+"""Session discovery (``discover: true``): which accounts to poll, from ``sessions-get``.
+
+Discovery must neither drop nor freeze accounts on a bad answer. Pages are
+followed with checks (a page count that changes while paging, the same
+session listed twice with different data, more pages than the cap are
+errors, not silently accepted), sessions are de-duplicated by id, and a
+session missing from one answer is dropped only after it has been missing for
+the grace period (``stale_after``), logged and counted. A failed discovery
+changes nothing but ``whatsgate_discovery_up`` and its error count.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+
+from ..model import INTERNAL, INVALID_RESPONSE, Account, Session
+from ..snapshot.state import DiscoveryState
+from ..whatsgate.client import PollError, WhatsGateClient
+from ..whatsgate.parse import parse_sessions
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 100
+MAX_PAGES = 100  # 10,000 sessions: past that, say so instead of dropping the rest silently
+
+
+def fetch_sessions(
+    client: WhatsGateClient, page_size: int = PAGE_SIZE, max_pages: int = MAX_PAGES
+) -> list[Session]:
+    """Every session of the key, across pages, checked for consistency; raises PollError."""
+    found: dict[str, Session] = {}
+    page, pages, first_pages = 1, 1, None
+    while page <= pages:
+        if page > max_pages:
+            raise PollError(
+                INVALID_RESPONSE, f"sessions-get: more than {max_pages} pages of {page_size} sessions"
+            )
+        sessions, pages = client.call("sessions-get", {"page": page, "page_cnt": page_size}, parse_sessions)
+        if first_pages is None:
+            first_pages = pages
+        elif pages != first_pages:
+            raise PollError(
+                INVALID_RESPONSE,
+                f"sessions-get: page count changed from {first_pages} to {pages} while paging",
+            )
+        for i, session in enumerate(sessions):
+            for field in ("whatsapp_id", "status", "name"):
+                try:
+                    getattr(session, field).encode("utf-8")
+                except UnicodeError:
+                    raise PollError(
+                        INVALID_RESPONSE, f"sessions-get: page {page} data[{i}].{field}: not valid Unicode"
+                    ) from None
+            known = found.get(session.whatsapp_id)
+            if known is not None and known != session:
+                # A server that ignores `page` repeats sessions unchanged (harmless, de-duplicated);
+                # the same session with another status is a contradiction.
+                raise PollError(
+                    INVALID_RESPONSE, f"sessions-get: page {page} lists a session again with different data"
+                )
+            found[session.whatsapp_id] = session
+        if not sessions:
+            break
+        page += 1
+    return list(found.values())
+
+
+class Discovery:
+    """Runs ``sessions-get`` every poll interval and tells the supervisor which accounts exist."""
+
+    def __init__(
+        self,
+        client: WhatsGateClient,
+        configured: Callable[[], dict[str, Account]],
+        grace: Callable[[], float],
+        publish: Callable[[DiscoveryState], None],
+        sync: Callable[[dict[str, Account]], None],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.client = client
+        self.configured = configured
+        self.grace = grace
+        self.publish = publish
+        self.sync = sync
+        self.clock = clock
+        self.state = DiscoveryState()
+        self._known: dict[str, tuple[Account, Session]] = {}
+        self._missing_since: dict[str, float] = {}
+
+    def discover_once(self) -> None:
+        try:
+            sessions = fetch_sessions(self.client)
+        except PollError as exc:
+            self._failed(exc.reason, exc.detail)
+            return
+        except Exception as exc:  # never let a bug freeze discovery with discovery_up at 1
+            log.debug("internal error in discovery", exc_info=True)
+            self._failed(INTERNAL, f"sessions-get: {type(exc).__name__} in the exporter")
+            return
+        now = self.clock()
+        configured = self.configured()
+        current = {
+            s.whatsapp_id: (configured.get(s.whatsapp_id) or Account(s.whatsapp_id, s.whatsapp_id), s)
+            for s in sessions
+        }
+        removed = 0
+        for whatsapp_id, pair in self._known.items():
+            if whatsapp_id in current:
+                continue
+            since = self._missing_since.setdefault(whatsapp_id, now)
+            if now - since <= self.grace():
+                current[whatsapp_id] = pair  # keep it (and its last status) through the grace period
+            else:
+                removed += 1
+                del self._missing_since[whatsapp_id]
+                log.info(
+                    "session gone, no longer polled",
+                    extra={"fields": {"whatsapp_id": whatsapp_id, "missing_for": round(now - since)}},
+                )
+        for whatsapp_id in list(self._missing_since):
+            if whatsapp_id in {s.whatsapp_id for s in sessions}:
+                del self._missing_since[whatsapp_id]
+        self._known = current
+        self.state = replace(
+            self.state,
+            up=True,
+            sessions=tuple(current.values()),
+            last_success=now,
+            removed=self.state.removed + removed,
+        )
+        self.publish(self.state)
+        self.sync({whatsapp_id: account for whatsapp_id, (account, _) in current.items()})
+
+    def _failed(self, reason: str, detail: str) -> None:
+        self.state = self.state.failed(reason)
+        log.warning("discovery failed", extra={"fields": {"reason": reason, "err": detail}})
+        self.publish(self.state)
+
+    def run(self, interval: Callable[[], float], stop: threading.Event) -> None:
+        """Discover at once (the web server is already answering), then every interval."""
+        while not stop.is_set():
+            try:
+                self.discover_once()
+            except Exception:
+                log.exception("discovery crashed")
+            stop.wait(interval())

@@ -1,0 +1,90 @@
+"""The supervisor: which accounts are polled, by whom, and when.
+
+Configured accounts are polled from the start; with ``discover: true`` the
+discovery thread adds and removes the sessions ``sessions-get`` lists. All
+accounts share one :class:`~exporter.poller.scheduler.Scheduler`, so threads
+stay bounded (``poll_concurrency`` workers) whatever the number of accounts.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from ..config import Config
+from ..metrics.store import Store
+from ..model import Account
+from ..whatsgate.client import WhatsGateClient
+from .account import AccountPoller
+from .discovery import Discovery
+from .scheduler import Scheduler
+
+log = logging.getLogger(__name__)
+
+
+class Supervisor:
+    def __init__(
+        self, config: Config, client: WhatsGateClient, store: Store, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.config = config
+        self.client = client
+        self.store = store
+        self.clock = clock
+        self.scheduler = Scheduler(config.poll_concurrency)
+        self.pollers: dict[str, AccountPoller] = {}
+        self._lock = threading.Lock()  # pollers is changed by discovery while stop() or a reload reads it
+        self.stop_event = threading.Event()
+        self.discovery = Discovery(
+            client,
+            configured=lambda: {a.whatsapp_id: a for a in self.config.accounts},
+            grace=lambda: self.config.stale_after,
+            publish=store.publish_discovery,
+            sync=self._sync_discovered,
+            clock=clock,
+        )
+
+    def settings(self) -> Config:
+        return self.config
+
+    def start(self) -> None:
+        self.scheduler.start()
+        if self.config.discover:
+            self.store.expect_discovery()
+            threading.Thread(
+                target=self.discovery.run,
+                args=(lambda: self.config.poll_interval, self.stop_event),
+                name="discovery",
+                daemon=True,
+            ).start()
+        for account in self.config.accounts:
+            self._add(account)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.scheduler.stop()
+
+    def _add(self, account: Account) -> None:
+        with self._lock:
+            if account.whatsapp_id in self.pollers:
+                return
+            poller = AccountPoller(account, self.client, self.settings, self.store, self.clock)
+            self.pollers[account.whatsapp_id] = poller
+        self.store.expect(account.whatsapp_id)
+        self.scheduler.add(account.whatsapp_id, poller.run)
+
+    def _remove(self, whatsapp_id: str) -> None:
+        with self._lock:
+            self.pollers.pop(whatsapp_id, None)
+        self.scheduler.remove(whatsapp_id)
+        self.store.remove(whatsapp_id)
+
+    def _sync_discovered(self, discovered: dict[str, Account]) -> None:
+        configured = {a.whatsapp_id for a in self.config.accounts}
+        with self._lock:
+            polled = set(self.pollers)
+        for whatsapp_id in polled - set(discovered) - configured:
+            self._remove(whatsapp_id)
+        for account in discovered.values():
+            self._add(account)

@@ -1,0 +1,121 @@
+"""Discovery must neither drop nor freeze accounts: grace period, pagination checks, readiness.
+
+The client is replaced at its ``call`` seam by a scripted one: these tests are
+about what discovery does with answers, not about HTTP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from exporter.metrics.store import Store
+from exporter.model import Account, Session
+from exporter.poller.discovery import Discovery, fetch_sessions
+from exporter.whatsgate.client import PollError
+
+
+class ScriptedClient:
+    """Answers sessions-get pages from a function of (call number, page)."""
+
+    def __init__(self, answer: Callable[[int, int], tuple[list[Session], int]]) -> None:
+        self.answer = answer
+        self.calls = 0
+
+    def call(self, command: str, body: dict[str, Any], parse: Any = None) -> Any:
+        assert command == "sessions-get"
+        self.calls += 1
+        return self.answer(self.calls, body["page"])
+
+
+def sessions(*ids: str, status: str = "READY") -> list[Session]:
+    return [Session(i, f"name {i}", status) for i in ids]
+
+
+def test_a_server_ignoring_page_gives_each_session_once():
+    client = ScriptedClient(lambda _n, _page: (sessions("a", "b"), 3))
+    assert sorted(s.whatsapp_id for s in fetch_sessions(client)) == ["a", "b"]  # type: ignore[arg-type]
+    assert client.calls == 3
+
+
+def test_contradicting_pages_are_an_error_not_duplicate_series():
+    client = ScriptedClient(lambda _n, page: (sessions("a", status="READY" if page == 1 else "AUTH"), 2))
+    with pytest.raises(PollError, match="different data") as exc:
+        fetch_sessions(client)  # type: ignore[arg-type]
+    assert exc.value.reason == "invalid_response"
+
+
+def test_a_growing_page_count_is_an_error():
+    client = ScriptedClient(lambda n, page: (sessions(f"s{page}"), n + 1))
+    with pytest.raises(PollError, match="page count changed"):
+        fetch_sessions(client)  # type: ignore[arg-type]
+
+
+def test_more_pages_than_the_cap_is_an_error_not_a_silent_cut():
+    client = ScriptedClient(lambda _n, page: (sessions(f"s{page}"), 500))
+    with pytest.raises(PollError, match="more than 100 pages"):
+        fetch_sessions(client)  # type: ignore[arg-type]
+
+
+def test_a_lone_surrogate_is_a_discovery_error_not_a_crash():
+    client = ScriptedClient(lambda _n, _page: (sessions("bad\ud800"), 1))
+    with pytest.raises(PollError, match="not valid Unicode"):
+        fetch_sessions(client)  # type: ignore[arg-type]
+
+
+class World:
+    def __init__(self, answer: Callable[[int, int], tuple[list[Session], int]]) -> None:
+        self.now = 1000.0
+        self.store = Store(stale_after=300, clock=lambda: self.now, include_process_metrics=False)
+        self.store.expect_discovery()
+        self.synced: list[set[str]] = []
+        self.discovery = Discovery(
+            ScriptedClient(answer),  # type: ignore[arg-type]
+            configured=lambda: {"a": Account("a", "alias-a")},
+            grace=lambda: 300.0,
+            publish=self.store.publish_discovery,
+            sync=lambda found: self.synced.append(set(found)),
+            clock=lambda: self.now,
+        )
+
+    def metrics(self) -> str:
+        return b"".join(self.store.chunks()).decode()
+
+
+def test_an_empty_answer_keeps_accounts_through_the_grace_period_then_counts_their_removal():
+    answers = [sessions("a", "b"), [], [], []]
+    world = World(lambda n, _page: (answers[min(n, len(answers)) - 1], 1))
+    world.discovery.discover_once()
+    assert world.synced[-1] == {"a", "b"}
+    world.now += 60
+    world.discovery.discover_once()  # empty: both missing, kept
+    assert world.synced[-1] == {"a", "b"}
+    assert 'whatsgate_session_status{account="alias-a",status="READY",whatsapp_id="a"} 1.0' in world.metrics()
+    world.now += 200
+    world.discovery.discover_once()  # still within 300 s of first missing
+    assert world.synced[-1] == {"a", "b"}
+    world.now += 200
+    world.discovery.discover_once()  # 400 s missing: dropped, counted
+    assert world.synced[-1] == set()
+    assert "whatsgate_discovery_sessions_removed_total 2.0" in world.metrics()
+
+
+def test_not_ready_until_discovery_has_worked_once():
+    answers: list[Any] = [PollError("timeout", "slow"), sessions("b")]
+
+    def answer(n: int, _page: int) -> tuple[list[Session], int]:
+        result = answers[n - 1]
+        if isinstance(result, Exception):
+            raise result
+        return result, 1
+
+    world = World(answer)
+    assert world.store.ready() == (False, "sessions-get has not succeeded yet")
+    world.discovery.discover_once()
+    assert not world.store.ready()[0]
+    assert "whatsgate_discovery_up 0.0" in world.metrics()
+    world.discovery.discover_once()
+    assert world.store.ready()[0]  # no account expected yet by this store: discovery alone
+    assert "whatsgate_discovery_up 1.0" in world.metrics()
