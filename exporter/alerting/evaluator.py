@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from ..config import Config
@@ -45,6 +45,8 @@ class Alert:
 
 
 Key = tuple[int, tuple[tuple[str, str], ...]]
+# One measured instance of one threshold: (index, threshold, labels, value, extra template fields).
+Found = tuple[int, Threshold, dict[str, str], float, Mapping[str, str]]
 _SESSIONS = "\x00sessions"  # the partition of session alerts; no whatsapp_id looks like it
 
 
@@ -95,7 +97,7 @@ class Evaluator:
             with self._lock:
                 del self._active[partition]
 
-    def _update(self, partition: str, found: list, now: float) -> None:
+    def _update(self, partition: str, found: list[Found], now: float) -> None:
         with self._lock:
             before = self._active.get(partition, {})
             after: dict[Key, Alert] = {}

@@ -33,9 +33,11 @@ def _rfc3339(ts: float) -> str:
     )
 
 
-def payload(alerts: Sequence[Alert], now: float, resend_interval: float, generator_url: str) -> list[dict]:
+def payload(
+    alerts: Sequence[Alert], now: float, resend_interval: float, generator_url: str
+) -> list[dict[str, object]]:
     """The body of ``POST /api/v2/alerts``."""
-    out = []
+    out: list[dict[str, object]] = []
     for alert in alerts:
         ends = alert.resolved_at if alert.resolved_at is not None else now + ENDS_AT_FACTOR * resend_interval
         out.append(
@@ -70,7 +72,7 @@ class Sender:
         self.sent = 0
         self.errors = 0
         self.last_error: str | None = None
-        self._last_sent: list[tuple] = []
+        self._last_sent: Sequence[tuple[object, ...]] = []
 
     def send_once(self, force: bool = False) -> bool:
         alerts = self.evaluator.alerts()

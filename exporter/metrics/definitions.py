@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily
 
 ACCOUNT_LABELS = ("whatsapp_id", "account")
 POLL_NOTE = (
@@ -38,7 +38,7 @@ class MetricDef:
         """The name its samples carry in the exposition (counters gain ``_total``)."""
         return f"{self.name}_total" if self.type == "counter" else self.name
 
-    def family(self) -> Metric:
+    def family(self) -> GaugeMetricFamily | CounterMetricFamily:
         """A fresh, empty family to add samples to."""
         if self.type == "counter":
             return CounterMetricFamily(self.name, self.help, labels=self.label_names)

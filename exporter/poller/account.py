@@ -38,7 +38,7 @@ def next_delay(interval: float, consecutive_failures: int) -> float:
     """Seconds to wait before the next poll: the interval, doubled per failure, capped."""
     if consecutive_failures <= 1:
         return interval
-    return min(interval * 2 ** (consecutive_failures - 1), interval * MAX_BACKOFF_FACTOR)
+    return float(min(interval * 2 ** (consecutive_failures - 1), interval * MAX_BACKOFF_FACTOR))
 
 
 def phase(whatsapp_id: str, interval: float) -> float:
