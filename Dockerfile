@@ -31,10 +31,13 @@ LABEL org.opencontainers.image.title="whatsgate-exporter" \
 RUN groupadd --system --gid 10001 whatsgate \
  && useradd --system --uid 10001 --gid whatsgate --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin whatsgate \
- && mkdir -p /etc/whatsgate-exporter
+ && mkdir -p /etc/whatsgate-exporter /var/lib/whatsgate-exporter \
+ && chown 10001:10001 /var/lib/whatsgate-exporter
 COPY --from=build /opt/venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 USER 10001:10001
+# state_file: /var/lib/whatsgate-exporter/state.json keeps open waits across restarts.
+VOLUME ["/var/lib/whatsgate-exporter"]
 EXPOSE 9877
 HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 \
   CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9877/healthz', timeout=4)"]

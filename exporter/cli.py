@@ -15,7 +15,7 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from . import __version__, logfmt, memory
+from . import __version__, logfmt, memory, statefile
 from .alerting.agent import Agent, AlertsCollector
 from .alerting.rules import rule_file
 from .config import Config, ConfigError, WhatsGateConfig, load_config, parse_config, parse_duration
@@ -188,7 +188,13 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         return _fail(f"cannot listen on {args.listen_address}: {exc.strerror or exc}")
     client = WhatsGateClient(config.whatsgate.url, config.whatsgate.api_key, config.whatsgate.timeout)
-    supervisor = Supervisor(config, client, store)
+    writer = None
+    restored = {}
+    if config.state_file is not None:
+        restored = statefile.load(config.state_file, config.waiting.buckets)
+        writer = statefile.StateWriter(config.state_file, store.states)
+        store.subscribe(writer.wake)
+    supervisor = Supervisor(config, client, store, restored=restored)
     agent = None
     if config.thresholds:
         agent = Agent(config, args.external_url or server.external_url)
@@ -210,6 +216,8 @@ def run(args: argparse.Namespace) -> int:
         },
     )
     supervisor.start()
+    if writer is not None:
+        writer.start()
     if agent is not None:
         agent.start(lambda: (store.states(), store.discovery))
     if simulator is not None:
@@ -220,6 +228,8 @@ def run(args: argparse.Namespace) -> int:
             server.serve_forever()
     finally:
         supervisor.stop()
+        if writer is not None:
+            writer.stop()
         if agent is not None:
             agent.stop()
         server.server_close()

@@ -34,6 +34,8 @@ class Account:
 
     whatsapp_id: str
     name: str
+    # The business-hours schedule its waits are counted in (None: the default, or 24/7).
+    schedule: str | None = None
 
     @property
     def labels(self) -> tuple[str, str]:

@@ -18,7 +18,7 @@ from typing import Protocol
 from ..metrics import definitions as d
 from ..metrics.definitions import MetricDef
 from ..model import CHAT_TYPES, GROUP, Chat, matches_any
-from ..snapshot.state import AccountState, DiscoveryState
+from ..snapshot.state import AccountState, ChatData, DiscoveryState
 from .templates import promql_string
 
 Labels = dict[str, str]
@@ -36,6 +36,8 @@ class Narrowing(Protocol):
     def chat_types(self) -> tuple[str, ...]: ...
     @property
     def chats(self) -> tuple[re.Pattern[str], ...]: ...
+    @property
+    def longer_than(self) -> float | None: ...
 
 
 def _account_labels(state: AccountState) -> Labels:
@@ -113,7 +115,7 @@ class PerChat(Kind):
     """A per-chat (or per-group) series, joined with whatsgate_chat_info for the chat's name."""
 
     metric: MetricDef = d.CHAT_UNREAD
-    read: Callable[[Chat], float | None] = lambda chat: float(chat.unread)
+    read: Callable[[Chat, ChatData], float | None] = lambda chat, _data: float(chat.unread)
 
     def promql(self, t: Narrowing, bound: str, limit: float, exclude_accounts: tuple[str, ...] = ()) -> str:
         sel = _selector(matchers(t, exclude_accounts))
@@ -137,14 +139,15 @@ class PerChat(Kind):
         if state.data is None or state.is_stale(now, stale_after):
             return
         account = _account_labels(state)
-        for chat in state.data.selection.chats:
+        data = state.data
+        for chat in data.selection.chats:
             if t.chats and not matches_any(t.chats, chat.id, chat.name):
                 continue
             if self.scope == "group" and (chat.chat_type != GROUP or chat.group is None):
                 continue
             if t.chat_types and chat.chat_type not in t.chat_types:
                 continue
-            value = self.read(chat)
+            value = self.read(chat, data)
             if value is None:
                 continue
             labels = {**account, "chat_id": chat.id}
@@ -208,12 +211,53 @@ def _aggregate(name: str, metric: MetricDef, field: str, what: str) -> Aggregate
     )
 
 
-def _group_admins(chat: Chat) -> float | None:
+def _group_admins(chat: Chat, _data: ChatData) -> float | None:
     return None if chat.group is None or chat.group.admins is None else float(chat.group.admins)
 
 
-def _group_members(chat: Chat) -> float | None:
+def _group_members(chat: Chat, _data: ChatData) -> float | None:
     return None if chat.group is None else float(chat.group.member_count)
+
+
+def _waited(chat: Chat, data: ChatData) -> float | None:
+    return next((wait.seconds for wait in data.waiting if wait.chat_id == chat.id), None)
+
+
+@dataclass(frozen=True)
+class OldestWaiting(Kind):
+    """The account's longest current wait, over the chat types the threshold keeps."""
+
+    def promql(self, t: Narrowing, bound: str, limit: float, exclude_accounts: tuple[str, ...] = ()) -> str:
+        sel = _selector(matchers(t, exclude_accounts))
+        return f"max without (chat_type) ({d.OLDEST_WAITING_SECONDS.name}{sel}) {bound}"
+
+    def measure(
+        self, t: Narrowing, state: AccountState, now: float, stale_after: float
+    ) -> Iterator[Instance]:
+        if state.data is not None:
+            types = t.chat_types or CHAT_TYPES
+            waits = [w.seconds for w in state.data.waiting if w.chat_type in types]
+            if waits:
+                yield _account_labels(state), max(waits), {}
+
+
+@dataclass(frozen=True)
+class ChatsWaiting(Kind):
+    """How many chats have waited longer than the threshold's ``longer_than`` (one of the buckets)."""
+
+    def promql(self, t: Narrowing, bound: str, limit: float, exclude_accounts: tuple[str, ...] = ()) -> str:
+        longer = f'longer_than="{d.go_number(t.longer_than or 0.0)}"'
+        sel = _selector([*matchers(t, exclude_accounts), longer])
+        return f"sum without (chat_type) ({d.CHATS_WAITING.name}{sel}) {bound}"
+
+    def measure(
+        self, t: Narrowing, state: AccountState, now: float, stale_after: float
+    ) -> Iterator[Instance]:
+        if state.data is not None:
+            types = t.chat_types or CHAT_TYPES
+            longer = t.longer_than or 0.0
+            count = sum(1 for w in state.data.waiting if w.chat_type in types and w.seconds > longer)
+            yield _account_labels(state), float(count), {}
 
 
 _ALL: tuple[Kind, ...] = (
@@ -253,6 +297,34 @@ _ALL: tuple[Kind, ...] = (
         metric=d.GROUP_ADMINS,
         read=_group_admins,
     ),
+    PerChat(
+        "chat_waiting",
+        "chat",
+        "duration",
+        'Customer "{chat_name}" on {account} has waited {value} for an answer',
+        '{chat_type} "{chat_name}" ({chat_id}) on WhatsApp account {account} ({whatsapp_id}) has waited'
+        " {value} for an answer ({condition}).",
+        narrows_chat_types=True,
+        metric=d.CHAT_WAITING_SECONDS,
+        read=_waited,
+    ),
+    OldestWaiting(
+        "oldest_waiting",
+        "account",
+        "duration",
+        "A customer on {account} has waited {value} for an answer",
+        "The longest current wait on WhatsApp account {account} ({whatsapp_id}) is {value} ({condition}).",
+        narrows_chat_types=True,
+    ),
+    ChatsWaiting(
+        "chats_waiting",
+        "account",
+        "count",
+        "{value} chats on {account} have waited longer than {longer_than}",
+        "WhatsApp account {account} ({whatsapp_id}) has {value} chats waiting longer than {longer_than}"
+        " for an answer ({condition}).",
+        narrows_chat_types=True,
+    ),
     AccountDown(
         "account_down",
         "account",
@@ -287,4 +359,4 @@ SCOPE_FIELDS = {
     "group": {"account", "whatsapp_id", "chat_id", "chat_name"},
     "session": {"account", "whatsapp_id", "status"},
 }
-COMMON_FIELDS = {"value", "threshold", "condition", "for", "severity", "alertname"}
+COMMON_FIELDS = {"value", "threshold", "condition", "for", "severity", "alertname", "longer_than"}

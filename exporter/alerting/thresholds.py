@@ -58,6 +58,7 @@ class Threshold:
     chat_types: tuple[str, ...] = ()
     chats: tuple[re.Pattern[str], ...] = ()
     overrides: tuple[tuple[str, Limit], ...] = ()
+    longer_than: float | None = None  # chats_waiting: which waiting.buckets bucket it counts
 
     @property
     def spec(self) -> Kind:
@@ -77,6 +78,7 @@ class Threshold:
             "for": format_duration(limit.for_) if limit.for_ else "0s",
             "severity": limit.severity,
             "alertname": self.name,
+            "longer_than": templates.humanize_duration(self.longer_than or 0.0),
         }
 
     def format_value(self, value: float) -> str:
@@ -86,7 +88,8 @@ class Threshold:
 
     def promql(self, limit: Limit, exclude_accounts: tuple[str, ...] = ()) -> str:
         """The alert expression for this threshold at one limit (the default, or an override's)."""
-        bound = f"{limit.op} {self.format_value(limit.value)}"
+        shown = f"{limit.value:g}" if self.spec.value == "duration" else self.format_value(limit.value)
+        bound = f"{limit.op} {shown}"
         return self.spec.promql(self, bound, limit.value, exclude_accounts)
 
 
@@ -126,6 +129,7 @@ _KEYS = {
     "chat_types",
     "chats",
     "overrides",
+    "longer_than",
 }
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SEVERITY_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
@@ -214,6 +218,14 @@ def _threshold(raw: Any, path: str) -> Threshold:
     if chats and kind.scope not in ("chat", "group"):
         raise ConfigError(f"{path}chats", f"metric {kind_name} is not per chat; chats cannot narrow it")
 
+    longer_than = None
+    if kind_name == "chats_waiting":
+        if "longer_than" not in raw:
+            raise ConfigError(f"{path}longer_than", "required: one of waiting.buckets, e.g. 15m")
+        longer_than = parse_duration(raw["longer_than"], f"{path}longer_than")
+    elif "longer_than" in raw:
+        raise ConfigError(f"{path}longer_than", "only chats_waiting takes longer_than")
+
     overrides = []
     for account, override in get_mapping(raw, "overrides", path).items():
         opath = f"{path}overrides.{account}."
@@ -231,6 +243,7 @@ def _threshold(raw: Any, path: str) -> Threshold:
         chat_types=chat_types,
         chats=tuple(chats),
         overrides=tuple(overrides),
+        longer_than=longer_than,
     )
 
 

@@ -19,9 +19,12 @@ import yaml
 
 from ..alerting.thresholds import Threshold, parse_thresholds
 from ..model import Account, ChatsConfig
+from ..snapshot.schedule import Schedule, parse_schedules
+from ..snapshot.waiting import WaitingConfig, parse_waiting
 from .schema import (
     ConfigError,
     check_keys,
+    format_duration,
     get_bool,
     get_duration,
     get_int,
@@ -63,6 +66,15 @@ class Config:
     chats: ChatsConfig = field(default_factory=ChatsConfig)
     thresholds: tuple[Threshold, ...] = ()
     alertmanager: AlertmanagerConfig | None = None
+    schedules: Mapping[str, Schedule] = field(default_factory=dict)
+    waiting: WaitingConfig = field(default_factory=WaitingConfig)
+    # Where the open waits survive a restart; None keeps them in memory only.
+    state_file: Path | None = None
+
+    def schedule_for(self, account: Account) -> Schedule | None:
+        """The account's own schedule, else waiting.schedule, else none (24/7)."""
+        name = account.schedule or self.waiting.schedule
+        return self.schedules.get(name) if name else None
 
 
 # --- sections ---------------------------------------------------------------
@@ -77,6 +89,9 @@ _TOP_KEYS = {
     "chats",
     "thresholds",
     "alertmanager",
+    "schedules",
+    "waiting",
+    "state_file",
 }
 
 
@@ -113,7 +128,7 @@ def _whatsgate(raw: Mapping[str, Any], base_dir: Path, polling: bool) -> WhatsGa
     return WhatsGateConfig(url=url, api_key=api_key, timeout=timeout)
 
 
-def _accounts(items: list[Any]) -> tuple[Account, ...]:
+def _accounts(items: list[Any], schedules: Mapping[str, Schedule]) -> tuple[Account, ...]:
     accounts: list[Account] = []
     seen_ids: set[str] = set()
     seen_names: set[str] = set()
@@ -122,7 +137,7 @@ def _accounts(items: list[Any]) -> tuple[Account, ...]:
         if not isinstance(item, dict):
             got = type_name(item)
             raise ConfigError(f"accounts[{i}]", f"expected a mapping with whatsapp_id, got {got}")
-        check_keys(item, {"whatsapp_id", "name"}, path)
+        check_keys(item, {"whatsapp_id", "name", "schedule"}, path)
         whatsapp_id = get_str(item, "whatsapp_id", path).strip()
         if not whatsapp_id:
             raise ConfigError(f"{path}whatsapp_id", "is empty")
@@ -133,7 +148,11 @@ def _accounts(items: list[Any]) -> tuple[Account, ...]:
             raise ConfigError(f"{path}name", f"duplicate account name {name!r}")
         seen_ids.add(whatsapp_id)
         seen_names.add(name)
-        accounts.append(Account(whatsapp_id, name))
+        schedule = get_str(item, "schedule", path, "") or None
+        if schedule is not None and schedule not in schedules:
+            known = ", ".join(sorted(schedules)) or "none defined"
+            raise ConfigError(f"{path}schedule", f"no schedule is named {schedule!r} (schedules: {known})")
+        accounts.append(Account(whatsapp_id, name, schedule))
     return tuple(accounts)
 
 
@@ -185,12 +204,15 @@ def parse_config(raw: Any, base_dir: Path = Path("."), polling: bool = True) -> 
         raise ConfigError("", f"the configuration must be a YAML mapping, got {type_name(raw)}")
     check_keys(raw, _TOP_KEYS, "")
     discover = get_bool(raw, "discover", "", False)
-    accounts = _accounts(get_list(raw, "accounts", ""))
+    schedules = parse_schedules(raw.get("schedules"))
+    waiting = parse_waiting(raw.get("waiting"), schedules)
+    accounts = _accounts(get_list(raw, "accounts", ""), schedules)
     if polling and not accounts and not discover:
         raise ConfigError("accounts", "at least one account is required (or set discover: true)")
     thresholds = parse_thresholds(raw.get("thresholds"))
     if polling and not discover:
         _check_threshold_accounts(thresholds, accounts)
+    _check_threshold_buckets(thresholds, waiting)
     poll_interval = get_duration(raw, "poll_interval", "", Config.poll_interval)
     stale_after = get_duration(raw, "stale_after", "", max(300.0, 3 * poll_interval))
     if stale_after < poll_interval:
@@ -205,7 +227,31 @@ def parse_config(raw: Any, base_dir: Path = Path("."), polling: bool = True) -> 
         chats=_chats(get_mapping(raw, "chats", "")),
         thresholds=thresholds,
         alertmanager=_alertmanager(get_mapping(raw, "alertmanager", "")),
+        schedules=schedules,
+        waiting=waiting,
+        state_file=_state_file(raw, base_dir),
     )
+
+
+def _state_file(raw: Mapping[str, Any], base_dir: Path) -> Path | None:
+    if raw.get("state_file") is None:
+        return None
+    path = Path(get_str(raw, "state_file", ""))
+    path = path if path.is_absolute() else base_dir / path
+    if not path.parent.is_dir():
+        raise ConfigError("state_file", f"the directory {path.parent} does not exist")
+    return path
+
+
+def _check_threshold_buckets(thresholds: tuple[Threshold, ...], waiting: WaitingConfig) -> None:
+    """chats_waiting counts one of the exported buckets: any other value would match no series."""
+    for i, threshold in enumerate(thresholds):
+        if threshold.longer_than is not None and threshold.longer_than not in waiting.buckets:
+            known = ", ".join(format_duration(b) for b in waiting.buckets)
+            raise ConfigError(
+                f"thresholds[{i}].longer_than",
+                f"{format_duration(threshold.longer_than)} is not one of waiting.buckets ({known})",
+            )
 
 
 class _Loader(yaml.SafeLoader):

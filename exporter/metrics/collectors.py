@@ -86,6 +86,57 @@ class AggregateCollector(Collector):
         omitted.add_metric([*acc, "filtered"], float(self.data.selection.filtered))
         omitted.add_metric([*acc, "max_per_account"], float(self.data.selection.over_limit))
         yield omitted
+        yield from WaitingCollector(self.account, self.data).collect()
+
+
+class WaitingCollector(Collector):
+    """How long customers wait, per account over all waiting chats (never capped by ``chats.*``).
+
+    Sample::
+
+        whatsgate_oldest_waiting_since_timestamp_seconds{account="support",chat_type="contact",...} 1.7645e+09
+        whatsgate_oldest_waiting_seconds{account="support",chat_type="contact",...} 1260.0
+        whatsgate_chats_waiting{account="support",chat_type="contact",longer_than="900",...} 2.0
+        whatsgate_wait_duration_seconds_bucket{account="support",chat_type="contact",le="300.0",...} 17.0
+        whatsgate_business_hours_open{account="support",whatsapp_id="79990001122"} 1.0
+    """
+
+    def __init__(self, account: Account, data: ChatData) -> None:
+        self.account = account
+        self.data = data
+
+    def collect(self) -> Iterator[Metric]:
+        acc = list(self.account.labels)
+        waits = self.data.waiting  # longest first
+        since, seconds = d.OLDEST_WAITING_SINCE.family(), d.OLDEST_WAITING_SECONDS.family()
+        for chat_type in CHAT_TYPES:
+            oldest = next((w for w in waits if w.chat_type == chat_type), None)
+            if oldest is not None:
+                since.add_metric([*acc, chat_type], oldest.since)
+                seconds.add_metric([*acc, chat_type], oldest.seconds)
+        yield since
+        yield seconds
+        longer = d.CHATS_WAITING.family()
+        buckets = self.data.waits.buckets
+        for chat_type in CHAT_TYPES:
+            durations = [w.seconds for w in waits if w.chat_type == chat_type]
+            for bucket in buckets:
+                count = sum(1 for s in durations if s > bucket)
+                longer.add_metric([*acc, chat_type, d.go_number(bucket)], float(count))
+        yield longer
+        histogram = d.WAIT_DURATION.histogram_family()
+        for chat_type in CHAT_TYPES:
+            observed = self.data.waits.histograms[chat_type]
+            counts = observed.cumulative()
+            cumulative = [(repr(float(b)), float(n)) for b, n in zip(observed.buckets, counts, strict=True)]
+            histogram.add_metric(
+                [*acc, chat_type], [*cumulative, ("+Inf", float(observed.count))], observed.sum
+            )
+        yield histogram
+        if self.data.business_hours_open is not None:
+            open_now = d.BUSINESS_HOURS_OPEN.family()
+            open_now.add_metric(acc, 1.0 if self.data.business_hours_open else 0.0)
+            yield open_now
 
 
 class ChatCollector(Collector):
@@ -114,6 +165,17 @@ class ChatCollector(Collector):
         yield unread
         yield activity
         yield info
+
+        by_chat = {wait.chat_id: wait for wait in self.data.waiting}
+        since, seconds = d.CHAT_WAITING_SINCE.family(), d.CHAT_WAITING_SECONDS.family()
+        for chat in chats:
+            wait = by_chat.get(chat.id)
+            if wait is not None:
+                labels = [*acc, chat.id, chat.chat_type]
+                since.add_metric(labels, wait.since)
+                seconds.add_metric(labels, wait.seconds)
+        yield since
+        yield seconds
 
         participants, admins = d.GROUP_PARTICIPANTS.family(), d.GROUP_ADMINS.family()
         created = d.GROUP_CREATED.family()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 ACCOUNT_LABELS = ("whatsapp_id", "account")
 POLL_NOTE = (
@@ -19,12 +19,17 @@ POLL_NOTE = (
 )
 
 
+def go_number(value: float) -> str:
+    """A number as Prometheus (Go) writes it in a label such as ``le``: 300, not 300.0."""
+    return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
+
+
 @dataclass(frozen=True)
 class MetricDef:
     """One metric family. ``labels`` come after the account labels unless ``per_account`` is false."""
 
     name: str
-    type: str  # "gauge" or "counter"
+    type: str  # "gauge", "counter" or "histogram"
     help: str
     labels: tuple[str, ...] = ()
     per_account: bool = True
@@ -34,15 +39,24 @@ class MetricDef:
         return [*ACCOUNT_LABELS, *self.labels] if self.per_account else list(self.labels)
 
     @property
-    def sample_name(self) -> str:
-        """The name its samples carry in the exposition (counters gain ``_total``)."""
-        return f"{self.name}_total" if self.type == "counter" else self.name
+    def sample_names(self) -> tuple[str, ...]:
+        """The names its samples carry in the exposition (``_total``, ``_bucket``, ...)."""
+        if self.type == "counter":
+            return (f"{self.name}_total",)
+        if self.type == "histogram":
+            return tuple(f"{self.name}{suffix}" for suffix in ("_bucket", "_sum", "_count"))
+        return (self.name,)
 
     def family(self) -> GaugeMetricFamily | CounterMetricFamily:
         """A fresh, empty family to add samples to."""
         if self.type == "counter":
             return CounterMetricFamily(self.name, self.help, labels=self.label_names)
+        assert self.type == "gauge", f"{self.name} is a {self.type}: use histogram_family()"
         return GaugeMetricFamily(self.name, self.help, labels=self.label_names)
+
+    def histogram_family(self) -> HistogramMetricFamily:
+        assert self.type == "histogram", self.name
+        return HistogramMetricFamily(self.name, self.help, labels=self.label_names)
 
 
 # --- health of the polls (always exported) -------------------------------------------------------
@@ -155,6 +169,60 @@ GROUP_CREATED = MetricDef(
     "gauge",
     "Unix time the group was created." + POLL_NOTE,
     ("chat_id",),
+)
+
+# --- waiting: how long customers have waited for an answer -------------------------------------
+
+WAIT_NOTE = (
+    " Estimated from successive polls: a wait starts at the chat's last activity when it is first seen"
+    " unread (so it is under-estimated by at most one poll interval) and ends when it is read."
+)
+OPEN_HOURS_NOTE = " In open hours only where the account has a business-hours schedule."
+CHAT_WAITING_SINCE = MetricDef(
+    "whatsgate_chat_waiting_since_timestamp_seconds",
+    "gauge",
+    "Unix time the chat's current wait for an answer started." + WAIT_NOTE,
+    CHAT_LABELS,
+)
+CHAT_WAITING_SECONDS = MetricDef(
+    "whatsgate_chat_waiting_seconds",
+    "gauge",
+    "How long the chat has waited for an answer so far, as of the last poll." + OPEN_HOURS_NOTE + WAIT_NOTE,
+    CHAT_LABELS,
+)
+OLDEST_WAITING_SINCE = MetricDef(
+    "whatsgate_oldest_waiting_since_timestamp_seconds",
+    "gauge",
+    "Start of the longest current wait of the account, over all waiting chats (waiting.* filters only);"
+    " no sample when nothing waits." + WAIT_NOTE,
+    ("chat_type",),
+)
+OLDEST_WAITING_SECONDS = MetricDef(
+    "whatsgate_oldest_waiting_seconds",
+    "gauge",
+    "The longest current wait of the account so far, as of the last poll, over all waiting chats;"
+    " no sample when nothing waits." + OPEN_HOURS_NOTE + WAIT_NOTE,
+    ("chat_type",),
+)
+CHATS_WAITING = MetricDef(
+    "whatsgate_chats_waiting",
+    "gauge",
+    "Chats of the account that have waited longer than longer_than seconds (the waiting.buckets)"
+    " as of the last poll." + OPEN_HOURS_NOTE + WAIT_NOTE,
+    ("chat_type", "longer_than"),
+)
+WAIT_DURATION = MetricDef(
+    "whatsgate_wait_duration_seconds",
+    "histogram",
+    "Time to read: every wait that ended because the chat was read, observed once with its"
+    " duration." + OPEN_HOURS_NOTE + WAIT_NOTE,
+    ("chat_type",),
+)
+BUSINESS_HOURS_OPEN = MetricDef(
+    "whatsgate_business_hours_open",
+    "gauge",
+    "1 while the account's business-hours schedule is open, 0 while closed (as of the last poll);"
+    " only for accounts with a schedule.",
 )
 
 # --- sessions (discover: true) ------------------------------------------------------------------

@@ -20,6 +20,7 @@ from typing import Protocol
 from ..config import Config
 from ..model import INTERNAL, INVALID_RESPONSE, Account
 from ..snapshot.state import AccountState, ChatData
+from ..snapshot.waiting import Waits
 from ..whatsgate.client import PollError, WhatsGateClient
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ class AccountPoller:
         settings: Callable[[], Config],
         sink: Sink,
         clock: Callable[[], float] = time.time,
+        restored: Waits | None = None,
     ) -> None:
         self.account = account
         self.client = client
@@ -61,6 +63,8 @@ class AccountPoller:
         self.sink = sink
         self.clock = clock
         self.state = AccountState(account=account)
+        # Open waits read from the state file, continued by the first good poll.
+        self.restored = restored
 
     def _fields(self) -> dict[str, object]:
         return {"account": self.account.name, "whatsapp_id": self.account.whatsapp_id}
@@ -75,7 +79,14 @@ class AccountPoller:
         try:
             found = self.client.get_chats(self.account.whatsapp_id)
             chats = len(found)
-            data = ChatData.build(found, config.chats, polled_at=self.clock())
+            data = ChatData.build(
+                found,
+                config.chats,
+                polled_at=self.clock(),
+                waiting=config.waiting,
+                schedule=config.schedule_for(self.account),
+                previous=previous.data.waits if previous.data is not None else self.restored,
+            )
             del found
             prepared = self.sink.prepare(previous.succeeded(data, 0.0, lag))
         except PollError as exc:

@@ -11,11 +11,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from ..config import Config
 from ..metrics.store import Store
 from ..model import Account
+from ..snapshot.waiting import Waits
 from ..whatsgate.client import WhatsGateClient
 from .account import AccountPoller
 from .discovery import Discovery
@@ -26,9 +27,15 @@ log = logging.getLogger(__name__)
 
 class Supervisor:
     def __init__(
-        self, config: Config, client: WhatsGateClient, store: Store, clock: Callable[[], float] = time.time
+        self,
+        config: Config,
+        client: WhatsGateClient,
+        store: Store,
+        clock: Callable[[], float] = time.time,
+        restored: Mapping[str, Waits] | None = None,
     ) -> None:
         self.config = config
+        self.restored = restored or {}
         self.client = client
         self.store = store
         self.clock = clock
@@ -69,7 +76,9 @@ class Supervisor:
         with self._lock:
             if account.whatsapp_id in self.pollers:
                 return
-            poller = AccountPoller(account, self.client, self.settings, self.store, self.clock)
+            poller = AccountPoller(
+                account, self.client, self.settings, self.store, self.clock, self.restored.get(account.whatsapp_id)
+            )
             self.pollers[account.whatsapp_id] = poller
         self.store.expect(account.whatsapp_id)
         self.scheduler.add(account.whatsapp_id, poller.run)

@@ -12,7 +12,9 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from ..model import REASONS, Account, Chat, ChatsConfig, Session
+from .schedule import Schedule
 from .summary import Selection, TypeSummary, select_chats, summarize
+from .waiting import Wait, WaitingConfig, Waits
 
 
 @dataclass(frozen=True)
@@ -23,14 +25,35 @@ class ChatData:
     chats: tuple[Chat, ...]
     summary: Mapping[str, TypeSummary]
     selection: Selection
+    # The open waits and time-to-read histograms after this poll, and the current waits
+    # (longest first) as of it.
+    waits: Waits
+    waiting: tuple[Wait, ...] = ()
+    # Whether the account's business hours were open at the poll; None without a schedule.
+    business_hours_open: bool | None = None
 
     @classmethod
-    def build(cls, chats: Sequence[Chat], rules: ChatsConfig, polled_at: float) -> ChatData:
+    def build(
+        cls,
+        chats: Sequence[Chat],
+        rules: ChatsConfig,
+        polled_at: float,
+        waiting: WaitingConfig | None = None,
+        schedule: Schedule | None = None,
+        previous: Waits | None = None,
+    ) -> ChatData:
+        """``previous``: the waits after the last good poll (or restored from the state file)."""
+        waiting = waiting or WaitingConfig()
+        waits = (previous or Waits.empty(waiting.buckets)).advance(chats, polled_at, waiting, schedule)
+        current = tuple(waits.waiting(polled_at, schedule))
         return cls(
             polled_at=polled_at,
             chats=tuple(chats),
             summary=MappingProxyType(summarize(chats)),
-            selection=select_chats(chats, rules.selects, rules.max_per_account),
+            selection=select_chats(chats, rules.selects, rules.max_per_account, waits.since),
+            waits=waits,
+            waiting=current,
+            business_hours_open=None if schedule is None else schedule.is_open(polled_at),
         )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 from ..model import CHAT_TYPES, Chat
@@ -46,17 +46,24 @@ class Selection:
 
 
 def select_chats(
-    chats: Sequence[Chat], selects: Callable[[str, str], bool], max_per_account: int
+    chats: Sequence[Chat],
+    selects: Callable[[str, str], bool],
+    max_per_account: int,
+    waiting: Collection[str] = (),
 ) -> Selection:
     """Pick the chats that get per-chat series: filter by the include/exclude rules, then cap.
 
     ``selects(chat_id, name)`` says whether a chat passes the filters; ``max_per_account`` 0 means no cap.
+    Over the cap, chats whose id is in ``waiting`` (customers waiting for an answer) are kept first.
     """
     kept = [c for c in chats if selects(c.id, c.name)]
     filtered = len(chats) - len(kept)
     over = 0
     if max_per_account and len(kept) > max_per_account:
-        kept.sort(key=priority)
+        if waiting:
+            kept.sort(key=lambda chat: (chat.id not in waiting, *priority(chat)))
+        else:
+            kept.sort(key=priority)
         over = len(kept) - max_per_account
         del kept[max_per_account:]
     return Selection(chats=tuple(kept), filtered=filtered, over_limit=over)

@@ -69,7 +69,8 @@ def datasource_refs(node: object) -> Iterator[object]:
 
 def exported_metric_names() -> set[str]:
     """The metric names the exporter defines, as its samples carry them (counters as *_total)."""
-    return {m.sample_name for m in vars(definitions).values() if isinstance(m, definitions.MetricDef)}
+    defined = [m for m in vars(definitions).values() if isinstance(m, definitions.MetricDef)]
+    return {name for m in defined for name in m.sample_names}
 
 
 # --- the JSON model ---------------------------------------------------------------------------
