@@ -166,12 +166,12 @@ class Schedule:
         intervals.sort()
         starts: list[float] = []
         ends: list[float] = []
-        for s, e in intervals:
-            if ends and s <= ends[-1]:
-                ends[-1] = max(ends[-1], e)
+        for open_at, close_at in intervals:
+            if ends and open_at <= ends[-1]:
+                ends[-1] = max(ends[-1], close_at)
             else:
-                starts.append(s)
-                ends.append(e)
+                starts.append(open_at)
+                ends.append(close_at)
         cover = (self._local(date.fromordinal(lo + 2), 0), self._local(date.fromordinal(hi), 0))
         return _View(lo, hi, starts, ends, cover)
 
