@@ -52,6 +52,7 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MINUTES_PER_DAY = 24 * 60
 T_MIN = 0.0  # 1970-01-01
 T_MAX = 32_503_680_000.0  # 3000-01-01, far enough below datetime's year 9999 for day arithmetic
+_KEEP_DAYS = 3 * 366  # the cached days may grow to this span; beyond it, only what a request needs
 
 _RANGE_RE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -109,6 +110,8 @@ class Schedule:
 
     def is_open(self, t: float) -> bool:
         """Whether the instant ``t`` (Unix time) lies in opening hours."""
+        if t != t:  # NaN: no instant at all
+            return False
         t = min(max(t, T_MIN), T_MAX)
         v = self._covering(t, t)
         i = bisect_right(v.starts, t) - 1
@@ -116,9 +119,11 @@ class Schedule:
 
     def open_seconds(self, start: float, end: float) -> float:
         """Open time within ``[start, end)`` in seconds; 0 when ``end <= start``."""
-        if end <= start:
+        if not start < end:  # also NaN
             return 0.0
-        start, end = max(start, T_MIN), min(end, T_MAX)
+        start, end = min(max(start, T_MIN), T_MAX), min(max(end, T_MIN), T_MAX)
+        if start == end:
+            return 0.0
         v = self._view
         if not (v.cover_lo <= start and end < v.cover_hi):
             v = self._covering(start, end)
@@ -134,12 +139,14 @@ class Schedule:
             v = self._view
             if v.cover_lo <= a and b < v.cover_hi:
                 return v
-            # Margins: 3 days below (ranges crossing midnight, offsets), 2 above; then grow by half the
-            # span (at most a year) so that a clock moving forward rebuilds rarely.
+            # Margins: 3 days below (ranges crossing midnight, offsets), 2 above. The cached days grow by
+            # half their span (at most a year) so that a clock moving forward rebuilds rarely; a request
+            # that would stretch them past _KEEP_DAYS gets just the days it needs (plus a month ahead),
+            # so one odd instant (a timestamp of 0, a far future) does not make every rebuild huge.
             need_lo = datetime.fromtimestamp(a, self._zone).date().toordinal() - 3
             need_hi = datetime.fromtimestamp(b, self._zone).date().toordinal() + 2
-            if v is _EMPTY:
-                lo, hi = need_lo - 7, need_hi + 7
+            if v is _EMPTY or max(v.hi, need_hi) - min(v.lo, need_lo) > _KEEP_DAYS:
+                lo, hi = need_lo - 7, need_hi + 31
             else:
                 grow = min(max(7, (v.hi - v.lo) // 2), 366)
                 lo = v.lo if need_lo >= v.lo else need_lo - grow
