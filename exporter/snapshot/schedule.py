@@ -38,7 +38,7 @@ from __future__ import annotations
 import re
 import threading
 from bisect import bisect_right
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from itertools import pairwise
@@ -56,6 +56,11 @@ _KEEP_DAYS = 3 * 366  # the cached days may grow to this span; beyond it, only w
 
 _RANGE_RE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _clamp(t: float) -> float:
+    """An instant within [T_MIN, T_MAX]; NaN becomes T_MIN (callers have dealt with NaN before)."""
+    return T_MIN if not t > T_MIN else (t if t < T_MAX else T_MAX)
 
 
 class _View:
@@ -112,7 +117,7 @@ class Schedule:
         """Whether the instant ``t`` (Unix time) lies in opening hours."""
         if t != t:  # NaN: no instant at all
             return False
-        t = min(max(t, T_MIN), T_MAX)
+        t = _clamp(t)
         v = self._covering(t, t)
         i = bisect_right(v.starts, t) - 1
         return i >= 0 and t < v.ends[i]
@@ -121,13 +126,24 @@ class Schedule:
         """Open time within ``[start, end)`` in seconds; 0 when ``end <= start``."""
         if not start < end:  # also NaN
             return 0.0
-        start, end = min(max(start, T_MIN), T_MAX), min(max(end, T_MIN), T_MAX)
-        if start == end:
-            return 0.0
         v = self._view
-        if not (v.cover_lo <= start and end < v.cover_hi):
+        if not (v.cover_lo <= start and end < v.cover_hi):  # the cover lies within [T_MIN, T_MAX]
+            start, end = _clamp(start), _clamp(end)
+            if start == end:
+                return 0.0
             v = self._covering(start, end)
         return max(v.at(end) - v.at(start), 0.0)
+
+    def open_seconds_to(self, starts: Sequence[float], end: float) -> list[float]:
+        """``[open_seconds(s, end) for s in starts]`` at half the cost: what each poll asks for its waits."""
+        if not starts:
+            return []
+        end = _clamp(end)
+        lowest = min(_clamp(min(starts)), end)
+        v = self._covering(lowest, end)
+        f_end = v.at(end)
+        at = v.at
+        return [max(f_end - at(_clamp(s)), 0.0) if s < end else 0.0 for s in starts]
 
     # --- the cached timeline --------------------------------------------------
 

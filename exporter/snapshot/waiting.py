@@ -214,10 +214,13 @@ class Waits:
 
     def waiting(self, now: float, schedule: Schedule | None) -> list[Wait]:
         """Every open wait as of ``now``, longest first (ties: earliest start, then chat id)."""
-        out = [
-            Wait(cid, kind, start, wait_seconds(start, now, schedule))
-            for cid, (kind, start) in self.since.items()
-        ]
+        items = list(self.since.items())
+        starts = [start for _, (_, start) in items]
+        if schedule is not None:
+            seconds = schedule.open_seconds_to(starts, now)
+        else:
+            seconds = [now - start if now > start else 0.0 for start in starts]
+        out = [Wait(cid, kind, start, s) for (cid, (kind, start)), s in zip(items, seconds, strict=True)]
         out.sort(key=lambda w: (-w.seconds, w.since, w.chat_id))
         return out
 

@@ -30,18 +30,16 @@ def office() -> Schedule:
     return parse_schedules(yaml.safe_load(OFFICE_YAML)["schedules"])["office"]
 
 
-def at(zone: str, *fields: int) -> float:
+def at(zone: str, y: int, mo: int, d: int, h: int = 0, mi: int = 0, sec: int = 0) -> float:
     """Unix time of a local wall-clock time (fold=0)."""
-    return datetime(*fields, tzinfo=ZoneInfo(zone)).timestamp()  # type: ignore[misc]
+    return datetime(y, mo, d, h, mi, sec, tzinfo=ZoneInfo(zone)).timestamp()
 
 
-def utc(*fields: int) -> float:
-    return datetime(*fields, tzinfo=timezone.utc).timestamp()  # type: ignore[misc]
+def utc(y: int, mo: int, d: int, h: int = 0, mi: int = 0, sec: int = 0) -> float:
+    return datetime(y, mo, d, h, mi, sec, tzinfo=timezone.utc).timestamp()
 
 
-def one(
-    hours: dict[str, list[str]], tz: str = "Europe/Moscow", holidays: list[Any] | None = None
-) -> Schedule:
+def one(hours: dict[str, Any], tz: str = "Europe/Moscow", holidays: list[Any] | None = None) -> Schedule:
     raw = {"s": {"timezone": tz, "hours": hours, "holidays": holidays or []}}
     return parse_schedules(raw)["s"]
 
@@ -159,7 +157,7 @@ def test_schedules_must_be_a_mapping_of_named_schedules() -> None:
 
 
 def test_touching_ranges_and_an_explicitly_empty_weekday_are_fine() -> None:
-    s = one({"mon": ["13:00-18:00", "09:00-13:00"], "sun": None})  # type: ignore[list-item]
+    s = one({"mon": ["13:00-18:00", "09:00-13:00"], "sun": None})
     assert dict(s.hours) == {0: ((540, 780), (780, 1080))}
     monday = at("Europe/Moscow", 2026, 3, 2)
     assert s.open_seconds(monday, monday + 86400) == 9 * HOUR
@@ -313,7 +311,7 @@ def schedules(draw: st.DrawFn, zones: tuple[str, ...] = ZONES) -> Schedule:
 INSTANT = st.floats(T0, T0 + SPAN, allow_nan=False)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(schedules(), INSTANT, INSTANT, INSTANT)
 def test_open_time_is_additive_and_bounded(s: Schedule, x: float, y: float, z: float) -> None:
     a, b, c = sorted((x, y, z))
@@ -369,3 +367,24 @@ def test_open_time_matches_a_minute_by_minute_count(s: Schedule, queries: list[t
         assert s.open_seconds(a, a + 60 * length) == pytest.approx(
             reference_open_seconds(s, a, a + 60 * length), abs=1e-6
         )
+
+
+@settings(max_examples=40, deadline=None)
+@given(schedules(), st.lists(st.floats(T0 - 86400, T0 + SPAN + 86400, allow_nan=False), max_size=6), INSTANT)
+def test_open_seconds_to_many_starts_equals_one_at_a_time(
+    s: Schedule, starts: list[float], end: float
+) -> None:
+    assert s.open_seconds_to(starts, end) == pytest.approx([s.open_seconds(a, end) for a in starts], abs=1e-6)
+
+
+def test_open_seconds_to_handles_starts_after_the_end_and_outside_the_supported_range() -> None:
+    s = office()
+    end = at("Europe/Moscow", 2026, 3, 2, 10)
+    assert s.open_seconds_to([], end) == []
+    assert s.open_seconds_to([end + 60, end, end - 1800, -1e15, float("nan")], end) == [
+        0.0,
+        0.0,
+        1800.0,
+        s.open_seconds(0.0, end),
+        0.0,
+    ]
