@@ -28,9 +28,11 @@ Rules, decided here once:
 Speed: the exporter asks ``open_seconds(since, now)`` for every waiting chat on every
 poll (10,000 chats: same ``now``, ``since`` hours to weeks back). The schedule keeps a
 merged, sorted list of real-time open intervals over a range of days with cumulative
-sums, so ``open_seconds(a, b) = F(b) - F(a)`` costs two binary searches; the range
-grows (under a lock, replaced in one assignment so readers never see half of it) when
-an instant outside it is asked for.
+sums, so ``open_seconds(a, b) = F(b) - F(a)`` costs two binary searches, and
+``open_seconds_to(starts, now)`` one per start. The range grows (under a lock, replaced
+in one assignment so readers never see half of it) when an instant outside it is asked
+for. Building a day costs a few microseconds; a wait starting in 1970 (a timestamp of 0)
+builds ~20,000 days once, about 65 ms.
 """
 
 from __future__ import annotations
