@@ -1,0 +1,292 @@
+"""How long customers have waited for an answer, estimated from successive polls of get-chats.
+
+get-chats gives each chat's ``unreadCount`` and last-activity ``timestamp``, nothing
+more, so a wait (an unread episode) is tracked across polls. The rules:
+
+* A wait starts when a counted chat is seen with ``unreadCount > 0`` and has no open
+  wait: after having been seen with 0, or being new (including the exporter's first
+  poll). Its start is the chat's ``timestamp`` at that poll (the newest message then),
+  clamped to ``now`` when it lies in the future. The true start lies between the
+  previous poll and that timestamp, so a wait is under-estimated by at most one poll
+  interval. A wait restored from the state file keeps its restored start.
+* While ``unreadCount`` stays above 0 the start does not move, even as new messages
+  arrive and ``timestamp`` advances.
+* The wait ends when ``unreadCount`` is back to 0 (someone read the chat): it is
+  observed once in its chat type's histogram, with its duration from the start to the
+  ``now`` of the poll that saw it read. A chat that disappears from the answer, or stops
+  counting (muted, read-only, excluded), ends its wait *without* an observation: nobody
+  answered it.
+* A duration (of a current wait or an ended one) is the open time between start and
+  ``now`` under the account's schedule, or plain ``now - start`` without one; never
+  negative.
+* Which chats count: :meth:`WaitingConfig.counts`.
+
+Everything here is immutable and advanced once per successful poll, so a snapshot can
+hold a :class:`Waits` and a scrape can read it without locks. Only the open waits are
+persisted (:func:`to_json`, :func:`from_json`); histograms restart at zero after a
+restart, as Prometheus expects of counters.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from ..config.schema import (
+    ConfigError,
+    check_keys,
+    get_bool,
+    get_list,
+    get_str,
+    parse_duration,
+    regex_list,
+    type_name,
+)
+from ..model import CHAT_TYPES, Chat, matches_any
+from .schedule import T_MAX, Schedule
+
+DEFAULT_BUCKETS = (300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 86400.0)
+STATE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class WaitingConfig:
+    """The ``waiting:`` section: which chats count as customers waiting, and how waits are bucketed."""
+
+    include: tuple[re.Pattern[str], ...] = ()  # regexes on chat id or name; empty: every chat
+    exclude: tuple[re.Pattern[str], ...] = ()
+    chat_types: tuple[str, ...] = CHAT_TYPES
+    count_muted: bool = False  # muted chats are noise, not customers
+    buckets: tuple[float, ...] = DEFAULT_BUCKETS
+    schedule: str | None = None  # default schedule for every account; None: 24/7
+
+    def counts(self, chat: Chat) -> bool:
+        """Whether the chat counts: not read-only, a counted type, unmuted (unless counted), selected."""
+        if chat.read_only or (chat.muted and not self.count_muted) or chat.chat_type not in self.chat_types:
+            return False
+        if self.include and not matches_any(self.include, chat.id, chat.name):
+            return False
+        return not (self.exclude and matches_any(self.exclude, chat.id, chat.name))
+
+
+def parse_waiting(raw: Any, schedules: Mapping[str, Schedule]) -> WaitingConfig:
+    """The ``waiting:`` section (``None``: defaults); ``schedules`` are the defined ones, by name."""
+    if raw is None:
+        return WaitingConfig()
+    if not isinstance(raw, dict):
+        raise ConfigError("waiting", f"expected a mapping, got {type_name(raw)}")
+    path = "waiting."
+    check_keys(raw, {"include", "exclude", "chat_types", "count_muted", "buckets", "schedule"}, path)
+    return WaitingConfig(
+        include=regex_list(raw, "include", path),
+        exclude=regex_list(raw, "exclude", path),
+        chat_types=_chat_types(raw) if "chat_types" in raw else CHAT_TYPES,
+        count_muted=get_bool(raw, "count_muted", path, False),
+        buckets=_buckets(raw) if "buckets" in raw else DEFAULT_BUCKETS,
+        schedule=_schedule_name(raw, schedules),
+    )
+
+
+def _chat_types(raw: Mapping[str, Any]) -> tuple[str, ...]:
+    items = get_list(raw, "chat_types", "waiting.")
+    if not items:
+        raise ConfigError("waiting.chat_types", f"must list at least one of {', '.join(CHAT_TYPES)}")
+    for i, item in enumerate(items):
+        if item not in CHAT_TYPES:
+            raise ConfigError(
+                f"waiting.chat_types[{i}]", f"expected one of {', '.join(CHAT_TYPES)}, got {item!r}"
+            )
+        if item in items[:i]:
+            raise ConfigError(f"waiting.chat_types[{i}]", f"{item!r} is listed twice")
+    return tuple(items)
+
+
+def _buckets(raw: Mapping[str, Any]) -> tuple[float, ...]:
+    items = get_list(raw, "buckets", "waiting.")
+    if not items:
+        raise ConfigError("waiting.buckets", "must list at least one duration, e.g. ['5m', '15m', '1h']")
+    out: list[float] = []
+    for i, item in enumerate(items):
+        seconds = parse_duration(item, f"waiting.buckets[{i}]")
+        if out and seconds <= out[-1]:
+            raise ConfigError(
+                f"waiting.buckets[{i}]",
+                f"{item!r} is not longer than {items[i - 1]!r} before it: list them from shortest to longest",
+            )
+        out.append(seconds)
+    return tuple(out)
+
+
+def _schedule_name(raw: Mapping[str, Any], schedules: Mapping[str, Schedule]) -> str | None:
+    if raw.get("schedule") is None:
+        return None
+    name = get_str(raw, "schedule", "waiting.")
+    if name not in schedules:
+        known = f"defined: {', '.join(sorted(schedules))}" if schedules else "no schedules are defined"
+        raise ConfigError("waiting.schedule", f"unknown schedule {name!r} ({known})")
+    return name
+
+
+# --- the tracker ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """One chat type's observed wait durations since start. ``counts`` are CUMULATIVE, as Prometheus
+    exposes them: ``counts[i]`` is how many waits lasted at most ``buckets[i]``; ``count`` is +Inf."""
+
+    buckets: tuple[float, ...]
+    counts: tuple[int, ...]
+    sum: float
+    count: int
+
+    @classmethod
+    def empty(cls, buckets: Sequence[float]) -> Histogram:
+        return cls(tuple(buckets), (0,) * len(buckets), 0.0, 0)
+
+    def observe(self, seconds: float) -> Histogram:
+        i = bisect_left(self.buckets, seconds)  # first bucket with le >= seconds
+        counts = self.counts[:i] + tuple(c + 1 for c in self.counts[i:])
+        return Histogram(self.buckets, counts, self.sum + seconds, self.count + 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """One chat waiting now."""
+
+    chat_id: str
+    chat_type: str
+    since: float  # start of the wait (Unix time)
+    seconds: float  # waited so far as of the poll, in open hours when a schedule applies
+
+
+def wait_seconds(since: float, now: float, schedule: Schedule | None) -> float:
+    """A wait's duration: open time under the schedule, else wall-clock; never negative."""
+    if schedule is not None:
+        return schedule.open_seconds(since, now)
+    return now - since if now > since else 0.0
+
+
+@dataclass(frozen=True)
+class Waits:
+    """One account's tracker state: the open waits, and the time-to-read histograms per chat type."""
+
+    since: Mapping[str, tuple[str, float]]  # chat_id -> (chat_type, start) of every open wait
+    histograms: Mapping[str, Histogram]  # chat_type -> histogram; both chat types always present
+
+    @classmethod
+    def empty(cls, buckets: Sequence[float] = DEFAULT_BUCKETS) -> Waits:
+        return cls(MappingProxyType({}), MappingProxyType({t: Histogram.empty(buckets) for t in CHAT_TYPES}))
+
+    def advance(
+        self, chats: Sequence[Chat], now: float, config: WaitingConfig, schedule: Schedule | None
+    ) -> Waits:
+        """The state after a successful poll that returned ``chats`` at ``now`` (rules: module docstring)."""
+        old = self.since
+        since: dict[str, tuple[str, float]] = {}
+        ended: dict[str, tuple[str, float]] = {}  # by chat id: a duplicated chat is observed once
+        counts = config.counts
+        for chat in chats:
+            prev = old.get(chat.id)
+            if chat.unread > 0:
+                if not counts(chat):
+                    continue
+                kind = chat.chat_type
+                if prev is None:
+                    ts = chat.last_activity
+                    since[chat.id] = (kind, float(ts) if ts < now else float(now))
+                else:
+                    since[chat.id] = prev if prev[0] == kind else (kind, prev[1])
+            elif prev is not None and counts(chat):
+                ended[chat.id] = (chat.chat_type, prev[1])
+        histograms = self.histograms
+        if ended:
+            updated = dict(histograms)
+            for kind, start in ended.values():
+                updated[kind] = updated[kind].observe(wait_seconds(start, now, schedule))
+            histograms = MappingProxyType(updated)
+        return Waits(MappingProxyType(since), histograms)
+
+    def waiting(self, now: float, schedule: Schedule | None) -> list[Wait]:
+        """Every open wait as of ``now``, longest first (ties: earliest start, then chat id)."""
+        items = list(self.since.items())
+        starts = [start for _, (_, start) in items]
+        if schedule is not None:
+            seconds = schedule.open_seconds_to(starts, now)
+        else:
+            seconds = [now - start if now > start else 0.0 for start in starts]
+        out = [Wait(cid, kind, start, s) for (cid, (kind, start)), s in zip(items, seconds, strict=True)]
+        out.sort(key=lambda w: (-w.seconds, w.since, w.chat_id))
+        return out
+
+
+def oldest_by_type(waits: Iterable[Wait]) -> dict[str, Wait]:
+    """The oldest wait per chat type (earliest start; ties: longest, then chat id); no entry without waits."""
+    oldest: dict[str, Wait] = {}
+    for w in waits:
+        cur = oldest.get(w.chat_type)
+        if cur is None or (w.since, -w.seconds, w.chat_id) < (cur.since, -cur.seconds, cur.chat_id):
+            oldest[w.chat_type] = w
+    return oldest
+
+
+def longer_than_counts(waits: Iterable[Wait], buckets: Sequence[float]) -> dict[str, tuple[int, ...]]:
+    """Per chat type (both always present), how many waits lasted strictly longer than each bucket."""
+    seconds: dict[str, list[float]] = {t: [] for t in CHAT_TYPES}
+    for w in waits:
+        seconds.setdefault(w.chat_type, []).append(w.seconds)
+    out = {}
+    for kind, values in seconds.items():
+        values.sort()
+        out[kind] = tuple(len(values) - bisect_right(values, b) for b in buckets)
+    return out
+
+
+# --- the state file ---------------------------------------------------------------
+
+
+def to_json(waits: Waits) -> dict[str, Any]:
+    """The open waits, as JSON-ready data (the histograms are not persisted)."""
+    return {
+        "version": STATE_VERSION,
+        "since": {cid: [kind, start] for cid, (kind, start) in waits.since.items()},
+    }
+
+
+def from_json(obj: Any, buckets: Sequence[float] = DEFAULT_BUCKETS) -> Waits:
+    """The inverse of :func:`to_json`, with empty histograms; ValueError on anything malformed.
+
+    A state file may be truncated, hand-edited or from another version: every field is
+    checked, so a bad one is one error the caller logs before starting fresh.
+    """
+    if not isinstance(obj, dict) or set(obj) != {"version", "since"}:
+        raise ValueError("waiting state: expected an object with exactly 'version' and 'since'")
+    if obj["version"] != STATE_VERSION or isinstance(obj["version"], bool):
+        raise ValueError(f"waiting state: unsupported version (expected {STATE_VERSION})")
+    raw = obj["since"]
+    if not isinstance(raw, dict):
+        raise ValueError("waiting state: 'since' must be an object")
+    since: dict[str, tuple[str, float]] = {}
+    for n, (cid, entry) in enumerate(raw.items()):
+        where = f"waiting state: entry {n}"  # never the chat id: it is a phone number
+        if not isinstance(cid, str) or not cid or len(cid) > 1024:
+            raise ValueError(f"{where}: chat id must be a non-empty string")
+        try:
+            cid.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"{where}: chat id is not valid text") from None
+        if not isinstance(entry, list | tuple) or len(entry) != 2 or entry[0] not in CHAT_TYPES:
+            raise ValueError(f"{where}: expected [chat type, start]")
+        start = entry[1]
+        if isinstance(start, bool) or not isinstance(start, int | float):
+            raise ValueError(f"{where}: start must be a number")
+        if not (0 <= start <= T_MAX) or (isinstance(start, float) and not math.isfinite(start)):
+            raise ValueError(f"{where}: start out of range")
+        since[cid] = (entry[0], float(start))
+    empty = Waits.empty(buckets)
+    return Waits(MappingProxyType(since), empty.histograms)
