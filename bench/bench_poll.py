@@ -22,7 +22,7 @@ import responses
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench the working tree
 
-from exporter.config import parse_config
+from exporter.config.settings import parse_config
 from exporter.metrics.render import render_account
 from exporter.simulator import Simulator
 from exporter.snapshot.state import AccountState, ChatData

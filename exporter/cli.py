@@ -18,7 +18,8 @@ from collections.abc import Sequence
 from . import __version__, logfmt, memory, statefile
 from .alerting.agent import Agent, AlertsCollector
 from .alerting.rules import rule_file
-from .config import Config, ConfigError, WhatsGateConfig, load_config, parse_config, parse_duration
+from .config.schema import ConfigError, parse_duration
+from .config.settings import Config, WhatsGateConfig, load_config, parse_config
 from .metrics.store import Store
 from .model import Account
 from .poller import Supervisor

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from ..config import Config
+from ..config.settings import Config
 from ..metrics import definitions as d
 from ..snapshot.state import AccountState, DiscoveryState
 from .evaluator import Evaluator

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from ..config import Config
+from ..config.settings import Config
 from ..snapshot.state import AccountState, DiscoveryState
 from .templates import render_text
 from .thresholds import Threshold, breached

@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 import requests
 
 from .. import logfmt
-from ..config import AlertmanagerConfig
+from ..config.settings import AlertmanagerConfig
 from .evaluator import Alert, Evaluator
 
 log = logging.getLogger(__name__)

@@ -258,8 +258,31 @@ def parse_thresholds(raw: Any) -> tuple[Threshold, ...]:
     return thresholds
 
 
-def _severities(threshold: Threshold) -> set[str]:
-    return {threshold.limit.severity} | {limit.severity for _, limit in threshold.overrides}
+# Which accounts a threshold raises one severity for: (only these, or None for every account;
+# minus these).
+Coverage = tuple[frozenset[str] | None, frozenset[str]]
+
+
+def _coverage(threshold: Threshold) -> dict[str, Coverage]:
+    """Severity -> the accounts it is raised for, after overrides that change the severity."""
+    moved = {
+        a: limit.severity for a, limit in threshold.overrides if limit.severity != threshold.limit.severity
+    }
+    only = frozenset(threshold.accounts) or None
+    out: dict[str, Coverage] = {threshold.limit.severity: (only, frozenset(moved))}
+    for account, severity in moved.items():
+        if threshold.applies_to(account):
+            included, excluded = out.get(severity, (frozenset(), frozenset()))
+            out[severity] = ((included or frozenset()) | {account}, excluded)
+    return out
+
+
+def _overlap(a: Coverage, b: Coverage) -> bool:
+    (only_a, minus_a), (only_b, minus_b) = a, b
+    if only_a is None and only_b is None:
+        return True  # both cover every account (discovery may add any)
+    common = only_a if only_b is None else only_b if only_a is None else only_a & only_b
+    return bool(common - minus_a - minus_b)
 
 
 def _check_distinct(thresholds: tuple[Threshold, ...]) -> None:
@@ -267,13 +290,13 @@ def _check_distinct(thresholds: tuple[Threshold, ...]) -> None:
     identical alert series: refuse them, as Prometheus's duplicate-rule lint would."""
     for j, later in enumerate(thresholds):
         for i, earlier in enumerate(thresholds[:j]):
-            if earlier.name != later.name or not _severities(earlier) & _severities(later):
+            if earlier.name != later.name:
                 continue
-            if earlier.accounts and later.accounts and not set(earlier.accounts) & set(later.accounts):
-                continue  # disjoint accounts: never the same alert
-            severity = sorted(_severities(earlier) & _severities(later))[0]
-            raise ConfigError(
-                f"thresholds[{j}].name",
-                f"thresholds[{i}] already raises {later.name} with severity {severity} for the same accounts;"
-                " use a different name or severity, or overrides for per-account values",
-            )
+            mine, theirs = _coverage(later), _coverage(earlier)
+            for severity in sorted(mine.keys() & theirs.keys()):
+                if _overlap(mine[severity], theirs[severity]):
+                    raise ConfigError(
+                        f"thresholds[{j}].name",
+                        f"thresholds[{i}] already raises {later.name} with severity {severity} for the same"
+                        " accounts; use a different name or severity, or overrides for per-account values",
+                    )

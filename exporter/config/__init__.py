@@ -1,15 +1,8 @@
-"""Where the configuration is validated: every problem names its key path."""
+"""Where the configuration is validated: every problem names its key path.
 
-from .schema import ConfigError, format_duration, parse_duration
-from .settings import AlertmanagerConfig, Config, WhatsGateConfig, load_config, parse_config
-
-__all__ = [
-    "AlertmanagerConfig",
-    "Config",
-    "ConfigError",
-    "WhatsGateConfig",
-    "format_duration",
-    "load_config",
-    "parse_config",
-    "parse_duration",
-]
+``schema`` holds the typed readers and :class:`ConfigError` that every section
+parser uses (here, and the schedules, waiting and thresholds sections next to
+what they configure); ``settings`` assembles the whole config. This package
+file imports neither, so that a section parser importing ``config.schema``
+never pulls in ``settings`` and the sections it depends on.
+"""

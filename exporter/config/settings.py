@@ -236,11 +236,10 @@ def parse_config(raw: Any, base_dir: Path = Path("."), polling: bool = True) -> 
 def _state_file(raw: Mapping[str, Any], base_dir: Path) -> Path | None:
     if raw.get("state_file") is None:
         return None
+    # Not checked for existence here: check-config runs where the file will not live (a
+    # container's volume); a directory that is missing at run time is logged by the writer.
     path = Path(get_str(raw, "state_file", ""))
-    path = path if path.is_absolute() else base_dir / path
-    if not path.parent.is_dir():
-        raise ConfigError("state_file", f"the directory {path.parent} does not exist")
-    return path
+    return path if path.is_absolute() else base_dir / path
 
 
 def _check_threshold_buckets(thresholds: tuple[Threshold, ...], waiting: WaitingConfig) -> None:

@@ -20,6 +20,7 @@ from prometheus_client.registry import Collector
 from .. import __version__
 from ..model import CHAT_TYPES, GROUP, Account
 from ..snapshot.state import AccountState, ChatData, DiscoveryState
+from ..snapshot.waiting import longer_than_counts, oldest_by_type
 from . import definitions as d
 
 
@@ -107,31 +108,28 @@ class WaitingCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         acc = list(self.account.labels)
-        waits = self.data.waiting  # longest first
+        waits = self.data.waiting
+        oldest = oldest_by_type(waits)
         since, seconds = d.OLDEST_WAITING_SINCE.family(), d.OLDEST_WAITING_SECONDS.family()
         for chat_type in CHAT_TYPES:
-            oldest = next((w for w in waits if w.chat_type == chat_type), None)
-            if oldest is not None:
-                since.add_metric([*acc, chat_type], oldest.since)
-                seconds.add_metric([*acc, chat_type], oldest.seconds)
+            if chat_type in oldest:
+                since.add_metric([*acc, chat_type], oldest[chat_type].since)
+                seconds.add_metric([*acc, chat_type], oldest[chat_type].seconds)
         yield since
         yield seconds
         longer = d.CHATS_WAITING.family()
-        buckets = self.data.waits.buckets
+        histograms = self.data.waits.histograms
+        buckets = histograms[CHAT_TYPES[0]].buckets
+        counts = longer_than_counts(waits, buckets)
         for chat_type in CHAT_TYPES:
-            durations = [w.seconds for w in waits if w.chat_type == chat_type]
-            for bucket in buckets:
-                count = sum(1 for s in durations if s > bucket)
+            for bucket, count in zip(buckets, counts[chat_type], strict=True):
                 longer.add_metric([*acc, chat_type, d.go_number(bucket)], float(count))
         yield longer
         histogram = d.WAIT_DURATION.histogram_family()
         for chat_type in CHAT_TYPES:
-            observed = self.data.waits.histograms[chat_type]
-            counts = observed.cumulative()
-            cumulative = [(repr(float(b)), float(n)) for b, n in zip(observed.buckets, counts, strict=True)]
-            histogram.add_metric(
-                [*acc, chat_type], [*cumulative, ("+Inf", float(observed.count))], observed.sum
-            )
+            observed = histograms[chat_type]
+            le = [(repr(float(b)), float(n)) for b, n in zip(observed.buckets, observed.counts, strict=True)]
+            histogram.add_metric([*acc, chat_type], [*le, ("+Inf", float(observed.count))], observed.sum)
         yield histogram
         if self.data.business_hours_open is not None:
             open_now = d.BUSINESS_HOURS_OPEN.family()

@@ -17,7 +17,7 @@ import zlib
 from collections.abc import Callable
 from typing import Protocol
 
-from ..config import Config
+from ..config.settings import Config
 from ..model import INTERNAL, INVALID_RESPONSE, Account
 from ..snapshot.state import AccountState, ChatData
 from ..snapshot.waiting import Waits

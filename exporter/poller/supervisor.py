@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 
-from ..config import Config
+from ..config.settings import Config
 from ..metrics.store import Store
 from ..model import Account
 from ..snapshot.waiting import Waits
@@ -77,7 +77,12 @@ class Supervisor:
             if account.whatsapp_id in self.pollers:
                 return
             poller = AccountPoller(
-                account, self.client, self.settings, self.store, self.clock, self.restored.get(account.whatsapp_id)
+                account,
+                self.client,
+                self.settings,
+                self.store,
+                self.clock,
+                self.restored.get(account.whatsapp_id),
             )
             self.pollers[account.whatsapp_id] = poller
         self.store.expect(account.whatsapp_id)

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
-from ..model import REASONS, Account, Chat, ChatsConfig, Session
+from ..model import CHAT_TYPES, REASONS, Account, Chat, ChatsConfig, Session
 from .schedule import Schedule
 from .summary import Selection, TypeSummary, select_chats, summarize
 from .waiting import Wait, WaitingConfig, Waits
@@ -44,7 +44,10 @@ class ChatData:
     ) -> ChatData:
         """``previous``: the waits after the last good poll (or restored from the state file)."""
         waiting = waiting or WaitingConfig()
-        waits = (previous or Waits.empty(waiting.buckets)).advance(chats, polled_at, waiting, schedule)
+        if previous is None or previous.histograms[CHAT_TYPES[0]].buckets != waiting.buckets:
+            # First poll, or waiting.buckets changed on reload: the histograms start again.
+            previous = Waits(previous.since if previous else {}, Waits.empty(waiting.buckets).histograms)
+        waits = previous.advance(chats, polled_at, waiting, schedule)
         current = tuple(waits.waiting(polled_at, schedule))
         return cls(
             polled_at=polled_at,

@@ -14,7 +14,7 @@ import pytest
 from helpers import chat_obj
 
 from exporter import logfmt
-from exporter.config import parse_config
+from exporter.config.settings import parse_config
 from exporter.metrics.store import Store
 from exporter.model import Chat
 from exporter.poller import AccountPoller, next_delay

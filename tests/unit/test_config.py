@@ -11,15 +11,8 @@ from typing import Any
 import pytest
 
 from exporter.cli import main
-from exporter.config import (
-    ConfigError,
-    WhatsGateConfig,
-    format_duration,
-    load_config,
-    parse_config,
-    parse_duration,
-)
-from exporter.config.settings import DEFAULT_URL
+from exporter.config.schema import ConfigError, format_duration, parse_duration
+from exporter.config.settings import DEFAULT_URL, WhatsGateConfig, load_config, parse_config
 from exporter.model import DEFAULT_MAX_PER_ACCOUNT, Account, ChatsConfig
 
 SECRET = "SECRET-abc123"

@@ -12,7 +12,8 @@ from exporter.alerting.evaluator import Evaluator
 from exporter.alerting.sender import Sender, payload
 from exporter.alerting.templates import humanize_duration, render_text
 from exporter.alerting.thresholds import go_template
-from exporter.config import AlertmanagerConfig, ConfigError, parse_config
+from exporter.config.schema import ConfigError
+from exporter.config.settings import AlertmanagerConfig, parse_config
 from exporter.model import Account, Session
 from exporter.snapshot.state import AccountState, ChatData, DiscoveryState
 from exporter.whatsgate.parse import parse_chats
@@ -436,3 +437,12 @@ def test_resolved_alerts_are_not_kept_without_an_alertmanager():
     assert len(evaluator.alerts()) == 50
     evaluator.evaluate_account(account.succeeded(ChatData.build([], config.chats, 1e9), 0.1))
     assert evaluator.alerts() == []
+
+
+def test_severities_moved_by_overrides_do_not_collide_with_other_accounts():
+    first = {"name": "Dup", "metric": "chats", "above": 1, "overrides": {"sales": {"severity": "critical"}}}
+    other = {"name": "Dup", "metric": "chats", "above": 4, "severity": "critical", "accounts": ["support"]}
+    parse_config({"thresholds": [first, other]}, polling=False)  # critical: sales vs support
+    clash = {**other, "accounts": ["sales"]}
+    with pytest.raises(ConfigError, match="already raises Dup with severity critical"):
+        parse_config({"thresholds": [first, clash]}, polling=False)
