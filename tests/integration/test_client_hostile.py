@@ -160,7 +160,7 @@ def headers_then_hang(conn: Conn) -> None:
 
 
 def chunked_forever(conn: Conn) -> None:
-    if conn.send(headers(Transfer_Encoding="chunked") + b'1\r\n[\r\n'):
+    if conn.send(headers(Transfer_Encoding="chunked") + b"1\r\n[\r\n"):
         while conn.wait(0.05) and conn.send(b"2\r\n1,\r\n"):
             pass
 
@@ -253,7 +253,8 @@ def gzip_bomb(copies: int = 128) -> tuple[bytes, int]:
     for start in range(0, size, len(zeros)):
         crc = zlib.crc32(zeros[: min(len(zeros), size - start)], crc)
     body = first + second + period * (copies - 2) + tail
-    return b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff" + body + struct.pack("<II", crc, size & 0xFFFFFFFF), size
+    header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # gzip, deflate, no name, no time
+    return header + body + struct.pack("<II", crc, size & 0xFFFFFFFF), size
 
 
 _BOMB_PROBE = """
