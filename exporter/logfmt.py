@@ -49,8 +49,9 @@ def _forms(secret: str) -> set[str]:
     for ascii_only in (True, False):
         escaped = json.dumps(secret, ensure_ascii=ascii_only)[1:-1]
         forms |= {escaped, escaped.replace("/", "\\/")}  # PHP's json_encode escapes "/" too
-    for quoted in (urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret, safe="")):
-        forms |= {quoted, re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), quoted)}
+    for safe in ("", "/"):  # "/" is left alone by default in a URL path
+        quoted = (urllib.parse.quote(secret, safe=safe), urllib.parse.quote_plus(secret, safe=safe))
+        forms |= {*quoted, *(re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), q) for q in quoted)}
     return {f for f in forms if f}
 
 
