@@ -187,7 +187,12 @@ def run(args: argparse.Namespace) -> int:
         server = ExporterServer(listen, store, args.telemetry_path)
     except OSError as exc:
         return _fail(f"cannot listen on {args.listen_address}: {exc.strerror or exc}")
-    client = WhatsGateClient(config.whatsgate.url, config.whatsgate.api_key, config.whatsgate.timeout)
+    client = WhatsGateClient(
+        config.whatsgate.url,
+        config.whatsgate.api_key,
+        config.whatsgate.timeout,
+        config.whatsgate.max_response_size,
+    )
     supervisor = Supervisor(config, client, store)
     agent = None
     if config.thresholds:
