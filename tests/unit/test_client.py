@@ -650,10 +650,16 @@ def test_unexpected_error_in_the_parser_is_internal(
     "body",
     [
         '{"result": "\\ud800 oops"}',
+        '{"result": "ERROR", "message": "session \\ud800 gone"}',
         b'{"result": "OK", "data": [{"id": "\xed\xa0\x80"}]}',
         "\ud800".encode(errors="surrogatepass"),
     ],
-    ids=["escaped-surrogate", "raw-surrogate-bytes", "raw-surrogate-not-json"],
+    ids=[
+        "escaped-surrogate",
+        "escaped-surrogate-in-message",
+        "raw-surrogate-bytes",
+        "raw-surrogate-not-json",
+    ],
 )
 def test_surrogates_in_an_answer_give_a_printable_detail(
     mocked: responses.RequestsMock, client: WhatsGateClient, body: str | bytes
