@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import trustme
 
 from exporter.whatsgate.client import PollError, WhatsGateClient
 
@@ -59,14 +61,16 @@ Handler = Callable[[Conn], None]
 class Server:
     """A loopback HTTP/1.1 server whose every connection runs ``handler``, stopped after ``lifetime``."""
 
-    def __init__(self, handler: Handler, lifetime: float = 8.0) -> None:
+    def __init__(self, handler: Handler, lifetime: float = 8.0, tls: ssl.SSLContext | None = None) -> None:
         self.handler = handler
+        self.tls = tls
         self.lifetime = lifetime
         self.requests: list[dict[str, str]] = []
         self.stop = threading.Event()
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.listener.settimeout(0.05)
-        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/api/v1"
+        scheme = "https" if tls else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.listener.getsockname()[1]}/api/v1"
         self.threads = [threading.Thread(target=self._serve, daemon=True)]
         self.threads[0].start()
 
@@ -87,6 +91,8 @@ class Server:
             sock.settimeout(2.0)
             data = b""
             try:
+                if self.tls is not None:
+                    sock = self.tls.wrap_socket(sock, server_side=True)
                 while b"\r\n\r\n" not in data and len(data) < 65536:
                     chunk = sock.recv(4096)
                     if not chunk:
@@ -113,8 +119,8 @@ class Server:
 def serve() -> Iterator[Callable[..., Server]]:
     servers: list[Server] = []
 
-    def start(handler: Handler, lifetime: float = 8.0) -> Server:
-        servers.append(Server(handler, lifetime))
+    def start(handler: Handler, lifetime: float = 8.0, tls: ssl.SSLContext | None = None) -> Server:
+        servers.append(Server(handler, lifetime, tls))
         return servers[-1]
 
     yield start
@@ -189,6 +195,29 @@ def test_slow_answer_is_a_timeout_within_the_deadline(
     assert detail in exc.detail and "(whatsgate.timeout is 1s" in exc.detail
 
 
+def test_drip_over_tls_is_a_timeout_within_the_deadline(
+    serve: Callable[..., Server], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The deadline reads through TLS sockets too; and a good answer over TLS still succeeds."""
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "ca.pem"))
+    exc, elapsed = timed_failure(serve(drip_body, tls=context).url)
+    assert exc.reason == "timeout", exc
+    assert elapsed < TIMEOUT + 1
+
+    def answer_ok(conn: Conn) -> None:
+        conn.send(headers(Content_Length=len(OK_BODY)) + OK_BODY)
+
+    client = WhatsGateClient(serve(answer_ok, tls=context).url, KEY, timeout=TIMEOUT)
+    try:
+        assert client.get_chats("acc-1") == []
+    finally:
+        client.close()
+
+
 def test_connect_timeout_respects_the_deadline_and_says_so() -> None:
     """A listener whose accept queue is full drops SYNs: connect() hangs, like a black-holed host."""
     listener = socket.socket()
@@ -259,6 +288,8 @@ def gzip_bomb(copies: int = 128) -> tuple[bytes, int]:
 
 _BOMB_PROBE = """
 import inspect, json, sys
+import trustme
+
 from exporter.whatsgate.client import PollError, WhatsGateClient
 
 def peak_kib():
