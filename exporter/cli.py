@@ -182,13 +182,21 @@ def run(args: argparse.Namespace) -> int:
         config = base
     if not args.demo:  # the demo's key is public, and a word ("demo") that names its accounts
         logfmt.redact(config.whatsgate.api_key)
+        for credential in logfmt.url_credentials(config.whatsgate.url):
+            logfmt.redact(credential)
 
     store = Store(stale_after=config.stale_after)
     try:
         server = ExporterServer(listen, store, args.telemetry_path)
     except OSError as exc:
         return _fail(f"cannot listen on {args.listen_address}: {exc.strerror or exc}")
-    client = WhatsGateClient(config.whatsgate.url, config.whatsgate.api_key, config.whatsgate.timeout)
+    client = WhatsGateClient(
+        config.whatsgate.url,
+        config.whatsgate.api_key,
+        config.whatsgate.timeout,
+        config.whatsgate.max_response_size,
+        pool_size=config.poll_concurrency,
+    )
     writer = None
     restored = {}
     if config.state_file is not None:
@@ -212,7 +220,7 @@ def run(args: argparse.Namespace) -> int:
                 "version": __version__,
                 "accounts": len(config.accounts),
                 "discover": config.discover,
-                "url": config.whatsgate.url,
+                "url": logfmt.redact_url(config.whatsgate.url),
             }
         },
     )

@@ -45,6 +45,8 @@ class WhatsGateConfig:
     # repr=False: a config printed in a debugger, log or exception never shows the key.
     api_key: str = field(default="", repr=False)
     timeout: float = 10.0
+    # Decompressed bytes; see config.example.yaml for how the default was sized.
+    max_response_size: int = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -97,7 +99,7 @@ _TOP_KEYS = {
 
 def _whatsgate(raw: Mapping[str, Any], base_dir: Path, polling: bool) -> WhatsGateConfig:
     path = "whatsgate."
-    check_keys(raw, {"url", "api_key", "api_key_file", "timeout"}, path)
+    check_keys(raw, {"url", "api_key", "api_key_file", "timeout", "max_response_size"}, path)
     url = get_url(raw, "url", path, DEFAULT_URL)
     if "api_key" in raw and "api_key_file" in raw:
         raise ConfigError(f"{path}api_key", "set either api_key or api_key_file, not both")
@@ -125,7 +127,28 @@ def _whatsgate(raw: Mapping[str, Any], base_dir: Path, polling: bool) -> WhatsGa
         key = f"{path}api_key_file" if "api_key_file" in raw else f"{path}api_key"
         raise ConfigError(key, "the API key must be printable ASCII without spaces (value not shown)")
     timeout = get_duration(raw, "timeout", path, WhatsGateConfig.timeout)
-    return WhatsGateConfig(url=url, api_key=api_key, timeout=timeout)
+    max_size = _size(raw, "max_response_size", path, WhatsGateConfig.max_response_size)
+    return WhatsGateConfig(url=url, api_key=api_key, timeout=timeout, max_response_size=max_size)
+
+
+_SIZE_RE = re.compile(r"^(\d+)\s*(B|KB|MB|GB|KiB|MiB|GiB)?$")
+_SIZE_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}
+
+
+def _size(raw: Mapping[str, Any], key: str, path: str, default: int) -> int:
+    """A byte count: a whole number of bytes, or a number with a unit (``64MiB``, ``100MB``).
+
+    Units are case-sensitive as written by IEC and SI (KiB = 1024, KB = 1000).
+    At least 1 KiB: anything smaller could not hold even an error object.
+    """
+    value = raw.get(key, default)
+    if isinstance(value, str) and (match := _SIZE_RE.match(value.strip())):
+        value = int(match.group(1)) * _SIZE_UNITS[match.group(2) or "B"]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{path}{key}", f"expected a size such as '64MiB' or '100MB', got {value!r}")
+    if value < 1024:
+        raise ConfigError(f"{path}{key}", f"must be at least 1KiB (1024 bytes), got {value}")
+    return value
 
 
 def _accounts(items: list[Any], schedules: Mapping[str, Schedule]) -> tuple[Account, ...]:

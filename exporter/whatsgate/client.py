@@ -3,34 +3,54 @@
 Every failure becomes a :class:`PollError` carrying one of a small, fixed set
 of reasons, which is what ``whatsgate_poll_errors_total{reason}`` counts and
 what an operator greps the log for. The API key lives only in the session's
-headers: it is never part of a URL, a message or a repr.
+headers: it is never part of a URL, a message or a repr, and it is never sent
+anywhere but the configured URL (redirects are not followed).
+
+The server is not trusted: ``timeout`` is the deadline of the whole call (see
+:mod:`.deadline`), answers are read and inflated in bounded chunks up to
+``max_response_size``, and every piece of server text in a message is a
+bounded, redacted excerpt.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import re
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
+import urllib3
 
 from .. import __version__, logfmt, memory
 from ..model import (
     API_ERROR,
     CONNECTION,
     HTTP_STATUS,
+    INTERNAL,
     INVALID_RESPONSE,
     TIMEOUT,
     UNAUTHORIZED,
     Chat,
     Session,
 )
+from .deadline import DeadlineAdapter, DeadlineRetry, DeadlineTimeout, deadline_in, remaining
 from .parse import InvalidResponse, parse_chats, parse_sessions
 
 # Commands that change state or send messages; the client refuses them outright.
 _READ_ONLY_COMMANDS = frozenset({"get-chats", "sessions-get"})
+
+
+# A non-200 answer is read only this far: enough for any error object or the
+# title of an HTML error page, and a hostile 300 MB error page costs nothing.
+ERROR_BODY_LIMIT = 64 * 1024
+# See config.example.yaml (whatsgate.max_response_size) for how this was sized.
+DEFAULT_MAX_RESPONSE_SIZE = 64 * 1024 * 1024
+# Bodies are read (and inflated) this much at a time: the most memory a gzip
+# bomb can take beyond max_response_size before it is refused.
+_CHUNK = 256 * 1024
+_CONTENT_TYPE = re.compile(r"[A-Za-z0-9!#$&^_.+-]{1,64}/[A-Za-z0-9!#$&^_.+-]{1,64}")
 
 
 class PollError(Exception):
@@ -43,9 +63,17 @@ class PollError(Exception):
 
 
 class WhatsGateClient:
-    def __init__(self, url: str, api_key: str, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        api_key: str,
+        timeout: float = 10.0,
+        max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
+        pool_size: int = 4,
+    ) -> None:
         self._url = url.rstrip("/")
         self._timeout = timeout
+        self._max_size = max_response_size
         self._secret = api_key
         self._session = requests.Session()
         self._session.headers.update(
@@ -59,8 +87,9 @@ class WhatsGateClient:
         # A couple of quick retries for refused connections and gateway errors,
         # which are usually a proxy restarting. Reads are not retried: a slow API
         # must not make a poll take several timeouts. 429 is left to the poller's
-        # backoff, which waits a whole poll interval or more.
-        retry = Retry(
+        # backoff, which waits a whole poll interval or more. DeadlineRetry: no
+        # retry starts once the call's deadline (whatsgate.timeout) cannot be met.
+        retry = DeadlineRetry(
             total=2,
             connect=2,
             # False, not 0: urllib3 then re-raises the read timeout itself, which
@@ -68,76 +97,162 @@ class WhatsGateClient:
             read=False,
             status=2,
             other=0,
+            # False: never follow a redirect, so the X-Api-Key header cannot be sent to
+            # another host (requests is told the same with allow_redirects=False).
+            redirect=False,
             backoff_factor=0.5,
             status_forcelist=(502, 503, 504),
             allowed_methods=frozenset({"POST"}),
             raise_on_status=False,
             respect_retry_after_header=False,
         )
-        adapter = HTTPAdapter(max_retries=retry, pool_connections=1, pool_maxsize=4)
+        # One host, and as many kept-alive connections as polls can run at once
+        # (poll_concurrency): fewer would close and reopen sockets on every poll.
+        adapter = DeadlineAdapter(max_retries=retry, pool_connections=1, pool_maxsize=pool_size)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
 
+    @property
+    def url_for_log(self) -> str:
+        """The base URL with any ``user:password@`` removed, safe for logs and pages."""
+        return logfmt.redact_url(self._url)
+
     def __repr__(self) -> str:
-        return f"WhatsGateClient(url={self._url!r})"
+        return f"WhatsGateClient(url={self.url_for_log!r})"
 
     def close(self) -> None:
         self._session.close()
 
     def call(self, command: str, body: dict[str, Any], parse: Callable[[Any], Any] = lambda p: p) -> Any:
-        """POST one command; check, decode and parse a successful (``result: OK``) answer."""
+        """POST one command; check, decode and parse a successful (``result: OK``) answer.
+
+        Everything, from connect to the last byte, must be over within
+        ``timeout``; anything that goes wrong, even an exporter bug, is a PollError.
+        """
         if command not in _READ_ONLY_COMMANDS:
             raise ValueError(f"refusing to call {command!r}: the exporter only reads")
         try:
-            response = self._session.post(f"{self._url}/{command}", json=body, timeout=self._timeout)
-        except requests.Timeout:
-            raise PollError(TIMEOUT, f"{command}: no answer within {self._timeout:g}s") from None
-        except requests.ConnectionError as exc:
-            if "Read timed out" in str(exc):
-                raise PollError(TIMEOUT, f"{command}: no answer within {self._timeout:g}s") from None
-            raise PollError(CONNECTION, f"{command}: {_connection_detail(exc)}") from None
-        except requests.RequestException as exc:
-            raise PollError(CONNECTION, f"{command}: {type(exc).__name__}") from None
-        with memory.HEAVY_WORK:
-            payload = self._decode(command, response)
-            del response  # the raw body is not needed once decoded
+            status, headers, content = self._fetch(command, body)
+            with memory.HEAVY_WORK:
+                payload = self._decode(command, status, headers, content)
+                del content  # the raw body is not needed once decoded
+                try:
+                    return parse(payload)
+                except InvalidResponse as exc:
+                    raise PollError(INVALID_RESPONSE, f"{command}: {self._snippet(str(exc))}") from None
+        except PollError:
+            raise
+        except Exception as exc:  # MemoryError, a library bug: classified, never a crash
+            detail = self._snippet(f"{type(exc).__name__}: {exc}")
+            raise PollError(INTERNAL, f"{command}: unexpected error: {detail}") from None
+
+    def _fetch(self, command: str, body: dict[str, Any]) -> tuple[int, Mapping[str, str], bytes]:
+        """Send the request and read the answer (bounded in size), all within the deadline."""
+        started = time.monotonic()
+        with deadline_in(self._timeout):
             try:
-                return parse(payload)
-            except InvalidResponse as exc:
-                raise PollError(INVALID_RESPONSE, f"{command}: {self._snippet(str(exc))}") from None
+                response = self._session.post(
+                    f"{self._url}/{command}",
+                    json=body,
+                    # requests passes a urllib3 Timeout through as it is (its stubs do not say so).
+                    timeout=DeadlineTimeout(connect=self._timeout, read=self._timeout),  # type: ignore[arg-type]
+                    stream=True,  # the body is read below, in bounded chunks, against the deadline
+                    allow_redirects=False,
+                )
+            except requests.ConnectTimeout:
+                raise PollError(TIMEOUT, f"{command}: could not connect {self._took(started)}") from None
+            except requests.Timeout:
+                raise PollError(
+                    TIMEOUT, f"{command}: connected, but no answer {self._took(started)}"
+                ) from None
+            except requests.ConnectionError as exc:
+                if "timed out" in str(exc):
+                    raise PollError(TIMEOUT, f"{command}: no answer {self._took(started)}") from None
+                raise PollError(CONNECTION, f"{command}: {_connection_detail(exc)}") from None
+            except requests.RequestException as exc:
+                raise PollError(CONNECTION, f"{command}: {type(exc).__name__}") from None
+            try:
+                status = response.status_code
+                limit = self._max_size if status == 200 else ERROR_BODY_LIMIT
+                return status, response.headers, self._read_body(command, response.raw, limit, started)
+            finally:
+                response.close()
+
+    def _read_body(self, command: str, raw: Any, limit: int, started: float) -> bytes:
+        """Read and inflate the body chunk by chunk, stopping at ``limit`` bytes or the deadline."""
+        content = bytearray()
+        try:
+            while chunk := raw.read(_CHUNK, decode_content=True):
+                content += chunk
+                if len(content) > limit:
+                    if limit == self._max_size:
+                        size = _size(limit)
+                        raise PollError(
+                            INVALID_RESPONSE, f"{command}: answer larger than max_response_size ({size})"
+                        )
+                    del content[limit:]  # an error answer: its start says enough
+                    break
+                if (remaining() or 0) <= 0:
+                    raise TimeoutError
+        except (TimeoutError, urllib3.exceptions.ReadTimeoutError):
+            got = f"{len(content)} bytes received"
+            raise PollError(
+                TIMEOUT, f"{command}: answer not complete {self._took(started)} ({got})"
+            ) from None
+        except urllib3.exceptions.DecodeError:
+            encoding = self._snippet(str(raw.headers.get("Content-Encoding", "")))
+            raise PollError(INVALID_RESPONSE, f"{command}: cannot decompress the {encoding} answer") from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            what = "connection closed" if "IncompleteRead" in repr(exc) else type(exc).__name__
+            raise PollError(CONNECTION, f"{command}: answer cut off ({what})") from None
+        return bytes(content)
+
+    def _took(self, started: float) -> str:
+        return f"within {time.monotonic() - started:.1f}s (whatsgate.timeout is {self._timeout:g}s)"
 
     def _snippet(self, text: str) -> str:
         return logfmt.excerpt(text, self._secret)
 
-    def _decode(self, command: str, response: requests.Response) -> Any:
-        status = response.status_code
+    def _decode(self, command: str, status: int, headers: Mapping[str, str], content: bytes) -> Any:
         try:
-            payload = json.loads(response.content)
+            payload = json.loads(content)
         except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
             payload = None
         error = _error_object(payload)
         if status in (401, 403) or (error and error[0].lower() == "unauthorized"):
             message = error[1] if error else f"HTTP {status}"
             raise PollError(UNAUTHORIZED, f"{command}: HTTP {status}: {self._snippet(message)}")
+        if 300 <= status < 400:
+            # Never followed (the key must not go to another host) and never named:
+            # the Location is the server's text and may carry anything.
+            raise PollError(HTTP_STATUS, f"{command}: HTTP {status} redirect (not followed)")
         if status != 200:
             # The documented error object comes with 500; on other statuses (429, 502, ...)
             # any body is a proxy's or a rate limiter's, and the status says more.
             if status == 500 and error:
                 name, message = self._snippet(error[0]), self._snippet(error[1])
                 raise PollError(API_ERROR, f"{command}: HTTP {status}: {name}: {message}")
-            kind = response.headers.get("Content-Type", "no content type").split(";")[0]
-            raise PollError(HTTP_STATUS, f"{command}: HTTP {status} ({kind})")
+            raise PollError(HTTP_STATUS, f"{command}: HTTP {status} ({self._content_type(headers)})")
         if not isinstance(payload, dict):
             what = "body is not JSON" if payload is None else "body is not a JSON object"
-            raise PollError(
-                INVALID_RESPONSE, f"{command}: HTTP 200 but {what}: {self._snippet(response.text)}"
-            )
+            text = content[: logfmt.EXCERPT_SOURCE * 4].decode("utf-8", "replace")
+            raise PollError(INVALID_RESPONSE, f"{command}: HTTP 200 but {what}: {self._snippet(text)}")
         if payload.get("result") != "OK":
             message = error[1] if error else str(payload.get("message", ""))
-            result = self._snippet(repr(payload.get("result")))
+            result = repr(self._snippet(str(payload.get("result"))))
             detail = f"result is {result}" + (f": {self._snippet(message)}" if message else "")
             raise PollError(API_ERROR, f"{command}: {detail}")
         return payload
+
+    def _content_type(self, headers: Mapping[str, str]) -> str:
+        """The media type of an error answer, if it looks like one; never the server's raw text."""
+        kind = headers.get("Content-Type")
+        if kind is None:
+            return "no content type"
+        kind = kind.split(";")[0].strip()
+        if not _CONTENT_TYPE.fullmatch(kind) or logfmt.scrub(kind, (self._secret,)) != kind:
+            return "unrecognised content type"
+        return kind.lower()
 
     def get_chats(self, whatsapp_id: str) -> list[Chat]:
         return self.call("get-chats", {"WhatsappID": whatsapp_id}, parse_chats)
@@ -153,6 +268,14 @@ class WhatsGateClient:
                 break
             page += 1
         return found
+
+
+def _size(n: int) -> str:
+    """A byte count as an operator would write it in the config (64 MiB, 1500 bytes)."""
+    for unit, factor in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= factor and n % factor == 0:
+            return f"{n // factor} {unit}"
+    return f"{n} bytes"
 
 
 def _error_object(payload: Any) -> tuple[str, str] | None:

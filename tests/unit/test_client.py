@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
 import json
+import urllib.parse
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,6 +13,8 @@ import requests
 import responses
 from responses import matchers
 
+from exporter.config.schema import ConfigError
+from exporter.config.settings import parse_config
 from exporter.model import REASONS, Chat, Group, Session
 from exporter.whatsgate.client import PollError, WhatsGateClient
 
@@ -254,7 +258,8 @@ def test_failure_reason(
 def test_timeout_detail_names_the_limit(mocked: responses.RequestsMock, client: WhatsGateClient) -> None:
     mocked.post(CHATS_URL, body=requests.exceptions.ReadTimeout())
     exc = poll_error(client)
-    assert exc.detail == "get-chats: no answer within 1.5s"
+    assert exc.detail.startswith("get-chats: connected, but no answer within 0.")
+    assert exc.detail.endswith("s (whatsgate.timeout is 1.5s)")
     assert len(mocked.calls) == 1  # reads are not retried
 
 
@@ -465,7 +470,7 @@ def test_sessions_follows_pagination(mocked: responses.RequestsMock, client: Wha
     assert sessions[0] == Session(whatsapp_id="wa-1", name="session 1", status="READY")
     assert sessions[1].status == "AUTH"
     assert len(mocked.calls) == 3
-    assert [json.loads(c.request.body)["page"] for c in mocked.calls] == [1, 2, 3]
+    assert [json.loads(c.request.body or b"")["page"] for c in mocked.calls] == [1, 2, 3]
 
 
 def test_sessions_respects_max_pages(mocked: responses.RequestsMock, client: WhatsGateClient) -> None:
@@ -506,3 +511,204 @@ def test_sessions_unauthorized(mocked: responses.RequestsMock, client: WhatsGate
         client.sessions()
     assert info.value.reason == "unauthorized"
     assert info.value.detail.startswith("sessions-get")
+
+
+# --- issue 8: redirects, size bounds, redaction, unexpected errors ----------------
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_redirect_is_an_http_status_failure_and_not_followed(
+    mocked: responses.RequestsMock, client: WhatsGateClient, status: int
+) -> None:
+    elsewhere = "https://evil.test/steal"
+    mocked.post(CHATS_URL, status=status, headers={"Location": elsewhere})
+    mocked.post(elsewhere, json={"result": "OK", "data": []})
+    exc = poll_error(client)
+    assert exc.reason == "http_status"
+    assert exc.detail == f"get-chats: HTTP {status} redirect (not followed)"
+    assert [c.request.url for c in mocked.calls] == [CHATS_URL]
+    assert_clean(exc, client)
+
+
+@pytest.mark.parametrize(
+    "content_type", [f"text/{KEY}", f"text/html; key={KEY}", "x" * 5000, "text/html\x1b[2J"]
+)
+def test_content_type_of_an_error_is_never_echoed_raw(
+    mocked: responses.RequestsMock, client: WhatsGateClient, content_type: str
+) -> None:
+    mocked.post(CHATS_URL, status=404, body="no", headers={"Content-Type": content_type})
+    exc = poll_error(client)
+    assert exc.reason == "http_status"
+    assert exc.detail in (
+        "get-chats: HTTP 404 (unrecognised content type)",
+        "get-chats: HTTP 404 (text/html)",
+    )
+    assert_clean(exc, client)
+
+
+ODD_KEY = 'odd"key\\with/escapes'
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"message": "bad key ' + json.dumps(ODD_KEY)[1:-1] + '" <broken json',
+        "<html>key " + json.dumps(ODD_KEY)[1:-1].replace("/", "\\/") + "</html>",
+        "?key=" + urllib.parse.quote(ODD_KEY, safe=""),
+    ],
+    ids=["json-escaped", "php-escaped", "url-encoded"],
+)
+def test_escaped_forms_of_an_echoed_key_do_not_leak(mocked: responses.RequestsMock, body: str) -> None:
+    mocked.post(CHATS_URL, status=200, body=body, content_type="text/html")
+    c = WhatsGateClient(URL, ODD_KEY)
+    try:
+        with pytest.raises(PollError) as info:
+            c.get_chats("acc-1")
+    finally:
+        c.close()
+    assert info.value.reason == "invalid_response"
+    assert "<secret>" in info.value.detail
+    assert "key" in info.value.detail and "odd" not in info.value.detail
+
+
+def test_url_credentials_never_appear_in_the_client_repr() -> None:
+    c = WhatsGateClient("https://admin:hunter2-password@gw.test/api/v1", KEY)
+    try:
+        assert "hunter2" not in repr(c) and "hunter2" not in c.url_for_log
+        assert c.url_for_log == "https://<secret>@gw.test/api/v1"
+    finally:
+        c.close()
+
+
+def test_answer_larger_than_max_response_size_is_refused(mocked: responses.RequestsMock) -> None:
+    data = [chat_obj(id=f"7999{i:07d}@c.us") for i in range(40)]
+    body = json.dumps({"result": "OK", "data": data})
+    assert 4096 < len(body) < 8192
+    mocked.post(CHATS_URL, body=body, content_type="application/json")
+    small, large = WhatsGateClient(URL, KEY, max_response_size=4096), WhatsGateClient(URL, KEY, 8192)
+    try:
+        with pytest.raises(PollError) as info:
+            small.get_chats("acc-1")
+        assert len(large.get_chats("acc-1")) == 40
+    finally:
+        small.close()
+        large.close()
+    assert info.value.reason == "invalid_response"
+    assert info.value.detail == "get-chats: answer larger than max_response_size (4 KiB)"
+
+
+def test_gzip_answers_are_inflated_but_only_up_to_the_bound(mocked: responses.RequestsMock) -> None:
+    good = gzip.compress(json.dumps({"result": "OK", "data": [chat_obj()]}).encode())
+    bomb = gzip.compress(b" " * (50 << 20))  # 50 MB of blanks in ~50 KB
+    gz = {"Content-Encoding": "gzip"}
+    mocked.post(CHATS_URL, body=good, headers=gz, content_type="application/json")
+    mocked.post(CHATS_URL, body=bomb, headers=gz, content_type="application/json")
+    c = WhatsGateClient(URL, KEY, max_response_size=1 << 20)
+    try:
+        assert [chat.name for chat in c.get_chats("acc-1")] == ["Vasily"]
+        with pytest.raises(PollError) as info:
+            c.get_chats("acc-1")
+    finally:
+        c.close()
+    assert info.value.detail == "get-chats: answer larger than max_response_size (1 MiB)"
+
+
+def test_undecodable_gzip_is_invalid_response(
+    mocked: responses.RequestsMock, client: WhatsGateClient
+) -> None:
+    mocked.post(CHATS_URL, body=b"not gzip at all", headers={"Content-Encoding": "gzip"})
+    exc = poll_error(client)
+    assert exc.reason == "invalid_response"
+    assert exc.detail == "get-chats: cannot decompress the gzip answer"
+
+
+@pytest.mark.parametrize("error", [MemoryError(), RuntimeError(f"bug with {KEY}"), RecursionError()])
+def test_unexpected_error_in_the_http_stack_is_internal(
+    mocked: responses.RequestsMock, client: WhatsGateClient, error: BaseException
+) -> None:
+    mocked.post(CHATS_URL, body=error)  # type: ignore[arg-type]
+    exc = poll_error(client)
+    assert exc.reason == "internal"
+    assert exc.detail.startswith(f"get-chats: unexpected error: {type(error).__name__}")
+    assert KEY not in str(exc)
+
+
+def test_unexpected_error_in_the_parser_is_internal(
+    mocked: responses.RequestsMock, client: WhatsGateClient
+) -> None:
+    mocked.post(CHATS_URL, json={"result": "OK", "data": []})
+
+    def overflowing(payload: Any) -> Any:
+        return float(10**400)
+
+    with pytest.raises(PollError) as info:
+        client.call("get-chats", {}, overflowing)
+    assert info.value.reason == "internal"
+    assert "OverflowError" in info.value.detail
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"result": "\\ud800 oops"}',
+        '{"result": "ERROR", "message": "session \\ud800 gone"}',
+        b'{"result": "OK", "data": [{"id": "\xed\xa0\x80"}]}',
+        "\ud800".encode(errors="surrogatepass"),
+    ],
+    ids=[
+        "escaped-surrogate",
+        "escaped-surrogate-in-message",
+        "raw-surrogate-bytes",
+        "raw-surrogate-not-json",
+    ],
+)
+def test_surrogates_in_an_answer_give_a_printable_detail(
+    mocked: responses.RequestsMock, client: WhatsGateClient, body: str | bytes
+) -> None:
+    mocked.post(CHATS_URL, body=body, content_type="application/json")
+    exc = poll_error(client)
+    assert exc.reason in ("api_error", "invalid_response")
+    exc.detail.encode("utf-8")  # a lone surrogate would raise here, and in every log handler
+
+
+def test_retries_do_not_start_after_the_deadline(mocked: responses.RequestsMock) -> None:
+    """The second retry waits 1 s (back-off): with 0.5 s left it must not start at all."""
+    mocked.post(CHATS_URL, status=503, body="busy", content_type="text/plain")
+    c = WhatsGateClient(URL, KEY, timeout=0.5)
+    try:
+        with pytest.raises(PollError) as info:
+            c.get_chats("acc-1")
+    finally:
+        c.close()
+    assert info.value.detail == "get-chats: HTTP 503 (text/plain)"
+    assert len(mocked.calls) == 2  # the first retry is immediate; the second would end past the deadline
+
+
+# --- config: whatsgate.max_response_size ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, 64 << 20),
+        (1048576, 1 << 20),
+        ("64MiB", 64 << 20),
+        ("100MB", 100_000_000),
+        ("2048", 2048),
+        ("1 GiB", 1 << 30),
+    ],
+)
+def test_max_response_size_config(value: Any, expected: int) -> None:
+    section: dict[str, Any] = {"api_key": "k"}
+    if value is not None:
+        section["max_response_size"] = value
+    config = parse_config({"whatsgate": section, "accounts": [{"whatsapp_id": "acc-1"}]})
+    assert config.whatsgate.max_response_size == expected
+
+
+@pytest.mark.parametrize("value", ["64 mb", "lots", 1.5, True, 0, "1000B", -5, [1]])
+def test_bad_max_response_size_names_the_key(value: Any) -> None:
+    with pytest.raises(ConfigError, match=r"^whatsgate\.max_response_size: "):
+        parse_config(
+            {"whatsgate": {"api_key": "k", "max_response_size": value}, "accounts": [{"whatsapp_id": "a"}]}
+        )
