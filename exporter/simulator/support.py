@@ -4,7 +4,7 @@ The demo exists to show waiting times, so its traffic is shaped for them. Custom
 steady rate (a new message in a read chat starts a wait; a follow-up in a waiting chat only
 adds unread and moves ``timestamp``). When a wait starts its read time is drawn from the
 account's ``Profile``: most are fast (seconds to two minutes), some slow (tens of minutes) and
-a few wait overnight (read the next morning, 08:00-10:00 Moscow time, at least four hours on).
+a few wait overnight (read the next morning, 08:00-10:00 Moscow time, at least an hour on).
 Agents read one chat per tick, oldest due first, and usually answer (``timestamp`` moves).
 
 ``demo-support`` keeps office hours (``DEMO_SCHEDULES["office"]``) and reads only while open.
@@ -44,6 +44,7 @@ MAX_CATCH_UP = int(86400 / TICK)  # after a longer pause, only the last day is s
 FAST = (5.0, 150.0)
 SLOW = (10 * 60.0, 45 * 60.0)
 MORNING_ZONE = ZoneInfo("Europe/Moscow")
+OVERNIGHT_AFTER = 3600.0  # an overnight wait is read the first 08:00-10:00 at least this far on
 FOLLOW_UP = 0.3  # share of messages that go to a chat already waiting
 REPLY = 0.8  # share of reads the agent answers, which moves the chat's timestamp
 MAX_UNREAD = 500
@@ -165,7 +166,7 @@ class SupportLine:
         if r < self._profile.fast + self._profile.slow or len(self._overnight) >= self._profile.max_overnight:
             return t + self._rng.uniform(*SLOW)
         self._overnight.add(chat_id)
-        local = datetime.fromtimestamp(t + 4 * 3600, MORNING_ZONE)
+        local = datetime.fromtimestamp(t + OVERNIGHT_AFTER, MORNING_ZONE)
         morning = local.replace(hour=8, minute=0, second=0, microsecond=0)
         if morning < local:
             morning += timedelta(days=1)
