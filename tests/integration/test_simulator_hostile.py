@@ -12,6 +12,7 @@ import threading
 import time
 import zlib
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -32,7 +33,7 @@ def sim() -> Iterator[Simulator]:
     simulator.stop()
 
 
-def post(sim: Simulator, wid: str, timeout: float = 5, **kwargs: object) -> requests.Response:
+def post(sim: Simulator, wid: str, timeout: float = 5, **kwargs: Any) -> requests.Response:
     command = "sessions-get" if wid == "" else "get-chats"
     body = {} if wid == "" else {"WhatsappID": wid}
     headers = {"X-Api-Key": KEY}
@@ -349,11 +350,10 @@ def test_fault_parameters_are_checked(sim: Simulator) -> None:
         with pytest.raises(ValueError):
             sim.set_fault(*args, **params)  # type: ignore[arg-type]
     control = sim.url.replace("/api/v1", "/_sim/fault")
-    answer = requests.post(
-        control, json={"whatsapp_id": "acc-1", "fault": "redirect", "status": 99}, timeout=5
-    )
+    body: dict[str, Any] = {"whatsapp_id": "acc-1", "fault": "redirect", "status": 99}
+    answer = requests.post(control, json=body, timeout=5)
     assert answer.status_code == 400 and "status" in answer.json()["error"]
-    body = {"whatsapp_id": "acc-1", "fault": "redirect", "status": 308, "target": "http://127.0.0.1:9/api/v1"}
+    body |= {"status": 308, "target": "http://127.0.0.1:9/api/v1"}
     assert requests.post(control, json=body, timeout=5).json() == {"ok": True}
     assert (
         post(sim, "acc-1", allow_redirects=False).headers["Location"] == "http://127.0.0.1:9/api/v1/get-chats"
