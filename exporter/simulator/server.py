@@ -108,8 +108,9 @@ class Simulator:
         self._stopping.clear()
         self._server = Server((host, port), Handler)
         self._server.sim = self
+        # serve_forever's poll interval bounds how long stop() waits for the serving loop.
         self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.1,), name="whatsgate-simulator", daemon=True
+            target=self._server.serve_forever, args=(0.05,), name="whatsgate-simulator", daemon=True
         )
         self._thread.start()
         return self.url
