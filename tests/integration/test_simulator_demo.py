@@ -31,8 +31,8 @@ class Clock:
         return self.now
 
 
-def at(*args: int) -> float:
-    return datetime(*args, tzinfo=MOSCOW).timestamp()  # type: ignore[misc]
+def at(year: int, month: int, day: int, hour: int, minute: int) -> float:
+    return datetime(year, month, day, hour, minute, tzinfo=MOSCOW).timestamp()
 
 
 def office_open(t: float) -> bool:
