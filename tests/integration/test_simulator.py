@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 import select
 import subprocess
 import sys
@@ -279,6 +281,37 @@ def test_generate_counts_and_determinism() -> None:
     again = Simulator.generate(accounts=3, chats=200, group_fraction=0.25, participants=7)
     assert again.chats("bench-01") == data
     assert Simulator.generate(accounts=1, chats=200, seed=1).chats("bench-00") != again.chats("bench-00")
+
+
+# sha256 of what the simulator before its split (commit 54db4dd) served and generated:
+# benchmarks and golden tests rely on one seed always giving the same bytes.
+GOLDEN_SERVED = "70d0e86c7b20d1809744ae4f29e0d3a2fbf49eae3934405ee8f6c86d608cdff2"
+GOLDEN_SESSIONS_PAGE = "09c8bc87ae22c48abcf211250eedefafd841533761409b64fc7ce20e81173c8b"
+GOLDEN_GENERATED = {
+    (1, 10_000): "9f1b0cb0dde26386b43e0deb088d60020d4ccca7759f84f586492178281d2bba",
+    (1_000, 20): "d4b50ea353769566caf6663f5d6f6a62ed9c3bf95f3561581fc34885928a1631",
+}
+
+
+def test_generate_is_byte_identical_to_before() -> None:
+    simulator = Simulator.generate(accounts=3, chats=300, group_fraction=0.25, participants=7, seed=5)
+    simulator.start()
+    try:
+        served = hashlib.sha256()
+        for wid in ("bench-00", "bench-01", "bench-02"):
+            served.update(post(simulator, "get-chats", {"WhatsappID": wid}, key="demo").content)
+        page = post(simulator, "sessions-get", {"page_cnt": 2, "page": 2}, key="demo").content
+    finally:
+        simulator.stop()
+    assert served.hexdigest() == GOLDEN_SERVED
+    assert hashlib.sha256(page).hexdigest() == GOLDEN_SESSIONS_PAGE
+    for (accounts, chats), expected in GOLDEN_GENERATED.items():
+        generated = Simulator.generate(accounts=accounts, chats=chats)
+        digest = hashlib.sha256()
+        for i in range(accounts):
+            answer = {"result": "OK", "data": generated.chats(f"bench-{i:02d}")}
+            digest.update(json.dumps(answer, ensure_ascii=False, separators=(",", ":")).encode())
+        assert digest.hexdigest() == expected, (accounts, chats)
 
 
 def test_demo_data_exercises_edge_cases() -> None:
