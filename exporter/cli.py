@@ -8,7 +8,6 @@ code 1, never a traceback.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import signal
 import sys
@@ -18,10 +17,10 @@ from collections.abc import Sequence
 from . import __version__, logfmt, memory, statefile
 from .alerting.agent import Agent, AlertsCollector
 from .alerting.rules import rule_file
-from .config.schema import ConfigError, parse_duration
-from .config.settings import Config, WhatsGateConfig, load_config, parse_config
+from .config.schema import ConfigError
+from .config.settings import load_config
+from .demo import demo_config
 from .metrics.store import Store
-from .model import Account
 from .poller import Supervisor
 from .web.server import ExporterServer, parse_listen_address
 from .whatsgate.client import WhatsGateClient
@@ -29,7 +28,6 @@ from .whatsgate.client import WhatsGateClient
 log = logging.getLogger(__name__)
 
 DEFAULT_LISTEN = ":9877"
-DEMO_POLL_INTERVAL = "5s"
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -129,23 +127,6 @@ def print_rules(path: str) -> int:
         return _fail(f"{path}: no thresholds configured, so no rules to write")
     sys.stdout.write(rule_file(config.thresholds))
     return 0
-
-
-def demo_config(url: str, api_key: str, base: Config | None) -> Config:
-    """The demo's config: the simulator's accounts, plus whatever else ``base`` sets (e.g. thresholds)."""
-    from .simulator import DEMO_ACCOUNTS
-
-    # Short aliases ("support", "sales", ...) as the account label, as a real config would have.
-    accounts = tuple(Account(wid, wid.removeprefix("demo-")) for wid, _ in DEMO_ACCOUNTS)
-    base = base or parse_config({}, polling=False)
-    return dataclasses.replace(
-        base,
-        # A demo moves: never slower than the demo's own interval, whatever the file says.
-        poll_interval=min(base.poll_interval, parse_duration(DEMO_POLL_INTERVAL, "poll_interval")),
-        whatsgate=WhatsGateConfig(url=url, api_key=api_key, timeout=5.0),
-        accounts=accounts,
-        discover=True,
-    )
 
 
 def run(args: argparse.Namespace) -> int:
