@@ -19,6 +19,7 @@ import yaml
 
 from ..alerting.thresholds import Threshold, parse_thresholds
 from ..model import Account, ChatsConfig
+from .http import HTTP_KEYS, HttpClientConfig, parse_http_config, split_userinfo
 from .schema import (
     ConfigError,
     check_keys,
@@ -42,13 +43,17 @@ class WhatsGateConfig:
     # repr=False: a config printed in a debugger, log or exception never shows the key.
     api_key: str = field(default="", repr=False)
     timeout: float = 10.0
+    # tls_config and proxy_url (Prometheus' http_config keys); auth stays the X-Api-Key header.
+    http: HttpClientConfig = field(default_factory=HttpClientConfig)
 
 
 @dataclass(frozen=True)
 class AlertmanagerConfig:
-    url: str
+    url: str  # never with user:password@ (moved into http.basic_auth), so it can be logged
     timeout: float = 10.0
     resend_interval: float = 60.0
+    # basic_auth, authorization, tls_config, proxy_url (Prometheus' http_config keys).
+    http: HttpClientConfig = field(default_factory=HttpClientConfig)
 
 
 @dataclass(frozen=True)
@@ -80,9 +85,13 @@ _TOP_KEYS = {
 }
 
 
+# WhatsGate authenticates with X-Api-Key: of http_config it takes only TLS and the proxy.
+_WHATSGATE_HTTP_KEYS = frozenset({"tls_config", "proxy_url"})
+
+
 def _whatsgate(raw: Mapping[str, Any], base_dir: Path, polling: bool) -> WhatsGateConfig:
     path = "whatsgate."
-    check_keys(raw, {"url", "api_key", "api_key_file", "timeout"}, path)
+    check_keys(raw, {"url", "api_key", "api_key_file", "timeout", *_WHATSGATE_HTTP_KEYS}, path)
     url = get_url(raw, "url", path, DEFAULT_URL)
     if "api_key" in raw and "api_key_file" in raw:
         raise ConfigError(f"{path}api_key", "set either api_key or api_key_file, not both")
@@ -110,7 +119,9 @@ def _whatsgate(raw: Mapping[str, Any], base_dir: Path, polling: bool) -> WhatsGa
         key = f"{path}api_key_file" if "api_key_file" in raw else f"{path}api_key"
         raise ConfigError(key, "the API key must be printable ASCII without spaces (value not shown)")
     timeout = get_duration(raw, "timeout", path, WhatsGateConfig.timeout)
-    return WhatsGateConfig(url=url, api_key=api_key, timeout=timeout)
+    # Not polling: neither read, like the key (the demo talks to its own simulator).
+    http = parse_http_config(raw, path, base_dir, _WHATSGATE_HTTP_KEYS) if polling else HttpClientConfig()
+    return WhatsGateConfig(url=url, api_key=api_key, timeout=timeout, http=http)
 
 
 def _accounts(items: list[Any]) -> tuple[Account, ...]:
@@ -147,13 +158,17 @@ def _chats(raw: Mapping[str, Any]) -> ChatsConfig:
     )
 
 
-def _alertmanager(raw: Mapping[str, Any]) -> AlertmanagerConfig | None:
+def _alertmanager(raw: Mapping[str, Any], base_dir: Path) -> AlertmanagerConfig | None:
     if not raw:
         return None
     path = "alertmanager."
-    check_keys(raw, {"url", "timeout", "resend_interval"}, path)
+    check_keys(raw, {"url", "timeout", "resend_interval", *HTTP_KEYS}, path)
+    url, http = split_userinfo(
+        get_url(raw, "url", path), parse_http_config(raw, path, base_dir), f"{path}url"
+    )
     return AlertmanagerConfig(
-        url=get_url(raw, "url", path),
+        url=url,
+        http=http,
         timeout=get_duration(raw, "timeout", path, AlertmanagerConfig.timeout),
         resend_interval=get_duration(raw, "resend_interval", path, AlertmanagerConfig.resend_interval),
     )
@@ -204,7 +219,7 @@ def parse_config(raw: Any, base_dir: Path = Path("."), polling: bool = True) -> 
         poll_concurrency=get_int(raw, "poll_concurrency", "", Config.poll_concurrency, minimum=1),
         chats=_chats(get_mapping(raw, "chats", "")),
         thresholds=thresholds,
-        alertmanager=_alertmanager(get_mapping(raw, "alertmanager", "")),
+        alertmanager=_alertmanager(get_mapping(raw, "alertmanager", ""), base_dir),
     )
 
 
