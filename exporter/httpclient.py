@@ -63,6 +63,11 @@ class _Session(requests.Session):
         super().__init__()
         self._explicit_verify: bool | str | None = False if tls.insecure_skip_verify else tls.ca_file
         self._proxy_url = proxy_url
+        # Also as plain session settings, which is all requests consults when the environment is empty.
+        if self._explicit_verify is not None:
+            self.verify = self._explicit_verify
+        if proxy_url is not None:
+            self.proxies = {"http": proxy_url, "https": proxy_url}
 
     def merge_environment_settings(
         self, url: str | bytes | None, proxies: Any, stream: Any, verify: Any, cert: Any
