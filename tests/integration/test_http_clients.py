@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import requests
 import trustme
+from urllib3.util.retry import Retry
 
 from exporter import logfmt
 from exporter.config.http import BasicAuth, HttpClientConfig, TlsConfig, parse_http_config
@@ -223,3 +224,20 @@ def test_proxy_url_is_used_and_wins_over_the_environment(
     assert get(HttpClientConfig(), f"{plain.url}/y").status_code == 200
     assert [r["line"] for r in plain.seen.requests] == ["GET /y HTTP/1.1"]
     logfmt.clear_secrets()
+
+
+def test_adapter_settings_pass_through_with_server_name(pki: Pki) -> None:
+    """The WhatsGate client hands its retry policy and pool sizes to new_session; TLS still applies."""
+    server = tls_server(pki, "gw.internal")
+    try:
+        tls = TlsConfig(ca_file=str(pki.ca), server_name="gw.internal")
+        retry = Retry(total=2, read=False, status_forcelist=(503,))
+        with new_session(
+            HttpClientConfig(tls=tls), "whatsgate", max_retries=retry, pool_maxsize=4
+        ) as session:
+            assert session.get(server.url, timeout=5).status_code == 200
+            adapter = session.get_adapter(server.url)
+            assert adapter.max_retries is retry  # type: ignore[attr-defined]
+        assert server.seen.sni == ["gw.internal"]
+    finally:
+        server.close()
