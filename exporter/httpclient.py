@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # the stubs' names for what these methods return
 log = logging.getLogger(__name__)
 
 
-class _TlsAdapter(HTTPAdapter):
+class ServerNameAdapter(HTTPAdapter):
     """An adapter that verifies (and sends as SNI) ``server_name`` instead of the URL's host.
 
     Requests has no option for it; urllib3 2 has the ``server_hostname`` and
@@ -91,7 +91,7 @@ def new_session(config: HttpClientConfig, client: str, **adapter_kwargs: Any) ->
     for secret in config.secrets():
         logfmt.redact(secret)
     session = _Session(config.tls, config.proxy_url)
-    adapter = _TlsAdapter(config.tls.server_name, **adapter_kwargs)
+    adapter = ServerNameAdapter(config.tls.server_name, **adapter_kwargs)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     if config.basic_auth is not None:
