@@ -177,6 +177,7 @@ def run(args: argparse.Namespace) -> int:
         config.whatsgate.timeout,
         config.whatsgate.max_response_size,
         pool_size=config.poll_concurrency,
+        http=config.whatsgate.http,
     )
     writer = None
     restored = {}

@@ -20,6 +20,7 @@ import requests
 
 from .. import logfmt
 from ..config.settings import AlertmanagerConfig
+from ..httpclient import describe_error, new_session
 from .evaluator import Alert, Evaluator
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,8 @@ class Sender:
         self.evaluator = evaluator
         self.generator_url = generator_url
         self.clock = clock
-        self.session = requests.Session()
+        # Auth, TLS and proxy from alertmanager's http_config keys; secrets registered for redaction.
+        self.session = new_session(config.http, "alertmanager")
         self.wake = threading.Event()
         self.stop_event = threading.Event()
         self.sent = 0
@@ -86,7 +88,7 @@ class Sender:
             ok = response.status_code // 100 == 2
             problem = f"HTTP {response.status_code}: {logfmt.excerpt(response.text)}"
         except requests.RequestException as exc:
-            ok, problem = False, type(exc).__name__
+            ok, problem = False, describe_error(exc)
         if ok:
             self.sent += len(body)
             self._last_sent = fingerprint

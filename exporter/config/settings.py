@@ -21,6 +21,7 @@ from ..alerting.thresholds import Threshold, parse_thresholds
 from ..model import Account, ChatsConfig
 from ..snapshot.schedule import Schedule, parse_schedules
 from ..snapshot.waiting import WaitingConfig, parse_waiting
+from .http import HTTP_KEYS, HttpClientConfig, parse_http_config, split_userinfo
 from .schema import (
     ConfigError,
     check_keys,
@@ -47,13 +48,17 @@ class WhatsGateConfig:
     timeout: float = 10.0
     # Decompressed bytes; see config.example.yaml for how the default was sized.
     max_response_size: int = 64 * 1024 * 1024
+    # tls_config and proxy_url (Prometheus' http_config keys); auth stays the X-Api-Key header.
+    http: HttpClientConfig = field(default_factory=HttpClientConfig)
 
 
 @dataclass(frozen=True)
 class AlertmanagerConfig:
-    url: str
+    url: str  # never with user:password@ (moved into http.basic_auth), so it can be logged
     timeout: float = 10.0
     resend_interval: float = 60.0
+    # basic_auth, authorization, tls_config, proxy_url (Prometheus' http_config keys).
+    http: HttpClientConfig = field(default_factory=HttpClientConfig)
 
 
 @dataclass(frozen=True)
@@ -97,9 +102,15 @@ _TOP_KEYS = {
 }
 
 
+# WhatsGate authenticates with X-Api-Key: of http_config it takes only TLS and the proxy.
+_WHATSGATE_HTTP_KEYS = frozenset({"tls_config", "proxy_url"})
+
+
 def _whatsgate(raw: Mapping[str, Any], base_dir: Path, polling: bool) -> WhatsGateConfig:
     path = "whatsgate."
-    check_keys(raw, {"url", "api_key", "api_key_file", "timeout", "max_response_size"}, path)
+    check_keys(
+        raw, {"url", "api_key", "api_key_file", "timeout", "max_response_size", *_WHATSGATE_HTTP_KEYS}, path
+    )
     url = get_url(raw, "url", path, DEFAULT_URL)
     if "api_key" in raw and "api_key_file" in raw:
         raise ConfigError(f"{path}api_key", "set either api_key or api_key_file, not both")
@@ -128,7 +139,9 @@ def _whatsgate(raw: Mapping[str, Any], base_dir: Path, polling: bool) -> WhatsGa
         raise ConfigError(key, "the API key must be printable ASCII without spaces (value not shown)")
     timeout = get_duration(raw, "timeout", path, WhatsGateConfig.timeout)
     max_size = _size(raw, "max_response_size", path, WhatsGateConfig.max_response_size)
-    return WhatsGateConfig(url=url, api_key=api_key, timeout=timeout, max_response_size=max_size)
+    # Not polling: neither read, like the key (the demo talks to its own simulator).
+    http = parse_http_config(raw, path, base_dir, _WHATSGATE_HTTP_KEYS) if polling else HttpClientConfig()
+    return WhatsGateConfig(url=url, api_key=api_key, timeout=timeout, max_response_size=max_size, http=http)
 
 
 _SIZE_RE = re.compile(r"^(\d+)\s*(B|KB|MB|GB|KiB|MiB|GiB)?$")
@@ -189,13 +202,17 @@ def _chats(raw: Mapping[str, Any]) -> ChatsConfig:
     )
 
 
-def _alertmanager(raw: Mapping[str, Any]) -> AlertmanagerConfig | None:
+def _alertmanager(raw: Mapping[str, Any], base_dir: Path) -> AlertmanagerConfig | None:
     if not raw:
         return None
     path = "alertmanager."
-    check_keys(raw, {"url", "timeout", "resend_interval"}, path)
+    check_keys(raw, {"url", "timeout", "resend_interval", *HTTP_KEYS}, path)
+    url, http = split_userinfo(
+        get_url(raw, "url", path), parse_http_config(raw, path, base_dir), f"{path}url"
+    )
     return AlertmanagerConfig(
-        url=get_url(raw, "url", path),
+        url=url,
+        http=http,
         timeout=get_duration(raw, "timeout", path, AlertmanagerConfig.timeout),
         resend_interval=get_duration(raw, "resend_interval", path, AlertmanagerConfig.resend_interval),
     )
@@ -249,7 +266,7 @@ def parse_config(raw: Any, base_dir: Path = Path("."), polling: bool = True) -> 
         poll_concurrency=get_int(raw, "poll_concurrency", "", Config.poll_concurrency, minimum=1),
         chats=_chats(get_mapping(raw, "chats", "")),
         thresholds=thresholds,
-        alertmanager=_alertmanager(get_mapping(raw, "alertmanager", "")),
+        alertmanager=_alertmanager(get_mapping(raw, "alertmanager", ""), base_dir),
         schedules=schedules,
         waiting=waiting,
         state_file=_state_file(raw, base_dir),

@@ -5,12 +5,33 @@ from __future__ import annotations
 import json
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+import socket
+import threading
+from typing import Any, Protocol
 
 from .wire import JSON_TYPE, Reply, Wire, error, json_bytes
 
-if TYPE_CHECKING:
-    from .server import Simulator
+
+class Simulator(Protocol):
+    """What the HTTP side needs of the simulator (:class:`exporter.simulator.Simulator`)."""
+
+    _lock: threading.Lock
+    _connections: set[socket.socket]
+    _stopping: threading.Event
+
+    def _respond(self, method: str, path: str, api_key: str | None, body: bytes) -> Any: ...
+    def set_chat(self, whatsapp_id: str, chat_id: str, **fields: Any) -> None: ...
+    def set_status(self, whatsapp_id: str, status: str) -> None: ...
+    def set_fault(
+        self,
+        whatsapp_id: str | None,
+        fault: str | None,
+        delay: float | None = None,
+        *,
+        command: str = ...,
+        **params: Any,
+    ) -> None: ...
+
 
 _FAULT_KEYS = ("whatsapp_id", "fault", "delay", "command")  # the rest of a fault body: parameters
 

@@ -24,6 +24,8 @@ import requests
 import urllib3
 
 from .. import __version__, logfmt, memory
+from ..config.http import HttpClientConfig
+from ..httpclient import new_session
 from ..model import (
     API_ERROR,
     CONNECTION,
@@ -70,20 +72,12 @@ class WhatsGateClient:
         timeout: float = 10.0,
         max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
         pool_size: int = 4,
+        http: HttpClientConfig | None = None,
     ) -> None:
         self._url = url.rstrip("/")
         self._timeout = timeout
         self._max_size = max_response_size
         self._secret = api_key
-        self._session = requests.Session()
-        self._session.headers.update(
-            {
-                "X-Api-Key": api_key,
-                "Content-Type": "application/json",
-                "Accept": "application/json",
-                "User-Agent": f"whatsgate-exporter/{__version__}",
-            }
-        )
         # A couple of quick retries for refused connections and gateway errors,
         # which are usually a proxy restarting. Reads are not retried: a slow API
         # must not make a poll take several timeouts. 429 is left to the poller's
@@ -106,11 +100,25 @@ class WhatsGateClient:
             raise_on_status=False,
             respect_retry_after_header=False,
         )
-        # One host, and as many kept-alive connections as polls can run at once
-        # (poll_concurrency): fewer would close and reopen sockets on every poll.
-        adapter = DeadlineAdapter(max_retries=retry, pool_connections=1, pool_maxsize=pool_size)
-        self._session.mount("http://", adapter)
-        self._session.mount("https://", adapter)
+        # tls_config and proxy_url (verification on, the environment's proxies by default). One
+        # host, and as many kept-alive connections as polls can run at once (poll_concurrency):
+        # fewer would close and reopen sockets on every poll.
+        self._session = new_session(
+            http or HttpClientConfig(),
+            "whatsgate",
+            DeadlineAdapter,
+            max_retries=retry,
+            pool_connections=1,
+            pool_maxsize=pool_size,
+        )
+        self._session.headers.update(
+            {
+                "X-Api-Key": api_key,
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+                "User-Agent": f"whatsgate-exporter/{__version__}",
+            }
+        )
 
     @property
     def url_for_log(self) -> str:

@@ -27,11 +27,12 @@ import time
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
-from requests.adapters import HTTPAdapter
 from urllib3 import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.util.retry import Retry
 from urllib3.util.timeout import Timeout
+
+from ..httpclient import ServerNameAdapter
 
 _DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("whatsgate_deadline", default=None)
 # The smallest socket timeout handed out once the deadline is (nearly) reached:
@@ -144,7 +145,7 @@ class _HTTPSPool(HTTPSConnectionPool):
     ConnectionCls = _HTTPSConnection
 
 
-class DeadlineAdapter(HTTPAdapter):
+class DeadlineAdapter(ServerNameAdapter):
     """requests' adapter, with connection pools whose responses honour the call's deadline."""
 
     _POOLS: ClassVar[dict[str, type[HTTPConnectionPool]]] = {"http": _HTTPPool, "https": _HTTPSPool}
