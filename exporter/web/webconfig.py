@@ -170,14 +170,17 @@ def _tls(raw: dict[str, Any], base: Path) -> tuple[ssl.SSLContext, tuple[Path, .
     elif context.verify_mode != ssl.CERT_NONE:
         raise WebConfigError(f"{k}.client_ca_file", f"required with client_auth_type {auth_type}")
 
-    for bound, default in (("min_version", "TLS12"), ("max_version", "TLS13")):
+    for bound, attr, default in (
+        ("min_version", "minimum_version", "TLS12"),
+        ("max_version", "maximum_version", "TLS13"),
+    ):
         name = _string(raw.get(bound), f"{k}.{bound}") or default
         if name not in VERSIONS:
             raise WebConfigError(
                 f"{k}.{bound}", f"unknown TLS version {name!r} (known: {', '.join(VERSIONS)})"
             )
         try:
-            setattr(context, bound, VERSIONS[name])
+            setattr(context, attr, VERSIONS[name])
         except (ValueError, ssl.SSLError) as exc:
             raise WebConfigError(f"{k}.{bound}", f"{name} not available here: {exc}") from None
     if context.minimum_version > context.maximum_version:
