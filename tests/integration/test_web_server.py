@@ -181,9 +181,11 @@ def test_client_certificates_required_and_verified(tmp_path: Path, ca: trustme.C
 def _handshake(port: int, ca_file: Path, version: ssl.TLSVersion) -> str | None:
     context = ssl.create_default_context(cafile=str(ca_file))
     context.minimum_version = context.maximum_version = version
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
-        with context.wrap_socket(raw, server_hostname="localhost") as tls:
-            return tls.version()
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname="localhost") as tls,
+    ):
+        return tls.version()
 
 
 @pytest.mark.parametrize(
