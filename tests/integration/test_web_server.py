@@ -13,6 +13,8 @@ import logging
 import socket
 import ssl
 import struct
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -331,3 +333,27 @@ def test_client_hanging_up_mid_response_is_one_log_line(caplog, capfd):
     gone = [r for r in caplog.records if "went away" in r.getMessage()]
     assert len(gone) == 1 and gone[0].exc_info is None
     assert "Traceback" not in capfd.readouterr().err
+
+
+def test_bad_web_config_stops_start_up_with_one_line(tmp_path: Path):
+    (tmp_path / "web.yml").write_text("tls_server_config:\n  cert_file: /nonexistent/x.pem\n  key_file: k\n")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "exporter",
+            "--demo",
+            "--web.listen-address",
+            "127.0.0.1:0",
+            "--web.config.file",
+            str(tmp_path / "web.yml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 1
+    assert result.stderr == (
+        "whatsgate-exporter: web config error: tls_server_config.cert_file: cannot read /nonexistent/x.pem:"
+        " No such file or directory\n"
+    )

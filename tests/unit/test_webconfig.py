@@ -187,3 +187,10 @@ def test_cache_is_bounded(monkeypatch):
     for user in users:
         assert basic_auth.check(basic(user, "pw"))
     assert len(basic_auth._ok) == 3
+
+
+def test_the_example_web_config_is_valid(tls_dir: Path):
+    example = (Path(__file__).parents[2] / "deploy" / "web-config.example.yml").read_text()
+    config = parse_web_config(example, tls_dir)
+    assert config.context is not None and len(config.headers) == 5
+    assert config.auth.check(basic("prometheus", "change-me"))
