@@ -25,6 +25,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
@@ -136,13 +137,24 @@ def main() -> None:
         idle: list[socket.socket] = []
         refused = 0
         start = time.monotonic()
-        while len(idle) + refused < args.idle and time.monotonic() - start < 90:
+
+        def connect(_: int) -> socket.socket | None:
+            if time.monotonic() - start > 90:  # bounded, whatever the server does
+                return None
             try:
-                idle.append(socket.create_connection(("127.0.0.1", port), timeout=3))
+                return socket.create_connection(("127.0.0.1", port), timeout=3)
             except OSError:
-                refused += 1
+                return None
+
+        # 64 connects at a time: an old server's short backlog must not make the flood take hours.
+        with ThreadPoolExecutor(64) as pool:
+            for sock in pool.map(connect, range(args.idle)):
+                if sock is None:
+                    refused += 1
+                else:
+                    idle.append(sock)
         time.sleep(1)
-        cpu0 = cpu_seconds(server.pid)
+        cpu0, wall0 = cpu_seconds(server.pid), time.monotonic()
         print(
             f"(a) opened {len(idle)} idle connections ({refused} failed) in {time.monotonic() - start:.1f}s"
         )
@@ -150,10 +162,8 @@ def main() -> None:
             f"(a) /metrics for a fresh client under the flood: {', '.join(fresh_latency(f'{base}/metrics'))}"
         )
         time.sleep(2)
-        print(
-            f"(a) server CPU while flooded: {(cpu_seconds(server.pid) - cpu0) / 2 * 100 - 0:.0f}% of a core"
-            " (over the latency probes + 2 s)"
-        )
+        busy = (cpu_seconds(server.pid) - cpu0) / (time.monotonic() - wall0)
+        print(f"(a) server CPU while flooded: {busy:.0%} of a core (over the latency probes + 2 s)")
         print(f"(c) threads under the flood: {proc_status(server.pid, 'Threads')}")
         for sock in idle:
             sock.close()
