@@ -22,7 +22,9 @@ from .config.settings import load_config
 from .demo import demo_config
 from .metrics.store import Store
 from .poller import Supervisor
+from .web.reload import WebConfigWatcher
 from .web.server import ExporterServer, parse_listen_address
+from .web.webconfig import WebConfigError
 from .whatsgate.client import WhatsGateClient
 
 log = logging.getLogger(__name__)
@@ -77,6 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="The URL under which the exporter is reachable, for the generatorURL of alerts it sends"
         " (default: http://HOSTNAME:PORT/ from the listen address).",
+    )
+    parser.add_argument(
+        "--web.config.file",
+        dest="web_config_file",
+        metavar="FILE",
+        help="Path to a web config file (the Prometheus exporter-toolkit format) that enables TLS,"
+        " basic auth and security headers; re-read when it changes (see deploy/web-config.example.yml).",
     )
     parser.add_argument(
         "--demo",
@@ -149,6 +158,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         base = load_config(args.config_file, polling=not args.demo) if args.config_file else None
         listen = parse_listen_address(args.listen_address)
+        web_config = WebConfigWatcher(args.web_config_file) if args.web_config_file else None
+    except WebConfigError as exc:
+        return _fail(f"web config error: {exc}")
     except (ConfigError, ValueError) as exc:
         prefix = "config error: " if isinstance(exc, ConfigError) else ""
         return _fail(f"{prefix}{exc}")
@@ -168,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
 
     store = Store(stale_after=config.stale_after)
     try:
-        server = ExporterServer(listen, store, args.telemetry_path)
+        server = ExporterServer(listen, store, args.telemetry_path, web_config=web_config)
     except OSError as exc:
         return _fail(f"cannot listen on {args.listen_address}: {exc.strerror or exc}")
     client = WhatsGateClient(

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import sys
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import socket
+import sys
 import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
 from .wire import JSON_TYPE, Reply, Wire, error, json_bytes

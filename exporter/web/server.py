@@ -1,7 +1,9 @@
 """The HTTP side: /metrics from the store's cached bytes, a landing page, health and readiness.
 
 Handlers never call WhatsGate and never wait for a poll: they read the
-store's current snapshot and answer at once.
+store's current snapshot and answer at once. The server underneath
+(:mod:`.httpd`) bounds threads, connections and time; the optional web config
+(:mod:`.webconfig`) adds TLS, basic auth on every endpoint and security headers.
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ import logging
 import socket
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from .. import __version__
 from ..metrics.store import Store
+from .httpd import HardenedHTTPServer, PooledHandler
+from .reload import WebConfigWatcher
+from .webconfig import WebConfig
 
 log = logging.getLogger(__name__)
 
@@ -32,22 +36,22 @@ def parse_listen_address(address: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-class ExporterServer(ThreadingHTTPServer):
-    daemon_threads = True
-    # Reuse the port at once after a restart, as every exporter does.
-    allow_reuse_address = True
-
+class ExporterServer(HardenedHTTPServer):
     def __init__(
         self,
         address: tuple[str, int],
         store: Store,
         telemetry_path: str = "/metrics",
         landing_extra: Callable[[], str] | None = None,
+        web_config: WebConfigWatcher | None = None,
     ) -> None:
         host, port = address
         self.store = store
         self.telemetry_path = telemetry_path
         self.landing_extra = landing_extra
+        self.web_config = web_config
+        if web_config is not None:
+            self.tls = lambda: web_config.get().context
         if ":" in host or host == "":
             # An empty host means every interface: IPv6 and IPv4 alike where the host has IPv6.
             self.address_family = socket.AF_INET6
@@ -74,7 +78,7 @@ class ExporterServer(ThreadingHTTPServer):
         host, port = self.server_address[:2]
         if host in ("0.0.0.0", "::", ""):
             host = socket.gethostname()
-        return f"http://{f'[{host}]' if ':' in host else host}:{port}/"
+        return f"{self.scheme}://{f'[{host}]' if ':' in host else host}:{port}/"
 
     @property
     def url(self) -> str:
@@ -82,15 +86,43 @@ class ExporterServer(ThreadingHTTPServer):
         shown = "localhost" if host in ("0.0.0.0", "::", "") else host
         if ":" in shown:
             shown = f"[{shown}]"
-        return f"http://{shown}:{port}"
+        return f"{self.scheme}://{shown}:{port}"
+
+    @property
+    def scheme(self) -> str:
+        """https when the web config (as at start-up) serves TLS."""
+        return "https" if self.web_config is not None and self.web_config.config.context else "http"
+
+    def current_web_config(self) -> WebConfig:
+        return self.web_config.get() if self.web_config is not None else NO_WEB_CONFIG
 
 
-class Handler(BaseHTTPRequestHandler):
+NO_WEB_CONFIG = WebConfig()
+
+
+class Handler(PooledHandler):
     server: ExporterServer
     server_version = f"whatsgate-exporter/{__version__}"
     protocol_version = "HTTP/1.1"
+    web: WebConfig = NO_WEB_CONFIG
+
+    def end_headers(self) -> None:
+        for name, value in self.web.headers:  # on every answer, errors and 401 included
+            self.send_header(name, value)
+        super().end_headers()
 
     def do_GET(self) -> None:
+        self.web = self.server.current_web_config()
+        if not self.web.auth.check(self.headers.get("Authorization")):
+            # Every endpoint is protected, /healthz and /ready too, as in the exporter-toolkit.
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="whatsgate-exporter"')
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.send_header("Content-Length", "13")
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(b"Unauthorized\n")
+            return
         path = self.path.split("?", 1)[0]
         if path == self.server.telemetry_path:
             self._send(200, CONTENT_TYPE_TEXT, self.server.store.chunks())

@@ -1,0 +1,371 @@
+"""A hardened threaded HTTP/1.1 server on the standard library: bounded threads, connections and time.
+
+``http.server.ThreadingHTTPServer`` gives every connection a thread for as long
+as the client keeps it open, listens with a backlog of 5, and spins at 100 %
+CPU printing tracebacks once accept() fails with EMFILE. Here instead:
+
+* one loop thread owns the listening socket and every *idle* connection (a
+  ``selectors`` registration: a file descriptor, no thread);
+* a connection goes to a fixed pool of worker threads only when it has bytes
+  to read; the worker answers one request (plus any the client pipelined) and
+  hands the connection back to the loop, so idle keep-alive clients cost no thread;
+* every read of a request runs against one deadline for the whole request
+  line and headers (a slow drip is cut off, not re-armed per byte), the TLS
+  handshake included, and writes against their own timeout (slow readers);
+* at most ``max_connections`` are open: past it the oldest idle connection is
+  closed, and if none is idle the newcomer is closed at once;
+* accept() failing for lack of descriptors backs off briefly instead of
+  spinning, and frees an idle connection to make room;
+* every abnormal event is one log line through ``logging``, never a traceback.
+
+The stdlib was kept over e.g. cheroot because this needs ~250 lines and no
+dependency, and ``ssl`` serves TLS with client certificates as the web config needs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import io
+import logging
+import resource
+import selectors
+import socket
+import socketserver
+import ssl
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+# Accept errors that mean "out of descriptors or kernel memory": wait for room, do not spin.
+_NO_ROOM = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+# Errors that describe a client leaving, not a fault of ours: logged at debug.
+_GONE = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError)
+_BUSY = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+
+
+def default_max_connections() -> int:
+    """Half the descriptor limit (the rest is for WhatsGate sockets and files), at most 1024."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return max(16, min(1024, soft // 2)) if soft != resource.RLIM_INFINITY else 1024
+
+
+class _DeadlineIO(io.RawIOBase):
+    """Reads from a socket against a deadline for the whole request, or without waiting (``poll``)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.deadline = 0.0
+        self.poll = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int | None:
+        if self.poll:
+            self.sock.settimeout(0)
+            try:
+                return self.sock.recv_into(buffer)
+            except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                return None  # nothing buffered: BufferedReader.peek() answers b""
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("request not received in time")
+        self.sock.settimeout(remaining)
+        return self.sock.recv_into(buffer)
+
+
+class _Writer(io.BufferedIOBase):
+    """Unbuffered writes with a timeout for the whole write, so a client that never reads is dropped."""
+
+    def __init__(self, sock: socket.socket, timeout: float) -> None:
+        self.sock = sock
+        self.timeout = timeout
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self.sock.settimeout(self.timeout)
+        self.sock.sendall(data)
+        return len(data)
+
+
+class Connection:
+    """One client connection and its buffered reader, which lives as long as the connection."""
+
+    def __init__(self, sock: socket.socket, addr: Any, write_timeout: float) -> None:
+        self.sock = sock
+        self.addr = addr
+        self.reader = _DeadlineIO(sock)
+        self.rfile = io.BufferedReader(self.reader)
+        self.wfile = _Writer(sock, write_timeout)
+        self.deadline = 0.0  # while idle: when the loop closes it
+        self.handshaken = not isinstance(sock, ssl.SSLSocket)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+
+class PooledHandler(BaseHTTPRequestHandler):
+    """A request handler for one request of a :class:`Connection` (not one whole connection)."""
+
+    protocol_version = "HTTP/1.1"
+    request: Connection  # type: ignore[assignment]
+
+    def setup(self) -> None:
+        self.connection = self.request.sock
+        self.rfile = self.request.rfile
+        self.wfile = self.request.wfile  # type: ignore[assignment]
+
+    def handle(self) -> None:
+        self.close_connection = True
+        self.handle_one_request()
+
+    def finish(self) -> None:
+        """Nothing to close: the connection outlives the request."""
+
+    def log_error(self, format: str, *args: Any) -> None:
+        # Timeouts while reading a request, bad request lines: one line, at info.
+        log.info(
+            "bad or slow request",
+            extra={"fields": {"client": self.client_address[0], "detail": format % args}},
+        )
+
+
+class HardenedHTTPServer(socketserver.TCPServer):
+    """See the module docstring. ``tls`` returns the SSL context for a new connection (or None)."""
+
+    allow_reuse_address = True  # rebind at once after a restart, as every exporter does
+    request_queue_size = socket.SOMAXCONN  # a normal backlog: bursts of connects wait in the kernel, not >1 s
+    workers = 16  # threads answering requests; idle connections take none
+    header_timeout = 10.0  # TLS handshake + request line + headers, in total
+    idle_timeout = 120.0  # keep-alive: above twice the usual scrape interval of 15-60 s
+    write_timeout = 30.0  # for the whole response (a /metrics of many MB on a slow link)
+    max_connections = default_max_connections()
+    tls: Callable[[], ssl.SSLContext | None] | None = None
+    server_address: tuple[str, int]
+
+    def __init__(self, address: tuple[str, int], handler: type[PooledHandler]) -> None:
+        self._stop = threading.Event()
+        self._pool: ThreadPoolExecutor | None = None
+        self._wake_r, self._wake_w = socket.socketpair()  # before binding: a failed bind calls server_close
+        super().__init__(address, handler)  # type: ignore[arg-type]
+        self.socket.setblocking(False)
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="http")
+        self._idle: OrderedDict[Connection, None] = OrderedDict()  # oldest first; loop thread only
+        self._parked: list[Connection] = []
+        self._lock = threading.Lock()
+        self._open = 0
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._stopped = threading.Event()
+        self._stopped.set()
+        self._episodes: dict[str, int] = {}  # event -> count in the current episode (one log line each)
+        self.rejected = 0
+
+    # --- the loop thread ------------------------------------------------------------------------
+
+    def serve_forever(self, poll_interval: float = 0.5) -> None:
+        self._stopped.clear()
+        sel = selectors.DefaultSelector()
+        sel.register(self.socket, selectors.EVENT_READ, "listen")
+        sel.register(self._wake_r, selectors.EVENT_READ, "wake")
+        paused_until = 0.0
+        tick = min(poll_interval, self.header_timeout / 4, self.idle_timeout / 4)
+        try:
+            while not self._stop.is_set():
+                for key, _ in sel.select(tick):
+                    if key.data == "listen":
+                        if not self._accept(sel):
+                            sel.unregister(self.socket)  # out of descriptors: wait, do not spin
+                            paused_until = time.monotonic() + 0.1
+                    elif key.data == "wake":
+                        self._take_parked(sel)
+                    else:
+                        conn: Connection = key.data
+                        sel.unregister(conn.sock)
+                        del self._idle[conn]
+                        self._pool.submit(self._serve, conn)  # type: ignore[union-attr]
+                now = time.monotonic()
+                if paused_until and now >= paused_until:
+                    paused_until = 0.0
+                    sel.register(self.socket, selectors.EVENT_READ, "listen")
+                while self._idle:
+                    oldest = next(iter(self._idle))
+                    if oldest.deadline > now:
+                        break
+                    self._drop_idle(sel, oldest)
+        finally:
+            for conn in list(self._idle):
+                self._drop_idle(sel, conn)
+            sel.close()
+            self._stopped.set()
+
+    def _accept(self, sel: selectors.BaseSelector) -> bool:
+        """Accept what is waiting; False when out of descriptors with nothing idle to free."""
+        for _ in range(64):
+            try:
+                sock, addr = self.socket.accept()
+            except (BlockingIOError, InterruptedError):
+                return True
+            except OSError as exc:
+                if exc.errno in _NO_ROOM:
+                    self._episode("fd_limit", "cannot accept: out of file descriptors; backing off", exc)
+                    if self._idle:
+                        self._drop_idle(sel, next(iter(self._idle)))
+                        return True
+                    return False
+                if exc.errno == errno.ECONNABORTED:
+                    continue
+                self._episode("accept", "accept failed", exc)
+                return True
+            self._episodes.pop("fd_limit", None)
+            with self._lock:
+                full = self._open >= self.max_connections
+            if full and self._idle:
+                self._drop_idle(sel, next(iter(self._idle)))  # the oldest idle client makes room
+            elif full:
+                self.rejected += 1
+                self._episode("full", f"connection limit reached ({self.max_connections}): refusing", None)
+                self._refuse(sock)
+                continue
+            else:
+                self._episodes.pop("full", None)
+            self._admit(sel, sock, addr)
+        return True
+
+    def _admit(self, sel: selectors.BaseSelector, sock: socket.socket, addr: Any) -> None:
+        context = self.tls() if self.tls else None
+        try:
+            if context is not None:
+                sock = context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        except (OSError, ValueError) as exc:
+            log.info("tls setup failed", extra={"fields": {"client": addr[0], "err": str(exc)}})
+            sock.close()
+            return
+        with self._lock:
+            self._open += 1
+        conn = Connection(sock, addr, self.write_timeout)
+        conn.deadline = time.monotonic() + self.header_timeout  # the first request must come soon
+        self._idle[conn] = None
+        sel.register(sock, selectors.EVENT_READ, conn)
+
+    def _refuse(self, sock: socket.socket) -> None:
+        try:
+            if self.tls is None or self.tls() is None:
+                sock.setblocking(False)
+                sock.send(_BUSY)
+        except OSError:
+            pass
+        sock.close()
+
+    def _take_parked(self, sel: selectors.BaseSelector) -> None:
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except BlockingIOError:
+            pass
+        with self._lock:
+            parked, self._parked = self._parked, []
+        for conn in parked:
+            if self._stop.is_set():
+                self._close(conn)
+                continue
+            conn.deadline = time.monotonic() + self.idle_timeout
+            self._idle[conn] = None
+            sel.register(conn.sock, selectors.EVENT_READ, conn)
+
+    def _drop_idle(self, sel: selectors.BaseSelector, conn: Connection) -> None:
+        del self._idle[conn]
+        sel.unregister(conn.sock)
+        self._close(conn)
+
+    def _close(self, conn: Connection) -> None:
+        conn.close()
+        with self._lock:
+            self._open -= 1
+
+    def _episode(self, event: str, message: str, exc: OSError | None) -> None:
+        """One log line when a kind of trouble starts; it ends at the next normal accept."""
+        count = self._episodes.get(event, 0)
+        self._episodes[event] = count + 1
+        if count == 0:
+            fields: dict[str, object] = {"event": event}
+            if exc is not None:
+                fields["err"] = exc.strerror or str(exc)
+            log.warning(message, extra={"fields": fields})
+
+    # --- worker threads -------------------------------------------------------------------------
+
+    def _serve(self, conn: Connection) -> None:
+        """Answer the request(s) waiting on ``conn``, then park it again or close it."""
+        client = conn.addr[0] if conn.addr else ""
+        try:
+            if not conn.handshaken:
+                conn.sock.settimeout(self.header_timeout)
+                conn.sock.do_handshake()  # type: ignore[attr-defined]
+                conn.handshaken = True
+            while True:
+                conn.reader.deadline = time.monotonic() + self.header_timeout
+                handler: Any = self.RequestHandlerClass(conn, conn.addr, self)  # type: ignore[arg-type]
+                if handler.close_connection or self._stop.is_set():
+                    self._close(conn)
+                    return
+                conn.reader.poll = True
+                try:
+                    more = conn.rfile.peek(1)  # a pipelined request, already in our buffer?
+                finally:
+                    conn.reader.poll = False
+                if not more:
+                    break
+        except ssl.SSLError as exc:
+            log.info(
+                "tls handshake failed", extra={"fields": {"client": client, "err": exc.reason or str(exc)}}
+            )
+            self._close(conn)
+            return
+        except TimeoutError:
+            log.info("client too slow: closed", extra={"fields": {"client": client}})
+            self._close(conn)
+            return
+        except _GONE as exc:
+            log.info(
+                "client went away mid-response", extra={"fields": {"client": client, "err": exc.strerror}}
+            )
+            self._close(conn)
+            return
+        except Exception as exc:  # one line, never a traceback: the server keeps serving
+            log.error(
+                "request failed", extra={"fields": {"client": client, "err": f"{type(exc).__name__}: {exc}"}}
+            )
+            self._close(conn)
+            return
+        with self._lock:
+            self._parked.append(conn)
+        with contextlib.suppress(OSError):  # wake-ups already pending (BlockingIOError), or closed
+            self._wake_w.send(b"x")
+
+    # --- stopping ------------------------------------------------------------------------------
+
+    def shutdown(self) -> None:
+        """Stop serve_forever and wait for it (callable from any other thread, as in socketserver)."""
+        self._stop.set()
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"x")
+        self._stopped.wait()
+
+    def server_close(self) -> None:
+        self._stop.set()
+        super().server_close()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        self._wake_r.close()
+        self._wake_w.close()

@@ -1,0 +1,84 @@
+"""The web config, re-read when its file or a certificate it names changes.
+
+Checked at most every ``interval`` seconds from the connection that asks, with
+a cheap stat of each file and a hash of the (small) config file itself, so a
+rotated certificate or a new user applies without a restart. A broken edit
+keeps the last good config and logs one line per broken version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+
+from .webconfig import WebConfig, WebConfigError, load_web_config
+
+log = logging.getLogger(__name__)
+
+Fingerprint = tuple[object, ...]
+
+
+class WebConfigWatcher:
+    """Holds the current :class:`WebConfig`; ``get()`` reloads it when its files changed."""
+
+    def __init__(self, path: str | Path, interval: float = 2.0) -> None:
+        self.path = Path(path)
+        self.interval = interval
+        self._lock = threading.Lock()
+        self.config = load_web_config(self.path)  # a bad file at start-up raises WebConfigError
+        self._seen = self._fingerprint(self.config)
+        self._checked = time.monotonic()
+
+    def _fingerprint(self, config: WebConfig) -> Fingerprint:
+        parts: list[object] = []
+        try:
+            parts.append(hashlib.sha256(self.path.read_bytes()).digest())
+        except OSError as exc:
+            parts.append(exc.errno)
+        for path in config.files:
+            try:
+                st = os.stat(path)
+                parts.append((st.st_ino, st.st_size, st.st_mtime_ns))
+            except OSError as exc:
+                parts.append(exc.errno)
+        return tuple(parts)
+
+    def get(self) -> WebConfig:
+        now = time.monotonic()
+        if now - self._checked < self.interval:
+            return self.config
+        with self._lock:
+            if now - self._checked >= self.interval:
+                self._checked = now
+                self._reload()
+        return self.config
+
+    def _reload(self) -> None:
+        seen = self._fingerprint(self.config)
+        if seen == self._seen:
+            return
+        self._seen = seen  # a broken version is reported once, not at every check
+        try:
+            config = load_web_config(self.path)
+        except WebConfigError as exc:
+            log.warning(
+                "web config reload failed: keeping the last good one",
+                extra={"fields": {"file": str(self.path), "err": str(exc)}},
+            )
+            return
+        self.config = config
+        self._seen = self._fingerprint(config)
+        log.info(
+            "web config reloaded",
+            extra={
+                "fields": {
+                    "file": str(self.path),
+                    "tls": config.context is not None,
+                    "users": len(config.auth.users),
+                }
+            },
+        )

@@ -1,0 +1,359 @@
+"""The exporter's HTTP server in process, on real loopback sockets: routes, TLS, auth, reload, hardening.
+
+Each test starts a real :class:`ExporterServer` on 127.0.0.1:0 with a hand-built
+Store (and, where needed, a web config written to a temporary directory with
+certificates made by ``trustme``), talks to it with ``requests`` or raw
+sockets, and stops it again.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import socket
+import ssl
+import struct
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import bcrypt
+import pytest
+import requests
+import trustme
+
+from exporter.metrics.store import Store
+from exporter.model import Account
+from exporter.snapshot.state import AccountState
+from exporter.web.reload import WebConfigWatcher
+from exporter.web.server import ExporterServer
+
+HASH = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(4)).decode()  # cost 4: fast tests, same code path
+
+
+@contextmanager
+def serving(
+    store: Store | None = None, web: WebConfigWatcher | None = None, path: str = "/metrics", **attrs: Any
+) -> Iterator[ExporterServer]:
+    """A real server on a free loopback port; ``attrs`` override its limits (timeouts, workers, cap)."""
+    kwargs: dict[str, Any] = {"web_config": web} if web is not None else {}
+    if "landing_extra" in attrs:
+        kwargs["landing_extra"] = attrs.pop("landing_extra")
+    server = ExporterServer(("127.0.0.1", 0), store or Store(stale_after=60), path, **kwargs)
+    for name, value in attrs.items():
+        setattr(server, name, value)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def base(server: ExporterServer) -> str:
+    return f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def tls_base(server: ExporterServer) -> str:
+    return f"https://localhost:{server.server_address[1]}"
+
+
+@pytest.fixture
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+def write_tls(tmp_path: Path, ca: trustme.CA) -> Path:
+    """Server certificate and key for localhost/127.0.0.1 and the CA that signed it, as files."""
+    cert = ca.issue_cert("localhost", "127.0.0.1")
+    cert.cert_chain_pems[0].write_to_path(str(tmp_path / "server.crt"))
+    cert.private_key_pem.write_to_path(str(tmp_path / "server.key"))
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.crt"))
+    return tmp_path / "ca.crt"
+
+
+def web_config(tmp_path: Path, text: str, interval: float = 0.0) -> WebConfigWatcher:
+    (tmp_path / "web.yml").write_text(text, encoding="utf-8")
+    return WebConfigWatcher(tmp_path / "web.yml", interval=interval)
+
+
+TLS = "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
+USERS = f"basic_auth_users:\n  alice: '{HASH}'\n"
+
+
+# --- routes ----------------------------------------------------------------------------------
+
+
+def test_ready_turns_200_after_first_poll_and_routes_answer():
+    store = Store(stale_after=60)
+    account = Account("wa-1", "support")
+    store.expect("wa-1")
+    with serving(store, path="/custom") as server:
+        url = base(server)
+        ready = requests.get(f"{url}/ready", timeout=5)
+        assert ready.status_code == 503 and ready.text == "Not ready: 0 of 1 accounts polled\n"
+        store.publish(AccountState(account).failed("timeout", "x", 1.0))
+        assert requests.get(f"{url}/ready", timeout=5).status_code == 200
+        metrics = requests.get(f"{url}/custom", timeout=5)
+        assert metrics.status_code == 200 and 'whatsgate_up{account="support"' in metrics.text
+        assert requests.get(f"{url}/metrics", timeout=5).status_code == 404
+        head = requests.head(f"{url}/custom", timeout=5)
+        assert head.status_code == 200 and head.content == b""
+        assert int(head.headers["Content-Length"]) > 1000  # process metrics vary by a byte or two
+        assert requests.get(f"{url}/healthz", timeout=5).text == "OK\n"
+        assert "WhatsGate Exporter" in requests.get(url, timeout=5).text
+
+
+def test_keep_alive_serves_many_requests_on_one_connection():
+    with serving() as server, requests.Session() as session:
+        for _ in range(20):
+            assert session.get(f"{base(server)}/healthz", timeout=5).status_code == 200
+
+
+# --- basic auth and headers ------------------------------------------------------------------
+
+
+def test_basic_auth_protects_every_endpoint_and_headers_are_sent(tmp_path: Path):
+    text = (
+        USERS
+        + "http_server_config:\n  headers:\n    X-Frame-Options: deny\n    X-Content-Type-Options: nosniff\n"
+    )
+    with serving(web=web_config(tmp_path, text)) as server:
+        for path in ("/metrics", "/", "/healthz", "/ready", "/nope"):
+            denied = requests.get(base(server) + path, timeout=5)
+            assert denied.status_code == 401, path
+            assert denied.headers["WWW-Authenticate"] == 'Basic realm="whatsgate-exporter"'
+            assert denied.text == "Unauthorized\n"
+            assert denied.headers["X-Frame-Options"] == "deny"
+        assert requests.get(f"{base(server)}/healthz", auth=("alice", "wrong"), timeout=5).status_code == 401
+        assert requests.get(f"{base(server)}/healthz", auth=("bob", "s3cret"), timeout=5).status_code == 401
+        assert requests.head(f"{base(server)}/metrics", timeout=5).status_code == 401
+        ok = requests.get(f"{base(server)}/healthz", auth=("alice", "s3cret"), timeout=5)
+        assert ok.status_code == 200 and ok.headers["X-Content-Type-Options"] == "nosniff"
+        broken = {"Authorization": "Basic " + base64.b64encode(b"no-colon").decode()}
+        assert requests.get(f"{base(server)}/healthz", headers=broken, timeout=5).status_code == 401
+
+
+# --- TLS ---------------------------------------------------------------------------------------
+
+
+def test_tls_with_basic_auth(tmp_path: Path, ca: trustme.CA):
+    ca_file = write_tls(tmp_path, ca)
+    with serving(web=web_config(tmp_path, TLS + USERS)) as server:
+        assert server.url.startswith("https://")
+        ok = requests.get(
+            f"{tls_base(server)}/metrics", verify=str(ca_file), auth=("alice", "s3cret"), timeout=5
+        )
+        assert ok.status_code == 200 and "whatsgate_exporter_build_info" in ok.text
+        with pytest.raises(requests.ConnectionError):
+            requests.get(f"{base(server)}/metrics", auth=("alice", "s3cret"), timeout=5)  # plain HTTP
+        with pytest.raises(requests.exceptions.SSLError):
+            requests.get(f"{tls_base(server)}/metrics", timeout=5)  # not trusted by the default CAs
+        # The server survived all that.
+        assert (
+            requests.get(
+                f"{tls_base(server)}/healthz", verify=str(ca_file), auth=("alice", "s3cret"), timeout=5
+            ).status_code
+            == 200
+        )
+
+
+def test_client_certificates_required_and_verified(tmp_path: Path, ca: trustme.CA):
+    ca_file = write_tls(tmp_path, ca)
+    trusted = ca.issue_cert("prometheus@example.com")
+    trusted.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "client.pem"))
+    untrusted = trustme.CA().issue_cert("mallory@example.com")
+    untrusted.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "mallory.pem"))
+    text = TLS + "  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.crt\n"
+    with serving(web=web_config(tmp_path, text)) as server:
+        url = f"{tls_base(server)}/healthz"
+        assert requests.get(url, verify=str(ca_file), cert=str(tmp_path / "client.pem"), timeout=5).ok
+        for cert in (str(tmp_path / "mallory.pem"), None):
+            with pytest.raises((requests.exceptions.SSLError, requests.ConnectionError)):
+                requests.get(url, verify=str(ca_file), cert=cert, timeout=5)
+
+
+def _handshake(port: int, ca_file: Path, version: ssl.TLSVersion) -> str | None:
+    context = ssl.create_default_context(cafile=str(ca_file))
+    context.minimum_version = context.maximum_version = version
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname="localhost") as tls,
+    ):
+        return tls.version()
+
+
+@pytest.mark.parametrize(
+    ("limit", "allowed", "refused"),
+    [
+        ("min_version: TLS13", ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2),
+        ("max_version: TLS12", ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3),
+    ],
+)
+def test_tls_version_limits(
+    tmp_path: Path, ca: trustme.CA, limit: str, allowed: ssl.TLSVersion, refused: ssl.TLSVersion
+):
+    ca_file = write_tls(tmp_path, ca)
+    with serving(web=web_config(tmp_path, f"{TLS}  {limit}\n")) as server:
+        port = server.server_address[1]
+        assert _handshake(port, ca_file, allowed) == {ssl.TLSVersion.TLSv1_3: "TLSv1.3"}.get(
+            allowed, "TLSv1.2"
+        )
+        with pytest.raises(ssl.SSLError):
+            _handshake(port, ca_file, refused)
+
+
+# --- reload ----------------------------------------------------------------------------------
+
+
+def test_reload_applies_new_users_and_keeps_the_last_good_config(tmp_path: Path, caplog):
+    watcher = web_config(tmp_path, USERS)
+    bob = bcrypt.hashpw(b"b0b", bcrypt.gensalt(4)).decode()
+    with serving(web=watcher) as server:
+        url = f"{base(server)}/healthz"
+        assert requests.get(url, auth=("bob", "b0b"), timeout=5).status_code == 401
+        (tmp_path / "web.yml").write_text(USERS + f"  bob: '{bob}'\n", encoding="utf-8")
+        assert requests.get(url, auth=("bob", "b0b"), timeout=5).status_code == 200
+        caplog.set_level(logging.INFO, logger="exporter.web")
+        (tmp_path / "web.yml").write_text(USERS + "  carol: not-a-hash\n", encoding="utf-8")
+        for _ in range(3):
+            assert requests.get(url, auth=("bob", "b0b"), timeout=5).status_code == 200
+    failed = [r for r in caplog.records if r.getMessage().startswith("web config reload failed")]
+    assert len(failed) == 1
+    assert "basic_auth_users.carol" in failed[0].fields["err"]  # type: ignore[attr-defined]
+
+
+def test_rotated_certificate_is_served_without_restart(tmp_path: Path, ca: trustme.CA):
+    old_ca = write_tls(tmp_path, ca)
+    with serving(web=web_config(tmp_path, TLS)) as server:
+        url = f"{tls_base(server)}/healthz"
+        assert requests.get(url, verify=str(old_ca), timeout=5).ok
+        new = trustme.CA()
+        (tmp_path / "new").mkdir()
+        new_ca = write_tls(tmp_path / "new", new)
+        for name in ("server.crt", "server.key"):
+            (tmp_path / "new" / name).replace(tmp_path / name)
+        assert requests.get(url, verify=str(new_ca), timeout=5).ok
+
+
+# --- hardening -------------------------------------------------------------------------------
+
+
+def test_idle_connections_take_no_worker(caplog):
+    with serving(workers=2) as server:
+        idle = [socket.create_connection(server.server_address, timeout=5) for _ in range(50)]
+        try:
+            for _ in range(5):
+                assert requests.get(f"{base(server)}/metrics", timeout=3).status_code == 200
+        finally:
+            for sock in idle:
+                sock.close()
+
+
+def _closed_by_server(sock: socket.socket, within: float) -> bool:
+    """Drip a header line every 0.1 s until the server closes the connection (or ``within`` passes)."""
+    deadline = time.monotonic() + within
+    sock.settimeout(0.1)
+    while time.monotonic() < deadline:
+        try:
+            sock.sendall(b"X-Drip: y\r\n")
+            if sock.recv(4096) == b"":
+                return True
+        except TimeoutError:
+            continue
+        except OSError:
+            return True
+    return False
+
+
+def test_slow_header_drip_is_cut_off_at_the_deadline(caplog):
+    caplog.set_level(logging.INFO, logger="exporter.web")
+    with serving(header_timeout=0.5) as server:
+        with socket.create_connection(server.server_address, timeout=5) as sock:
+            sock.sendall(b"GET /metrics HTTP/1.1\r\n")
+            assert _closed_by_server(sock, within=3.0)
+        assert requests.get(f"{base(server)}/healthz", timeout=3).ok
+    assert any("slow" in r.getMessage() for r in caplog.records)
+
+
+def test_connection_cap_refuses_with_503_and_logs_once(caplog):
+    caplog.set_level(logging.INFO, logger="exporter.web")
+    with serving(max_connections=3, workers=4, header_timeout=5.0) as server:
+        busy = []
+        for _ in range(3):  # half-sent requests: each holds a worker, none is idle
+            sock = socket.create_connection(server.server_address, timeout=5)
+            sock.sendall(b"GET / HTTP/1.1\r\n")
+            busy.append(sock)
+        time.sleep(0.3)
+        try:
+            for _ in range(3):
+                with socket.create_connection(server.server_address, timeout=5) as extra:
+                    assert extra.recv(100).startswith(b"HTTP/1.1 503")
+        finally:
+            for sock in busy:
+                sock.close()
+        assert server.rejected == 3
+    refused = [r for r in caplog.records if "connection limit" in r.getMessage()]
+    assert len(refused) == 1
+
+
+def test_connection_cap_closes_the_oldest_idle_connection_for_a_newcomer():
+    with serving(max_connections=5) as server:
+        idle = [socket.create_connection(server.server_address, timeout=5) for _ in range(5)]
+        time.sleep(0.2)
+        try:
+            assert requests.get(f"{base(server)}/healthz", timeout=3).ok
+            assert idle[0].recv(10) == b""  # the oldest was closed to make room
+        finally:
+            for sock in idle:
+                sock.close()
+
+
+def test_client_hanging_up_mid_response_is_one_log_line(caplog, capfd):
+    caplog.set_level(logging.DEBUG, logger="exporter.web")
+    huge = "x" * 20_000_000
+    with serving(landing_extra=lambda: huge) as server:
+        sock = socket.create_connection(server.server_address, timeout=5)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.recv(1000)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()  # a reset, halfway through 20 MB
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not any("went away" in r.getMessage() for r in caplog.records):
+            time.sleep(0.05)
+        assert requests.get(f"{base(server)}/healthz", timeout=3).ok
+    gone = [r for r in caplog.records if "went away" in r.getMessage()]
+    assert len(gone) == 1 and gone[0].exc_info is None
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_bad_web_config_stops_start_up_with_one_line(tmp_path: Path):
+    (tmp_path / "web.yml").write_text("tls_server_config:\n  cert_file: /nonexistent/x.pem\n  key_file: k\n")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "exporter",
+            "--demo",
+            "--web.listen-address",
+            "127.0.0.1:0",
+            "--web.config.file",
+            str(tmp_path / "web.yml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 1
+    assert result.stderr == (
+        "whatsgate-exporter: web config error: tls_server_config.cert_file: cannot read /nonexistent/x.pem:"
+        " No such file or directory\n"
+    )
