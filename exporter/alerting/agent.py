@@ -30,15 +30,38 @@ Sources = Callable[[], tuple[Sequence[AccountState], DiscoveryState | None]]
 class Agent:
     def __init__(self, config: Config, generator_url: str, clock: Callable[[], float] = time.time) -> None:
         self.evaluator = Evaluator(config, clock, keep_resolved=config.alertmanager is not None)
+        self.generator_url = generator_url
+        self.clock = clock
         self.sender: Sender | None = None
         if config.alertmanager is not None:
             self.sender = Sender(config.alertmanager, self.evaluator, generator_url, clock)
+        self._started = False
         self.tick = min(15.0, config.poll_interval)
         self.wake = threading.Event()
         self.stop_event = threading.Event()
         # The snapshots last evaluated: a wake re-evaluates only what was published since.
         self._seen: dict[str, AccountState] = {}
         self._seen_discovery: DiscoveryState | None = None
+
+    def apply(self, config: Config) -> None:
+        """A reloaded config: new thresholds from the next evaluation; pending and firing alerts
+        whose thresholds stay keep their state (an alert is its labels). A changed Alertmanager
+        gets a new sender, which sends the current alerts at once."""
+        self.evaluator.thresholds = config.thresholds
+        self.evaluator.stale_after = config.stale_after
+        self.evaluator.keep_resolved = config.alertmanager is not None
+        self.tick = min(15.0, config.poll_interval)
+        old = self.sender
+        if old is not None and old.config == config.alertmanager:
+            return
+        self.sender = None
+        if old is not None:
+            old.stop()
+        if config.alertmanager is not None:
+            self.sender = Sender(config.alertmanager, self.evaluator, self.generator_url, self.clock)
+            if self._started:
+                self.sender.start()
+        self.wake.set()
 
     def evaluate(self, sources: Sources, everything: bool = True) -> None:
         """Evaluate new snapshots (all of them when ``everything``), then wake the sender."""
@@ -72,6 +95,7 @@ class Agent:
 
     def start(self, sources: Sources) -> None:
         threading.Thread(target=self._loop, args=(sources,), name="alert-eval", daemon=True).start()
+        self._started = True
         if self.sender is not None:
             self.sender.start()
 
@@ -96,6 +120,8 @@ class AlertsCollector(Collector):
         self.agent = agent
 
     def collect(self) -> Iterator[Metric]:
+        if not self.agent.evaluator.thresholds and self.agent.sender is None:
+            return  # nothing configured to alert on: no empty families either
         firing = d.ALERT_FIRING.family()
         for alert in self.agent.evaluator.alerts():
             if alert.firing:

@@ -44,9 +44,11 @@ class Alert:
         return dict(self.labels).get(name, "")
 
 
-Key = tuple[int, tuple[tuple[str, str], ...]]
-# One measured instance of one threshold: (index, threshold, labels, value, extra template fields).
-Found = tuple[int, Threshold, dict[str, str], float, Mapping[str, str]]
+# An alert is its labels (alertname and severity included): the config refuses two thresholds
+# that could raise the same ones, so they identify it across evaluations and reloads.
+Key = tuple[tuple[str, str], ...]
+# One measured instance of one threshold: (threshold, labels, value, extra template fields).
+Found = tuple[Threshold, dict[str, str], float, Mapping[str, str]]
 _SESSIONS = "\x00sessions"  # the partition of session alerts; no whatsapp_id looks like it
 
 
@@ -70,18 +72,18 @@ class Evaluator:
     def evaluate_account(self, state: AccountState) -> None:
         now = self.clock()
         found = []
-        for index, threshold in enumerate(self.thresholds):
+        for threshold in self.thresholds:
             if threshold.spec.on_sessions or not threshold.applies_to(state.account.name):
                 continue
             for labels, value, extra in threshold.spec.measure(threshold, state, now, self.stale_after):
-                found.append((index, threshold, labels, value, extra))
+                found.append((threshold, labels, value, extra))
         self._update(state.account.whatsapp_id, found, now)
 
     def evaluate_sessions(self, discovery: DiscoveryState) -> None:
         now = self.clock()
         found = [
-            (index, threshold, labels, value, extra)
-            for index, threshold in enumerate(self.thresholds)
+            (threshold, labels, value, extra)
+            for threshold in self.thresholds
             if threshold.spec.on_sessions
             for labels, value, extra in threshold.spec.measure_sessions(discovery)
             if threshold.applies_to(labels["account"])
@@ -101,12 +103,12 @@ class Evaluator:
         with self._lock:
             before = self._active.get(partition, {})
             after: dict[Key, Alert] = {}
-            for index, threshold, labels, value, extra in found:
+            for threshold, labels, value, extra in found:
                 limit = threshold.limit_for(labels["account"])
                 if not breached(limit, value):
                     continue
                 all_labels = {"alertname": threshold.name, "severity": limit.severity, **labels}
-                key: Key = (index, tuple(sorted(all_labels.items())))
+                key: Key = tuple(sorted(all_labels.items()))
                 previous = before.get(key)
                 since = previous.active_since if previous else now
                 fields = {
@@ -119,7 +121,7 @@ class Evaluator:
                     now if now - since >= limit.for_ else None
                 )
                 after[key] = Alert(
-                    labels=key[1],
+                    labels=key,
                     annotations=(
                         ("description", render_text(threshold.description, fields)),
                         ("summary", render_text(threshold.summary, fields)),
@@ -129,7 +131,7 @@ class Evaluator:
                     fired_at=fired,
                 )
                 if fired == now and (previous is None or previous.fired_at is None):
-                    log.info("alert firing", extra={"fields": dict(key[1])})
+                    log.info("alert firing", extra={"fields": dict(key)})
             for key, alert in before.items():
                 if key not in after and alert.fired_at is not None:
                     if self.keep_resolved:

@@ -19,6 +19,7 @@ import yaml
 
 from ..alerting.thresholds import Threshold, parse_thresholds
 from ..model import Account, ChatsConfig
+from ..sharding import Shard
 from ..snapshot.schedule import Schedule, parse_schedules
 from ..snapshot.waiting import WaitingConfig, parse_waiting
 from .http import HTTP_KEYS, HttpClientConfig, parse_http_config, split_userinfo
@@ -77,6 +78,8 @@ class Config:
     waiting: WaitingConfig = field(default_factory=WaitingConfig)
     # Where the open waits survive a restart; None keeps them in memory only.
     state_file: Path | None = None
+    # Which accounts this exporter polls when several split one API key (shard.index of shard.total).
+    shard: Shard = field(default_factory=Shard)
 
     def schedule_for(self, account: Account) -> Schedule | None:
         """The account's own schedule, else waiting.schedule, else none (24/7)."""
@@ -99,6 +102,7 @@ _TOP_KEYS = {
     "schedules",
     "waiting",
     "state_file",
+    "shard",
 }
 
 
@@ -270,7 +274,19 @@ def parse_config(raw: Any, base_dir: Path = Path("."), polling: bool = True) -> 
         schedules=schedules,
         waiting=waiting,
         state_file=_state_file(raw, base_dir),
+        shard=_shard(get_mapping(raw, "shard", "")),
     )
+
+
+def _shard(raw: Mapping[str, Any]) -> Shard:
+    if not raw:
+        return Shard()
+    check_keys(raw, {"index", "total"}, "shard.")
+    total = get_int(raw, "total", "shard.", 1, minimum=1)
+    index = get_int(raw, "index", "shard.", 0)
+    if index >= total:
+        raise ConfigError("shard.index", f"must be less than shard.total ({total}), got {index}")
+    return Shard(index, total)
 
 
 def _state_file(raw: Mapping[str, Any], base_dir: Path) -> Path | None:

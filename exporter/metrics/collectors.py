@@ -19,6 +19,7 @@ from prometheus_client.registry import Collector
 
 from .. import __version__
 from ..model import CHAT_TYPES, GROUP, Account
+from ..sharding import Shard
 from ..snapshot.state import AccountState, ChatData, DiscoveryState
 from ..snapshot.waiting import longer_than_counts, oldest_by_type
 from . import definitions as d
@@ -236,4 +237,16 @@ class BuildInfoCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         info = d.BUILD_INFO.family()
         info.add_metric([__version__], 1.0)
+        yield info
+
+
+class ShardCollector(Collector):
+    """Sample: ``whatsgate_exporter_shard_info{index="1",total="3"} 1.0``."""
+
+    def __init__(self, shard: Shard) -> None:
+        self.shard = shard
+
+    def collect(self) -> Iterator[Metric]:
+        info = d.SHARD_INFO.family()
+        info.add_metric([str(self.shard.index), str(self.shard.total)], 1.0)
         yield info

@@ -257,6 +257,25 @@ BUILD_INFO = MetricDef(
     ("version",),
     per_account=False,
 )
+CONFIG_RELOAD_SUCCESSFUL = MetricDef(
+    "whatsgate_exporter_config_last_reload_successful",
+    "gauge",
+    "1 if the last configuration reload (SIGHUP or POST /-/reload) succeeded, else 0.",
+    per_account=False,
+)
+CONFIG_RELOAD_SUCCESS_TIME = MetricDef(
+    "whatsgate_exporter_config_last_reload_success_timestamp_seconds",
+    "gauge",
+    "Unix time of the last successful configuration load (start-up or reload).",
+    per_account=False,
+)
+SHARD_INFO = MetricDef(
+    "whatsgate_exporter_shard_info",
+    "gauge",
+    "Always 1: which shard of the accounts this exporter polls (index counted from 0, of total).",
+    ("index", "total"),
+    per_account=False,
+)
 ALERT_FIRING = MetricDef(
     "whatsgate_alert_firing",
     "gauge",

@@ -10,6 +10,7 @@ nothing is polled, the worst thing an exporter can do.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import time
@@ -65,6 +66,11 @@ class AccountPoller:
         self.state = AccountState(account=account)
         # Open waits read from the state file, continued by the first good poll.
         self.restored = restored
+
+    def rename(self, account: Account) -> None:
+        """The same account (same labels) with other settings, e.g. another schedule, after a reload."""
+        self.account = account
+        self.state = dataclasses.replace(self.state, account=account)
 
     def _fields(self) -> dict[str, object]:
         return {"account": self.account.name, "whatsapp_id": self.account.whatsapp_id}

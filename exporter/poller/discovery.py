@@ -80,10 +80,12 @@ class Discovery:
         publish: Callable[[DiscoveryState], None],
         sync: Callable[[dict[str, Account]], None],
         clock: Callable[[], float] = time.time,
+        owns: Callable[[str], bool] = lambda _whatsapp_id: True,
     ) -> None:
         self.client = client
         self.configured = configured
         self.grace = grace
+        self.owns = owns  # sharding: sessions of other shards are neither polled nor reported
         self.publish = publish
         self.sync = sync
         self.clock = clock
@@ -101,6 +103,7 @@ class Discovery:
             log.debug("internal error in discovery", exc_info=True)
             self._failed(INTERNAL, f"sessions-get: {type(exc).__name__} in the exporter")
             return
+        sessions = [s for s in sessions if self.owns(s.whatsapp_id)]
         now = self.clock()
         configured = self.configured()
         current = {
@@ -134,6 +137,16 @@ class Discovery:
         )
         self.publish(self.state)
         self.sync({whatsapp_id: account for whatsapp_id, (account, _) in current.items()})
+
+    def accounts(self) -> dict[str, Account]:
+        """The accounts of the sessions discovered (and still in their grace period)."""
+        return {whatsapp_id: account for whatsapp_id, (account, _) in self._known.items()}
+
+    def forget(self) -> None:
+        """Discovery was turned off: its sessions are no longer reported."""
+        self._known, self._missing_since = {}, {}
+        self.state = DiscoveryState()
+        self.publish(self.state)
 
     def _failed(self, reason: str, detail: str) -> None:
         self.state = self.state.failed(reason)

@@ -42,10 +42,11 @@ class Supervisor:
         self.scheduler = Scheduler(config.poll_concurrency)
         self.pollers: dict[str, AccountPoller] = {}
         self._lock = threading.Lock()  # pollers is changed by discovery while stop() or a reload reads it
-        self.stop_event = threading.Event()
+        self._discovery_stop = threading.Event()
         self.discovery = Discovery(
             client,
             configured=lambda: {a.whatsapp_id: a for a in self.config.accounts},
+            owns=lambda whatsapp_id: self.config.shard.owns(whatsapp_id),
             grace=lambda: self.config.stale_after,
             publish=store.publish_discovery,
             sync=self._sync_discovered,
@@ -55,22 +56,60 @@ class Supervisor:
     def settings(self) -> Config:
         return self.config
 
+    def _configured(self) -> dict[str, Account]:
+        """The configured accounts this exporter's shard owns."""
+        return {a.whatsapp_id: a for a in self.config.accounts if self.config.shard.owns(a.whatsapp_id)}
+
     def start(self) -> None:
         self.scheduler.start()
         if self.config.discover:
             self.store.expect_discovery()
-            threading.Thread(
-                target=self.discovery.run,
-                args=(lambda: self.config.poll_interval, self.stop_event),
-                name="discovery",
-                daemon=True,
-            ).start()
-        for account in self.config.accounts:
+            self._start_discovery()
+        for account in self._configured().values():
             self._add(account)
 
+    def _start_discovery(self) -> None:
+        self._discovery_stop = threading.Event()
+        threading.Thread(
+            target=self.discovery.run,
+            args=(lambda: self.config.poll_interval, self._discovery_stop),
+            name="discovery",
+            daemon=True,
+        ).start()
+
     def stop(self) -> None:
-        self.stop_event.set()
+        self._discovery_stop.set()
         self.scheduler.stop()
+
+    def apply(self, config: Config) -> None:
+        """A reloaded config: one assignment for every setting read at poll time, then the accounts.
+
+        Accounts that stay keep their poller and so their state (waits, counters, last
+        success); a renamed account is a new series set, so it starts afresh.
+        """
+        old, self.config = self.config, config
+        if config.poll_concurrency != old.poll_concurrency:
+            log.warning(
+                "poll_concurrency cannot change on reload; restart to apply it",
+                extra={"fields": {"running": old.poll_concurrency, "configured": config.poll_concurrency}},
+            )
+        if config.discover and not old.discover:
+            self._start_discovery()
+        elif old.discover and not config.discover:
+            self._discovery_stop.set()
+            self.discovery.forget()
+        wanted = self._configured()
+        discovered = self.discovery.accounts() if config.discover else {}
+        with self._lock:
+            polled = dict(self.pollers)
+        for whatsapp_id, poller in polled.items():
+            account = wanted.get(whatsapp_id) or discovered.get(whatsapp_id)
+            if account is None or account.name != poller.account.name:
+                self._remove(whatsapp_id)
+            elif account != poller.account:
+                poller.rename(account)  # same labels, another schedule: keep its state
+        for account in [*wanted.values(), *(a for i, a in discovered.items() if i not in wanted)]:
+            self._add(account)
 
     def _add(self, account: Account) -> None:
         with self._lock:
@@ -95,7 +134,7 @@ class Supervisor:
         self.store.remove(whatsapp_id)
 
     def _sync_discovered(self, discovered: dict[str, Account]) -> None:
-        configured = {a.whatsapp_id for a in self.config.accounts}
+        configured = set(self._configured())
         with self._lock:
             polled = set(self.pollers)
         for whatsapp_id in polled - set(discovered) - configured:
