@@ -10,10 +10,12 @@ every output of server-controlled text goes through.
 
 from __future__ import annotations
 
+import errno
 import functools
 import html
 import json
 import logging
+import os
 import re
 import sys
 import time
@@ -189,8 +191,44 @@ class Formatter(logging.Formatter):
         return scrub(line).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
+def silence(stream: Any) -> None:
+    """Send whatever is still written to ``stream`` to /dev/null, its reader being gone.
+
+    Pointing the file descriptor itself at /dev/null (as Python's documentation on
+    SIGPIPE advises) also quiets the interpreter's flush at exit, which would
+    otherwise report the broken pipe once more and exit with 120.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, stream.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass  # no descriptor of its own (a test's capture): nothing to flush at exit either
+    finally:
+        os.close(devnull)
+
+
+def _broken_pipe(exc: BaseException | None) -> bool:
+    return isinstance(exc, BrokenPipeError) or (isinstance(exc, OSError) and exc.errno == errno.EPIPE)
+
+
+class Handler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes lines to stderr; once nobody reads stderr any more, drops them, quietly.
+
+    The exporter's job is /metrics, not its log: a closed pipe (``2>&1 | head -1``,
+    a log shipper that died) must not stop it or fill what is left of stderr with
+    logging's "--- Logging error ---" tracebacks.
+    """
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if _broken_pipe(sys.exc_info()[1]):
+            silence(self.stream)
+            return
+        super().handleError(record)
+
+
 def setup(level: str = "info", fmt: str = "logfmt") -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    # stderr is None when the process was started with it closed (2>&-): log into nothing then.
+    handler = Handler(sys.stderr if sys.stderr is not None else open(os.devnull, "w"))  # noqa: SIM115
     handler.setFormatter(Formatter(fmt))
     root = logging.getLogger()
     root.handlers[:] = [handler]

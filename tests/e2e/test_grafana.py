@@ -165,6 +165,55 @@ def test_queries_use_defined_variables_and_exported_metrics():
                 assert "$account" in expr, f"{p['title']}: not filtered by the account variable"
 
 
+# A selector: a metric name and its optional {matchers}; the matchers' strings may hold braces.
+SELECTOR = re.compile(r'\b(whatsgate_\w+|ALERTS|up)\b(?!\s*\()\s*(\{(?:[^{}"]|"(?:[^"\\]|\\.)*")*\})?')
+MATCHER = re.compile(r'(\w+)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"')
+JOB, ACCOUNT = ("job", "=~", "$job"), ("account", "=~", "$account")
+
+
+def selectors(expr: str) -> list[tuple[str, set[tuple[str, str, str]]]]:
+    """Every vector selector of the exporter's metrics (and up, ALERTS) in a query, with its matchers."""
+    found = []
+    for m in SELECTOR.finditer(expr):
+        matchers = set(MATCHER.findall(m.group(2) or ""))
+        found.append((m.group(1), matchers))
+    return found
+
+
+def test_selectors_are_parsed():
+    expr = 'sum(rate(whatsgate_x_total{a="{b}", job=~"$job"}[5m])) * on (job) group_left (name) up'
+    assert selectors(expr) == [("whatsgate_x_total", {("a", "=", "{b}"), JOB}), ("up", set())]
+
+
+def without_account() -> set[str]:
+    """Metrics that have no account label, so an account matcher would drop every series.
+
+    whatsgate_alert_firing is not among them: its labels are the alert's, and every
+    threshold kind's alerts carry the account.
+    """
+    return {
+        m.sample_name
+        for m in vars(definitions).values()
+        if isinstance(m, definitions.MetricDef) and "account" not in m.label_names
+    } - {definitions.ALERT_FIRING.sample_name}
+
+
+def test_every_selector_filters_on_job_and_account():
+    """Two exporters, or two jobs scraping them, must never mix in one panel: not even in a join."""
+    no_account = without_account()
+    missing = []
+    for p in panels(load()):
+        for t in p.get("targets", []):
+            for metric, matchers in selectors(t["expr"]):
+                need = {JOB}
+                # account="" selects what has no account (alerts of plain Prometheus rules): keep it.
+                if metric not in no_account | {"up"} and not any(k == "account" for k, _, _ in matchers):
+                    need.add(ACCOUNT)
+                if not need <= matchers:
+                    missing.append(f"{p['title']} [{t['refId']}] {metric}: lacks {sorted(need - matchers)}")
+    assert not missing, "\n".join(missing)
+
+
 def test_table_transformations_name_existing_queries():
     for p in panels(load()):
         refs = {t["refId"] for t in p.get("targets", [])}

@@ -277,14 +277,17 @@ def test_demo_runs_with_no_config(tmp_path: Path):
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "exporter", "--demo", "--web.listen-address", f"127.0.0.1:{port}"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
-        lines = [proc.stdout.readline() for _ in range(2)]
-        assert any(f"http://127.0.0.1:{port}/metrics" in line for line in lines), lines
+        # Log lines on stderr: starting, the simulator's URL, then where metrics are served.
+        lines = [proc.stderr.readline()]
+        while "Serving metrics on" not in lines[-1] and lines[-1] and len(lines) < 10:
+            lines.append(proc.stderr.readline())
+        assert f'msg="Serving metrics on http://127.0.0.1:{port}/metrics"' in lines[-1], lines
         demo = Exporter(proc, port, tmp_path / "unused")
         wait_until(lambda: requests.get(f"{demo.url}/ready", timeout=2).status_code == 200, what="demo ready")
         m = demo.scrape()

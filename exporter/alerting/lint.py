@@ -1,0 +1,52 @@
+"""Thresholds that are valid but can never fire, found before anyone waits for an alert that never comes.
+
+A config error stops the exporter; these only earn a warning from
+``check-config``, because the config still does what it says (a dormant
+threshold may be meant for a later ``discover: true``). Only sure cases are
+reported, never guesses about what data will arrive:
+
+- a kind measured on sessions (``session_not_ready``) with ``discover: false``:
+  session status comes from ``sessions-get``, which only discovery calls;
+- ``below`` zero or less on a count (every count kind is a number of chats,
+  messages or participants, never negative), for the threshold or one override;
+- an override for an account the threshold's own ``accounts`` filter leaves out.
+
+An ``accounts`` filter naming no configured account with ``discover: false``
+is not here: the config loader rejects it as an error.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # types only: thresholds imports config, which imports thresholds (a cycle at run time)
+    from .thresholds import Limit, Threshold
+
+
+def _below_zero(threshold: Threshold, limit: Limit) -> bool:
+    return threshold.spec.value == "count" and limit.op == "<" and limit.value <= 0
+
+
+def cannot_fire(thresholds: tuple[Threshold, ...], discover: bool) -> list[str]:
+    """One line per problem, each naming the threshold's key path and alert name."""
+    found = []
+    for i, t in enumerate(thresholds):
+        where = f"thresholds[{i}] ({t.name})"
+        if t.spec.on_sessions and not discover:
+            found.append(f"{where}: metric {t.kind} needs discover: true; it can never fire")
+        if _below_zero(t, t.limit):
+            value = t.format_value(t.limit.value)
+            found.append(f"{where}: below: {value}: a count is never below 0; it can never fire")
+        for account, limit in t.overrides:
+            if t.accounts and account not in t.accounts:
+                found.append(
+                    f"{where}: overrides.{account}: {account} is not in the threshold's accounts;"
+                    " the override never applies"
+                )
+            elif _below_zero(t, limit) and not _below_zero(t, t.limit):
+                value = t.format_value(limit.value)
+                found.append(
+                    f"{where}: overrides.{account}: below: {value}: a count is never below 0;"
+                    f" it can never fire for {account}"
+                )
+    return found

@@ -1,0 +1,114 @@
+"""The subcommands, check-config and rules: plain output on stdout, each problem one line on stderr.
+
+They read a config file and exit; nothing here listens or logs (the serving
+mode, in :mod:`exporter.cli`, is the one whose every line is a log line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import stat
+import sys
+import tempfile
+
+from . import logfmt
+from .alerting.lint import cannot_fire
+from .alerting.rules import rule_file
+from .config.schema import ConfigError
+from .config.settings import load_config
+
+NO_CONFIG = "no configuration file: pass --config.file FILE"
+
+
+def _fail(message: str) -> int:
+    print(f"whatsgate-exporter: {message}", file=sys.stderr)
+    return 1
+
+
+def config_path(args: argparse.Namespace) -> str | None:
+    """The file a subcommand works on: --config.file before or after its name, or check-config's FILE."""
+    given = [getattr(args, key, None) for key in ("config_file", "sub_config_file", "file")]
+    named = list(dict.fromkeys(path for path in given if path))
+    if len(named) > 1:
+        raise ValueError(f"{args.command}: two configuration files given ({' and '.join(named)}): give one")
+    return named[0] if named else None
+
+
+def check_config(path: str) -> int:
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        return _fail(f"{path}: config error: {exc}")
+    n = len(config.accounts)
+    found = f"{n} account{'s' if n != 1 else ''}" + (" + discovery" if config.discover else "")
+    print(f"{path}: OK ({found}, poll every {config.poll_interval:g}s)")
+    for warning in cannot_fire(config.thresholds, config.discover):
+        print(f"{path}: warning: {warning}", file=sys.stderr)
+    return 0
+
+
+def write_atomically(target: str, text: str) -> None:
+    """Replace ``target`` in one step: a reader (Prometheus) sees the old file or the new, never half.
+
+    The temporary file sits in the target's directory, so ``os.replace`` is a rename
+    within one file system; it takes the old file's mode, or a new file's usual one.
+    """
+    directory = os.path.dirname(os.path.abspath(target))
+    try:
+        mode = stat.S_IMODE(os.stat(target).st_mode)
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def print_rules(path: str, output: str | None = None) -> int:
+    try:
+        # The rule file needs no API key: do not ask for one (nor its environment variable).
+        config = load_config(path, polling=False)
+    except ConfigError as exc:
+        return _fail(f"{path}: config error: {exc}")
+    if not config.thresholds:
+        return _fail(f"{path}: no thresholds configured, so no rules to write")
+    text = rule_file(config.thresholds)
+    if output is None:
+        sys.stdout.write(text)
+        return 0
+    try:
+        write_atomically(output, text)
+    except OSError as exc:
+        return _fail(f"cannot write {output}: {exc.strerror or exc}")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """check-config or rules: plain output on stdout, problems as one line on stderr."""
+    try:
+        path = config_path(args)
+    except ValueError as exc:
+        return _fail(str(exc))
+    if path is None:
+        return _fail(f"{args.command}: {NO_CONFIG}")
+    try:
+        if args.command == "check-config":
+            return check_config(path)
+        return print_rules(path, args.output)
+    except BrokenPipeError:
+        # The reader went away (`... | head -1`): not worth a traceback. Point stdout at
+        # /dev/null so the interpreter's final flush does not fail again.
+        logfmt.silence(sys.stdout)
+        return 1
