@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
-from datetime import datetime, timezone, tzinfo
+from datetime import datetime, tzinfo
 
 from ..alerting.evaluator import Alert
 from ..model import Chat
@@ -78,9 +78,14 @@ def _esc(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
-def _when(t: float, tz: tzinfo) -> str:
+def _moment(t: float, tz: tzinfo | None) -> datetime:
+    """``t`` in ``tz``, or in the exporter host's own time zone (``TZ``) when None."""
+    return datetime.fromtimestamp(t, tz) if tz is not None else datetime.fromtimestamp(t).astimezone()
+
+
+def _when(t: float, tz: tzinfo | None) -> str:
     """A wall-clock time as a ``<time>`` element: readable text, machine-readable attribute."""
-    moment = datetime.fromtimestamp(t, tz)
+    moment = _moment(t, tz)
     return f'<time datetime="{moment.isoformat(timespec="seconds")}">{moment:%Y-%m-%d %H:%M}</time>'
 
 
@@ -154,7 +159,9 @@ def _state_cells(state: AccountState, now: float, firing: int) -> str:
     )
 
 
-def _account_section(index: int, state: AccountState, alerts: Sequence[Alert], now: float, tz: tzinfo) -> str:
+def _account_section(
+    index: int, state: AccountState, alerts: Sequence[Alert], now: float, tz: tzinfo | None
+) -> str:
     """One account in detail: its status and error, its firing alerts, its longest waits."""
     out = [f'<section id="account-{index}" aria-labelledby="account-{index}-name">']
     out.append(f'<h2 id="account-{index}-name"><bdi>{_esc(state.account.name)}</bdi></h2>')
@@ -218,11 +225,15 @@ def status_page(
     telemetry_path: str,
     version: str,
     discovery: DiscoveryState | None = None,
-    tz: tzinfo = timezone.utc,
+    tz: tzinfo | None = None,
     extra_html: str = "",
 ) -> str:
-    """The whole page. ``alerts``: the evaluator's (only firing ones are shown); ``tz``: for the
-    wall-clock times shown; ``extra_html``: trusted markup from the program itself, never user data."""
+    """The whole page.
+
+    ``alerts``: the evaluator's (only firing ones are shown); ``tz``: for the wall-clock times
+    shown (None: the exporter host's zone, from ``TZ``); ``extra_html``: trusted markup from the
+    program itself, never user data.
+    """
     ordered = sorted(states, key=lambda s: (s.account.name, s.account.whatsapp_id))
     firing = [a for a in alerts if a.firing]
     known = {s.account.whatsapp_id for s in ordered}
@@ -245,7 +256,7 @@ def status_page(
         "Alerts firing",
     )
     metrics = _esc(telemetry_path)
-    zone = datetime.fromtimestamp(now, tz).tzname() or ""
+    zone = _moment(now, tz).tzname() or ""
     parts = [
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
