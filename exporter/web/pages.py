@@ -33,7 +33,7 @@ STYLE = """
 :root { color-scheme: light dark; font-family: system-ui, sans-serif; line-height: 1.4; }
 body { margin: 1rem 2rem; max-width: 72rem; }
 table { border-collapse: collapse; margin: 0.5rem 0 1rem; }
-caption { text-align: left; font-weight: 600; padding: 0.25rem 0; }
+caption { text-align: left; font-weight: 600; padding: 0.25rem 0; white-space: nowrap; }
 th, td { border: 1px solid #8888; padding: 0.25rem 0.6rem; text-align: left; vertical-align: top; }
 thead th { background: #8882; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
