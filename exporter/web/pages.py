@@ -196,7 +196,8 @@ def _account_section(
             f'<td>{_esc(wait.chat_type)}</td><td class="num">{duration(wait.seconds)}</td>'
             f"<td>{_when(wait.since, tz)}</td></tr>"
         )
-    caption = f"Chats waiting longest: {len(top)} of {len(data.waiting)}, as of the poll at "
+    shown = f"{len(top)} of {len(data.waiting)}" if top else "none"
+    caption = f"Chats waiting longest: {shown}, as of the poll at "
     caption += _when(data.polled_at, tz)
     out.append(_table(caption, ("#", "Chat", "Type", "Waited", "Since"), rows, "Nobody is waiting."))
     out.append("</section>")

@@ -177,6 +177,8 @@ def test_a_down_account_shows_its_error_and_its_last_data(cfg, states):
         ["#", "Chat", "Type", "Waited", "Since"],
         ["Nobody is waiting."],
     ]
+    captions = [t.caption for t in html_tables(archive) if t.caption.startswith("Chats waiting")]
+    assert captions == ["Chats waiting longest: none, as of the poll at 2026-06-03 11:50"]
     vip = page[page.index('id="account-3-name"') :]
     assert "Last error: <code>connect to &lt;gateway&gt; refused</code>." in vip
     assert "No data yet: no poll of this account has succeeded." in vip
