@@ -16,6 +16,7 @@ chats' names; nothing else grows with the number of chats.
 
 from __future__ import annotations
 
+import heapq
 import html
 from collections.abc import Sequence
 from datetime import datetime, tzinfo
@@ -26,6 +27,7 @@ from ..snapshot.state import AccountState, DiscoveryState
 
 REFRESH_SECONDS = 15
 LONGEST_SHOWN = 10
+ALERTS_SHOWN = 10  # per account: a per-chat threshold can fire for thousands of chats at once
 # Firing alerts first by how bad they are; unknown severities after these.
 SEVERITY_ORDER = {"critical": 0, "error": 1, "warning": 2, "info": 3}
 
@@ -100,29 +102,53 @@ def _table(caption: str, headers: Sequence[str], rows: Sequence[str], empty: str
     return f"<table><caption>{caption}</caption><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _alerts_for(alerts: Sequence[Alert], whatsapp_id: str) -> list[Alert]:
-    return [a for a in alerts if a.label("whatsapp_id") == whatsapp_id]
+def _firing_by_account(alerts: Sequence[Alert]) -> dict[str, list[Alert]]:
+    """The firing alerts by ``whatsapp_id``, in one pass that keeps nothing but the alerts.
+
+    A per-chat threshold can fire once per waiting chat, thousands of alerts: nothing here
+    is done per account per alert, and no object per alert is kept alive (thousands of
+    retained dicts or tuples would set off the garbage collector over the whole heap).
+    """
+    groups: dict[str, list[Alert]] = {}
+    for alert in alerts:
+        if alert.firing:
+            groups.setdefault(_label(alert, "whatsapp_id"), []).append(alert)
+    return groups
 
 
-def _alert_key(alert: Alert) -> tuple[int, str, tuple[tuple[str, str], ...]]:
-    return (
-        SEVERITY_ORDER.get(alert.label("severity"), len(SEVERITY_ORDER)),
-        alert.label("alertname"),
-        alert.labels,
-    )
+def _label(alert: Alert, name: str) -> str:
+    for key, value in alert.labels:
+        if key == name:
+            return value
+    return ""
 
 
-def _alert_rows(alerts: Sequence[Alert], with_account: bool = False) -> list[str]:
+def _alert_key(alert: Alert) -> tuple[int, tuple[tuple[str, str], ...]]:
+    """Most severe first, then by labels (sorted, so by alertname within an account)."""
+    return (SEVERITY_ORDER.get(_label(alert, "severity"), len(SEVERITY_ORDER)), alert.labels)
+
+
+def _alerts_table(firing: Sequence[Alert], with_account: bool = False) -> str:
+    """The most severe firing alerts (at most ALERTS_SHOWN; the caption says how many in all)."""
+    shown = heapq.nsmallest(ALERTS_SHOWN, firing, key=_alert_key)
     rows = []
-    for alert in sorted(alerts, key=_alert_key):
-        severity = alert.label("severity")
-        account = f"<td>{_esc(alert.label('account'))}</td>" if with_account else ""
+    for alert in shown:
+        labels = dict(alert.labels)
+        severity = labels.get("severity", "")
+        account = f"<td><bdi>{_esc(labels.get('account', ''))}</bdi></td>" if with_account else ""
         rows.append(
-            f'<tr>{account}<th scope="row">{_esc(alert.label("alertname"))}</th>'
+            f'<tr>{account}<th scope="row">{_esc(labels.get("alertname", ""))}</th>'
             f'<td class="{_esc(severity)}">{_esc(severity)}</td>'
             f"<td><bdi>{_esc(dict(alert.annotations).get('summary', ''))}</bdi></td></tr>"
         )
-    return rows
+    if len(firing) > len(shown):
+        caption = f"Firing alerts: the {len(shown)} most severe of {len(firing)}"
+    else:
+        caption = f"Firing alerts: {len(firing)}"
+    headers = (
+        ("Account", "Alert", "Severity", "Summary") if with_account else ("Alert", "Severity", "Summary")
+    )
+    return _table(caption, headers, rows, "")
 
 
 def _state_cells(state: AccountState, now: float, firing: int) -> str:
@@ -174,7 +200,7 @@ def _account_section(
     out.append(f" Last successful poll: {_ago(state.last_success, now)}.")
     out.append(f" WhatsApp ID: <code>{_esc(state.account.whatsapp_id)}</code>.</p>")
     if alerts:
-        out.append(_table("Firing alerts", ("Alert", "Severity", "Summary"), _alert_rows(alerts), ""))
+        out.append(_alerts_table(alerts))
     data = state.data
     if data is None:
         out.append("<p>No data yet: no poll of this account has succeeded.</p></section>")
@@ -236,16 +262,16 @@ def status_page(
     program itself, never user data.
     """
     ordered = sorted(states, key=lambda s: (s.account.name, s.account.whatsapp_id))
-    firing = [a for a in alerts if a.firing]
+    firing = _firing_by_account(alerts)
     known = {s.account.whatsapp_id for s in ordered}
     overview, sections = [], []
     for i, state in enumerate(ordered):
-        own = _alerts_for(firing, state.account.whatsapp_id)
+        own = firing.get(state.account.whatsapp_id, [])
         cells = _state_cells(state, now, len(own))
         name = f'<a href="#account-{i}"><bdi>{_esc(state.account.name)}</bdi></a>'
         overview.append(f'<tr><th scope="row">{name}</th>{cells}</tr>')
         sections.append(_account_section(i, state, own, now, tz))
-    other = [a for a in firing if a.label("whatsapp_id") not in known]
+    other = [f for key, group in firing.items() if key not in known for f in group]
     headers = (
         "Account",
         "Status",
@@ -275,9 +301,7 @@ def status_page(
     if other:
         parts.append(
             '<section aria-labelledby="other-alerts"><h2 id="other-alerts">Other firing alerts</h2>'
-            + _table(
-                "Firing alerts", ("Account", "Alert", "Severity", "Summary"), _alert_rows(other, True), ""
-            )
+            + _alerts_table(other, with_account=True)
             + "</section>"
         )
     parts.extend(sections)

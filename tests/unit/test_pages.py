@@ -166,6 +166,30 @@ def test_an_accounts_firing_alerts_are_in_its_section(cfg, states):
     ]
 
 
+def test_at_most_ten_alerts_per_account_most_severe_first(states):
+    # Every wait breaches this one: 13 warnings on support, shown as the first ten, after a critical.
+    raw = {
+        **CONFIG,
+        "thresholds": [
+            {"name": "AnyWait", "metric": "chat_waiting", "above": "1s", "severity": "warning"},
+            {
+                "name": "Busy",
+                "metric": "chats_waiting",
+                "longer_than": "1h",
+                "above": 5,
+                "severity": "critical",
+            },
+        ],
+    }
+    page = render(parse_config(raw), states)
+    assert table(page, "Accounts")[3][0] == "support" and table(page, "Accounts")[3][-1] == "14"
+    support = page[page.index('id="account-2-name"') : page.index('id="account-3-name"')]
+    captions = [t.caption for t in html_tables(support) if t.caption.startswith("Firing")]
+    assert captions == ["Firing alerts: the 10 most severe of 14"]
+    rows = table(support, "Firing alerts")[1:]
+    assert [r[:2] for r in rows] == [["Busy", "critical"]] + [["AnyWait", "warning"]] * 9
+
+
 def test_a_down_account_shows_its_error_and_its_last_data(cfg, states):
     page = render(cfg, states)
     archive = page[page.index('id="account-0-name"') : page.index('id="account-1-name"')]
