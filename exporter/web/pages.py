@@ -42,7 +42,11 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .up, .open { color: #176f2c; font-weight: 600; }
 .down, .closed, .critical { color: #b3261e; font-weight: 600; }
 .warning { color: #8a5300; font-weight: 600; }
-.muted { color: #777; }
+.muted { color: #666; }
+@media (prefers-color-scheme: dark) {
+  .up, .open { color: #7ad38f; } .down, .closed, .critical { color: #ff8a80; } .warning { color: #ffc266; }
+  .muted { color: #aaa; }
+}
 nav a { margin-right: 1rem; }
 section { border-top: 1px solid #8886; margin-top: 1rem; }
 """
@@ -151,16 +155,22 @@ def _alerts_table(firing: Sequence[Alert], with_account: bool = False) -> str:
     return _table(caption, headers, rows, "")
 
 
-def _state_cells(state: AccountState, now: float, firing: int) -> str:
+def _state_cells(state: AccountState, now: float, firing: int, tz: tzinfo | None) -> str:
     """The overview row of one account after its name: status, last success, unread, waiting, longest
-    wait, business hours, alerts firing; counts right-aligned."""
+    wait and its start, business hours, alerts firing; counts right-aligned."""
     status = '<span class="up">up</span>' if state.up else '<span class="down">down</span>'
     data = state.data
     if data is None:
         figures = ("<td>—</td>",) * 4
     else:
         unread = sum(s.unread_messages for s in data.summary.values())
-        longest = duration(data.waiting[0].seconds) if data.waiting else "none"
+        # The longest wait is the oldest: open time since a start only shrinks as the start is later.
+        oldest = data.waiting[0] if data.waiting else None
+        longest = (
+            f'{duration(oldest.seconds)} <span class="muted">since {_when(oldest.since, tz)}</span>'
+            if oldest
+            else "none"
+        )
         if data.business_hours_open is None:
             hours = '<span class="muted">24/7</span>'
         else:
@@ -267,7 +277,7 @@ def status_page(
     overview, sections = [], []
     for i, state in enumerate(ordered):
         own = firing.get(state.account.whatsapp_id, [])
-        cells = _state_cells(state, now, len(own))
+        cells = _state_cells(state, now, len(own), tz)
         name = f'<a href="#account-{i}"><bdi>{_esc(state.account.name)}</bdi></a>'
         overview.append(f'<tr><th scope="row">{name}</th>{cells}</tr>')
         sections.append(_account_section(i, state, own, now, tz))
@@ -278,7 +288,7 @@ def status_page(
         "Last success",
         "Unread messages",
         "Chats waiting",
-        "Longest wait",
+        "Oldest wait",
         "Business hours",
         "Alerts firing",
     )

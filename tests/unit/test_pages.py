@@ -104,13 +104,13 @@ def test_the_overview_has_every_account_in_name_order(cfg, states):
     page = render(cfg, states)
     assert table(page, "Accounts") == [
         [
-            *("Account", "Status", "Last success", "Unread messages", "Chats waiting", "Longest wait"),
+            *("Account", "Status", "Last success", "Unread messages", "Chats waiting", "Oldest wait"),
             *("Business hours", "Alerts firing"),
         ],
         ["archive", "down", "10m 0s ago", "0", "0", "none", "24/7", "1"],
-        ["sales", "up", "0s ago", "1", "1", "30m 0s", "24/7", "0"],
+        ["sales", "up", "0s ago", "1", "1", "30m 0s since 2026-06-03 11:30", "24/7", "0"],
         # 12 x 2 contact messages + 5 in the group + 7 in the muted chat; the muted chat does not wait.
-        ["support", "up", "0s ago", "36", "13", "3h 30m", "open", "3"],
+        ["support", "up", "0s ago", "36", "13", "3h 30m since 2026-06-02 17:30", "open", "3"],
         ["vip", "down", "never", "—", "—", "—", "—", "1"],
     ]
 
@@ -249,3 +249,14 @@ def test_chat_label_prefers_the_name_and_never_shows_a_whole_id():
     assert pages.chat_label("79990001122@c.us", "Anna") == "Anna"
     assert pages.chat_label("79990001122@c.us", "  ") == "…1122"
     assert pages.chat_label("79990001122@c.us", None) == "…1122"
+
+
+def test_a_closed_office_says_closed_and_counts_open_hours_only(cfg):
+    evening = at(20)
+    data = build(cfg, 0, support_chats(), polled_at=evening)
+    support = AccountState(cfg.accounts[0]).succeeded(data, 0.1)
+    page = pages.status_page([support], [], evening, "/metrics", "1.2.3", tz=MSK)
+    # Yesterday 17:30-18:00 and today 09:00-18:00: 9h 30m of open time, not 26h 30m of wall clock.
+    row = ["support", "up", "0s ago", "36", "13", "9h 30m since 2026-06-02 17:30", "closed", "0"]
+    assert table(page, "Accounts")[1] == row
+    assert '<span class="closed">closed</span>' in page
