@@ -43,6 +43,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .down, .closed, .critical { color: #b3261e; font-weight: 600; }
 .warning { color: #8a5300; font-weight: 600; }
 .muted { color: #666; }
+.since { font-size: 0.85em; white-space: nowrap; }
 @media (prefers-color-scheme: dark) {
   .up, .open { color: #7ad38f; } .down, .closed, .critical { color: #ff8a80; } .warning { color: #ffc266; }
   .muted { color: #aaa; }
@@ -167,7 +168,7 @@ def _state_cells(state: AccountState, now: float, firing: int, tz: tzinfo | None
         # The longest wait is the oldest: open time since a start only shrinks as the start is later.
         oldest = data.waiting[0] if data.waiting else None
         longest = (
-            f'{duration(oldest.seconds)} <span class="muted">since {_when(oldest.since, tz)}</span>'
+            f'{duration(oldest.seconds)} <br><span class="muted since">since {_when(oldest.since, tz)}</span>'
             if oldest
             else "none"
         )
