@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,7 @@ TOOLS = {
     "prometheus": "prometheus",
     "alertmanager": "prometheus-alertmanager",
     "amtool": "amtool",
+    "chromium": "chromium",
 }
 
 
@@ -40,13 +42,50 @@ def tool(name: str) -> str:
     if binary is None and name == "alertmanager":
         binary = shutil.which("alertmanager")
     if binary is None:
-        message = (
-            f"{TOOLS.get(name, name)} not installed (apt-get install prometheus prometheus-alertmanager)"
-        )
+        packages = "chromium" if name == "chromium" else "prometheus prometheus-alertmanager"
+        message = f"{TOOLS.get(name, name)} not installed (apt-get install {packages})"
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
             pytest.fail(f"{message}: required under CI")
         pytest.skip(message)
     return binary
+
+
+@dataclass
+class HtmlTable:
+    caption: str
+    rows: list[list[str]]  # every row's cell texts (th and td), entities decoded, the header row first
+
+
+def html_tables(page: str) -> list[HtmlTable]:
+    """Every table of an HTML page, as its caption and its cells' text: what a reader of the page sees."""
+    tables: list[HtmlTable] = []
+
+    class Parser(HTMLParser):
+        text: list[str] | None = None
+
+        def handle_starttag(self, tag: str, attrs: object) -> None:
+            if tag == "table":
+                tables.append(HtmlTable("", []))
+            elif tag == "tr":
+                tables[-1].rows.append([])
+            elif tag in ("td", "th", "caption"):
+                self.text = []
+
+        def handle_endtag(self, tag: str) -> None:
+            if tag in ("td", "th", "caption") and self.text is not None:
+                cell = "".join(self.text).strip()
+                if tag == "caption":
+                    tables[-1].caption = cell
+                else:
+                    tables[-1].rows[-1].append(cell)
+                self.text = None
+
+        def handle_data(self, data: str) -> None:
+            if self.text is not None:
+                self.text.append(data)
+
+    Parser().feed(page)
+    return tables
 
 
 def free_port() -> int:

@@ -9,14 +9,15 @@ store's current snapshot and answer at once. The server underneath
 from __future__ import annotations
 
 import errno
-import html
 import logging
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from .. import __version__
+from ..alerting.evaluator import Alert
 from ..metrics.store import Store
+from . import pages
 from .httpd import HardenedHTTPServer, PooledHandler
 from .reload import WebConfigWatcher
 from .webconfig import WebConfig
@@ -52,6 +53,10 @@ class ExporterServer(HardenedHTTPServer):
         self.web_config = web_config
         if web_config is not None:
             self.tls = lambda: web_config.get().context
+        # The alerting agent's alerts for the status page (firing ones are shown); set by cli.
+        self.alerts: Callable[[], Sequence[Alert]] = lambda: ()
+        # POST /-/reload, set by cli with --web.enable-lifecycle: (ok, message).
+        self.reload: Callable[[], tuple[bool, str]] | None = None
         if ":" in host or host == "":
             # An empty host means every interface: IPv6 and IPv4 alike where the host has IPv6.
             self.address_family = socket.AF_INET6
@@ -149,39 +154,16 @@ class Handler(PooledHandler):
             self.wfile.writelines(chunks)
 
     def _landing(self) -> str:
-        rows = []
-        now = time.time()
-        for state in sorted(self.server.store.states(), key=lambda s: s.account.name):
-            age = f"{now - state.last_success:.0f}s ago" if state.last_success else "never"
-            rows.append(
-                "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>".format(
-                    html.escape(state.account.name),
-                    html.escape(state.account.whatsapp_id),
-                    "up" if state.up else "<b>down</b>",
-                    age,
-                    html.escape(state.last_error or "") if not state.up else "",
-                )
-            )
-        metrics = html.escape(self.server.telemetry_path)
-        extra = self.server.landing_extra() if self.server.landing_extra else ""
-        return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>WhatsGate Exporter</title></head>
-<body>
-<h1>WhatsGate Exporter</h1>
-<p>Version {html.escape(__version__)}. Prometheus exporter for WhatsApp accounts on the WhatsGate gateway.</p>
-<ul>
-<li><a href="{metrics}">Metrics</a></li>
-<li><a href="/healthz">Health</a></li>
-<li><a href="/ready">Readiness</a></li>
-</ul>
-{extra}
-<h2>Accounts</h2>
-<table border="1" cellpadding="4">
-<tr><th>Account</th><th>WhatsApp ID</th><th>Last poll</th><th>Last success</th><th>Last error</th></tr>
-{"".join(rows) or '<tr><td colspan="5">No poll has finished yet.</td></tr>'}
-</table>
-</body></html>
-"""
+        server = self.server
+        return pages.status_page(
+            server.store.states(),
+            server.alerts(),
+            time.time(),
+            server.telemetry_path,
+            __version__,
+            discovery=server.store.discovery,
+            extra_html=server.landing_extra() if server.landing_extra else "",
+        )
 
     def log_message(self, format: str, *args: object) -> None:
         log.debug(
