@@ -27,6 +27,7 @@ from ..model import (
     Chat,
     Session,
 )
+from .decode import decode_chats
 from .parse import InvalidResponse, parse_chats, parse_sessions
 
 # Commands that change state or send messages; the client refuses them outright.
@@ -84,8 +85,18 @@ class WhatsGateClient:
     def close(self) -> None:
         self._session.close()
 
-    def call(self, command: str, body: dict[str, Any], parse: Callable[[Any], Any] = lambda p: p) -> Any:
-        """POST one command; check, decode and parse a successful (``result: OK``) answer."""
+    def call(
+        self,
+        command: str,
+        body: dict[str, Any],
+        parse: Callable[[Any], Any] = lambda p: p,
+        fast: Callable[[bytes], Any] | None = None,
+    ) -> Any:
+        """POST one command; check, decode and parse a successful (``result: OK``) answer.
+
+        ``fast`` (bytes in, result or None out) may accept a 200 answer at once; when it
+        returns None the answer takes the slow path, which classifies and explains it.
+        """
         if command not in _READ_ONLY_COMMANDS:
             raise ValueError(f"refusing to call {command!r}: the exporter only reads")
         try:
@@ -99,6 +110,10 @@ class WhatsGateClient:
         except requests.RequestException as exc:
             raise PollError(CONNECTION, f"{command}: {type(exc).__name__}") from None
         with memory.HEAVY_WORK:
+            if fast is not None and response.status_code == 200:
+                parsed = fast(response.content)
+                if parsed is not None:
+                    return parsed
             payload = self._decode(command, response)
             del response  # the raw body is not needed once decoded
             try:
@@ -140,7 +155,7 @@ class WhatsGateClient:
         return payload
 
     def get_chats(self, whatsapp_id: str) -> list[Chat]:
-        return self.call("get-chats", {"WhatsappID": whatsapp_id}, parse_chats)
+        return self.call("get-chats", {"WhatsappID": whatsapp_id}, parse_chats, decode_chats)
 
     def sessions(self, page_size: int = 100, max_pages: int = 100) -> list[Session]:
         """All sessions of the key, following ``sessions-get`` pagination."""
