@@ -17,7 +17,7 @@ verdict and the same records.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -26,6 +26,10 @@ from .parse import MAX_NUMBER
 
 _UNSET: Any = msgspec.UNSET
 
+# Counts and times as the API sends them: whole, non-negative, in range. Anything else
+# (an integral float such as 3.0, which parse.py accepts) goes the slow path.
+Number = Annotated[int, msgspec.Meta(ge=0, le=MAX_NUMBER)]
+
 
 class _Person(msgspec.Struct):
     isAdmin: bool = False  # noqa: N815 - the API's spelling
@@ -33,8 +37,8 @@ class _Person(msgspec.Struct):
 
 
 class _Meta(msgspec.Struct):
-    size: int | float = 0
-    creation: int | float = 0
+    size: Number = 0
+    creation: Number = 0
     participants: list[_Person] | None = None
 
 
@@ -43,14 +47,13 @@ class _Chat(msgspec.Struct):
     name: str
     isGroup: bool  # noqa: N815
     isReadOnly: bool  # noqa: N815
-    unreadCount: int | float  # noqa: N815
-    timestamp: int | float
+    unreadCount: Number  # noqa: N815
+    timestamp: Number
     pinned: bool
     isMuted: bool  # noqa: N815
-    # Raw: a contact's groupMetadata is ignored whatever it holds (as parse.py does);
-    # a group's is decoded on its own.
-    # Empty when the field is absent (a JSON null arrives as the bytes "null").
-    groupMetadata: msgspec.Raw = msgspec.Raw()  # noqa: N815
+    # parse.py ignores a contact's groupMetadata whatever it holds; here anything but an
+    # object or null sends the answer to the slow path, which then accepts it.
+    groupMetadata: _Meta | None = None  # noqa: N815
 
 
 class _Answer(msgspec.Struct):
@@ -63,32 +66,15 @@ class _Answer(msgspec.Struct):
 
 
 _ANSWER = msgspec.json.Decoder(_Answer)
-_META = msgspec.json.Decoder(_Meta)
 
 
-def _count(value: int | float) -> int | None:
-    """A whole, non-negative number within range, or None (then the slow path names the problem)."""
-    if type(value) is float and not value.is_integer():
-        return None
-    if value < 0 or value > MAX_NUMBER:
-        return None
-    return int(value)
-
-
-def _group(raw: msgspec.Raw) -> Group | None:
-    if not raw:
-        return None
-    try:
-        meta = _META.decode(raw)
-    except (msgspec.DecodeError, UnicodeDecodeError):
-        return None
-    size, created = _count(meta.size), _count(meta.creation)
-    if size is None or created is None:
+def _group(meta: _Meta | None) -> Group | None:
+    if meta is None:  # absent or null: parse.py explains why that is invalid for a group
         return None
     if meta.participants is None:
-        return Group(created=created, participants=None, admins=None, size=size)
+        return Group(created=meta.creation, participants=None, admins=None, size=meta.size)
     admins = sum(1 for p in meta.participants if p.isAdmin or p.isSuperAdmin)
-    return Group(created=created, participants=len(meta.participants), admins=admins, size=size)
+    return Group(created=meta.creation, participants=len(meta.participants), admins=admins, size=meta.size)
 
 
 def decode_chats(body: bytes) -> list[Chat] | None:
@@ -99,23 +85,17 @@ def decode_chats(body: bytes) -> list[Chat] | None:
         return None
     if answer.result != "OK" or (isinstance(answer.name, str) and answer.message is not _UNSET):
         return None
+    data = answer.data
+    ids = {c.id for c in data}
+    if len(ids) != len(data) or "" in ids:  # a duplicate or an empty id
+        return None
     chats: list[Chat] = []
     append = chats.append
-    seen: set[str] = set()
-    for c in answer.data:
-        chat_id = c.id
-        unread, activity = _count(c.unreadCount), c.timestamp
-        if not chat_id or chat_id in seen or unread is None:
-            return None
-        if not 0 <= activity <= MAX_NUMBER:  # (JSON has no NaN or infinity: msgspec refuses them)
-            return None
-        if type(activity) is float:
-            activity = int(activity)
-        seen.add(chat_id)
+    for c in data:
         group = None
         if c.isGroup:
             group = _group(c.groupMetadata)
             if group is None:
                 return None
-        append(Chat(chat_id, c.name, c.isGroup, c.isReadOnly, unread, activity, c.pinned, c.isMuted, group))
+        append(Chat(c.id, c.name, c.isGroup, c.isReadOnly, c.unreadCount, c.timestamp, c.pinned, c.isMuted, group))
     return chats
