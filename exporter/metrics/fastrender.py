@@ -20,7 +20,7 @@ and the differential test fails until the row exists.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from prometheus_client.utils import floatToGoString
@@ -49,52 +49,86 @@ _SMALL = [floatToGoString(i) for i in range(4096)]
 
 
 def number(value: float) -> str:
-    """A sample value exactly as generate_latest formats it."""
-    if type(value) is int and 0 <= value < 4096:
-        return _SMALL[value]
+    """A sample value exactly as generate_latest formats it (``floatToGoString(float(value))``).
+
+    The records hold whole numbers up to 2**53 (the parser's limit), whose float repr is
+    always ``<digits>.0``; floatToGoString writes those of more than six digits the way Go
+    does, ``1.734642665e+09``. Doing that on the digits directly is 4x faster; anything
+    else takes floatToGoString itself.
+    """
+    if type(value) is int and 0 <= value <= 2**53:
+        if value < 4096:
+            return _SMALL[value]
+        digits = str(value)
+        if len(digits) <= 6:
+            return f"{digits}.0"
+        mantissa = f"{digits[0]}.{digits[1:]}0".rstrip("0.")
+        return f"{mantissa}e+{len(digits) - 1:02d}"
     return floatToGoString(value)
 
 
 @dataclass(frozen=True)
 class ChatFamily:
-    """One per-chat family: its definition, its value (None: no sample) and its per-chat labels."""
+    """One per-chat family: its definition, its value (None: no sample) and its per-chat labels.
+
+    The per-chat labels must sort next to each other among the family's label names
+    (they do: account < chat_* < name < whatsapp_id), so that each sample line is the
+    account's part, the chat's part (shared by the families with the same chat labels)
+    and the value.
+    """
 
     definition: d.MetricDef
     value: Callable[[Chat], float | None]
-    labels: Mapping[str, Callable[[Chat], str]]
+    labels: tuple[str, ...]
 
-    def template(self, account: Account) -> str:
-        """``name{labels} %s`` with the account's labels filled in and ``%s`` for each chat label."""
+    def __post_init__(self) -> None:
+        names = sorted(self.definition.label_names)
+        first = names.index(self.labels[0])
+        if names[first : first + len(self.labels)] != sorted(self.labels):
+            raise ValueError(f"{self.definition.name}: per-chat labels must sort next to each other")
+
+    def frame(self, account: Account) -> tuple[str, str]:
+        """What comes before and after the chat labels: ``name{account="..",`` and ``,whatsapp_id=".."} ``."""
         known = dict(zip(d.ACCOUNT_LABELS, account.labels, strict=True))
-        parts = []
-        for label in sorted(self.definition.label_names):
-            text = "%s" if label in self.labels else escape(known[label]).replace("%", "%%")
-            parts.append(f'{label}="{text}"')
-        return f"{self.definition.sample_name}{{{','.join(parts)}}} %s\n"
+        names = sorted(self.definition.label_names)
+        first = names.index(self.labels[0])
+        before = [f'{n}="{escape(known[n])}",' for n in names[:first]]
+        after = [f',{n}="{escape(known[n])}"' for n in names[first + len(self.labels) :]]
+        return f"{self.definition.sample_name}{{{''.join(before)}", f"{''.join(after)}}} "
 
-    def render(self, account: Account, chats: Iterable[Chat]) -> Family:
-        fmt = self.template(account)
-        getters = [self.labels[label] for label in sorted(self.labels)]
+    def render(self, account: Account, chats: Sequence[Chat], labels: Sequence[str]) -> Family:
+        """``labels[i]`` is the text of the chat labels of ``chats[i]``."""
+        before, after = self.frame(account)
         value = self.value
-        lines = []
-        append = lines.append
-        for chat in chats:
-            v = value(chat)
-            if v is not None:
-                append(fmt % (*(escape(get(chat)) for get in getters), number(v)))
+        lines = [
+            f"{before}{text}{after}{number(v)}\n"
+            for chat, text in zip(chats, labels, strict=True)
+            if (v := value(chat)) is not None
+        ]
         return self.definition.name, header(self.definition), "".join(lines).encode()
 
 
-def _chat_id(chat: Chat) -> str:
-    return chat.id
+_COLUMNS: dict[str, Callable[[Chat], str]] = {
+    "chat_id": lambda c: c.id,
+    "chat_type": lambda c: c.chat_type,
+    "name": lambda c: c.name,
+}
 
 
-def _chat_type(chat: Chat) -> str:
-    return chat.chat_type
+def chat_labels(
+    names: tuple[str, ...], chats: Sequence[Chat], columns: dict[str, list[str]] | None = None
+) -> list[str]:
+    """Each chat's ``chat_id="..",chat_type=".."`` part (for the given label names).
 
-
-def _name(chat: Chat) -> str:
-    return chat.name
+    ``columns`` caches each label's escaped values across calls of one render.
+    """
+    columns = {} if columns is None else columns
+    for n in names:
+        if n not in columns:
+            get = _COLUMNS[n]
+            columns[n] = [escape(get(chat)) for chat in chats]
+    fmt = ",".join(f'{n}="%s"' for n in sorted(names))
+    return [fmt % texts for texts in zip(*(columns[n] for n in sorted(names)), strict=True)]
 
 
 def _members(chat: Chat) -> float | None:
@@ -110,20 +144,24 @@ def _created(chat: Chat) -> float | None:
     return group.created if chat.chat_type == GROUP and group is not None and group.created else None
 
 
-_CHAT = {"chat_id": _chat_id, "chat_type": _chat_type}
-
-# In ChatCollector's order.
+# In ChatCollector's order. The label names are those of each definition after the account's.
 CHAT_FAMILIES: tuple[ChatFamily, ...] = (
-    ChatFamily(d.CHAT_UNREAD, lambda c: c.unread, _CHAT),
-    ChatFamily(d.CHAT_LAST_ACTIVITY, lambda c: c.last_activity, _CHAT),
-    ChatFamily(d.CHAT_INFO, lambda c: 1, {**_CHAT, "name": _name}),
-    ChatFamily(d.GROUP_PARTICIPANTS, _members, {"chat_id": _chat_id}),
-    ChatFamily(d.GROUP_ADMINS, _admins, {"chat_id": _chat_id}),
-    ChatFamily(d.GROUP_CREATED, _created, {"chat_id": _chat_id}),
+    ChatFamily(d.CHAT_UNREAD, lambda c: c.unread, d.CHAT_UNREAD.labels),
+    ChatFamily(d.CHAT_LAST_ACTIVITY, lambda c: c.last_activity, d.CHAT_LAST_ACTIVITY.labels),
+    ChatFamily(d.CHAT_INFO, lambda c: 1, d.CHAT_INFO.labels),
+    ChatFamily(d.GROUP_PARTICIPANTS, _members, d.GROUP_PARTICIPANTS.labels),
+    ChatFamily(d.GROUP_ADMINS, _admins, d.GROUP_ADMINS.labels),
+    ChatFamily(d.GROUP_CREATED, _created, d.GROUP_CREATED.labels),
 )
 
 
-def render_chats(account: Account, chats: Iterable[Chat]) -> tuple[Family, ...]:
+def render_chats(account: Account, chats: Sequence[Chat]) -> tuple[Family, ...]:
     """The per-chat families of the selected chats, as ``render(ChatCollector(...))`` would give."""
-    chats = tuple(chats)
-    return tuple(family.render(account, chats) for family in CHAT_FAMILIES)
+    labels: dict[tuple[str, ...], list[str]] = {}
+    columns: dict[str, list[str]] = {}
+    out = []
+    for family in CHAT_FAMILIES:
+        if family.labels not in labels:  # the chat's part is made once per label set
+            labels[family.labels] = chat_labels(family.labels, chats, columns)
+        out.append(family.render(account, chats, labels[family.labels]))
+    return tuple(out)
