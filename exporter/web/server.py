@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from .. import __version__
 from ..metrics.store import Store
+from .encoding import accepts_gzip
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,11 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
         if path == self.server.telemetry_path:
-            self._send(200, CONTENT_TYPE_TEXT, self.server.store.chunks())
+            # The body was compressed once per poll: a gzip client gets those members as they are.
+            gzip = accepts_gzip(self.headers.get("Accept-Encoding"))
+            store = self.server.store
+            chunks = store.gzip_chunks() if gzip else store.chunks()
+            self._send(200, CONTENT_TYPE_TEXT, chunks, encoding="gzip" if gzip else None, vary=True)
         elif path == "/":
             self._send(200, "text/html; charset=utf-8", [self._landing().encode()])
         elif path == "/healthz":
@@ -108,9 +113,20 @@ class Handler(BaseHTTPRequestHandler):
     def do_HEAD(self) -> None:
         self.do_GET()
 
-    def _send(self, status: int, content_type: str, chunks: list[bytes]) -> None:
+    def _send(
+        self,
+        status: int,
+        content_type: str,
+        chunks: list[bytes],
+        encoding: str | None = None,
+        vary: bool = False,
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
+        if encoding:
+            self.send_header("Content-Encoding", encoding)
+        if vary:  # the body depends on Accept-Encoding: caches must not mix the two
+            self.send_header("Vary", "Accept-Encoding")
         self.send_header("Content-Length", str(sum(len(c) for c in chunks)))
         self.end_headers()
         if self.command != "HEAD":
