@@ -54,7 +54,6 @@ def main() -> None:
     print(f"payload: {len(body) / 1e6:.2f} MB, {args.chats} chats")
 
     loads, process, parse_only = [], [], []
-    client.get_chats  # noqa: B018
     with responses.RequestsMock() as mock:
         mock.post(f"{URL}/get-chats", body=body, content_type="application/json")
         for _ in range(args.repeat):
