@@ -79,7 +79,7 @@ def static_server(body: bytes, port: int) -> None:
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        def do_GET(self) -> None:
             self.send_response(200)
             self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
             self.send_header("Content-Encoding", "gzip")
@@ -94,7 +94,9 @@ def static_server(body: bytes, port: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--accounts", type=int, default=10)
     parser.add_argument("--chats", type=int, default=10_000)
     parser.add_argument("--cycles", type=int, default=5)
@@ -164,13 +166,21 @@ def main() -> None:
             post(sim_port, "/_sim/fault", {"whatsapp_id": wid, "delay": 3600})
         time.sleep(3)
         print(f"{cycles:.1f} re-poll cycles with {args.scrapers} gzip scrapers: {len(latencies)} scrapes,")
-        print(f"  /metrics p50 {statistics.median(latencies) * 1e3:.0f} ms, p99 {pct(latencies, 0.99) * 1e3:.0f} ms")
+        p50, p99 = statistics.median(latencies), pct(latencies, 0.99)
+        print(f"  /metrics p50 {p50 * 1e3:.0f} ms, p99 {p99 * 1e3:.0f} ms")
         print(f"  CPU per full poll cycle (incl. the scrapes): {cpu_per_cycle:.2f} s")
         print(f"peak RSS (VmHWM) after {cycles:.0f} cycles: {vm_hwm_mb(exporter.pid):.0f} MB")
 
         _, body, _ = get(exp_port)
         (tmp / "body.gz").write_bytes(body)
-        static = [sys.executable, __file__, "--static-body", str(tmp / "body.gz"), "--static-port", str(static_port)]
+        static = [
+            sys.executable,
+            __file__,
+            "--static-body",
+            str(tmp / "body.gz"),
+            "--static-port",
+            str(static_port),
+        ]
         procs.append(subprocess.Popen(static, cwd=REPO))
         time.sleep(1.0)
         ours, theirs = [], []
@@ -180,8 +190,11 @@ def main() -> None:
             theirs.append(get(static_port)[2])
         cpu = (cpu_seconds(exporter.pid) - cpu0) / args.scrapes
         m_ours, m_theirs = statistics.median(ours), statistics.median(theirs)
-        print(f"gzip scrape: {len(body) / 1e6:.2f} MB on the wire, exporter CPU {cpu * 1e3:.2f} ms per scrape")
-        print(f"  median {m_ours * 1e3:.2f} ms vs static server {m_theirs * 1e3:.2f} ms: ratio {m_ours / m_theirs:.2f}")
+        print(
+            f"gzip scrape: {len(body) / 1e6:.2f} MB on the wire, exporter CPU {cpu * 1e3:.2f} ms per scrape"
+        )
+        ratio = m_ours / m_theirs
+        print(f"  median {m_ours * 1e3:.2f} ms vs static server {m_theirs * 1e3:.2f} ms: ratio {ratio:.2f}")
     finally:
         for proc in reversed(procs):
             proc.terminate()

@@ -32,8 +32,8 @@ Number = Annotated[int, msgspec.Meta(ge=0, le=MAX_NUMBER)]
 
 
 class _Person(msgspec.Struct):
-    isAdmin: bool = False  # noqa: N815 - the API's spelling
-    isSuperAdmin: bool = False  # noqa: N815
+    isAdmin: bool = False
+    isSuperAdmin: bool = False
 
 
 class _Meta(msgspec.Struct):
@@ -45,15 +45,15 @@ class _Meta(msgspec.Struct):
 class _Chat(msgspec.Struct):
     id: str
     name: str
-    isGroup: bool  # noqa: N815
-    isReadOnly: bool  # noqa: N815
-    unreadCount: Number  # noqa: N815
+    isGroup: bool
+    isReadOnly: bool
+    unreadCount: Number
     timestamp: Number
     pinned: bool
-    isMuted: bool  # noqa: N815
+    isMuted: bool
     # parse.py ignores a contact's groupMetadata whatever it holds; here anything but an
     # object or null sends the answer to the slow path, which then accepts it.
-    groupMetadata: _Meta | None = None  # noqa: N815
+    groupMetadata: _Meta | None = None
 
 
 class _Answer(msgspec.Struct):
@@ -97,5 +97,9 @@ def decode_chats(body: bytes) -> list[Chat] | None:
             group = _group(c.groupMetadata)
             if group is None:
                 return None
-        append(Chat(c.id, c.name, c.isGroup, c.isReadOnly, c.unreadCount, c.timestamp, c.pinned, c.isMuted, group))
+        append(
+            Chat(
+                c.id, c.name, c.isGroup, c.isReadOnly, c.unreadCount, c.timestamp, c.pinned, c.isMuted, group
+            )
+        )
     return chats

@@ -26,7 +26,6 @@ from typing import Any
 
 from ..model import Chat, Group, Session
 
-
 # The largest number accepted: every integer up to it is exact as a float.
 MAX_NUMBER = 2**53
 

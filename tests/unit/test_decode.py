@@ -74,7 +74,7 @@ def chat(draw: st.DrawFn, index: int) -> dict[str, Any]:
     else:
         obj = chat_obj(f"{index}@c.us", draw(st.integers(0, 5)), name=draw(st.text(max_size=8)))
     for _ in range(draw(st.integers(0, 2))):  # break (or keep) a few fields
-        field = draw(st.sampled_from(FIELDS + ["groupMetadata", "dup"]))
+        field = draw(st.sampled_from([*FIELDS, "groupMetadata", "dup"]))
         if field == "dup":
             obj["id"] = "0@c.us"
         elif draw(st.booleans()) and field in obj:
@@ -109,7 +109,9 @@ def test_fast_decoder_agrees_with_parser(body: bytes) -> None:
 @given(st.lists(st.tuples(st.booleans(), st.integers(0, MAX_NUMBER), st.text()), max_size=8))
 def test_fast_decoder_accepts_well_formed_answers(rows: list[tuple[bool, int, str]]) -> None:
     data = [
-        group_obj(f"{i}@g.us", n % 7, members=3, admins=1, size=n) if is_group else chat_obj(f"{i}@c.us", n, n, name)
+        group_obj(f"{i}@g.us", n % 7, members=3, admins=1, size=n)
+        if is_group
+        else chat_obj(f"{i}@c.us", n, n, name)
         for i, (is_group, n, name) in enumerate(rows)
         if is_group or not any(0xD800 <= ord(ch) <= 0xDFFF for ch in name)
     ]

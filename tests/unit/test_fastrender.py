@@ -99,9 +99,17 @@ def test_every_collector_family_has_a_fast_row() -> None:
 
 def test_many_chats_identical() -> None:
     chats = [
-        Chat(f"7900{i}@c.us", f"Name {i} \"q\" \\ {'😀' * (i % 3)}", i % 10 == 0, i % 7 == 0, i % 13,
-             1_700_000_000 + i, i % 5 == 0, i % 3 == 0, Group(1_600_000_000 + i, (i % 30) or None, i % 4, i % 50)
-             if i % 10 == 0 else None)
+        Chat(
+            f"7900{i}@c.us",
+            f'Name {i} "q" \\ {"😀" * (i % 3)}',
+            i % 10 == 0,
+            i % 7 == 0,
+            i % 13,
+            1_700_000_000 + i,
+            i % 5 == 0,
+            i % 3 == 0,
+            Group(1_600_000_000 + i, (i % 30) or None, i % 4, i % 50) if i % 10 == 0 else None,
+        )
         for i in range(3000)
     ]
     account = Account('7999"\\', "sup\nport")
