@@ -164,7 +164,11 @@ def main() -> None:
             t.join()
         for wid in ids:  # freeze: every next poll waits in the simulator
             post(sim_port, "/_sim/fault", {"whatsapp_id": wid, "delay": 3600})
-        time.sleep(3)
+        frozen = polls()
+        time.sleep(5)
+        while polls() != frozen:  # polls already answered are still being processed
+            frozen = polls()
+            time.sleep(5)
         print(f"{cycles:.1f} re-poll cycles with {args.scrapers} gzip scrapers: {len(latencies)} scrapes,")
         p50, p99 = statistics.median(latencies), pct(latencies, 0.99)
         print(f"  /metrics p50 {p50 * 1e3:.0f} ms, p99 {p99 * 1e3:.0f} ms")
