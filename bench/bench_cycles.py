@@ -163,7 +163,7 @@ def main() -> None:
         for t in threads:
             t.join()
         for wid in ids:  # freeze: every next poll waits in the simulator
-            post(sim_port, "/_sim/fault", {"whatsapp_id": wid, "delay": 3600})
+            post(sim_port, "/_sim/fault", {"whatsapp_id": wid, "fault": "down", "delay": 3600})
         frozen = polls()
         time.sleep(5)
         while polls() != frozen:  # polls already answered are still being processed
