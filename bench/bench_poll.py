@@ -2,7 +2,8 @@
 
 Processing is everything the exporter does with an answer once its bytes have
 arrived: decode, check and parse every chat, build the snapshot (aggregates,
-selection) and render its exposition text. The baseline is ``json.loads``
+selection), render its exposition text and (from the decode branch on, where
+render_account packs gzip members at publish) compress it. The baseline is ``json.loads``
 alone; the figure is their ratio, repeated and reported as a median because the
 machine is noisy.
 

@@ -8,13 +8,16 @@ broken pipeline, not a reason to pass.
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
@@ -276,3 +279,29 @@ def config_for(sim: Simulator, extra: str = "", timeout: str = "2s") -> str:
         "accounts:\n  - whatsapp_id: wa-1\n    name: support\n  - whatsapp_id: wa-2\n"
         f"poll_interval: 1s\n{extra}"
     )
+
+
+@contextlib.contextmanager
+def serving(body: bytes, status: int = 200, content_type: str = "application/json") -> Iterator[str]:
+    """A real loopback HTTP server answering every POST with ``body``; yields its API base URL."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/api/v1"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -39,6 +39,11 @@ class MetricDef:
         return [*ACCOUNT_LABELS, *self.labels] if self.per_account else list(self.labels)
 
     @property
+    def sample_name(self) -> str:
+        """The name in its ``# HELP`` and ``# TYPE`` lines (counters with ``_total``, as generate_latest)."""
+        return self.sample_names[0] if self.type != "histogram" else self.name
+
+    @property
     def sample_names(self) -> tuple[str, ...]:
         """The names its samples carry in the exposition (``_total``, ``_bucket``, ...)."""
         if self.type == "counter":

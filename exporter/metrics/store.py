@@ -19,7 +19,16 @@ from prometheus_client.registry import Collector
 from .. import memory
 from ..snapshot.state import AccountState, DiscoveryState
 from .collectors import BuildInfoCollector, DiscoveryCollector
-from .render import Rendered, RenderedAccount, RenderedData, render, render_account, render_data
+from .render import (
+    Packed,
+    Rendered,
+    RenderedAccount,
+    RenderedData,
+    gzip_member,
+    render,
+    render_account,
+    render_data,
+)
 
 
 @dataclass
@@ -103,11 +112,11 @@ class Store:
         polled = sum(1 for key in expected if key in accounts and accounts[key].state.polls > 0)
         return polled >= len(expected), f"{polled} of {len(expected)} accounts polled"
 
-    def chunks(self) -> list[bytes]:
-        """The whole /metrics body, as a list of byte strings to write one after the other."""
+    def _pieces(self) -> list[Packed | bytes]:
+        """The /metrics body in order: what was packed at publish, and what is rendered now."""
         now = self.clock()
-        headers: dict[str, bytes] = {}
-        bodies: dict[str, list[bytes]] = {}
+        headers: dict[str, Packed] = {}
+        bodies: dict[str, list[Packed | bytes]] = {}
 
         def add(rendered: Rendered) -> None:
             for name, header, samples in rendered:
@@ -128,10 +137,34 @@ class Store:
             add(self._discovery)
         for collector in self.live:
             add(render(collector, heavy=False))
-        out: list[bytes] = []
+        out: list[Packed | bytes] = []
         for name, header in headers.items():
             out.append(header)
             out.extend(bodies[name])
         if self.include_process_metrics:
             out.append(generate_latest(REGISTRY))
+        return out
+
+    def chunks(self) -> list[bytes]:
+        """The whole /metrics body, as a list of byte strings to write one after the other."""
+        return [p.plain() if isinstance(p, Packed) else p for p in self._pieces()]
+
+    def gzip_chunks(self) -> list[bytes]:
+        """The same body as a gzip stream of several members (RFC 1952 allows any number).
+
+        What was packed at publish is sent as is; what is rendered now (alert state,
+        process metrics) is compressed here, each run of it as one member.
+        """
+        out: list[bytes] = []
+        run: list[bytes] = []
+        for piece in self._pieces():
+            if isinstance(piece, Packed):
+                if run:
+                    out.append(gzip_member(b"".join(run)))
+                    run = []
+                out.append(piece.gzip)
+            else:
+                run.append(piece)
+        if run:
+            out.append(gzip_member(b"".join(run)))
         return out

@@ -18,6 +18,7 @@ from .. import __version__
 from ..alerting.evaluator import Alert
 from ..metrics.store import Store
 from . import pages
+from .encoding import accepts_gzip
 from .httpd import HardenedHTTPServer, PooledHandler
 from .reload import WebConfigWatcher
 from .webconfig import WebConfig
@@ -130,7 +131,11 @@ class Handler(PooledHandler):
             return
         path = self.path.split("?", 1)[0]
         if path == self.server.telemetry_path:
-            self._send(200, CONTENT_TYPE_TEXT, self.server.store.chunks())
+            # The body was compressed once per poll: a gzip client gets those members as they are.
+            gzip = accepts_gzip(self.headers.get("Accept-Encoding"))
+            store = self.server.store
+            chunks = store.gzip_chunks() if gzip else store.chunks()
+            self._send(200, CONTENT_TYPE_TEXT, chunks, encoding="gzip" if gzip else None, vary=True)
         elif path == "/":
             self._send(200, "text/html; charset=utf-8", [self._landing().encode()])
         elif path == "/healthz":
@@ -145,13 +150,26 @@ class Handler(PooledHandler):
     def do_HEAD(self) -> None:
         self.do_GET()
 
-    def _send(self, status: int, content_type: str, chunks: list[bytes]) -> None:
+    def _send(
+        self,
+        status: int,
+        content_type: str,
+        chunks: list[bytes],
+        encoding: str | None = None,
+        vary: bool = False,
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
+        if encoding:
+            self.send_header("Content-Encoding", encoding)
+        if vary:  # the body depends on Accept-Encoding: caches must not mix the two
+            self.send_header("Vary", "Accept-Encoding")
         self.send_header("Content-Length", str(sum(len(c) for c in chunks)))
         self.end_headers()
         if self.command != "HEAD":
-            self.wfile.writelines(chunks)
+            # One write for a compressed body (a few MB): each write gives up the GIL, and
+            # getting it back behind a poll's rendering costs up to a switch interval (5 ms).
+            self.wfile.writelines([b"".join(chunks)] if encoding else chunks)
 
     def _landing(self) -> str:
         server = self.server

@@ -38,6 +38,7 @@ from ..model import (
     Session,
 )
 from .deadline import DeadlineAdapter, DeadlineRetry, DeadlineTimeout, deadline_in, remaining
+from .decode import decode_chats
 from .parse import InvalidResponse, parse_chats, parse_sessions
 
 # Commands that change state or send messages; the client refuses them outright.
@@ -131,8 +132,17 @@ class WhatsGateClient:
     def close(self) -> None:
         self._session.close()
 
-    def call(self, command: str, body: dict[str, Any], parse: Callable[[Any], Any] = lambda p: p) -> Any:
+    def call(
+        self,
+        command: str,
+        body: dict[str, Any],
+        parse: Callable[[Any], Any] = lambda p: p,
+        fast: Callable[[bytes], Any] | None = None,
+    ) -> Any:
         """POST one command; check, decode and parse a successful (``result: OK``) answer.
+
+        ``fast`` (bytes in, result or None out) may accept a 200 answer at once; when it
+        returns None the answer takes the slow path, which classifies and explains it.
 
         Everything, from connect to the last byte, must be over within
         ``timeout``; anything that goes wrong, even an exporter bug, is a PollError.
@@ -142,6 +152,10 @@ class WhatsGateClient:
         try:
             status, headers, content = self._fetch(command, body)
             with memory.HEAVY_WORK:
+                if fast is not None and status == 200:
+                    parsed = fast(content)
+                    if parsed is not None:
+                        return parsed
                 payload = self._decode(command, status, headers, content)
                 del content  # the raw body is not needed once decoded
                 try:
@@ -263,7 +277,7 @@ class WhatsGateClient:
         return kind.lower()
 
     def get_chats(self, whatsapp_id: str) -> list[Chat]:
-        return self.call("get-chats", {"WhatsappID": whatsapp_id}, parse_chats)
+        return self.call("get-chats", {"WhatsappID": whatsapp_id}, parse_chats, decode_chats)
 
     def sessions(self, page_size: int = 100, max_pages: int = 100) -> list[Session]:
         """All sessions of the key, following ``sessions-get`` pagination."""

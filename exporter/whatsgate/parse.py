@@ -3,6 +3,20 @@
 Parsing is strict: the documentation is the contract, and a chat that breaks it
 (missing field, wrong type) makes the whole answer invalid, because a partial
 snapshot would silently under-count every aggregate.
+
+Two things JSON allows but the exposition cannot carry are refused here too, so
+that whatever parses also renders (issue 8):
+- a string with a lone UTF-16 surrogate (the escape ``"\ud800"``, or the raw
+  bytes ``ED A0 80`` that ``json.loads`` lets through) cannot be encoded as
+  UTF-8: the answer is ``invalid_response`` naming the field ("not valid
+  Unicode"), not silently repaired, because a repaired id would be another chat;
+- a number above :data:`MAX_NUMBER` (2**53, beyond which a float, and so the
+  exposition, no longer holds every integer; ``1`` and 400 zeros does not even
+  fit a float) is ``invalid_response`` naming the field ("out of range"). No
+  real count or Unix time (even in milliseconds) comes near it.
+
+This module is the reference; :mod:`exporter.whatsgate.decode` is the fast path
+that must agree with it.
 """
 
 from __future__ import annotations
@@ -11,6 +25,9 @@ import math
 from typing import Any
 
 from ..model import Chat, Group, Session
+
+# The largest number accepted: every integer up to it is exact as a float.
+MAX_NUMBER = 2**53
 
 
 class InvalidResponse(ValueError):
@@ -25,6 +42,22 @@ def _field(obj: dict[str, Any], key: str, kind: type | tuple[type, ...], where: 
     if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
         raise InvalidResponse(f"{where}.{key}: expected {_kind_name(kind)}, got {_json_type(value)}")
     return value
+
+
+def _text(obj: dict[str, Any], key: str, where: str) -> str:
+    """A string field that UTF-8 can carry (no lone surrogates)."""
+    value: str = _field(obj, key, str, where)
+    if not value.isascii() and not _encodable(value):
+        raise InvalidResponse(f"{where}.{key}: not valid Unicode (lone surrogate)")
+    return value
+
+
+def _encodable(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _kind_name(kind: type | tuple[type, ...]) -> str:
@@ -46,6 +79,8 @@ def _number(obj: dict[str, Any], key: str, where: str, count: bool = False) -> i
         raise InvalidResponse(f"{where}.{key}: expected a whole number, got {value}")
     if value < 0:
         raise InvalidResponse(f"{where}.{key}: negative value {value}")
+    if value > MAX_NUMBER:
+        raise InvalidResponse(f"{where}.{key}: out of range (above 2**53)")
     return int(value)
 
 
@@ -75,7 +110,7 @@ def parse_chat(obj: Any, where: str = "chat") -> Chat:
     """Turn one chat object of ``get-chats`` into a :class:`Chat`, or raise :class:`InvalidResponse`."""
     if not isinstance(obj, dict):
         raise InvalidResponse(f"{where}: expected object, got {_json_type(obj)}")
-    chat_id = _field(obj, "id", str, where)
+    chat_id = _text(obj, "id", where)
     if not chat_id:
         raise InvalidResponse(f"{where}.id: empty")
     where = f"{where}[id={chat_id!r}]" if len(chat_id) < 80 else where
@@ -83,7 +118,7 @@ def parse_chat(obj: Any, where: str = "chat") -> Chat:
     group = _group(_field(obj, "groupMetadata", dict, where), f"{where}.groupMetadata") if is_group else None
     return Chat(
         id=chat_id,
-        name=_field(obj, "name", str, where),
+        name=_text(obj, "name", where),
         is_group=is_group,
         read_only=_field(obj, "isReadOnly", bool, where),
         unread=_number(obj, "unreadCount", where, count=True),
@@ -130,9 +165,9 @@ def parse_sessions(payload: Any) -> tuple[list[Session], int]:
         name = obj.get("name")
         sessions.append(
             Session(
-                whatsapp_id=_field(obj, "unique_id", str, where),
-                name=name if isinstance(name, str) else "",
-                status=_field(obj, "status", str, where),
+                whatsapp_id=_text(obj, "unique_id", where),
+                name=name if isinstance(name, str) and _encodable(name) else "",
+                status=_text(obj, "status", where),
             )
         )
     pages = payload.get("pages", 1)

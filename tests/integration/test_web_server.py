@@ -353,7 +353,9 @@ def test_bad_web_config_stops_start_up_with_one_line(tmp_path: Path):
         timeout=30,
     )
     assert result.returncode == 1
-    assert result.stderr == (
-        "whatsgate-exporter: web config error: tls_server_config.cert_file: cannot read /nonexistent/x.pem:"
-        " No such file or directory\n"
+    # One log line, in the log format like every start-up failure.
+    assert result.stderr.count("\n") == 1 and "level=error" in result.stderr
+    assert (
+        'msg="web config error: tls_server_config.cert_file: cannot read /nonexistent/x.pem:'
+        ' No such file or directory"' in result.stderr
     )

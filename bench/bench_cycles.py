@@ -1,0 +1,214 @@
+"""Memory, CPU and scrape latency while every account re-polls back to back; gzip scrape cost.
+
+Starts the simulator and the exporter as processes (max_per_account: 0, so every
+chat has its series; poll_interval 1s, so the accounts re-poll back to back), then:
+1. counts full poll cycles (every account polled once more) from the exporter's
+   debug log, with 5 concurrent scrapers sending ``Accept-Encoding: gzip`` as
+   Prometheus does: /metrics latency p50/p99, and CPU seconds per cycle;
+2. after ``--cycles`` cycles freezes the polls (the simulator delays every answer)
+   and reads the peak RSS (VmHWM);
+3. times quiet gzip scrapes against a static server sending the same compressed
+   bytes, alternating, and the exporter's CPU per gzip scrape.
+
+    python bench/bench_cycles.py [--accounts 10] [--chats 10000] [--cycles 5] [--scrapes 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import http.server
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(os.environ.get("BENCH_REPO", Path(__file__).resolve().parent.parent))
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def get(port: int, path: str = "/metrics", gzip: bool = True) -> tuple[int, bytes, float]:
+    started = time.perf_counter()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+    conn.request("GET", path, headers={"Accept-Encoding": "gzip"} if gzip else {})
+    response = conn.getresponse()
+    body = response.read()
+    conn.close()
+    return response.status, body, time.perf_counter() - started
+
+
+def post(port: int, path: str, payload: dict) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("POST", path, body=json.dumps(payload), headers={"Content-Type": "application/json"})
+    conn.getresponse().read()
+    conn.close()
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def vm_hwm_mb(pid: int) -> float:
+    match = re.search(r"VmHWM:\s+(\d+)", Path(f"/proc/{pid}/status").read_text())
+    return int(match.group(1)) / 1024 if match else float("nan")
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def static_server(body: bytes, port: int) -> None:
+    """Serve ``body`` as a gzip /metrics: the floor a cached exporter could reach."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--accounts", type=int, default=10)
+    parser.add_argument("--chats", type=int, default=10_000)
+    parser.add_argument("--cycles", type=int, default=5)
+    parser.add_argument("--scrapers", type=int, default=5)
+    parser.add_argument("--scrapes", type=int, default=200)
+    parser.add_argument("--static-body", help=argparse.SUPPRESS)
+    parser.add_argument("--static-port", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.static_body:
+        static_server(Path(args.static_body).read_bytes(), args.static_port)
+        return
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-cycles-"))
+    procs: list[subprocess.Popen[bytes]] = []
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    try:
+        sim_port, exp_port, static_port = free_port(), free_port(), free_port()
+        sim_cmd = [sys.executable, "-m", "exporter.simulator", "--listen", f"127.0.0.1:{sim_port}"]
+        sim_cmd += ["--accounts", str(args.accounts), "--chats", str(args.chats), "--group-fraction", "0.1"]
+        sim_cmd += ["--participants", "20", "--api-key", "bench-key"]
+        procs.append(subprocess.Popen(sim_cmd, stdout=subprocess.DEVNULL, cwd=REPO, env=env))
+        ids = [f"bench-{i:02d}" for i in range(args.accounts)]
+        accounts = "\n".join(f"  - whatsapp_id: {i}" for i in ids)
+        (tmp / "config.yaml").write_text(
+            f"whatsgate:\n  url: http://127.0.0.1:{sim_port}/api/v1\n  api_key: bench-key\n  timeout: 600s\n"
+            f"accounts:\n{accounts}\npoll_interval: 1s\nstale_after: 1h\nchats:\n  max_per_account: 0\n"
+        )
+        time.sleep(1.0)
+        log = (tmp / "exporter.log").open("w")
+        exp_cmd = [sys.executable, "-m", "exporter", "--config.file", str(tmp / "config.yaml")]
+        exp_cmd += ["--web.listen-address", f"127.0.0.1:{exp_port}", "--log.level", "debug"]
+        exporter = subprocess.Popen(exp_cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=env)
+        procs.append(exporter)
+
+        def polls() -> int:
+            return (tmp / "exporter.log").read_text(errors="replace").count("poll ok")
+
+        while True:
+            try:
+                if get(exp_port, "/ready")[0] == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.5)
+        print(f"{args.accounts} x {args.chats} chats, all polled once")
+
+        stop = threading.Event()
+        latencies: list[float] = []
+
+        def scraper() -> None:
+            while not stop.is_set():
+                latencies.append(get(exp_port)[2])
+
+        cpu0, polls0 = cpu_seconds(exporter.pid), polls()
+        target = polls0 + args.cycles * args.accounts
+        threads = [threading.Thread(target=scraper, daemon=True) for _ in range(args.scrapers)]
+        for t in threads:
+            t.start()
+        while polls() < target:
+            time.sleep(0.2)
+        cycles = (polls() - polls0) / args.accounts
+        cpu_per_cycle = (cpu_seconds(exporter.pid) - cpu0) / cycles
+        stop.set()
+        for t in threads:
+            t.join()
+        for wid in ids:  # freeze: every next poll waits in the simulator
+            post(sim_port, "/_sim/fault", {"whatsapp_id": wid, "fault": "down", "delay": 3600})
+        frozen = polls()
+        time.sleep(5)
+        while polls() != frozen:  # polls already answered are still being processed
+            frozen = polls()
+            time.sleep(5)
+        print(f"{cycles:.1f} re-poll cycles with {args.scrapers} gzip scrapers: {len(latencies)} scrapes,")
+        p50, p99 = statistics.median(latencies), pct(latencies, 0.99)
+        print(f"  /metrics p50 {p50 * 1e3:.0f} ms, p99 {p99 * 1e3:.0f} ms")
+        print(f"  CPU per full poll cycle (incl. the scrapes): {cpu_per_cycle:.2f} s")
+        print(f"peak RSS (VmHWM) after {cycles:.0f} cycles: {vm_hwm_mb(exporter.pid):.0f} MB")
+
+        _, body, _ = get(exp_port)
+        (tmp / "body.gz").write_bytes(body)
+        static = [
+            sys.executable,
+            __file__,
+            "--static-body",
+            str(tmp / "body.gz"),
+            "--static-port",
+            str(static_port),
+        ]
+        procs.append(subprocess.Popen(static, cwd=REPO))
+        time.sleep(1.0)
+        ours, theirs = [], []
+        cpu0 = cpu_seconds(exporter.pid)
+        for _ in range(args.scrapes):
+            ours.append(get(exp_port)[2])
+            theirs.append(get(static_port)[2])
+        cpu = (cpu_seconds(exporter.pid) - cpu0) / args.scrapes
+        m_ours, m_theirs = statistics.median(ours), statistics.median(theirs)
+        print(
+            f"gzip scrape: {len(body) / 1e6:.2f} MB on the wire, exporter CPU {cpu * 1e3:.2f} ms per scrape"
+        )
+        ratio = m_ours / m_theirs
+        print(f"  median {m_ours * 1e3:.2f} ms vs static server {m_theirs * 1e3:.2f} ms: ratio {ratio:.2f}")
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()

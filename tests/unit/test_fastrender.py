@@ -1,0 +1,168 @@
+"""The direct renderer against prometheus-client, byte for byte; the gzip body against the plain one.
+
+exporter.metrics.fastrender writes the per-chat families without prometheus-client;
+it is only allowed to because these tests hold it to ``generate_latest`` of the
+reference collector (ChatCollector) for generated and hand-picked snapshots.
+"""
+
+from __future__ import annotations
+
+import gzip
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.utils import floatToGoString
+
+from exporter.metrics import fastrender
+from exporter.metrics.collectors import ChatCollector
+from exporter.metrics.render import render_plain
+from exporter.metrics.store import Store
+from exporter.model import Account, Chat, ChatsConfig, Group
+from exporter.snapshot.state import AccountState, ChatData
+from exporter.web.encoding import accepts_gzip
+from exporter.whatsgate.parse import MAX_NUMBER
+
+# Any text UTF-8 can carry (no lone surrogates: the parser refuses them), weighted to the awkward.
+TEXT = st.one_of(
+    st.text(st.characters(blacklist_categories=("Cs",)), max_size=12),
+    st.sampled_from(['"', "\\", "\n", '\\"', "\\n", "%s", "%%", "😀", "שלום مرحبا", "a" * 5000, "", "{}="]),
+)
+NUMBER = st.one_of(
+    st.integers(0, MAX_NUMBER),
+    st.sampled_from([0, 1, 9, 4095, 4096, 999_999, 1_000_000, 1_700_000_000, 10**15, 2**53 - 1, 2**53]),
+)
+
+
+@st.composite
+def chats(draw: st.DrawFn) -> list[Chat]:
+    ids = draw(st.lists(TEXT.filter(bool), unique=True, max_size=8))
+    out = []
+    for chat_id in ids:
+        group = None
+        is_group = draw(st.booleans())
+        if is_group or draw(st.integers(0, 5)) == 0:  # a contact may carry a group (ignored)
+            participants = draw(st.none() | NUMBER)
+            group = Group(
+                created=draw(NUMBER),
+                participants=participants,
+                admins=None if participants is None else draw(NUMBER),
+                size=draw(NUMBER),
+            )
+        if is_group and draw(st.integers(0, 5)) == 0:
+            group = None
+        out.append(
+            Chat(
+                id=chat_id,
+                name=draw(TEXT),
+                is_group=is_group,
+                read_only=draw(st.booleans()),
+                unread=draw(NUMBER),
+                last_activity=draw(NUMBER),
+                pinned=draw(st.booleans()),
+                muted=draw(st.booleans()),
+                group=group,
+            )
+        )
+    return out
+
+
+def snapshot(chats: list[Chat]) -> ChatData:
+    # Polled at a time after every generated timestamp, so unread chats wait (the waiting families).
+    return ChatData.build(chats, ChatsConfig(max_per_account=0), 2.0**53 + 0.5)
+
+
+def reference(account: Account, chats: list[Chat]) -> list[tuple[str, bytes, bytes]]:
+    return list(render_plain(ChatCollector(account, snapshot(chats))))
+
+
+def direct(account: Account, chats: list[Chat]) -> list[tuple[str, bytes, bytes]]:
+    data = snapshot(chats)
+    waits = {wait.chat_id: wait for wait in data.waiting}
+    return list(fastrender.render_chats(account, data.selection.chats, waits))
+
+
+@settings(max_examples=300, deadline=None)
+@given(TEXT.filter(bool), TEXT, chats())
+def test_direct_renderer_is_byte_identical_to_generate_latest(wid: str, name: str, chats: list[Chat]) -> None:
+    account = Account(wid, name)
+    fast = direct(account, chats)
+    ref = reference(account, chats)
+    assert fast == ref
+    text = b"".join(h + s for _, h, s in fast).decode()
+    parsed = list(text_string_to_metric_families(text))
+    assert parsed == list(text_string_to_metric_families(b"".join(h + s for _, h, s in ref).decode()))
+
+
+@given(st.one_of(NUMBER, st.integers(0, 2**80)))
+def test_number_text_is_floattogostring(value: int) -> None:
+    assert fastrender.number(value) == floatToGoString(value)
+
+
+def test_every_collector_family_has_a_fast_row() -> None:
+    """A family added to ChatCollector without a ChatFamily row would vanish from /metrics."""
+    chat = Chat("1@g.us", "g", True, False, 1, 2, False, False, Group(3, 4, 1, 4))
+    names = [name for name, _, _ in reference(Account("W", "a"), [chat])]
+    assert names == [f.definition.name for f in fastrender.CHAT_FAMILIES]
+
+
+def test_many_chats_identical() -> None:
+    chats = [
+        Chat(
+            f"7900{i}@c.us",
+            f'Name {i} "q" \\ {"😀" * (i % 3)}',
+            i % 10 == 0,
+            i % 7 == 0,
+            i % 13,
+            1_700_000_000 + i,
+            i % 5 == 0,
+            i % 3 == 0,
+            Group(1_600_000_000 + i, (i % 30) or None, i % 4, i % 50) if i % 10 == 0 else None,
+        )
+        for i in range(3000)
+    ]
+    account = Account('7999"\\', "sup\nport")
+    assert direct(account, chats) == reference(account, chats)
+
+
+# --- gzip ---------------------------------------------------------------------------------------------
+
+
+def test_gzip_body_inflates_to_the_plain_body() -> None:
+    store = Store(stale_after=300, clock=lambda: 10.0, include_process_metrics=False)
+    store.expect("W1")
+    chats = [Chat(f"{i}@c.us", f"n{i}", False, False, i, i, False, False) for i in range(20_000)]
+    data = ChatData.build(chats, ChatsConfig(max_per_account=0), 10.0)
+    store.publish(AccountState(Account("W1", "one")).succeeded(data, 0.1))
+    plain = b"".join(store.chunks())
+    members = store.gzip_chunks()
+    assert len(members) > 3  # packed per family and account, not one blob per scrape
+    assert gzip.decompress(b"".join(members)) == plain
+    assert len(b"".join(members)) < len(plain) / 5
+    assert plain.count(b"\nwhatsgate_chat_unread_messages{") == 20_000
+
+
+@pytest.mark.parametrize(
+    ("header", "gzip_ok"),
+    [
+        (None, False),
+        ("", False),
+        ("gzip", True),
+        ("GZIP", True),
+        ("deflate, gzip;q=1.0, *;q=0.5", True),
+        ("gzip;q=0", False),
+        ("gzip; q=0.000", False),
+        ("gzip;q=0.001", True),
+        ("identity", False),
+        ("*", True),
+        ("*;q=0", False),
+        ("*, gzip;q=0", False),
+        ("br, x-gzip", True),
+        ("gzip;q=bogus", False),
+        ("gzip;q=2", False),
+        ("deflate", False),
+    ],
+)
+def test_accept_encoding(header: str | None, gzip_ok: bool) -> None:
+    assert accepts_gzip(header) is gzip_ok
