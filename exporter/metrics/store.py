@@ -112,8 +112,16 @@ class Store:
         polled = sum(1 for key in expected if key in accounts and accounts[key].state.polls > 0)
         return polled >= len(expected), f"{polled} of {len(expected)} accounts polled"
 
-    def _pieces(self) -> list[Packed | bytes]:
-        """The /metrics body in order: what was packed at publish, and what is rendered now."""
+    def accounts(self) -> list[tuple[str, str]]:
+        """(whatsapp_id, account label) of every account polled now, for service discovery."""
+        accounts, expected = self._accounts, self._expected
+        return sorted((key, accounts[key].state.account.name if key in accounts else key) for key in expected)
+
+    def _pieces(self, only: str | None = None) -> list[Packed | bytes]:
+        """The /metrics body in order: what was packed at publish, and what is rendered now.
+
+        ``only``: the one account of a /probe, without the exporter's own metrics.
+        """
         now = self.clock()
         headers: dict[str, Packed] = {}
         bodies: dict[str, list[Packed | bytes]] = {}
@@ -126,30 +134,37 @@ class Store:
                 if samples:
                     bodies[name].append(samples)
 
-        add(self._build_info)
-        for account in self._accounts.values():
+        if only is None:
+            add(self._build_info)
+        for key, account in self._accounts.items():
+            if only is not None and key != only:
+                continue
             add(account.health)
             if account.data is not None:
                 add(account.data.aggregates)
                 if not account.state.is_stale(now, self.stale_after):
                     add(account.data.chats)
-        if self._discovery is not None:
-            add(self._discovery)
-        for collector in self.live:
-            add(render(collector, heavy=False))
+        if only is None:
+            if self._discovery is not None:
+                add(self._discovery)
+            for collector in self.live:
+                add(render(collector, heavy=False))
         out: list[Packed | bytes] = []
         for name, header in headers.items():
             out.append(header)
             out.extend(bodies[name])
-        if self.include_process_metrics:
+        if self.include_process_metrics and only is None:
             out.append(generate_latest(REGISTRY))
         return out
 
-    def chunks(self) -> list[bytes]:
-        """The whole /metrics body, as a list of byte strings to write one after the other."""
-        return [p.plain() if isinstance(p, Packed) else p for p in self._pieces()]
+    def knows(self, whatsapp_id: str) -> bool:
+        return whatsapp_id in self._accounts
 
-    def gzip_chunks(self) -> list[bytes]:
+    def chunks(self, only: str | None = None) -> list[bytes]:
+        """The whole /metrics body (or one account's, for /probe), as byte strings to write in order."""
+        return [p.plain() if isinstance(p, Packed) else p for p in self._pieces(only)]
+
+    def gzip_chunks(self, only: str | None = None) -> list[bytes]:
         """The same body as a gzip stream of several members (RFC 1952 allows any number).
 
         What was packed at publish is sent as is; what is rendered now (alert state,
@@ -157,7 +172,7 @@ class Store:
         """
         out: list[bytes] = []
         run: list[bytes] = []
-        for piece in self._pieces():
+        for piece in self._pieces(only):
             if isinstance(piece, Packed):
                 if run:
                     out.append(gzip_member(b"".join(run)))

@@ -9,9 +9,11 @@ store's current snapshot and answer at once. The server underneath
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import socket
 import time
+import urllib.parse
 from collections.abc import Callable, Sequence
 
 from .. import __version__
@@ -117,25 +119,48 @@ class Handler(PooledHandler):
             self.send_header(name, value)
         super().end_headers()
 
-    def do_GET(self) -> None:
+    def _authorized(self) -> bool:
+        """Every endpoint is protected, /healthz and /ready too, as in the exporter-toolkit."""
         self.web = self.server.current_web_config()
-        if not self.web.auth.check(self.headers.get("Authorization")):
-            # Every endpoint is protected, /healthz and /ready too, as in the exporter-toolkit.
-            self.send_response(401)
-            self.send_header("WWW-Authenticate", 'Basic realm="whatsgate-exporter"')
-            self.send_header("Content-Type", "text/plain; charset=utf-8")
-            self.send_header("Content-Length", "13")
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(b"Unauthorized\n")
+        if self.web.auth.check(self.headers.get("Authorization")):
+            return True
+        self.send_response(401)
+        self.send_header("WWW-Authenticate", 'Basic realm="whatsgate-exporter"')
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", "13")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(b"Unauthorized\n")
+        return False
+
+    def do_POST(self) -> None:
+        self.rfile.read(min(int(self.headers.get("Content-Length") or 0), 65536))  # a body is not used
+        if not self._authorized():
             return
-        path = self.path.split("?", 1)[0]
+        if self.path.split("?", 1)[0] != "/-/reload":
+            self._send(404, "text/plain; charset=utf-8", [b"Not found\n"])
+        elif self.server.reload is None:
+            self._send(403, "text/plain; charset=utf-8", [b"Lifecycle API is not enabled.\n"])
+        else:
+            ok, message = self.server.reload()
+            self._send(200 if ok else 500, "text/plain; charset=utf-8", [f"{message}\n".encode()])
+
+    def do_GET(self) -> None:
+        if not self._authorized():
+            return
+        path, _, query = self.path.partition("?")
         if path == self.server.telemetry_path:
             # The body was compressed once per poll: a gzip client gets those members as they are.
             gzip = accepts_gzip(self.headers.get("Accept-Encoding"))
             store = self.server.store
             chunks = store.gzip_chunks() if gzip else store.chunks()
             self._send(200, CONTENT_TYPE_TEXT, chunks, encoding="gzip" if gzip else None, vary=True)
+        elif path == "/probe":
+            self._probe(urllib.parse.parse_qs(query).get("target", [""])[0])
+        elif path == "/sd":
+            self._send(200, "application/json", [self._targets()])
+        elif path == "/-/reload":
+            self._send(405, "text/plain; charset=utf-8", [b"Only POST requests allowed.\n"])
         elif path == "/":
             self._send(200, "text/html; charset=utf-8", [self._landing().encode()])
         elif path == "/healthz":
@@ -170,6 +195,29 @@ class Handler(PooledHandler):
             # One write for a compressed body (a few MB): each write gives up the GIL, and
             # getting it back behind a poll's rendering costs up to a switch interval (5 ms).
             self.wfile.writelines([b"".join(chunks)] if encoding else chunks)
+
+    def _probe(self, target: str) -> None:
+        """One account's cached metrics (the multi-target pattern); no API call is made."""
+        store = self.server.store
+        if not target or not store.knows(target):
+            reason = "no target given: /probe?target=WHATSAPP_ID" if not target else "unknown target"
+            self._send(404, "text/plain; charset=utf-8", [f"{reason} (see /sd for the accounts)\n".encode()])
+            return
+        gzip = accepts_gzip(self.headers.get("Accept-Encoding"))
+        chunks = store.gzip_chunks(target) if gzip else store.chunks(target)
+        self._send(200, CONTENT_TYPE_TEXT, chunks, encoding="gzip" if gzip else None, vary=True)
+
+    def _targets(self) -> bytes:
+        """Prometheus HTTP service discovery: one target group per account, scraped through /probe."""
+        host = self.headers.get("Host") or self.server.url.split("://", 1)[1]
+        groups = [
+            {
+                "targets": [host],
+                "labels": {"__metrics_path__": "/probe", "__param_target": whatsapp_id, "account": account},
+            }
+            for whatsapp_id, account in self.server.store.accounts()
+        ]
+        return json.dumps(groups, ensure_ascii=False).encode()
 
     def _landing(self) -> str:
         server = self.server
