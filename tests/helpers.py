@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -305,3 +306,26 @@ def serving(body: bytes, status: int = 200, content_type: str = "application/jso
     finally:
         server.shutdown()
         server.server_close()
+
+
+def spawn(
+    procs: list[subprocess.Popen[str]], args: list[str], log: Path, **kwargs: Any
+) -> subprocess.Popen[str]:
+    """Start a process whose output goes to ``log``; the ``procs`` fixture stops it."""
+    with log.open("w") as out:
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, text=True, **kwargs)
+    procs.append(proc)
+    return proc
+
+
+def wait_ready(proc: subprocess.Popen[str], url: str, log: Path, what: str, **kwargs: Any) -> None:
+    """Wait until ``url`` answers 200 (``kwargs`` go to requests.get), failing if the process exits."""
+
+    def ready() -> bool:
+        assert proc.poll() is None, f"{what} exited: {log.read_text(errors='replace')[-3000:]}"
+        try:
+            return requests.get(url, timeout=1, **kwargs).status_code == 200
+        except requests.ConnectionError:
+            return False
+
+    wait_until(ready, timeout=30, what=f"{what} ready")

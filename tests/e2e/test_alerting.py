@@ -34,8 +34,9 @@ from helpers import (
     config_for,
     free_port,
     promtool_check_metrics,
-    stop,
+    spawn,
     tool,
+    wait_ready,
     wait_until,
 )
 
@@ -97,35 +98,6 @@ DOWN_ANNOTATIONS = {
 
 
 # --- processes ---------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def procs() -> Iterator[list[subprocess.Popen]]:
-    """Every process a test starts is appended here, and stopped (last first) however the test ends."""
-    started: list[subprocess.Popen] = []
-    try:
-        yield started
-    finally:
-        for proc in reversed(started):
-            stop(proc)
-
-
-def spawn(procs: list[subprocess.Popen], args: list[str], log: Path, **kwargs: Any) -> subprocess.Popen:
-    with log.open("w") as out:
-        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, text=True, **kwargs)
-    procs.append(proc)
-    return proc
-
-
-def wait_ready(proc: subprocess.Popen, url: str, log: Path, what: str) -> None:
-    def ready() -> bool:
-        assert proc.poll() is None, f"{what} exited: {log.read_text(errors='replace')[-3000:]}"
-        try:
-            return requests.get(url, timeout=1).status_code == 200
-        except requests.ConnectionError:
-            return False
-
-    wait_until(ready, timeout=30, what=f"{what} ready")
 
 
 def run_exporter(procs: list[subprocess.Popen], tmp_path: Path, config: str) -> Exporter:

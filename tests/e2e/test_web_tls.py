@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import bcrypt
@@ -19,21 +18,11 @@ import pytest
 import requests
 import trustme
 import yaml
-from helpers import REPO, free_port, stop, tool, wait_until
+from helpers import REPO, free_port, tool, wait_until
 
 pytestmark = pytest.mark.realtools
 
 PASSWORD = "correct horse battery staple"
-
-
-@pytest.fixture
-def procs() -> Iterator[list[subprocess.Popen]]:
-    started: list[subprocess.Popen] = []
-    try:
-        yield started
-    finally:
-        for proc in reversed(started):
-            stop(proc)
 
 
 def start_exporter(procs: list, tmp_path: Path, web_config: str, ca_file: Path, cert: str | None) -> int:

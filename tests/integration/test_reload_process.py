@@ -1,0 +1,82 @@
+"""Reload (SIGHUP and POST /-/reload), /probe and /sd on the exporter as a process."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from helpers import KEY, accounts, config_for, get, start_exporter, stop, wait_until
+
+from exporter.simulator import SimAccount, Simulator
+
+
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    simulator = Simulator([*accounts(), SimAccount("wa-3", "three")], api_key=KEY, dynamic=False)
+    simulator.start()
+    yield simulator
+    simulator.stop()
+
+
+def reload_metrics(exporter) -> tuple[float | None, float | None]:
+    scraped = exporter.scrape()
+    return (
+        get(scraped, "whatsgate_exporter_config_last_reload_successful"),
+        get(scraped, "whatsgate_exporter_config_last_reload_success_timestamp_seconds"),
+    )
+
+
+def test_reload_by_http_and_sighup_applies_or_keeps_the_running_config(sim: Simulator, tmp_path: Path):
+    exporter = start_exporter(tmp_path, config_for(sim), "--web.enable-lifecycle")
+    config = tmp_path / "config.yaml"
+    try:
+        ok, started = reload_metrics(exporter)
+        assert ok == 1.0 and started is not None
+        # Remove wa-2, add wa-3, over HTTP.
+        config.write_text(config_for(sim).replace("wa-2", "wa-3"), encoding="utf-8")
+        answer = requests.post(f"{exporter.url}/-/reload", timeout=10)
+        assert (answer.status_code, answer.text) == (200, "configuration reloaded\n")
+        wait_until(lambda: get(exporter.scrape(), "whatsgate_up", whatsapp_id="wa-3") == 1.0, what="wa-3 up")
+        assert get(exporter.scrape(), "whatsgate_up", whatsapp_id="wa-2") is None
+        # A broken file: 500 with the key, the running config stays, the metric says so.
+        config.write_text(config_for(sim) + "poll_interval: soon\n", encoding="utf-8")
+        answer = requests.post(f"{exporter.url}/-/reload", timeout=10)
+        assert answer.status_code == 500 and "poll_interval" in answer.text
+        assert reload_metrics(exporter)[0] == 0.0
+        assert get(exporter.scrape(), "whatsgate_up", whatsapp_id="wa-3") == 1.0
+        # SIGHUP with a good file again: wa-2 back, success recorded.
+        config.write_text(config_for(sim), encoding="utf-8")
+        exporter.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: reload_metrics(exporter)[0] == 1.0, what="reload by SIGHUP")
+        assert (reload_metrics(exporter)[1] or 0) > started
+        wait_until(
+            lambda: get(exporter.scrape(), "whatsgate_up", whatsapp_id="wa-2") == 1.0, what="wa-2 back"
+        )
+        assert (
+            "configuration reload failed" in exporter.logs() and "configuration reloaded" in exporter.logs()
+        )
+        assert requests.get(f"{exporter.url}/-/reload", timeout=5).status_code == 405
+    finally:
+        stop(exporter.proc)
+
+
+def test_probe_and_sd(sim: Simulator, tmp_path: Path):
+    exporter = start_exporter(tmp_path, config_for(sim))
+    try:
+        assert requests.post(f"{exporter.url}/-/reload", timeout=5).status_code == 403  # no lifecycle flag
+        body = requests.get(f"{exporter.url}/probe", params={"target": "wa-1"}, timeout=5).text
+        assert 'whatsapp_id="wa-1"' in body and 'whatsapp_id="wa-2"' not in body
+        assert "whatsgate_exporter_build_info" not in body and "process_" not in body
+        missing = requests.get(f"{exporter.url}/probe", params={"target": "nope"}, timeout=5)
+        assert missing.status_code == 404 and missing.text.count("\n") == 1
+        groups = requests.get(f"{exporter.url}/sd", timeout=5).json()
+        assert [g["labels"] for g in groups] == [
+            {"__metrics_path__": "/probe", "__param_target": "wa-1", "account": "support"},
+            {"__metrics_path__": "/probe", "__param_target": "wa-2", "account": "wa-2"},
+        ]
+        assert all(g["targets"] == [f"127.0.0.1:{exporter.port}"] for g in groups)
+    finally:
+        stop(exporter.proc)
