@@ -39,7 +39,10 @@ USER 10001:10001
 # state_file: /var/lib/whatsgate-exporter/state.json keeps open waits across restarts.
 VOLUME ["/var/lib/whatsgate-exporter"]
 EXPOSE 9877
+# With --web.listen-address or --web.config.file (TLS, basic auth), give the same flags to the
+# check: `--health-cmd 'whatsgate-exporter --web.config.file=/etc/whatsgate-exporter/web.yml healthcheck'`
+# (or healthcheck: test: in compose). A 401 counts as healthy: the server answered.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 \
-  CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9877/healthz', timeout=4)"]
+  CMD ["whatsgate-exporter", "healthcheck"]
 ENTRYPOINT ["whatsgate-exporter"]
 CMD ["--config.file=/etc/whatsgate-exporter/config.yaml"]

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Sequence
 from typing import NoReturn
 
-from . import __version__, commands, logfmt, memory, statefile
+from . import __version__, commands, healthcheck, logfmt, memory, statefile
 from .alerting.agent import Agent, AlertsCollector
 from .config.schema import ConfigError
 from .config.settings import Config, load_config
@@ -182,6 +182,12 @@ def build_parser() -> argparse.ArgumentParser:
         " to stdout or (atomically, only on success) to --output FILE.",
     )
     _config_file_flag(rules, "sub_config_file", "The configuration whose thresholds to write.")
+    sub.add_parser(
+        "healthcheck",
+        help="Exit 0 if the exporter on this host answers /healthz (for container HEALTHCHECKs).",
+        description="Ask /healthz on the loopback address of --web.listen-address, over https when"
+        " --web.config.file serves TLS; any answer (200, or 401 with basic auth on) within 4 s is healthy.",
+    )
     rules.add_argument(
         "-o",
         "--output",
@@ -338,6 +344,8 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "healthcheck":
+        return healthcheck.check(args.listen_address, args.web_config_file)
     if args.command is not None:
         return commands.run(args)
     return run(args)

@@ -26,6 +26,7 @@ import bcrypt
 import pytest
 import requests
 import trustme
+from helpers import REPO, free_port, wait_until
 
 from exporter.metrics.store import Store
 from exporter.model import Account
@@ -359,3 +360,34 @@ def test_bad_web_config_stops_start_up_with_one_line(tmp_path: Path):
         'msg="web config error: tls_server_config.cert_file: cannot read /nonexistent/x.pem:'
         ' No such file or directory"' in result.stderr
     )
+
+
+def test_the_healthcheck_command_passes_with_tls_and_auth_and_fails_when_down(tmp_path: Path):
+    """The container HEALTHCHECK must keep working with --web.config.file (TLS and basic auth)."""
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    cert.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "server.pem"))
+    hashed = bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode()
+    web = tmp_path / "web.yml"
+    web.write_text(
+        f"tls_server_config:\n  cert_file: server.pem\n  key_file: server.pem\n"
+        f"basic_auth_users:\n  prometheus: '{hashed}'\n",
+        encoding="utf-8",
+    )
+    port = free_port()
+    flags = [f"--web.listen-address=127.0.0.1:{port}", f"--web.config.file={web}"]
+    health = [sys.executable, "-m", "exporter", *flags, "healthcheck"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "exporter", "--demo", *flags], stderr=subprocess.DEVNULL, cwd=REPO
+    )
+    try:
+        wait_until(
+            lambda: subprocess.run(health, capture_output=True, timeout=10).returncode == 0, what="healthy"
+        )
+        plain = [sys.executable, "-m", "exporter", f"--web.listen-address=127.0.0.1:{port}", "healthcheck"]
+        assert subprocess.run(plain, capture_output=True, timeout=10).returncode == 1  # http to a TLS port
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    down = subprocess.run(health, capture_output=True, text=True, timeout=10)
+    assert down.returncode == 1 and down.stderr.count("\n") == 1
