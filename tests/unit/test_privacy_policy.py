@@ -240,3 +240,19 @@ def test_filters_match_real_values(tmp_path):
     assert shown == {expected(ALICE), expected(GROUP)}
     assert set(state.data.waits.since) == {expected(ALICE), expected(GROUP)}  # Bob excluded, muted too
     assert "Zebrafish" not in text
+
+
+@pytest.mark.parametrize("names", ["plain", "hash", "drop"])
+def test_agent_alerts_carry_no_empty_name(tmp_path, names):
+    """Prometheus drops an empty label; the agent's alerts must not differ by carrying name=""."""
+    privacy = {"chat_ids": "hash", "names": names, "key_file": "key"}
+    thresholds = [{"name": "Unread", "metric": "chat_unread_messages", "above": 0}]
+    cfg = config(tmp_path, privacy, thresholds=thresholds)
+    chats = parse_chats({"result": "OK", "data": polls()[0]})
+    data = ChatData.build(chats, cfg.chats, T0, privacy=cfg.privacy)
+    state = AccountState(Account("W1", "support")).succeeded(data, 0.1)
+    threshold = cfg.thresholds[0]
+    found = list(threshold.spec.measure(threshold, state, T0, 300))
+    assert {labels["chat_id"] for labels, _, _ in found} == {expected(c.id) for c in chats}
+    for labels, _, _ in found:
+        assert ("name" in labels) == (names != "drop"), labels
