@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import hmac
 import logging
 import re
+import sys
 from pathlib import Path
 
 import pytest
-from helpers import chat_obj, group_obj
+from helpers import REPO, chat_obj, group_obj
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter import logfmt
@@ -256,3 +258,17 @@ def test_agent_alerts_carry_no_empty_name(tmp_path, names):
     assert {labels["chat_id"] for labels, _, _ in found} == {expected(c.id) for c in chats}
     for labels, _, _ in found:
         assert ("name" in labels) == (names != "drop"), labels
+
+
+def test_the_policy_depends_on_nothing_but_the_model():
+    """Pure, so any layer may apply it: only the standard library and exporter.model."""
+    tree = ast.parse((REPO / "exporter" / "privacy.py").read_text(encoding="utf-8"))
+    relative = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level}
+    absolute = {
+        (n.module if isinstance(n, ast.ImportFrom) else a.name).split(".")[0]
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Import | ast.ImportFrom) and not getattr(n, "level", 0)
+        for a in n.names
+    }
+    assert relative == {"model"}
+    assert {m for m in absolute if m not in sys.stdlib_module_names} == set()
