@@ -153,7 +153,9 @@ class PerChat(Kind):
             labels = {**account, "chat_id": chat.id}
             if self.scope == "chat":
                 labels["chat_type"] = chat.chat_type
-            yield {**labels, "name": chat.name}, value, {"chat_name": chat.name}
+            if chat.name:  # as Prometheus does: an empty label (privacy.names: drop) is no label
+                labels["name"] = chat.name
+            yield labels, value, {"chat_name": chat.name}
 
 
 @dataclass(frozen=True)

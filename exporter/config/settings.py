@@ -19,10 +19,12 @@ import yaml
 
 from ..alerting.thresholds import Threshold, parse_thresholds
 from ..model import Account, ChatsConfig
+from ..privacy import Privacy
 from ..sharding import Shard
 from ..snapshot.schedule import Schedule, parse_schedules
 from ..snapshot.waiting import WaitingConfig, parse_waiting
 from .http import HTTP_KEYS, HttpClientConfig, parse_http_config, split_userinfo
+from .privacy import check_thresholds, parse_privacy
 from .schema import (
     ConfigError,
     check_keys,
@@ -80,6 +82,8 @@ class Config:
     state_file: Path | None = None
     # Which accounts this exporter polls when several split one API key (shard.index of shard.total).
     shard: Shard = field(default_factory=Shard)
+    # What chat ids and names become before anything sees them (privacy mode); plain by default.
+    privacy: Privacy = field(default_factory=Privacy)
 
     def schedule_for(self, account: Account) -> Schedule | None:
         """The account's own schedule, else waiting.schedule, else none (24/7)."""
@@ -103,6 +107,7 @@ _TOP_KEYS = {
     "waiting",
     "state_file",
     "shard",
+    "privacy",
 }
 
 
@@ -257,6 +262,8 @@ def parse_config(raw: Any, base_dir: Path = Path("."), polling: bool = True) -> 
     if polling and not discover:
         _check_threshold_accounts(thresholds, accounts)
     _check_threshold_buckets(thresholds, waiting)
+    privacy = parse_privacy(raw.get("privacy"), base_dir)
+    check_thresholds(thresholds, privacy)
     poll_interval = get_duration(raw, "poll_interval", "", Config.poll_interval)
     stale_after = get_duration(raw, "stale_after", "", max(300.0, 3 * poll_interval))
     if stale_after < poll_interval:
@@ -275,6 +282,7 @@ def parse_config(raw: Any, base_dir: Path = Path("."), polling: bool = True) -> 
         waiting=waiting,
         state_file=_state_file(raw, base_dir),
         shard=_shard(get_mapping(raw, "shard", "")),
+        privacy=privacy,
     )
 
 

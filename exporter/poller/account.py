@@ -92,6 +92,7 @@ class AccountPoller:
                 waiting=config.waiting,
                 schedule=config.schedule_for(self.account),
                 previous=previous.data.waits if previous.data is not None else self.restored,
+                privacy=config.privacy,
             )
             del found
             prepared = self.sink.prepare(previous.succeeded(data, 0.0, lag))
@@ -121,6 +122,9 @@ class AccountPoller:
                 },
             )
             return self._publish(state, prepared)
+        # The one place a failed poll's detail is made fit to show: the parser names a broken
+        # chat by its real id, which privacy mode must not let reach a log line, / or a metric.
+        detail = config.privacy.scrub(detail)
         state = previous.failed(reason, detail, time.monotonic() - started, lag)
         log.warning(
             "poll failed",

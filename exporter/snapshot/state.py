@@ -7,11 +7,12 @@ poll, never a mix of two.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from ..model import CHAT_TYPES, REASONS, Account, Chat, ChatsConfig, Session
+from ..privacy import PLAIN_POLICY, Privacy
 from .schedule import Schedule
 from .summary import Selection, TypeSummary, select_chats, summarize
 from .waiting import Wait, WaitingConfig, Waits
@@ -41,19 +42,38 @@ class ChatData:
         waiting: WaitingConfig | None = None,
         schedule: Schedule | None = None,
         previous: Waits | None = None,
+        privacy: Privacy = PLAIN_POLICY,
     ) -> ChatData:
-        """``previous``: the waits after the last good poll (or restored from the state file)."""
+        """``previous``: the waits after the last good poll (or restored from the state file).
+
+        ``privacy`` is applied here and nowhere else: which chats get series and which
+        count as waiting is decided on the real chats, then the chats are transformed,
+        and the snapshot (waits included) only ever holds the transformed ones.
+        """
         waiting = waiting or WaitingConfig()
         if previous is None or previous.histograms[CHAT_TYPES[0]].buckets != waiting.buckets:
             # First poll, or waiting.buckets changed on reload: the histograms start again.
             previous = Waits(previous.since if previous else {}, Waits.empty(waiting.buckets).histograms)
-        waits = previous.advance(chats, polled_at, waiting, schedule)
+        counted: frozenset[str] | None = None
+        selects: Callable[[str, str], bool] = rules.selects
+        if not privacy.plain:
+            # The real chat behind each transformed id (the parser refused duplicate ids).
+            originals = chats
+            chats = [privacy.chat(chat) for chat in originals]
+            real = {shown.id: chat for shown, chat in zip(chats, originals, strict=True)}
+            counted = frozenset(cid for cid, chat in real.items() if waiting.counts(chat))
+
+            def selects(cid: str, _name: str) -> bool:
+                # chat_ids: drop keeps no per-chat series: every chat is counted as filtered.
+                return privacy.per_chat and rules.selects(real[cid].id, real[cid].name)
+
+        waits = previous.advance(chats, polled_at, waiting, schedule, counted)
         current = tuple(waits.waiting(polled_at, schedule))
         return cls(
             polled_at=polled_at,
             chats=tuple(chats),
             summary=MappingProxyType(summarize(chats)),
-            selection=select_chats(chats, rules.selects, rules.max_per_account, waits.since),
+            selection=select_chats(chats, selects, rules.max_per_account, waits.since),
             waits=waits,
             waiting=current,
             business_hours_open=None if schedule is None else schedule.is_open(polled_at),

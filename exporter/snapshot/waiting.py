@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 import re
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -184,13 +184,23 @@ class Waits:
         return cls(MappingProxyType({}), MappingProxyType({t: Histogram.empty(buckets) for t in CHAT_TYPES}))
 
     def advance(
-        self, chats: Sequence[Chat], now: float, config: WaitingConfig, schedule: Schedule | None
+        self,
+        chats: Sequence[Chat],
+        now: float,
+        config: WaitingConfig,
+        schedule: Schedule | None,
+        counted: Collection[str] | None = None,
     ) -> Waits:
-        """The state after a successful poll that returned ``chats`` at ``now`` (rules: module docstring)."""
+        """The state after a successful poll that returned ``chats`` at ``now`` (rules: module docstring).
+
+        ``counted``: the ids of the chats that count, when that was decided before ``chats`` were
+        transformed by privacy mode (include/exclude match the real ids and names, which the
+        transformed chats no longer carry); None: ``config.counts`` decides on ``chats`` themselves.
+        """
         old = self.since
         since: dict[str, tuple[str, float]] = {}
         ended: dict[str, tuple[str, float]] = {}  # by chat id: a duplicated chat is observed once
-        counts = config.counts
+        counts = config.counts if counted is None else lambda chat: chat.id in counted
         for chat in chats:
             prev = old.get(chat.id)
             if chat.unread > 0:

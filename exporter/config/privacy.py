@@ -1,0 +1,85 @@
+"""The ``privacy:`` section, and the thresholds that privacy mode makes meaningless.
+
+Parsed into an :class:`exporter.privacy.Privacy` policy. The key file is read
+here, once per load (a reload reads it again, so a rotated key applies, and
+re-keys every hashed chat); its contents are registered with
+:func:`exporter.logfmt.redact` the moment they are read, so no log line can
+carry the key, and never appear in an error message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .. import logfmt
+from ..alerting.kinds import KINDS
+from ..alerting.thresholds import Threshold
+from ..privacy import DROP, HASH, MODES, PLAIN, Privacy
+from .schema import ConfigError, check_keys, get_str, type_name
+
+
+def parse_privacy(raw: Any, base_dir: Path) -> Privacy:
+    """The ``privacy:`` section (``None``: plain, today's behaviour); key_file is relative to the config."""
+    if raw is None:
+        return Privacy()
+    if not isinstance(raw, dict):
+        raise ConfigError("privacy", f"expected a mapping, got {type_name(raw)}")
+    check_keys(raw, {"chat_ids", "names", "key_file"}, "privacy.")
+    chat_ids = _mode(raw, "chat_ids")
+    names = _mode(raw, "names")
+    key = _key(raw, base_dir) if raw.get("key_file") is not None else b""
+    for what, mode in (("chat_ids", chat_ids), ("names", names)):
+        if mode == HASH and not key:
+            raise ConfigError(
+                "privacy.key_file", f"required when privacy.{what} is hash: a file holding the HMAC key"
+            )
+    return Privacy(chat_ids=chat_ids, names=names, key=key)
+
+
+def _mode(raw: Mapping[str, Any], key: str) -> str:
+    mode = get_str(raw, key, "privacy.", PLAIN)
+    if mode not in MODES:
+        raise ConfigError(f"privacy.{key}", f"expected one of {', '.join(MODES)}, got {mode!r}")
+    return mode
+
+
+def _key(raw: Mapping[str, Any], base_dir: Path) -> bytes:
+    path = Path(get_str(raw, "key_file", "privacy."))
+    path = path if path.is_absolute() else base_dir / path
+    try:
+        key = path.read_bytes().strip()
+    except OSError as exc:
+        raise ConfigError("privacy.key_file", f"cannot read {path}: {exc.strerror}") from None
+    if not key:
+        raise ConfigError("privacy.key_file", f"{path} is empty")
+    # The key is bytes to the HMAC; as text it may still end up somewhere printable.
+    logfmt.redact(key.decode("utf-8", "replace"))
+    return key
+
+
+def check_thresholds(thresholds: tuple[Threshold, ...], privacy: Privacy) -> None:
+    """Refuse thresholds that privacy mode leaves with nothing to match or alert on.
+
+    A ``chats:`` regex would be matched against hashed or empty values (by Prometheus
+    and by the agent alike), and a per-chat kind has no series under ``chat_ids: drop``.
+    """
+    hidden = next(
+        (
+            f"privacy.{what} is {mode}"
+            for what, mode in (("chat_ids", privacy.chat_ids), ("names", privacy.names))
+            if mode != PLAIN
+        ),
+        None,
+    )
+    for i, threshold in enumerate(thresholds):
+        scope = KINDS[threshold.kind].scope
+        if privacy.chat_ids == DROP and scope in ("chat", "group"):
+            raise ConfigError(
+                f"thresholds[{i}].metric",
+                f"{threshold.kind} is per chat, and privacy.chat_ids is drop: there are no per-chat series"
+                " to alert on (use an aggregate such as unread_messages or oldest_waiting)",
+            )
+        if threshold.chats and hidden is not None:
+            raise ConfigError(f"thresholds[{i}].chats", f"cannot match chat ids or names while {hidden}")

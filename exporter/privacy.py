@@ -1,0 +1,131 @@
+"""Privacy mode: what the exporter writes in place of a chat's id (a phone number) and its name.
+
+The policy is applied once, where a poll's chats enter the snapshot
+(:meth:`exporter.snapshot.state.ChatData.build`): everything downstream (metrics,
+the status page, alert labels and annotations, log lines, the state file) only
+ever sees the transformed chats, so no output has to remember to hide anything.
+Filters (``chats.include/exclude``, ``waiting.include/exclude``) are decided on
+the real values before the transform.
+
+* ``plain``: the value as WhatsGate sent it (the default, and the behaviour before
+  privacy mode existed).
+* ``hash``: HMAC-SHA256 of the value under a secret key, as 16 hex characters
+  (64 bits). Stable across restarts with the same key, so a chat keeps its series
+  and its wait; without the key, nobody can enumerate phone numbers to find out
+  whose it is (a plain hash of a 12-digit number is reversed by brute force in
+  minutes).
+* ``drop``: for ids, no per-chat series at all (the snapshot still keys waits by
+  an HMAC internally); for names, an empty name (Prometheus treats a label whose
+  value is empty as absent, so ``whatsgate_chat_info`` carries no ``name``).
+
+This module depends on nothing but the standard library and :mod:`exporter.model`.
+"""
+
+from __future__ import annotations
+
+import ast
+import hmac
+import re
+import secrets
+from dataclasses import dataclass, field, replace
+
+from .model import Chat
+
+PLAIN = "plain"
+HASH = "hash"
+DROP = "drop"
+MODES = (PLAIN, HASH, DROP)
+HIDDEN = "<hidden>"
+DIGEST_HEX = 16
+
+# Used for the internal wait keys under chat_ids: drop when no key_file is given. Made once per
+# process (not per config load), so a reload keeps the waits; a restart does not (documented).
+_PROCESS_KEY = secrets.token_bytes(32)
+
+# Where the parser and the client put a chat's id or name into an error detail:
+# "data[3][id='79991112233@c.us'].unreadCount: ...", "data: chat id '7999@c.us' appears twice".
+# A Python repr, possibly cut short (an excerpt ends at 200 characters).
+_QUOTED = r"""'(?:[^'\\]|\\.)*'?|"(?:[^"\\]|\\.)*"?"""
+_ID_IN_DETAIL = re.compile(rf"(\[id=|chat id )({_QUOTED})")
+# Anything else shaped like a WhatsApp id (in an excerpt of a broken body, an API error message).
+_WA_ID = re.compile(r"[\w.+-]+@(?:c\.us|g\.us|s\.whatsapp\.net|lid|broadcast|newsletter)\b")
+# A chat's name as JSON in an excerpt of a body that did not parse.
+_NAME_IN_JSON = re.compile(r'("name"\s*:\s*)"(?:[^"\\]|\\.)*"?')
+
+
+@dataclass(frozen=True)
+class Privacy:
+    """The ``privacy:`` section as a policy: ``chat_id(real)`` and ``name(real)`` give what is shown."""
+
+    chat_ids: str = PLAIN
+    names: str = PLAIN
+    # The HMAC key (the key file's bytes, stripped). repr=False: never in a log line or traceback.
+    key: bytes = field(default=b"", repr=False)
+
+    def __post_init__(self) -> None:
+        for what, mode in (("chat_ids", self.chat_ids), ("names", self.names)):
+            if mode not in MODES:
+                raise ValueError(f"privacy.{what}: expected one of {', '.join(MODES)}, got {mode!r}")
+            if mode == HASH and not self.key:
+                raise ValueError(f"privacy.{what}: hash needs a key")
+
+    @property
+    def plain(self) -> bool:
+        return self.chat_ids == PLAIN and self.names == PLAIN
+
+    @property
+    def per_chat(self) -> bool:
+        """Whether any chat gets per-chat series (``chat_ids: drop`` means aggregates only)."""
+        return self.chat_ids != DROP
+
+    def _digest(self, value: str, key: bytes) -> str:
+        # hmac.digest: the one-shot C path, a few times faster than hmac.new for short values.
+        return hmac.digest(key, value.encode("utf-8", "surrogatepass"), "sha256").hex()[:DIGEST_HEX]
+
+    def chat_id(self, real: str) -> str:
+        """What stands for the chat's id everywhere; under drop, a stable key for the waits only."""
+        if self.chat_ids == PLAIN:
+            return real
+        return self._digest(real, self.key or _PROCESS_KEY)
+
+    def name(self, real: str) -> str:
+        """What stands for the chat's name; an empty name stays empty (there is nothing to hide)."""
+        if self.names == PLAIN or not real:
+            return real
+        return self._digest(real, self.key) if self.names == HASH else ""
+
+    def chat(self, real: Chat) -> Chat:
+        """The chat as the snapshot keeps it. Group participants are never kept, in any mode."""
+        return replace(real, id=self.chat_id(real.id), name=self.name(real.name))
+
+    def scrub(self, detail: str) -> str:
+        """An error detail (log line, ``/``, last error) without real chat ids or names.
+
+        The parser names the chat that broke an answer by its id: that id is replaced by
+        the one the metrics show (hash) or by ``<hidden>`` (drop), so an operator can still
+        find the chat under hash. Anything else shaped like a WhatsApp id, and JSON names
+        in an excerpt, are hidden too.
+        """
+        if self.plain:
+            return detail
+
+        def replace_id(match: re.Match[str]) -> str:
+            if self.chat_ids == PLAIN:
+                return match.group(0)
+            try:
+                real = ast.literal_eval(match.group(2))
+            except (ValueError, SyntaxError):  # cut short by the excerpt: nothing to show
+                real = None
+            if self.chat_ids == HASH and isinstance(real, str):
+                return f"{match.group(1)}{self.chat_id(real)!r}"
+            return f"{match.group(1)}{HIDDEN}"
+
+        out = _ID_IN_DETAIL.sub(replace_id, detail)
+        if self.chat_ids != PLAIN:
+            out = _WA_ID.sub(HIDDEN, out)
+        if self.names != PLAIN:
+            out = _NAME_IN_JSON.sub(rf'\1"{HIDDEN}"', out)
+        return out
+
+
+PLAIN_POLICY = Privacy()
