@@ -133,7 +133,8 @@ CHATS_OMITTED = MetricDef(
     "whatsgate_chats_omitted",
     "gauge",
     "Chats without per-chat series: reason=filtered (chats.include/exclude) or"
-    " reason=max_per_account (over the cap; the chats with most unread messages are kept).",
+    " reason=max_per_account (over the cap; waiting chats, then those with most unread messages are"
+    " kept). With privacy.chat_ids: drop every chat counts as filtered.",
     ("reason",),
 )
 
