@@ -281,8 +281,13 @@ def _overlap(a: Coverage, b: Coverage) -> bool:
     (only_a, minus_a), (only_b, minus_b) = a, b
     if only_a is None and only_b is None:
         return True  # both cover every account (discovery may add any)
-    common = only_a if only_b is None else only_b if only_a is None else only_a & only_b
-    return bool(common - minus_a - minus_b)
+    if only_a is None:
+        common = only_b
+    elif only_b is None:
+        common = only_a
+    else:
+        common = only_a & only_b
+    return bool(common is not None and common - minus_a - minus_b)
 
 
 def _check_distinct(thresholds: tuple[Threshold, ...]) -> None:

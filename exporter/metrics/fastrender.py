@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from prometheus_client.utils import floatToGoString
+from prometheus_client import utils
 
 from ..model import GROUP, Account, Chat
 from ..snapshot.waiting import Wait
@@ -44,6 +44,9 @@ def header(definition: d.MetricDef) -> bytes:
     text = definition.help.replace("\\", r"\\").replace("\n", r"\n")
     return f"# HELP {name} {text}\n# TYPE {name} {definition.type}\n".encode()
 
+
+# prometheus-client's own number formatting (untyped there; it returns str).
+floatToGoString: Callable[[float], str] = utils.floatToGoString
 
 # Small whole numbers (unread counts, participants) recur; their text is cached.
 _SMALL = [floatToGoString(i) for i in range(4096)]

@@ -95,7 +95,7 @@ def _split(families: Iterable[tuple[str, bytes, bytes]], pack: bool) -> Rendered
 def render_plain(collector: Collector) -> Iterable[tuple[str, bytes, bytes]]:
     """Each family of a collector by generate_latest, split into its two header lines and its samples."""
     for family in collector.collect():
-        text = generate_latest(_One(family))  # type: ignore[arg-type]
+        text = generate_latest(_One(family))
         cut = text.index(b"\n", text.index(b"\n") + 1) + 1
         yield family.name, text[:cut], text[cut:]
 

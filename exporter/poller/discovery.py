@@ -1,9 +1,7 @@
 """Session discovery (``discover: true``): which accounts to poll, from ``sessions-get``.
 
 Discovery must neither drop nor freeze accounts on a bad answer. Pages are
-followed with checks (a page count that changes while paging, the same
-session listed twice with different data, more pages than the cap are
-errors, not silently accepted), sessions are de-duplicated by id, and a
+followed with checks (:func:`exporter.whatsgate.client.paginate`), and a
 session missing from one answer is dropped only after it has been missing for
 the grace period (``stale_after``), logged and counted. A failed discovery
 changes nothing but ``whatsgate_discovery_up`` and its error count.
@@ -17,56 +15,11 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
-from ..model import INTERNAL, INVALID_RESPONSE, Account, Session
+from ..model import INTERNAL, Account, Session
 from ..snapshot.state import DiscoveryState
 from ..whatsgate.client import PollError, WhatsGateClient
-from ..whatsgate.parse import parse_sessions
 
 log = logging.getLogger(__name__)
-
-PAGE_SIZE = 100
-MAX_PAGES = 100  # 10,000 sessions: past that, say so instead of dropping the rest silently
-
-
-def fetch_sessions(
-    client: WhatsGateClient, page_size: int = PAGE_SIZE, max_pages: int = MAX_PAGES
-) -> list[Session]:
-    """Every session of the key, across pages, checked for consistency; raises PollError."""
-    found: dict[str, Session] = {}
-    page, pages, first_pages = 1, 1, None
-    while page <= pages:
-        if page > max_pages:
-            raise PollError(
-                INVALID_RESPONSE, f"sessions-get: more than {max_pages} pages of {page_size} sessions"
-            )
-        sessions, pages = client.call("sessions-get", {"page": page, "page_cnt": page_size}, parse_sessions)
-        if first_pages is None:
-            first_pages = pages
-        elif pages != first_pages:
-            raise PollError(
-                INVALID_RESPONSE,
-                f"sessions-get: page count changed from {first_pages} to {pages} while paging",
-            )
-        for i, session in enumerate(sessions):
-            for field in ("whatsapp_id", "status", "name"):
-                try:
-                    getattr(session, field).encode("utf-8")
-                except UnicodeError:
-                    raise PollError(
-                        INVALID_RESPONSE, f"sessions-get: page {page} data[{i}].{field}: not valid Unicode"
-                    ) from None
-            known = found.get(session.whatsapp_id)
-            if known is not None and known != session:
-                # A server that ignores `page` repeats sessions unchanged (harmless, de-duplicated);
-                # the same session with another status is a contradiction.
-                raise PollError(
-                    INVALID_RESPONSE, f"sessions-get: page {page} lists a session again with different data"
-                )
-            found[session.whatsapp_id] = session
-        if not sessions:
-            break
-        page += 1
-    return list(found.values())
 
 
 class Discovery:
@@ -95,7 +48,7 @@ class Discovery:
 
     def discover_once(self) -> None:
         try:
-            sessions = fetch_sessions(self.client)
+            sessions = self.client.sessions()
         except PollError as exc:
             self._failed(exc.reason, exc.detail)
             return

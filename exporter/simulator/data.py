@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 STATUS_NAMES = {"READY": "Ready", "AUTH": "Waiting for authorization"}
 DEMO_ACCOUNTS = (
@@ -28,7 +29,7 @@ _GROUP = (("Sales", "Support", "Family", "Parents", "Football", "Book", "Night s
            "Marketing", "Neighbours", "Alumni"), ("team", "chat", "club", "news", "ops"))
 # fmt: on
 # (name, is group, forced fields): label escaping, bidi text, and each flag at least once.
-SPECIALS: list[tuple[str, bool, dict]] = [
+SPECIALS: list[tuple[str, bool, dict[str, Any]]] = [
     ("Мама 👩‍👧 ❤️", False, {"pinned": True, "unreadCount": 2}),
     ("مجموعة العائلة", True, {"isMuted": True, "muteExpiration": 28800}),
     ("שלום עולם", False, {"isReadOnly": True}),
@@ -45,10 +46,10 @@ class SimAccount:
     whatsapp_id: str
     name: str
     status: str = "READY"
-    chats: list[dict] = field(default_factory=list)
+    chats: list[dict[str, Any]] = field(default_factory=list)
 
 
-def session(index: int, account: SimAccount) -> dict:
+def session(index: int, account: SimAccount) -> dict[str, Any]:
     """One ``sessions-get`` record, shaped like the documented example."""
     ready = account.status == "READY"
     return {
@@ -70,7 +71,7 @@ def _unread(rng: random.Random) -> int:
     return 0 if r < 0.7 else rng.randint(1, 5) if r < 0.93 else rng.randint(6, 300)
 
 
-def participants(rng: random.Random, count: int) -> list[dict]:
+def participants(rng: random.Random, count: int) -> list[dict[str, Any]]:
     ids = [f"79{rng.randrange(10**9):09d}@c.us" for _ in range(count)]
     return [
         {"id": pid, "isAdmin": i == 0 or rng.random() < 0.15, "isSuperAdmin": i == 0}
@@ -83,9 +84,9 @@ def chat(
     chat_id: str,
     name: str,
     now: int,
-    members: list[dict] | None = None,
+    members: list[dict[str, Any]] | None = None,
     size: int | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """A chat as ``get-chats`` returns it; a group when ``members`` is given."""
     muted = rng.random() < 0.15
     chat = {
@@ -112,7 +113,7 @@ def chat(
 
 def make_chats(
     rng: random.Random, count: int, group_fraction: float, sizes: tuple[int, int], now: int
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     base = rng.randrange(10**8)
     groups = set(rng.sample(range(count), round(count * group_fraction)))
     chats = []

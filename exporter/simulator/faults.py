@@ -163,7 +163,7 @@ def replacing(fault: Fault, api_key: str, command: str) -> Reply | None:
     return None
 
 
-def chats_body(chats: list[dict], fault: Fault | None, api_key: str) -> tuple[bytes, str] | None:
+def chats_body(chats: list[dict[str, Any]], fault: Fault | None, api_key: str) -> tuple[bytes, str] | None:
     """A ``get-chats`` body (and content type) with corrupted data, or None for a normal one."""
     if fault is None:
         return None
@@ -215,7 +215,7 @@ def _echo_type(api_key: str) -> str:
     return f"{JSON_TYPE}; key={api_key}"
 
 
-def _extra_chat(chat_id: str, group: bool = False) -> dict:
+def _extra_chat(chat_id: str, group: bool = False) -> dict[str, Any]:
     chat: dict[str, Any] = {
         "id": chat_id,
         "name": "Extra",

@@ -59,7 +59,7 @@ class Simulator:
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._cache: dict[str, bytes] = {}  # encoded get-chats answers, dropped on change
-        self._sessions: list[dict] | None = None  # sessions-get records, dropped on change
+        self._sessions: list[dict[str, Any]] | None = None  # sessions-get records, dropped on change
         self._faults: dict[str, faultlib.Fault] = {}
         self._sessions_fault: faultlib.Fault | None = None
         self._counts: Counter[tuple[str, str | None]] = Counter()
@@ -147,7 +147,7 @@ class Simulator:
             chats[_index(chats, chat_id)].update(copy.deepcopy(fields))
             self._cache.pop(whatsapp_id, None)
 
-    def add_chat(self, whatsapp_id: str, chat: dict) -> None:
+    def add_chat(self, whatsapp_id: str, chat: dict[str, Any]) -> None:
         """Appends even malformed or duplicate chats: tests need to serve those too."""
         with self._lock:
             self._account(whatsapp_id).chats.append(copy.deepcopy(chat))
@@ -205,7 +205,7 @@ class Simulator:
                 return self._counts[(command, whatsapp_id)]
             return sum(n for (cmd, _), n in self._counts.items() if cmd == command)
 
-    def chats(self, whatsapp_id: str) -> list[dict]:
+    def chats(self, whatsapp_id: str) -> list[dict[str, Any]]:
         with self._lock:
             return copy.deepcopy(self._account(whatsapp_id).chats)
 
@@ -282,7 +282,7 @@ class Simulator:
                 self._cache[wid] = json_bytes({"result": "OK", "data": account.chats})
             return 200, self._cache[wid], JSON_TYPE, {}
 
-    def _sessions_page(self, req: dict, fault: faultlib.Fault | None) -> Reply:
+    def _sessions_page(self, req: dict[str, Any], fault: faultlib.Fault | None) -> Reply:
         with self._lock:
             if self._sessions is None:
                 self._sessions = [session(i, a) for i, a in enumerate(self._accounts.values(), 1)]
@@ -293,7 +293,7 @@ class Simulator:
             return reply
 
 
-def _index(chats: list[dict], chat_id: str) -> int:
+def _index(chats: list[dict[str, Any]], chat_id: str) -> int:
     for i, chat in enumerate(chats):
         if chat.get("id") == chat_id:
             return i

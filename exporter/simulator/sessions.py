@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from typing import Any
 
 from .faults import Fault
 from .wire import JSON_TYPE, Reply, error, json_bytes
@@ -16,7 +17,7 @@ from .wire import JSON_TYPE, Reply, error, json_bytes
 _FILTERS = (("unique_id", "WhatsappID"), ("name", "name"), ("status", "status"))
 
 
-def sessions_reply(sessions: list[dict], req: dict, fault: Fault | None) -> Reply:
+def sessions_reply(sessions: list[dict[str, Any]], req: dict[str, Any], fault: Fault | None) -> Reply:
     """One page of ``sessions`` (all sessions, in order) as asked by ``req``, shaped by ``fault``.
 
     The caller holds the simulator's lock: the fault's ``used`` counter changes here.
@@ -58,7 +59,7 @@ def exhausted(fault: Fault) -> bool:
     return "times" in fault.params and fault.used >= fault.params["times"]
 
 
-def _surrogate_session(index: int, fields: list[str]) -> dict:
+def _surrogate_session(index: int, fields: list[str]) -> dict[str, Any]:
     bad = "\ud800"
     return {
         "id": index,

@@ -104,14 +104,14 @@ class SupportLine:
         self._due: dict[str, float] = {}  # chat id -> when an agent reads it
         self._overnight: set[str] = set()
 
-    def begin(self, chats: list[dict]) -> None:
+    def begin(self, chats: list[dict[str, Any]]) -> None:
         """Dates the chats unread at start as recent waits, so the demo starts mid-day."""
         for chat in _eligible(chats):
             if chat["unreadCount"] > 0:
                 chat["timestamp"] = int(self._start - self._rng.uniform(*INITIAL_AGE))
                 self._due[chat["id"]] = self._read_time(chat["id"], self._start)
 
-    def advance(self, chats: list[dict], now: float) -> bool:
+    def advance(self, chats: list[dict[str, Any]], now: float) -> bool:
         """Plays the ticks up to ``now``; True if the chats may have changed."""
         tick = math.floor(now / TICK)
         if tick <= self._tick:
@@ -134,7 +134,7 @@ class SupportLine:
         """Chat id -> due read time, for tests and curious users."""
         return dict(self._due)
 
-    def _step(self, eligible: list[dict], by_id: dict[str, dict], t: float) -> None:
+    def _step(self, eligible: list[dict[str, Any]], by_id: dict[str, dict[str, Any]], t: float) -> None:
         if eligible and self._rng.random() < self._profile.rate * TICK / 60:
             self._message(eligible, t)
         due = [(when, chat_id) for chat_id, when in self._due.items() if when <= t]
@@ -147,7 +147,7 @@ class SupportLine:
             if self._rng.random() < REPLY:
                 chat["timestamp"] = int(t)
 
-    def _message(self, eligible: list[dict], t: float) -> None:
+    def _message(self, eligible: list[dict[str, Any]], t: float) -> None:
         waiting = [c for c in eligible if c["unreadCount"] > 0]
         idle = [c for c in eligible if c["unreadCount"] == 0]
         if waiting and (not idle or self._rng.random() < FOLLOW_UP):
@@ -173,7 +173,7 @@ class SupportLine:
         return morning.timestamp() + self._rng.uniform(0, 2 * 3600)
 
 
-def _eligible(chats: list[dict]) -> list[dict]:
+def _eligible(chats: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Chats customers can write in: well-formed, and not read-only."""
     return [
         c
@@ -183,7 +183,7 @@ def _eligible(chats: list[dict]) -> list[dict]:
 
 
 def support_lines(
-    accounts: list[str], seed: int | None, start: float, chats: Callable[[str], list[dict]]
+    accounts: list[str], seed: int | None, start: float, chats: Callable[[str], list[dict[str, Any]]]
 ) -> dict[str, SupportLine]:
     """A support line per demo account, each with its own random stream derived from ``seed``."""
     lines = {}
@@ -196,7 +196,7 @@ def support_lines(
     return lines
 
 
-def churn(rng: random.Random, chats: list[dict], now: float) -> None:
+def churn(rng: random.Random, chats: list[dict[str, Any]], now: float) -> None:
     """Live-looking traffic for ``dynamic`` simulators outside the demo; reads grow with backlog."""
     chats = [c for c in chats if type(c.get("unreadCount")) is int]
     if not chats:

@@ -118,12 +118,12 @@ class PooledHandler(BaseHTTPRequestHandler):
     """A request handler for one request of a :class:`Connection` (not one whole connection)."""
 
     protocol_version = "HTTP/1.1"
-    request: Connection  # type: ignore[assignment]
+    request: Connection
 
     def setup(self) -> None:
         self.connection = self.request.sock
         self.rfile = self.request.rfile
-        self.wfile = self.request.wfile  # type: ignore[assignment]
+        self.wfile = self.request.wfile
 
     def handle(self) -> None:
         self.close_connection = True
@@ -157,7 +157,7 @@ class HardenedHTTPServer(socketserver.TCPServer):
         self._stop = threading.Event()
         self._pool: ThreadPoolExecutor | None = None
         self._wake_r, self._wake_w = socket.socketpair()  # before binding: a failed bind calls server_close
-        super().__init__(address, handler)  # type: ignore[arg-type]
+        super().__init__(address, handler)
         self.socket.setblocking(False)
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="http")
         self._idle: OrderedDict[Connection, None] = OrderedDict()  # oldest first; loop thread only

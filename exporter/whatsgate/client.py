@@ -65,6 +65,12 @@ class PollError(Exception):
         super().__init__(f"{reason}: {detail}")
 
 
+# sessions-get paging: 100 pages of 100 is 10,000 sessions; past that, say so instead of
+# dropping the rest silently.
+PAGE_SIZE = 100
+MAX_PAGES = 100
+
+
 class WhatsGateClient:
     def __init__(
         self,
@@ -277,19 +283,51 @@ class WhatsGateClient:
         return kind.lower()
 
     def get_chats(self, whatsapp_id: str) -> list[Chat]:
-        return self.call("get-chats", {"WhatsappID": whatsapp_id}, parse_chats, decode_chats)
+        chats: list[Chat] = self.call("get-chats", {"WhatsappID": whatsapp_id}, parse_chats, decode_chats)
+        return chats
 
-    def sessions(self, page_size: int = 100, max_pages: int = 100) -> list[Session]:
-        """All sessions of the key, following ``sessions-get`` pagination."""
-        found: list[Session] = []
-        page, pages = 1, 1
-        while page <= min(pages, max_pages):
-            sessions, pages = self.call("sessions-get", {"page": page, "page_cnt": page_size}, parse_sessions)
-            found.extend(sessions)
-            if not sessions:
-                break
-            page += 1
-        return found
+    def sessions(self, page_size: int = PAGE_SIZE, max_pages: int = MAX_PAGES) -> list[Session]:
+        """All sessions of the key, across ``sessions-get`` pages, checked (see :func:`paginate`)."""
+        return paginate(self.call, page_size, max_pages)
+
+
+def paginate(
+    call: Callable[..., Any], page_size: int = PAGE_SIZE, max_pages: int = MAX_PAGES
+) -> list[Session]:
+    """Follow ``sessions-get`` pages; ``call`` is :meth:`WhatsGateClient.call`.
+
+    A discovery must neither drop nor invent sessions on a bad answer: a page
+    count that changes while paging, the same session listed again with other
+    data, and more pages than the cap are errors (``invalid_response``), never
+    silently accepted; a server that ignores ``page`` repeats sessions unchanged,
+    which is harmless, so sessions are de-duplicated by id.
+    """
+    found: dict[str, Session] = {}
+    page, pages, first_pages = 1, 1, None
+    while page <= pages:
+        if page > max_pages:
+            raise PollError(
+                INVALID_RESPONSE, f"sessions-get: more than {max_pages} pages of {page_size} sessions"
+            )
+        sessions, pages = call("sessions-get", {"page": page, "page_cnt": page_size}, parse_sessions)
+        if first_pages is None:
+            first_pages = pages
+        elif pages != first_pages:
+            raise PollError(
+                INVALID_RESPONSE,
+                f"sessions-get: page count changed from {first_pages} to {pages} while paging",
+            )
+        for session in sessions:
+            known = found.get(session.whatsapp_id)
+            if known is not None and known != session:
+                raise PollError(
+                    INVALID_RESPONSE, f"sessions-get: page {page} lists a session again with different data"
+                )
+            found[session.whatsapp_id] = session
+        if not sessions:
+            break
+        page += 1
+    return list(found.values())
 
 
 def _size(n: int) -> str:

@@ -126,7 +126,7 @@ class _DeadlineResponse(http.client.HTTPResponse):
         fp = self.fp
         if remaining() is not None and isinstance(fp, io.BufferedReader):
             raw = fp.detach()  # the socket.SocketIO of sock.makefile("rb"), kept open
-            self.fp = io.BufferedReader(_DeadlineReader(raw, sock))  # type: ignore[arg-type]
+            self.fp = io.BufferedReader(_DeadlineReader(raw, sock))
 
 
 class _HTTPConnection(HTTPConnection):

@@ -18,6 +18,7 @@ from exporter.config.settings import parse_config
 from exporter.metrics.store import Store
 from exporter.model import Chat
 from exporter.poller import AccountPoller, next_delay
+from exporter.poller.discovery import Discovery
 from exporter.simulator import SimAccount, Simulator
 from exporter.whatsgate.client import WhatsGateClient
 
@@ -131,3 +132,22 @@ def test_poll_duration_covers_rendering_and_delay_is_exported(setup):
 
 def test_backoff_doubles_and_is_capped():
     assert [next_delay(60, n) for n in range(6)] == [60, 60, 120, 240, 240, 240]
+
+
+def test_a_lone_surrogate_in_sessions_get_is_a_discovery_error_not_a_crash(sim):
+    """The simulator lists one extra session whose unique_id and status hold \\ud800."""
+    client = WhatsGateClient(sim.url, KEY, timeout=2)
+    store = Store(stale_after=300, include_process_metrics=False)
+    found: list[set[str]] = []
+    discovery = Discovery(
+        client, dict, lambda: 300.0, store.publish_discovery, lambda accounts: found.append(set(accounts))
+    )
+    discovery.discover_once()
+    assert found == [{"W1"}]
+    sim.set_fault(None, "sessions_surrogate")
+    discovery.discover_once()  # must not raise, must not drop W1
+    assert discovery.state.errors["invalid_response"] == 1 and not discovery.state.up
+    assert found == [{"W1"}]
+    text = b"".join(store.chunks()).decode()
+    assert "whatsgate_discovery_up 0.0" in text and 'whatsapp_id="W1"' in text
+    client.close()

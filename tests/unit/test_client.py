@@ -473,10 +473,14 @@ def test_sessions_follows_pagination(mocked: responses.RequestsMock, client: Wha
     assert [json.loads(c.request.body or b"")["page"] for c in mocked.calls] == [1, 2, 3]
 
 
-def test_sessions_respects_max_pages(mocked: responses.RequestsMock, client: WhatsGateClient) -> None:
-    mocked.post(SESSIONS_URL, json=sessions_page(1, 50, [session_obj(1)]))
-    assert len(client.sessions(max_pages=2)) == 2
-    assert len(mocked.calls) == 2
+def test_sessions_past_max_pages_is_an_error_not_a_silent_cut(
+    mocked: responses.RequestsMock, client: WhatsGateClient
+) -> None:
+    for page in (1, 2):
+        mocked.post(SESSIONS_URL, json=sessions_page(page, 50, [session_obj(page)]))
+    with pytest.raises(PollError, match="more than 2 pages") as info:
+        client.sessions(max_pages=2)
+    assert info.value.reason == "invalid_response" and len(mocked.calls) == 2
 
 
 def test_sessions_stops_on_empty_page(mocked: responses.RequestsMock, client: WhatsGateClient) -> None:

@@ -1,4 +1,4 @@
-"""The README documents exactly the metrics the exporter defines, and the commands it tells users to run exist."""
+"""The README documents exactly the metrics the exporter defines, and flags that exist."""
 
 from __future__ import annotations
 
