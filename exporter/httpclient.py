@@ -128,6 +128,11 @@ def describe_error(exc: requests.RequestException) -> str:
         ("Connection refused", "connection refused"),
         ("Unable to connect to proxy", "cannot connect to the proxy"),
         ("Read timed out", "timed out"),
+        ("Name or service not known", "host name not found"),
+        ("Temporary failure in name resolution", "host name not found"),
+        ("RemoteDisconnected", "server closed the connection without answering"),
+        ("Connection reset", "connection reset"),
+        ("Max retries exceeded", "connection failed"),
     ):
         if needle in text:
             return label

@@ -6,9 +6,10 @@ import subprocess
 from collections.abc import Iterator
 
 import pytest
-from helpers import stop
+from helpers import KEY, accounts, stop
 
 from exporter import logfmt
+from exporter.simulator import Simulator
 
 
 @pytest.fixture(autouse=True)
@@ -27,3 +28,17 @@ def procs() -> Iterator[list[subprocess.Popen[str]]]:
     finally:
         for proc in reversed(started):
             stop(proc)
+
+
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    """The standard two-account simulator (tests/helpers.py accounts()), static data, on loopback.
+
+    Test modules that need other data define their own ``sim``, which takes precedence.
+    """
+    simulator = Simulator(accounts(), api_key=KEY, dynamic=False)
+    simulator.start()
+    try:
+        yield simulator
+    finally:
+        simulator.stop()

@@ -25,7 +25,7 @@ import urllib3
 
 from .. import __version__, logfmt, memory
 from ..config.http import HttpClientConfig
-from ..httpclient import new_session
+from ..httpclient import describe_error, new_session
 from ..model import (
     API_ERROR,
     CONNECTION,
@@ -196,7 +196,7 @@ class WhatsGateClient:
             except requests.ConnectionError as exc:
                 if "timed out" in str(exc):
                     raise PollError(TIMEOUT, f"{command}: no answer {self._took(started)}") from None
-                raise PollError(CONNECTION, f"{command}: {_connection_detail(exc)}") from None
+                raise PollError(CONNECTION, f"{command}: {describe_error(exc)}") from None
             except requests.RequestException as exc:
                 raise PollError(CONNECTION, f"{command}: {type(exc).__name__}") from None
             try:
@@ -343,20 +343,3 @@ def _error_object(payload: Any) -> tuple[str, str] | None:
     if isinstance(payload, dict) and isinstance(payload.get("name"), str) and "message" in payload:
         return payload["name"], str(payload["message"])
     return None
-
-
-def _connection_detail(exc: requests.ConnectionError) -> str:
-    """Name the cause (refused, DNS, TLS) without dumping urllib3's nested reprs."""
-    text = str(exc)
-    for needle, label in (
-        ("Connection refused", "connection refused"),
-        ("Name or service not known", "host name not found"),
-        ("Temporary failure in name resolution", "host name not found"),
-        ("CERTIFICATE_VERIFY_FAILED", "TLS certificate verification failed"),
-        ("RemoteDisconnected", "server closed the connection without answering"),
-        ("Connection reset", "connection reset"),
-        ("Max retries exceeded", "connection failed"),
-    ):
-        if needle in text:
-            return label
-    return type(exc).__name__

@@ -253,16 +253,6 @@ def hook() -> Iterator[Recorder]:
         recorder.close()
 
 
-@pytest.fixture
-def sim() -> Iterator[Simulator]:
-    simulator = Simulator(accounts(), api_key=KEY, dynamic=False)
-    simulator.start()
-    try:
-        yield simulator
-    finally:
-        simulator.stop()
-
-
 def firing_on_metrics(exporter: Exporter) -> set[frozenset]:
     """The label sets of whatsgate_alert_firing on the exporter's /metrics."""
     return {

@@ -20,7 +20,7 @@ import pytest
 import requests
 import trustme
 import yaml
-from helpers import KEY, Exporter, accounts, config_for, free_port, start_exporter, stop, tool, wait_until
+from helpers import KEY, Exporter, config_for, free_port, start_exporter, stop, tool, wait_until
 
 from exporter.simulator import Simulator
 
@@ -94,16 +94,6 @@ def am(tmp_path: Path) -> Iterator[SecuredAlertmanager]:
         yield server
     finally:
         stop(server.proc)  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def sim() -> Iterator[Simulator]:
-    simulator = Simulator(accounts(), api_key=KEY, dynamic=False)
-    simulator.start()
-    try:
-        yield simulator
-    finally:
-        simulator.stop()
 
 
 @pytest.fixture

@@ -91,16 +91,6 @@ def sim() -> Iterator[Simulator]:
         simulator.stop()
 
 
-@pytest.fixture
-def procs() -> Iterator[list]:
-    started: list = []
-    try:
-        yield started
-    finally:
-        for proc in reversed(started):
-            stop(proc)
-
-
 def run_alertmanager(procs: list, tmp_path: Path) -> str:
     config_file = tmp_path / "alertmanager.yml"
     config_file.write_text(yaml.safe_dump({"route": {"receiver": "null"}, "receivers": [{"name": "null"}]}))

@@ -21,7 +21,6 @@ from helpers import (
     KEY,
     WEIRD,
     Exporter,
-    accounts,
     config_for,
     free_port,
     get,
@@ -32,14 +31,6 @@ from helpers import (
 )
 
 from exporter.simulator import Simulator
-
-
-@pytest.fixture
-def sim() -> Iterator[Simulator]:
-    simulator = Simulator(accounts(), api_key=KEY, dynamic=False)
-    simulator.start()
-    yield simulator
-    simulator.stop()
 
 
 @pytest.fixture
