@@ -87,6 +87,13 @@ def scrub(text: str, extra: Iterable[str] = ()) -> str:
     return compiled[0].sub(PLACEHOLDER, text) if compiled else text
 
 
+def mentions_secret(texts: Iterable[str]) -> bool:
+    """Whether any registered secret appears in any of ``texts``; one regex pass over them all,
+    so that checking 10,000 chat names costs about a millisecond when none does."""
+    compiled = _compiled()
+    return bool(compiled and compiled[0].search("\x00".join(texts)))
+
+
 def redact_url(url: str) -> str:
     """``url`` safe to print: its user-info (``user:password@``) replaced, and secrets scrubbed."""
     try:

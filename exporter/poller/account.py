@@ -16,8 +16,10 @@ import random
 import time
 import zlib
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Protocol
 
+from .. import logfmt
 from ..config.settings import Config
 from ..model import INTERNAL, INVALID_RESPONSE, Account
 from ..snapshot.state import AccountState, ChatData
@@ -85,6 +87,11 @@ class AccountPoller:
         try:
             found = self.client.get_chats(self.account.whatsapp_id)
             chats = len(found)
+            if logfmt.mentions_secret(text for chat in found for text in (chat.id, chat.name)):
+                # A server echoing the API key into a chat: it must not reach a label value.
+                found = [replace(c, id=logfmt.scrub(c.id), name=logfmt.scrub(c.name)) for c in found]
+                if len({chat.id for chat in found}) < len(found):
+                    raise PollError(INVALID_RESPONSE, "get-chats: chat ids hold the API key")
             data = ChatData.build(
                 found,
                 config.chats,

@@ -151,3 +151,14 @@ def test_a_lone_surrogate_in_sessions_get_is_a_discovery_error_not_a_crash(sim):
     text = b"".join(store.chunks()).decode()
     assert "whatsgate_discovery_up 0.0" in text and 'whatsapp_id="W1"' in text
     client.close()
+
+
+def test_a_key_echoed_in_chat_names_never_reaches_a_label(setup, sim):
+    """The simulator's echo_key fault puts the request's key (plain and JSON-escaped) into two chat names."""
+    poller, store = setup
+    logfmt.redact(KEY)
+    sim.set_fault("W1", "echo_key", mode="name")
+    state = poller.poll_once()
+    text = metrics(store)
+    assert state.up and KEY not in text
+    assert "<secret>" in text  # the names are there, with the key cut out
