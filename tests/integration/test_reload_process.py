@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -80,3 +81,23 @@ def test_probe_and_sd(sim: Simulator, tmp_path: Path):
         assert all(g["targets"] == [f"127.0.0.1:{exporter.port}"] for g in groups)
     finally:
         stop(exporter.proc)
+
+
+def test_health_at_once_and_a_prompt_stop_during_a_slow_first_discovery(tmp_path: Path):
+    slow = Simulator([SimAccount("wa-1", "one")], api_key=KEY, dynamic=False)
+    slow.start()
+    slow.set_fault(None, "slow", delay=30, command="sessions-get")
+    config = (
+        f"whatsgate:\n  url: {slow.url}\n  api_key: {KEY}\n  timeout: 60s\n"
+        "discover: true\npoll_interval: 1s\n"
+    )
+    try:
+        exporter = start_exporter(tmp_path, config, wait_ready=False)  # waits for /healthz only
+        ready = requests.get(f"{exporter.url}/ready", timeout=5)
+        assert ready.status_code == 503 and "sessions-get has not succeeded yet" in ready.text
+        started = time.monotonic()
+        exporter.proc.send_signal(signal.SIGTERM)
+        assert exporter.proc.wait(10) == 0
+        assert time.monotonic() - started < 3, "SIGTERM waited for the slow sessions-get"
+    finally:
+        slow.stop()
