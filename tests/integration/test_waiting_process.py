@@ -95,7 +95,8 @@ def poll_after(exporter: Exporter, t: float, *wids: str, timeout: float = 15) ->
         m = exporter.scrape()
         found["m"] = m
         return all(
-            (v := get(m, "whatsgate_last_success_timestamp_seconds", whatsapp_id=w)) is not None and v > t + 0.5
+            (v := get(m, "whatsgate_last_success_timestamp_seconds", whatsapp_id=w)) is not None
+            and v > t + 0.5
             for w in wids or ("wa-1",)
         )
 
@@ -231,7 +232,9 @@ def test_waits_count_open_hours_only(sim: Simulator, exporters: list[Exporter], 
         f"schedules:\n  office:\n    timezone: {zone.key}\n"
         f"    hours: {{{day}: ['{opens:%H:%M}-{closes:%H:%M}']}}\n"
     )
-    config = config_for(sim, BUCKETS + schedule).replace("name: support\n", "name: support\n    schedule: office\n")
+    config = config_for(sim, BUCKETS + schedule).replace(
+        "name: support\n", "name: support\n    schedule: office\n"
+    )
     exporter = start_exporter(tmp_path, config)
     exporters.append(exporter)
 
