@@ -211,9 +211,9 @@ def pick_zone(now: float) -> ZoneInfo:
     """A zone where the next ~10 minutes and the last ~10 stay within one local day."""
     for name in ("UTC", "Asia/Kathmandu", "America/St_Johns", "Pacific/Chatham", "Asia/Tokyo"):
         local = datetime.fromtimestamp(now, ZoneInfo(name))
-        if timedelta(minutes=10) <= local - local.replace(hour=0, minute=0, second=0, microsecond=0):
-            if local.hour < 23 or local.minute < 45:
-                return ZoneInfo(name)
+        since_midnight = local - local.replace(hour=0, minute=0, second=0, microsecond=0)
+        if timedelta(minutes=10) <= since_midnight <= timedelta(hours=23, minutes=45):
+            return ZoneInfo(name)
     raise AssertionError("no zone far enough from midnight")  # impossible: the offsets differ by hours
 
 
