@@ -250,7 +250,8 @@ class ChatsWaiting(Kind):
     def promql(self, t: Narrowing, bound: str, limit: float, exclude_accounts: tuple[str, ...] = ()) -> str:
         longer = f'longer_than="{d.go_number(t.longer_than or 0.0)}"'
         sel = _selector([*matchers(t, exclude_accounts), longer])
-        return f"sum without (chat_type) ({d.CHATS_WAITING.name}{sel}) {bound}"
+        # longer_than goes too: the agent's alert carries the account's labels only, so must the rule's.
+        return f"sum without (chat_type, longer_than) ({d.CHATS_WAITING.name}{sel}) {bound}"
 
     def measure(
         self, t: Narrowing, state: AccountState, now: float, stale_after: float

@@ -1,0 +1,333 @@
+"""Waiting-time alerts end to end, in both alerting modes at once, with parity.
+
+One exporter (a process) polls the simulator (in this process). Prometheus (Debian's binary)
+scrapes it and evaluates the rules ``python -m exporter rules`` generated from the exporter's
+own config; the exporter's agent evaluates the same thresholds itself. Both send to one real
+Alertmanager, whose webhook this test records: an alert from Prometheus carries ``job`` and
+``instance``, the agent's does not, which tells the modes apart in one place. The waits are
+set with known starts; the thresholds are short (seconds) so that the test takes seconds.
+
+``sales`` (wa-2) has business hours that open only the day after tomorrow: its customer
+waits as long as the others in wall-clock time, but zero open time, so nothing fires for it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import yaml
+from helpers import KEY, REPO, Exporter, chat_obj, config_for, free_port, stop, tool, wait_until
+
+from exporter.simulator import SimAccount, Simulator
+
+pytestmark = pytest.mark.realtools
+
+WAIT = 60.0
+
+THRESHOLDS = """\
+waiting:
+  buckets: [5s, 10s, 30s]
+thresholds:
+  - {name: CustomerWaiting, metric: chat_waiting, above: 30s}
+  - {name: OldestWaiting, metric: oldest_waiting, above: 1m, severity: critical}
+  - {name: QueueBuildingUp, metric: chats_waiting, longer_than: 10s, above: 1}
+"""
+
+SUPPORT = {"account": "support", "whatsapp_id": "wa-1"}
+# Every alert either mode must fire, labels written out by hand (without Prometheus's job/instance).
+EXPECTED = [
+    {
+        "alertname": "CustomerWaiting",
+        "severity": "warning",
+        **SUPPORT,
+        "chat_id": "11@c.us",
+        "chat_type": "contact",
+        "name": "Chat 11@c.us",
+    },
+    {
+        "alertname": "CustomerWaiting",
+        "severity": "warning",
+        **SUPPORT,
+        "chat_id": "12@c.us",
+        "chat_type": "contact",
+        "name": "Chat 12@c.us",
+    },
+    {"alertname": "OldestWaiting", "severity": "critical", **SUPPORT},
+    {"alertname": "QueueBuildingUp", "severity": "warning", **SUPPORT},
+]
+QUEUE_ANNOTATIONS = {
+    "summary": "2 chats on support have waited longer than 10s",
+    "description": "WhatsApp account support (wa-1) has 2 chats waiting longer than 10s for an answer"
+    " (above 1).",
+}
+# A duration as both modes write it: Prometheus's humanizeDuration and the agent's formatting.
+DURATION = r"(\d+h )?\d+m \d+(\.\d+)?s"
+SUMMARIES = {
+    "CustomerWaiting": rf'Customer "Chat 1[12]@c\.us" on support has waited {DURATION} for an answer',
+    "OldestWaiting": rf"A customer on support has waited {DURATION} for an answer",
+}
+
+
+def frozen(labels: dict[str, str]) -> frozenset:
+    return frozenset((k, v) for k, v in labels.items() if k not in ("job", "instance"))
+
+
+# --- processes ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def procs() -> Iterator[list[subprocess.Popen]]:
+    started: list[subprocess.Popen] = []
+    try:
+        yield started
+    finally:
+        for proc in reversed(started):
+            stop(proc)
+
+
+def spawn(procs: list[subprocess.Popen], args: list[str], log: Path, url: str, what: str) -> None:
+    with log.open("w") as out:
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, text=True, cwd=REPO)
+    procs.append(proc)
+
+    def ready() -> bool:
+        assert proc.poll() is None, f"{what} exited: {log.read_text(errors='replace')[-3000:]}"
+        try:
+            return requests.get(url, timeout=1).status_code == 200
+        except requests.ConnectionError:
+            return False
+
+    wait_until(ready, timeout=30, what=f"{what} ready")
+
+
+class Recorder:
+    """Alertmanager's webhook receiver: records every alert of every notification."""
+
+    def __init__(self) -> None:
+        self.alerts: list[dict] = []
+        self.lock = threading.Lock()
+        recorder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+                with recorder.lock:
+                    recorder.alerts.extend(body["alerts"])
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, args=(0.1,), daemon=True).start()
+
+    def delivered(self, status: str, from_prometheus: bool) -> dict[frozenset, dict]:
+        """The last notified alert per label set, of one mode, in one status."""
+        with self.lock:
+            return {
+                frozen(a["labels"]): a
+                for a in self.alerts
+                if a["status"] == status and ("job" in a["labels"]) == from_prometheus
+            }
+
+
+@pytest.fixture
+def hook() -> Iterator[Recorder]:
+    recorder = Recorder()
+    try:
+        yield recorder
+    finally:
+        recorder.server.shutdown()
+        recorder.server.server_close()
+
+
+def alertmanager(procs: list[subprocess.Popen], tmp_path: Path, hook_url: str) -> str:
+    config = {
+        "route": {
+            "receiver": "hook",
+            "group_by": ["..."],  # one group per alert
+            "group_wait": "0s",
+            "group_interval": "1s",
+            "repeat_interval": "1h",
+        },
+        "receivers": [{"name": "hook", "webhook_configs": [{"url": hook_url, "send_resolved": True}]}],
+    }
+    (tmp_path / "am.yml").write_text(yaml.safe_dump(config))
+    (tmp_path / "am-data").mkdir()
+    port = free_port()
+    args = [
+        tool("alertmanager"),
+        f"--config.file={tmp_path / 'am.yml'}",
+        f"--storage.path={tmp_path / 'am-data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--cluster.listen-address=",  # no gossip listener on 0.0.0.0
+    ]
+    url = f"http://127.0.0.1:{port}"
+    spawn(procs, args, tmp_path / "am.log", f"{url}/-/ready", "alertmanager")
+    return url
+
+
+def prometheus(procs: list[subprocess.Popen], tmp_path: Path, target: int, rules: Path, am: str) -> str:
+    config = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "1s"},
+        "rule_files": [str(rules)],
+        "scrape_configs": [
+            {"job_name": "whatsgate", "static_configs": [{"targets": [f"127.0.0.1:{target}"]}]}
+        ],
+        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [am.removeprefix("http://")]}]}]},
+    }
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    port = free_port()
+    args = [
+        tool("prometheus"),
+        f"--config.file={tmp_path / 'prometheus.yml'}",
+        f"--storage.tsdb.path={tmp_path / 'prom-data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--rules.alert.resend-delay=1s",  # the first notification may be dropped during discovery
+    ]
+    url = f"http://127.0.0.1:{port}"
+    spawn(procs, args, tmp_path / "prometheus.log", f"{url}/-/ready", "prometheus")
+    return url
+
+
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    chats = [chat_obj(cid, 0) for cid in ("11@c.us", "12@c.us", "13@c.us")]
+    simulator = Simulator(
+        [SimAccount("wa-1", "one", chats=chats), SimAccount("wa-2", "two", chats=[chat_obj("21@c.us", 0)])],
+        api_key=KEY,
+        dynamic=False,
+    )
+    simulator.start()
+    try:
+        yield simulator
+    finally:
+        simulator.stop()
+
+
+def closed_until_after_tomorrow() -> str:
+    """A schedule open only on the day after tomorrow (UTC): closed throughout the test."""
+    day = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[(datetime.now(UTC) + timedelta(days=2)).weekday()]
+    return f"schedules:\n  later:\n    timezone: UTC\n    hours: {{{day}: ['00:00-24:00']}}\n"
+
+
+# --- the test ----------------------------------------------------------------------------------
+
+
+def test_waiting_alerts_fire_and_resolve_in_both_modes_alike(
+    sim: Simulator, hook: Recorder, procs: list, tmp_path: Path
+):
+    am = alertmanager(procs, tmp_path, hook.url)
+    config = config_for(sim, THRESHOLDS + closed_until_after_tomorrow())
+    config = config.replace(
+        "  - whatsapp_id: wa-2\n", "  - whatsapp_id: wa-2\n    name: sales\n    schedule: later\n"
+    )
+    config += f"alertmanager:\n  url: {am}\n  resend_interval: 1s\n"
+    config_file = tmp_path / "exporter.yaml"
+    config_file.write_text(config, encoding="utf-8")
+    port = free_port()
+    args = [sys.executable, "-m", "exporter", "--config.file", str(config_file)]
+    log = tmp_path / "exporter.log"
+    spawn(
+        procs,
+        [*args, "--web.listen-address", f"127.0.0.1:{port}"],
+        log,
+        f"http://127.0.0.1:{port}/ready",
+        "exporter",
+    )
+    exporter = Exporter(procs[-1], port, log)
+
+    rules = tmp_path / "rules.yml"
+    generated = subprocess.run(
+        [*args[:3], "rules", "--config.file", str(config_file), "--output", str(rules)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
+    assert generated.returncode == 0 and generated.stderr == "", generated.stderr
+    check = subprocess.run([tool("promtool"), "check", "rules", str(rules)], capture_output=True, text=True)
+    assert check.returncode == 0 and "SUCCESS: 3 rules found" in check.stdout, check.stdout + check.stderr
+    prom = prometheus(procs, tmp_path, port, rules, am)
+
+    def prometheus_firing() -> set[frozenset]:
+        alerts = requests.get(f"{prom}/api/v1/alerts", timeout=5).json()["data"]["alerts"]
+        return {frozen(a["labels"]) for a in alerts if a["state"] == "firing"}
+
+    def agent_firing() -> set[frozenset]:
+        firing = exporter.scrape().get("whatsgate_alert_firing", {})
+        return {labels for labels, value in firing.items() if value == 1}
+
+    time.sleep(3)  # polls, scrapes and evaluations of nothing waiting
+    assert prometheus_firing() == set() and agent_firing() == set() and hook.alerts == []
+
+    now = int(time.time())
+    sim.set_chat("wa-1", "11@c.us", unreadCount=1, timestamp=now - 120)  # > 30s, the oldest, > 1m
+    sim.set_chat("wa-1", "12@c.us", unreadCount=4, timestamp=now - 90)  # > 30s
+    sim.set_chat("wa-2", "21@c.us", unreadCount=9, timestamp=now - 600)  # closed hours: 0 s of open time
+
+    expected = {frozen(labels) for labels in EXPECTED}
+    # whatsgate_alert_firing drops the chat's name (it is in whatsgate_chat_info).
+    expected_on_metrics = {frozenset((k, v) for k, v in labels if k != "name") for labels in expected}
+    seen: list[tuple[set, set]] = []
+
+    def settled() -> bool:
+        seen.append((prometheus_firing(), agent_firing()))
+        return len(seen) >= 10 and all(p == expected and a == expected_on_metrics for p, a in seen[-10:])
+
+    with contextlib.suppress(AssertionError):
+        wait_until(settled, timeout=WAIT, what="both modes firing")
+    prom_set, agent_set = seen[-1]
+    assert prom_set == expected, f"missing: {expected - prom_set}; unexpected: {prom_set - expected}"
+    assert agent_set == expected_on_metrics, (
+        expected_on_metrics - agent_set,
+        agent_set - expected_on_metrics,
+    )
+
+    # Alertmanager delivers the same alerts from both modes: labels equal, annotations alike.
+    def delivered_both(status: str) -> bool:
+        return (
+            set(hook.delivered(status, True)) >= expected and set(hook.delivered(status, False)) >= expected
+        )
+
+    wait_until(lambda: delivered_both("firing"), timeout=WAIT, what="firing notifications from both modes")
+    from_rules, from_agent = hook.delivered("firing", True), hook.delivered("firing", False)
+    assert set(from_rules) == set(from_agent) == expected
+    for labels in expected:
+        name = dict(labels)["alertname"]
+        for alert in (from_rules[labels], from_agent[labels]):
+            if name == "QueueBuildingUp":
+                assert alert["annotations"] == QUEUE_ANNOTATIONS
+            else:
+                assert re.fullmatch(SUMMARIES[name], alert["annotations"]["summary"]), alert["annotations"]
+    assert all(alert["labels"]["instance"] == f"127.0.0.1:{port}" for alert in from_rules.values())
+
+    # Read: every alert resolves, in both modes.
+    sim.set_chat("wa-1", "11@c.us", unreadCount=0)
+    sim.set_chat("wa-1", "12@c.us", unreadCount=0)
+    wait_until(
+        lambda: delivered_both("resolved"), timeout=WAIT, what="resolved notifications from both modes"
+    )
+    assert set(hook.delivered("resolved", True)) == set(hook.delivered("resolved", False)) == expected
+    wait_until(lambda: prometheus_firing() == agent_firing() == set(), timeout=WAIT, what="nothing firing")
+    # sales's customer still waits, in closed hours: under every threshold, nothing fires again.
+    time.sleep(2)
+    assert prometheus_firing() == agent_firing() == set()
+    waiting = exporter.scrape()["whatsgate_chat_waiting_seconds"]
+    assert {dict(k)["chat_id"]: v for k, v in waiting.items()} == {"21@c.us": 0.0}
