@@ -24,6 +24,9 @@ from .metrics import definitions as d
 
 log = logging.getLogger(__name__)
 
+# What a reload cannot change: said on every reload, so nobody waits for it to apply.
+NOT_RELOADABLE = "flags (--web.listen-address, --web.telemetry-path), poll_concurrency, state_file, shard"
+
 
 class Reloader:
     def __init__(
@@ -55,7 +58,10 @@ class Reloader:
                 log.error("applying the reloaded config failed", exc_info=True)
                 return self._failed(trigger, f"cannot apply the config: {type(exc).__name__}")
             self.successful, self.last_success = True, self.clock()
-            log.info("configuration reloaded", extra={"fields": {"trigger": trigger}})
+            log.info(
+                "configuration reloaded",
+                extra={"fields": {"trigger": trigger, "not_reloadable": NOT_RELOADABLE}},
+            )
             return True, "configuration reloaded"
 
     def _failed(self, trigger: str, message: str) -> tuple[bool, str]:

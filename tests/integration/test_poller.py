@@ -8,6 +8,7 @@ leaves ``whatsgate_up`` at 1.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -162,3 +163,15 @@ def test_a_key_echoed_in_chat_names_never_reaches_a_label(setup, sim):
     text = metrics(store)
     assert state.up and KEY not in text
     assert "<secret>" in text  # the names are there, with the key cut out
+
+
+def test_poll_duration_includes_the_rendering(setup):
+    poller, store = setup
+    render = store.prepare
+
+    def slow_render(state):  # type: ignore[no-untyped-def]
+        time.sleep(0.3)
+        return render(state)
+
+    store.prepare = slow_render  # type: ignore[method-assign]
+    assert (poller.poll_once().last_poll_duration or 0) >= 0.3

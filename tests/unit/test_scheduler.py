@@ -73,3 +73,13 @@ def test_removed_job_is_not_run_again():
     time.sleep(0.2)
     scheduler.stop()
     assert count >= 2 and len(runs) == count
+
+
+def test_accounts_are_spread_over_the_interval_by_a_stable_phase():
+    from exporter.poller.account import phase
+
+    phases = [phase(f"7999{i:07d}", 60.0) for i in range(600)]
+    assert phases == [phase(f"7999{i:07d}", 60.0) for i in range(600)]  # stable
+    assert all(0 <= p < 60 for p in phases)
+    per_ten_seconds = [sum(1 for p in phases if k * 10 <= p < (k + 1) * 10) for k in range(6)]
+    assert min(per_ten_seconds) > 60, per_ten_seconds  # about 100 each: no lockstep

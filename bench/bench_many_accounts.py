@@ -1,0 +1,124 @@
+"""Many accounts: 10,000 discovered sessions x 20 chats against one exporter (issue 8's target).
+
+Runs the simulator in this process and the exporter as a subprocess (discover: true),
+waits until every session has been polled once, then for --duration seconds scrapes
+/metrics (gzip, as Prometheus does) every 2 s and samples the exporter's threads and
+RSS. Prints: time to ready, threads, peak RSS, /metrics p50/p90 (gzip and plain), and
+the poll lag (whatsgate_poll_delay_seconds) median and max across accounts.
+
+    python bench/bench_many_accounts.py [--accounts 10000] [--chats 20] [--concurrency 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from exporter.simulator import Simulator  # noqa: E402
+
+
+def proc_status(pid: int) -> dict[str, int]:
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("Threads", "VmRSS", "VmHWM"):
+            out[key] = int(value.split()[0])
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--accounts", type=int, default=10_000)
+    parser.add_argument("--chats", type=int, default=20)
+    parser.add_argument("--interval", default="60s")
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--duration", type=float, default=60.0)
+    parser.add_argument("--port", type=int, default=19879)
+    args = parser.parse_args()
+
+    sim = Simulator.generate(accounts=args.accounts, chats=args.chats, participants=5, api_key="bench")
+    url = sim.start()
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "config.yaml"
+        config.write_text(
+            f"whatsgate: {{url: {url}, api_key: bench, timeout: 30s}}\ndiscover: true\n"
+            f"poll_interval: {args.interval}\npoll_concurrency: {args.concurrency}\n"
+        )
+        base = f"http://127.0.0.1:{args.port}"
+        started = time.monotonic()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "exporter", "--config.file", str(config),
+             "--web.listen-address", f"127.0.0.1:{args.port}", "--log.level", "warn"],
+            cwd=REPO,
+        )  # fmt: skip
+        try:
+            while True:
+                try:
+                    if requests.get(f"{base}/ready", timeout=5).status_code == 200:
+                        break
+                except requests.RequestException:
+                    pass
+                if time.monotonic() - started > 900:
+                    raise SystemExit("not ready within 15 minutes")
+                time.sleep(1)
+            ready_after = time.monotonic() - started
+            gz, plain, threads = [], [], []
+            end = time.monotonic() + args.duration
+            body = b""
+            while time.monotonic() < end:
+                t = time.perf_counter()
+                answer = requests.get(
+                    f"{base}/metrics", headers={"Accept-Encoding": "gzip"}, timeout=60, stream=True
+                )
+                raw = answer.raw.read()
+                gz.append(time.perf_counter() - t)
+                body = gzip.decompress(raw) if answer.headers.get("Content-Encoding") == "gzip" else raw
+                threads.append(proc_status(proc.pid)["Threads"])
+                if len(plain) < 3:
+                    t = time.perf_counter()
+                    size = len(
+                        requests.get(
+                            f"{base}/metrics", headers={"Accept-Encoding": "identity"}, timeout=120
+                        ).content
+                    )
+                    plain.append(time.perf_counter() - t)
+                    assert size > 0
+                time.sleep(2)
+            status = proc_status(proc.pid)
+            lags = [
+                float(v) for v in re.findall(rb"^whatsgate_poll_delay_seconds\{[^}]*\} (\S+)$", body, re.M)
+            ]
+            up = len(re.findall(rb"^whatsgate_up\{[^}]*\} 1\.0$", body, re.M))
+        finally:
+            proc.terminate()
+            proc.wait(30)
+            sim.stop()
+    print(
+        f"accounts={args.accounts} chats={args.chats} interval={args.interval} concurrency={args.concurrency}"
+    )
+    print(f"ready after {ready_after:.1f} s; accounts up: {up}; body {len(body) / 1e6:.1f} MB plain")
+    print(f"threads: max {max(threads)}, last {threads[-1]}")
+    print(f"RSS {status['VmRSS'] / 1024:.0f} MB, peak {status['VmHWM'] / 1024:.0f} MB")
+    print(
+        f"/metrics gzip: p50 {statistics.median(gz) * 1000:.0f} ms,"
+        f" p90 {statistics.quantiles(gz, n=10)[-1] * 1000:.0f} ms over {len(gz)} scrapes;"
+        f" plain: p50 {statistics.median(plain) * 1000:.0f} ms"
+    )
+    if lags:
+        print(f"poll lag: median {statistics.median(lags):.2f} s, max {max(lags):.2f} s")
+
+
+if __name__ == "__main__":
+    main()
