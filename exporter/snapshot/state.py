@@ -49,11 +49,13 @@ class ChatData:
             previous = Waits(previous.since if previous else {}, Waits.empty(waiting.buckets).histograms)
         waits = previous.advance(chats, polled_at, waiting, schedule)
         current = tuple(waits.waiting(polled_at, schedule))
+        # Without include/exclude patterns every chat passes: no call per chat.
+        selects = rules.selects if rules.include or rules.exclude else None
         return cls(
             polled_at=polled_at,
             chats=tuple(chats),
             summary=MappingProxyType(summarize(chats)),
-            selection=select_chats(chats, rules.selects, rules.max_per_account, waits.since),
+            selection=select_chats(chats, selects, rules.max_per_account, waits.since),
             waits=waits,
             waiting=current,
             business_hours_open=None if schedule is None else schedule.is_open(polled_at),
