@@ -77,3 +77,15 @@ def select_chats(
         over = len(kept) - max_per_account
         del kept[max_per_account:]
     return Selection(chats=tuple(kept), filtered=filtered, over_limit=over)
+
+
+def needed(chats: Sequence[Chat], selection: Selection, waiting: Collection[str]) -> tuple[Chat, ...]:
+    """The chats worth keeping after a poll: those selected, and those waiting (in answer order).
+
+    With a cap (``max_per_account``, 1000 by default) most of a large account's chats are
+    neither, and keeping them would cost ~270 bytes each until the next poll.
+    """
+    if len(selection.chats) == len(chats):
+        return tuple(chats)
+    keep = {chat.id for chat in selection.chats}
+    return tuple(chat for chat in chats if chat.id in keep or chat.id in waiting)
