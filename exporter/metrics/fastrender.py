@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from itertools import repeat
 from operator import attrgetter
+from typing import cast
 
 from prometheus_client.utils import floatToGoString
 
@@ -98,11 +99,12 @@ def numbers(values: Sequence[float]) -> list[str]:
             if len(points) == 1:  # Unix times: all with ten digits before the point
                 return _exponent_form("\n".join(texts).replace(".", ""), points.pop() - 1)
     if kinds == {int}:
-        low, high = min(values), max(values)
+        ints = cast("Sequence[int]", values)
+        low, high = min(ints), max(ints)
         if low >= 0 and high < len(_SMALL):
-            return list(map(_SMALL.__getitem__, values))
+            return list(map(_SMALL.__getitem__, ints))
         if low >= 10**6 and high <= 2**53:
-            texts = list(map(str, values))
+            texts = list(map(str, ints))
             if len(set(map(len, texts))) == 1:  # Unix times: all ten digits
                 return _exponent_form("\n".join(texts), len(texts[0]) - 1)
     return list(map(number, values))

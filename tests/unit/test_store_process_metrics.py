@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from prometheus_client import generate_latest
 
 from exporter.metrics import store as store_module
 from exporter.metrics.store import Store
@@ -13,11 +14,10 @@ def test_scrapes_close_together_share_one_rendering_of_the_process_metrics(
 ) -> None:
     store = Store(stale_after=300)
     renders: list[int] = []
-    real = store_module.generate_latest
 
     def counting(registry: object) -> bytes:
         renders.append(1)
-        return real(registry)  # type: ignore[arg-type]
+        return generate_latest(registry)  # type: ignore[arg-type]
 
     monkeypatch.setattr(store_module, "generate_latest", counting)
     first = b"".join(store.chunks())
