@@ -27,7 +27,7 @@ import ast
 import hmac
 import re
 import secrets
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from .model import Chat
 
@@ -96,7 +96,7 @@ class Privacy:
 
     def chat(self, real: Chat) -> Chat:
         """The chat as the snapshot keeps it. Group participants are never kept, in any mode."""
-        return replace(real, id=self.chat_id(real.id), name=self.name(real.name))
+        return real.shown_as(self.chat_id(real.id), self.name(real.name))
 
     def scrub(self, detail: str) -> str:
         """An error detail (log line, ``/``, last error) without real chat ids or names.

@@ -6,8 +6,12 @@ ten times the decoding of the answer: each sample is a namedtuple with a label
 dict that is sorted, re-escaped and formatted one by one. Here each family
 becomes one line template, made once per render from its
 :class:`~exporter.metrics.definitions.MetricDef`: the label names in
-``generate_latest``'s (sorted) order, the account's labels escaped once, and a
-``%s`` for each per-chat label and the value.
+``generate_latest``'s (sorted) order, the account's labels escaped once. The
+chats are taken as columns (ids, types, names, values: each extracted, escaped
+and formatted once per render, in C-level passes where possible), and a family's
+text is one ``str.join`` of its columns interleaved with the constant pieces
+between them: no string per sample line is ever built, which is what makes
+33,000 samples cost a few milliseconds.
 
 :class:`~exporter.metrics.collectors.ChatCollector` stays the reference
 definition: tests/unit/test_fastrender.py requires this module's output to be
@@ -20,12 +24,17 @@ and the differential test fails until the row exists.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
+from itertools import repeat
+from operator import attrgetter
+from typing import cast
 
 from prometheus_client import utils
 
-from ..model import GROUP, Account, Chat
+from ..model import CONTACT, GROUP, Account, Chat
 from ..snapshot.waiting import Wait
 from . import definitions as d
 
@@ -60,6 +69,8 @@ def number(value: float) -> str:
     does, ``1.734642665e+09``. Doing that on the digits directly is 4x faster; anything
     else takes floatToGoString itself.
     """
+    if type(value) is float and 0 < value <= 2**53 and value.is_integer():
+        value = int(value)  # the same text; not 0.0, which might be -0.0
     if type(value) is int and 0 <= value <= 2**53:
         if value < 4096:
             return _SMALL[value]
@@ -71,18 +82,121 @@ def number(value: float) -> str:
     return floatToGoString(value)
 
 
+def numbers(values: Sequence[float]) -> list[str]:
+    """:func:`number` of each value; the usual columns (small counts, Unix times, durations)
+    in C-level passes, since a Python call per value would be most of a render.
+
+    The shortcuts rest on what ``floatToGoString`` does: a finite float below 1e6 is
+    its ``repr``; a whole number of 7 to 16 digits is written in exponent form with
+    all its significant digits (:func:`_exponent_form`).
+    """
+    if not values:
+        return []
+    kinds = set(map(type, values))
+    if kinds == {float} and all(map(math.isfinite, values)):
+        if max(values) < 1e6:
+            return list(map(float.__repr__, values))
+        if min(values) >= 1e6 and max(values) < 1e16:  # repr: digits, point, digits; no exponent
+            texts = list(map(float.__repr__, values))
+            points = set(map(str.find, texts, repeat(".")))
+            if len(points) == 1:  # Unix times: all with ten digits before the point
+                return _exponent_form("\n".join(texts).replace(".", ""), points.pop() - 1)
+    if kinds == {int}:
+        ints = cast("Sequence[int]", values)
+        low, high = min(ints), max(ints)
+        if low >= 0 and high < len(_SMALL):
+            return list(map(_SMALL.__getitem__, ints))
+        if low >= 10**6 and high <= 2**53:
+            texts = list(map(str, ints))
+            if len(set(map(len, texts))) == 1:  # Unix times: all ten digits
+                return _exponent_form("\n".join(texts), len(texts[0]) - 1)
+    return list(map(number, values))
+
+
+def _exponent_form(digits: str, exponent: int) -> list[str]:
+    """``1734642660`` -> ``1.73464266e+09``: significant digits (the first not 0) and the
+    exponent they share (6 to 15), one number a line.
+
+    Done with a few ``str.replace`` passes over the column joined by newlines (each
+    number starts after a newline, so the point goes after the newline and the first
+    digit), three times faster than formatting each number.
+    """
+    text = "\n" + digits + "\n"
+    for digit in "123456789":
+        text = text.replace("\n" + digit, "\n" + digit + ".")
+    end = f"e+{exponent:02d}\n"
+    text = text.replace("\n", end)[len(end) :]
+    while "0e" in text:  # one trailing zero of each mantissa per pass
+        text = text.replace("0e", "e")
+    return text.replace(".e", "e").split("\n")[:-1]
+
+
+def escaped(values: list[str]) -> list[str]:
+    """:func:`escape` of each value: three replaces over the whole column at once, split again."""
+    if not values:
+        return []
+    joined = "\0".join(values)
+    if "\\" not in joined and "\n" not in joined and '"' not in joined:
+        return values
+    if joined.count("\0") != len(values) - 1:  # a value holds the separator itself
+        return [escape(v) for v in values]
+    return escape(joined).split("\0")
+
+
+class Columns:
+    """The selected chats of one render as columns, each made at most once and only if used."""
+
+    def __init__(self, chats: Sequence[Chat], waits: Mapping[str, Wait]) -> None:
+        self.chats = chats
+        self.waits = waits
+
+    def label(self, name: str) -> list[str]:
+        """The escaped values of one per-chat label (``chat_id``, ``chat_type``, ``name``)."""
+        column: list[str] = getattr(self, f"label_{name}")
+        return column
+
+    @cached_property
+    def label_chat_id(self) -> list[str]:
+        return escaped(list(map(attrgetter("id"), self.chats)))
+
+    @cached_property
+    def label_chat_type(self) -> list[str]:
+        # What Chat.chat_type says, without a property call per chat.
+        return [GROUP if is_group else CONTACT for is_group in map(attrgetter("is_group"), self.chats)]
+
+    @cached_property
+    def label_name(self) -> list[str]:
+        return escaped(list(map(attrgetter("name"), self.chats)))
+
+    @cached_property
+    def groups(self) -> list[int]:
+        """The positions of the chats that are groups with group data."""
+        return [i for i, c in enumerate(self.chats) if c.is_group and c.group is not None]
+
+    @cached_property
+    def waiting(self) -> list[int]:
+        """The positions of the chats waiting now."""
+        waits = self.waits
+        if not waits:
+            return []
+        return [i for i, chat_id in enumerate(map(attrgetter("id"), self.chats)) if chat_id in waits]
+
+
+# Which chats have a sample (None: every chat) and the value of each, in that order.
+Rows = tuple["list[int] | None", list[str]]
+
+
 @dataclass(frozen=True)
 class ChatFamily:
-    """One per-chat family: its definition, its value (None: no sample) and its per-chat labels.
+    """One per-chat family: its definition, its rows and its per-chat labels.
 
     The per-chat labels must sort next to each other among the family's label names
     (they do: account < chat_* < name < whatsapp_id), so that each sample line is the
-    account's part, the chat's part (shared by the families with the same chat labels)
-    and the value.
+    account's part, the chat's part and the value.
     """
 
     definition: d.MetricDef
-    value: Callable[[Chat, Mapping[str, Wait]], float | None]  # the chat, and the waits by chat id
+    rows: Callable[[Columns], Rows]
     labels: tuple[str, ...]
 
     def __post_init__(self) -> None:
@@ -100,71 +214,80 @@ class ChatFamily:
         after = [f',{n}="{escape(known[n])}"' for n in names[first + len(self.labels) :]]
         return f"{self.definition.sample_name}{{{''.join(before)}", f"{''.join(after)}}} "
 
-    def render(
-        self, account: Account, chats: Sequence[Chat], labels: Sequence[str], waits: Mapping[str, Wait]
-    ) -> Family:
-        """``labels[i]`` is the text of the chat labels of ``chats[i]``."""
+    def render(self, account: Account, columns: Columns) -> Family:
         before, after = self.frame(account)
-        value = self.value
-        lines = [
-            f"{before}{text}{after}{number(v)}\n"
-            for chat, text in zip(chats, labels, strict=True)
-            if (v := value(chat, waits)) is not None
-        ]
-        return self.definition.name, header(self.definition), "".join(lines).encode()
+        rows, values = self.rows(columns)
+        names = sorted(self.labels)
+        labels = [columns.label(n) for n in names]
+        if rows is not None:
+            labels = [[column[i] for i in rows] for column in labels]
+        # Each line: before, name0="v0", name1="v1" ..., after, value, newline.
+        prefix = f'{before}{names[0]}="'
+        seps = [f'",{n}="' for n in names[1:]] + [f'"{after}', "\n" + prefix]
+        text = prefix + _interleave([*labels, values], seps)[: -len(prefix)] if values else ""
+        return self.definition.name, header(self.definition), text.encode()
 
 
-_COLUMNS: dict[str, Callable[[Chat], str]] = {
-    "chat_id": lambda c: c.id,
-    "chat_type": lambda c: c.chat_type,
-    "name": lambda c: c.name,
-}
+def _interleave(columns: Sequence[Sequence[str]], seps: Sequence[str]) -> str:
+    """``columns[0][i] + seps[0] + columns[1][i] + seps[1] + ...`` for every i, as one string."""
+    n, k = len(columns[0]), len(columns)
+    parts: list[str] = [""] * (2 * k * n)
+    for j, (column, sep) in enumerate(zip(columns, seps, strict=True)):
+        parts[2 * j :: 2 * k] = column
+        parts[2 * j + 1 :: 2 * k] = [sep] * n
+    return "".join(parts)
 
 
-def chat_labels(
-    names: tuple[str, ...], chats: Sequence[Chat], columns: dict[str, list[str]] | None = None
-) -> list[str]:
-    """Each chat's ``chat_id="..",chat_type=".."`` part (for the given label names).
-
-    ``columns`` caches each label's escaped values across calls of one render.
-    """
-    columns = {} if columns is None else columns
-    for n in names:
-        if n not in columns:
-            get = _COLUMNS[n]
-            columns[n] = [escape(get(chat)) for chat in chats]
-    fmt = ",".join(f'{n}="%s"' for n in sorted(names))
-    return [fmt % texts for texts in zip(*(columns[n] for n in sorted(names)), strict=True)]
+def _unread(cols: Columns) -> Rows:
+    return None, numbers(list(map(attrgetter("unread"), cols.chats)))
 
 
-def _members(chat: Chat, _waits: Mapping[str, Wait]) -> float | None:
-    return chat.group.member_count if chat.chat_type == GROUP and chat.group is not None else None
+def _last_activity(cols: Columns) -> Rows:
+    return None, numbers(list(map(attrgetter("last_activity"), cols.chats)))
 
 
-def _admins(chat: Chat, _waits: Mapping[str, Wait]) -> float | None:
-    return chat.group.admins if chat.chat_type == GROUP and chat.group is not None else None
+def _info(cols: Columns) -> Rows:
+    return None, [number(1)] * len(cols.chats)
 
 
-def _waiting_since(chat: Chat, waits: Mapping[str, Wait]) -> float | None:
-    wait = waits.get(chat.id)
-    return None if wait is None else wait.since
+def _waiting_since(cols: Columns) -> Rows:
+    chats, waits = cols.chats, cols.waits
+    return cols.waiting, numbers([waits[chats[i].id].since for i in cols.waiting])
 
 
-def _waiting_seconds(chat: Chat, waits: Mapping[str, Wait]) -> float | None:
-    wait = waits.get(chat.id)
-    return None if wait is None else wait.seconds
+def _waiting_seconds(cols: Columns) -> Rows:
+    chats, waits = cols.chats, cols.waits
+    return cols.waiting, numbers([waits[chats[i].id].seconds for i in cols.waiting])
 
 
-def _created(chat: Chat, _waits: Mapping[str, Wait]) -> float | None:
-    group = chat.group
-    return group.created if chat.chat_type == GROUP and group is not None and group.created else None
+def _group_rows(cols: Columns, value: Callable[[Chat], float | None]) -> Rows:
+    chats = cols.chats
+    rows, values = [], []
+    for i in cols.groups:
+        v = value(chats[i])
+        if v is not None:
+            rows.append(i)
+            values.append(number(v))
+    return rows, values
+
+
+def _members(cols: Columns) -> Rows:
+    return _group_rows(cols, lambda c: c.group.member_count if c.group is not None else None)
+
+
+def _admins(cols: Columns) -> Rows:
+    return _group_rows(cols, lambda c: c.group.admins if c.group is not None else None)
+
+
+def _created(cols: Columns) -> Rows:
+    return _group_rows(cols, lambda c: c.group.created if c.group is not None and c.group.created else None)
 
 
 # In ChatCollector's order. The label names are those of each definition after the account's.
 CHAT_FAMILIES: tuple[ChatFamily, ...] = (
-    ChatFamily(d.CHAT_UNREAD, lambda c, _w: c.unread, d.CHAT_UNREAD.labels),
-    ChatFamily(d.CHAT_LAST_ACTIVITY, lambda c, _w: c.last_activity, d.CHAT_LAST_ACTIVITY.labels),
-    ChatFamily(d.CHAT_INFO, lambda c, _w: 1, d.CHAT_INFO.labels),
+    ChatFamily(d.CHAT_UNREAD, _unread, d.CHAT_UNREAD.labels),
+    ChatFamily(d.CHAT_LAST_ACTIVITY, _last_activity, d.CHAT_LAST_ACTIVITY.labels),
+    ChatFamily(d.CHAT_INFO, _info, d.CHAT_INFO.labels),
     ChatFamily(d.CHAT_WAITING_SINCE, _waiting_since, d.CHAT_WAITING_SINCE.labels),
     ChatFamily(d.CHAT_WAITING_SECONDS, _waiting_seconds, d.CHAT_WAITING_SECONDS.labels),
     ChatFamily(d.GROUP_PARTICIPANTS, _members, d.GROUP_PARTICIPANTS.labels),
@@ -177,11 +300,5 @@ def render_chats(
     account: Account, chats: Sequence[Chat], waits: Mapping[str, Wait] | None = None
 ) -> tuple[Family, ...]:
     """The per-chat families of the selected chats, as ``render(ChatCollector(...))`` would give."""
-    labels: dict[tuple[str, ...], list[str]] = {}
-    columns: dict[str, list[str]] = {}
-    out = []
-    for family in CHAT_FAMILIES:
-        if family.labels not in labels:  # the chat's part is made once per label set
-            labels[family.labels] = chat_labels(family.labels, chats, columns)
-        out.append(family.render(account, chats, labels[family.labels], waits or {}))
-    return tuple(out)
+    columns = Columns(chats, waits or {})
+    return tuple(family.render(account, columns) for family in CHAT_FAMILIES)

@@ -30,6 +30,9 @@ from .render import (
     render_data,
 )
 
+# Seconds a rendering of the process metrics is shared between scrapes (see Store._process_metrics).
+PROCESS_METRICS_MAX_AGE = 1.0
+
 
 @dataclass
 class Store:
@@ -49,6 +52,7 @@ class Store:
     _expected: frozenset[str] = frozenset()
     _subscribers: tuple[threading.Event, ...] = ()
     _needs_discovery: bool = False
+    _process: tuple[float, Packed] | None = None  # (when, text) of the last process metrics
 
     def subscribe(self, wake: threading.Event) -> None:
         """Set ``wake`` after every publish; the subscriber does its work on its own thread."""
@@ -154,8 +158,23 @@ class Store:
             out.append(header)
             out.extend(bodies[name])
         if self.include_process_metrics and only is None:
-            out.append(generate_latest(REGISTRY))
+            out.append(self._process_metrics())
         return out
+
+    def _process_metrics(self) -> Packed:
+        """prometheus-client's own registry (process_*, python_*), rendered at most once per
+        :data:`PROCESS_METRICS_MAX_AGE` and shared by the scrapes in between.
+
+        Reading them takes a dozen /proc reads, each of which gives up the GIL; during a
+        poll, getting it back costs up to a switch interval (5 ms) each, which was most of
+        a scrape's p99 while accounts re-poll. Prometheus scrapes every few seconds at
+        most, so a second-old CPU counter is never what it sees twice.
+        """
+        now = time.monotonic()
+        cached = self._process
+        if cached is None or now - cached[0] >= PROCESS_METRICS_MAX_AGE:
+            cached = self._process = (now, Packed(generate_latest(REGISTRY)))
+        return cached[1]
 
     def knows(self, whatsapp_id: str) -> bool:
         return whatsapp_id in self._accounts

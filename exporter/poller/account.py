@@ -16,7 +16,6 @@ import random
 import time
 import zlib
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Protocol
 
 from .. import logfmt
@@ -89,7 +88,7 @@ class AccountPoller:
             chats = len(found)
             if logfmt.mentions_secret(text for chat in found for text in (chat.id, chat.name)):
                 # A server echoing the API key into a chat: it must not reach a label value.
-                found = [replace(c, id=logfmt.scrub(c.id), name=logfmt.scrub(c.name)) for c in found]
+                found = [c.shown_as(logfmt.scrub(c.id), logfmt.scrub(c.name)) for c in found]
                 if len({chat.id for chat in found}) < len(found):
                     raise PollError(INVALID_RESPONSE, "get-chats: chat ids hold the API key")
             data = ChatData.build(

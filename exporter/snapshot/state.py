@@ -14,7 +14,7 @@ from types import MappingProxyType
 from ..model import CHAT_TYPES, REASONS, Account, Chat, ChatsConfig, Session
 from ..privacy import PLAIN_POLICY, Privacy
 from .schedule import Schedule
-from .summary import Selection, TypeSummary, select_chats, summarize
+from .summary import Selection, TypeSummary, needed, select_chats, summarize
 from .waiting import Wait, WaitingConfig, Waits
 
 
@@ -23,6 +23,8 @@ class ChatData:
     """The chats of one successful poll, reduced to what metrics and alerts need."""
 
     polled_at: float
+    # The chats kept between polls (in answer order): the selected ones, and the waiting ones
+    # whose names the status page shows. The aggregates (summary) already count every chat.
     chats: tuple[Chat, ...]
     summary: Mapping[str, TypeSummary]
     selection: Selection
@@ -55,7 +57,8 @@ class ChatData:
             # First poll, or waiting.buckets changed on reload: the histograms start again.
             previous = Waits(previous.since if previous else {}, Waits.empty(waiting.buckets).histograms)
         counted: frozenset[str] | None = None
-        selects: Callable[[str, str], bool] = rules.selects
+        # Without include/exclude patterns every chat passes: no call per chat.
+        selects: Callable[[str, str], bool] | None = rules.selects if rules.include or rules.exclude else None
         if not privacy.plain:
             # The real chat behind each transformed id (the parser refused duplicate ids).
             originals = chats
@@ -69,11 +72,12 @@ class ChatData:
 
         waits = previous.advance(chats, polled_at, waiting, schedule, counted)
         current = tuple(waits.waiting(polled_at, schedule))
+        selection = select_chats(chats, selects, rules.max_per_account, waits.since)
         return cls(
             polled_at=polled_at,
-            chats=tuple(chats),
+            chats=needed(chats, selection, waits.since),
             summary=MappingProxyType(summarize(chats)),
-            selection=select_chats(chats, selects, rules.max_per_account, waits.since),
+            selection=selection,
             waits=waits,
             waiting=current,
             business_hours_open=None if schedule is None else schedule.is_open(polled_at),

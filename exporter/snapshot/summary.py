@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
+from itertools import compress
+from operator import attrgetter, not_
 
-from ..model import CHAT_TYPES, Chat
+from ..model import CHAT_TYPES, CONTACT, GROUP, Chat
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,16 +23,23 @@ class TypeSummary:
 
 
 def summarize(chats: Iterable[Chat]) -> dict[str, TypeSummary]:
-    counts = {t: [0, 0, 0, 0, 0, 0] for t in CHAT_TYPES}
-    for chat in chats:
-        c = counts[chat.chat_type]
-        c[0] += 1
-        c[1] += chat.unread > 0
-        c[2] += chat.unread
-        c[3] += chat.read_only
-        c[4] += chat.muted
-        c[5] += chat.pinned
-    return {t: TypeSummary(*c) for t, c in counts.items()}
+    """The aggregates of each chat type, in C-level passes over columns (a Python loop per
+    chat was most of a snapshot's cost at 10,000 chats)."""
+    chats = chats if isinstance(chats, Sequence) else list(chats)
+    is_group = list(map(attrgetter("is_group"), chats))
+    columns = [list(map(attrgetter(name), chats)) for name in ("unread", "read_only", "muted", "pinned")]
+    out = {}
+    for chat_type, mask in ((CONTACT, list(map(not_, is_group))), (GROUP, is_group)):
+        unread, read_only, muted, pinned = (list(compress(column, mask)) for column in columns)
+        out[chat_type] = TypeSummary(
+            chats=len(unread),
+            chats_unread=sum(map((0).__lt__, unread)),
+            unread_messages=sum(unread),
+            read_only=sum(read_only),
+            muted=sum(muted),
+            pinned=sum(pinned),
+        )
+    return {t: out[t] for t in CHAT_TYPES}
 
 
 def priority(chat: Chat) -> tuple[int, int]:
@@ -47,16 +56,17 @@ class Selection:
 
 def select_chats(
     chats: Sequence[Chat],
-    selects: Callable[[str, str], bool],
+    selects: Callable[[str, str], bool] | None,
     max_per_account: int,
     waiting: Collection[str] = (),
 ) -> Selection:
     """Pick the chats that get per-chat series: filter by the include/exclude rules, then cap.
 
-    ``selects(chat_id, name)`` says whether a chat passes the filters; ``max_per_account`` 0 means no cap.
+    ``selects(chat_id, name)`` says whether a chat passes the filters (None: every chat does,
+    with no call per chat); ``max_per_account`` 0 means no cap.
     Over the cap, chats whose id is in ``waiting`` (customers waiting for an answer) are kept first.
     """
-    kept = [c for c in chats if selects(c.id, c.name)]
+    kept = list(chats) if selects is None else [c for c in chats if selects(c.id, c.name)]
     filtered = len(chats) - len(kept)
     over = 0
     if max_per_account and len(kept) > max_per_account:
@@ -67,3 +77,15 @@ def select_chats(
         over = len(kept) - max_per_account
         del kept[max_per_account:]
     return Selection(chats=tuple(kept), filtered=filtered, over_limit=over)
+
+
+def needed(chats: Sequence[Chat], selection: Selection, waiting: Collection[str]) -> tuple[Chat, ...]:
+    """The chats worth keeping after a poll: those selected, and those waiting (in answer order).
+
+    With a cap (``max_per_account``, 1000 by default) most of a large account's chats are
+    neither, and keeping them would cost ~270 bytes each until the next poll.
+    """
+    if len(selection.chats) == len(chats):
+        return tuple(chats)
+    keep = {chat.id for chat in selection.chats}
+    return tuple(chat for chat in chats if chat.id in keep or chat.id in waiting)

@@ -37,6 +37,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+import msgspec
+
 from ..config.schema import (
     ConfigError,
     check_keys,
@@ -155,9 +157,14 @@ class Histogram:
         return Histogram(self.buckets, counts, self.sum + seconds, self.count + 1)
 
 
-@dataclass(frozen=True, slots=True)
-class Wait:
-    """One chat waiting now."""
+class Wait(msgspec.Struct, frozen=True, gc=False):
+    """One chat waiting now.
+
+    A msgspec Struct with gc=False rather than a dataclass: an account keeps thousands
+    of these between polls, and the cycle collector (which holds the GIL, delaying
+    scrapes) would walk each of them on every full collection. It holds only strings
+    and floats, so it can never be part of a cycle.
+    """
 
     chat_id: str
     chat_type: str

@@ -31,18 +31,20 @@ _UNSET: Any = msgspec.UNSET
 Number = Annotated[int, msgspec.Meta(ge=0, le=MAX_NUMBER)]
 
 
-class _Person(msgspec.Struct):
+# gc=False: these transients hold no cycles, and ~10,000 of them per answer would
+# otherwise trigger (and lengthen) cycle collections during the poll.
+class _Person(msgspec.Struct, gc=False):
     isAdmin: bool = False
     isSuperAdmin: bool = False
 
 
-class _Meta(msgspec.Struct):
+class _Meta(msgspec.Struct, gc=False):
     size: Number = 0
     creation: Number = 0
     participants: list[_Person] | None = None
 
 
-class _Chat(msgspec.Struct):
+class _Chat(msgspec.Struct, gc=False):
     id: str
     name: str
     isGroup: bool

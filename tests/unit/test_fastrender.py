@@ -100,6 +100,21 @@ def test_number_text_is_floattogostring(value: int) -> None:
     assert fastrender.number(value) == floatToGoString(value)
 
 
+# Columns of whole numbers of one length (Unix times), round ones included, and of any floats.
+SAME_LENGTH = st.integers(7, 16).flatmap(
+    lambda n: st.lists(
+        st.one_of(st.integers(10 ** (n - 1), min(10**n - 1, MAX_NUMBER)), st.just(10 ** (n - 1))),
+        max_size=30,
+    )
+)
+FLOATS = st.lists(st.one_of(st.floats(), st.sampled_from([-0.0, 0.0, 1e6, 999_999.99, 1.7e9, 2.0**53])))
+
+
+@given(st.one_of(SAME_LENGTH, FLOATS, st.lists(st.one_of(NUMBER, st.floats(), st.booleans()))))
+def test_number_columns_are_floattogostring(values: list[float]) -> None:
+    assert fastrender.numbers(values) == [floatToGoString(v) for v in values]
+
+
 def test_every_collector_family_has_a_fast_row() -> None:
     """A family added to ChatCollector without a ChatFamily row would vanish from /metrics."""
     chat = Chat("1@g.us", "g", True, False, 1, 2, False, False, Group(3, 4, 1, 4))
