@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 import requests
 import yaml
-from helpers import KEY, REPO, Exporter, chat_obj, config_for, free_port, stop, tool, wait_until
+from helpers import KEY, REPO, Exporter, chat_obj, config_for, free_port, spawn, tool, wait_ready, wait_until
 
 from exporter.simulator import SimAccount, Simulator
 
@@ -88,29 +88,9 @@ def frozen(labels: dict[str, str]) -> frozenset:
 # --- processes ---------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def procs() -> Iterator[list[subprocess.Popen]]:
-    started: list[subprocess.Popen] = []
-    try:
-        yield started
-    finally:
-        for proc in reversed(started):
-            stop(proc)
-
-
-def spawn(procs: list[subprocess.Popen], args: list[str], log: Path, url: str, what: str) -> None:
-    with log.open("w") as out:
-        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, text=True, cwd=REPO)
-    procs.append(proc)
-
-    def ready() -> bool:
-        assert proc.poll() is None, f"{what} exited: {log.read_text(errors='replace')[-3000:]}"
-        try:
-            return requests.get(url, timeout=1).status_code == 200
-        except requests.ConnectionError:
-            return False
-
-    wait_until(ready, timeout=30, what=f"{what} ready")
+def start(procs: list[subprocess.Popen[str]], args: list[str], log: Path, url: str, what: str) -> None:
+    """Start a process (stopped by the procs fixture) and wait until ``url`` answers."""
+    wait_ready(spawn(procs, args, log, cwd=REPO), url, log, what)
 
 
 class Recorder:
@@ -179,7 +159,7 @@ def alertmanager(procs: list[subprocess.Popen], tmp_path: Path, hook_url: str) -
         "--cluster.listen-address=",  # no gossip listener on 0.0.0.0
     ]
     url = f"http://127.0.0.1:{port}"
-    spawn(procs, args, tmp_path / "am.log", f"{url}/-/ready", "alertmanager")
+    start(procs, args, tmp_path / "am.log", f"{url}/-/ready", "alertmanager")
     return url
 
 
@@ -202,7 +182,7 @@ def prometheus(procs: list[subprocess.Popen], tmp_path: Path, target: int, rules
         "--rules.alert.resend-delay=1s",  # the first notification may be dropped during discovery
     ]
     url = f"http://127.0.0.1:{port}"
-    spawn(procs, args, tmp_path / "prometheus.log", f"{url}/-/ready", "prometheus")
+    start(procs, args, tmp_path / "prometheus.log", f"{url}/-/ready", "prometheus")
     return url
 
 
@@ -244,7 +224,7 @@ def test_waiting_alerts_fire_and_resolve_in_both_modes_alike(
     port = free_port()
     args = [sys.executable, "-m", "exporter", "--config.file", str(config_file)]
     log = tmp_path / "exporter.log"
-    spawn(
+    start(
         procs,
         [*args, "--web.listen-address", f"127.0.0.1:{port}"],
         log,
