@@ -27,6 +27,7 @@ from .metrics.collectors import ShardCollector
 from .metrics.store import Store
 from .poller import Supervisor
 from .reload import ReloadCollector, Reloader
+from .sharding import Shard
 from .sharding import parse_flag as parse_shard
 from .web.reload import WebConfigWatcher
 from .web.server import ExporterServer, parse_listen_address
@@ -198,6 +199,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _shard_flag(value: str) -> Shard:
+    try:
+        return parse_shard(value)
+    except ValueError as exc:
+        raise ValueError(f"--shard: {exc}") from None
+
+
 def _fatal(message: str) -> int:
     """A start-up failure while serving: one log line, in the --log.format chosen."""
     log.error(message)
@@ -225,7 +233,7 @@ def run(args: argparse.Namespace) -> int:
         base = load_config(args.config_file, polling=not args.demo) if args.config_file else None
         listen = parse_listen_address(args.listen_address)
         web_config = WebConfigWatcher(args.web_config_file) if args.web_config_file else None
-        shard = parse_shard(args.shard) if args.shard else None
+        shard = _shard_flag(args.shard) if args.shard else None
     except WebConfigError as exc:
         return _fatal(f"web config error: {exc}")
     except (ConfigError, ValueError) as exc:
@@ -280,9 +288,20 @@ def run(args: argparse.Namespace) -> int:
         log.warning("alertmanager.url is set but no thresholds are configured: nothing to send")
 
     def apply(new: Config) -> None:
-        if new.state_file != config.state_file or new.shard != supervisor.config.shard:
-            log.warning("state_file and shard cannot change on reload; restart to apply them")
-            new = dataclasses.replace(new, state_file=config.state_file, shard=supervisor.config.shard)
+        if not args.demo:  # a rotated key is a secret from now on, even before a restart uses it
+            logfmt.redact(new.whatsgate.api_key)
+        kept = dataclasses.replace(
+            new, state_file=config.state_file, shard=config.shard, whatsgate=config.whatsgate
+        )
+        changed = [
+            key for key in ("state_file", "shard", "whatsgate") if getattr(new, key) != getattr(kept, key)
+        ]
+        if changed:
+            log.warning(
+                "these settings cannot change on reload; restart to apply them",
+                extra={"fields": {"settings": ", ".join(changed)}},
+            )
+        new = kept
         supervisor.apply(new)
         agent.apply(new)
         store.stale_after = new.stale_after

@@ -25,7 +25,9 @@ from .metrics import definitions as d
 log = logging.getLogger(__name__)
 
 # What a reload cannot change: said on every reload, so nobody waits for it to apply.
-NOT_RELOADABLE = "flags (--web.listen-address, --web.telemetry-path), poll_concurrency, state_file, shard"
+NOT_RELOADABLE = (
+    "flags (--web.listen-address, --web.telemetry-path), poll_concurrency, state_file, shard, whatsgate"
+)
 
 
 class Reloader:

@@ -101,3 +101,18 @@ def test_health_at_once_and_a_prompt_stop_during_a_slow_first_discovery(tmp_path
         assert time.monotonic() - started < 3, "SIGTERM waited for the slow sessions-get"
     finally:
         slow.stop()
+
+
+def test_a_reload_says_what_it_cannot_change_and_keeps_it(sim: Simulator, tmp_path: Path):
+    exporter = start_exporter(tmp_path, config_for(sim), "--web.enable-lifecycle")
+    try:
+        rotated = config_for(sim).replace(KEY, "SECRET-rotated-key-9876543210")
+        (tmp_path / "config.yaml").write_text(rotated, encoding="utf-8")
+        assert requests.post(f"{exporter.url}/-/reload", timeout=10).status_code == 200
+        time.sleep(1.5)  # a poll after the reload still works: the running client keeps its key
+        assert get(exporter.scrape(), "whatsgate_up", whatsapp_id="wa-1") == 1.0
+        lines = [line for line in exporter.logs().splitlines() if "cannot change on reload" in line]
+        assert len(lines) == 1 and "settings=whatsgate" in lines[0]
+        assert "SECRET-rotated-key-9876543210" not in exporter.logs()
+    finally:
+        stop(exporter.proc)
