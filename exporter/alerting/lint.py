@@ -17,10 +17,7 @@ is not here: the config loader rejects it as an error.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:  # types only: thresholds imports config, which imports thresholds (a cycle at run time)
-    from .thresholds import Limit, Threshold
+from .thresholds import Limit, Threshold
 
 
 def _below_zero(threshold: Threshold, limit: Limit) -> bool:
