@@ -222,7 +222,8 @@ def _group_members(chat: Chat, _data: ChatData) -> float | None:
 
 
 def _waited(chat: Chat, data: ChatData) -> float | None:
-    return next((wait.seconds for wait in data.waiting if wait.chat_id == chat.id), None)
+    wait = data.wait_by_chat.get(chat.id)
+    return None if wait is None else wait.seconds
 
 
 @dataclass(frozen=True)

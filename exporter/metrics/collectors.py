@@ -165,7 +165,7 @@ class ChatCollector(Collector):
         yield activity
         yield info
 
-        by_chat = {wait.chat_id: wait for wait in self.data.waiting}
+        by_chat = self.data.wait_by_chat
         since, seconds = d.CHAT_WAITING_SINCE.family(), d.CHAT_WAITING_SECONDS.family()
         for chat in chats:
             wait = by_chat.get(chat.id)

@@ -128,7 +128,7 @@ class RenderedAccount:
 
 def render_chats(state: AccountState, data: ChatData) -> Rendered:
     """The per-chat families, written directly (the hot path) and compressed."""
-    waits = {wait.chat_id: wait for wait in data.waiting}
+    waits = data.wait_by_chat
     with memory.HEAVY_WORK:
         return _split(fastrender.render_chats(state.account, data.selection.chats, waits), pack=True)
 

@@ -7,6 +7,7 @@ poll, never a mix of two.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
@@ -34,6 +35,15 @@ class ChatData:
     waiting: tuple[Wait, ...] = ()
     # Whether the account's business hours were open at the poll; None without a schedule.
     business_hours_open: bool | None = None
+
+    @functools.cached_property
+    def wait_by_chat(self) -> Mapping[str, Wait]:
+        """The current waits by chat id: for the per-chat series and the chat_waiting threshold.
+
+        Derived once per snapshot, on first use (a frozen dataclass's cached_property writes
+        the instance's own __dict__, not a field, so the snapshot stays immutable to readers).
+        """
+        return MappingProxyType({wait.chat_id: wait for wait in self.waiting})
 
     @classmethod
     def build(
