@@ -6,7 +6,7 @@ import subprocess
 from collections.abc import Iterator
 
 import pytest
-from helpers import KEY, accounts, stop
+from helpers import KEY, Recorder, accounts, stop
 
 from exporter import logfmt
 from exporter.simulator import Simulator
@@ -42,3 +42,13 @@ def sim() -> Iterator[Simulator]:
         yield simulator
     finally:
         simulator.stop()
+
+
+@pytest.fixture
+def hook() -> Iterator[Recorder]:
+    """A webhook receiver on loopback, recording what Alertmanager (or the agent) posts."""
+    recorder = Recorder()
+    try:
+        yield recorder
+    finally:
+        recorder.close()

@@ -14,11 +14,9 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +28,7 @@ from helpers import (
     REPO,
     WEIRD,
     Exporter,
+    Recorder,
     accounts,
     config_for,
     free_port,
@@ -194,63 +193,6 @@ def generate_rules(config: Path, out: Path, env: dict[str, str] | None = None) -
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([tool("promtool"), *args], capture_output=True, text=True, timeout=60)
-
-
-# --- the webhook receiver ----------------------------------------------------------------------
-
-
-class Recorder:
-    """An HTTP server that records every JSON body POSTed to it (Alertmanager's webhook, or the
-    agent's POST /api/v2/alerts when it stands in for Alertmanager)."""
-
-    def __init__(self) -> None:
-        self.bodies: list[Any] = []
-        self.lock = threading.Lock()
-        recorder = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                with recorder.lock:
-                    recorder.bodies.append(json.loads(body))
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.url = f"{self.base}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.1,), daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-    def notified(self) -> list[dict]:
-        """Every alert of every webhook notification, in arrival order."""
-        with self.lock:
-            return [alert for body in self.bodies for alert in body["alerts"]]
-
-    def find(self, status: str, labels: dict[str, str]) -> list[dict]:
-        """Notified alerts in this status whose labels include ``labels``."""
-        return [a for a in self.notified() if a["status"] == status and labels.items() <= a["labels"].items()]
-
-    def wait_for(self, status: str, labels: dict[str, str]) -> dict:
-        wait_until(lambda: self.find(status, labels), timeout=WAIT, what=f"{status} notification of {labels}")
-        return self.find(status, labels)[0]
-
-
-@pytest.fixture
-def hook() -> Iterator[Recorder]:
-    recorder = Recorder()
-    try:
-        yield recorder
-    finally:
-        recorder.close()
 
 
 def firing_on_metrics(exporter: Exporter) -> set[frozenset]:

@@ -14,22 +14,30 @@ waits as long as the others in wall-clock time, but zero open time, so nothing f
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
 import yaml
-from helpers import KEY, REPO, Exporter, chat_obj, config_for, free_port, spawn, tool, wait_ready, wait_until
+from helpers import (
+    KEY,
+    REPO,
+    Exporter,
+    Recorder,
+    chat_obj,
+    config_for,
+    free_port,
+    spawn,
+    tool,
+    wait_ready,
+    wait_until,
+)
 
 from exporter.simulator import SimAccount, Simulator
 
@@ -93,48 +101,13 @@ def start(procs: list[subprocess.Popen[str]], args: list[str], log: Path, url: s
     wait_ready(spawn(procs, args, log, cwd=REPO), url, log, what)
 
 
-class Recorder:
-    """Alertmanager's webhook receiver: records every alert of every notification."""
-
-    def __init__(self) -> None:
-        self.alerts: list[dict] = []
-        self.lock = threading.Lock()
-        recorder = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
-                with recorder.lock:
-                    recorder.alerts.extend(body["alerts"])
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, args=(0.1,), daemon=True).start()
-
-    def delivered(self, status: str, from_prometheus: bool) -> dict[frozenset, dict]:
-        """The last notified alert per label set, of one mode, in one status."""
-        with self.lock:
-            return {
-                frozen(a["labels"]): a
-                for a in self.alerts
-                if a["status"] == status and ("job" in a["labels"]) == from_prometheus
-            }
-
-
-@pytest.fixture
-def hook() -> Iterator[Recorder]:
-    recorder = Recorder()
-    try:
-        yield recorder
-    finally:
-        recorder.server.shutdown()
-        recorder.server.server_close()
+def delivered(hook: Recorder, status: str, from_prometheus: bool) -> dict[frozenset, dict]:
+    """The last notified alert per label set, of one mode, in one status."""
+    return {
+        frozen(a["labels"]): a
+        for a in hook.notified()
+        if a["status"] == status and ("job" in a["labels"]) == from_prometheus
+    }
 
 
 def alertmanager(procs: list[subprocess.Popen], tmp_path: Path, hook_url: str) -> str:
@@ -255,7 +228,7 @@ def test_waiting_alerts_fire_and_resolve_in_both_modes_alike(
         return {labels for labels, value in firing.items() if value == 1}
 
     time.sleep(3)  # polls, scrapes and evaluations of nothing waiting
-    assert prometheus_firing() == set() and agent_firing() == set() and hook.alerts == []
+    assert prometheus_firing() == set() and agent_firing() == set() and hook.notified() == []
 
     now = int(time.time())
     sim.set_chat("wa-1", "11@c.us", unreadCount=1, timestamp=now - 120)  # > 30s, the oldest, > 1m
@@ -283,11 +256,11 @@ def test_waiting_alerts_fire_and_resolve_in_both_modes_alike(
     # Alertmanager delivers the same alerts from both modes: labels equal, annotations alike.
     def delivered_both(status: str) -> bool:
         return (
-            set(hook.delivered(status, True)) >= expected and set(hook.delivered(status, False)) >= expected
+            set(delivered(hook, status, True)) >= expected and set(delivered(hook, status, False)) >= expected
         )
 
     wait_until(lambda: delivered_both("firing"), timeout=WAIT, what="firing notifications from both modes")
-    from_rules, from_agent = hook.delivered("firing", True), hook.delivered("firing", False)
+    from_rules, from_agent = delivered(hook, "firing", True), delivered(hook, "firing", False)
     assert set(from_rules) == set(from_agent) == expected
     for labels in expected:
         name = dict(labels)["alertname"]
@@ -304,7 +277,7 @@ def test_waiting_alerts_fire_and_resolve_in_both_modes_alike(
     wait_until(
         lambda: delivered_both("resolved"), timeout=WAIT, what="resolved notifications from both modes"
     )
-    assert set(hook.delivered("resolved", True)) == set(hook.delivered("resolved", False)) == expected
+    assert set(delivered(hook, "resolved", True)) == set(delivered(hook, "resolved", False)) == expected
     wait_until(lambda: prometheus_firing() == agent_firing() == set(), timeout=WAIT, what="nothing firing")
     # sales's customer still waits, in closed hours: under every threshold, nothing fires again.
     time.sleep(2)
