@@ -6,7 +6,7 @@ import subprocess
 from collections.abc import Iterator
 
 import pytest
-from helpers import KEY, Recorder, accounts, stop
+from helpers import KEY, Exporter, Recorder, accounts, stop
 
 from exporter import logfmt
 from exporter.simulator import Simulator
@@ -52,3 +52,14 @@ def hook() -> Iterator[Recorder]:
         yield recorder
     finally:
         recorder.close()
+
+
+@pytest.fixture
+def exporters() -> Iterator[list[Exporter]]:
+    """Exporter processes a test starts are appended here, and stopped however the test ends."""
+    started: list[Exporter] = []
+    try:
+        yield started
+    finally:
+        for exporter in started:
+            stop(exporter.proc)

@@ -96,16 +96,6 @@ def am(tmp_path: Path) -> Iterator[SecuredAlertmanager]:
         stop(server.proc)  # type: ignore[arg-type]
 
 
-@pytest.fixture
-def exporters() -> Iterator[list[Exporter]]:
-    started: list[Exporter] = []
-    try:
-        yield started
-    finally:
-        for exporter in started:
-            stop(exporter.proc)
-
-
 def agent(exporters: list[Exporter], directory: Path, config: str) -> Exporter:
     directory.mkdir()
     exporter = start_exporter(directory, config)

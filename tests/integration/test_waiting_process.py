@@ -67,16 +67,6 @@ def sim() -> Iterator[Simulator]:
         simulator.stop()
 
 
-@pytest.fixture
-def exporters() -> Iterator[list[Exporter]]:
-    started: list[Exporter] = []
-    try:
-        yield started
-    finally:
-        for exporter in started:
-            stop(exporter.proc)
-
-
 def polled(m: Metrics, wid: str = "wa-1") -> float:
     value = get(m, "whatsgate_last_success_timestamp_seconds", whatsapp_id=wid)
     assert value is not None, f"{wid} has not been polled"
