@@ -14,7 +14,6 @@ which a differential test holds byte-identical to it.
 from __future__ import annotations
 
 import contextlib
-import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -26,33 +25,27 @@ from .. import memory
 from ..snapshot.state import AccountState, ChatData
 from . import fastrender
 from .collectors import AggregateCollector, HealthCollector
+from .gzipstream import Deflated
 
 # Level 1: the per-chat text is very repetitive, so level 1 already shrinks it ~16x; level 6
 # saves another 15 % for 2.5x the CPU, which every poll of every account would pay.
 GZIP_LEVEL = 1
-# Bodies above this keep only their gzip member (plain is inflated for the rare client
+# Bodies above this keep only their deflated text (plain is inflated for the rare client
 # without gzip): at 10,000 chats that is 4 MB of text held as 0.25 MB.
 KEEP_PLAIN_BELOW = 64 * 1024
 
 
-def gzip_member(data: bytes) -> bytes:
-    """One complete gzip member; members concatenated are one valid gzip stream (RFC 1952)."""
-    deflate = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)  # wbits 31: gzip header and trailer
-    return deflate.compress(data) + deflate.flush()
+class Packed(Deflated):
+    """Exposition text deflated once (see :mod:`.gzipstream`), and kept plain too unless it is large."""
 
-
-class Packed:
-    """Exposition bytes compressed once: the gzip member, and the plain text unless it is large."""
-
-    __slots__ = ("_plain", "gzip", "size")
+    __slots__ = ("_plain",)
 
     def __init__(self, plain: bytes) -> None:
-        self.size = len(plain)
-        self.gzip = gzip_member(plain)
+        super().__init__(plain, GZIP_LEVEL)
         self._plain = plain if len(plain) < KEEP_PLAIN_BELOW else None
 
     def plain(self) -> bytes:
-        return self._plain if self._plain is not None else zlib.decompress(self.gzip, 31)
+        return self._plain if self._plain is not None else self.inflate()
 
     def __bool__(self) -> bool:
         return self.size > 0

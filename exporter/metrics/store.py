@@ -18,13 +18,14 @@ from prometheus_client.registry import Collector
 
 from .. import memory
 from ..snapshot.state import AccountState, DiscoveryState
+from . import gzipstream
 from .collectors import BuildInfoCollector, DiscoveryCollector
 from .render import (
+    GZIP_LEVEL,
     Packed,
     Rendered,
     RenderedAccount,
     RenderedData,
-    gzip_member,
     render,
     render_account,
     render_data,
@@ -53,6 +54,7 @@ class Store:
     _subscribers: tuple[threading.Event, ...] = ()
     _needs_discovery: bool = False
     _process: tuple[float, Packed] | None = None  # (when, text) of the last process metrics
+    _crc_memo: gzipstream.CrcMemo = field(default_factory=gzipstream.CrcMemo)  # for /metrics only
 
     def subscribe(self, wake: threading.Event) -> None:
         """Set ``wake`` after every publish; the subscriber does its work on its own thread."""
@@ -184,21 +186,10 @@ class Store:
         return [p.plain() if isinstance(p, Packed) else p for p in self._pieces(only)]
 
     def gzip_chunks(self, only: str | None = None) -> list[bytes]:
-        """The same body as a gzip stream of several members (RFC 1952 allows any number).
+        """The same body as one gzip member (see :mod:`.gzipstream` for why one, and how).
 
-        What was packed at publish is sent as is; what is rendered now (alert state,
-        process metrics) is compressed here, each run of it as one member.
+        What was packed at publish is sent as it was deflated then; what is rendered now
+        (alert state, process metrics) is deflated here.
         """
-        out: list[bytes] = []
-        run: list[bytes] = []
-        for piece in self._pieces(only):
-            if isinstance(piece, Packed):
-                if run:
-                    out.append(gzip_member(b"".join(run)))
-                    run = []
-                out.append(piece.gzip)
-            else:
-                run.append(piece)
-        if run:
-            out.append(gzip_member(b"".join(run)))
-        return out
+        memo = self._crc_memo if only is None else None  # a /probe body is small: combined in full
+        return gzipstream.member(self._pieces(only), GZIP_LEVEL, memo)

@@ -29,8 +29,8 @@ import trustme
 from helpers import REPO, free_port, wait_until
 
 from exporter.metrics.store import Store
-from exporter.model import Account
-from exporter.snapshot.state import AccountState
+from exporter.model import Account, Chat, ChatsConfig
+from exporter.snapshot.state import AccountState, ChatData
 from exporter.web.reload import WebConfigWatcher
 from exporter.web.server import ExporterServer
 
@@ -116,6 +116,34 @@ def test_keep_alive_serves_many_requests_on_one_connection():
     with serving() as server, requests.Session() as session:
         for _ in range(20):
             assert session.get(f"{base(server)}/healthz", timeout=5).status_code == 200
+
+
+def test_python_clients_read_the_whole_gzip_body_whatever_their_read_size():
+    """requests (urllib3) read a gzip /metrics body whole, at any read size, for /metrics and /probe.
+
+    Regression: the body was a stream of gzip members, one per packed piece, and
+    urllib3 2.6-2.8 silently truncates or repeats text when a member ends exactly
+    where one of its reads stops; CI once saw a /metrics missing its last families.
+    """
+    store = Store(stale_after=60, include_process_metrics=False)
+    chats = [
+        Chat(f"{i}@c.us", f"name {i}", False, False, i % 3, 1_700_000_000 + i, False, False)
+        for i in range(300)
+    ]
+    for n in range(3):
+        store.expect(f"wa-{n}")
+        data = ChatData.build(chats, ChatsConfig(max_per_account=0), 1_700_001_000.0)
+        store.publish(AccountState(Account(f"wa-{n}", f"line {n}")).succeeded(data, 0.1))
+    with serving(store) as server:
+        for path in ("/metrics", "/probe?target=wa-1"):
+            plain = requests.get(f"{base(server)}{path}", headers={"Accept-Encoding": "identity"}, timeout=5)
+            assert "Content-Encoding" not in plain.headers
+            # A third of these read sizes lost or repeated text when the body was many members.
+            for size in [*range(1, 60), 4096, 10240]:
+                with requests.get(f"{base(server)}{path}", stream=True, timeout=5) as answer:
+                    assert answer.headers["Content-Encoding"] == "gzip"
+                    body = b"".join(answer.iter_content(chunk_size=size))
+                assert body == plain.content, (path, size)
 
 
 # --- basic auth and headers ------------------------------------------------------------------

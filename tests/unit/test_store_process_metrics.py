@@ -22,7 +22,7 @@ def test_scrapes_close_together_share_one_rendering_of_the_process_metrics(
     monkeypatch.setattr(store_module, "generate_latest", counting)
     first = b"".join(store.chunks())
     assert b"process_cpu_seconds_total" in first or b"python_info" in first
-    assert b"".join(store.gzip_chunks())  # the same rendering, as its gzip member
+    assert b"".join(store.gzip_chunks())  # the same rendering, deflated
     assert len(renders) == 1
     monkeypatch.setattr(store_module, "PROCESS_METRICS_MAX_AGE", 0.0)  # now every scrape renders
     store.chunks()

@@ -1,0 +1,160 @@
+"""One gzip member stitched at scrape time from pieces deflated at different polls.
+
+Why one member: RFC 1952 lets a gzip stream hold many members, and Go's reader
+(Prometheus) reads them all, but common Python clients do not: httpx and
+aiohttp keep only the first member, and urllib3 2.6 to 2.8 (what requests
+uses) silently truncates or repeats text when a member ends on one of its read
+boundaries (urllib3's GzipDecoder with ``max_length``). A /metrics body sent as
+several members was read short by ``requests.get`` in this project's own CI.
+
+How: each piece is raw deflate ended by a sync flush, an empty stored block
+that is byte-aligned and not final, so pieces deflated independently
+concatenate into one valid deflate stream; an empty final block ends it. The
+trailer needs the CRC-32 of the whole text, which is combined from the pieces'
+CRCs as zlib's ``crc32_combine`` does (Python's zlib does not expose it):
+continuing a CRC over ``n`` more bytes multiplies it by x^(8n) modulo the CRC
+polynomial, and each piece keeps that factor for its own length.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Sequence
+from typing import cast
+
+# Deflate, no flags, no modification time, no extra flags, OS "unknown" (RFC 1952 section 2.3).
+HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
+# An empty final block with fixed codes: what zlib writes to finish an empty stream.
+FINAL_BLOCK = b"\x03\x00"
+
+_POLY = 0xEDB88320  # CRC-32 (IEEE), reflected
+_X0 = 1 << 31  # the polynomial 1 in the reflected representation
+
+
+def _multmodp(a: int, b: int) -> int:
+    """a(x) * b(x) modulo the CRC polynomial (zlib's multmodp)."""
+    m = _X0
+    p = 0
+    while True:
+        if a & m:
+            p ^= b
+            if a & (m - 1) == 0:
+                return p
+        m >>= 1
+        b = (b >> 1) ^ _POLY if b & 1 else b >> 1
+
+
+def _powers() -> tuple[int, ...]:
+    """x^(2^k) modulo the polynomial, for k = 0..31 (zlib's x2n_table)."""
+    p = _X0 >> 1  # x^1
+    table = [p]
+    for _ in range(31):
+        p = _multmodp(p, p)
+        table.append(p)
+    return tuple(table)
+
+
+_X2N = _powers()
+
+
+def shift_factor(length: int) -> int:
+    """x^(8 * length) modulo the polynomial: what continuing a CRC over ``length`` bytes multiplies it by."""
+    p = _X0
+    k = 3  # 8 bits per byte: x^(2^3 * length)
+    while length:
+        if length & 1:
+            p = _multmodp(_X2N[k & 31], p)
+        length >>= 1
+        k += 1
+    return p
+
+
+def crc_combine(crc: int, factor: int, crc2: int) -> int:
+    """The CRC-32 of A + B from A's CRC, B's ``shift_factor(len(B))`` and B's CRC."""
+    return _multmodp(factor, crc) ^ crc2
+
+
+class Deflated:
+    """Text deflated on its own, ready to be joined with others into one gzip member."""
+
+    __slots__ = ("crc", "data", "factor", "size")
+
+    def __init__(self, plain: bytes, level: int) -> None:
+        deflate = zlib.compressobj(level, zlib.DEFLATED, -15)  # wbits -15: raw deflate, no framing
+        # A sync flush, not a finish: the stream stays open for the next piece.
+        self.data = deflate.compress(plain) + deflate.flush(zlib.Z_SYNC_FLUSH)
+        self.crc = zlib.crc32(plain)
+        self.size = len(plain)
+        self.factor = shift_factor(self.size)
+
+    def inflate(self) -> bytes:
+        return zlib.decompressobj(-15).decompress(self.data)
+
+
+class CrcMemo:
+    """The running CRC after each piece of the last body joined.
+
+    Consecutive scrapes send mostly the same pieces (a poll replaces one account's),
+    so the next body resumes combining where it first differs: a scrape between
+    polls combines nothing (10 accounts x 10,000 chats: 237 pieces, 1 ms to combine
+    all). It holds the last body's pieces until the next one replaces them.
+    """
+
+    def __init__(self) -> None:
+        self.last: tuple[tuple[Deflated, ...], tuple[tuple[int, int], ...]] = ((), ())
+
+    def resume(self, pieces: Sequence[Deflated]) -> tuple[int, int]:
+        """(CRC, length) of the pieces' text, and remember the pieces for next time."""
+        old, states = self.last  # one read: other scrapes may replace it meanwhile
+        n = 0
+        limit = min(len(old), len(pieces))
+        while n < limit and pieces[n] is old[n]:
+            n += 1
+        crc, size = states[n - 1] if n else (0, 0)
+        new = list(states[:n])
+        for piece in pieces[n:]:
+            crc = crc_combine(crc, piece.factor, piece.crc)
+            size += piece.size
+            new.append((crc, size))
+        self.last = (tuple(pieces), tuple(new))
+        return crc, size
+
+
+def member(pieces: Sequence[Deflated | bytes], level: int, memo: CrcMemo | None = None) -> list[bytes]:
+    """One gzip member of the pieces' text in order, as byte strings to write in order.
+
+    ``bytes`` pieces (text rendered now) are deflated here, each run of them together.
+    The CRC of the leading deflated pieces is resumed from ``memo`` when given.
+    """
+    lead = 0
+    while lead < len(pieces) and isinstance(pieces[lead], Deflated):
+        lead += 1
+    packed = cast("Sequence[Deflated]", pieces[:lead])
+    out = [HEADER, *(piece.data for piece in packed)]
+    crc, size = memo.resume(packed) if memo is not None else CrcMemo().resume(packed)
+    run: list[bytes] = []
+
+    def flush_run() -> None:
+        nonlocal crc, size
+        text = b"".join(run)
+        run.clear()
+        deflate = zlib.compressobj(level, zlib.DEFLATED, -15)
+        out.append(deflate.compress(text) + deflate.flush(zlib.Z_SYNC_FLUSH))
+        crc = zlib.crc32(text, crc)
+        size += len(text)
+
+    for piece in pieces[lead:]:
+        if isinstance(piece, Deflated):
+            if run:
+                flush_run()
+            out.append(piece.data)
+            crc = crc_combine(crc, piece.factor, piece.crc)
+            size += piece.size
+        else:
+            run.append(piece)
+    if run:
+        flush_run()
+    out.append(FINAL_BLOCK)
+    out.append(struct.pack("<II", crc, size & 0xFFFFFFFF))
+    return out
