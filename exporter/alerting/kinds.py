@@ -72,6 +72,9 @@ class Kind:
     description: str
     narrows_chat_types: bool = False
     on_sessions: bool = False  # measured on sessions-get, not on an account's snapshot
+    # Measured on the snapshot's chats one by one: while no threshold of such a kind is
+    # configured, snapshots drop their chats once rendered (ChatData.released).
+    reads_chats: bool = False
 
     def promql(self, t: Narrowing, bound: str, limit: float, exclude_accounts: tuple[str, ...] = ()) -> str:
         """The alert expression; ``bound`` is the comparison (``> 20``), ``limit`` its number."""
@@ -116,6 +119,7 @@ class PerChat(Kind):
 
     metric: MetricDef = d.CHAT_UNREAD
     read: Callable[[Chat, ChatData], float | None] = lambda chat, _data: float(chat.unread)
+    reads_chats: bool = True
 
     def promql(self, t: Narrowing, bound: str, limit: float, exclude_accounts: tuple[str, ...] = ()) -> str:
         sel = _selector(matchers(t, exclude_accounts))

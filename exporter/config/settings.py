@@ -85,6 +85,11 @@ class Config:
     # What chat ids and names become before anything sees them (privacy mode); plain by default.
     privacy: Privacy = field(default_factory=Privacy)
 
+    @property
+    def alerts_read_chats(self) -> bool:
+        """Whether a threshold measures single chats: then snapshots keep theirs (ChatData.released)."""
+        return any(t.spec.reads_chats for t in self.thresholds)
+
     def schedule_for(self, account: Account) -> Schedule | None:
         """The account's own schedule, else waiting.schedule, else none (24/7)."""
         name = account.schedule or self.waiting.schedule

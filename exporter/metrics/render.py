@@ -79,10 +79,11 @@ class _One:
 
 
 def _split(families: Iterable[tuple[str, bytes, bytes]], pack: bool) -> Rendered:
-    return tuple(
-        (name, packed_header(header), Packed(samples) if pack else samples)
-        for name, header, samples in families
-    )
+    out = []
+    for name, header, samples in families:
+        out.append((name, packed_header(header), Packed(samples) if pack else samples))
+        del samples  # else this family's text is still held while the next one is written
+    return tuple(out)
 
 
 def render_plain(collector: Collector) -> Iterable[tuple[str, bytes, bytes]]:
@@ -144,8 +145,14 @@ def render_account(
     data = previous.data if previous else None
     if state.data is None:
         data = None
-    elif prepared is not None and prepared.data is state.data:
-        data = prepared
+    elif prepared is not None:
+        # Rendered from this poll's data, which the state may now hold released (without its
+        # chats): the rendering is kept, tied to the data the state holds.
+        data = (
+            prepared
+            if prepared.data is state.data
+            else RenderedData(state.data, prepared.aggregates, prepared.chats)
+        )
     elif data is None or data.data is not state.data:
         data = render_data(state)
     return RenderedAccount(state=state, health=render(HealthCollector(state)), data=data)

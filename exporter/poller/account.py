@@ -34,7 +34,9 @@ class Sink(Protocol):
     """Where snapshots go (the store): rendering is split out so the poll's duration covers it."""
 
     def prepare(self, state: AccountState) -> object: ...
-    def publish(self, state: AccountState, prepared: object = None) -> None: ...
+    def publish(self, state: AccountState, prepared: object = None) -> None:
+        """``prepared``: what prepare() gave for this poll's state; the state may hold its data
+        released (:meth:`~exporter.snapshot.state.ChatData.released`)."""
 
 
 def next_delay(interval: float, consecutive_failures: int) -> float:
@@ -102,6 +104,8 @@ class AccountPoller:
             )
             del found
             prepared = self.sink.prepare(previous.succeeded(data, 0.0, lag))
+            if not config.alerts_read_chats:
+                data = data.released()  # rendered: nothing downstream reads the chats one by one
         except PollError as exc:
             reason, detail = exc.reason, exc.detail
         except (UnicodeError, OverflowError, ValueError) as exc:

@@ -23,10 +23,10 @@ from datetime import datetime, tzinfo
 
 from ..alerting.evaluator import Alert
 from ..model import Chat
-from ..snapshot.state import AccountState, DiscoveryState
+from ..snapshot.state import NAMED_WAITS, AccountState, DiscoveryState
 
 REFRESH_SECONDS = 15
-LONGEST_SHOWN = 10
+LONGEST_SHOWN = NAMED_WAITS  # snapshots keep the names of that many waits, no more
 ALERTS_SHOWN = 10  # per account: a per-chat threshold can fire for thousands of chats at once
 # Firing alerts first by how bad they are; unknown severities after these.
 SEVERITY_ORDER = {"critical": 0, "error": 1, "warning": 2, "info": 3}

@@ -21,6 +21,7 @@ from exporter.model import Chat
 from exporter.poller import AccountPoller, next_delay
 from exporter.poller.discovery import Discovery
 from exporter.simulator import SimAccount, Simulator
+from exporter.snapshot.state import NAMED_WAITS
 from exporter.whatsgate.client import WhatsGateClient
 
 KEY = "SECRET-poller-key-0123456789"
@@ -70,6 +71,35 @@ def test_success_then_failure_keeps_data_and_counts(setup, sim, caplog):
     text = metrics(store)
     assert 'whatsgate_up{account="support",whatsapp_id="W1"} 0.0' in text
     assert 'whatsgate_chat_unread_messages{account="support",chat_id="1@c.us"' in text
+
+
+def test_published_snapshots_drop_their_chats_unless_an_alert_reads_them(sim):
+    """Rendering is the last reader of every chat, unless a threshold measures single chats."""
+    sim.remove_chat("W1", "1@c.us")
+    for i in range(30):
+        sim.add_chat("W1", chat_obj(f"{i}@c.us", i % 3))  # 20 of them waiting
+    store = Store(stale_after=300, include_process_metrics=False)
+    store.expect("W1")
+    raw = {
+        "whatsgate": {"url": sim.url, "api_key": KEY, "timeout": "2s"},
+        "accounts": [{"whatsapp_id": "W1", "name": "support"}],
+        "chats": {"max_per_account": 0},
+    }
+    per_chat = {"name": "Unread", "metric": "chat_unread_messages", "above": 1}
+    client = WhatsGateClient(sim.url, KEY, timeout=2)
+    try:
+        for thresholds, kept in (([], 0), ([per_chat], 30)):
+            config = parse_config({**raw, "thresholds": thresholds})
+            state = AccountPoller(config.accounts[0], client, lambda c=config: c, store).poll_once()
+            assert state.up and state.data is not None
+            assert len(state.data.selection.chats) == kept
+            # Without the chats kept, only the longest waits' chats stay, for their names.
+            assert len(state.data.chats) == (30 if kept else NAMED_WAITS)
+            assert metrics(store).count("whatsgate_chat_unread_messages{") == 30  # rendered before
+            for threshold in config.thresholds:  # the alert's Python evaluation sees every chat
+                assert len(list(threshold.spec.measure(threshold, state, time.time(), 300))) == 30
+    finally:
+        client.close()
 
 
 def test_recovery_resets_failures(setup, sim):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from exporter.model import Chat, ChatsConfig
-from exporter.snapshot.state import ChatData
+from exporter.snapshot.state import NAMED_WAITS, ChatData
 
 
 def chat(chat_id: str, unread: int) -> Chat:
@@ -23,3 +23,19 @@ def test_uncapped_snapshot_keeps_every_chat() -> None:
     chats = [chat("idle", 0), chat("few", 1)]
     data = ChatData.build(chats, ChatsConfig(max_per_account=0), polled_at=1000.0)
     assert data.chats == tuple(chats)
+
+
+def test_released_snapshot_keeps_the_counts_and_the_names_of_the_longest_waits_only() -> None:
+    """After rendering, without alerts on single chats, a snapshot needs no chat one by one."""
+    # 15 waiting chats (the lower the number, the longer the wait) and 5 read ones.
+    chats = [Chat(f"w{i}", f"name w{i}", False, False, 1, 100 + i, False, False) for i in range(15)]
+    chats += [chat(f"idle{i}", 0) for i in range(5)]
+    data = ChatData.build(chats, ChatsConfig(max_per_account=0), polled_at=1000.0)
+    released = data.released()
+    assert released.selection.chats == () and len(data.selection.chats) == 20
+    longest = [w.chat_id for w in data.waiting[:NAMED_WAITS]]
+    assert longest == [f"w{i}" for i in range(NAMED_WAITS)]
+    assert [c.id for c in released.chats] == longest  # the names the status page shows
+    assert released.summary == data.summary and released.waits is data.waits
+    assert released.waiting == data.waiting and released.polled_at == data.polled_at
+    assert (released.selection.filtered, released.selection.over_limit) == (0, 0)
