@@ -192,9 +192,7 @@ class Handler(PooledHandler):
         self.send_header("Content-Length", str(sum(len(c) for c in chunks)))
         self.end_headers()
         if self.command != "HEAD":
-            # One write for a compressed body (a few MB): each write gives up the GIL, and
-            # getting it back behind a poll's rendering costs up to a switch interval (5 ms).
-            self.wfile.writelines([b"".join(chunks)] if encoding else chunks)
+            self.wfile.writelines(chunks)  # one gathering write (see httpd._Writer.writelines)
 
     def _probe(self, target: str) -> None:
         """One account's cached metrics (the multi-target pattern); no API call is made."""

@@ -143,7 +143,7 @@ class WhatsGateClient:
         command: str,
         body: dict[str, Any],
         parse: Callable[[Any], Any] = lambda p: p,
-        fast: Callable[[bytes], Any] | None = None,
+        fast: Callable[[bytes | bytearray], Any] | None = None,
     ) -> Any:
         """POST one command; check, decode and parse a successful (``result: OK``) answer.
 
@@ -174,7 +174,7 @@ class WhatsGateClient:
             detail = self._snippet(f"{type(exc).__name__}: {exc}")
             raise PollError(INTERNAL, f"{command}: unexpected error: {detail}") from None
 
-    def _fetch(self, command: str, body: dict[str, Any]) -> tuple[int, Mapping[str, str], bytes]:
+    def _fetch(self, command: str, body: dict[str, Any]) -> tuple[int, Mapping[str, str], bytearray]:
         """Send the request and read the answer (bounded in size), all within the deadline."""
         started = time.monotonic()
         with deadline_in(self._timeout):
@@ -206,7 +206,7 @@ class WhatsGateClient:
             finally:
                 response.close()
 
-    def _read_body(self, command: str, raw: Any, limit: int, started: float) -> bytes:
+    def _read_body(self, command: str, raw: Any, limit: int, started: float) -> bytearray:
         """Read and inflate the body chunk by chunk, stopping at ``limit`` bytes or the deadline."""
         content = bytearray()
         try:
@@ -233,7 +233,9 @@ class WhatsGateClient:
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             what = "connection closed" if "IncompleteRead" in repr(exc) else type(exc).__name__
             raise PollError(CONNECTION, f"{command}: answer cut off ({what})") from None
-        return bytes(content)
+        # Returned as read: json and msgspec decode a bytearray as they do bytes, and a copy
+        # would hold the body twice (10,000 chats: 3.5 MB more per poll in flight).
+        return content
 
     def _took(self, started: float) -> str:
         return f"within {time.monotonic() - started:.1f}s (whatsgate.timeout is {self._timeout:g}s)"
@@ -241,7 +243,9 @@ class WhatsGateClient:
     def _snippet(self, text: str) -> str:
         return logfmt.excerpt(text, self._secret)
 
-    def _decode(self, command: str, status: int, headers: Mapping[str, str], content: bytes) -> Any:
+    def _decode(
+        self, command: str, status: int, headers: Mapping[str, str], content: bytes | bytearray
+    ) -> Any:
         try:
             payload = json.loads(content)
         except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON

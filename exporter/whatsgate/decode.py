@@ -79,7 +79,7 @@ def _group(meta: _Meta | None) -> Group | None:
     return Group(created=meta.creation, participants=len(meta.participants), admins=admins, size=meta.size)
 
 
-def decode_chats(body: bytes) -> list[Chat] | None:
+def decode_chats(body: bytes | bytearray) -> list[Chat] | None:
     """The chats of a ``result: OK`` answer, or None when the slow path must decide (and explain)."""
     try:
         answer = _ANSWER.decode(body)

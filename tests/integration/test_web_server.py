@@ -364,6 +364,66 @@ def test_client_hanging_up_mid_response_is_one_log_line(caplog, capfd):
     assert "Traceback" not in capfd.readouterr().err
 
 
+def many_pieces_store() -> Store:
+    """Three accounts of 3,000 chats: a /metrics of a few hundred pieces, 1.5 MB plain."""
+    store = Store(stale_after=3600, include_process_metrics=False)
+    chats = [
+        Chat(f"{i}@c.us", f"name {i}", False, False, i % 3, 1_700_000_000 + i, False, False)
+        for i in range(3000)
+    ]
+    for n in range(3):
+        store.expect(f"wa-{n}")
+        data = ChatData.build(chats, ChatsConfig(max_per_account=0), time.time())
+        store.publish(AccountState(Account(f"wa-{n}", f"line {n}")).succeeded(data, 0.1))
+    return store
+
+
+def read_response(sock: socket.socket, pause: float = 0.0) -> tuple[bytes, bytes]:
+    """(headers, body) of one response read in small pieces, ``pause`` seconds apart."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(4096)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(
+        next(v for k, _, v in (h.partition(b": ") for h in head.split(b"\r\n")) if k == b"Content-Length")
+    )
+    while len(body) < length:
+        piece = sock.recv(16384)
+        assert piece, "connection closed mid-body"
+        body += piece
+        time.sleep(pause)
+    return head, body
+
+
+@pytest.mark.parametrize("accept", ["gzip", "identity"])
+def test_a_slow_reader_gets_the_whole_body(accept: str):
+    """The gathering write goes on after partial sends, in order, nothing lost (see test_writer)."""
+    store = many_pieces_store()
+    expected = b"".join(store.gzip_chunks() if accept == "gzip" else store.chunks())
+    with serving(store) as server:
+        sock = socket.create_connection(server.server_address, timeout=10)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        sock.sendall(f"GET /metrics HTTP/1.1\r\nHost: x\r\nAccept-Encoding: {accept}\r\n\r\n".encode())
+        _, body = read_response(sock, pause=0.001)
+        sock.close()
+    assert body == expected
+
+
+def test_a_reader_that_stops_reading_is_dropped_at_the_write_timeout(caplog):
+    caplog.set_level(logging.INFO, logger="exporter.web")
+    with serving(many_pieces_store(), write_timeout=1.0) as server:
+        sock = socket.create_connection(server.server_address, timeout=10)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nAccept-Encoding: identity\r\n\r\n")
+        started = time.monotonic()
+        wait_until(
+            lambda: any("timed out" in str(getattr(r, "fields", "")) for r in caplog.records), timeout=5
+        )
+        assert time.monotonic() - started < 3
+        assert requests.get(f"{base(server)}/healthz", timeout=3).ok  # the others are served meanwhile
+        sock.close()
+
+
 def test_bad_web_config_stops_start_up_with_one_line(tmp_path: Path):
     (tmp_path / "web.yml").write_text("tls_server_config:\n  cert_file: /nonexistent/x.pem\n  key_file: k\n")
     result = subprocess.run(
