@@ -215,6 +215,11 @@ def _fatal(message: str) -> int:
 def run(args: argparse.Namespace) -> int:
     logfmt.setup(args.log_level, args.log_format)
     memory.limit_arenas()
+    # A scrape takes the GIL back several times (accept, read, write); each time a poll's
+    # rendering holds it, the wait is up to one switch interval. 1 ms instead of the default
+    # 5 ms: bench_cycles.py (10 x 10,000 chats re-polling, 5 scrapers) p99 117 -> 78 ms, and
+    # the polls' own CPU unchanged (0.79 vs 0.81 s per cycle): with one busy thread, no switch.
+    sys.setswitchinterval(0.001)
     # Handlers first: a SIGTERM during start-up (first discovery, the demo's
     # simulator) must also end in a clean exit, not the default 143.
     stopping = threading.Event()
