@@ -113,6 +113,7 @@ def main() -> None:
     parser.add_argument("--cycles", type=int, default=5)
     parser.add_argument("--scrapers", type=int, default=5, help="0: CPU per cycle of the polls alone")
     parser.add_argument("--scrapes", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, help="poll_concurrency (default: the exporter's)")
     parser.add_argument("--static-body", help=argparse.SUPPRESS)
     parser.add_argument("--static-port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -134,6 +135,7 @@ def main() -> None:
         (tmp / "config.yaml").write_text(
             f"whatsgate:\n  url: http://127.0.0.1:{sim_port}/api/v1\n  api_key: bench-key\n  timeout: 600s\n"
             f"accounts:\n{accounts}\npoll_interval: 1s\nstale_after: 1h\nchats:\n  max_per_account: 0\n"
+            + (f"poll_concurrency: {args.concurrency}\n" if args.concurrency else "")
         )
         time.sleep(1.0)
         log = (tmp / "exporter.log").open("w")

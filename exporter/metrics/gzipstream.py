@@ -11,9 +11,9 @@ How: each piece is raw deflate ended by a sync flush, an empty stored block
 that is byte-aligned and not final, so pieces deflated independently
 concatenate into one valid deflate stream; an empty final block ends it. The
 trailer needs the CRC-32 of the whole text, which is combined from the pieces'
-CRCs as zlib's ``crc32_combine`` does (Python's zlib does not expose it):
-continuing a CRC over ``n`` more bytes multiplies it by x^(8n) modulo the CRC
-polynomial, and each piece keeps that factor for its own length.
+CRCs with ``crc32_combine`` (isal's; Python's zlib does not expose zlib's, so
+the fallback computes it as zlib does: continuing a CRC over ``n`` more bytes
+multiplies it by x^(8n) modulo the CRC polynomial).
 """
 
 from __future__ import annotations
@@ -21,7 +21,17 @@ from __future__ import annotations
 import struct
 import zlib
 from collections.abc import Sequence
+from types import ModuleType
 from typing import cast
+
+_DEFLATE: ModuleType
+try:
+    # ISA-L's deflate (python-isal): at level 1, five times zlib's speed with slightly smaller
+    # output (the per-chat text of 10,000 chats, 5.2 MB: 1.8 ms and 0.28 MB against zlib's 9.2 ms
+    # and 0.30 MB), and a CRC-32 thirteen times faster. What it writes is plain deflate.
+    from isal import isal_zlib as _DEFLATE
+except ImportError:  # pragma: no cover - a platform without isal's wheels: the standard library
+    _DEFLATE = zlib
 
 # Deflate, no flags, no modification time, no extra flags, OS "unknown" (RFC 1952 section 2.3).
 HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
@@ -58,7 +68,7 @@ def _powers() -> tuple[int, ...]:
 _X2N = _powers()
 
 
-def shift_factor(length: int) -> int:
+def _shift_factor(length: int) -> int:
     """x^(8 * length) modulo the polynomial: what continuing a CRC over ``length`` bytes multiplies it by."""
     p = _X0
     k = 3  # 8 bits per byte: x^(2^3 * length)
@@ -70,23 +80,25 @@ def shift_factor(length: int) -> int:
     return p
 
 
-def crc_combine(crc: int, factor: int, crc2: int) -> int:
-    """The CRC-32 of A + B from A's CRC, B's ``shift_factor(len(B))`` and B's CRC."""
-    return _multmodp(factor, crc) ^ crc2
+def crc_combine(crc: int, crc2: int, length2: int) -> int:
+    """The CRC-32 of A + B from A's CRC, B's CRC and B's length (zlib's ``crc32_combine``)."""
+    if _DEFLATE is not zlib:
+        combined: int = _DEFLATE.crc32_combine(crc, crc2, length2)
+        return combined
+    return _multmodp(_shift_factor(length2), crc) ^ crc2  # 40 us: the memo makes it rare
 
 
 class Deflated:
     """Text deflated on its own, ready to be joined with others into one gzip member."""
 
-    __slots__ = ("crc", "data", "factor", "size")
+    __slots__ = ("crc", "data", "size")
 
     def __init__(self, plain: bytes, level: int) -> None:
-        deflate = zlib.compressobj(level, zlib.DEFLATED, -15)  # wbits -15: raw deflate, no framing
+        deflate = _DEFLATE.compressobj(level, _DEFLATE.DEFLATED, -15)  # wbits -15: raw deflate, no framing
         # A sync flush, not a finish: the stream stays open for the next piece.
-        self.data = deflate.compress(plain) + deflate.flush(zlib.Z_SYNC_FLUSH)
-        self.crc = zlib.crc32(plain)
+        self.data = deflate.compress(plain) + deflate.flush(_DEFLATE.Z_SYNC_FLUSH)
+        self.crc = _DEFLATE.crc32(plain)
         self.size = len(plain)
-        self.factor = shift_factor(self.size)
 
     def inflate(self) -> bytes:
         return zlib.decompressobj(-15).decompress(self.data)
@@ -97,8 +109,9 @@ class CrcMemo:
 
     Consecutive scrapes send mostly the same pieces (a poll replaces one account's),
     so the next body resumes combining where it first differs: a scrape between
-    polls combines nothing (10 accounts x 10,000 chats: 237 pieces, 1 ms to combine
-    all). It holds the last body's pieces until the next one replaces them.
+    polls combines nothing. Combining all 236 pieces of 10 accounts x 10,000 chats
+    costs 0.1 ms with isal, but 5.4 ms with the Python fallback. The memo holds the
+    last body's pieces until the next one replaces them.
     """
 
     def __init__(self) -> None:
@@ -114,7 +127,7 @@ class CrcMemo:
         crc, size = states[n - 1] if n else (0, 0)
         new = list(states[:n])
         for piece in pieces[n:]:
-            crc = crc_combine(crc, piece.factor, piece.crc)
+            crc = crc_combine(crc, piece.crc, piece.size)
             size += piece.size
             new.append((crc, size))
         self.last = (tuple(pieces), tuple(new))
@@ -139,9 +152,9 @@ def member(pieces: Sequence[Deflated | bytes], level: int, memo: CrcMemo | None 
         nonlocal crc, size
         text = b"".join(run)
         run.clear()
-        deflate = zlib.compressobj(level, zlib.DEFLATED, -15)
-        out.append(deflate.compress(text) + deflate.flush(zlib.Z_SYNC_FLUSH))
-        crc = zlib.crc32(text, crc)
+        deflate = _DEFLATE.compressobj(level, _DEFLATE.DEFLATED, -15)
+        out.append(deflate.compress(text) + deflate.flush(_DEFLATE.Z_SYNC_FLUSH))
+        crc = _DEFLATE.crc32(text, crc)
         size += len(text)
 
     for piece in pieces[lead:]:
@@ -149,7 +162,7 @@ def member(pieces: Sequence[Deflated | bytes], level: int, memo: CrcMemo | None 
             if run:
                 flush_run()
             out.append(piece.data)
-            crc = crc_combine(crc, piece.factor, piece.crc)
+            crc = crc_combine(crc, piece.crc, piece.size)
             size += piece.size
         else:
             run.append(piece)

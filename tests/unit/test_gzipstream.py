@@ -4,11 +4,28 @@ from __future__ import annotations
 
 import gzip
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import ModuleType
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from isal import isal_zlib
 
-from exporter.metrics.gzipstream import CrcMemo, Deflated, crc_combine, member, shift_factor
+from exporter.metrics import gzipstream
+from exporter.metrics.gzipstream import CrcMemo, Deflated, crc_combine, member
+
+
+@contextmanager
+def patched(implementation: ModuleType) -> Iterator[None]:
+    """Deflate and CRC-32 by ``implementation`` (hypothesis runs many examples: no fixture)."""
+    saved = gzipstream._DEFLATE
+    gzipstream._DEFLATE = implementation
+    try:
+        yield
+    finally:
+        gzipstream._DEFLATE = saved
+
 
 texts = st.one_of(st.binary(max_size=3000), st.text(alphabet="ab\n{}", max_size=20_000).map(str.encode))
 pieces = st.lists(st.tuples(texts, st.booleans()), max_size=8)
@@ -31,15 +48,24 @@ def one_member(body: bytes) -> bytes:
 @settings(max_examples=300, deadline=None)
 @given(pieces)
 def test_any_mix_of_pieces_is_one_member_of_their_text(spec: list[tuple[bytes, bool]]) -> None:
-    body = b"".join(member(build(spec), 1))
-    text = b"".join(t for t, _ in spec)
-    assert one_member(body) == text
-    assert gzip.decompress(body) == text  # the trailer's CRC and length are checked here
+    """With ISA-L's deflate (the default) and with the standard zlib (the fallback)."""
+    for implementation in (isal_zlib, zlib):
+        with patched(implementation):
+            body = b"".join(member(build(spec), 1))
+        text = b"".join(t for t, _ in spec)
+        assert one_member(body) == text
+        assert gzip.decompress(body) == text  # the trailer's CRC and length are checked here
+
+
+def test_isal_is_the_deflate_in_use() -> None:
+    assert gzipstream._DEFLATE is isal_zlib  # a dependency: its absence is only for other platforms
 
 
 @given(st.binary(max_size=5000), st.binary(max_size=5000))
 def test_crc_combine_is_the_crc_of_the_concatenation(a: bytes, b: bytes) -> None:
-    assert crc_combine(zlib.crc32(a), shift_factor(len(b)), zlib.crc32(b)) == zlib.crc32(a + b)
+    for implementation in (isal_zlib, zlib):
+        with patched(implementation):
+            assert crc_combine(zlib.crc32(a), zlib.crc32(b), len(b)) == zlib.crc32(a + b)
 
 
 @settings(max_examples=100, deadline=None)
