@@ -69,6 +69,8 @@ class AccountPoller:
         self.state = AccountState(account=account)
         # Open waits read from the state file, continued by the first good poll.
         self.restored = restored
+        # The size of the last answer, in chats: this poll's weight in the scheduler's budget.
+        self.last_answer_chats = 0
 
     def rename(self, account: Account) -> None:
         """The same account (same labels) with other settings, e.g. another schedule, after a reload."""
@@ -87,7 +89,7 @@ class AccountPoller:
         chats = 0
         try:
             found = self.client.get_chats(self.account.whatsapp_id)
-            chats = len(found)
+            chats = self.last_answer_chats = len(found)
             if logfmt.mentions_secret(text for chat in found for text in (chat.id, chat.name)):
                 # A server echoing the API key into a chat: it must not reach a label value.
                 found = [c.shown_as(logfmt.scrub(c.id), logfmt.scrub(c.name)) for c in found]

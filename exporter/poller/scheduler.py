@@ -7,6 +7,16 @@ is never polled twice at the same time, and a slow account holds one worker,
 not the others. How late each run starts behind its schedule (the lag) is
 handed to the job, so an overloaded exporter says so instead of silently
 polling less often.
+
+Workers bound the number of polls at once; a *budget* bounds what they hold.
+Each job has a weight (an account's chats at its last poll) and a job starts
+only while the running ones weigh less than the budget, or when none runs. An
+answer is held whole in memory from its last byte until it is decoded, and
+decoding is one account at a time (memory.HEAVY_WORK): without the budget,
+eight workers polling large accounts back to back held eight answers of
+3.5 MB each while waiting their turn. Small accounts weigh little, so the
+budget never binds for them; a large account that is due waits, before its
+request starts (its deadline is not running), and the wait shows as lag.
 """
 
 from __future__ import annotations
@@ -26,9 +36,21 @@ Job = Callable[[float], float]
 
 
 class Scheduler:
-    def __init__(self, workers: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        workers: int,
+        clock: Callable[[], float] = time.monotonic,
+        budget: int = 0,
+        weight: Callable[[str], int] = lambda _key: 0,
+    ) -> None:
+        """``budget``: the most that running jobs may weigh together (0: no limit);
+        ``weight(key)``: a job's weight, read under the scheduler's lock (keep it cheap)."""
         self.workers = workers
         self.clock = clock
+        self.budget = budget
+        self.weight = weight
+        self._load = 0  # the weight of the running jobs
+        self._running = 0
         self._queue: list[tuple[float, int, str]] = []
         self._jobs: dict[str, Job] = {}
         self._generation: dict[str, int] = {}  # a removed and re-added key must not run twice
@@ -69,8 +91,8 @@ class Scheduler:
             self._stopping = True
             self._cond.notify_all()
 
-    def _next(self) -> tuple[str, Job, float, int] | None:
-        """Wait for the first due job; None when stopping."""
+    def _next(self) -> tuple[str, Job, float, int, int] | None:
+        """Wait for the first due job that fits the budget; None when stopping."""
         with self._cond:
             while not self._stopping:
                 if not self._queue:
@@ -84,13 +106,20 @@ class Scheduler:
                 if wait > 0:
                     self._cond.wait(wait)
                     continue
+                weight = self.weight(key)
+                if self.budget and self._running and self._load + weight > self.budget:
+                    # First due, first to start: later jobs wait too, so a large one never starves.
+                    self._cond.wait()  # a job finishing notifies
+                    continue
                 heapq.heappop(self._queue)
-                return key, self._jobs[key], due, generation
+                self._load += weight
+                self._running += 1
+                return key, self._jobs[key], due, generation, weight
             return None
 
     def _work(self) -> None:
         while (task := self._next()) is not None:
-            key, job, due, generation = task
+            key, job, due, generation, weight = task
             lag = max(0.0, self.clock() - due)
             try:
                 delay = job(lag)
@@ -98,6 +127,9 @@ class Scheduler:
                 log.exception("scheduled job crashed", extra={"fields": {"job": key}})
                 delay = 60.0
             with self._cond:
+                self._load -= weight
+                self._running -= 1
+                self._cond.notify_all()  # a job held back by the budget may fit now
                 if self._generation.get(key) == generation:
                     # Keep the cadence from the due time, so a late run shows as lag on the next
                     # one too; but after falling more than a whole period behind (a stall, a

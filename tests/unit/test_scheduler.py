@@ -83,3 +83,43 @@ def test_accounts_are_spread_over_the_interval_by_a_stable_phase():
     assert all(0 <= p < 60 for p in phases)
     per_ten_seconds = [sum(1 for p in phases if k * 10 <= p < (k + 1) * 10) for k in range(6)]
     assert min(per_ten_seconds) > 60, per_ten_seconds  # about 100 each: no lockstep
+
+
+def test_the_budget_bounds_the_weight_of_running_jobs_and_small_jobs_still_run_together():
+    """Heavy jobs (weight 6, budget 10) run one at a time; light ones (1) side by side;
+    a job heavier than the whole budget still runs, alone."""
+    weights = {"heavy1": 6, "heavy2": 6, "heavy3": 6, "huge": 25, **{f"light{i}": 1 for i in range(4)}}
+    scheduler = Scheduler(workers=4, budget=10, weight=weights.__getitem__)
+    lock = threading.Lock()
+    running: dict[str, int] = {}
+    loads: list[int] = []
+    together: list[int] = []
+    runs: dict[str, int] = {}
+
+    def job(key: str):
+        def run(_lag: float) -> float:
+            with lock:
+                running[key] = weights[key]
+                loads.append(sum(running.values()))
+                together.append(len(running))
+                runs[key] = runs.get(key, 0) + 1
+            time.sleep(0.02)
+            with lock:
+                del running[key]
+            return 0.01
+
+        return run
+
+    for key in weights:
+        scheduler.add(key, job(key))
+    scheduler.start()
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and min(runs.get(k, 0) for k in weights) < 3:
+            time.sleep(0.05)
+    finally:
+        scheduler.stop()
+    assert min(runs.values()) >= 3  # every job ran, the huge one included: nothing starves
+    over = [load for load in loads if load > 10]
+    assert all(load == 25 for load in over), over  # only the huge job, running alone, is over
+    assert max(together) >= 3  # light jobs ran side by side
