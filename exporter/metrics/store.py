@@ -168,7 +168,7 @@ class Store:
         :data:`PROCESS_METRICS_MAX_AGE` and shared by the scrapes in between.
 
         Reading them takes a dozen /proc reads, each of which gives up the GIL; during a
-        poll, getting it back costs up to a switch interval (5 ms) each, which was most of
+        poll, getting it back costs up to a switch interval (1 ms, see cli.py) each, which was most of
         a scrape's p99 while accounts re-poll. Prometheus scrapes every few seconds at
         most, so a second-old CPU counter is never what it sees twice.
         """

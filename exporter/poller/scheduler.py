@@ -9,14 +9,17 @@ handed to the job, so an overloaded exporter says so instead of silently
 polling less often.
 
 Workers bound the number of polls at once; a *budget* bounds what they hold.
-Each job has a weight (an account's chats at its last poll) and a job starts
-only while the running ones weigh less than the budget, or when none runs. An
-answer is held whole in memory from its last byte until it is decoded, and
-decoding is one account at a time (memory.HEAVY_WORK): without the budget,
-eight workers polling large accounts back to back held eight answers of
-3.5 MB each while waiting their turn. Small accounts weigh little, so the
-budget never binds for them; a large account that is due waits, before its
-request starts (its deadline is not running), and the wait shows as lag.
+Each job has a weight (an account's chats at its last poll). An answer is held
+whole in memory from its last byte until it is decoded, and decoding is one
+account at a time (memory.HEAVY_WORK): without the budget, eight workers
+polling large accounts back to back held eight answers of 3.5 MB each while
+waiting their turn. So a *heavy* job (weight above an eighth of the budget)
+starts only if the running jobs and it together weigh at most the budget; its
+weight counts at most half the budget, so a huge account waits for the load
+to halve, not to vanish. Heavy jobs start in due order, so none starves. Light
+jobs (most accounts) have a queue of their own and are never held back, though
+they count in the load. A heavy job that waits does so before its request
+starts (its deadline is not running), and the wait shows as lag.
 """
 
 from __future__ import annotations
@@ -51,13 +54,26 @@ class Scheduler:
         self.weight = weight
         self._load = 0  # the weight of the running jobs
         self._running = 0
-        self._queue: list[tuple[float, int, str]] = []
+        # Due time, insertion order, key: one heap for light jobs and one for heavy ones.
+        self._light: list[tuple[float, int, str]] = []
+        self._heavy: list[tuple[float, int, str]] = []
         self._jobs: dict[str, Job] = {}
         self._generation: dict[str, int] = {}  # a removed and re-added key must not run twice
         self._order = itertools.count()
         self._cond = threading.Condition()
         self._stopping = False
         self._threads: list[threading.Thread] = []
+
+    def _weigh(self, key: str) -> int:
+        try:
+            return max(0, int(self.weight(key)))
+        except Exception:  # a bad weight must not kill a worker: then no job would run
+            log.exception("weighing a job failed", extra={"fields": {"job": key}})
+            return 0
+
+    def _push(self, due: float, generation: int, key: str) -> None:
+        heavy = self.budget > 0 and self._weigh(key) > self.budget // 8
+        heapq.heappush(self._heavy if heavy else self._light, (due, generation, key))
 
     def add(self, key: str, job: Job, delay: float = 0.0) -> None:
         """Run ``job`` after ``delay`` seconds, then as often as it says."""
@@ -67,14 +83,15 @@ class Scheduler:
             self._jobs[key] = job
             generation = next(self._order)
             self._generation[key] = generation
-            heapq.heappush(self._queue, (self.clock() + delay, generation, key))
-            self._cond.notify()
+            self._push(self.clock() + delay, generation, key)
+            self._cond.notify_all()
 
     def remove(self, key: str) -> None:
         """No new run starts; a run under way finishes and is not rescheduled."""
         with self._cond:
             self._jobs.pop(key, None)
             self._generation.pop(key, None)
+            self._cond.notify_all()  # it may have been the heavy job the others waited behind
 
     def keys(self) -> set[str]:
         with self._cond:
@@ -91,50 +108,63 @@ class Scheduler:
             self._stopping = True
             self._cond.notify_all()
 
+    def _head(self, queue: list[tuple[float, int, str]]) -> tuple[float, int, str] | None:
+        """The first entry of a queue that is still current (removed jobs are dropped)."""
+        while queue and self._generation.get(queue[0][2]) != queue[0][1]:
+            heapq.heappop(queue)
+        return queue[0] if queue else None
+
     def _next(self) -> tuple[str, Job, float, int, int] | None:
-        """Wait for the first due job that fits the budget; None when stopping."""
+        """Wait for the first due job that may start; None when stopping."""
         with self._cond:
             while not self._stopping:
-                if not self._queue:
-                    self._cond.wait()
-                    continue
-                due, generation, key = self._queue[0]
-                if self._generation.get(key) != generation:
-                    heapq.heappop(self._queue)  # removed (or re-added) since it was queued
-                    continue
-                wait = due - self.clock()
-                if wait > 0:
-                    self._cond.wait(wait)
-                    continue
-                weight = self.weight(key)
-                if self.budget and self._running and self._load + weight > self.budget:
-                    # First due, first to start: later jobs wait too, so a large one never starves.
-                    self._cond.wait()  # a job finishing notifies
-                    continue
-                heapq.heappop(self._queue)
-                self._load += weight
-                self._running += 1
-                return key, self._jobs[key], due, generation, weight
+                now = self.clock()
+                soonest: float | None = None
+                chosen: tuple[list[tuple[float, int, str]], int] | None = None
+                for queue in (self._light, self._heavy):
+                    head = self._head(queue)
+                    if head is None:
+                        continue
+                    due, _, key = head
+                    if due > now:
+                        soonest = due if soonest is None else min(soonest, due)
+                        continue
+                    weight = self._weigh(key)
+                    if queue is self._heavy:
+                        # Capped at half the budget: a huge account needs the load below half,
+                        # not at zero, which a steady stream of light jobs might never allow.
+                        weight = min(weight, self.budget // 2)
+                        if self._load + weight > self.budget:
+                            continue  # a job ending notifies
+                    if chosen is None or due < chosen[0][0][0]:
+                        chosen = (queue, weight)
+                if chosen is not None:
+                    queue, weight = chosen
+                    due, generation, key = heapq.heappop(queue)
+                    self._load += weight
+                    self._running += 1
+                    return key, self._jobs[key], due, generation, weight
+                self._cond.wait(None if soonest is None else soonest - now)
             return None
 
     def _work(self) -> None:
         while (task := self._next()) is not None:
             key, job, due, generation, weight = task
             lag = max(0.0, self.clock() - due)
+            delay = 60.0
             try:
                 delay = job(lag)
             except Exception:  # jobs handle their own errors; this is the last line of defence
                 log.exception("scheduled job crashed", extra={"fields": {"job": key}})
-                delay = 60.0
-            with self._cond:
-                self._load -= weight
-                self._running -= 1
-                self._cond.notify_all()  # a job held back by the budget may fit now
-                if self._generation.get(key) == generation:
-                    # Keep the cadence from the due time, so a late run shows as lag on the next
-                    # one too; but after falling more than a whole period behind (a stall, a
-                    # suspended host), start afresh rather than catch up in a burst.
-                    now = self.clock()
-                    due = due + delay if due + delay >= now - delay else now
-                    heapq.heappush(self._queue, (due, generation, key))
-                    self._cond.notify()
+            finally:
+                with self._cond:
+                    self._load -= weight
+                    self._running -= 1
+                    if self._generation.get(key) == generation:
+                        # Keep the cadence from the due time, so a late run shows as lag on the
+                        # next one too; but after falling more than a whole period behind (a
+                        # stall, a suspended host), start afresh rather than catch up in a burst.
+                        now = self.clock()
+                        due = due + delay if due + delay >= now - delay else now
+                        self._push(due, generation, key)  # light or heavy by its latest weight
+                    self._cond.notify_all()  # a heavy job held back by the budget may fit now

@@ -99,7 +99,7 @@ class _Writer(io.BufferedIOBase):
         return len(data)
 
     def writelines(self, chunks: Any) -> None:
-        """Many byte strings as one write: a gathering ``sendmsg`` where the socket has one.
+        """Many byte strings as one write: a gathering ``sendmsg`` on a plain (POSIX) socket.
 
         A gzip /metrics is a few hundred pieces of several MB in all: joining them would
         hold the body twice per scrape in flight, and writing them one by one would give

@@ -85,28 +85,26 @@ def test_accounts_are_spread_over_the_interval_by_a_stable_phase():
     assert min(per_ten_seconds) > 60, per_ten_seconds  # about 100 each: no lockstep
 
 
-def test_the_budget_bounds_the_weight_of_running_jobs_and_small_jobs_still_run_together():
-    """Heavy jobs (weight 6, budget 10) run one at a time; light ones (1) side by side;
-    a job heavier than the whole budget still runs, alone."""
-    weights = {"heavy1": 6, "heavy2": 6, "heavy3": 6, "huge": 25, **{f"light{i}": 1 for i in range(4)}}
-    scheduler = Scheduler(workers=4, budget=10, weight=weights.__getitem__)
+def run_weighted(weights: dict[str, int], budget: int, seconds: dict[str, float], until: int = 3):
+    """Run one job per key on 4 workers; returns (runs, lags, snapshots of what ran together)."""
+    scheduler = Scheduler(workers=4, budget=budget, weight=weights.__getitem__)
     lock = threading.Lock()
-    running: dict[str, int] = {}
-    loads: list[int] = []
-    together: list[int] = []
+    running: set[str] = set()
+    together: list[frozenset[str]] = []
     runs: dict[str, int] = {}
+    lags: dict[str, list[float]] = {}
 
     def job(key: str):
-        def run(_lag: float) -> float:
+        def run(lag: float) -> float:
             with lock:
-                running[key] = weights[key]
-                loads.append(sum(running.values()))
-                together.append(len(running))
+                running.add(key)
+                together.append(frozenset(running))
                 runs[key] = runs.get(key, 0) + 1
-            time.sleep(0.02)
+                lags.setdefault(key, []).append(lag)
+            time.sleep(seconds.get(key, 0.001))
             with lock:
-                del running[key]
-            return 0.01
+                running.discard(key)
+            return 0.02
 
         return run
 
@@ -115,11 +113,40 @@ def test_the_budget_bounds_the_weight_of_running_jobs_and_small_jobs_still_run_t
     scheduler.start()
     try:
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and min(runs.get(k, 0) for k in weights) < 3:
+        while time.monotonic() < deadline and min(runs.get(k, 0) for k in weights) < until:
             time.sleep(0.05)
     finally:
         scheduler.stop()
-    assert min(runs.values()) >= 3  # every job ran, the huge one included: nothing starves
-    over = [load for load in loads if load > 10]
-    assert all(load == 25 for load in over), over  # only the huge job, running alone, is over
-    assert max(together) >= 3  # light jobs ran side by side
+    return runs, lags, together
+
+
+def test_the_budget_bounds_heavy_jobs_and_none_starves():
+    """Budget 100: heavy jobs (40) two at a time; a huge one (250) counts as half the budget."""
+    weights = {"heavy1": 40, "heavy2": 40, "heavy3": 40, "huge": 250, **{f"light{i}": 1 for i in range(3)}}
+    runs, _, together = run_weighted(weights, 100, {k: 0.02 for k in weights})
+    assert min(runs.values()) >= 3 and len(runs) == len(weights)  # every job ran: nothing starves
+    counted = {k: min(w, 50) for k, w in weights.items()}
+    loads = [sum(counted[k] for k in snapshot) for snapshot in together]
+    assert max(loads) <= 100, max(loads)
+    assert max(len(snapshot) for snapshot in together) >= 3  # light jobs ran beside heavy ones
+
+
+def test_light_jobs_are_not_held_behind_a_heavy_job_that_waits_for_the_budget():
+    """Three heavy jobs of 60 (counted 50): the third waits 0.3 s; a light job behind it does not."""
+    weights = {"a": 60, "b": 60, "c": 60, "light": 1}
+    _, lags, _ = run_weighted(weights, 100, {"a": 0.3, "b": 0.3, "c": 0.3}, until=2)
+    assert max(lags["c"] + lags["a"] + lags["b"]) >= 0.2  # one heavy job did wait for the budget
+    assert max(lags["light"]) < 0.1, lags["light"]
+
+
+def test_a_failing_weight_counts_as_light_and_the_workers_survive():
+    def weight(_key: str) -> int:
+        raise RuntimeError("boom")
+
+    scheduler = Scheduler(workers=2, budget=100, weight=weight)
+    runs: list[float] = []
+    scheduler.add("a", lambda lag: runs.append(lag) or 0.01)
+    scheduler.start()
+    time.sleep(0.3)
+    scheduler.stop()
+    assert len(runs) >= 3
