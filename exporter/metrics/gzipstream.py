@@ -21,6 +21,7 @@ from __future__ import annotations
 import struct
 import zlib
 from collections.abc import Sequence
+from operator import attrgetter
 from types import ModuleType
 from typing import cast
 
@@ -104,6 +105,9 @@ class Deflated:
         return zlib.decompressobj(-15).decompress(self.data)
 
 
+_DATA = attrgetter("data")
+
+
 class CrcMemo:
     """The running CRC after each piece of the last body joined.
 
@@ -120,6 +124,9 @@ class CrcMemo:
     def resume(self, pieces: Sequence[Deflated]) -> tuple[int, int]:
         """(CRC, length) of the pieces' text, and remember the pieces for next time."""
         old, states = self.last  # one read: other scrapes may replace it meanwhile
+        pieces = tuple(pieces)
+        if pieces == old:  # the usual case, a scrape between polls: compared in C (identity first)
+            return states[-1] if states else (0, 0)
         n = 0
         limit = min(len(old), len(pieces))
         while n < limit and pieces[n] is old[n]:
@@ -130,7 +137,7 @@ class CrcMemo:
             crc = crc_combine(crc, piece.crc, piece.size)
             size += piece.size
             new.append((crc, size))
-        self.last = (tuple(pieces), tuple(new))
+        self.last = (pieces, tuple(new))
         return crc, size
 
 
@@ -144,7 +151,7 @@ def member(pieces: Sequence[Deflated | bytes], level: int, memo: CrcMemo | None 
     while lead < len(pieces) and isinstance(pieces[lead], Deflated):
         lead += 1
     packed = cast("Sequence[Deflated]", pieces[:lead])
-    out = [HEADER, *(piece.data for piece in packed)]
+    out = [HEADER, *map(_DATA, packed)]
     crc, size = memo.resume(packed) if memo is not None else CrcMemo().resume(packed)
     run: list[bytes] = []
 

@@ -34,6 +34,47 @@ from .render import (
 # Seconds a rendering of the process metrics is shared between scrapes (see Store._process_metrics).
 PROCESS_METRICS_MAX_AGE = 1.0
 
+# Family name -> its header, and family name -> its samples from every snapshot, in first-seen order.
+_Families = tuple[dict[str, Packed], dict[str, list["Packed | bytes"]]]
+
+
+def _add(families: _Families, rendered: Rendered) -> None:
+    headers, bodies = families
+    for name, header, samples in rendered:
+        if name not in headers:
+            headers[name] = header
+            bodies[name] = []
+        if samples:
+            bodies[name].append(samples)
+
+
+def _snapshot_families(
+    accounts: list[tuple[str, RenderedAccount, bool]], build_info: Rendered | None, discovery: Rendered | None
+) -> _Families:
+    """The families of the snapshots: each account's health, aggregates and (unless stale) chats."""
+    families: _Families = ({}, {})
+    if build_info is not None:
+        _add(families, build_info)
+    for _key, account, fresh in accounts:
+        _add(families, account.health)
+        if account.data is not None:
+            _add(families, account.data.aggregates)
+            if fresh:
+                _add(families, account.data.chats)
+    if discovery is not None:
+        _add(families, discovery)
+    return families
+
+
+def _ordered(families: _Families) -> list[Packed | bytes]:
+    """Each family's header followed by its samples, families in first-seen order."""
+    headers, bodies = families
+    out: list[Packed | bytes] = []
+    for name, header in headers.items():
+        out.append(header)
+        out.extend(bodies[name])
+    return out
+
 
 @dataclass
 class Store:
@@ -55,6 +96,8 @@ class Store:
     _needs_discovery: bool = False
     _process: tuple[float, Packed] | None = None  # (when, text) of the last process metrics
     _crc_memo: gzipstream.CrcMemo = field(default_factory=gzipstream.CrcMemo)  # for /metrics only
+    # (what it was made from, its families, them in order): see _pieces.
+    _static: tuple[tuple[object, object, tuple[bool, ...]], _Families, list[Packed | bytes]] | None = None
 
     def subscribe(self, wake: threading.Event) -> None:
         """Set ``wake`` after every publish; the subscriber does its work on its own thread."""
@@ -129,37 +172,45 @@ class Store:
         ``only``: the one account of a /probe, without the exporter's own metrics.
         """
         now = self.clock()
-        headers: dict[str, Packed] = {}
-        bodies: dict[str, list[Packed | bytes]] = {}
-
-        def add(rendered: Rendered) -> None:
-            for name, header, samples in rendered:
-                if name not in headers:
-                    headers[name] = header
-                    bodies[name] = []
-                if samples:
-                    bodies[name].append(samples)
-
-        if only is None:
-            add(self._build_info)
-        for key, account in self._accounts.items():
-            if only is not None and key != only:
-                continue
-            add(account.health)
-            if account.data is not None:
-                add(account.data.aggregates)
-                if not account.state.is_stale(now, self.stale_after):
-                    add(account.data.chats)
-        if only is None:
-            if self._discovery is not None:
-                add(self._discovery)
-            for collector in self.live:
-                add(render(collector, heavy=False))
-        out: list[Packed | bytes] = []
-        for name, header in headers.items():
-            out.append(header)
-            out.extend(bodies[name])
-        if self.include_process_metrics and only is None:
+        accounts, discovery = self._accounts, self._discovery  # one read each: publishes replace them
+        fresh = tuple(
+            account.data is not None and not account.state.is_stale(now, self.stale_after)
+            for account in accounts.values()
+        )
+        if only is not None:
+            packed = [
+                (key, account, ok)
+                for (key, account), ok in zip(accounts.items(), fresh, strict=True)
+                if key == only
+            ]
+            return _ordered(_snapshot_families(packed, None, None))
+        # The snapshots' part changes only when a poll publishes or data goes stale: it is put
+        # in order once and reused by the scrapes in between (10 x 10,000 chats: 0.5 ms a scrape).
+        key = (accounts, discovery, fresh)
+        cached = self._static
+        if (
+            cached is None
+            or cached[0][0] is not accounts
+            or cached[0][1] is not discovery
+            or cached[0][2] != fresh
+        ):
+            families = _snapshot_families(
+                [(k, a, ok) for (k, a), ok in zip(accounts.items(), fresh, strict=True)],
+                self._build_info,
+                discovery,
+            )
+            cached = self._static = (key, families, _ordered(families))
+        _, families, out = cached
+        live = [entry for collector in self.live for entry in render(collector, heavy=False)]
+        if any(name in families[0] for name, _, _ in live):  # never so far: merge, slowly but right
+            headers, bodies = dict(families[0]), {name: list(v) for name, v in families[1].items()}
+            _add((headers, bodies), tuple(live))
+            out = _ordered((headers, bodies))
+        else:
+            live_families: _Families = ({}, {})
+            _add(live_families, tuple(live))
+            out = out + _ordered(live_families)
+        if self.include_process_metrics:
             out.append(self._process_metrics())
         return out
 

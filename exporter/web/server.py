@@ -189,7 +189,7 @@ class Handler(PooledHandler):
             self.send_header("Content-Encoding", encoding)
         if vary:  # the body depends on Accept-Encoding: caches must not mix the two
             self.send_header("Vary", "Accept-Encoding")
-        self.send_header("Content-Length", str(sum(len(c) for c in chunks)))
+        self.send_header("Content-Length", str(sum(map(len, chunks))))
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.writelines(chunks)  # one gathering write (see httpd._Writer.writelines)

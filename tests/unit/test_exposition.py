@@ -217,3 +217,34 @@ def test_promtool_accepts_the_exposition():
     result = promtool_check_metrics(b"".join(store.chunks()).decode())
     assert result.returncode == 0, result.stderr
     assert result.stderr.strip() == ""
+
+
+def test_scrapes_between_polls_reuse_the_snapshots_but_see_staleness_polls_and_live_metrics():
+    """The snapshots' part of the body is reused between polls: never when time makes data stale,
+    never after a publish, and the metrics rendered per scrape stay current."""
+    now = [NOW]
+    store = Store(stale_after=300, clock=lambda: now[0], include_process_metrics=False)
+    store.expect("W1")
+    calls = [0]
+
+    class Live:
+        def collect(self):  # type: ignore[no-untyped-def]
+            from prometheus_client.core import GaugeMetricFamily
+
+            calls[0] += 1
+            yield GaugeMetricFamily("whatsgate_test_live", "per scrape", value=calls[0])
+
+    store.live.append(Live())
+    store.publish(state_for(PAYLOAD))
+    first, second = scrape(store), scrape(store)
+    assert "whatsgate_chat_unread_messages" in first and first.keys() == second.keys()
+    assert value(second, "whatsgate_test_live") == value(first, "whatsgate_test_live") + 1
+    now[0] = NOW + 301  # the same snapshot, now stale: its per-chat series go
+    stale = scrape(store)
+    assert (
+        "whatsgate_chat_unread_messages" not in stale and value(stale, "whatsgate_up", whatsapp_id="W1") == 1
+    )
+    store.publish(state_for({"result": "OK", "data": [chat_obj("102@c.us", unread=1)]}, polled_at=NOW + 301))
+    fresh = scrape(store)
+    assert set(dict(k)["chat_id"] for k in fresh["whatsgate_chat_unread_messages"]) == {"102@c.us"}
+    assert value(fresh, "whatsgate_test_live") == 4
