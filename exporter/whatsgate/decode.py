@@ -17,6 +17,7 @@ verdict and the same records.
 
 from __future__ import annotations
 
+from itertools import compress, starmap
 from operator import attrgetter
 from typing import Annotated, Any
 
@@ -71,6 +72,9 @@ class _Answer(msgspec.Struct):
 _ANSWER = msgspec.json.Decoder(_Answer)
 _ROLES = attrgetter("isAdmin", "isSuperAdmin")
 _ID = attrgetter("id")
+_IS_GROUP = attrgetter("isGroup")
+# A _Chat's fields in Chat's order, all but the group.
+_FIELDS = attrgetter("id", "name", "isGroup", "isReadOnly", "unreadCount", "timestamp", "pinned", "isMuted")
 
 
 def _group(meta: _Meta | None) -> Group | None:
@@ -96,17 +100,12 @@ def decode_chats(body: bytes | bytearray) -> list[Chat] | None:
     ids = set(map(_ID, data))
     if len(ids) != len(data) or "" in ids:  # a duplicate or an empty id
         return None
-    chats: list[Chat] = []
-    append = chats.append
-    for c in data:
-        group = None
-        if c.isGroup:
-            group = _group(c.groupMetadata)
-            if group is None:
-                return None
-        append(
-            Chat(
-                c.id, c.name, c.isGroup, c.isReadOnly, c.unreadCount, c.timestamp, c.pinned, c.isMuted, group
-            )
-        )
+    # Every chat as a contact first, in C (map, starmap: no Python step per chat), then the
+    # groups (about a tenth) again with their group data.
+    chats = list(starmap(Chat, map(_FIELDS, data)))
+    for i in compress(range(len(data)), map(_IS_GROUP, data)):
+        group = _group(data[i].groupMetadata)
+        if group is None:
+            return None
+        chats[i] = msgspec.structs.replace(chats[i], group=group)
     return chats
