@@ -49,13 +49,13 @@ def _add(families: _Families, rendered: Rendered) -> None:
 
 
 def _snapshot_families(
-    accounts: list[tuple[str, RenderedAccount, bool]], build_info: Rendered | None, discovery: Rendered | None
+    accounts: list[tuple[RenderedAccount, bool]], build_info: Rendered | None, discovery: Rendered | None
 ) -> _Families:
-    """The families of the snapshots: each account's health, aggregates and (unless stale) chats."""
+    """The families of the snapshots: each account's health, aggregates and (if fresh) chats."""
     families: _Families = ({}, {})
     if build_info is not None:
         _add(families, build_info)
-    for _key, account, fresh in accounts:
+    for account, fresh in accounts:
         _add(families, account.health)
         if account.data is not None:
             _add(families, account.data.aggregates)
@@ -178,12 +178,8 @@ class Store:
             for account in accounts.values()
         )
         if only is not None:
-            packed = [
-                (key, account, ok)
-                for (key, account), ok in zip(accounts.items(), fresh, strict=True)
-                if key == only
-            ]
-            return _ordered(_snapshot_families(packed, None, None))
+            one = [(a, ok) for (k, a), ok in zip(accounts.items(), fresh, strict=True) if k == only]
+            return _ordered(_snapshot_families(one, None, None))
         # The snapshots' part changes only when a poll publishes or data goes stale: it is put
         # in order once and reused by the scrapes in between (10 x 10,000 chats: 0.5 ms a scrape).
         key = (accounts, discovery, fresh)
@@ -195,7 +191,7 @@ class Store:
             or cached[0][2] != fresh
         ):
             families = _snapshot_families(
-                [(k, a, ok) for (k, a), ok in zip(accounts.items(), fresh, strict=True)],
+                list(zip(accounts.values(), fresh, strict=True)),
                 self._build_info,
                 discovery,
             )

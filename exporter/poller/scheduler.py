@@ -53,7 +53,6 @@ class Scheduler:
         self.budget = budget
         self.weight = weight
         self._load = 0  # the weight of the running jobs
-        self._running = 0
         # Due time, insertion order, key: one heap for light jobs and one for heavy ones.
         self._light: list[tuple[float, int, str]] = []
         self._heavy: list[tuple[float, int, str]] = []
@@ -120,7 +119,7 @@ class Scheduler:
             while not self._stopping:
                 now = self.clock()
                 soonest: float | None = None
-                chosen: tuple[list[tuple[float, int, str]], int] | None = None
+                chosen: tuple[float, list[tuple[float, int, str]], int] | None = None  # due, queue, weight
                 for queue in (self._light, self._heavy):
                     head = self._head(queue)
                     if head is None:
@@ -136,13 +135,12 @@ class Scheduler:
                         weight = min(weight, self.budget // 2)
                         if self._load + weight > self.budget:
                             continue  # a job ending notifies
-                    if chosen is None or due < chosen[0][0][0]:
-                        chosen = (queue, weight)
+                    if chosen is None or due < chosen[0]:
+                        chosen = (due, queue, weight)
                 if chosen is not None:
-                    queue, weight = chosen
+                    _, queue, weight = chosen
                     due, generation, key = heapq.heappop(queue)
                     self._load += weight
-                    self._running += 1
                     return key, self._jobs[key], due, generation, weight
                 self._cond.wait(None if soonest is None else soonest - now)
             return None
@@ -159,7 +157,6 @@ class Scheduler:
             finally:
                 with self._cond:
                     self._load -= weight
-                    self._running -= 1
                     if self._generation.get(key) == generation:
                         # Keep the cadence from the due time, so a late run shows as lag on the
                         # next one too; but after falling more than a whole period behind (a
