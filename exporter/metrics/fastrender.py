@@ -265,8 +265,13 @@ def _waiting_seconds(cols: Columns) -> Rows:
 
 def _group_rows(cols: Columns, value: Callable[[Chat], float | None]) -> Rows:
     chats = cols.chats
-    found = [(i, v) for i in cols.groups if (v := value(chats[i])) is not None]
-    return [i for i, _ in found], numbers([v for _, v in found])  # numbers: one pass, not a call each
+    rows, values = [], []
+    for i in cols.groups:
+        v = value(chats[i])
+        if v is not None:
+            rows.append(i)
+            values.append(number(v))
+    return rows, values
 
 
 def _members(cols: Columns) -> Rows:

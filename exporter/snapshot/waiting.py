@@ -34,8 +34,6 @@ import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import chain, compress
-from operator import attrgetter
 from types import MappingProxyType
 from typing import Any
 
@@ -53,8 +51,6 @@ from ..config.schema import (
 )
 from ..model import CHAT_TYPES, Chat, matches_any
 from .schedule import T_MAX, Schedule
-
-_UNREAD = attrgetter("unread")
 
 DEFAULT_BUCKETS = (300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 86400.0)
 STATE_VERSION = 1
@@ -212,11 +208,7 @@ class Waits:
         since: dict[str, tuple[str, float]] = {}
         ended: dict[str, tuple[str, float]] = {}  # by chat id: a duplicated chat is observed once
         counts = config.counts if counted is None else lambda chat: chat.id in counted
-        # Only unread chats, and read ones that were waiting, can change anything: the unread
-        # ones are picked in C, each group in answer order (the outcome does not depend on it).
-        unread = list(compress(chats, map(_UNREAD, chats)))
-        read_now = [chat for chat in chats if not chat.unread and chat.id in old] if old else []
-        for chat in chain(unread, read_now):
+        for chat in chats:
             prev = old.get(chat.id)
             if chat.unread > 0:
                 if not counts(chat):

@@ -17,8 +17,6 @@ verdict and the same records.
 
 from __future__ import annotations
 
-from itertools import compress, starmap
-from operator import attrgetter
 from typing import Annotated, Any
 
 import msgspec
@@ -70,11 +68,6 @@ class _Answer(msgspec.Struct):
 
 
 _ANSWER = msgspec.json.Decoder(_Answer)
-_ROLES = attrgetter("isAdmin", "isSuperAdmin")
-_ID = attrgetter("id")
-_IS_GROUP = attrgetter("isGroup")
-# A _Chat's fields in Chat's order, all but the group.
-_FIELDS = attrgetter("id", "name", "isGroup", "isReadOnly", "unreadCount", "timestamp", "pinned", "isMuted")
 
 
 def _group(meta: _Meta | None) -> Group | None:
@@ -82,9 +75,7 @@ def _group(meta: _Meta | None) -> Group | None:
         return None
     if meta.participants is None:
         return Group(created=meta.creation, participants=None, admins=None, size=meta.size)
-    # Counted in C (map and list.count), not a generator step per participant.
-    members = meta.participants
-    admins = len(members) - list(map(_ROLES, members)).count((False, False))
+    admins = sum(1 for p in meta.participants if p.isAdmin or p.isSuperAdmin)
     return Group(created=meta.creation, participants=len(meta.participants), admins=admins, size=meta.size)
 
 
@@ -97,15 +88,20 @@ def decode_chats(body: bytes | bytearray) -> list[Chat] | None:
     if answer.result != "OK" or (isinstance(answer.name, str) and answer.message is not _UNSET):
         return None
     data = answer.data
-    ids = set(map(_ID, data))
+    ids = {c.id for c in data}
     if len(ids) != len(data) or "" in ids:  # a duplicate or an empty id
         return None
-    # Every chat as a contact first, in C (map, starmap: no Python step per chat), then the
-    # groups (about a tenth) again with their group data.
-    chats = list(starmap(Chat, map(_FIELDS, data)))
-    for i in compress(range(len(data)), map(_IS_GROUP, data)):
-        group = _group(data[i].groupMetadata)
-        if group is None:
-            return None
-        chats[i] = msgspec.structs.replace(chats[i], group=group)
+    chats: list[Chat] = []
+    append = chats.append
+    for c in data:
+        group = None
+        if c.isGroup:
+            group = _group(c.groupMetadata)
+            if group is None:
+                return None
+        append(
+            Chat(
+                c.id, c.name, c.isGroup, c.isReadOnly, c.unreadCount, c.timestamp, c.pinned, c.isMuted, group
+            )
+        )
     return chats
