@@ -125,15 +125,7 @@ def test_python_clients_read_the_whole_gzip_body_whatever_their_read_size():
     urllib3 2.6-2.8 silently truncates or repeats text when a member ends exactly
     where one of its reads stops; CI once saw a /metrics missing its last families.
     """
-    store = Store(stale_after=60, include_process_metrics=False)
-    chats = [
-        Chat(f"{i}@c.us", f"name {i}", False, False, i % 3, 1_700_000_000 + i, False, False)
-        for i in range(300)
-    ]
-    for n in range(3):
-        store.expect(f"wa-{n}")
-        data = ChatData.build(chats, ChatsConfig(max_per_account=0), 1_700_001_000.0)
-        store.publish(AccountState(Account(f"wa-{n}", f"line {n}")).succeeded(data, 0.1))
+    store = many_pieces_store(chats=300)
     with serving(store) as server:
         for path in ("/metrics", "/probe?target=wa-1"):
             plain = requests.get(f"{base(server)}{path}", headers={"Accept-Encoding": "identity"}, timeout=5)
@@ -364,16 +356,16 @@ def test_client_hanging_up_mid_response_is_one_log_line(caplog, capfd):
     assert "Traceback" not in capfd.readouterr().err
 
 
-def many_pieces_store() -> Store:
-    """Three accounts of 3,000 chats: a /metrics of a few hundred pieces, 1.5 MB plain."""
+def many_pieces_store(chats: int = 3000) -> Store:
+    """Three accounts of ``chats`` chats each: a /metrics of a few hundred pieces (1.5 MB plain at 3,000)."""
     store = Store(stale_after=3600, include_process_metrics=False)
-    chats = [
+    answer = [
         Chat(f"{i}@c.us", f"name {i}", False, False, i % 3, 1_700_000_000 + i, False, False)
-        for i in range(3000)
+        for i in range(chats)
     ]
     for n in range(3):
         store.expect(f"wa-{n}")
-        data = ChatData.build(chats, ChatsConfig(max_per_account=0), time.time())
+        data = ChatData.build(answer, ChatsConfig(max_per_account=0), time.time())
         store.publish(AccountState(Account(f"wa-{n}", f"line {n}")).succeeded(data, 0.1))
     return store
 
