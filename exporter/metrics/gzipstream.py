@@ -152,29 +152,24 @@ def member(pieces: Sequence[Deflated | bytes], level: int, memo: CrcMemo | None 
         lead += 1
     packed = cast("Sequence[Deflated]", pieces[:lead])
     out = [HEADER, *map(_DATA, packed)]
-    crc, size = memo.resume(packed) if memo is not None else CrcMemo().resume(packed)
+    crc, size = (memo if memo is not None else CrcMemo()).resume(packed)
+    # The rest, with each run of text rendered now deflated as one more piece.
+    rest: list[Deflated] = []
     run: list[bytes] = []
-
-    def flush_run() -> None:
-        nonlocal crc, size
-        text = b"".join(run)
-        run.clear()
-        deflate = _DEFLATE.compressobj(level, _DEFLATE.DEFLATED, -15)
-        out.append(deflate.compress(text) + deflate.flush(_DEFLATE.Z_SYNC_FLUSH))
-        crc = _DEFLATE.crc32(text, crc)
-        size += len(text)
-
     for piece in pieces[lead:]:
         if isinstance(piece, Deflated):
             if run:
-                flush_run()
-            out.append(piece.data)
-            crc = crc_combine(crc, piece.crc, piece.size)
-            size += piece.size
+                rest.append(Deflated(b"".join(run), level))
+                run = []
+            rest.append(piece)
         else:
             run.append(piece)
     if run:
-        flush_run()
+        rest.append(Deflated(b"".join(run), level))
+    for piece in rest:
+        out.append(piece.data)
+        crc = crc_combine(crc, piece.crc, piece.size)
+        size += piece.size
     out.append(FINAL_BLOCK)
     out.append(struct.pack("<II", crc, size & 0xFFFFFFFF))
     return out
