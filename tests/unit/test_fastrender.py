@@ -109,9 +109,21 @@ SAME_LENGTH = st.integers(7, 16).flatmap(
     )
 )
 FLOATS = st.lists(st.one_of(st.floats(), st.sampled_from([-0.0, 0.0, 1e6, 999_999.99, 1.7e9, 2.0**53])))
+# Floats of 1e6 and more with their points in one place: Unix times (whole, or with fractions
+# of every length), durations; round ones (1e9, 1.5e9) and ones just under the next power of 10.
+SAME_POINT = st.integers(7, 16).flatmap(
+    lambda n: st.lists(
+        st.one_of(
+            st.floats(10.0 ** (n - 1), 10.0**n, exclude_max=True),
+            st.integers(10 ** (n - 1), min(10**n - 1, MAX_NUMBER)).map(float),
+            st.sampled_from([10.0 ** (n - 1), 1.5 * 10.0 ** (n - 1), 10.0**n - 0.5]),
+        ),
+        max_size=30,
+    )
+)
 
 
-@given(st.one_of(SAME_LENGTH, FLOATS, st.lists(st.one_of(NUMBER, st.floats(), st.booleans()))))
+@given(st.one_of(SAME_LENGTH, SAME_POINT, FLOATS, st.lists(st.one_of(NUMBER, st.floats(), st.booleans()))))
 def test_number_columns_are_floattogostring(values: list[float]) -> None:
     assert fastrender.numbers(values) == [floatToGoString(v) for v in values]
 
