@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import compress
-from operator import attrgetter, not_
+from operator import attrgetter
 
 from ..model import CHAT_TYPES, CONTACT, GROUP, Chat
 
@@ -23,23 +23,32 @@ class TypeSummary:
 
 
 def summarize(chats: Iterable[Chat]) -> dict[str, TypeSummary]:
-    """The aggregates of each chat type, in C-level passes over columns (a Python loop per
-    chat was most of a snapshot's cost at 10,000 chats)."""
+    """The aggregates of each chat type.
+
+    Summed over all chats and over the groups alone (a tenth of them, typically); the
+    contacts are the difference. Each sum is one C-level pass over a column: a Python
+    loop per chat was most of a snapshot's cost at 10,000 chats, and splitting every
+    column by type cost twice this.
+    """
     chats = chats if isinstance(chats, Sequence) else list(chats)
-    is_group = list(map(attrgetter("is_group"), chats))
-    columns = [list(map(attrgetter(name), chats)) for name in ("unread", "read_only", "muted", "pinned")]
-    out = {}
-    for chat_type, mask in ((CONTACT, list(map(not_, is_group))), (GROUP, is_group)):
-        unread, read_only, muted, pinned = (list(compress(column, mask)) for column in columns)
-        out[chat_type] = TypeSummary(
-            chats=len(unread),
-            chats_unread=sum(map((0).__lt__, unread)),
-            unread_messages=sum(unread),
-            read_only=sum(read_only),
-            muted=sum(muted),
-            pinned=sum(pinned),
-        )
+    every = _sums(chats)
+    groups = _sums(list(compress(chats, map(attrgetter("is_group"), chats))))
+    contacts = TypeSummary(*(total - group for total, group in zip(every, groups, strict=True)))
+    out = {CONTACT: contacts, GROUP: TypeSummary(*groups)}
     return {t: out[t] for t in CHAT_TYPES}
+
+
+def _sums(chats: Sequence[Chat]) -> tuple[int, ...]:
+    """The fields of a TypeSummary, in its order, for these chats."""
+    unread = list(map(attrgetter("unread"), chats))
+    return (
+        len(chats),
+        len(unread) - unread.count(0),  # counts are never negative: the decoders reject those
+        sum(unread),
+        sum(map(attrgetter("read_only"), chats)),
+        sum(map(attrgetter("muted"), chats)),
+        sum(map(attrgetter("pinned"), chats)),
+    )
 
 
 def priority(chat: Chat) -> tuple[int, int]:

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from exporter.model import CONTACT, GROUP, Chat, ChatsConfig, Group, Session
 from exporter.snapshot.summary import TypeSummary, priority, select_chats, summarize
@@ -475,6 +477,32 @@ def test_summarize_accepts_an_iterator() -> None:
     summary = summarize(iter([make("a@c.us", unread=1), make("b@c.us", unread=2)]))
     assert summary[CONTACT].unread_messages == 3
     assert summary[GROUP].chats == 0
+
+
+@given(
+    st.lists(
+        st.tuples(st.booleans(), st.integers(0, 2**53), st.booleans(), st.booleans(), st.booleans()),
+        max_size=40,
+    )
+)
+def test_summarize_is_a_count_chat_by_chat(rows: list[tuple[bool, int, bool, bool, bool]]) -> None:
+    """The column sums (every chat, then groups, contacts by difference) equal a plain loop."""
+    chats = [
+        make(f"{i}", unread, is_group=grp, read_only=ro, muted=mu, pinned=pi)
+        for i, (grp, unread, ro, mu, pi) in enumerate(rows)
+    ]
+    expected = {}
+    for chat_type in (CONTACT, GROUP):
+        mine = [c for c in chats if c.chat_type == chat_type]
+        expected[chat_type] = TypeSummary(
+            chats=len(mine),
+            chats_unread=len([c for c in mine if c.unread > 0]),
+            unread_messages=sum(c.unread for c in mine),
+            read_only=len([c for c in mine if c.read_only]),
+            muted=len([c for c in mine if c.muted]),
+            pinned=len([c for c in mine if c.pinned]),
+        )
+    assert summarize(chats) == expected
 
 
 # --- select_chats ----------------------------------------------------------------
