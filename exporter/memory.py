@@ -6,9 +6,9 @@ Two glibc behaviours cost tens of MB at 10,000 chats per account:
   thread, and the process grows by one transient per worker;
 - freed memory in the middle of the heap stays resident until trimmed.
 So the heavy work is done one account at a time, the arena count is capped
-before any worker starts, and the heap is trimmed after each poll's transient
-(decoded JSON, rendering) is freed. Elsewhere (musl, macOS) the last two are
-no-ops.
+before any worker starts, and the heap is trimmed once a poll's transient
+(decoded JSON, rendering) is freed, at most once a second. Elsewhere (musl,
+macOS) the last two are no-ops.
 """
 
 from __future__ import annotations
