@@ -56,6 +56,17 @@ def get(port: int, path: str = "/metrics", gzip: bool = True) -> tuple[int, byte
     return response.status, body, time.perf_counter() - started
 
 
+def get_on(conn: http.client.HTTPConnection) -> float:
+    """A gzip /metrics on an open connection (kept alive, as Prometheus does); its duration."""
+    started = time.perf_counter()
+    conn.request("GET", "/metrics", headers={"Accept-Encoding": "gzip"})
+    response = conn.getresponse()
+    response.read()
+    if response.status != 200:
+        raise RuntimeError(f"/metrics answered {response.status}")
+    return time.perf_counter() - started
+
+
 def post(port: int, path: str, payload: dict) -> None:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     conn.request("POST", path, body=json.dumps(payload), headers={"Content-Type": "application/json"})
@@ -203,28 +214,48 @@ def main() -> None:
             "--static-port",
             str(static_port),
         ]
-        procs.append(subprocess.Popen(static, cwd=REPO))
+        static_proc = subprocess.Popen(static, cwd=REPO)
+        procs.append(static_proc)
         time.sleep(1.0)
         # What the exporter spends with no scrape at all (pollers parked in the simulator's
         # delay, timers), so the CPU per scrape below is the scrapes' own.
         idle0, t0 = cpu_seconds(exporter.pid), time.monotonic()
         time.sleep(5)
         idle_rate = (cpu_seconds(exporter.pid) - idle0) / (time.monotonic() - t0)
-        ours, theirs = [], []
-        cpu0, t0 = cpu_seconds(exporter.pid), time.monotonic()
-        for _ in range(args.scrapes):
-            ours.append(get(exp_port)[2])
-            theirs.append(get(static_port)[2])
-        elapsed = time.monotonic() - t0
-        total = (cpu_seconds(exporter.pid) - cpu0) / args.scrapes
-        cpu = max(0.0, total - idle_rate * elapsed / args.scrapes)
-        m_ours, m_theirs = statistics.median(ours), statistics.median(theirs)
-        print(
-            f"gzip scrape: {len(body) / 1e6:.2f} MB on the wire, exporter CPU {cpu * 1e3:.2f} ms per scrape"
-            f" ({total * 1e3:.2f} ms with the idle exporter's {idle_rate * 1e3:.1f} ms/s)"
-        )
-        ratio = m_ours / m_theirs
-        print(f"  median {m_ours * 1e3:.2f} ms vs static server {m_theirs * 1e3:.2f} ms: ratio {ratio:.2f}")
+        print(f"gzip scrape: {len(body) / 1e6:.2f} MB on the wire")
+        # Prometheus keeps its connection to a target open between scrapes; a new connection
+        # per scrape adds the server's accept and close to each.
+        for keep_alive in (False, True):
+            ours_conn = http.client.HTTPConnection("127.0.0.1", exp_port, timeout=300)
+            theirs_conn = http.client.HTTPConnection("127.0.0.1", static_port, timeout=300)
+            ours, theirs = [], []
+            cpu0, t0 = cpu_seconds(exporter.pid), time.monotonic()
+            static0 = cpu_seconds(static_proc.pid)
+            for _ in range(args.scrapes):
+                if keep_alive:
+                    ours.append(get_on(ours_conn))
+                    theirs.append(get_on(theirs_conn))
+                else:
+                    ours.append(get(exp_port)[2])
+                    theirs.append(get(static_port)[2])
+            elapsed = time.monotonic() - t0
+            total = (cpu_seconds(exporter.pid) - cpu0) / args.scrapes
+            static_cpu = (cpu_seconds(static_proc.pid) - static0) / args.scrapes
+            ours_conn.close()
+            theirs_conn.close()
+            cpu = max(0.0, total - idle_rate * elapsed / args.scrapes)
+            m_ours, m_theirs = statistics.median(ours), statistics.median(theirs)
+            print(
+                f"  {'one kept-alive connection' if keep_alive else 'a new connection per scrape'}:"
+                f" exporter CPU {cpu * 1e3:.2f} ms per scrape"
+                f" ({total * 1e3:.2f} ms with the idle exporter's {idle_rate * 1e3:.1f} ms/s);"
+                f" the static server's CPU for the same bytes {static_cpu * 1e3:.2f} ms"
+            )
+            ratio = m_ours / m_theirs
+            print(
+                f"    median {m_ours * 1e3:.2f} ms vs static server {m_theirs * 1e3:.2f} ms:"
+                f" ratio {ratio:.2f}"
+            )
     finally:
         for proc in reversed(procs):
             proc.terminate()
