@@ -22,6 +22,7 @@ from . import gzipstream
 from .collectors import BuildInfoCollector, DiscoveryCollector
 from .render import (
     GZIP_LEVEL,
+    LiveRenderer,
     Packed,
     Rendered,
     RenderedAccount,
@@ -96,6 +97,7 @@ class Store:
     _needs_discovery: bool = False
     _process: tuple[float, Packed] | None = None  # (when, text) of the last process metrics
     _crc_memo: gzipstream.CrcMemo = field(default_factory=gzipstream.CrcMemo)  # for /metrics only
+    _render_live: LiveRenderer = field(default_factory=LiveRenderer)
     # (what it was made from, its families, them in order): see _pieces.
     _static: tuple[tuple[object, object, tuple[bool, ...]], _Families, list[Packed | bytes]] | None = None
 
@@ -197,7 +199,7 @@ class Store:
             )
             cached = self._static = (key, families, _ordered(families))
         _, families, out = cached
-        live = [entry for collector in self.live for entry in render(collector, heavy=False)]
+        live = [entry for collector in self.live for entry in self._render_live(collector)]
         if any(name in families[0] for name, _, _ in live):  # never so far: merge, slowly but right
             headers, bodies = dict(families[0]), {name: list(v) for name, v in families[1].items()}
             _add((headers, bodies), tuple(live))

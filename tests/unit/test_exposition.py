@@ -248,3 +248,35 @@ def test_scrapes_between_polls_reuse_the_snapshots_but_see_staleness_polls_and_l
     fresh = scrape(store)
     assert set(dict(k)["chat_id"] for k in fresh["whatsgate_chat_unread_messages"]) == {"102@c.us"}
     assert value(fresh, "whatsgate_test_live") == 4
+
+
+def test_per_scrape_collectors_are_written_again_only_when_they_change(monkeypatch):  # type: ignore[no-untyped-def]
+    """The alert state, reload and shard families are collected at every scrape but written with
+    generate_latest only when what they collect differs from the last scrape's."""
+    from prometheus_client import generate_latest
+    from prometheus_client.core import GaugeMetricFamily
+
+    from exporter.metrics import render as render_module
+
+    store = Store(stale_after=300, clock=lambda: NOW, include_process_metrics=False)
+    level = [1.0]
+
+    class Live:
+        def collect(self):  # type: ignore[no-untyped-def]
+            yield GaugeMetricFamily("whatsgate_test_live", "per scrape", value=level[0])
+
+    written: list[bytes] = []
+
+    def counting(registry):  # type: ignore[no-untyped-def]
+        text = generate_latest(registry)
+        written.append(text)
+        return text
+
+    store.live.append(Live())
+    monkeypatch.setattr(render_module, "generate_latest", counting)
+    first, second = scrape(store), scrape(store)
+    assert value(first, "whatsgate_test_live") == value(second, "whatsgate_test_live") == 1.0
+    assert sum(b"whatsgate_test_live" in text for text in written) == 1  # the second scrape reused it
+    level[0] = 2.0
+    assert value(scrape(store), "whatsgate_test_live") == 2.0
+    assert sum(b"whatsgate_test_live" in text for text in written) == 2
