@@ -98,6 +98,8 @@ class Store:
     _process: tuple[float, Packed] | None = None  # (when, text) of the last process metrics
     _crc_memo: gzipstream.CrcMemo = field(default_factory=gzipstream.CrcMemo)  # for /metrics only
     _render_live: LiveRenderer = field(default_factory=LiveRenderer)
+    # The pieces of the last gzip /metrics and its chunks, reused while the pieces are the same.
+    _last_gzip: tuple[list[Packed | bytes], list[bytes]] | None = None
     # (what it was made from, its families, them in order): see _pieces.
     _static: tuple[tuple[object, object, tuple[bool, ...]], _Families, list[Packed | bytes]] | None = None
 
@@ -240,5 +242,14 @@ class Store:
         What was packed at publish is sent as it was deflated then; what is rendered now
         (alert state, process metrics) is deflated here.
         """
-        memo = self._crc_memo if only is None else None  # a /probe body is small: combined in full
-        return gzipstream.member(self._pieces(only), GZIP_LEVEL, memo)
+        if only is not None:  # a /probe body is small: combined in full
+            return gzipstream.member(self._pieces(only), GZIP_LEVEL)
+        pieces = self._pieces()
+        last = self._last_gzip  # one read: other scrapes may replace it
+        # Between polls the pieces are the very same objects (the cached snapshots, the live
+        # renderings kept while unchanged, the shared process metrics): the body is too.
+        if last is not None and last[0] == pieces:
+            return last[1]
+        chunks = gzipstream.member(pieces, GZIP_LEVEL, self._crc_memo)
+        self._last_gzip = (pieces, chunks)
+        return chunks

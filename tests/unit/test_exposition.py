@@ -280,3 +280,37 @@ def test_per_scrape_collectors_are_written_again_only_when_they_change(monkeypat
     level[0] = 2.0
     assert value(scrape(store), "whatsgate_test_live") == 2.0
     assert sum(b"whatsgate_test_live" in text for text in written) == 2
+
+
+def test_gzip_scrapes_between_changes_share_one_body_and_see_every_change():  # type: ignore[no-untyped-def]
+    """Between polls a gzip /metrics is the very same chunks; a publish, a live metric that
+    changes or data turning stale each give a new body, which inflates to the plain text."""
+    import gzip
+
+    from prometheus_client.core import GaugeMetricFamily
+
+    now = [NOW]
+    store = Store(stale_after=300, clock=lambda: now[0], include_process_metrics=False)
+    level = [1.0]
+
+    class Live:
+        def collect(self):  # type: ignore[no-untyped-def]
+            yield GaugeMetricFamily("whatsgate_test_live", "per scrape", value=level[0])
+
+    store.live.append(Live())
+    store.expect("W1")
+    store.publish(state_for(PAYLOAD))
+    first = store.gzip_chunks()
+    assert store.gzip_chunks() is first
+    bodies = [first]
+    for change in (
+        lambda: store.publish(state_for(PAYLOAD, polled_at=NOW + 1)),
+        lambda: level.__setitem__(0, 2.0),
+        lambda: now.__setitem__(0, NOW + 400),
+    ):
+        change()
+        body = store.gzip_chunks()
+        assert body is not bodies[-1]
+        assert gzip.decompress(b"".join(body)) == b"".join(store.chunks())
+        bodies.append(body)
+    assert b"whatsgate_test_live 2.0" in gzip.decompress(b"".join(bodies[-1]))
