@@ -109,27 +109,48 @@ def render(collector: Collector, heavy: bool = True) -> Rendered:
         return _split(render_plain(collector), pack=heavy)
 
 
+def _written(families: list[Metric]) -> tuple[object, ...]:
+    """Everything of these families that generate_latest writes, as values taken now.
+
+    Not the Metric objects themselves: a collector may keep one and change it in place,
+    and Metric's equality takes -0.0 for 0.0, which generate_latest writes apart. A
+    sample's value, timestamp and exemplar are taken by their repr, which tells -0.0
+    from 0.0 (and NaN from nothing else, as the text does).
+    """
+    return tuple(
+        (
+            m.name,
+            m.documentation,
+            m.type,
+            m.unit,
+            tuple((s.name, tuple(s.labels.items()), repr(s[2:])) for s in m.samples),
+        )
+        for m in families
+    )
+
+
 class LiveRenderer:
     """Renders the small collectors read at every scrape (alert state, reload, shard), again
     only when what they collect has changed.
 
     Collecting them costs a few microseconds; writing each family with generate_latest
     about 25, which was most of a gzip scrape's own Python work. generate_latest's output
-    depends on the families alone, so equal families (Metric compares name, help, type
-    and samples) give the same text. Scrapes may call this at the same time: each reads
-    the memo once and may replace it; the worst case renders twice.
+    depends only on what :func:`_written` takes of the families, so the same values give
+    the same text. Scrapes may call this at the same time: each reads the memo once and
+    may replace it; the worst case renders twice.
     """
 
     def __init__(self) -> None:
-        self._memo: dict[int, tuple[list[Metric], Rendered]] = {}
+        self._memo: dict[int, tuple[tuple[object, ...], Rendered]] = {}
 
     def __call__(self, collector: Collector) -> Rendered:
         families = list(collector.collect())
+        key = _written(families)
         memo = self._memo.get(id(collector))
-        if memo is not None and memo[0] == families:
+        if memo is not None and memo[0] == key:
             return memo[1]
         rendered = _split(render_families(families), pack=False)
-        self._memo[id(collector)] = (families, rendered)
+        self._memo[id(collector)] = (key, rendered)
         return rendered
 
 

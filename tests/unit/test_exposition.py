@@ -314,3 +314,26 @@ def test_gzip_scrapes_between_changes_share_one_body_and_see_every_change():  # 
         assert gzip.decompress(b"".join(body)) == b"".join(store.chunks())
         bodies.append(body)
     assert b"whatsgate_test_live 2.0" in gzip.decompress(b"".join(bodies[-1]))
+
+
+def test_per_scrape_collectors_that_change_a_kept_family_in_place_or_sign_of_zero_are_written_again():  # type: ignore[no-untyped-def]
+    """A collector may keep its family and change it in place, or go from 0.0 to -0.0 (equal as
+    numbers, written apart): each scrape still shows what it collects now."""
+    from prometheus_client.core import GaugeMetricFamily
+
+    store = Store(stale_after=300, clock=lambda: NOW, include_process_metrics=False)
+    kept = GaugeMetricFamily("whatsgate_test_kept", "changed in place", value=1.0)
+    signed = [0.0]
+
+    class Live:
+        def collect(self):  # type: ignore[no-untyped-def]
+            yield kept
+            yield GaugeMetricFamily("whatsgate_test_signed", "zero", value=signed[0])
+
+    store.live.append(Live())
+    assert b"whatsgate_test_kept 1.0" in b"".join(store.chunks())
+    kept.samples[0] = kept.samples[0]._replace(value=2.0)
+    signed[0] = -0.0
+    body = b"".join(store.chunks())
+    assert b"whatsgate_test_kept 2.0" in body
+    assert b"whatsgate_test_signed -0.0" in body
