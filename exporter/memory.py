@@ -58,20 +58,38 @@ def limit_arenas(count: int = ARENAS) -> bool:
 # (20 accounts re-polling back to back). At most one trim a second keeps the steady-state
 # peak where it was (bench_cycles.py, 10 x 10,000 chats: 73 MB vs 74 MB; one million chats:
 # 166 vs 164 MB) and drops that cost while polls come in bursts. A trim skipped in a burst
-# leaves at most one poll's transient untrimmed until the next publish, which reuses it.
+# is made up once the second is over (a one-shot timer), so what the burst's last polls
+# freed is not held until the next publish, which at start-up may be a poll interval away.
 TRIM_INTERVAL = 1.0
 _last_trim = -TRIM_INTERVAL
+_trim_lock = threading.Lock()
+_trailing: threading.Timer | None = None
 
 
 def trim(now: float | None = None) -> bool:
     """Give freed heap pages back to the system, at most once per TRIM_INTERVAL; whether it did.
 
-    Called by one writer at a time (the Store's lock), so the check needs no lock of its own.
+    A call within the interval of the last trim schedules one trim for its end instead.
     """
-    global _last_trim
-    now = time.monotonic() if now is None else now
-    if _LIBC is None or now - _last_trim < TRIM_INTERVAL:
+    global _last_trim, _trailing
+    if _LIBC is None:
         return False
-    _last_trim = now
+    now = time.monotonic() if now is None else now
+    with _trim_lock:
+        wait = _last_trim + TRIM_INTERVAL - now
+        if wait > 0:
+            if _trailing is None:
+                _trailing = threading.Timer(wait, _trim_later)
+                _trailing.daemon = True  # never keeps the process from exiting
+                _trailing.start()
+            return False
+        _last_trim = now
     _LIBC.malloc_trim(0)
     return True
+
+
+def _trim_later() -> None:
+    global _trailing
+    with _trim_lock:
+        _trailing = None
+    trim()

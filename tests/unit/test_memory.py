@@ -1,26 +1,50 @@
-"""exporter.memory: the heap trim after a publish is rate-limited."""
+"""exporter.memory: the heap trim after a publish is rate-limited, and a skipped one is made up."""
 
 from __future__ import annotations
+
+import time
 
 import pytest
 
 from exporter import memory
 
 
-def test_trim_runs_at_most_once_per_interval(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[int] = []
+class FakeLibc:
+    def __init__(self) -> None:
+        self.trims: list[float] = []
 
-    class Libc:
-        def malloc_trim(self, pad: int) -> int:
-            calls.append(pad)
-            return 1
+    def malloc_trim(self, pad: int) -> int:
+        self.trims.append(time.monotonic())
+        return 1
 
-    monkeypatch.setattr(memory, "_LIBC", Libc())
-    monkeypatch.setattr(memory, "_last_trim", -memory.TRIM_INTERVAL)
-    assert memory.trim(now=100.0)
-    assert not memory.trim(now=100.0 + memory.TRIM_INTERVAL / 2)  # a burst of publishes: skipped
-    assert memory.trim(now=100.0 + memory.TRIM_INTERVAL)
-    assert calls == [0, 0]
+
+@pytest.fixture
+def libc(monkeypatch: pytest.MonkeyPatch) -> FakeLibc:
+    fake = FakeLibc()
+    monkeypatch.setattr(memory, "_LIBC", fake)
+    monkeypatch.setattr(memory, "TRIM_INTERVAL", 0.2)
+    monkeypatch.setattr(memory, "_last_trim", -1.0)
+    return fake
+
+
+def test_a_burst_of_publishes_trims_once_at_once_and_once_when_the_interval_is_over(libc: FakeLibc) -> None:
+    assert memory.trim()
+    assert not memory.trim()  # within the interval: skipped, one trim scheduled for its end
+    timer = memory._trailing
+    assert timer is not None
+    assert not memory.trim()
+    assert memory._trailing is timer  # one timer per burst, not one per publish
+    timer.join(2.0)
+    assert len(libc.trims) == 2  # what the burst's later polls freed is not held until the next publish
+    assert libc.trims[1] - libc.trims[0] >= 0.2 - 0.01
+    assert memory._trailing is None
+
+
+def test_publishes_further_apart_than_the_interval_each_trim(libc: FakeLibc) -> None:
+    now = time.monotonic()
+    assert memory.trim(now=now)
+    assert memory.trim(now=now + 0.2)
+    assert memory._trailing is None and len(libc.trims) == 2
 
 
 def test_trim_is_a_no_op_without_glibc(monkeypatch: pytest.MonkeyPatch) -> None:
