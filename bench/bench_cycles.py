@@ -9,9 +9,13 @@ chat has its series; poll_interval 1s, so the accounts re-poll back to back), th
    and reads the peak RSS (VmHWM, reset after the first poll of every account, so
    it is the steady state's peak; the start-up peak is printed too);
 3. times quiet gzip scrapes against a static server sending the same compressed
-   bytes, alternating, and the exporter's CPU per gzip scrape.
+   bytes, alternating, and the exporter's CPU per gzip scrape: on a new connection
+   each, on one kept-alive connection back to back, and on one kept-alive
+   connection 1.1 s apart (as Prometheus scrapes: each renders its process metrics
+   and stitches its body anew).
 
-    python bench/bench_cycles.py [--accounts 10] [--chats 10000] [--cycles 5] [--scrapes 200]
+    python bench/bench_cycles.py [--accounts 10] [--chats 10000] [--cycles 5]
+                                 [--scrapes 200] [--sparse-scrapes 30]
 
 One million chats (the 300 MB / 10 s target), CPU of the polls alone:
 
@@ -21,6 +25,7 @@ One million chats (the 300 MB / 10 s target), CPU of the polls alone:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import http.server
 import json
@@ -67,7 +72,7 @@ def get_on(conn: http.client.HTTPConnection) -> float:
     return time.perf_counter() - started
 
 
-def post(port: int, path: str, payload: dict) -> None:
+def post(port: int, path: str, payload: dict[str, object]) -> None:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     conn.request("POST", path, body=json.dumps(payload), headers={"Content-Type": "application/json"})
     conn.getresponse().read()
@@ -77,6 +82,16 @@ def post(port: int, path: str, payload: dict) -> None:
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def thread_cpu(pid: int) -> float:
+    """CPU seconds of a process's live threads, to the nanosecond (schedstat), where /proc/PID/stat
+    counts in clock ticks of 10 ms: too coarse for a few dozen scrapes of a millisecond."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):  # a thread that ended meanwhile
+            total += int((task / "schedstat").read_text().split()[0])
+    return total / 1e9
 
 
 def vm_hwm_mb(pid: int) -> float:
@@ -124,6 +139,7 @@ def main() -> None:
     parser.add_argument("--cycles", type=int, default=5)
     parser.add_argument("--scrapers", type=int, default=5, help="0: CPU per cycle of the polls alone")
     parser.add_argument("--scrapes", type=int, default=200)
+    parser.add_argument("--sparse-scrapes", type=int, default=30, help="scrapes 1.1 s apart (0: none)")
     parser.add_argument("--concurrency", type=int, help="poll_concurrency (default: the exporter's)")
     parser.add_argument("--static-body", help=argparse.SUPPRESS)
     parser.add_argument("--static-port", type=int, help=argparse.SUPPRESS)
@@ -219,19 +235,37 @@ def main() -> None:
         time.sleep(1.0)
         # What the exporter spends with no scrape at all (pollers parked in the simulator's
         # delay, timers), so the CPU per scrape below is the scrapes' own.
-        idle0, t0 = cpu_seconds(exporter.pid), time.monotonic()
+        idle0, fine0, t0 = cpu_seconds(exporter.pid), thread_cpu(exporter.pid), time.monotonic()
         time.sleep(5)
-        idle_rate = (cpu_seconds(exporter.pid) - idle0) / (time.monotonic() - t0)
+        idle_rates = {
+            cpu_seconds: (cpu_seconds(exporter.pid) - idle0) / (time.monotonic() - t0),
+            thread_cpu: (thread_cpu(exporter.pid) - fine0) / (time.monotonic() - t0),
+        }
         print(f"gzip scrape: {len(body) / 1e6:.2f} MB on the wire")
-        # Prometheus keeps its connection to a target open between scrapes; a new connection
-        # per scrape adds the server's accept and close to each.
-        for keep_alive in (False, True):
+        # Prometheus keeps its connection to a target open and scrapes every 15-60 s. Back to
+        # back, scrapes share what the exporter renders at most once a second (its process
+        # metrics) and the last body; 1.1 s apart, each pays for them, as Prometheus's do. A new
+        # connection per scrape adds the server's accept and close.
+        modes = (
+            ("a new connection per scrape, back to back", False, 0.0, args.scrapes),
+            ("one kept-alive connection, back to back", True, 0.0, args.scrapes),
+            ("one kept-alive connection, 1.1 s apart (as Prometheus)", True, 1.1, args.sparse_scrapes),
+        )
+        for label, keep_alive, gap, count in modes:
+            if count <= 0:
+                continue
             ours_conn = http.client.HTTPConnection("127.0.0.1", exp_port, timeout=300)
             theirs_conn = http.client.HTTPConnection("127.0.0.1", static_port, timeout=300)
             ours, theirs = [], []
-            cpu0, t0 = cpu_seconds(exporter.pid), time.monotonic()
-            static0 = cpu_seconds(static_proc.pid)
-            for _ in range(args.scrapes):
+            # Clock ticks (10 ms, but every thread that ever ran) for hundreds of scrapes; for a
+            # few dozen, the live threads' nanoseconds. The static server's threads of a new
+            # connection each are gone by then: only ticks count them.
+            clock = thread_cpu if gap else cpu_seconds
+            idle_rate = idle_rates[clock]
+            cpu0, t0 = clock(exporter.pid), time.monotonic()
+            static0 = clock(static_proc.pid)
+            for _ in range(count):
+                time.sleep(gap)
                 if keep_alive:
                     ours.append(get_on(ours_conn))
                     theirs.append(get_on(theirs_conn))
@@ -239,16 +273,15 @@ def main() -> None:
                     ours.append(get(exp_port)[2])
                     theirs.append(get(static_port)[2])
             elapsed = time.monotonic() - t0
-            total = (cpu_seconds(exporter.pid) - cpu0) / args.scrapes
-            static_cpu = (cpu_seconds(static_proc.pid) - static0) / args.scrapes
+            total = (clock(exporter.pid) - cpu0) / count
+            static_cpu = (clock(static_proc.pid) - static0) / count
             ours_conn.close()
             theirs_conn.close()
-            cpu = max(0.0, total - idle_rate * elapsed / args.scrapes)
+            cpu = max(0.0, total - idle_rate * elapsed / count)
             m_ours, m_theirs = statistics.median(ours), statistics.median(theirs)
             print(
-                f"  {'one kept-alive connection' if keep_alive else 'a new connection per scrape'}:"
-                f" exporter CPU {cpu * 1e3:.2f} ms per scrape"
-                f" ({total * 1e3:.2f} ms with the idle exporter's {idle_rate * 1e3:.1f} ms/s);"
+                f"  {label}: exporter CPU {cpu * 1e3:.2f} ms per scrape"
+                f" ({total * 1e3:.2f} ms with the idle exporter's {idle_rate * 1e3:.2f} ms/s);"
                 f" the static server's CPU for the same bytes {static_cpu * 1e3:.2f} ms"
             )
             ratio = m_ours / m_theirs
