@@ -141,22 +141,34 @@ class CrcMemo:
         return crc, size
 
 
-def member(pieces: Sequence[Deflated | bytes], level: int, memo: CrcMemo | None = None) -> list[bytes]:
-    """One gzip member of the pieces' text in order, as byte strings to write in order.
+class Head:
+    """The start of a member: the header and the data of deflated pieces, with their
+    running CRC and length. A body's snapshots part changes only at a publish or when data
+    turns stale, so its head is stitched once and reused by the scrapes in between."""
 
-    ``bytes`` pieces (text rendered now) are deflated here, each run of them together.
-    The CRC of the leading deflated pieces is resumed from ``memo`` when given.
-    """
+    __slots__ = ("chunks", "crc", "size")
+
+    def __init__(self, pieces: Sequence[Deflated], memo: CrcMemo | None = None) -> None:
+        self.chunks = (HEADER, *map(_DATA, pieces))
+        self.crc, self.size = (memo if memo is not None else CrcMemo()).resume(pieces)
+
+
+def leading(pieces: Sequence[Deflated | bytes]) -> int:
+    """How many pieces at the start are deflated already."""
     lead = 0
     while lead < len(pieces) and isinstance(pieces[lead], Deflated):
         lead += 1
-    packed = cast("Sequence[Deflated]", pieces[:lead])
-    out = [HEADER, *map(_DATA, packed)]
-    crc, size = (memo if memo is not None else CrcMemo()).resume(packed)
-    # The rest, with each run of text rendered now deflated as one more piece.
+    return lead
+
+
+def finish(head: Head, pieces: Sequence[Deflated | bytes], level: int) -> list[bytes]:
+    """The whole member: ``head``, then the pieces' text, as byte strings to write in order.
+
+    ``bytes`` pieces (text rendered now) are deflated here, each run of them together.
+    """
     rest: list[Deflated] = []
     run: list[bytes] = []
-    for piece in pieces[lead:]:
+    for piece in pieces:
         if isinstance(piece, Deflated):
             if run:
                 rest.append(Deflated(b"".join(run), level))
@@ -166,6 +178,8 @@ def member(pieces: Sequence[Deflated | bytes], level: int, memo: CrcMemo | None 
             run.append(piece)
     if run:
         rest.append(Deflated(b"".join(run), level))
+    out = list(head.chunks)
+    crc, size = head.crc, head.size
     for piece in rest:
         out.append(piece.data)
         crc = crc_combine(crc, piece.crc, piece.size)
@@ -173,3 +187,12 @@ def member(pieces: Sequence[Deflated | bytes], level: int, memo: CrcMemo | None 
     out.append(FINAL_BLOCK)
     out.append(struct.pack("<II", crc, size & 0xFFFFFFFF))
     return out
+
+
+def member(pieces: Sequence[Deflated | bytes], level: int, memo: CrcMemo | None = None) -> list[bytes]:
+    """One gzip member of the pieces' text in order, as byte strings to write in order.
+
+    The CRC of the leading deflated pieces is resumed from ``memo`` when given.
+    """
+    lead = leading(pieces)
+    return finish(Head(cast("Sequence[Deflated]", pieces[:lead]), memo), pieces[lead:], level)

@@ -282,38 +282,56 @@ def test_per_scrape_collectors_are_written_again_only_when_they_change(monkeypat
     assert sum(b"whatsgate_test_live" in text for text in written) == 2
 
 
-def test_gzip_scrapes_between_changes_share_one_body_and_see_every_change():  # type: ignore[no-untyped-def]
-    """Between polls a gzip /metrics is the very same chunks; a publish, a live metric that
-    changes or data turning stale each give a new body, which inflates to the plain text."""
+def test_gzip_scrapes_stitch_the_snapshots_once_per_change_and_see_every_change(monkeypatch):  # type: ignore[no-untyped-def]
+    """A gzip /metrics stitches the snapshots' part into a member's head once per publish (or
+    change of staleness), not per scrape; a publish, a changed live metric and data turning
+    stale each still give a body that inflates to the plain text of that moment."""
     import gzip
 
     from prometheus_client.core import GaugeMetricFamily
 
+    from exporter.metrics import gzipstream
+    from exporter.metrics import store as store_module
+
     now = [NOW]
-    store = Store(stale_after=300, clock=lambda: now[0], include_process_metrics=False)
+    store = Store(stale_after=300, clock=lambda: now[0], include_process_metrics=True)
     level = [1.0]
 
     class Live:
         def collect(self):  # type: ignore[no-untyped-def]
             yield GaugeMetricFamily("whatsgate_test_live", "per scrape", value=level[0])
 
+    heads: list[object] = []
+    real_head = gzipstream.Head
+
+    def counting_head(*args, **kwargs):  # type: ignore[no-untyped-def]
+        heads.append(1)
+        return real_head(*args, **kwargs)
+
+    monkeypatch.setattr(gzipstream, "Head", counting_head)
+    monkeypatch.setattr(store_module, "PROCESS_METRICS_MAX_AGE", 3600.0)
     store.live.append(Live())
     store.expect("W1")
     store.publish(state_for(PAYLOAD))
-    first = store.gzip_chunks()
-    assert store.gzip_chunks() is first
-    bodies = [first]
-    for change in (
-        lambda: store.publish(state_for(PAYLOAD, polled_at=NOW + 1)),
-        lambda: level.__setitem__(0, 2.0),
-        lambda: now.__setitem__(0, NOW + 400),
-    ):
-        change()
-        body = store.gzip_chunks()
-        assert body is not bodies[-1]
-        assert gzip.decompress(b"".join(body)) == b"".join(store.chunks())
-        bodies.append(body)
-    assert b"whatsgate_test_live 2.0" in gzip.decompress(b"".join(bodies[-1]))
+
+    def check() -> bytes:
+        body = gzip.decompress(b"".join(store.gzip_chunks()))
+        assert body == b"".join(store.chunks())  # one rendering of the process metrics for both
+        assert b"# HELP python_info" in body
+        return body
+
+    check()
+    check()
+    assert len(heads) == 1  # two scrapes, one stitch
+    store.publish(state_for(PAYLOAD, polled_at=NOW + 1))
+    check()
+    assert len(heads) == 2
+    level[0] = 2.0  # a live change: the same head, a new tail
+    assert b"whatsgate_test_live 2.0" in check()
+    assert len(heads) == 2
+    now[0] = NOW + 400  # stale: the per-chat series go
+    body = check()
+    assert b"whatsgate_chat_unread_messages{" not in body and len(heads) == 3
 
 
 def test_per_scrape_collectors_that_change_a_kept_family_in_place_or_sign_of_zero_are_written_again():  # type: ignore[no-untyped-def]
