@@ -4,11 +4,16 @@
 as the client keeps it open, listens with a backlog of 5, and spins at 100 %
 CPU printing tracebacks once accept() fails with EMFILE. Here instead:
 
-* one loop thread owns the listening socket and every *idle* connection (a
-  ``selectors`` registration: a file descriptor, no thread);
-* a connection goes to a fixed pool of worker threads only when it has bytes
-  to read; the worker answers one request (plus any the client pipelined) and
-  hands the connection back to the loop, so idle keep-alive clients cost no thread;
+* a fixed pool of worker threads waits together on one ``epoll`` of the *idle*
+  connections (a registration each: a file descriptor, no thread). Each
+  connection is armed for one event at a time (``EPOLLONESHOT``), so the kernel
+  wakes exactly one worker when its next request arrives; that worker answers it
+  (plus any the client pipelined) and re-arms the connection itself. Idle
+  keep-alive clients cost no thread, and a request reaches its worker with no
+  hand-off between threads: Prometheus's scrape, seconds after the last one on a
+  kept-alive connection, wakes the thread that answers it and nothing else;
+* one loop thread owns the listening socket, admits new connections, and closes
+  idle ones past their deadline;
 * every read of a request runs against one deadline for the whole request
   line and headers (a slow drip is cut off, not re-armed per byte), the TLS
   handshake included, and writes against their own timeout (slow readers);
@@ -18,7 +23,7 @@ CPU printing tracebacks once accept() fails with EMFILE. Here instead:
   spinning, and frees an idle connection to make room;
 * every abnormal event is one log line through ``logging``, never a traceback.
 
-The stdlib was kept over e.g. cheroot because this needs ~250 lines and no
+The stdlib was kept over e.g. cheroot because this needs ~300 lines and no
 dependency, and ``ssl`` serves TLS with client certificates as the web config needs.
 """
 
@@ -29,6 +34,7 @@ import errno
 import io
 import logging
 import resource
+import select
 import selectors
 import socket
 import socketserver
@@ -37,7 +43,6 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
@@ -50,6 +55,9 @@ _GONE = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError)
 # Buffers per sendmsg: Linux's IOV_MAX (the most a gathering write may take).
 _IOV_MAX = 1024
 _BUSY = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+# An idle connection waits for one event: readable (a request, or the client closing). One-shot,
+# so that event wakes one worker and the connection stays silent until that worker re-arms it.
+_ARMED = select.EPOLLIN | select.EPOLLONESHOT
 
 
 def default_max_connections() -> int:
@@ -136,7 +144,9 @@ class Connection:
         self.reader = _DeadlineIO(sock)
         self.rfile = io.BufferedReader(self.reader)
         self.wfile = _Writer(sock, write_timeout)
+        self.fd = sock.fileno()
         self.deadline = 0.0  # while idle: when the loop closes it
+        self.busy = False  # a worker is answering it (the server's lock guards this)
         self.handshaken = not isinstance(sock, ssl.SSLSocket)
 
     def close(self) -> None:
@@ -184,16 +194,20 @@ class HardenedHTTPServer(socketserver.TCPServer):
     server_address: tuple[str, int]
 
     def __init__(self, address: tuple[str, int], handler: type[PooledHandler]) -> None:
+        # All before binding: a failed bind calls server_close.
         self._stop = threading.Event()
-        self._pool: ThreadPoolExecutor | None = None
-        self._wake_r, self._wake_w = socket.socketpair()  # before binding: a failed bind calls server_close
+        self._threads: list[threading.Thread] = []
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._ready = select.epoll()  # the idle connections, waited on by every worker
+        # Readable (never drained) once the workers must end: level-triggered, so it wakes them all.
+        self._quit_r, self._quit_w = socket.socketpair()
+        self._ready.register(self._quit_r, select.EPOLLIN)
         super().__init__(address, handler)
         self.socket.setblocking(False)
-        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="http")
-        self._idle: OrderedDict[Connection, None] = OrderedDict()  # oldest first; loop thread only
-        self._parked: list[Connection] = []
+        # The lock guards every connection's state: idle (in _idle, armed) or busy (one worker's).
         self._lock = threading.Lock()
-        self._open = 0
+        self._idle: OrderedDict[Connection, None] = OrderedDict()  # oldest first
+        self._by_fd: dict[int, Connection] = {}  # every open connection
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
         self._stopped = threading.Event()
@@ -201,10 +215,15 @@ class HardenedHTTPServer(socketserver.TCPServer):
         self._episodes: dict[str, int] = {}  # event -> count in the current episode (one log line each)
         self.rejected = 0
 
-    # --- the loop thread ------------------------------------------------------------------------
+    # --- the loop thread: accept, and close what stayed idle too long ---------------------------
 
     def serve_forever(self, poll_interval: float = 0.5) -> None:
         self._stopped.clear()
+        self._threads = [
+            threading.Thread(target=self._work, name=f"http-{n}", daemon=True) for n in range(self.workers)
+        ]
+        for thread in self._threads:
+            thread.start()
         sel = selectors.DefaultSelector()
         sel.register(self.socket, selectors.EVENT_READ, "listen")
         sel.register(self._wake_r, selectors.EVENT_READ, "wake")
@@ -213,33 +232,29 @@ class HardenedHTTPServer(socketserver.TCPServer):
         try:
             while not self._stop.is_set():
                 for key, _ in sel.select(tick):
-                    if key.data == "listen":
-                        if not self._accept(sel):
-                            sel.unregister(self.socket)  # out of descriptors: wait, do not spin
-                            paused_until = time.monotonic() + 0.1
-                    elif key.data == "wake":
-                        self._take_parked(sel)
-                    else:
-                        conn: Connection = key.data
-                        sel.unregister(conn.sock)
-                        del self._idle[conn]
-                        self._pool.submit(self._serve, conn)  # type: ignore[union-attr]
+                    if key.data == "listen" and not self._accept():
+                        sel.unregister(self.socket)  # out of descriptors: wait, do not spin
+                        paused_until = time.monotonic() + 0.1
                 now = time.monotonic()
                 if paused_until and now >= paused_until:
                     paused_until = 0.0
                     sel.register(self.socket, selectors.EVENT_READ, "listen")
-                while self._idle:
-                    oldest = next(iter(self._idle))
-                    if oldest.deadline > now:
-                        break
-                    self._drop_idle(sel, oldest)
+                with self._lock:
+                    while self._idle:
+                        oldest = next(iter(self._idle))
+                        if oldest.deadline > now:
+                            break
+                        self._drop_idle(oldest)
         finally:
-            for conn in list(self._idle):
-                self._drop_idle(sel, conn)
+            with contextlib.suppress(OSError):
+                self._quit_w.send(b"x")  # every worker ends once it is done with its request
+            with self._lock:
+                for conn in list(self._idle):
+                    self._drop_idle(conn)
             sel.close()
             self._stopped.set()
 
-    def _accept(self, sel: selectors.BaseSelector) -> bool:
+    def _accept(self) -> bool:
         """Accept what is waiting; False when out of descriptors with nothing idle to free."""
         for _ in range(64):
             try:
@@ -249,9 +264,10 @@ class HardenedHTTPServer(socketserver.TCPServer):
             except OSError as exc:
                 if exc.errno in _NO_ROOM:
                     self._episode("fd_limit", "cannot accept: out of file descriptors; backing off", exc)
-                    if self._idle:
-                        self._drop_idle(sel, next(iter(self._idle)))
-                        return True
+                    with self._lock:
+                        if self._idle:
+                            self._drop_idle(next(iter(self._idle)))
+                            return True
                     return False
                 if exc.errno == errno.ECONNABORTED:
                     continue
@@ -259,20 +275,20 @@ class HardenedHTTPServer(socketserver.TCPServer):
                 return True
             self._episodes.pop("fd_limit", None)
             with self._lock:
-                full = self._open >= self.max_connections
-            if full and self._idle:
-                self._drop_idle(sel, next(iter(self._idle)))  # the oldest idle client makes room
-            elif full:
+                full = len(self._by_fd) >= self.max_connections
+                if full and self._idle:
+                    self._drop_idle(next(iter(self._idle)))  # the oldest idle client makes room
+                    full = False
+            if full:
                 self.rejected += 1
                 self._episode("full", f"connection limit reached ({self.max_connections}): refusing", None)
                 self._refuse(sock)
                 continue
-            else:
-                self._episodes.pop("full", None)
-            self._admit(sel, sock, addr)
+            self._episodes.pop("full", None)
+            self._admit(sock, addr)
         return True
 
-    def _admit(self, sel: selectors.BaseSelector, sock: socket.socket, addr: Any) -> None:
+    def _admit(self, sock: socket.socket, addr: Any) -> None:
         context = self.tls() if self.tls else None
         try:
             if context is not None:
@@ -281,12 +297,10 @@ class HardenedHTTPServer(socketserver.TCPServer):
             log.info("tls setup failed", extra={"fields": {"client": addr[0], "err": str(exc)}})
             sock.close()
             return
-        with self._lock:
-            self._open += 1
         conn = Connection(sock, addr, self.write_timeout)
-        conn.deadline = time.monotonic() + self.header_timeout  # the first request must come soon
-        self._idle[conn] = None
-        sel.register(sock, selectors.EVENT_READ, conn)
+        with self._lock:
+            self._by_fd[conn.fd] = conn
+            self._arm(conn, self.header_timeout, new=True)  # the first request must come soon
 
     def _refuse(self, sock: socket.socket) -> None:
         try:
@@ -297,31 +311,33 @@ class HardenedHTTPServer(socketserver.TCPServer):
             pass
         sock.close()
 
-    def _take_parked(self, sel: selectors.BaseSelector) -> None:
-        try:
-            while self._wake_r.recv(4096):
-                pass
-        except BlockingIOError:
-            pass
-        with self._lock:
-            parked, self._parked = self._parked, []
-        for conn in parked:
-            if self._stop.is_set():
-                self._close(conn)
-                continue
-            conn.deadline = time.monotonic() + self.idle_timeout
-            self._idle[conn] = None
-            sel.register(conn.sock, selectors.EVENT_READ, conn)
+    # --- a connection's two states (callers hold the lock) --------------------------------------
 
-    def _drop_idle(self, sel: selectors.BaseSelector, conn: Connection) -> None:
+    def _arm(self, conn: Connection, timeout: float, new: bool = False) -> None:
+        """Idle: closed by the loop after ``timeout``, or taken by the worker its next event wakes.
+
+        Re-arming checks readiness at once: a request that came while the worker was
+        finishing the last one wakes a worker now.
+        """
+        conn.busy = False
+        conn.deadline = time.monotonic() + timeout
+        self._idle[conn] = None
+        (self._ready.register if new else self._ready.modify)(conn.fd, _ARMED)
+
+    def _drop_idle(self, conn: Connection) -> None:
         del self._idle[conn]
-        sel.unregister(conn.sock)
-        self._close(conn)
+        self._close_locked(conn)
+
+    def _close_locked(self, conn: Connection) -> None:
+        """Forget and close ``conn``: no worker can take it any more, its descriptor may be reused."""
+        del self._by_fd[conn.fd]
+        with contextlib.suppress(OSError, ValueError):  # ValueError: the server closed meanwhile
+            self._ready.unregister(conn.fd)
+        conn.close()
 
     def _close(self, conn: Connection) -> None:
-        conn.close()
         with self._lock:
-            self._open -= 1
+            self._close_locked(conn)
 
     def _episode(self, event: str, message: str, exc: OSError | None) -> None:
         """One log line when a kind of trouble starts; it ends at the next normal accept."""
@@ -335,8 +351,32 @@ class HardenedHTTPServer(socketserver.TCPServer):
 
     # --- worker threads -------------------------------------------------------------------------
 
+    def _work(self) -> None:
+        """Wait with the other workers for an idle connection's next request, answer it, repeat."""
+        ready, quit_fd = self._ready, self._quit_r.fileno()
+        while True:
+            try:
+                events = ready.poll(-1, 1)  # the kernel wakes one waiting worker per event
+            except InterruptedError:
+                continue
+            except (OSError, ValueError):  # the epoll was closed: the server is gone
+                return
+            for fd, _ in events:
+                if fd == quit_fd:
+                    return
+                with self._lock:
+                    conn = self._by_fd.get(fd)
+                    # None: the loop closed it (its deadline passed) after the kernel woke us.
+                    # Then its descriptor may even be a newer connection's: served if idle (at
+                    # worst this worker waits for its request, as for any), skipped if busy.
+                    if conn is None or conn.busy:
+                        continue
+                    conn.busy = True
+                    del self._idle[conn]
+                self._serve(conn)  # catches all but BaseException: the worker lives on
+
     def _serve(self, conn: Connection) -> None:
-        """Answer the request(s) waiting on ``conn``, then park it again or close it."""
+        """Answer the request(s) waiting on ``conn``, then arm it again or close it."""
         client = conn.addr[0] if conn.addr else ""
         try:
             if not conn.handshaken:
@@ -379,9 +419,10 @@ class HardenedHTTPServer(socketserver.TCPServer):
             self._close(conn)
             return
         with self._lock:
-            self._parked.append(conn)
-        with contextlib.suppress(OSError):  # wake-ups already pending (BlockingIOError), or closed
-            self._wake_w.send(b"x")
+            if self._stop.is_set():
+                self._close_locked(conn)
+            else:
+                self._arm(conn, self.idle_timeout)  # by this worker: no hand-off to the loop
 
     # --- stopping ------------------------------------------------------------------------------
 
@@ -395,7 +436,10 @@ class HardenedHTTPServer(socketserver.TCPServer):
     def server_close(self) -> None:
         self._stop.set()
         super().server_close()
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-        self._wake_r.close()
-        self._wake_w.close()
+        with contextlib.suppress(OSError):
+            self._quit_w.send(b"x")
+        for thread in self._threads:  # each ends at once, or after the request it is answering
+            thread.join(0.1)
+        for sock in (self._wake_r, self._wake_w, self._quit_r, self._quit_w):
+            sock.close()
+        self._ready.close()

@@ -278,6 +278,73 @@ def test_idle_connections_take_no_worker(caplog):
                 sock.close()
 
 
+def test_the_worker_pool_is_bounded_and_a_freed_worker_serves_the_next_request():
+    """Two workers, both held by requests that never finish their headers: a third client
+    waits for one of them to be cut off at the header deadline, then is answered."""
+    with serving(workers=2, header_timeout=1.0) as server:
+        held = []
+        for _ in range(2):
+            sock = socket.create_connection(server.server_address, timeout=5)
+            sock.sendall(b"GET /healthz HTTP/1.1\r\n")
+            held.append(sock)
+        time.sleep(0.3)
+        started = time.monotonic()
+        try:
+            assert requests.get(f"{base(server)}/healthz", timeout=5).ok
+        finally:
+            for sock in held:
+                sock.close()
+        assert time.monotonic() - started > 0.4  # it waited for a worker
+
+
+def test_kept_alive_connections_in_parallel_each_get_their_own_answers_in_order():
+    """Many clients at once, each with many requests on one connection, two of them pipelined:
+    one whole answer per request, in order, on its own connection (a connection served by two
+    workers at once would interleave or lose them)."""
+    with serving(workers=3) as server:
+        errors: list[str] = []
+
+        def client(n: int) -> None:
+            with socket.create_connection(server.server_address, timeout=10) as sock:
+                received = b""
+                for i in range(30):
+                    paths = [f"/{n}/{i}/{j}" for j in range(2 if i % 5 == 0 else 1)]
+                    sock.sendall(b"".join(f"GET {p} HTTP/1.1\r\nHost: x\r\n\r\n".encode() for p in paths))
+                    expected = b"".join(b"HTTP/1.1 404" for _ in paths)
+                    while received.count(b"Not found\n") < len(paths):
+                        received += sock.recv(65536)
+                    answers = received.split(b"Not found\n")
+                    received = answers.pop()
+                    if received or b"".join(a[:12] for a in answers) != expected:
+                        errors.append(f"client {n} request {i}: {answers!r}")
+
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert not errors
+
+
+def test_an_idle_kept_alive_connection_is_closed_at_the_idle_timeout():
+    with serving(idle_timeout=0.6) as server:
+        with socket.create_connection(server.server_address, timeout=5) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            head, body = read_response(sock)
+            assert head.startswith(b"HTTP/1.1 200") and body == b"OK\n"
+            started = time.monotonic()
+            sock.settimeout(5)
+            assert sock.recv(10) == b""  # closed by the server, not answered
+            assert 0.4 < time.monotonic() - started < 3
+
+
+def test_the_workers_end_with_the_server():
+    with serving(workers=4) as server:
+        assert requests.get(f"{base(server)}/healthz", timeout=3).ok
+        assert sum(t.name.startswith("http-") for t in threading.enumerate()) >= 4
+    wait_until(lambda: not any(t.name.startswith("http-") for t in threading.enumerate()), timeout=5)
+
+
 def _closed_by_server(sock: socket.socket, within: float) -> bool:
     """Drip a header line every 0.1 s until the server closes the connection (or ``within`` passes)."""
     deadline = time.monotonic() + within
