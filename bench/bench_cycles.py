@@ -236,12 +236,9 @@ def main() -> None:
         time.sleep(1.0)
         # What the exporter spends with no scrape at all (pollers parked in the simulator's
         # delay, timers), so the CPU per scrape below is the scrapes' own.
-        idle0, fine0, t0 = cpu_seconds(exporter.pid), thread_cpu(exporter.pid), time.monotonic()
+        idle0, t0 = cpu_seconds(exporter.pid), time.monotonic()
         time.sleep(5)
-        idle_rates = {
-            cpu_seconds: (cpu_seconds(exporter.pid) - idle0) / (time.monotonic() - t0),
-            thread_cpu: (thread_cpu(exporter.pid) - fine0) / (time.monotonic() - t0),
-        }
+        idle_rate = (cpu_seconds(exporter.pid) - idle0) / (time.monotonic() - t0)
         print(f"gzip scrape: {len(body) / 1e6:.2f} MB on the wire")
         # Prometheus keeps its connection to a target open and scrapes every 15-60 s. Back to
         # back, scrapes share what the exporter renders at most once a second (its process
@@ -258,30 +255,42 @@ def main() -> None:
             ours_conn = http.client.HTTPConnection("127.0.0.1", exp_port, timeout=300)
             theirs_conn = http.client.HTTPConnection("127.0.0.1", static_port, timeout=300)
             ours, theirs = [], []
-            # Clock ticks (10 ms, but every thread that ever ran) for hundreds of scrapes; for a
-            # few dozen, the live threads' nanoseconds. The static server's threads of a new
-            # connection each are gone by then: only ticks count them.
-            clock = thread_cpu if gap else cpu_seconds
-            idle_rate = idle_rates[clock]
-            cpu0, t0 = clock(exporter.pid), time.monotonic()
-            static0 = clock(static_proc.pid)
-            pair = [(ours_conn, exp_port, ours), (theirs_conn, static_port, theirs)]
+            pair = [
+                (ours_conn, exp_port, ours, exporter.pid),
+                (theirs_conn, static_port, theirs, static_proc.pid),
+            ]
+            cpus: dict[int, list[float]] = {exporter.pid: [], static_proc.pid: []}
+            cpu0, t0 = cpu_seconds(exporter.pid), time.monotonic()
+            static0 = cpu_seconds(static_proc.pid)
             for n in range(count):
                 # Alternating which server goes first; spaced, each scrape comes ``gap`` after the
                 # last one of either server, so neither finds the cores and caches the other warmed.
-                for conn, port, into in pair if n % 2 == 0 else pair[::-1]:
+                for conn, port, into, pid in pair if n % 2 == 0 else pair[::-1]:
                     time.sleep(gap)
+                    before = thread_cpu(pid) if gap else 0.0
                     into.append(get_on(conn) if keep_alive else get(port)[2])
-            elapsed = time.monotonic() - t0
-            total = (clock(exporter.pid) - cpu0) / count
-            static_cpu = (clock(static_proc.pid) - static0) / count
+                    if gap:  # this scrape's own CPU, to the nanosecond, and nothing of the idle gap
+                        time.sleep(0.02)  # what the server does after the last byte (re-arming)
+                        cpus[pid].append(thread_cpu(pid) - before)
+            if gap:
+                cpu, static_cpu = (
+                    statistics.median(cpus[exporter.pid]),
+                    statistics.median(cpus[static_proc.pid]),
+                )
+                how = f"median of {count} scrapes, read from the threads' schedstat around each"
+            else:
+                # Clock ticks (10 ms, but every thread that ever ran, as the static server's threads
+                # of a new connection each are gone by the end), less what the idle exporter spends.
+                elapsed = time.monotonic() - t0
+                total = (cpu_seconds(exporter.pid) - cpu0) / count
+                static_cpu = (cpu_seconds(static_proc.pid) - static0) / count
+                cpu = max(0.0, total - idle_rate * elapsed / count)
+                how = f"{total * 1e3:.2f} ms with the idle exporter's {idle_rate * 1e3:.2f} ms/s"
             ours_conn.close()
             theirs_conn.close()
-            cpu = max(0.0, total - idle_rate * elapsed / count)
             m_ours, m_theirs = statistics.median(ours), statistics.median(theirs)
             print(
-                f"  {label}: exporter CPU {cpu * 1e3:.2f} ms per scrape"
-                f" ({total * 1e3:.2f} ms with the idle exporter's {idle_rate * 1e3:.2f} ms/s);"
+                f"  {label}: exporter CPU {cpu * 1e3:.2f} ms per scrape ({how});"
                 f" the static server's CPU for the same bytes {static_cpu * 1e3:.2f} ms"
             )
             ratio = m_ours / m_theirs
