@@ -57,7 +57,8 @@ _IOV_MAX = 1024
 _BUSY = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 # An idle connection waits for one event: readable (a request, or the client closing). One-shot,
 # so that event wakes one worker and the connection stays silent until that worker re-arms it.
-_ARMED = select.EPOLLIN | select.EPOLLONESHOT
+# Linux's epoll only: elsewhere the server refuses to start, in one line (see __init__).
+_ARMED = getattr(select, "EPOLLIN", 0) | getattr(select, "EPOLLONESHOT", 0)
 
 
 def default_max_connections() -> int:
@@ -148,6 +149,19 @@ class Connection:
         self.deadline = 0.0  # while idle: when the loop closes it
         self.busy = False  # a worker is answering it (the server's lock guards this)
         self.handshaken = not isinstance(sock, ssl.SSLSocket)
+        self.fresh = True  # no request read yet: the first one's deadline runs from accept
+
+    def readable(self) -> bool:
+        """Whether a read would not wait: bytes (or the client's close) in the kernel or in TLS."""
+        if isinstance(self.sock, ssl.SSLSocket) and self.sock.pending():
+            return True
+        try:  # the raw socket's recv, even under TLS: peeking at bytes, not decrypting them
+            socket.socket.recv(self.sock, 1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError:
+            pass  # an error: the worker finds it when it reads, and closes the connection
+        return True
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -194,6 +208,8 @@ class HardenedHTTPServer(socketserver.TCPServer):
     server_address: tuple[str, int]
 
     def __init__(self, address: tuple[str, int], handler: type[PooledHandler]) -> None:
+        if not hasattr(select, "epoll"):
+            raise OSError(errno.ENOSYS, "this web server needs Linux (epoll)")
         # All before binding: a failed bind calls server_close.
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -239,12 +255,9 @@ class HardenedHTTPServer(socketserver.TCPServer):
                 if paused_until and now >= paused_until:
                     paused_until = 0.0
                     sel.register(self.socket, selectors.EVENT_READ, "listen")
-                with self._lock:
-                    while self._idle:
-                        oldest = next(iter(self._idle))
-                        if oldest.deadline > now:
-                            break
-                        self._drop_idle(oldest)
+                with self._lock:  # all of them: deadlines of new and kept-alive ones interleave
+                    for conn in [c for c in self._idle if c.deadline <= now]:
+                        self._drop_idle(conn)
         finally:
             with contextlib.suppress(OSError):
                 self._quit_w.send(b"x")  # every worker ends once it is done with its request
@@ -289,6 +302,10 @@ class HardenedHTTPServer(socketserver.TCPServer):
         return True
 
     def _admit(self, sock: socket.socket, addr: Any) -> None:
+        # As Go's servers do: a response's head and body are two writes, and without this
+        # Nagle holds a small body until the client's delayed ACK of the head, 40 ms later.
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         context = self.tls() if self.tls else None
         try:
             if context is not None:
@@ -364,27 +381,42 @@ class HardenedHTTPServer(socketserver.TCPServer):
             for fd, _ in events:
                 if fd == quit_fd:
                     return
-                with self._lock:
-                    conn = self._by_fd.get(fd)
-                    # None: the loop closed it (its deadline passed) after the kernel woke us.
-                    # Then its descriptor may even be a newer connection's: served if idle (at
-                    # worst this worker waits for its request, as for any), skipped if busy.
-                    if conn is None or conn.busy:
-                        continue
-                    conn.busy = True
-                    del self._idle[conn]
-                self._serve(conn)  # catches all but BaseException: the worker lives on
+                conn = self._take(fd)
+                if conn is not None:
+                    self._serve(conn)  # catches all but BaseException: the worker lives on
+
+    def _take(self, fd: int) -> Connection | None:
+        """The idle connection an event is for, now this worker's; None if it is not to be served."""
+        with self._lock:
+            conn = self._by_fd.get(fd)
+            # None: the loop closed it (its deadline passed) after the kernel woke us.
+            # Busy: its descriptor was then reused by a newer connection, and a worker
+            # took that one for an event of its own.
+            if conn is None or conn.busy:
+                return None
+            # Reused and idle: the event was the old connection's, and this one may have
+            # nothing to read. Taken, it would hold a worker, and be closed at the header
+            # deadline while its client did nothing wrong. It stays idle, armed for its own.
+            if not conn.readable():
+                self._ready.modify(conn.fd, _ARMED)
+                return None
+            conn.busy = True
+            del self._idle[conn]
+            return conn
 
     def _serve(self, conn: Connection) -> None:
         """Answer the request(s) waiting on ``conn``, then arm it again or close it."""
         client = conn.addr[0] if conn.addr else ""
         try:
+            # A new connection's handshake and first request share the deadline set at accept;
+            # a kept-alive connection's next request has its own, from when its bytes came.
+            conn.reader.deadline = conn.deadline if conn.fresh else time.monotonic() + self.header_timeout
+            conn.fresh = False
             if not conn.handshaken:
-                conn.sock.settimeout(self.header_timeout)
+                conn.sock.settimeout(max(0.001, conn.reader.deadline - time.monotonic()))
                 conn.sock.do_handshake()  # type: ignore[attr-defined]
                 conn.handshaken = True
             while True:
-                conn.reader.deadline = time.monotonic() + self.header_timeout
                 handler: Any = self.RequestHandlerClass(conn, conn.addr, self)  # type: ignore[arg-type]
                 if handler.close_connection or self._stop.is_set():
                     self._close(conn)
@@ -396,6 +428,7 @@ class HardenedHTTPServer(socketserver.TCPServer):
                     conn.reader.poll = False
                 if not more:
                     break
+                conn.reader.deadline = time.monotonic() + self.header_timeout  # the pipelined one's
         except ssl.SSLError as exc:
             log.info(
                 "tls handshake failed", extra={"fields": {"client": client, "err": exc.reason or str(exc)}}

@@ -327,15 +327,13 @@ def test_kept_alive_connections_in_parallel_each_get_their_own_answers_in_order(
 
 
 def test_an_idle_kept_alive_connection_is_closed_at_the_idle_timeout():
-    with serving(idle_timeout=0.6) as server:
-        with socket.create_connection(server.server_address, timeout=5) as sock:
-            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-            head, body = read_response(sock)
-            assert head.startswith(b"HTTP/1.1 200") and body == b"OK\n"
-            started = time.monotonic()
-            sock.settimeout(5)
-            assert sock.recv(10) == b""  # closed by the server, not answered
-            assert 0.4 < time.monotonic() - started < 3
+    with serving(idle_timeout=0.6) as s, socket.create_connection(s.server_address, timeout=5) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        head, body = read_response(sock)
+        assert head.startswith(b"HTTP/1.1 200") and body == b"OK\n"
+        started = time.monotonic()
+        assert sock.recv(10) == b""  # closed by the server, not answered
+        assert 0.4 < time.monotonic() - started < 3
 
 
 def test_the_workers_end_with_the_server():
@@ -359,6 +357,67 @@ def _closed_by_server(sock: socket.socket, within: float) -> bool:
         except OSError:
             return True
     return False
+
+
+def test_a_stale_event_for_a_reused_descriptor_leaves_the_new_idle_connection_alone():
+    """A worker woken for a connection the loop closed meanwhile may find its descriptor reused
+    by a new connection with nothing to read: it must leave it idle and armed, not wait on it
+    (holding a worker, then closing it at the header deadline as if its client were slow)."""
+    server = ExporterServer(("127.0.0.1", 0), Store(stale_after=60))
+    try:
+        client = socket.create_connection(server.server_address, timeout=5)
+        server.socket.setblocking(True)
+        sock, addr = server.socket.accept()
+        server._admit(sock, addr)
+        conn = server._by_fd[sock.fileno()]
+        assert server._take(conn.fd) is None  # the old connection's event: nothing to read here
+        assert not conn.busy and conn in server._idle
+        client.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        wait_until(conn.readable, timeout=5)
+        assert server._take(conn.fd) is conn and conn.busy and conn not in server._idle
+        client.close()
+    finally:
+        server.server_close()
+
+
+def test_a_silent_new_connection_is_closed_at_the_header_deadline_behind_kept_alive_ones():
+    """Idle connections' deadlines interleave (new: header_timeout, kept alive: idle_timeout):
+    a silent newcomer behind a kept-alive client must not live until the latter's deadline."""
+    with serving(header_timeout=0.5, idle_timeout=30.0) as server:
+        kept = socket.create_connection(server.server_address, timeout=5)
+        kept.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        read_response(kept)
+        with socket.create_connection(server.server_address, timeout=5) as silent:
+            started = time.monotonic()
+            assert silent.recv(10) == b""
+            assert time.monotonic() - started < 3
+        kept.close()
+
+
+def test_a_tls_handshake_and_the_first_request_share_one_header_deadline(tmp_path: Path, ca: trustme.CA):
+    """A client that takes most of the deadline to finish its handshake has only the rest of it
+    for its request line and headers: a slow client gets header_timeout in all, not twice."""
+    ca_file = write_tls(tmp_path, ca)
+    context = ssl.create_default_context(cafile=str(ca_file))
+    with serving(web=web_config(tmp_path, TLS), header_timeout=1.5) as server:
+        raw = socket.create_connection(server.server_address, timeout=5)
+        started = time.monotonic()
+        time.sleep(1.0)  # the handshake starts late, then the headers drip
+        with context.wrap_socket(raw, server_hostname="localhost") as tls:
+            tls.sendall(b"GET /healthz HTTP/1.1\r\n")
+            assert _closed_by_server(tls, within=5.0)
+        assert time.monotonic() - started < 2.4  # 1.5 s from accept, not 1.5 s more after the handshake
+
+
+def test_small_answers_on_a_kept_alive_connection_are_not_held_back_by_nagle():
+    """Head and body are two writes: without TCP_NODELAY the body of a small answer waits for
+    the client's delayed ACK (40 ms on Linux) at every request of a kept-alive connection."""
+    with serving() as server, socket.create_connection(server.server_address, timeout=5) as sock:
+        started = time.monotonic()
+        for _ in range(20):
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            read_response(sock)
+        assert (time.monotonic() - started) / 20 < 0.02
 
 
 def test_slow_header_drip_is_cut_off_at_the_deadline(caplog):
