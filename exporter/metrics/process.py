@@ -123,17 +123,29 @@ class ProcessReader:
     collector's arguments of the same names.
     """
 
-    def __init__(self, proc: str = "/proc", pid: str = "self") -> None:
+    def __init__(self, proc: str = "/proc", pid: str = "self", btime: float | None = None) -> None:
         # What the collector reads once, when it is made: clock ticks, page size, boot time.
+        # ``btime``: the collector's own, so that both add the very same (a clock step between
+        # their two readings would move the start time).
         self._ticks = os.sysconf("SC_CLK_TCK")
         self._pagesize = resource.getpagesize()
-        self._btime = 0.0
-        for line in _read(os.path.join(proc, "stat")).splitlines():
-            if line.startswith(b"btime "):
-                self._btime = float(line.split()[1])
-        if not self._btime:
+        if btime is None:
+            btime = 0.0
+            for line in _read(os.path.join(proc, "stat")).splitlines():
+                if line.startswith(b"btime "):
+                    btime = float(line.split()[1])
+        if not btime:
             raise OSError("no boot time in /proc/stat: the collector writes nothing")
+        self._btime = btime
         self._pid = os.path.join(proc, pid)
+
+    @classmethod
+    def of(cls, collector: Collector) -> ProcessReader:
+        """The reader for a ``ProcessCollector``, with its boot time (a private attribute, read
+        defensively: without it the reader reads /proc/stat itself)."""
+        btime = getattr(collector, "_btime", None)
+        proc = getattr(collector, "_proc", "/proc")
+        return cls(proc, btime=float(btime) if isinstance(btime, (int, float)) else None)
 
     def values(self) -> list[float]:
         parts = _read(os.path.join(self._pid, "stat")).split(b")")[-1].split()
@@ -176,7 +188,7 @@ Part = tuple[Collector, Callable[[], Callable[[], list[float]]]]
 DEFAULT_PARTS: tuple[Part, ...] = (
     (GC_COLLECTOR, lambda: gc_values),
     (PLATFORM_COLLECTOR, lambda: collected_values(PLATFORM_COLLECTOR)),
-    (PROCESS_COLLECTOR, lambda: ProcessReader().values),
+    (PROCESS_COLLECTOR, lambda: ProcessReader.of(PROCESS_COLLECTOR).values),
 )
 
 
@@ -194,6 +206,7 @@ class ProcessMetrics:
     def __init__(self, registry: Collector = REGISTRY, parts: Sequence[Part] = DEFAULT_PARTS) -> None:
         self.registry = registry
         self.fast = False
+        self._registered = _registered(registry)
         try:
             families = []
             self.readers = []
@@ -208,13 +221,22 @@ class ProcessMetrics:
                 raise ValueError("the registry holds other collectors")
             self.template = Template(families)
             self.fast = True
-        except (OSError, ValueError, IndexError) as exc:
+        except Exception as exc:  # anything (another Python: no gc.get_stats): the reference way
             log.debug("process metrics through generate_latest", extra={"fields": {"why": str(exc)}})
 
     def __call__(self) -> bytes:
+        if self.fast and _registered(self.registry) != self._registered:
+            self.fast = False  # a collector registered (or removed) since: the registry's text, always
+            log.debug("process metrics through generate_latest", extra={"fields": {"why": "new collector"}})
         if self.fast:
             try:
                 return self.template.fill([value for reader in self.readers for value in reader()])
-            except (OSError, ValueError, IndexError):  # what a collector would leave out: its to write
+            except Exception:  # a read failing: the collectors write what they can (or raise)
                 pass
         return generate_latest(self.registry)
+
+
+def _registered(registry: Collector) -> tuple[object, ...]:
+    """The collectors a registry holds, cheaply: its private map, read defensively (another
+    registry type gives ``()``, and the check made when the template was made stands alone)."""
+    return tuple(getattr(registry, "_collector_to_names", {}))

@@ -66,7 +66,7 @@ def default_like(proc: Path) -> tuple[CollectorRegistry, tuple[Part, ...]]:
     parts: tuple[Part, ...] = (
         (gc_collector, lambda: gc_values),
         (platform, lambda: collected_values(platform)),
-        (process, lambda: ProcessReader(proc=str(proc)).values),
+        (process, lambda: ProcessReader.of(process).values),
     )
     return registry, parts
 
@@ -152,6 +152,37 @@ def test_no_boot_time_or_another_collector_goes_to_generate_latest(tmp_path: Pat
     with reference_and_ours(tmp_path) as (registry, ours):
         assert not ours.fast
         assert ours() == generate_latest(registry)
+
+
+def test_a_collector_registered_later_is_written_too(tmp_path: Path) -> None:
+    write_proc(tmp_path, "exporter", {}, 1_700_000_000, 1024, 3)
+    with reference_and_ours(tmp_path) as (registry, ours):
+        assert ours.fast
+        registry.register(_Collected([GaugeMetricFamily("registered_later", "Came after.", value=2)]))
+        text = ours()
+        assert b"registered_later 2.0" in text and text == generate_latest(registry)
+
+
+def test_the_boot_time_is_the_collectors_own(tmp_path: Path) -> None:
+    """The collector read /proc/stat when it was made; a clock step since must not move the
+    start time in one text and not in the other."""
+    write_proc(tmp_path, "exporter", {22: 12_345}, 1_700_000_000, 1024, 3)
+    registry, parts = default_like(tmp_path)
+    (tmp_path / "stat").write_text("btime 1700000001\n")  # read again now, it would differ
+    ours = ProcessMetrics(registry, parts)
+    assert ours.fast and ours() == generate_latest(registry)
+
+
+def test_a_reader_that_cannot_be_made_sends_every_rendering_to_generate_latest(tmp_path: Path) -> None:
+    """As on a Python without gc.get_stats: whatever fails while the fast way is set up."""
+    write_proc(tmp_path, "exporter", {}, 1_700_000_000, 1024, 3)
+    registry, parts = default_like(tmp_path)
+
+    def no_stats() -> list[float]:
+        raise AttributeError("module 'gc' has no attribute 'get_stats'")
+
+    ours = ProcessMetrics(registry, ((parts[0][0], lambda: no_stats), *parts[1:]))
+    assert not ours.fast and ours() == generate_latest(registry)
 
 
 FLOATS = st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from([0.0, -0.0, 1e16, 1234567.0])
