@@ -256,14 +256,20 @@ class HardenedHTTPServer(socketserver.TCPServer):
                     paused_until = 0.0
                     sel.register(self.socket, selectors.EVENT_READ, "listen")
                 with self._lock:  # all of them: deadlines of new and kept-alive ones interleave
-                    for conn in [c for c in self._idle if c.deadline <= now]:
-                        self._drop_idle(conn)
+                    expired = [c for c in self._idle if c.deadline <= now]
+                    for conn in expired:
+                        self._forget(conn)
+                for conn in expired:
+                    self._shut(conn)
         finally:
             with contextlib.suppress(OSError):
                 self._quit_w.send(b"x")  # every worker ends once it is done with its request
             with self._lock:
-                for conn in list(self._idle):
-                    self._drop_idle(conn)
+                idle = list(self._idle)
+                for conn in idle:
+                    self._forget(conn)
+            for conn in idle:
+                self._shut(conn)
             sel.close()
             self._stopped.set()
 
@@ -277,10 +283,10 @@ class HardenedHTTPServer(socketserver.TCPServer):
             except OSError as exc:
                 if exc.errno in _NO_ROOM:
                     self._episode("fd_limit", "cannot accept: out of file descriptors; backing off", exc)
-                    with self._lock:
-                        if self._idle:
-                            self._drop_idle(next(iter(self._idle)))
-                            return True
+                    victim = self._evict()
+                    if victim is not None:
+                        self._shut(victim)
+                        return True
                     return False
                 if exc.errno == errno.ECONNABORTED:
                     continue
@@ -289,8 +295,10 @@ class HardenedHTTPServer(socketserver.TCPServer):
             self._episodes.pop("fd_limit", None)
             with self._lock:
                 full = len(self._by_fd) >= self.max_connections
-                if full and self._idle:
-                    self._drop_idle(next(iter(self._idle)))  # the oldest idle client makes room
+            if full:
+                victim = self._evict()  # the oldest idle client makes room
+                if victim is not None:
+                    self._shut(victim)
                     full = False
             if full:
                 self.rejected += 1
@@ -317,7 +325,8 @@ class HardenedHTTPServer(socketserver.TCPServer):
         conn = Connection(sock, addr, self.write_timeout)
         with self._lock:
             self._by_fd[conn.fd] = conn
-            self._arm(conn, self.header_timeout, new=True)  # the first request must come soon
+            self._idle_until(conn, time.monotonic() + self.header_timeout)  # the first request must come soon
+        self._ready.register(conn.fd, _ARMED)
 
     def _refuse(self, sock: socket.socket) -> None:
         try:
@@ -328,33 +337,48 @@ class HardenedHTTPServer(socketserver.TCPServer):
             pass
         sock.close()
 
-    # --- a connection's two states (callers hold the lock) --------------------------------------
+    # --- a connection's states ------------------------------------------------------------------
+    # The lock guards only the state (idle or busy, known or forgotten); the system calls that go
+    # with a change (epoll_ctl, close) are made after it is released. Each gives up the GIL, and
+    # while polls hold the GIL getting it back takes up to a switch interval: made under the lock,
+    # every other worker and the loop would queue behind it (p99 of scrapes during re-polls).
 
-    def _arm(self, conn: Connection, timeout: float, new: bool = False) -> None:
-        """Idle: closed by the loop after ``timeout``, or taken by the worker its next event wakes.
-
-        Re-arming checks readiness at once: a request that came while the worker was
-        finishing the last one wakes a worker now.
-        """
+    def _idle_until(self, conn: Connection, deadline: float) -> None:
+        """Idle (lock held): closed by the loop at ``deadline``, or taken for its next event."""
         conn.busy = False
-        conn.deadline = time.monotonic() + timeout
+        conn.deadline = deadline
         self._idle[conn] = None
-        (self._ready.register if new else self._ready.modify)(conn.fd, _ARMED)
 
-    def _drop_idle(self, conn: Connection) -> None:
-        del self._idle[conn]
-        self._close_locked(conn)
+    def _rearm(self, conn: Connection) -> None:
+        """Arm an idle connection for its next event (lock not held). It may have been closed
+        meanwhile (the loop evicting it): then its descriptor is gone, or another connection's,
+        which an extra arming leaves as it was (armed, or busy and skipped)."""
+        with contextlib.suppress(OSError, ValueError):
+            self._ready.modify(conn.fd, _ARMED)
 
-    def _close_locked(self, conn: Connection) -> None:
-        """Forget and close ``conn``: no worker can take it any more, its descriptor may be reused."""
+    def _forget(self, conn: Connection) -> None:
+        """No longer known (lock held): no worker can take it, the loop no longer closes it."""
         del self._by_fd[conn.fd]
+        self._idle.pop(conn, None)
+
+    def _shut(self, conn: Connection) -> None:
+        """Close a forgotten connection (lock not held); its descriptor may then be reused."""
         with contextlib.suppress(OSError, ValueError):  # ValueError: the server closed meanwhile
             self._ready.unregister(conn.fd)
         conn.close()
 
+    def _evict(self) -> Connection | None:
+        """Forget the oldest idle connection, for the caller to close; None if none is idle."""
+        with self._lock:
+            victim = next(iter(self._idle), None)
+            if victim is not None:
+                self._forget(victim)
+            return victim
+
     def _close(self, conn: Connection) -> None:
         with self._lock:
-            self._close_locked(conn)
+            self._forget(conn)
+        self._shut(conn)
 
     def _episode(self, event: str, message: str, exc: OSError | None) -> None:
         """One log line when a kind of trouble starts; it ends at the next normal accept."""
@@ -394,15 +418,17 @@ class HardenedHTTPServer(socketserver.TCPServer):
             # took that one for an event of its own.
             if conn is None or conn.busy:
                 return None
-            # Reused and idle: the event was the old connection's, and this one may have
-            # nothing to read. Taken, it would hold a worker, and be closed at the header
-            # deadline while its client did nothing wrong. It stays idle, armed for its own.
-            if not conn.readable():
-                self._ready.modify(conn.fd, _ARMED)
-                return None
             conn.busy = True
             del self._idle[conn]
+        if conn.readable():
             return conn
+        # Reused and idle: the event was the old connection's, and this one has nothing to read.
+        # Taken, it would hold a worker, and be closed at the header deadline while its client
+        # did nothing wrong. It stays idle, with its deadline, armed for its own event.
+        with self._lock:
+            self._idle_until(conn, conn.deadline)
+        self._rearm(conn)
+        return None
 
     def _serve(self, conn: Connection) -> None:
         """Answer the request(s) waiting on ``conn``, then arm it again or close it."""
@@ -451,11 +477,16 @@ class HardenedHTTPServer(socketserver.TCPServer):
             )
             self._close(conn)
             return
-        with self._lock:
-            if self._stop.is_set():
-                self._close_locked(conn)
+        with self._lock:  # stopping is read here: the loop closes what is idle once it has stopped
+            stopping = self._stop.is_set()
+            if stopping:
+                self._forget(conn)
             else:
-                self._arm(conn, self.idle_timeout)  # by this worker: no hand-off to the loop
+                self._idle_until(conn, time.monotonic() + self.idle_timeout)
+        if stopping:
+            self._shut(conn)
+        else:
+            self._rearm(conn)  # by this worker: no hand-off to the loop
 
     # --- stopping ------------------------------------------------------------------------------
 
