@@ -23,7 +23,7 @@ CPU printing tracebacks once accept() fails with EMFILE. Here instead:
   spinning, and frees an idle connection to make room;
 * every abnormal event is one log line through ``logging``, never a traceback.
 
-The stdlib was kept over e.g. cheroot because this needs ~450 lines and no
+The stdlib was kept over e.g. cheroot because this needs ~500 lines and no
 dependency, and ``ssl`` serves TLS with client certificates as the web config needs.
 It runs on Linux only (``epoll``); elsewhere it refuses to start, in one line.
 """
