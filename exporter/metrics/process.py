@@ -52,6 +52,8 @@ from prometheus_client.platform_collector import PLATFORM_COLLECTOR
 from prometheus_client.process_collector import PROCESS_COLLECTOR
 from prometheus_client.registry import Collector
 
+from .render import Collected
+
 log = logging.getLogger(__name__)
 floatToGoString: Callable[[float], str] = utils.floatToGoString  # untyped in prometheus-client
 
@@ -59,16 +61,6 @@ floatToGoString: Callable[[float], str] = utils.floatToGoString  # untyped in pr
 # -1000000000000001.0, ...: texts of one length, so none is a part of another; a label or help
 # text holding one makes the template refuse (see Template), and the registry is rendered as is.
 _MARK = -1e15
-
-
-class _Collected:
-    """Families already collected, as a collector for generate_latest."""
-
-    def __init__(self, families: Sequence[Metric]) -> None:
-        self.families = families
-
-    def collect(self) -> Sequence[Metric]:
-        return self.families
 
 
 class Template:
@@ -82,7 +74,7 @@ class Template:
             copy.samples = [s._replace(value=_MARK - n) for n, s in enumerate(family.samples, count)]
             count += len(family.samples)
             marked.append(copy)
-        text = generate_latest(_Collected(marked)).decode()
+        text = generate_latest(Collected(marked)).decode()
         marks = {floatToGoString(_MARK - n): n for n in range(count)}
         pieces = re.split("(" + "|".join(map(re.escape, marks)) + ")", text) if marks else [text]
         found = pieces[1::2]
@@ -196,7 +188,7 @@ class ProcessMetrics:
     """``generate_latest(registry)`` for prometheus-client's default collectors, cheaper (see above).
 
     ``parts``: each collector of ``registry``, in order, with what makes its reader of values
-    (made here: the process reader reads the boot time when made). ``registry`` is what the
+    (made here, once: the process reader takes the collector's boot time). ``registry`` is what the
     text must equal, and where to fall back. The template is made from what the collectors
     collect now; their structure cannot change afterwards (the same generations, the same
     platform, the same six process samples), and a reader giving a different count of values

@@ -14,7 +14,7 @@ which a differential test holds byte-identical to it.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from prometheus_client import generate_latest
@@ -68,14 +68,14 @@ Entry = tuple[str, Packed, "Packed | bytes"]
 Rendered = tuple[Entry, ...]
 
 
-class _One:
-    """A registry-like wrapper so generate_latest renders a single family."""
+class Collected:
+    """Families already collected, as a registry-like collector for generate_latest."""
 
-    def __init__(self, family: Metric) -> None:
-        self.family = family
+    def __init__(self, families: Sequence[Metric]) -> None:
+        self.families = families
 
-    def collect(self) -> Iterable[Metric]:
-        return (self.family,)
+    def collect(self) -> Sequence[Metric]:
+        return self.families
 
 
 def _split(families: Iterable[tuple[str, bytes, bytes]], pack: bool) -> Rendered:
@@ -94,7 +94,7 @@ def render_plain(collector: Collector) -> Iterable[tuple[str, bytes, bytes]]:
 def render_families(families: Iterable[Metric]) -> Iterable[tuple[str, bytes, bytes]]:
     """:func:`render_plain` of families already collected."""
     for family in families:
-        text = generate_latest(_One(family))
+        text = generate_latest(Collected((family,)))
         cut = text.index(b"\n", text.index(b"\n") + 1) + 1
         yield family.name, text[:cut], text[cut:]
 

@@ -30,10 +30,10 @@ from exporter.metrics.process import (
     ProcessMetrics,
     ProcessReader,
     Template,
-    _Collected,
     collected_values,
     gc_values,
 )
+from exporter.metrics.render import Collected
 
 LIMITS = """Limit                     Soft Limit           Hard Limit           Units
 Max cpu time              unlimited            unlimited            seconds
@@ -144,7 +144,7 @@ def test_a_reading_that_fails_gives_what_the_collectors_write(tmp_path: Path) ->
 def test_no_boot_time_or_another_collector_goes_to_generate_latest(tmp_path: Path) -> None:
     write_proc(tmp_path, "exporter", {}, 1_700_000_000, 1024, 3)
     registry, parts = default_like(tmp_path)
-    registry.register(_Collected([GaugeMetricFamily("someone_elses", "Another collector.", value=1)]))
+    registry.register(Collected([GaugeMetricFamily("someone_elses", "Another collector.", value=1)]))
     ours = ProcessMetrics(registry, parts)
     assert not ours.fast
     assert b"someone_elses 1.0" in ours() and ours() == generate_latest(registry)
@@ -158,7 +158,7 @@ def test_a_collector_registered_later_is_written_too(tmp_path: Path) -> None:
     write_proc(tmp_path, "exporter", {}, 1_700_000_000, 1024, 3)
     with reference_and_ours(tmp_path) as (registry, ours):
         assert ours.fast
-        registry.register(_Collected([GaugeMetricFamily("registered_later", "Came after.", value=2)]))
+        registry.register(Collected([GaugeMetricFamily("registered_later", "Came after.", value=2)]))
         text = ours()
         assert b"registered_later 2.0" in text and text == generate_latest(registry)
 
@@ -204,7 +204,7 @@ def test_a_template_writes_what_generate_latest_writes(values: list[float]) -> N
         return [counter, gauge, GaugeMetricFamily("plain", "No labels.", value=vs[6])]
 
     template = Template(families([1.0] * 7))
-    expected = generate_latest(_Collected(families(values)))
+    expected = generate_latest(Collected(families(values)))
     assert template.fill(values) == expected
     parsed = [(s.name, s.value) for f in text_string_to_metric_families(expected.decode()) for s in f.samples]
     assert len(parsed) == 7 and sum(math.isnan(v) for _, v in parsed) == sum(map(math.isnan, values))
