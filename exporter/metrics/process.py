@@ -38,11 +38,14 @@ Sample of the output (the text is prometheus-client's own)::
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import os
 import re
 import resource
+import threading
+import weakref
 from collections.abc import Callable, Sequence
 
 from prometheus_client import REGISTRY, generate_latest, utils
@@ -109,10 +112,18 @@ class ProcessReader:
     """The values of ``ProcessCollector``'s samples, in its order, read as it reads them.
 
     The same files, the same fields and the same arithmetic (the order of the float
-    operations included: the text must be the same to the last digit). The one
-    difference is that any failure raises, where the collector leaves families out:
-    the caller then asks the collector itself. ``proc`` and ``pid`` are the
-    collector's arguments of the same names.
+    operations included: the text must be the same to the last digit). The differences:
+
+    * Any failure raises, where the collector leaves families out: the caller then asks
+      the collector itself.
+    * The files are opened once, here, and read again from their start (``pread``): a
+      /proc file is generated anew at each read from offset 0, and opening one costs as
+      much as reading it, since procfs makes an inode for each open (0.09 ms against
+      0.05 ms for a read on a cold core; the directory listing, 0.10 against 0.07 ms).
+      The three descriptors are held as long as the reader lives; ``process_open_fds``
+      counts them, from the collector as from here.
+
+    ``proc`` and ``pid`` are the collector's arguments of the same names.
     """
 
     def __init__(self, proc: str = "/proc", pid: str = "self", btime: float | None = None) -> None:
@@ -129,7 +140,19 @@ class ProcessReader:
         if not btime:
             raise OSError("no boot time in /proc/stat: the collector writes nothing")
         self._btime = btime
-        self._pid = os.path.join(proc, pid)
+        base = os.path.join(proc, pid)
+        opened: list[int] = []
+        try:
+            for name, flags in (("stat", 0), ("limits", 0), ("fd", os.O_DIRECTORY)):
+                opened.append(os.open(os.path.join(base, name), os.O_RDONLY | flags))
+        except OSError:
+            _close(opened)
+            raise
+        self._stat, self._limits, self._fds = opened
+        weakref.finalize(self, _close, opened)
+        # os.listdir(fd) reads through a duplicate that shares the offset: two scrapes
+        # listing at once would each see part of the directory.
+        self._listing = threading.Lock()
 
     @classmethod
     def of(cls, collector: Collector) -> ProcessReader:
@@ -140,22 +163,39 @@ class ProcessReader:
         return cls(proc, btime=float(btime) if isinstance(btime, (int, float)) else None)
 
     def values(self) -> list[float]:
-        parts = _read(os.path.join(self._pid, "stat")).split(b")")[-1].split()
+        parts = _pread(self._stat).split(b")")[-1].split()
         values = [
             float(parts[20]),
             float(parts[21]) * self._pagesize,
             float(parts[19]) / self._ticks + self._btime,
             float(parts[11]) / self._ticks + float(parts[12]) / self._ticks,
         ]
-        for line in _read(os.path.join(self._pid, "limits")).splitlines():
+        for line in _pread(self._limits).splitlines():
             if line.startswith(b"Max open file"):
                 max_fds = float(line.split()[3])
                 break
         else:
             raise ValueError("no 'Max open files' in limits")
-        values.append(len(os.listdir(os.path.join(self._pid, "fd"))))  # limits closed, as the collector's is
+        with self._listing:
+            values.append(len(os.listdir(self._fds)))
         values.append(max_fds)
         return values
+
+
+def _pread(fd: int, size: int = 65536) -> bytes:
+    """A whole file from its start, through a descriptor kept open. A read shorter than asked
+    for was the end: files (and /proc's, generated whole) give all they have, so one read
+    is the usual count, not two."""
+    chunks = [os.pread(fd, size, 0)]
+    while len(chunks[-1]) == size:
+        chunks.append(os.pread(fd, size, size * (len(chunks))))
+    return b"".join(chunks)
+
+
+def _close(fds: list[int]) -> None:
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
 
 
 def gc_values() -> list[float]:

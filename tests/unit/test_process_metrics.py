@@ -6,8 +6,11 @@ sides read the very same numbers; the real process is checked for the same famil
 
 from __future__ import annotations
 
+import errno
 import math
+import os
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -131,9 +134,46 @@ def test_changed_readings_are_written_at_the_next_rendering(tmp_path: Path) -> N
         assert b"process_open_fds 11.0\n" in second
 
 
-def test_a_reading_that_fails_gives_what_the_collectors_write(tmp_path: Path) -> None:
+def test_scrapes_reading_at_once_each_count_every_descriptor(tmp_path: Path) -> None:
+    """The descriptor directory is listed through one descriptor kept open, whose offset every
+    listing shares: two at once, unguarded, would each count part of it."""
+    write_proc(tmp_path, "exporter", {}, 1_700_000_000, 1024, 400)
+    reader = ProcessReader(str(tmp_path), btime=1.0)
+    counts: list[float] = []
+
+    def scrape() -> None:
+        for _ in range(150):
+            counts.append(reader.values()[4])
+
+    threads = [threading.Thread(target=scrape) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(counts) == 600 and set(counts) == {400.0}
+
+
+def test_the_readers_descriptors_are_closed_with_it(tmp_path: Path) -> None:
     write_proc(tmp_path, "exporter", {}, 1_700_000_000, 1024, 3)
-    with reference_and_ours(tmp_path) as (registry, ours):
+    before = len(os.listdir("/proc/self/fd"))
+    reader = ProcessReader(str(tmp_path), btime=1.0)
+    assert len(os.listdir("/proc/self/fd")) == before + 3
+    del reader
+    assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_a_reading_that_fails_gives_what_the_collectors_write(tmp_path: Path) -> None:
+    """The reader holds its files open from the start, so a file removed since still reads:
+    its read is made to fail too, as the collector's open of the removed file does."""
+    write_proc(tmp_path, "exporter", {}, 1_700_000_000, 1024, 3)
+    pread = os.pread
+
+    def failing(fd: int, size: int, offset: int) -> bytes:
+        if Path(os.readlink(f"/proc/self/fd/{fd}")).name.startswith("limits"):
+            raise OSError(errno.EIO, "Input/output error")
+        return pread(fd, size, offset)
+
+    with reference_and_ours(tmp_path) as (registry, ours), mock.patch("os.pread", failing):
         assert ours.fast
         (tmp_path / "self" / "limits").unlink()  # the collector leaves out the descriptor families
         text = ours()
