@@ -96,7 +96,7 @@ class Store:
     _expected: frozenset[str] = frozenset()
     _subscribers: tuple[threading.Event, ...] = ()
     _needs_discovery: bool = False
-    _process: tuple[float, Packed] | None = None  # (when, text) of the last process metrics
+    _process: tuple[float, bytes] | None = None  # (when, text) of the last process metrics
     _render_process: ProcessMetrics = field(default_factory=ProcessMetrics)
     _crc_memo: gzipstream.CrcMemo = field(default_factory=gzipstream.CrcMemo)  # for /metrics only
     _render_live: LiveRenderer = field(default_factory=LiveRenderer)
@@ -105,6 +105,8 @@ class Store:
     _head: tuple[list[Packed | bytes], gzipstream.Head, list[Packed | bytes]] | None = None
     # (what it was made from, its families, them in order): see _pieces.
     _static: tuple[tuple[object, object, tuple[bool, ...]], _Families, list[Packed | bytes]] | None = None
+    # The part a scrape renders (see _parts), and it deflated as one piece: see gzip_chunks.
+    _tail: tuple[tuple[Packed | bytes, ...], Packed] | None = None
 
     def subscribe(self, wake: threading.Event) -> None:
         """Set ``wake`` after every publish; the subscriber does its work on its own thread."""
@@ -230,7 +232,7 @@ class Store:
             scrape.append(self._process_metrics())
         return snapshots, scrape
 
-    def _process_metrics(self) -> Packed:
+    def _process_metrics(self) -> bytes:
         """prometheus-client's own registry (process_*, python_*), rendered at most once per
         :data:`PROCESS_METRICS_MAX_AGE` and shared by the scrapes in between (see
         :mod:`.process` for how, at 60 % of generate_latest's cost).
@@ -243,7 +245,7 @@ class Store:
         now = time.monotonic()
         cached = self._process
         if cached is None or now - cached[0] >= PROCESS_METRICS_MAX_AGE:
-            cached = self._process = (now, Packed(self._render_process()))
+            cached = self._process = (now, self._render_process())
         return cached[1]
 
     def knows(self, whatsapp_id: str) -> bool:
@@ -257,11 +259,20 @@ class Store:
         """The same body as one gzip member (see :mod:`.gzipstream` for why one, and how).
 
         What was packed at publish is sent as it was deflated then; what is rendered now
-        (alert state, process metrics) is deflated here.
+        (alert state, process metrics) is deflated here, as one piece, and only when it
+        changed: scrapes close together share the process metrics' text (see
+        _process_metrics) and the alert state's seldom changes, so they find it deflated
+        already. A scrape seconds apart deflates once, not once per family (a deflate
+        stream costs 10-20 us to set up on a cold core).
         """
         if only is not None:  # a /probe body is small: combined in full
             return gzipstream.member(self._pieces(only), GZIP_LEVEL)
         snapshots, scrape = self._parts()
+        pieces = tuple(scrape)
+        tail = self._tail  # one read: other scrapes may replace it
+        if tail is None or tail[0] != pieces:  # the same objects, usually: compared by identity first
+            plain = [p.plain() if isinstance(p, Packed) else p for p in pieces]
+            tail = self._tail = (pieces, Packed(b"".join(plain)))
         head = self._head  # one read: other scrapes may replace it
         if head is None or head[0] is not snapshots:
             # Stitched once per publish (or change of staleness), not per scrape: Prometheus
@@ -270,4 +281,4 @@ class Store:
             packed = cast("list[Packed]", snapshots[:lead])
             head = self._head = (snapshots, gzipstream.Head(packed, self._crc_memo), snapshots[lead:])
         _, start, rest = head
-        return gzipstream.finish(start, [*rest, *scrape], GZIP_LEVEL)
+        return gzipstream.finish(start, [*rest, tail[1]] if tail[1] else rest, GZIP_LEVEL)
