@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import http.client
 import io
 import logging
 import resource
@@ -44,8 +45,11 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from . import headers
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +178,7 @@ class PooledHandler(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     request: Connection
+    raw_requestline: bytes  # set by handle_one_request before parse_request
 
     def setup(self) -> None:
         self.connection = self.request.sock
@@ -186,6 +191,88 @@ class PooledHandler(BaseHTTPRequestHandler):
 
     def finish(self) -> None:
         """Nothing to close: the connection outlives the request."""
+
+    def parse_request(self) -> bool:
+        """``BaseHTTPRequestHandler.parse_request`` (CPython 3.11's, step for step, its error
+        answers word for word), with the header block read by :mod:`.headers`, which gives
+        the same message at half the cost of http.client's email parser."""
+        self.command = None  # type: ignore[assignment]  # set in case of error on the first line
+        self.request_version = version = self.default_request_version
+        self.close_connection = True
+        requestline = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")
+        self.requestline = requestline
+        words = requestline.split()
+        if not words:
+            return False
+        if len(words) >= 3:  # enough to determine the protocol version
+            version = words[-1]
+            try:
+                if not version.startswith("HTTP/"):
+                    raise ValueError
+                base_version_number = version.split("/", 1)[1]
+                parts = base_version_number.split(".")
+                # RFC 2145 section 3.1: one ".", integers compared apart, leading zeros ignored.
+                if len(parts) != 2 or any(not p.isdigit() or len(p) > 10 for p in parts):
+                    raise ValueError
+                version_number = int(parts[0]), int(parts[1])
+            except (ValueError, IndexError):
+                self.send_error(HTTPStatus.BAD_REQUEST, f"Bad request version ({version!r})")
+                return False
+            if version_number >= (1, 1) and self.protocol_version >= "HTTP/1.1":
+                self.close_connection = False
+            if version_number >= (2, 0):
+                self.send_error(
+                    HTTPStatus.HTTP_VERSION_NOT_SUPPORTED, f"Invalid HTTP version ({base_version_number})"
+                )
+                return False
+            self.request_version = version
+        if not 2 <= len(words) <= 3:
+            self.send_error(HTTPStatus.BAD_REQUEST, f"Bad request syntax ({requestline!r})")
+            return False
+        command, path = words[:2]
+        if len(words) == 2:
+            self.close_connection = True
+            if command != "GET":
+                self.send_error(HTTPStatus.BAD_REQUEST, f"Bad HTTP/0.9 request type ({command!r})")
+                return False
+        self.command, self.path = command, path
+        # gh-87389: "//path" is an absolute URI without scheme to clients (an open redirect).
+        if self.path.startswith("//"):
+            self.path = "/" + self.path.lstrip("/")
+        try:
+            self.headers = headers.parse_headers(self.rfile)
+        except http.client.LineTooLong as err:
+            self.send_error(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "Line too long", str(err))
+            return False
+        except http.client.HTTPException as err:
+            self.send_error(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "Too many headers", str(err))
+            return False
+        conntype = self.headers.get("Connection", "").lower()
+        if conntype == "close":
+            self.close_connection = True
+        elif conntype == "keep-alive" and self.protocol_version >= "HTTP/1.1":
+            self.close_connection = False
+        expect = self.headers.get("Expect", "")
+        if (
+            expect.lower() == "100-continue"
+            and self.protocol_version >= "HTTP/1.1"
+            and self.request_version >= "HTTP/1.1"
+        ):
+            return self.handle_expect_100()
+        return True
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The Date header's text, made once a second (it has a resolution of one): formatting
+        it cost 0.04 ms of a cold scrape."""
+        if timestamp is not None:
+            return super().date_time_string(timestamp)
+        now = int(time.time())
+        cached = PooledHandler._date  # one read, one assignment: threads share it
+        if cached[0] != now:
+            cached = PooledHandler._date = (now, super().date_time_string(now))
+        return cached[1]
+
+    _date: tuple[int, str] = (-1, "")
 
     def log_error(self, format: str, *args: Any) -> None:
         # Timeouts while reading a request, bad request lines: one line, at info.

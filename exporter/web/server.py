@@ -230,6 +230,8 @@ class Handler(PooledHandler):
         )
 
     def log_message(self, format: str, *args: object) -> None:
+        if not log.isEnabledFor(logging.DEBUG):  # every request passes here: not even the format
+            return
         log.debug(
             "http request", extra={"fields": {"client": self.client_address[0], "request": format % args}}
         )
