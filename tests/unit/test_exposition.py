@@ -292,6 +292,7 @@ def test_gzip_scrapes_stitch_the_snapshots_once_per_change_and_see_every_change(
 
     from exporter.metrics import gzipstream
     from exporter.metrics import store as store_module
+    from exporter.metrics.render import Packed
 
     now = [NOW]
     store = Store(stale_after=300, clock=lambda: now[0], include_process_metrics=True)
@@ -309,6 +310,15 @@ def test_gzip_scrapes_stitch_the_snapshots_once_per_change_and_see_every_change(
         return real_head(*args, **kwargs)
 
     monkeypatch.setattr(gzipstream, "Head", counting_head)
+    tails: list[bytes] = []  # what a scrape deflates of its own part (the live sample's text)
+    real_packed = Packed.__init__
+
+    def counting_packed(self, plain):  # type: ignore[no-untyped-def]
+        if b"\nwhatsgate_test_live " in plain:
+            tails.append(plain)
+        real_packed(self, plain)
+
+    monkeypatch.setattr(Packed, "__init__", counting_packed)
     monkeypatch.setattr(store_module, "PROCESS_METRICS_MAX_AGE", 3600.0)
     store.live.append(Live())
     store.expect("W1")
@@ -323,12 +333,13 @@ def test_gzip_scrapes_stitch_the_snapshots_once_per_change_and_see_every_change(
     check()
     check()
     assert len(heads) == 1  # two scrapes, one stitch
+    assert len(tails) == 1 and b"whatsgate_test_live 1.0" in tails[0]  # and one deflate of their own part
     store.publish(state_for(PAYLOAD, polled_at=NOW + 1))
     check()
-    assert len(heads) == 2
+    assert len(heads) == 2 and len(tails) == 1
     level[0] = 2.0  # a live change: the same head, a new tail
     assert b"whatsgate_test_live 2.0" in check()
-    assert len(heads) == 2
+    assert len(heads) == 2 and len(tails) == 2
     now[0] = NOW + 400  # stale: the per-chat series go
     body = check()
     assert b"whatsgate_chat_unread_messages{" not in body and len(heads) == 3
