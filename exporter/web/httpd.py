@@ -64,6 +64,9 @@ _BUSY = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: c
 # so that event wakes one worker and the connection stays silent until that worker re-arms it.
 # Linux's epoll only: elsewhere the server refuses to start, in one line (see __init__).
 _ARMED = getattr(select, "EPOLLIN", 0) | getattr(select, "EPOLLONESHOT", 0)
+# The names a Date header uses (RFC 9110 section 5.6.7), whatever the locale.
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("", "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
 def default_max_connections() -> int:
@@ -262,14 +265,18 @@ class PooledHandler(BaseHTTPRequestHandler):
         return True
 
     def date_time_string(self, timestamp: float | None = None) -> str:
-        """The Date header's text, made once a second (it has a resolution of one): formatting
-        it cost 0.04 ms of a cold scrape."""
-        if timestamp is not None:
-            return super().date_time_string(timestamp)
-        now = int(time.time())
+        """The Date header's text (RFC 9110's IMF-fixdate), made once a second (its resolution).
+
+        Formatted from ``time.gmtime`` rather than by ``email.utils.formatdate``, which goes
+        through datetime objects: 0.04 against 0.07 ms on a cold core, as a scrape seconds
+        after the last one finds it (and so never the cached text).
+        """
+        now = int(time.time() if timestamp is None else timestamp)
         cached = PooledHandler._date  # one read, one assignment: threads share it
         if cached[0] != now:
-            cached = PooledHandler._date = (now, super().date_time_string(now))
+            t = time.gmtime(now)
+            text = f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon]} {t.tm_year:04d} "
+            cached = PooledHandler._date = (now, f"{text}{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT")
         return cached[1]
 
     _date: tuple[int, str] = (-1, "")

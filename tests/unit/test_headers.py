@@ -214,6 +214,13 @@ def test_the_date_header_follows_the_clock(monkeypatch: pytest.MonkeyPatch) -> N
     assert handler.date_time_string(0) == "Thu, 01 Jan 1970 00:00:00 GMT"
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.floats(min_value=0, max_value=2**36, allow_nan=False))
+def test_the_date_header_reads_as_email_utils_writes_it(timestamp: float) -> None:
+    handler = PooledHandler.__new__(PooledHandler)
+    assert handler.date_time_string(timestamp) == email.utils.formatdate(timestamp, usegmt=True)
+
+
 def test_requests_are_logged_at_debug_only(caplog: pytest.LogCaptureFixture) -> None:
     handler = Handler.__new__(Handler)
     handler.client_address = ("192.0.2.7", 4321)
