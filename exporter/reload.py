@@ -85,6 +85,11 @@ class ReloadCollector(Collector):
     def __init__(self, reloader: Reloader) -> None:
         self.reloader = reloader
 
+    def version(self) -> tuple[bool, str]:
+        """What collect() writes, read without making families (see render.LiveRenderer); the
+        time by its repr, which tells -0.0 from 0.0 as the text does."""
+        return self.reloader.successful, repr(self.reloader.last_success)
+
     def collect(self) -> Iterator[Metric]:
         ok = d.CONFIG_RELOAD_SUCCESSFUL.family()
         ok.add_metric([], 1.0 if self.reloader.successful else 0.0)

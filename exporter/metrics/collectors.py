@@ -246,6 +246,10 @@ class ShardCollector(Collector):
     def __init__(self, shard: Shard) -> None:
         self.shard = shard
 
+    def version(self) -> Shard:
+        """What collect() writes from (see render.LiveRenderer): fixed for the process's life."""
+        return self.shard
+
     def collect(self) -> Iterator[Metric]:
         info = d.SHARD_INFO.family()
         info.add_metric([str(self.shard.index), str(self.shard.total)], 1.0)

@@ -14,7 +14,7 @@ which a differential test holds byte-identical to it.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 
 from prometheus_client import generate_latest
@@ -138,19 +138,32 @@ class LiveRenderer:
     depends only on what :func:`_written` takes of the families, so the same values give
     the same text. Scrapes may call this at the same time: each reads the memo once and
     may replace it; the worst case renders twice.
+
+    A collector may also say when its families can have changed, with a ``version()``
+    method whose result compares equal for as long as ``collect()`` would give the same
+    families (None: it cannot say). While it does, the scrape does not even collect it:
+    on a cold core, as a scrape seconds after the last one finds it, collecting and
+    comparing the reload and shard families cost 0.05-0.1 ms. The version is read before
+    the families, so a change between the two readings renders again at the next scrape
+    rather than never.
     """
 
     def __init__(self) -> None:
-        self._memo: dict[int, tuple[tuple[object, ...], Rendered]] = {}
+        self._memo: dict[int, tuple[Hashable, tuple[object, ...], Rendered]] = {}
 
     def __call__(self, collector: Collector) -> Rendered:
+        memo = self._memo.get(id(collector))
+        version: Callable[[], Hashable] | None = getattr(collector, "version", None)
+        stamp = version() if version is not None else None
+        if memo is not None and stamp is not None and memo[0] == stamp:
+            return memo[2]
         families = list(collector.collect())
         key = _written(families)
-        memo = self._memo.get(id(collector))
-        if memo is not None and memo[0] == key:
-            return memo[1]
-        rendered = _split(render_families(families), pack=False)
-        self._memo[id(collector)] = (key, rendered)
+        if memo is not None and memo[1] == key:
+            rendered = memo[2]
+        else:
+            rendered = _split(render_families(families), pack=False)
+        self._memo[id(collector)] = (stamp, key, rendered)
         return rendered
 
 

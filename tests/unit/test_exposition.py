@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import re
 
 import pytest
@@ -366,3 +367,61 @@ def test_per_scrape_collectors_that_change_a_kept_family_in_place_or_sign_of_zer
     body = b"".join(store.chunks())
     assert b"whatsgate_test_kept 2.0" in body
     assert b"whatsgate_test_signed -0.0" in body
+
+
+def test_a_per_scrape_collector_with_a_version_is_collected_only_when_it_changes():  # type: ignore[no-untyped-def]
+    """version() unchanged: the scrape reuses the text without collecting; changed: collected
+    and written anew. A collector without version() is collected at every scrape."""
+    from prometheus_client.core import GaugeMetricFamily
+
+    store = Store(stale_after=300, clock=lambda: NOW, include_process_metrics=False)
+    state = {"version": 1, "value": 1.0}
+    collected: list[str] = []
+
+    class Versioned:
+        def version(self) -> int:
+            return state["version"]  # type: ignore[return-value]
+
+        def collect(self):  # type: ignore[no-untyped-def]
+            collected.append("versioned")
+            yield GaugeMetricFamily("whatsgate_test_versioned", "has a version", value=state["value"])
+
+    class Plain:
+        def collect(self):  # type: ignore[no-untyped-def]
+            collected.append("plain")
+            yield GaugeMetricFamily("whatsgate_test_plain", "has none", value=1.0)
+
+    store.live.extend([Versioned(), Plain()])
+    for _ in range(3):
+        assert b"whatsgate_test_versioned 1.0" in b"".join(store.chunks())
+    assert collected.count("versioned") == 1 and collected.count("plain") == 3
+    state["value"] = 2.0  # changed without a new version: the collector broke its word, text kept
+    assert b"whatsgate_test_versioned 1.0" in b"".join(store.chunks())
+    state["version"] = 2
+    assert b"whatsgate_test_versioned 2.0" in b"".join(store.chunks())
+    assert b"whatsgate_test_versioned 2.0" in gzip.decompress(b"".join(store.gzip_chunks()))
+    assert collected.count("versioned") == 2
+
+
+def test_the_reload_and_shard_collectors_versions_follow_what_they_write():  # type: ignore[no-untyped-def]
+    from exporter.metrics.collectors import ShardCollector
+    from exporter.reload import ReloadCollector, Reloader
+    from exporter.sharding import Shard
+
+    clock = [100.0]
+    reloader = Reloader(load=lambda: None, apply=lambda config: None, clock=lambda: clock[0])  # type: ignore[arg-type,return-value]
+    store = Store(stale_after=300, clock=lambda: NOW, include_process_metrics=False)
+    store.live.extend([ReloadCollector(reloader), ShardCollector(Shard(1, 3))])
+
+    def body() -> bytes:
+        return b"".join(store.chunks())
+
+    assert b"whatsgate_exporter_config_last_reload_success_timestamp_seconds 100.0" in body()
+    assert b'whatsgate_exporter_shard_info{index="1",total="3"} 1.0' in body()
+    reloader.successful = False
+    assert b"whatsgate_exporter_config_last_reload_successful 0.0" in body()
+    clock[0] = 200.0
+    reloader.reload("test")
+    text = body()
+    assert b"whatsgate_exporter_config_last_reload_successful 1.0" in text
+    assert b"whatsgate_exporter_config_last_reload_success_timestamp_seconds 200.0" in text
