@@ -33,7 +33,7 @@ from exporter.metrics.process import (
     ProcessMetrics,
     ProcessReader,
     Template,
-    collected_values,
+    fixed_values,
     gc_values,
 )
 from exporter.metrics.render import Collected
@@ -68,7 +68,7 @@ def default_like(proc: Path) -> tuple[CollectorRegistry, tuple[Part, ...]]:
     process = ProcessCollector(proc=str(proc), registry=registry)
     parts: tuple[Part, ...] = (
         (gc_collector, lambda: gc_values),
-        (platform, lambda: collected_values(platform)),
+        (platform, lambda: fixed_values(platform)),
         (process, lambda: ProcessReader.of(process).values),
     )
     return registry, parts
