@@ -294,9 +294,12 @@ def main() -> None:
                 f" the static server's CPU for the same bytes {static_cpu * 1e3:.2f} ms"
             )
             ratio = m_ours / m_theirs
+            # Each round's own ratio too: the machine's speed drifts within a run, and a round's
+            # two scrapes, seconds apart at most, see the same speed.
+            paired = statistics.median(a / b for a, b in zip(ours, theirs, strict=True))
             print(
                 f"    median {m_ours * 1e3:.2f} ms vs static server {m_theirs * 1e3:.2f} ms:"
-                f" ratio {ratio:.2f}"
+                f" ratio {ratio:.2f} (median of the rounds' own ratios {paired:.2f})"
             )
     finally:
         for proc in reversed(procs):
