@@ -23,6 +23,7 @@ from __future__ import annotations
 import email.parser
 import http.client
 import re
+from email.message import Message
 from typing import Protocol
 
 # http.client's own limits (its _MAXLINE and _MAXHEADERS, private there).
@@ -54,29 +55,30 @@ def read_lines(fp: Readable) -> list[bytes]:
             return lines
 
 
-def parse(lines: list[bytes]) -> http.client.HTTPMessage:
+def parse(lines: list[bytes], message_class: type[Message] = http.client.HTTPMessage) -> Message:
     """The message http.client.parse_headers makes of these lines (from :func:`read_lines`)."""
-    message = http.client.HTTPMessage()
+    message = message_class()
     for line in lines[:-1]:
         text = line.decode("iso-8859-1")  # what http.client decodes the block with
         if not text.endswith("\n"):  # the last line before the end of the stream
-            return _slowly(lines)
+            return _slowly(lines, message_class)
         body = text[:-2] if text.endswith("\r\n") else text[:-1]
         named = _NAMED.match(body)
         if named is None or not body.isprintable():
-            return _slowly(lines)
+            return _slowly(lines, message_class)
         # As the email parser's compat32 policy stores a single-line field: the value after
         # the colon, leading spaces and tabs stripped (trailing ones kept).
         message.set_raw(body[: named.end() - 1], body[named.end() :].lstrip(" \t"))
     return message
 
 
-def _slowly(lines: list[bytes]) -> http.client.HTTPMessage:
+def _slowly(lines: list[bytes], message_class: type[Message]) -> Message:
     """http.client.parse_headers's own parse of the block."""
     text = b"".join(lines).decode("iso-8859-1")
-    return email.parser.Parser(_class=http.client.HTTPMessage).parsestr(text)
+    return email.parser.Parser(_class=message_class).parsestr(text)
 
 
-def parse_headers(fp: Readable) -> http.client.HTTPMessage:
-    """``http.client.parse_headers(fp)``, the plain case parsed here (see the module docstring)."""
-    return parse(read_lines(fp))
+def parse_headers(fp: Readable, message_class: type[Message] = http.client.HTTPMessage) -> Message:
+    """``http.client.parse_headers(fp, _class=message_class)``, the plain case parsed here (see
+    the module docstring)."""
+    return parse(read_lines(fp), message_class)

@@ -11,6 +11,7 @@ import http.client
 import http.server
 import io
 import logging
+import math
 import time
 
 import pytest
@@ -95,19 +96,33 @@ PLAIN_LINE = st.builds(
     st.text("abcXYZ-_0", min_size=1, max_size=8).map(str.encode),
     st.text("ab ;=/*.,0", max_size=12).map(str.encode),
 )
-ANY_LINE = st.lists(LINE_BYTES, max_size=12).map(b"".join)
+ANY_LINE = st.lists(LINE_BYTES | st.binary(max_size=3), max_size=12).map(b"".join)
+
+
+ENDING = st.sampled_from([b"\r\n", b"\n", b"\r", b""])
 
 
 @settings(max_examples=600, deadline=None)
 @given(
-    lines=st.lists(PLAIN_LINE | ANY_LINE, max_size=8),
-    ending=st.sampled_from([b"\r\n", b"\n"]),
+    lines=st.lists(st.tuples(PLAIN_LINE | ANY_LINE, ENDING), max_size=8),
     end=st.sampled_from([b"\r\n", b"\n", b"", b"\r\nGET / HTTP/1.1\r\n"]),
 )
-def test_any_block_reads_as_http_client_reads_it(lines: list[bytes], ending: bytes, end: bytes) -> None:
-    block = b"".join(line + ending for line in lines) + end
+def test_any_block_reads_as_http_client_reads_it(lines: list[tuple[bytes, bytes]], end: bytes) -> None:
+    block = b"".join(line + ending for line, ending in lines) + end
     ours, theirs = both(block)
     assert ours == theirs
+
+
+@pytest.mark.parametrize("byte", [bytes([n]) for n in range(256)])
+def test_every_byte_in_a_name_a_value_or_a_line_of_its_own(byte: bytes) -> None:
+    for block in (
+        b"X: a" + byte + b"\r\nY: z\r\n\r\n",
+        byte + b": v\r\n\r\n",
+        b"X" + byte + b"v\r\n\r\n",
+        b"H: 1\r\n" + byte + b"\r\n\r\n",
+    ):
+        ours, theirs = both(block)
+        assert ours == theirs, block
 
 
 class _Quiet:
@@ -215,8 +230,13 @@ def test_the_date_header_follows_the_clock(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.floats(min_value=0, max_value=2**36, allow_nan=False))
+@given(
+    st.floats(min_value=-(2**31), max_value=2**36, allow_nan=False)
+    | st.integers(min_value=-(2**31), max_value=2**36).map(lambda n: n + 0.9999996)
+    | st.sampled_from([0.9999995, 1_795_000_000.9999996, math.nextafter(1_795_000_001.0, 0), -0.5])
+)
 def test_the_date_header_reads_as_email_utils_writes_it(timestamp: float) -> None:
+    """Including the last half microsecond of a second, which formatdate rounds up."""
     handler = PooledHandler.__new__(PooledHandler)
     assert handler.date_time_string(timestamp) == email.utils.formatdate(timestamp, usegmt=True)
 
