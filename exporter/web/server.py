@@ -134,8 +134,7 @@ class Handler(PooledHandler):
         return False
 
     def do_POST(self) -> None:
-        self.rfile.read(min(int(self.headers.get("Content-Length") or 0), 65536))  # a body is not used
-        if not self._authorized():
+        if not self._authorized():  # the body, if any, was read (and is not used): see PooledHandler
             return
         if self.path.split("?", 1)[0] != "/-/reload":
             self._send(404, "text/plain; charset=utf-8", [b"Not found\n"])
