@@ -21,9 +21,13 @@ CPU printing tracebacks once accept() fails with EMFILE. Here instead:
   closed, and if none is idle the newcomer is closed at once;
 * accept() failing for lack of descriptors backs off briefly instead of
   spinning, and frees an idle connection to make room;
+* a request's body is read before it is handled, and framing a proxy could read
+  otherwise is refused (see ``PooledHandler._body_length``); its header lines are
+  parsed as ``http.server`` parses them, the plain ones without the email parser
+  (see :mod:`.headers`);
 * every abnormal event is one log line through ``logging``, never a traceback.
 
-The stdlib was kept over e.g. cheroot because this needs ~500 lines and no
+The stdlib was kept over e.g. cheroot because this needs ~650 lines and no
 dependency, and ``ssl`` serves TLS with client certificates as the web config needs.
 It runs on Linux only (``epoll``); elsewhere it refuses to start, in one line.
 """
