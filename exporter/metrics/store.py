@@ -235,7 +235,7 @@ class Store:
     def _process_metrics(self) -> bytes:
         """prometheus-client's own registry (process_*, python_*), rendered at most once per
         :data:`PROCESS_METRICS_MAX_AGE` and shared by the scrapes in between (see
-        :mod:`.process` for how, at 60 % of generate_latest's cost).
+        :mod:`.process` for how, at 40 % of generate_latest's cost).
 
         Reading them takes a dozen /proc reads, each of which gives up the GIL; during a
         poll, getting it back costs up to a switch interval (1 ms, see cli.py) each, which was most of
