@@ -97,13 +97,10 @@ class Template:
 
 
 def _read(path: str) -> bytes:
-    """A whole file, by os.read (a /proc file fits one read), without a buffered reader's cost."""
+    """A whole file, opened for this one reading (see :func:`_pread`)."""
     fd = os.open(path, os.O_RDONLY)
     try:
-        chunks = []
-        while chunk := os.read(fd, 65536):
-            chunks.append(chunk)
-        return b"".join(chunks)
+        return _pread(fd)
     finally:
         os.close(fd)
 
