@@ -1,7 +1,8 @@
-"""The request header parser gives what http.client.parse_headers gives, for any bytes.
+"""The request header parser gives what http.client.parse_headers gives, for any bytes; the
+handler's parse_request ends where http.server's does; the Date header reads as formatdate's.
 
-http.client's parse is the reference: whatever a client sends, the handler must see
-the same fields (or the same exception) as http.server would.
+The standard library is the reference: whatever a client sends, the handler must see
+the same fields (or the same exception, or answer) as http.server would.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def both(block: bytes) -> tuple[object, object]:
 
 
 def test_prometheus_headers_take_the_fast_way_and_match(monkeypatch: pytest.MonkeyPatch) -> None:
-    def slow(lines: list[bytes]) -> http.client.HTTPMessage:
+    def slow(*args: object) -> http.client.HTTPMessage:
         raise AssertionError("parsed by the email package")
 
     monkeypatch.setattr(headers, "_slowly", slow)
