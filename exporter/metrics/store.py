@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -66,6 +66,11 @@ def _snapshot_families(
     if discovery is not None:
         _add(families, discovery)
     return families
+
+
+def _plain(pieces: Iterable[Packed | bytes]) -> list[bytes]:
+    """The pieces' text, those packed inflated (or as kept plain)."""
+    return [p.plain() if isinstance(p, Packed) else p for p in pieces]
 
 
 def _ordered(families: _Families) -> list[Packed | bytes]:
@@ -253,7 +258,7 @@ class Store:
 
     def chunks(self, only: str | None = None) -> list[bytes]:
         """The whole /metrics body (or one account's, for /probe), as byte strings to write in order."""
-        return [p.plain() if isinstance(p, Packed) else p for p in self._pieces(only)]
+        return _plain(self._pieces(only))
 
     def gzip_chunks(self, only: str | None = None) -> list[bytes]:
         """The same body as one gzip member (see :mod:`.gzipstream` for why one, and how).
@@ -271,8 +276,7 @@ class Store:
         pieces = tuple(scrape)
         tail = self._tail  # one read: other scrapes may replace it
         if tail is None or tail[0] != pieces:  # the same objects, usually: compared by identity first
-            plain = [p.plain() if isinstance(p, Packed) else p for p in pieces]
-            tail = self._tail = (pieces, Packed(b"".join(plain)))
+            tail = self._tail = (pieces, Packed(b"".join(_plain(pieces))))
         head = self._head  # one read: other scrapes may replace it
         if head is None or head[0] is not snapshots:
             # Stitched once per publish (or change of staleness), not per scrape: Prometheus
