@@ -18,9 +18,9 @@ from datetime import datetime, timezone
 
 import requests
 
-from .. import logfmt
+from ..config import redaction
+from ..config.session import describe_error, new_session
 from ..config.settings import AlertmanagerConfig
-from ..httpclient import describe_error, new_session
 from .evaluator import Alert, Evaluator
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ class Sender:
         try:
             response = self.session.post(url, json=body, timeout=self.config.timeout)
             ok = response.status_code // 100 == 2
-            problem = f"HTTP {response.status_code}: {logfmt.excerpt(response.text)}"
+            problem = f"HTTP {response.status_code}: {redaction.excerpt(response.text)}"
         except requests.RequestException as exc:
             ok, problem = False, describe_error(exc)
         if ok:

@@ -9,7 +9,7 @@ combination is a :class:`ConfigError` naming the key, never a failed request
 an hour later. Secret values are kept in fields with ``repr=False`` and are
 never part of a message.
 
-:func:`exporter.httpclient.new_session` turns a config into a :class:`requests.Session`.
+:func:`exporter.config.session.new_session` turns a config into a :class:`requests.Session`.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ class HttpClientConfig:
     proxy_url: str | None = field(default=None, repr=False)
 
     def secrets(self) -> tuple[str, ...]:
-        """Every secret value, for :func:`exporter.logfmt.redact`."""
+        """Every secret value, for :func:`exporter.config.redaction.redact`."""
         found = [
             self.basic_auth.password if self.basic_auth else "",
             self.authorization.credentials if self.authorization else "",

@@ -1,9 +1,9 @@
 """The ``privacy:`` section, and the thresholds that privacy mode makes meaningless.
 
-Parsed into an :class:`exporter.privacy.Privacy` policy. The key file is read
+Parsed into an :class:`exporter.snapshot.privacy.Privacy` policy. The key file is read
 here, once per load (a reload reads it again, so a rotated key applies, and
 re-keys every hashed chat); its contents are registered with
-:func:`exporter.logfmt.redact` the moment they are read, so no log line can
+:func:`exporter.config.redaction.redact` the moment they are read, so no log line can
 carry the key, and never appear in an error message.
 """
 
@@ -13,10 +13,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .. import logfmt
 from ..alerting.kinds import KINDS
 from ..alerting.thresholds import Threshold
-from ..privacy import DROP, HASH, MODES, PLAIN, Privacy
+from ..snapshot.privacy import DROP, HASH, MODES, PLAIN, Privacy
+from . import redaction
 from .schema import ConfigError, check_keys, get_str, type_name
 
 
@@ -55,7 +55,7 @@ def _key(raw: Mapping[str, Any], base_dir: Path) -> bytes:
     if not key:
         raise ConfigError("privacy.key_file", f"{path} is empty")
     # The key is bytes to the HMAC; as text it may still end up somewhere printable.
-    logfmt.redact(key.decode("utf-8", "replace"))
+    redaction.redact(key.decode("utf-8", "replace"))
     return key
 
 

@@ -19,8 +19,7 @@ import yaml
 
 from ..alerting.thresholds import Threshold, parse_thresholds
 from ..model import Account, ChatsConfig
-from ..privacy import Privacy
-from ..sharding import Shard
+from ..snapshot.privacy import Privacy
 from ..snapshot.schedule import Schedule, parse_schedules
 from ..snapshot.waiting import WaitingConfig, parse_waiting
 from .http import HTTP_KEYS, HttpClientConfig, parse_http_config, split_userinfo
@@ -39,6 +38,7 @@ from .schema import (
     regex_list,
     type_name,
 )
+from .sharding import Shard
 
 DEFAULT_URL = "https://whatsgate.org/api/v1"
 

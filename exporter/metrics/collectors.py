@@ -13,13 +13,14 @@ dropped independently: per-chat series go when the data is stale, health stays.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Protocol
 
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from .. import __version__
+from ..config.sharding import Shard
 from ..model import CHAT_TYPES, GROUP, Account
-from ..sharding import Shard
 from ..snapshot.state import AccountState, ChatData, DiscoveryState
 from ..snapshot.waiting import longer_than_counts, oldest_by_type
 from . import definitions as d
@@ -254,3 +255,34 @@ class ShardCollector(Collector):
         info = d.SHARD_INFO.family()
         info.add_metric([str(self.shard.index), str(self.shard.total)], 1.0)
         yield info
+
+
+class ReloadStatus(Protocol):
+    """What the reloader (:class:`exporter.config.reload.Reloader`) tells of the last reload."""
+
+    successful: bool
+    last_success: float
+
+
+class ReloadCollector(Collector):
+    """Sample::
+
+    whatsgate_exporter_config_last_reload_successful 1.0
+    whatsgate_exporter_config_last_reload_success_timestamp_seconds 1.7644e+09
+    """
+
+    def __init__(self, reloader: ReloadStatus) -> None:
+        self.reloader = reloader
+
+    def version(self) -> tuple[bool, str]:
+        """What collect() writes, read without making families (see render.LiveRenderer); the
+        time by its repr, which tells -0.0 from 0.0 as the text does."""
+        return self.reloader.successful, repr(self.reloader.last_success)
+
+    def collect(self) -> Iterator[Metric]:
+        ok = d.CONFIG_RELOAD_SUCCESSFUL.family()
+        ok.add_metric([], 1.0 if self.reloader.successful else 0.0)
+        yield ok
+        when = d.CONFIG_RELOAD_SUCCESS_TIME.family()
+        when.add_metric([], self.reloader.last_success)
+        yield when

@@ -243,7 +243,7 @@ class Store:
         :mod:`.process` for how, at 40 % of generate_latest's cost).
 
         Reading them takes a dozen /proc reads, each of which gives up the GIL; during a
-        poll, getting it back costs up to a switch interval (1 ms, see cli.py) each, which was most of
+        poll, getting it back costs up to a switch interval (see cli/serve.py) each, which was most of
         a scrape's p99 while accounts re-poll. Prometheus scrapes every few seconds at
         most, so a second-old CPU counter is never what it sees twice.
         """

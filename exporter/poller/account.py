@@ -20,7 +20,7 @@ from itertools import chain
 from operator import attrgetter
 from typing import Protocol
 
-from .. import logfmt
+from ..config import redaction
 from ..config.settings import Config
 from ..model import INTERNAL, INVALID_RESPONSE, Account
 from ..snapshot.state import AccountState, ChatData
@@ -94,9 +94,9 @@ class AccountPoller:
         try:
             found = self.client.get_chats(self.account.whatsapp_id)
             chats = self.last_answer_chats = len(found)
-            if logfmt.mentions_secret(chain(map(CHAT_ID, found), map(CHAT_NAME, found))):
+            if redaction.mentions_secret(chain(map(CHAT_ID, found), map(CHAT_NAME, found))):
                 # A server echoing the API key into a chat: it must not reach a label value.
-                found = [c.shown_as(logfmt.scrub(c.id), logfmt.scrub(c.name)) for c in found]
+                found = [c.shown_as(redaction.scrub(c.id), redaction.scrub(c.name)) for c in found]
                 if len({chat.id for chat in found}) < len(found):
                     raise PollError(INVALID_RESPONSE, "get-chats: chat ids hold the API key")
             data = ChatData.build(

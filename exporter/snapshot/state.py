@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from ..model import CHAT_TYPES, REASONS, Account, Chat, ChatsConfig, Session
-from ..privacy import PLAIN_POLICY, Privacy
+from .privacy import PLAIN_POLICY, Privacy
 from .schedule import Schedule
 from .summary import Selection, TypeSummary, needed, select_chats, summarize
 from .waiting import Wait, WaitingConfig, Waits

@@ -22,7 +22,7 @@ from ..metrics.store import Store
 from . import pages
 from .encoding import accepts_gzip
 from .httpd import HardenedHTTPServer, PooledHandler
-from .reload import WebConfigWatcher
+from .watcher import WebConfigWatcher
 from .webconfig import WebConfig
 
 log = logging.getLogger(__name__)

@@ -23,9 +23,10 @@ from typing import Any
 import requests
 import urllib3
 
-from .. import __version__, logfmt, memory
+from .. import __version__, memory
+from ..config import redaction
 from ..config.http import HttpClientConfig
-from ..httpclient import describe_error, new_session
+from ..config.session import describe_error, new_session
 from ..model import (
     API_ERROR,
     CONNECTION,
@@ -130,7 +131,7 @@ class WhatsGateClient:
     @property
     def url_for_log(self) -> str:
         """The base URL with any ``user:password@`` removed, safe for logs and pages."""
-        return logfmt.redact_url(self._url)
+        return redaction.redact_url(self._url)
 
     def __repr__(self) -> str:
         return f"WhatsGateClient(url={self.url_for_log!r})"
@@ -241,7 +242,7 @@ class WhatsGateClient:
         return f"within {time.monotonic() - started:.1f}s (whatsgate.timeout is {self._timeout:g}s)"
 
     def _snippet(self, text: str) -> str:
-        return logfmt.excerpt(text, self._secret)
+        return redaction.excerpt(text, self._secret)
 
     def _decode(
         self, command: str, status: int, headers: Mapping[str, str], content: bytes | bytearray
@@ -267,7 +268,7 @@ class WhatsGateClient:
             raise PollError(HTTP_STATUS, f"{command}: HTTP {status} ({self._content_type(headers)})")
         if not isinstance(payload, dict):
             what = "body is not JSON" if payload is None else "body is not a JSON object"
-            text = content[: logfmt.EXCERPT_SOURCE * 4].decode("utf-8", "replace")
+            text = content[: redaction.EXCERPT_SOURCE * 4].decode("utf-8", "replace")
             raise PollError(INVALID_RESPONSE, f"{command}: HTTP 200 but {what}: {self._snippet(text)}")
         if payload.get("result") != "OK":
             message = error[1] if error else str(payload.get("message", ""))
@@ -282,7 +283,7 @@ class WhatsGateClient:
         if kind is None:
             return "no content type"
         kind = kind.split(";")[0].strip()
-        if not _CONTENT_TYPE.fullmatch(kind) or logfmt.scrub(kind, (self._secret,)) != kind:
+        if not _CONTENT_TYPE.fullmatch(kind) or redaction.scrub(kind, (self._secret,)) != kind:
             return "unrecognised content type"
         return kind.lower()
 

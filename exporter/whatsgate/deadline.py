@@ -32,7 +32,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.util.retry import Retry
 from urllib3.util.timeout import Timeout
 
-from ..httpclient import ServerNameAdapter
+from ..config.session import ServerNameAdapter
 
 _DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("whatsgate_deadline", default=None)
 # The smallest socket timeout handed out once the deadline is (nearly) reached:

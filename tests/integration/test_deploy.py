@@ -28,7 +28,7 @@ import yaml
 from helpers import REPO, free_port, tool
 
 from exporter import __version__
-from exporter.cli import DEFAULT_LISTEN
+from exporter.cli.flags import DEFAULT_LISTEN
 
 COMPOSE = REPO / "docker-compose.yml"
 REAL_OVERRIDE = REPO / "deploy" / "docker-compose.real.yml"
@@ -157,7 +157,7 @@ def test_dockerfile_image_basics():
 
 def test_dockerignore_sends_only_what_the_build_needs(tmp_path: Path):
     sent = build_context(tmp_path)
-    assert {"pyproject.toml", "README.md", "exporter/cli.py"} <= sent
+    assert {"pyproject.toml", "README.md", "exporter/cli/serve.py"} <= sent
     rules = dockerignore_rules()
     for private in (
         ".git/config",

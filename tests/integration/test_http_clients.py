@@ -21,9 +21,8 @@ import requests
 import trustme
 from urllib3.util.retry import Retry
 
-from exporter import logfmt
 from exporter.config.http import BasicAuth, HttpClientConfig, TlsConfig, parse_http_config
-from exporter.httpclient import describe_error, new_session
+from exporter.config.session import describe_error, new_session
 
 PASSWORD = "SECRET-pass-with-ünïcode"
 TOKEN = "SECRET-token-a9f3"
@@ -181,7 +180,6 @@ def test_basic_auth_and_bearer_headers_arrive(loopback: Server, pki: Pki, tmp_pa
     # RFC 7617 with UTF-8, as the exporter-toolkit and Alertmanager expect.
     assert basic == "Basic " + base64.b64encode(f"ops:{PASSWORD}".encode()).decode()
     assert bearer == f"Bearer {TOKEN}"
-    logfmt.clear_secrets()
 
 
 @pytest.fixture
@@ -223,7 +221,6 @@ def test_proxy_url_is_used_and_wins_over_the_environment(
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     assert get(HttpClientConfig(), f"{plain.url}/y").status_code == 200
     assert [r["line"] for r in plain.seen.requests] == ["GET /y HTTP/1.1"]
-    logfmt.clear_secrets()
 
 
 def test_adapter_settings_pass_through_with_server_name(pki: Pki) -> None:

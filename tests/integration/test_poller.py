@@ -14,7 +14,8 @@ from collections.abc import Iterator
 import pytest
 from helpers import chat_obj
 
-from exporter import logfmt
+from exporter.cli import logfmt
+from exporter.config import redaction
 from exporter.config.settings import parse_config
 from exporter.metrics.store import Store
 from exporter.model import Chat
@@ -60,7 +61,7 @@ def test_success_then_failure_keeps_data_and_counts(setup, sim, caplog):
     first = poller.poll_once()
     assert first.up and first.data is not None and first.data.chats[0].unread == 4
     sim.set_fault("W1", "unauthorized")
-    logfmt.redact(KEY)
+    redaction.redact(KEY)
     with caplog.at_level(logging.WARNING):
         second = poller.poll_once()
     assert not second.up and second.errors["unauthorized"] == 1 and second.consecutive_failures == 1
@@ -187,7 +188,7 @@ def test_a_lone_surrogate_in_sessions_get_is_a_discovery_error_not_a_crash(sim):
 def test_a_key_echoed_in_chat_names_never_reaches_a_label(setup, sim):
     """The simulator's echo_key fault puts the request's key (plain and JSON-escaped) into two chat names."""
     poller, store = setup
-    logfmt.redact(KEY)
+    redaction.redact(KEY)
     sim.set_fault("W1", "echo_key", mode="name")
     state = poller.poll_once()
     text = metrics(store)

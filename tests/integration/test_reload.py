@@ -11,11 +11,11 @@ import pytest
 from helpers import chat_obj, wait_until
 
 from exporter.alerting.agent import Agent
+from exporter.config.reload import Reloader
 from exporter.config.schema import ConfigError
 from exporter.config.settings import Config, parse_config
 from exporter.metrics.store import Store
 from exporter.poller import Supervisor
-from exporter.reload import Reloader
 from exporter.simulator import SimAccount, Simulator
 from exporter.whatsgate.client import WhatsGateClient
 

@@ -33,8 +33,8 @@ from helpers import REPO, free_port, wait_until
 from exporter.metrics.store import Store
 from exporter.model import Account, Chat, ChatsConfig
 from exporter.snapshot.state import AccountState, ChatData
-from exporter.web.reload import WebConfigWatcher
 from exporter.web.server import ExporterServer
+from exporter.web.watcher import WebConfigWatcher
 
 HASH = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(4)).decode()  # cost 4: fast tests, same code path
 

@@ -16,9 +16,8 @@ from pathlib import Path
 import pytest
 from helpers import REPO
 
-from exporter import logfmt
 from exporter.alerting.rules import rule_file
-from exporter.cli import main
+from exporter.cli import logfmt, main
 from exporter.config.settings import load_config
 
 CONFIG = """\

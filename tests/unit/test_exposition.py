@@ -404,9 +404,9 @@ def test_a_per_scrape_collector_with_a_version_is_collected_only_when_it_changes
 
 
 def test_the_reload_and_shard_collectors_versions_follow_what_they_write():  # type: ignore[no-untyped-def]
-    from exporter.metrics.collectors import ShardCollector
-    from exporter.reload import ReloadCollector, Reloader
-    from exporter.sharding import Shard
+    from exporter.config.reload import Reloader
+    from exporter.config.sharding import Shard
+    from exporter.metrics.collectors import ReloadCollector, ShardCollector
 
     clock = [100.0]
     reloader = Reloader(load=lambda: None, apply=lambda config: None, clock=lambda: clock[0])  # type: ignore[arg-type,return-value]

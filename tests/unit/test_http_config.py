@@ -14,11 +14,11 @@ import pytest
 import requests
 import trustme
 
-from exporter import logfmt
+from exporter.config import redaction
 from exporter.config.http import HttpClientConfig, TlsConfig
 from exporter.config.schema import ConfigError
+from exporter.config.session import describe_error, new_session
 from exporter.config.settings import load_config, parse_config
-from exporter.httpclient import describe_error, new_session
 
 PASSWORD = "SECRET-pass-7d1e"
 TOKEN = "SECRET-token-5b2c"
@@ -277,17 +277,15 @@ def test_secrets_not_in_repr() -> None:
 
 
 def test_new_session_registers_secrets_for_redaction(caplog: pytest.LogCaptureFixture) -> None:
-    logfmt.clear_secrets()
     am = parse_config(
         base(basic_auth={"username": "ops", "password": PASSWORD}, proxy_url=f"http://u:{TOKEN}@p:3128")
     ).alertmanager
     assert am is not None
     session = new_session(am.http, "alertmanager")
     try:
-        assert logfmt.excerpt(f"echo {PASSWORD} and {TOKEN}") == "echo <secret> and <secret>"
+        assert redaction.excerpt(f"echo {PASSWORD} and {TOKEN}") == "echo <secret> and <secret>"
     finally:
         session.close()
-        logfmt.clear_secrets()
 
 
 def test_insecure_skip_verify_logs_one_warning(caplog: pytest.LogCaptureFixture) -> None:

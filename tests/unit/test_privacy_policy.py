@@ -14,12 +14,12 @@ import pytest
 from helpers import REPO, chat_obj, group_obj
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter import logfmt
+from exporter.cli import logfmt
 from exporter.config.schema import ConfigError
 from exporter.config.settings import Config, parse_config
 from exporter.metrics.store import Store
 from exporter.model import Account
-from exporter.privacy import HIDDEN, Privacy
+from exporter.snapshot.privacy import HIDDEN, Privacy
 from exporter.snapshot.state import AccountState, ChatData
 from exporter.whatsgate.parse import parse_chats
 
@@ -262,7 +262,7 @@ def test_agent_alerts_carry_no_empty_name(tmp_path, names):
 
 def test_the_policy_depends_on_nothing_but_the_model():
     """Pure, so any layer may apply it: only the standard library and exporter.model."""
-    tree = ast.parse((REPO / "exporter" / "privacy.py").read_text(encoding="utf-8"))
+    tree = ast.parse((REPO / "exporter" / "snapshot" / "privacy.py").read_text(encoding="utf-8"))
     relative = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level}
     absolute = {
         (n.module if isinstance(n, ast.ImportFrom) else a.name).split(".")[0]

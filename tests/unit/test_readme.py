@@ -6,7 +6,7 @@ import re
 
 from helpers import REPO
 
-from exporter.cli import build_parser
+from exporter.cli.flags import build_parser
 from exporter.metrics import definitions
 
 README = (REPO / "README.md").read_text(encoding="utf-8")

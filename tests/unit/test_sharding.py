@@ -6,7 +6,7 @@ import pytest
 
 from exporter.config.schema import ConfigError
 from exporter.config.settings import parse_config
-from exporter.sharding import Shard, parse_flag, shard_of
+from exporter.config.sharding import Shard, parse_flag, shard_of
 
 
 def test_the_hash_is_the_documented_one_and_stable():

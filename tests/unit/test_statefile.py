@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from helpers import chat_obj
 
-from exporter import statefile
 from exporter.model import Account, ChatsConfig
+from exporter.snapshot import statefile
 from exporter.snapshot.state import AccountState, ChatData
 from exporter.snapshot.waiting import DEFAULT_BUCKETS
 from exporter.whatsgate.parse import parse_chats
@@ -24,7 +24,7 @@ def state(now: float) -> AccountState:
 
 def test_round_trip_keeps_open_waits_and_the_file_is_private(tmp_path: Path):
     path = tmp_path / "state.json"
-    statefile.write_atomically(path, statefile.dump([state(1_800_000_000.0)]))
+    statefile.save(path, [state(1_800_000_000.0)])
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     restored = statefile.load(path, DEFAULT_BUCKETS)
     assert dict(restored["W1"].since) == {"1@c.us": ("contact", 1_799_999_400.0)}

@@ -1,23 +1,20 @@
 """The subcommands, check-config and rules: plain output on stdout, each problem one line on stderr.
 
 They read a config file and exit; nothing here listens or logs (the serving
-mode, in :mod:`exporter.cli`, is the one whose every line is a log line).
+mode, in :mod:`exporter.cli.serve`, is the one whose every line is a log line).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
-import stat
 import sys
-import tempfile
 
+from ..alerting.lint import cannot_fire
+from ..alerting.rules import rule_file
+from ..config.files import write_atomically
+from ..config.schema import ConfigError
+from ..config.settings import load_config
 from . import logfmt
-from .alerting.lint import cannot_fire
-from .alerting.rules import rule_file
-from .config.schema import ConfigError
-from .config.settings import load_config
 
 NO_CONFIG = "no configuration file: pass --config.file FILE"
 
@@ -49,33 +46,6 @@ def check_config(path: str) -> int:
     return 0
 
 
-def write_atomically(target: str, text: str) -> None:
-    """Replace ``target`` in one step: a reader (Prometheus) sees the old file or the new, never half.
-
-    The temporary file sits in the target's directory, so ``os.replace`` is a rename
-    within one file system; it takes the old file's mode, or a new file's usual one.
-    """
-    directory = os.path.dirname(os.path.abspath(target))
-    try:
-        mode = stat.S_IMODE(os.stat(target).st_mode)
-    except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        mode = 0o666 & ~umask
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def print_rules(path: str, output: str | None = None) -> int:
     try:
         # The rule file needs no API key: do not ask for one (nor its environment variable).
@@ -89,7 +59,7 @@ def print_rules(path: str, output: str | None = None) -> int:
         sys.stdout.write(text)
         return 0
     try:
-        write_atomically(output, text)
+        write_atomically(output, text.encode())
     except OSError as exc:
         return _fail(f"cannot write {output}: {exc.strerror or exc}")
     return 0

@@ -13,14 +13,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
-from prometheus_client.metrics_core import Metric
-from prometheus_client.registry import Collector
-
-from .config.schema import ConfigError
-from .config.settings import Config
-from .metrics import definitions as d
+from .schema import ConfigError
+from .settings import Config
 
 log = logging.getLogger(__name__)
 
@@ -73,27 +69,3 @@ class Reloader:
             extra={"fields": {"trigger": trigger, "err": message}},
         )
         return False, message
-
-
-class ReloadCollector(Collector):
-    """Sample::
-
-    whatsgate_exporter_config_last_reload_successful 1.0
-    whatsgate_exporter_config_last_reload_success_timestamp_seconds 1.7644e+09
-    """
-
-    def __init__(self, reloader: Reloader) -> None:
-        self.reloader = reloader
-
-    def version(self) -> tuple[bool, str]:
-        """What collect() writes, read without making families (see render.LiveRenderer); the
-        time by its repr, which tells -0.0 from 0.0 as the text does."""
-        return self.reloader.successful, repr(self.reloader.last_success)
-
-    def collect(self) -> Iterator[Metric]:
-        ok = d.CONFIG_RELOAD_SUCCESSFUL.family()
-        ok.add_metric([], 1.0 if self.reloader.successful else 0.0)
-        yield ok
-        when = d.CONFIG_RELOAD_SUCCESS_TIME.family()
-        when.add_metric([], self.reloader.last_success)
-        yield when

@@ -16,8 +16,8 @@ from requests.adapters import HTTPAdapter
 from requests.auth import HTTPBasicAuth
 from requests.models import PreparedRequest
 
-from . import logfmt
-from .config.http import HttpClientConfig, TlsConfig
+from . import redaction
+from .http import HttpClientConfig, TlsConfig
 
 if TYPE_CHECKING:  # the stubs' names for what these methods return
     from requests.adapters import _HostParams, _PoolKwargs
@@ -91,11 +91,11 @@ def new_session(
     ``client`` names it in the one warning line logged when verification is off;
     ``adapter_kwargs`` (``max_retries``, pool sizes) go to the adapter mounted
     for both schemes (an ``adapter_class`` of one's own must keep ``server_name`` working,
-    so it subclasses :class:`ServerNameAdapter`). Secrets are registered with :func:`logfmt.redact`, so
+    so it subclasses :class:`ServerNameAdapter`). Secrets are registered with :func:`redaction.redact`, so
     they are scrubbed from any log line that might echo them.
     """
     for secret in config.secrets():
-        logfmt.redact(secret)
+        redaction.redact(secret)
     session = _Session(config.tls, config.proxy_url)
     adapter = adapter_class(config.tls.server_name, **adapter_kwargs)
     session.mount("http://", adapter)

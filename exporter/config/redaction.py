@@ -1,29 +1,23 @@
-"""Log lines in logfmt (or JSON), the way Prometheus and its exporters write them.
+"""Secrets the exporter must never print, and the one function that cuts them out of any text.
 
-One event is one line: values with spaces, quotes or newlines are quoted and
-escaped, so a chat name or an API error message cannot split a line. Secrets
-registered with :func:`redact` are replaced by ``<secret>`` wherever they would
-appear, in every form a server or a formatter may have written them (plain,
-JSON-escaped, URL-encoded, HTML-escaped): :func:`scrub` is the one function
-every output of server-controlled text goes through.
+Secrets registered with :func:`redact` (the API key, credentials in URLs, the
+privacy key) are replaced by ``<secret>`` wherever they would appear, in every
+form a server or a formatter may have written them (plain, JSON-escaped,
+URL-encoded, HTML-escaped): :func:`scrub` is the one function every output of
+server-controlled text goes through (log lines, error details, label values,
+alert payloads, pages), and :func:`excerpt` the one way to quote a server's
+answer.
 """
 
 from __future__ import annotations
 
-import errno
 import functools
 import html
 import json
-import logging
-import os
 import re
-import sys
-import time
 import urllib.parse
 from collections.abc import Iterable
-from typing import Any
 
-LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR}
 PLACEHOLDER = "<secret>"
 # A secret at least this long is replaced wherever it occurs, even inside a longer
 # token: a random key of 8+ characters is never part of an ordinary word, and a key
@@ -38,11 +32,6 @@ def redact(secret: str) -> None:
     """Never print this string: it is replaced by <secret> in every log line and by :func:`scrub`."""
     if secret:
         _SECRETS.add(secret)
-
-
-def clear_secrets() -> None:
-    """Forget every registered secret (for tests, which each start fresh)."""
-    _SECRETS.clear()
 
 
 def _forms(secret: str) -> set[str]:
@@ -161,84 +150,3 @@ def excerpt(text: str, secret: str = "") -> str:
     if len(flat) > MAX_EXCERPT:
         return flat[:MAX_EXCERPT] + "..."
     return flat + ("..." if cut else "")
-
-
-def _quote(value: Any) -> str:
-    text = str(value)
-    if text and not any(c in text for c in ' "=\\') and text.isprintable():
-        return text
-    return json.dumps(text, ensure_ascii=False)
-
-
-class Formatter(logging.Formatter):
-    def __init__(self, fmt: str = "logfmt") -> None:
-        super().__init__()
-        self.fmt = fmt
-
-    def format(self, record: logging.LogRecord) -> str:
-        level = {"WARNING": "warn", "CRITICAL": "error"}.get(record.levelname, record.levelname.lower())
-        ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-        fields: dict[str, Any] = {
-            "ts": f"{ts}.{int(record.msecs):03d}Z",
-            "level": level,
-            "logger": record.name.removeprefix("exporter."),
-            "msg": record.getMessage(),
-            **getattr(record, "fields", {}),
-        }
-        if record.exc_info:
-            fields["exc"] = self.formatException(record.exc_info)
-        # Values are scrubbed before they are quoted (a value may hold an escaped form
-        # that quoting would escape once more), and the whole line once again after.
-        fields = {k: scrub(v) if isinstance(v, str) else v for k, v in fields.items()}
-        if self.fmt == "json":
-            line = json.dumps(fields, ensure_ascii=False, default=lambda v: scrub(str(v)))
-        else:
-            line = " ".join(f"{k}={_quote(scrub(str(v)))}" for k, v in fields.items())
-        # A lone surrogate (from a server's "\\ud800") cannot be written as UTF-8: spell it out.
-        return scrub(line).encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-def silence(stream: Any) -> None:
-    """Send whatever is still written to ``stream`` to /dev/null, its reader being gone.
-
-    Pointing the file descriptor itself at /dev/null (as Python's documentation on
-    SIGPIPE advises) also quiets the interpreter's flush at exit, which would
-    otherwise report the broken pipe once more and exit with 120.
-    """
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, stream.fileno())
-    except (OSError, ValueError, AttributeError):
-        pass  # no descriptor of its own (a test's capture): nothing to flush at exit either
-    finally:
-        os.close(devnull)
-
-
-def _broken_pipe(exc: BaseException | None) -> bool:
-    return isinstance(exc, BrokenPipeError) or (isinstance(exc, OSError) and exc.errno == errno.EPIPE)
-
-
-class Handler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Writes lines to stderr; once nobody reads stderr any more, drops them, quietly.
-
-    The exporter's job is /metrics, not its log: a closed pipe (``2>&1 | head -1``,
-    a log shipper that died) must not stop it or fill what is left of stderr with
-    logging's "--- Logging error ---" tracebacks.
-    """
-
-    def handleError(self, record: logging.LogRecord) -> None:
-        if _broken_pipe(sys.exc_info()[1]):
-            silence(self.stream)
-            return
-        super().handleError(record)
-
-
-def setup(level: str = "info", fmt: str = "logfmt") -> None:
-    # stderr is None when the process was started with it closed (2>&-): log into nothing then.
-    handler = Handler(sys.stderr if sys.stderr is not None else open(os.devnull, "w"))  # noqa: SIM115
-    handler.setFormatter(Formatter(fmt))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(LEVELS[level])
-    # urllib3 logs every retry at WARNING with the full URL; the poller's one line says it better.
-    logging.getLogger("urllib3").setLevel(logging.ERROR)

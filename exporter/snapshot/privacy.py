@@ -29,7 +29,7 @@ import re
 import secrets
 from dataclasses import dataclass, field
 
-from .model import Chat
+from ..model import Chat
 
 PLAIN = "plain"
 HASH = "hash"

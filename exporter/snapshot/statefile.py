@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from .snapshot.state import AccountState
-from .snapshot.waiting import Waits, from_json, to_json
+from ..config.files import write_atomically
+from .state import AccountState
+from .waiting import Waits, from_json, to_json
 
 log = logging.getLogger(__name__)
 
@@ -64,17 +63,9 @@ def dump(states: Iterable[AccountState]) -> bytes:
     return json.dumps({"version": VERSION, "written_at": time.time(), "accounts": accounts}).encode()
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mode 0600
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def save(path: Path, states: Iterable[AccountState]) -> None:
+    """Write the state file in one step, readable by its owner only: it holds phone numbers."""
+    write_atomically(path, dump(states), mode=0o600)
 
 
 class StateWriter:
@@ -96,7 +87,7 @@ class StateWriter:
 
     def write_once(self) -> None:
         try:
-            write_atomically(self.path, dump(self.states()))
+            save(self.path, self.states())
         except OSError as exc:
             if not self._failing:  # one line per episode, not one per poll
                 log.warning(

@@ -1,0 +1,29 @@
+"""Command line: run the exporter, the demo, or one of the commands (check-config, rules, healthcheck).
+
+Flags follow the Prometheus style (:mod:`.flags`). Every start-up problem ends in one
+line on stderr and exit code 1 (2 for a flag argparse rejects), never a traceback.
+While serving (:mod:`.serve`), every line is a log line in the ``--log.format``
+chosen; the commands (:mod:`.commands`, :mod:`.healthcheck`) print plain text,
+their output being the point.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from . import commands, healthcheck, serve
+from .flags import build_parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "healthcheck":
+        return healthcheck.check(args.listen_address, args.web_config_file)
+    if args.command is not None:
+        return commands.run(args)
+    return serve.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,240 @@
+"""Serving: build the exporter from the flags and the config, then run it until SIGTERM or SIGINT.
+
+:func:`build` makes every part (store, pollers, agent, web server, state file
+writer, reloader) and wires them so that data flows one way: config → poller →
+snapshot → store → HTTP. :func:`run` starts them, waits, and stops them in
+order. A start-up problem is one log line and exit code 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import signal
+import sys
+import threading
+from dataclasses import dataclass
+
+from .. import __version__, memory
+from ..alerting.agent import Agent, AlertsCollector
+from ..config import redaction
+from ..config.reload import Reloader
+from ..config.schema import ConfigError
+from ..config.settings import Config, load_config
+from ..config.sharding import Shard
+from ..config.sharding import parse_flag as parse_shard
+from ..metrics.collectors import ReloadCollector, ShardCollector
+from ..metrics.store import Store
+from ..poller import Supervisor
+from ..simulator import Simulator
+from ..snapshot import statefile
+from ..web.server import ExporterServer, parse_listen_address
+from ..web.watcher import WebConfigWatcher
+from ..web.webconfig import WebConfigError
+from ..whatsgate.client import WhatsGateClient
+from . import logfmt
+from .demo import demo_config
+
+log = logging.getLogger(__name__)
+
+
+class StartupError(Exception):
+    """A problem that stops the exporter before it serves: logged as one line, exit code 1."""
+
+
+@dataclass
+class Exporter:
+    """Every running part, built but not started."""
+
+    config: Config
+    server: ExporterServer
+    supervisor: Supervisor
+    agent: Agent
+    client: WhatsGateClient
+    reloader: Reloader
+    writer: statefile.StateWriter | None
+    simulator: Simulator | None
+
+
+def _shard_flag(value: str) -> Shard:
+    try:
+        return parse_shard(value)
+    except ValueError as exc:
+        raise ValueError(f"--shard: {exc}") from None
+
+
+def _read_flags(args: argparse.Namespace) -> tuple[Config | None, Shard | None]:
+    """The config file (when given) and the --shard flag, each checked; StartupError otherwise."""
+    try:
+        base = load_config(args.config_file, polling=not args.demo) if args.config_file else None
+        parse_listen_address(args.listen_address)
+        shard = _shard_flag(args.shard) if args.shard else None
+    except (ConfigError, ValueError) as exc:
+        prefix = "config error: " if isinstance(exc, ConfigError) else ""
+        raise StartupError(f"{prefix}{exc}") from None
+    if base is None and not args.demo:
+        raise StartupError("no configuration: pass --config.file FILE, or --demo to try it out")
+    return base, shard
+
+
+def build(args: argparse.Namespace) -> Exporter:
+    """Make and wire every part from the flags; StartupError on anything that stops a start."""
+    base, shard = _read_flags(args)
+    try:
+        web_config = WebConfigWatcher(args.web_config_file) if args.web_config_file else None
+    except WebConfigError as exc:
+        raise StartupError(f"web config error: {exc}") from None
+    simulator = Simulator.demo() if args.demo else None
+
+    def finish(loaded: Config | None) -> Config:
+        """The config to run: the file's (or the demo's), with the --shard flag over it."""
+        final = demo_config(simulator.url, simulator.api_key, loaded) if simulator is not None else loaded
+        assert final is not None
+        return dataclasses.replace(final, shard=shard) if shard is not None else final
+
+    if simulator is not None:
+        simulator.start()
+    config = finish(base)
+    if not args.demo:  # the demo's key is public
+        redaction.redact(config.whatsgate.api_key)
+        for credential in redaction.url_credentials(config.whatsgate.url):
+            redaction.redact(credential)
+
+    store = Store(stale_after=config.stale_after)
+    try:
+        server = ExporterServer(
+            parse_listen_address(args.listen_address), store, args.telemetry_path, web_config=web_config
+        )
+    except OSError as exc:
+        if simulator is not None:
+            simulator.stop()
+        raise StartupError(f"cannot listen on {args.listen_address}: {exc.strerror or exc}") from None
+    client = WhatsGateClient(
+        config.whatsgate.url,
+        config.whatsgate.api_key,
+        config.whatsgate.timeout,
+        config.whatsgate.max_response_size,
+        pool_size=config.poll_concurrency,
+        http=config.whatsgate.http,
+    )
+    writer = None
+    restored = {}
+    if config.state_file is not None:
+        restored = statefile.load(config.state_file, config.waiting.buckets)
+        writer = statefile.StateWriter(config.state_file, store.states)
+        store.subscribe(writer.wake)
+    supervisor = Supervisor(config, client, store, restored=restored)
+    # The agent always runs (it is idle without thresholds), so a reload can add some.
+    agent = Agent(config, args.external_url or server.external_url)
+    store.subscribe(agent.wake)
+    store.live.append(AlertsCollector(agent))
+    server.alerts = agent.evaluator.alerts
+    if config.alertmanager is not None and not config.thresholds:
+        log.warning("alertmanager.url is set but no thresholds are configured: nothing to send")
+
+    def apply(new: Config) -> None:
+        if not args.demo:  # a rotated key is a secret from now on, even before a restart uses it
+            redaction.redact(new.whatsgate.api_key)
+        kept = dataclasses.replace(
+            new, state_file=config.state_file, shard=config.shard, whatsgate=config.whatsgate
+        )
+        changed = [
+            key for key in ("state_file", "shard", "whatsgate") if getattr(new, key) != getattr(kept, key)
+        ]
+        if changed:
+            log.warning(
+                "these settings cannot change on reload; restart to apply them",
+                extra={"fields": {"settings": ", ".join(changed)}},
+            )
+        supervisor.apply(kept)
+        agent.apply(kept)
+        store.stale_after = kept.stale_after
+
+    def load() -> Config:
+        return finish(load_config(args.config_file, polling=not args.demo) if args.config_file else None)
+
+    reloader = Reloader(load, apply)
+    store.live.extend([ReloadCollector(reloader), ShardCollector(config.shard)])
+    if args.enable_lifecycle:
+        server.reload = lambda: reloader.reload("/-/reload")
+    return Exporter(config, server, supervisor, agent, client, reloader, writer, simulator)
+
+
+def run(args: argparse.Namespace) -> int:
+    logfmt.setup(args.log_level, args.log_format)
+    memory.limit_arenas()
+    # A scrape takes the GIL back several times (accept, read, write); each time a poll's
+    # rendering holds it, the wait is up to one switch interval (the default 5 ms). A shorter
+    # interval bounds that wait; with one busy thread there is no switch, so polls lose nothing.
+    sys.setswitchinterval(0.001)
+    # Handlers first: a SIGTERM during start-up (first discovery, the demo's
+    # simulator) must also end in a clean exit, not the default 143.
+    stopping = threading.Event()
+    servers: list[ExporterServer] = []
+
+    def shutdown(signum: int, _frame: object) -> None:
+        log.info("shutting down", extra={"fields": {"signal": signal.Signals(signum).name}})
+        stopping.set()
+        for server in servers:
+            threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, shutdown)
+    signal.signal(signal.SIGINT, shutdown)
+    try:
+        exporter = build(args)
+    except StartupError as exc:
+        log.error(str(exc))
+        return 1
+    reload_requested = threading.Event()
+    signal.signal(signal.SIGHUP, lambda _signum, _frame: reload_requested.set())
+
+    def reload_on_sighup() -> None:
+        """Signal handlers only set the event: the reload runs here, on a thread of its own."""
+        while reload_requested.wait() and not stopping.is_set():
+            reload_requested.clear()
+            exporter.reloader.reload("SIGHUP")
+
+    threading.Thread(target=reload_on_sighup, name="reload", daemon=True).start()
+    servers.append(exporter.server)
+    _serve(exporter, args, stopping)
+    reload_requested.set()
+    return 0
+
+
+def _serve(exporter: Exporter, args: argparse.Namespace, stopping: threading.Event) -> None:
+    """Start the parts, serve until stopped, then stop them in order."""
+    config, server = exporter.config, exporter.server
+    log.info(
+        "starting",
+        extra={
+            "fields": {
+                "version": __version__,
+                "accounts": len(config.accounts),
+                "discover": config.discover,
+                "url": redaction.redact_url(config.whatsgate.url),
+                "shard": f"{config.shard.index}/{config.shard.total}",
+            }
+        },
+    )
+    exporter.supervisor.start()
+    if exporter.writer is not None:
+        exporter.writer.start()
+    store = exporter.supervisor.store
+    exporter.agent.start(lambda: (store.states(), store.discovery))
+    if exporter.simulator is not None:
+        log.info(f"Demo: simulated WhatsGate API at {exporter.simulator.url}")
+    log.info(f"Serving metrics on {server.url}{args.telemetry_path}")
+    try:
+        if not stopping.is_set():
+            server.serve_forever()
+    finally:
+        stopping.set()
+        exporter.supervisor.stop()
+        if exporter.writer is not None:
+            exporter.writer.stop()
+        exporter.agent.stop()
+        server.server_close()
+        exporter.client.close()
+        if exporter.simulator is not None:
+            exporter.simulator.stop()

@@ -1,0 +1,39 @@
+"""Files the operator points the exporter at: written in one step, so no reader sees half of one."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import tempfile
+from pathlib import Path
+
+
+def write_atomically(target: str | Path, data: bytes, mode: int | None = None) -> None:
+    """Replace ``target`` in one step: a reader (Prometheus, a restart) sees the old file or the new.
+
+    The temporary file sits in the target's directory, so ``os.replace`` is a rename
+    within one file system, and it is synced before the rename, so a crash leaves
+    one whole file. ``mode``: the new file's permissions; None keeps the old file's,
+    or gives a new file the usual ones under the umask.
+    """
+    path = Path(target)
+    if mode is None:
+        try:
+            mode = stat.S_IMODE(os.stat(path).st_mode)
+        except FileNotFoundError:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)  # created 0600
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
