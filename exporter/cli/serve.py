@@ -118,13 +118,12 @@ def build(args: argparse.Namespace) -> Exporter:
         pool_size=config.poll_concurrency,
         http=config.whatsgate.http,
     )
-    writer = None
-    restored = {}
-    if config.state_file is not None:
-        restored = statefile.load(config.state_file, config.waiting.buckets)
-        writer = statefile.StateWriter(config.state_file, store.states)
-        store.subscribe(writer.wake)
+    restored = statefile.load(config.state_file) if config.state_file is not None else {}
     supervisor = Supervisor(config, client, store, restored=restored)
+    writer = None
+    if config.state_file is not None:
+        writer = statefile.StateWriter(config.state_file, supervisor.saved)
+        store.subscribe(writer.wake)
     # The agent always runs (it is idle without thresholds), so a reload can add some.
     agent = Agent(config, args.external_url or server.external_url)
     store.subscribe(agent.wake)

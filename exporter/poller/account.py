@@ -24,6 +24,7 @@ from ..config import redaction
 from ..config.settings import Config
 from ..model import INTERNAL, INVALID_RESPONSE, Account
 from ..snapshot.state import AccountState, ChatData
+from ..snapshot.statefile import Entry
 from ..snapshot.waiting import Waits
 from ..whatsgate.client import PollError, WhatsGateClient
 
@@ -63,7 +64,7 @@ class AccountPoller:
         settings: Callable[[], Config],
         sink: Sink,
         clock: Callable[[], float] = time.time,
-        restored: Waits | None = None,
+        restored: Entry | None = None,
     ) -> None:
         self.account = account
         self.client = client
@@ -71,7 +72,8 @@ class AccountPoller:
         self.sink = sink
         self.clock = clock
         self.state = AccountState(account=account)
-        # Open waits read from the state file, continued by the first good poll.
+        # Open waits read from the state file (or a renamed account's), continued by the first good
+        # poll and then dropped: what it does not see unread is not kept, and is never used again.
         self.restored = restored
         # The size of the last answer, in chats: this poll's weight in the scheduler's budget.
         self.last_answer_chats = 0
@@ -81,6 +83,15 @@ class AccountPoller:
         self.account = account
         self.state = dataclasses.replace(self.state, account=account)
 
+    def saved(self, now: float, stale_after: float) -> Entry | None:
+        """What the state file keeps for this account: its last good poll's open waits, or before
+        one, what was restored (until ``stale_after`` says the account is gone)."""
+        data = self.state.data
+        if data is not None:
+            return Entry.of(data)
+        restored = self.restored
+        return None if restored is None or restored.expired(now, stale_after) else restored
+
     def _fields(self) -> dict[str, object]:
         return {"account": self.account.name, "whatsapp_id": self.account.whatsapp_id}
 
@@ -89,6 +100,11 @@ class AccountPoller:
         started = time.monotonic()
         config = self.settings()
         previous = self.state
+        if self.restored is not None and self.restored.expired(self.clock(), config.stale_after):
+            self.restored = None  # the account has been gone for longer than stale_after
+        restored = None
+        if self.restored is not None:
+            restored = Waits(self.restored.since, Waits.empty(config.waiting.buckets).histograms)
         prepared: object = None
         chats = 0
         try:
@@ -105,7 +121,7 @@ class AccountPoller:
                 polled_at=self.clock(),
                 waiting=config.waiting,
                 schedule=config.schedule_for(self.account),
-                previous=previous.data.waits if previous.data is not None else self.restored,
+                previous=previous.data.waits if previous.data is not None else restored,
                 privacy=config.privacy,
             )
             del found
@@ -137,7 +153,10 @@ class AccountPoller:
                     }
                 },
             )
-            return self._publish(state, prepared)
+            published = self._publish(state, prepared)
+            if published.data is not None:
+                self.restored = None  # consumed: the state file now keeps this poll's waits
+            return published
         # The one place a failed poll's detail is made fit to show: the parser names a broken
         # chat by its real id, which privacy mode must not let reach a log line, / or a metric.
         detail = config.privacy.scrub(detail)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from ..config.settings import Config
 from ..metrics.store import Store
 from ..model import Account
-from ..snapshot.waiting import Waits
+from ..snapshot.statefile import Entry
 from ..whatsgate.client import WhatsGateClient
 from .account import AccountPoller
 from .discovery import Discovery
@@ -39,10 +39,12 @@ class Supervisor:
         client: WhatsGateClient,
         store: Store,
         clock: Callable[[], float] = time.time,
-        restored: Mapping[str, Waits] | None = None,
+        restored: Mapping[str, Entry] | None = None,
     ) -> None:
         self.config = config
-        self.restored = restored or {}
+        # Read from the state file at start, each handed to the first poller of its account only:
+        # a later poller (after a reload, a session back) starts from the live state instead.
+        self.restored = dict(restored or {})
         self.client = client
         self.store = store
         self.clock = clock
@@ -96,7 +98,8 @@ class Supervisor:
         """A reloaded config: one assignment for every setting read at poll time, then the accounts.
 
         Accounts that stay keep their poller and so their state (waits, counters, last
-        success); a renamed account is a new series set, so it starts afresh.
+        success); a renamed account is a new series set, so its counters start afresh, but its
+        open waits continue (the chats are the same).
         """
         old, self.config = self.config, config
         if config.poll_concurrency != old.poll_concurrency:
@@ -113,30 +116,46 @@ class Supervisor:
         discovered = self.discovery.accounts() if config.discover else {}
         with self._lock:
             polled = dict(self.pollers)
+        renamed: dict[str, Entry | None] = {}
         for whatsapp_id, poller in polled.items():
             account = wanted.get(whatsapp_id) or discovered.get(whatsapp_id)
             if account is None or account.name != poller.account.name:
                 self._remove(whatsapp_id)
+                if account is not None:
+                    renamed[whatsapp_id] = poller.saved(self.clock(), config.stale_after)
             elif account != poller.account:
                 poller.rename(account)  # same labels, another schedule: keep its state
         for account in [*wanted.values(), *(a for i, a in discovered.items() if i not in wanted)]:
-            self._add(account)
+            self._add(account, renamed.get(account.whatsapp_id))
 
-    def _add(self, account: Account) -> None:
+    def _add(self, account: Account, waits: Entry | None = None) -> None:
+        """Poll ``account`` from now on, continuing ``waits`` or else what the state file held for it."""
         with self._lock:
             if account.whatsapp_id in self.pollers:
                 return
+            restored = self.restored.pop(account.whatsapp_id, None)
             poller = AccountPoller(
-                account,
-                self.client,
-                self.settings,
-                self.store,
-                self.clock,
-                self.restored.get(account.whatsapp_id),
+                account, self.client, self.settings, self.store, self.clock, waits or restored
             )
             self.pollers[account.whatsapp_id] = poller
         self.store.expect(account.whatsapp_id)
         self.scheduler.add(account.whatsapp_id, poller.run)
+
+    def saved(self) -> dict[str, Entry]:
+        """What the state file keeps: each account's open waits as of its last good poll and, for an
+        account without one since the start, what the file held, until its first good poll replaces
+        it or ``stale_after`` says the account is gone (failing at start must not lose its waits)."""
+        now, stale_after = self.clock(), self.config.stale_after
+        saved = {s.account.whatsapp_id: Entry.of(s.data) for s in self.store.states() if s.data is not None}
+        with self._lock:
+            for whatsapp_id in [w for w, entry in self.restored.items() if entry.expired(now, stale_after)]:
+                del self.restored[whatsapp_id]
+            polled = {w: p.saved(now, stale_after) for w, p in self.pollers.items() if w not in saved}
+            pending = {**self.restored, **polled}
+        for whatsapp_id, entry in pending.items():
+            if entry is not None and whatsapp_id not in saved:
+                saved[whatsapp_id] = entry
+        return saved
 
     def _remove(self, whatsapp_id: str) -> None:
         with self._lock:

@@ -23,13 +23,12 @@ more, so a wait (an unread episode) is tracked across polls. The rules:
 
 Everything here is immutable and advanced once per successful poll, so a snapshot can
 hold a :class:`Waits` and a scrape can read it without locks. Only the open waits are
-persisted (:func:`to_json`, :func:`from_json`); histograms restart at zero after a
+persisted (:mod:`exporter.snapshot.statefile`); histograms restart at zero after a
 restart, as Prometheus expects of counters.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Collection, Iterable, Mapping, Sequence
@@ -50,10 +49,9 @@ from ..config.schema import (
     type_name,
 )
 from ..model import CHAT_TYPES, Chat, matches_any
-from .schedule import T_MAX, Schedule
+from .schedule import Schedule
 
 DEFAULT_BUCKETS = (300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 86400.0)
-STATE_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -262,48 +260,3 @@ def longer_than_counts(waits: Iterable[Wait], buckets: Sequence[float]) -> dict[
         values.sort()
         out[kind] = tuple(len(values) - bisect_right(values, b) for b in buckets)
     return out
-
-
-# --- the state file ---------------------------------------------------------------
-
-
-def to_json(waits: Waits) -> dict[str, Any]:
-    """The open waits, as JSON-ready data (the histograms are not persisted)."""
-    return {
-        "version": STATE_VERSION,
-        "since": {cid: [kind, start] for cid, (kind, start) in waits.since.items()},
-    }
-
-
-def from_json(obj: Any, buckets: Sequence[float] = DEFAULT_BUCKETS) -> Waits:
-    """The inverse of :func:`to_json`, with empty histograms; ValueError on anything malformed.
-
-    A state file may be truncated, hand-edited or from another version: every field is
-    checked, so a bad one is one error the caller logs before starting fresh.
-    """
-    if not isinstance(obj, dict) or set(obj) != {"version", "since"}:
-        raise ValueError("waiting state: expected an object with exactly 'version' and 'since'")
-    if obj["version"] != STATE_VERSION or isinstance(obj["version"], bool):
-        raise ValueError(f"waiting state: unsupported version (expected {STATE_VERSION})")
-    raw = obj["since"]
-    if not isinstance(raw, dict):
-        raise ValueError("waiting state: 'since' must be an object")
-    since: dict[str, tuple[str, float]] = {}
-    for n, (cid, entry) in enumerate(raw.items()):
-        where = f"waiting state: entry {n}"  # never the chat id: it is a phone number
-        if not isinstance(cid, str) or not cid or len(cid) > 1024:
-            raise ValueError(f"{where}: chat id must be a non-empty string")
-        try:
-            cid.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ValueError(f"{where}: chat id is not valid text") from None
-        if not isinstance(entry, list | tuple) or len(entry) != 2 or entry[0] not in CHAT_TYPES:
-            raise ValueError(f"{where}: expected [chat type, start]")
-        start = entry[1]
-        if isinstance(start, bool) or not isinstance(start, int | float):
-            raise ValueError(f"{where}: start must be a number")
-        if not (0 <= start <= T_MAX) or (isinstance(start, float) and not math.isfinite(start)):
-            raise ValueError(f"{where}: start out of range")
-        since[cid] = (entry[0], float(start))
-    empty = Waits.empty(buckets)
-    return Waits(MappingProxyType(since), empty.histograms)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import math
 import re
 from datetime import datetime
 from typing import Any
@@ -22,11 +20,9 @@ from exporter.snapshot.waiting import (
     Wait,
     WaitingConfig,
     Waits,
-    from_json,
     longer_than_counts,
     oldest_by_type,
     parse_waiting,
-    to_json,
 )
 
 T = 1_780_000_000.0  # a Unix time; polls below are T + offsets
@@ -68,6 +64,11 @@ def polls(
     for now, chats in rounds:
         waits = waits.advance(chats, now, config, schedule)
     return waits
+
+
+def restored(**starts: float) -> Waits:
+    """Open waits as the state file restores them: no histogram counts."""
+    return Waits({cid: (CONTACT, start) for cid, start in starts.items()}, Waits.empty().histograms)
 
 
 def observed(waits: Waits, chat_type: str = CONTACT) -> tuple[int, float, tuple[int, ...]]:
@@ -122,8 +123,9 @@ def test_a_timestamp_in_the_future_is_clamped_to_now() -> None:
 
 
 def test_a_restored_wait_keeps_its_start_and_ends_with_an_observation() -> None:
-    restored = from_json({"version": 1, "since": {"a": ["contact", T - 7200], "b": ["contact", T - 60]}})
-    waits = restored.advance([chat("a", 5, ts=T), chat("b", 0, ts=T - 60)], T + 30, ALL, None)
+    waits = restored(a=T - 7200, b=T - 60).advance(
+        [chat("a", 5, ts=T), chat("b", 0, ts=T - 60)], T + 30, ALL, None
+    )
     assert dict(waits.since) == {"a": (CONTACT, T - 7200)}  # not its newer timestamp
     assert observed(waits) == (1, 90.0, (1, 1, 1, 1, 1, 1, 1, 1))  # b was read: 60 + 30 s
 
@@ -236,9 +238,9 @@ def test_waits_that_started_while_closed_tie_and_are_ordered_by_start() -> None:
 
 
 def test_seconds_are_never_negative() -> None:
-    restored = from_json({"version": 1, "since": {"a": ["contact", T + 500]}})  # e.g. the clock went back
-    assert restored.waiting(T, None) == [Wait("a", CONTACT, T + 500, 0.0)]
-    waits = restored.advance([chat("a", 0)], T, ALL, None)
+    ahead = restored(a=T + 500)  # e.g. the clock went back (the state file refuses such a start)
+    assert ahead.waiting(T, None) == [Wait("a", CONTACT, T + 500, 0.0)]
+    waits = ahead.advance([chat("a", 0)], T, ALL, None)
     assert observed(waits) == (1, 0.0, (1, 1, 1, 1, 1, 1, 1, 1))
 
 
@@ -281,94 +283,6 @@ def test_an_empty_tracker_has_both_histograms() -> None:
     waits = Waits.empty((60.0, 120.0))
     assert set(waits.histograms) == {CONTACT, GROUP}
     assert waits.histograms[GROUP] == Histogram((60.0, 120.0), (0, 0), 0.0, 0)
-
-
-# --- the state file ---------------------------------------------------------------------
-
-
-def test_json_round_trip_keeps_the_open_waits_and_restarts_histograms() -> None:
-    waits = polls(
-        (T, [chat("a", 1, ts=T - 5), chat("g", 2, ts=T - 7, group=True), chat("r", 1)]),
-        (T + 9, [chat("a", 1, ts=T - 5), chat("g", 2, ts=T - 7, group=True), chat("r", 0)]),
-    )
-    assert waits.histograms[CONTACT].count == 1
-    text = json.dumps(to_json(waits))
-    back = from_json(json.loads(text), (60.0,))
-    assert dict(back.since) == {"a": (CONTACT, T - 5), "g": (GROUP, T - 7)}
-    assert back.histograms == {CONTACT: Histogram.empty((60.0,)), GROUP: Histogram.empty((60.0,))}
-
-
-GOOD = {"version": 1, "since": {"a": ["contact", T]}}
-
-
-@pytest.mark.parametrize(
-    "obj",
-    [
-        None,
-        [],
-        "state",
-        {},
-        {"version": 1},
-        {"version": 1, "since": {}, "extra": 1},
-        {"version": 2, "since": {}},
-        {"version": True, "since": {}},
-        {"version": 1, "since": []},
-        {"version": 1, "since": {"a": "contact"}},
-        {"version": 1, "since": {"a": ["contact"]}},
-        {"version": 1, "since": {"a": ["contact", T, 1]}},
-        {"version": 1, "since": {"a": ["person", T]}},
-        {"version": 1, "since": {"a": [["contact"], T]}},
-        {"version": 1, "since": {"a": ["contact", "1780000000"]}},
-        {"version": 1, "since": {"a": ["contact", True]}},
-        {"version": 1, "since": {"a": ["contact", None]}},
-        {"version": 1, "since": {"a": ["contact", math.nan]}},
-        {"version": 1, "since": {"a": ["contact", math.inf]}},
-        {"version": 1, "since": {"a": ["contact", -1]}},
-        {"version": 1, "since": {"a": ["contact", 1e300]}},
-        {"version": 1, "since": {"a": ["contact", 10**400]}},
-        {"version": 1, "since": {"": ["contact", T]}},
-        {"version": 1, "since": {"x" * 2000: ["contact", T]}},
-        {"version": 1, "since": {"\ud800": ["contact", T]}},
-        {"version": 1, "since": {1: ["contact", T]}},
-    ],
-)
-def test_malformed_state_is_a_value_error(obj: Any) -> None:
-    with pytest.raises(ValueError, match=r"^waiting state"):
-        from_json(obj)
-
-
-def test_nan_and_lone_surrogates_as_json_decodes_them_are_rejected() -> None:
-    assert dict(from_json(json.loads(json.dumps(GOOD))).since) == {"a": (CONTACT, T)}
-    for text in (
-        '{"version": 1, "since": {"a": ["contact", NaN]}}',
-        '{"version": 1, "since": {"\\ud800": ["contact", 1]}}',
-    ):
-        with pytest.raises(ValueError, match=r"^waiting state"):
-            from_json(json.loads(text))
-
-
-JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
-    max_leaves=8,
-)
-
-
-@settings(max_examples=100, deadline=None)
-@given(
-    st.one_of(
-        JSON,
-        st.fixed_dictionaries(
-            {"version": st.just(1), "since": st.dictionaries(st.text(max_size=5), JSON, max_size=3)}
-        ),
-    )
-)
-def test_garbage_state_never_crashes(obj: Any) -> None:
-    try:
-        waits = from_json(obj)
-    except ValueError:
-        return
-    assert all(kind in (CONTACT, GROUP) and start >= 0 for kind, start in waits.since.values())
 
 
 # --- a model of the rules, for random poll sequences -------------------------------------------------
