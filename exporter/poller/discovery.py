@@ -5,6 +5,12 @@ followed with checks (:func:`exporter.whatsgate.client.paginate`), and a
 session missing from one answer is dropped only after it has been missing for
 the grace period (``stale_after``), logged and counted. A failed discovery
 changes nothing but ``whatsgate_discovery_up`` and its error count.
+
+Sessions enter the exporter here, so every value of theirs passes redaction here, before
+it can become a label, a page, a log line or a key of the state file: a status holding
+the API key is scrubbed, and a session whose id holds it is not polled at all (its id is
+the ``whatsapp_id`` label and is sent back in every request: scrubbing it would label,
+and ask for, a session that does not exist).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
+from ..config import redaction
 from ..model import INTERNAL, Account, Session
 from ..snapshot.state import DiscoveryState
 from ..whatsgate.client import PollError, WhatsGateClient
@@ -34,6 +41,7 @@ class Discovery:
         sync: Callable[[dict[str, Account]], None],
         clock: Callable[[], float] = time.time,
         owns: Callable[[str], bool] = lambda _whatsapp_id: True,
+        scrub: Callable[[str], str] = lambda detail: detail,
     ) -> None:
         self.client = client
         self.configured = configured
@@ -42,7 +50,9 @@ class Discovery:
         self.publish = publish
         self.sync = sync
         self.clock = clock
+        self.scrub = scrub  # privacy mode, for error details (an answer's excerpt may hold numbers)
         self.state = DiscoveryState()
+        self._refused = 0  # sessions whose id holds the API key, at the last discovery
         self._known: dict[str, tuple[Account, Session]] = {}
         self._missing_since: dict[str, float] = {}
 
@@ -56,7 +66,7 @@ class Discovery:
             log.debug("internal error in discovery", exc_info=True)
             self._failed(INTERNAL, f"sessions-get: {type(exc).__name__} in the exporter")
             return
-        sessions = [s for s in sessions if self.owns(s.whatsapp_id)]
+        sessions = [s for s in self._redacted(sessions) if self.owns(s.whatsapp_id)]
         now = self.clock()
         configured = self.configured()
         current = {
@@ -91,6 +101,23 @@ class Discovery:
         self.publish(self.state)
         self.sync({whatsapp_id: account for whatsapp_id, (account, _) in current.items()})
 
+    def _redacted(self, sessions: list[Session]) -> list[Session]:
+        """The sessions fit to show: secrets scrubbed from their fields, ids holding one left out."""
+        if not redaction.mentions_secret(f"{s.whatsapp_id}\x00{s.name}\x00{s.status}" for s in sessions):
+            refused = 0
+        else:
+            kept = [s for s in sessions if redaction.scrub(s.whatsapp_id) == s.whatsapp_id]
+            refused = len(sessions) - len(kept)
+            sessions = [
+                Session(s.whatsapp_id, redaction.scrub(s.name), redaction.scrub(s.status)) for s in kept
+            ]
+        if refused and refused != self._refused:  # one line per change, not one per discovery
+            log.warning(
+                "sessions whose id holds the API key are not polled", extra={"fields": {"sessions": refused}}
+            )
+            self._refused = refused
+        return sessions
+
     def accounts(self) -> dict[str, Account]:
         """The accounts of the sessions discovered (and still in their grace period)."""
         return {whatsapp_id: account for whatsapp_id, (account, _) in self._known.items()}
@@ -103,7 +130,7 @@ class Discovery:
 
     def _failed(self, reason: str, detail: str) -> None:
         self.state = self.state.failed(reason)
-        log.warning("discovery failed", extra={"fields": {"reason": reason, "err": detail}})
+        log.warning("discovery failed", extra={"fields": {"reason": reason, "err": self.scrub(detail)}})
         self.publish(self.state)
 
     def run(self, interval: Callable[[], float], stop: threading.Event) -> None:

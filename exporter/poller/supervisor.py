@@ -60,6 +60,7 @@ class Supervisor:
             publish=store.publish_discovery,
             sync=self._sync_discovered,
             clock=clock,
+            scrub=lambda detail: self.config.privacy.scrub(detail),
         )
 
     def _weight(self, whatsapp_id: str) -> int:
