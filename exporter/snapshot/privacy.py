@@ -49,8 +49,17 @@ _QUOTED = r"""'(?:[^'\\]|\\.)*'?|"(?:[^"\\]|\\.)*"?"""
 _ID_IN_DETAIL = re.compile(rf"(\[id=|chat id )({_QUOTED})")
 # Anything else shaped like a WhatsApp id (in an excerpt of a broken body, an API error message).
 _WA_ID = re.compile(r"[\w.+-]+@(?:c\.us|g\.us|s\.whatsapp\.net|lid|broadcast|newsletter)\b")
+# Five digits or more, as phone numbers are written (79991112233, +7 (999) 111-22-33): an excerpt
+# cut inside a number, or before its "@c.us", still holds it. The exporter's own numbers in a
+# detail are shorter, but for byte counts and big indices, which privacy mode hides with them.
+_DIGITS = re.compile(r"\+?(?<!\d)\d(?:[\s().-]{0,2}\d){4,}")
 # A chat's name as JSON in an excerpt of a body that did not parse.
 _NAME_IN_JSON = re.compile(r'("name"\s*:\s*)"(?:[^"\\]|\\.)*"?')
+# Where an API's error text names a person: in parentheses or quotes ("(Ivan Ivanov) is blocked",
+# 'chat "Вася" not found'); hidden when the span holds a capitalised word or a letter outside ASCII,
+# as names are written, while the exporter's own asides ("(text/html)", "(not followed)") stay.
+_SPAN = re.compile(r"""\([^()]*\)?|"[^"]*"?|'[^']*'?|«[^»]*»?|“[^”]*”?""")
+_NAME_LIKE = re.compile(r"\b[A-Z][a-z]+\b|[^\W\d_a-zA-Z]")
 
 
 @dataclass(frozen=True)
@@ -99,33 +108,51 @@ class Privacy:
         return real.shown_as(self.chat_id(real.id), self.name(real.name))
 
     def scrub(self, detail: str) -> str:
-        """An error detail (log line, ``/``, last error) without real chat ids or names.
+        """An error detail (log line, ``/``, last error) without real chat ids, numbers or names.
 
         The parser names the chat that broke an answer by its id: that id is replaced by
         the one the metrics show (hash) or by ``<hidden>`` (drop), so an operator can still
-        find the chat under hash. Anything else shaped like a WhatsApp id, and JSON names
-        in an excerpt, are hidden too.
+        find the chat under hash. The rest of the detail may quote the API (an excerpt of a
+        broken body, an error message), whose text nothing here can vouch for: under
+        ``chat_ids: hash|drop`` anything shaped like a WhatsApp id and every run of five
+        digits or more is hidden, under ``names: hash|drop`` JSON names and the names of
+        people the API's text puts in parentheses or quotes. Real names are not kept to look
+        for: the snapshot holds only their transformed values.
         """
         if self.plain:
             return detail
+        out, end = [], 0
+        for match in _ID_IN_DETAIL.finditer(detail):
+            out += [self._hide(detail[end : match.start()]), self._chat_id_in(match)]
+            end = match.end()
+        out.append(self._hide(detail[end:]))
+        return "".join(out)
 
-        def replace_id(match: re.Match[str]) -> str:
-            if self.chat_ids == PLAIN:
-                return match.group(0)
-            try:
-                real = ast.literal_eval(match.group(2))
-            except (ValueError, SyntaxError):  # cut short by the excerpt: nothing to show
-                real = None
-            if self.chat_ids == HASH and isinstance(real, str):
-                return f"{match.group(1)}{self.chat_id(real)!r}"
-            return f"{match.group(1)}{HIDDEN}"
+    def _chat_id_in(self, match: re.Match[str]) -> str:
+        if self.chat_ids == PLAIN:
+            return match.group(0)
+        try:
+            real = ast.literal_eval(match.group(2))
+        except (ValueError, SyntaxError):  # cut short by the excerpt: nothing to show
+            real = None
+        if self.chat_ids == HASH and isinstance(real, str):
+            return f"{match.group(1)}{self.chat_id(real)!r}"
+        return f"{match.group(1)}{HIDDEN}"
 
-        out = _ID_IN_DETAIL.sub(replace_id, detail)
+    def _hide(self, text: str) -> str:
         if self.chat_ids != PLAIN:
-            out = _WA_ID.sub(HIDDEN, out)
+            text = _DIGITS.sub(HIDDEN, _WA_ID.sub(HIDDEN, text))
         if self.names != PLAIN:
-            out = _NAME_IN_JSON.sub(rf'\1"{HIDDEN}"', out)
-        return out
+            text = _SPAN.sub(_hide_name, _NAME_IN_JSON.sub(rf'\1"{HIDDEN}"', text))
+        return text
+
+
+def _hide_name(match: re.Match[str]) -> str:
+    span = match.group(0)
+    if not _NAME_LIKE.search(span):
+        return span
+    closed = len(span) > 1 and span[-1] in ")\"'»”"
+    return f"{span[0]}{HIDDEN}{span[-1] if closed else ''}"
 
 
 PLAIN_POLICY = Privacy()

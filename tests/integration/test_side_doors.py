@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 import requests
-from helpers import KEY, Exporter, chat_obj, get, start_exporter, wait_until
+from helpers import KEY, Exporter, chat_obj, get, serving, start_exporter, wait_until
 
+from exporter.config.redaction import MAX_EXCERPT
 from exporter.simulator import SimAccount, Simulator
 
 KEYED = f"wa-{KEY}"
@@ -74,3 +75,47 @@ def test_the_api_key_never_leaks_through_discovery(sim: Simulator, exporters: li
     assert "AUTH:<secret>" in outputs["/"]
     refused = [line for line in exporter.logs().splitlines() if "id holds the API key" in line]
     assert len(refused) == 1 and refused[0].endswith(" sessions=1")
+
+
+PHONE = "79991112233"
+PREFIX = "<p>(Ivan Ivanov) is blocked. Call "
+
+
+def not_json(keep: int) -> bytes:
+    """A 200 answer that is not JSON, whose excerpt is cut after ``keep`` characters of the id."""
+    filler = "x" * (MAX_EXCERPT - len(PREFIX) - keep)
+    return f"{PREFIX}{filler}{PHONE}@c.us about order 4411.</p>".encode()
+
+
+@pytest.mark.parametrize(
+    ("keep", "privacy"),
+    [
+        (10, "privacy: {chat_ids: hash, names: drop, key_file: key}\n"),  # cut inside the number
+        (11, "privacy: {chat_ids: drop, names: hash, key_file: key}\n"),  # cut before @c.us
+        (11, ""),  # plain: unchanged
+    ],
+)
+def test_error_excerpts_carry_no_phone_number_nor_name_under_privacy(
+    exporters: list[Exporter], tmp_path: Path, keep: int, privacy: str
+):
+    """Issue 21, 6: the excerpt of an answer that is not JSON reached the warn line and the status
+    page's "Last error" with the digits of a phone number and the name the text put in parentheses."""
+    (tmp_path / "key").write_text("privacy-key-for-the-excerpt-test\n")
+    with serving(not_json(keep)) as url:
+        config = (
+            f"whatsgate:\n  url: {url}\n  api_key: {KEY}\n  timeout: 2s\n"
+            f"accounts:\n  - whatsapp_id: wa-1\npoll_interval: 1s\n{privacy}"
+        )
+        exporter = start_exporter(tmp_path, config)
+        exporters.append(exporter)
+        wait_until(lambda: "poll failed" in exporter.logs(), what="a failed poll logged")
+        page = html.unescape(requests.get(f"{exporter.url}/", timeout=10).text)
+    (line,) = [line for line in exporter.logs().splitlines() if "poll failed" in line][:1]
+    error = page[page.index("Last error:") :].split("</code>")[0]
+    for shown in (line, error):
+        assert "HTTP 200 but body is not JSON" in shown
+        if privacy:
+            assert PHONE[:5] not in shown and "Ivan" not in shown, shown
+            assert "(<hidden>) is blocked" in shown
+        else:
+            assert PHONE[:keep] in shown and "(Ivan Ivanov) is blocked" in shown

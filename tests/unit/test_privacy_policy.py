@@ -82,6 +82,38 @@ def test_scrub_error_details():
     assert Privacy(names="drop").scrub(detail) == detail  # ids plain: the id may stay
 
 
+def test_scrub_hides_numbers_cut_short_and_names_the_api_puts_in_parentheses_or_quotes():
+    """Issue 21, 6: an excerpt cut inside a phone number, or before its @c.us, kept the digits;
+    an API error naming a person kept the name."""
+    cut = 'get-chats: HTTP 200 but body is not JSON: {"data":[{"id":"7999111223...'
+    before_suffix = "get-chats: HTTP 200 but body is not JSON: <p>call 79991112233@c...."
+    formatted = "get-chats: HTTP 500: Error: call +7 (999) 111-22-33 back"
+    blocked = "get-chats: HTTP 500: Error: (Ivan Ivanov) is blocked; chat 'Вася' not found"
+    for policy in (Privacy(chat_ids="hash", key=KEY), Privacy(chat_ids="drop")):
+        assert policy.scrub(cut) == f'get-chats: HTTP 200 but body is not JSON: {{"data":[{{"id":"{HIDDEN}...'
+        assert policy.scrub(before_suffix).endswith(f"call {HIDDEN}@c....")
+        assert policy.scrub(formatted) == f"get-chats: HTTP 500: Error: call {HIDDEN} back"
+        assert policy.scrub(blocked) == blocked  # names plain: only numbers are hidden
+    for policy in (Privacy(names="hash", key=KEY), Privacy(names="drop")):
+        assert (
+            policy.scrub(blocked)
+            == f"get-chats: HTTP 500: Error: ({HIDDEN}) is blocked; chat '{HIDDEN}' not found"
+        )
+        assert policy.scrub(cut) == cut  # ids plain: the numbers may stay
+    # What the exporter itself writes in a detail stays readable under privacy.
+    both = Privacy(chat_ids="drop", names="drop")
+    for own in (
+        "get-chats: HTTP 502 (text/html)",
+        "get-chats: HTTP 302 redirect (not followed)",
+        "get-chats: connected, but no answer within 2.0s (whatsgate.timeout is 2s)",
+        "get-chats: answer larger than max_response_size (64 MiB)",
+        "get-chats: data cannot be exported (ValueError)",
+        "get-chats: result is 'ERROR': ...",
+    ):
+        assert both.scrub(own) == own
+    assert Privacy().scrub(cut + blocked + formatted) == cut + blocked + formatted  # plain: unchanged
+
+
 # --- config ----------------------------------------------------------------------------------
 
 
