@@ -26,9 +26,7 @@ log = logging.getLogger(__name__)
 
 # The most chats whose answers are polled at once, for accounts of more than an eighth of it
 # (see Scheduler: each account weighs the chats of its last answer; a huge one counts as half):
-# about 7 MB of answers at ~350 bytes a chat, two accounts of 10,000 chats. Measured with
-# bench_cycles.py (10 x 10,000 chats re-polling back to back, 8 workers, 5 scrapers): peak RSS
-# 98-105 MB without it, 73-80 MB with it.
+# two accounts of 10,000 chats. What it saves in peak RSS: bench/RESULTS.md.
 CHATS_IN_FLIGHT = 20_000
 
 
