@@ -144,6 +144,9 @@ def _control(sim: Simulator, what: str, req: dict[str, Any]) -> int | str | None
         if direction not in ("in", "out"):
             raise ValueError("direction must be 'in' (the customer's) or 'out' (ours)")
         extra = {k: req[k] for k in _MESSAGE_KEYS if req.get(k) is not None}
+        for key, value in extra.items():
+            if key != "logged_at" and not isinstance(value, bool if key in ("media", "forwarded") else str):
+                raise ValueError(f"{key} has the wrong type")
         send = sim.receive if direction == "in" else sim.reply
         return send(req["whatsapp_id"], req["chat_id"], req.get("at"), **extra)
     elif what == "read":

@@ -49,7 +49,7 @@ class Options:
     time_zone: str = "UTC"  # the zone event_date is written in (WhatsGate does not say which)
     newest_first: bool = False  # events-get pages: newest event first instead of oldest
     history_newest_first: bool = True  # get-history's order
-    body_marker: str = ""  # added to every body and media key, so tests can look for leaks
+    body_marker: str = ""  # added to every new body and media key, so tests can look for leaks
     max_events: int = 20_000  # per account; the oldest events are dropped beyond it
     _zone: ZoneInfo = field(init=False, repr=False)
     _rendered: tuple[int, str] = field(init=False, repr=False, default=(-1, ""))

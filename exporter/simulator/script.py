@@ -120,6 +120,8 @@ class Scripting:
     ) -> str:
         with self._lock:
             t = self._when(at)
+            if kwargs.get("logged_at") is not None:
+                kwargs["logged_at"] = float(kwargs["logged_at"])
             account = self._account(wid)
             log = self._logs[wid]
             if not any(c.get("id") == chat_id for c in account.chats):

@@ -192,6 +192,7 @@ class Simulator(Scripting):
 
     # --- control -----------------------------------------------------------------------------
     def set_chat(self, whatsapp_id: str, chat_id: str, **fields: Any) -> None:
+        """Sets fields as given, past the message log: for data no message explains (see script.py)."""
         with self._lock:
             chats = self._account(whatsapp_id).chats
             chats[_index(chats, chat_id)].update(copy.deepcopy(fields))

@@ -330,12 +330,17 @@ def test_control_endpoints_script_a_scenario(sim: Simulator) -> None:
     for what, body in (
         ("message", {"chat_id": CUSTOMER, "direction": "sideways"}),
         ("message", {"chat_id": CUSTOMER, "shout": True}),
+        ("message", {"chat_id": CUSTOMER, "media": "yes"}),
+        ("message", {"chat_id": CUSTOMER, "body": 5}),
+        ("message", {"chat_id": CUSTOMER, "at": "noon"}),
+        ("message", {"chat_id": CUSTOMER, "logged_at": "noon"}),
         ("read", {"chat_id": "missing@c.us"}),
         ("ack", {"message_id": "true_x_y"}),
         ("event", {"data": {}}),
     ):
         answer = control(sim, what, {"whatsapp_id": "acc-1", **body})
         assert answer.status_code == 400 and answer.json()["ok"] is False, (what, body)
+    assert len(events(sim)["data"]) == 5 and len(history(sim, CUSTOMER)) == 2  # nothing half-logged
     assert control(sim, "nothing", {}).status_code == 404
 
 
@@ -511,6 +516,7 @@ def test_default_key_is_in_no_id_or_name_and_help_says_both() -> None:
     assert DEFAULT_API_KEY in shown
     assert all(wid in shown and name in shown for wid, name in DEMO_ACCOUNTS)
     assert "bench-00" in shown
+    assert DEFAULT_API_KEY in (REPO / "README.md").read_text(encoding="utf-8")  # its simulator paragraph
 
 
 def test_event_date_zone_matches_an_independent_rendering(clock: Clock) -> None:
