@@ -10,7 +10,9 @@ extra), with and without the web-config component, then:
 - the StatefulSet's pods are run as processes: for each pod index its exact args (with
   $(POD_INDEX) expanded), its volumes laid out from the built ConfigMap and Secrets, the config
   changed only to point at the simulator. Scraped as the ServiceMonitor says, the pods together
-  report every account exactly once, and their probes pass.
+  report every account exactly once, and their probes pass;
+- from 2 pods to 3, each pod's state file keeps the waits of the accounts that stay with it, and
+  the accounts that move start their waits again (what the README says resharding does).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import re
 import shutil
 import subprocess
 import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import bcrypt
@@ -30,11 +34,13 @@ import pytest
 import trustme
 import urllib3
 import yaml
-from helpers import REPO, chat_obj, free_port, spawn, tool, wait_ready, wait_until
+from helpers import REPO, chat_obj, free_port, spawn, stop, tool, wait_ready, wait_until
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 from exporter import __version__
 from exporter.cli import DEFAULT_LISTEN
+from exporter.sharding import shard_of
 from exporter.simulator import SimAccount, Simulator
 
 pytestmark = pytest.mark.realtools
@@ -48,6 +54,7 @@ KEY = "SECRET-k8s-key-5e0b9d2a"
 PASSWORD = "k8s scrape password"
 SESSIONS = [f"7998{i:07d}" for i in range(12)]
 SWITCH = "# components:\n#   - web-config\n"
+EXPORTER = [sys.executable, "-m", "exporter"]  # the image's entrypoint, whatsgate-exporter
 
 
 def build(tmp_path: Path, *, web_config: bool = False, count: int | None = None) -> dict[str, dict]:
@@ -103,6 +110,22 @@ def dockerfile(instruction: str) -> str:
 # --- schemas ----------------------------------------------------------------------------------
 
 
+def check_operator_resources(resources: list[dict]) -> subprocess.CompletedProcess[str]:
+    """tests/k8s-schemas/check.mjs on these resources (it needs `npm ci` there: scripts/test)."""
+    if not (SCHEMAS / "node_modules").is_dir():
+        message = "tests/k8s-schemas has no node_modules: npm ci --prefix tests/k8s-schemas"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"{message}: required under CI")
+        pytest.skip(message)
+    return subprocess.run(
+        [tool("node"), str(SCHEMAS / "check.mjs")],
+        input=json.dumps(resources),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 @pytest.mark.parametrize("web_config", [False, True], ids=["plain", "web-config"])
 def test_resources_validate_against_the_kubernetes_and_operator_schemas(tmp_path: Path, web_config: bool):
     resources = build(tmp_path, web_config=web_config)
@@ -113,18 +136,7 @@ def test_resources_validate_against_the_kubernetes_and_operator_schemas(tmp_path
             for version in KUBERNETES_VERSIONS:
                 kubernetes_validate.validate(resource, version, strict=True)
 
-    if not (SCHEMAS / "node_modules").is_dir():
-        message = "tests/k8s-schemas: npm ci --prefix tests/k8s-schemas (scripts/test does it)"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"{message}: required under CI")
-        pytest.skip(message)
-    result = subprocess.run(
-        [tool("node"), str(SCHEMAS / "check.mjs")],
-        input=json.dumps(custom),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = check_operator_resources(custom)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -135,18 +147,10 @@ def test_the_checks_refuse_what_a_cluster_refuses(tmp_path: Path):
     container(resources)["securityContext"]["readOnlyRootFileSystem"] = True
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(statefulset, KUBERNETES_VERSIONS[0], strict=True)
-    if not (SCHEMAS / "node_modules").is_dir():
-        pytest.skip("tests/k8s-schemas: npm ci --prefix tests/k8s-schemas")  # the test above fails in CI
     monitor, rule = one(resources, "ServiceMonitor"), one(resources, "PrometheusRule")
     monitor["spec"]["endpoints"][0]["honorLabel"] = True
     rule["spec"]["groups"][0]["rules"][0]["for"] = "5 minutes"
-    result = subprocess.run(
-        [tool("node"), str(SCHEMAS / "check.mjs")],
-        input=json.dumps([monitor, rule]),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = check_operator_resources([monitor, rule])
     assert result.returncode == 1
     assert "'\"honorLabel\"' does not exist" in result.stdout and "for must match pattern" in result.stdout
 
@@ -284,7 +288,7 @@ def lay_out(
     mounted = {}
     for mount in pod["containers"][0]["volumeMounts"]:
         target = root / mount["mountPath"].lstrip("/")
-        target.mkdir(parents=True)
+        target.mkdir(parents=True, exist_ok=True)  # a pod that comes back finds its volume
         volume = volumes.get(mount["name"])
         sources = [] if volume is None else volume.get("projected", {}).get("sources", [volume])
         for source in sources:
@@ -300,17 +304,81 @@ def in_root(text: str, mounted: dict[str, Path]) -> str:
     return re.sub(pattern, lambda m: str(mounted[m[0]]), text)
 
 
-def scrape(url: str, pool: urllib3.PoolManager, headers: dict[str, str]) -> dict[str, list[dict[str, str]]]:
+def scrape(url: str, pool: urllib3.PoolManager, headers: dict[str, str]) -> dict[str, list[Sample]]:
     response = pool.request("GET", url, headers=headers, timeout=10)
     assert response.status == 200, response.status
-    return {
-        family.name: [s.labels for s in family.samples]
-        for family in text_string_to_metric_families(response.data.decode())
-    }
+    return {f.name: f.samples for f in text_string_to_metric_families(response.data.decode())}
 
 
 def wait_ok(pool: urllib3.PoolManager, url: str, headers: dict[str, str], what: str) -> None:
     wait_until(lambda: pool.request("GET", url, headers=headers).status == 200, timeout=30, what=what)
+
+
+@dataclass
+class Pod:
+    index: int
+    proc: subprocess.Popen[str]
+    port: int
+    log: Path
+    mounted: dict[str, Path]  # mount path in the container -> where it is laid out
+
+    @property
+    def listen(self) -> str:
+        return f"--web.listen-address=127.0.0.1:{self.port}"  # in the pod: the default, :9877
+
+
+def start_pods(
+    procs: list[subprocess.Popen[str]],
+    resources: dict[str, dict],
+    tmp_path: Path,
+    sim: Simulator,
+    extra_secrets: dict[str, dict[str, bytes]],
+) -> list[Pod]:
+    """Every pod of the StatefulSet as a process: its exact args, $(POD_INDEX) expanded, its volumes
+    laid out under tmp_path/pod-INDEX (kept from an earlier start, as its volume claim), the config
+    pointed at the simulator and changed in nothing else."""
+    spec = container(resources)
+    assert "command" not in spec, "the image's entrypoint runs the exporter"
+    assert spec["env"] == [
+        {
+            "name": "POD_INDEX",
+            "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['apps.kubernetes.io/pod-index']"}},
+        }
+    ]
+    total = one(resources, "StatefulSet")["spec"]["replicas"]
+    pods = []
+    for index in range(total):
+        mounted = lay_out(resources, tmp_path / f"pod-{index}", extra_secrets)
+        config_arg = next(a for a in spec["args"] if a.startswith("--config.file="))
+        config_file = Path(in_root(config_arg.split("=", 1)[1], mounted))
+        config = yaml.safe_load(config_file.read_text())
+        text = config_file.read_text().replace(config["whatsgate"]["url"], sim.url)
+        config_file.write_text(in_root(text, mounted))
+        key_file = in_root(config["whatsgate"]["api_key_file"], mounted)
+        assert yaml.safe_load(config_file.read_text()) == {
+            **config,
+            "whatsgate": {**config["whatsgate"], "url": sim.url, "api_key_file": key_file},
+            "state_file": in_root(config["state_file"], mounted),
+        }
+
+        env = {"POD_INDEX": str(index)}  # the pod-index label, through the downward API
+        args = [in_root(expand(a, env), mounted) for a in spec["args"]]
+        assert f"--shard={index}/{total}" in args
+        port, log = free_port(), tmp_path / f"pod-{index}-{free_port()}.log"
+        command = [*EXPORTER, *args, f"--web.listen-address=127.0.0.1:{port}"]
+        proc = spawn(procs, command, log, cwd=REPO, env={**os.environ, **env})
+        pods.append(Pod(index, proc, port, log, mounted))
+    return pods
+
+
+def simulator() -> Simulator:
+    """One chat per session, unread since an hour ago."""
+    since = int(time.time()) - 3600
+    chats = [[chat_obj(f"{i}@c.us", 1 + i, ts=since)] for i in range(len(SESSIONS))]
+    return Simulator(
+        [SimAccount(w, f"line {i}", chats=c) for i, (w, c) in enumerate(zip(SESSIONS, chats, strict=True))],
+        KEY,
+    )
 
 
 @pytest.mark.parametrize("web_config", [False, True], ids=["plain", "web-config"])
@@ -318,16 +386,11 @@ def test_the_statefulsets_pods_poll_every_account_exactly_once(
     procs: list[subprocess.Popen[str]], tmp_path: Path, web_config: bool
 ):
     resources = build(tmp_path, web_config=web_config)
-    statefulset, monitor = one(resources, "StatefulSet"), one(resources, "ServiceMonitor")
-    spec = container(resources)
-    total = statefulset["spec"]["replicas"]
-    assert "command" not in spec, "the image's entrypoint runs the exporter"
-    entrypoint = json.loads(dockerfile("ENTRYPOINT"))
-    exporter = [sys.executable, "-m", "exporter"]
+    spec, total = container(resources), one(resources, "StatefulSet")["spec"]["replicas"]
+    (endpoint,) = one(resources, "ServiceMonitor")["spec"]["endpoints"]
 
     # What the user (or cert-manager) supplies beside the manifests: the TLS Secret.
     extra: dict[str, dict[str, bytes]] = {}
-    (endpoint,) = monitor["spec"]["endpoints"]
     if web_config:
         ca, tls = trustme.CA(), endpoint["tlsConfig"]
         server = ca.issue_cert(tls["serverName"])
@@ -337,49 +400,13 @@ def test_the_statefulsets_pods_poll_every_account_exactly_once(
             tls["ca"]["secret"]["key"]: ca.cert_pem.bytes(),
         }
 
-    sim = Simulator(
-        [SimAccount(wid, f"line {i}", chats=[chat_obj(f"{i}@c.us", i)]) for i, wid in enumerate(SESSIONS)],
-        api_key=KEY,
-    )
+    sim = simulator()
     sim.start()
     try:
-        pods = []
-        for index in range(total):
-            root = tmp_path / f"pod-{index}"
-            mounted = lay_out(resources, root, extra)
-            config_arg = next(a for a in spec["args"] if a.startswith("--config.file="))
-            config_file = Path(in_root(config_arg.split("=", 1)[1], mounted))
-            config = yaml.safe_load(config_file.read_text())
-            text = config_file.read_text().replace(config["whatsgate"]["url"], sim.url)
-            config_file.write_text(in_root(text, mounted))
-            changed = yaml.safe_load(config_file.read_text())
-            key_file = in_root(config["whatsgate"]["api_key_file"], mounted)
-            assert changed == {
-                **config,
-                "whatsgate": {**config["whatsgate"], "url": sim.url, "api_key_file": key_file},
-                "state_file": in_root(config["state_file"], mounted),
-            }
-
-            env = {"POD_INDEX": str(index)}  # the pod-index label, through the downward API
-            assert spec["env"] == [
-                {
-                    "name": "POD_INDEX",
-                    "valueFrom": {
-                        "fieldRef": {"fieldPath": "metadata.labels['apps.kubernetes.io/pod-index']"}
-                    },
-                }
-            ]
-            port = free_port()
-            listen = f"--web.listen-address=127.0.0.1:{port}"  # in the pod: the default, :9877
-            args = [in_root(expand(a, env), mounted) for a in spec["args"]]
-            assert f"--shard={index}/{total}" in args
-            log = tmp_path / f"pod-{index}.log"
-            proc = spawn(procs, [*exporter, *args, listen], log, cwd=REPO, env={**os.environ, **env})
-            pods.append((proc, port, log, mounted, listen))
-
+        pods = start_pods(procs, resources, tmp_path, sim, extra)
         headers, pool = {}, urllib3.PoolManager()
         scheme = endpoint.get("scheme", "http")
-        if web_config:
+        if web_config:  # as the Operator scrapes: the ServiceMonitor's CA, server name and login
             scrape_secret = resources[f"Secret/{endpoint['basicAuth']['password']['name']}"]["data"]
             user = base64.b64decode(scrape_secret[endpoint["basicAuth"]["username"]["key"]]).decode()
             password = base64.b64decode(scrape_secret[endpoint["basicAuth"]["password"]["key"]]).decode()
@@ -390,31 +417,74 @@ def test_the_statefulsets_pods_poll_every_account_exactly_once(
                 ca_certs=str(ca_file), server_hostname=endpoint["tlsConfig"]["serverName"]
             )
 
+        entrypoint = json.loads(dockerfile("ENTRYPOINT"))
         owners: dict[str, list[int]] = {}
-        for index, (proc, port, log, mounted, listen) in enumerate(pods):
-            base = f"{scheme}://127.0.0.1:{port}"
+        for pod in pods:
+            base = f"{scheme}://127.0.0.1:{pod.port}"
             for probe in ("livenessProbe", "readinessProbe"):
                 handler = spec[probe]
                 if "httpGet" in handler:
-                    wait_ready(proc, f"{base}{handler['httpGet']['path']}", log, f"pod {index} {probe}")
+                    wait_ready(
+                        pod.proc, f"{base}{handler['httpGet']['path']}", pod.log, f"pod {pod.index} {probe}"
+                    )
                 else:
                     command = handler["exec"]["command"]
                     assert command[0] == entrypoint[0] and command[-1] == "healthcheck"
-                    run = [*exporter, *(in_root(a, mounted) for a in command[1:-1]), listen, "healthcheck"]
+                    run = [
+                        *EXPORTER,
+                        *(in_root(a, pod.mounted) for a in command[1:-1]),
+                        pod.listen,
+                        "healthcheck",
+                    ]
                     wait_until(
                         lambda run=run: subprocess.run(run, capture_output=True, timeout=30).returncode == 0,
-                        what=f"pod {index} {probe}",
+                        what=f"pod {pod.index} {probe}",
                     )
             if web_config:  # why the probes are exec: without the password, every path is 401
                 assert pool.request("GET", f"{base}/ready").status == 401
-                wait_ok(pool, f"{base}/ready", headers, f"pod {index} ready")
+                wait_ok(pool, f"{base}/ready", headers, f"pod {pod.index} ready")
             metrics = scrape(f"{base}{endpoint['path']}", pool, headers)
-            assert metrics["whatsgate_exporter_shard_info"] == [{"index": str(index), "total": str(total)}]
-            polled = [labels["whatsapp_id"] for labels in metrics["whatsgate_up"]]
-            assert polled, f"pod {index} polls no account"
+            assert [s.labels for s in metrics["whatsgate_exporter_shard_info"]] == [
+                {"index": str(pod.index), "total": str(total)}
+            ]
+            polled = [s.labels["whatsapp_id"] for s in metrics["whatsgate_up"]]
+            assert polled, f"pod {pod.index} polls no account"
             for wid in polled:
-                owners.setdefault(wid, []).append(index)
+                owners.setdefault(wid, []).append(pod.index)
         assert sorted(owners) == sorted(SESSIONS)
         assert {wid: o for wid, o in owners.items() if len(o) > 1} == {}
+    finally:
+        sim.stop()
+
+
+def test_a_new_n_keeps_the_waits_of_accounts_that_stay_and_restarts_the_others(
+    procs: list[subprocess.Popen[str]], tmp_path: Path
+):
+    """What the README says resharding does to the state files, from 2 pods to 3."""
+    sim = simulator()
+    sim.start()
+    try:
+        before = build(tmp_path / "2", count=2)
+        pods = start_pods(procs, before, tmp_path, sim, {})
+        for pod in pods:
+            wait_ready(pod.proc, f"http://127.0.0.1:{pod.port}/ready", pod.log, f"pod {pod.index}")
+            stop(pod.proc)  # a clean stop writes the state file
+        (start,) = {chat["timestamp"] for wid in SESSIONS for chat in sim.chats(wid)}
+        for wid in SESSIONS:  # a new message in every chat, still unread
+            sim.set_chat(wid, sim.chats(wid)[0]["id"], timestamp=start + 3000)
+
+        after = build(tmp_path / "3", count=3)
+        waiting_since: dict[str, float] = {}
+        for pod in start_pods(procs, after, tmp_path, sim, {}):
+            wait_ready(pod.proc, f"http://127.0.0.1:{pod.port}/ready", pod.log, f"pod {pod.index}")
+            metrics = scrape(f"http://127.0.0.1:{pod.port}/metrics", urllib3.PoolManager(), {})
+            for sample in metrics["whatsgate_chat_waiting_since_timestamp_seconds"]:
+                waiting_since[sample.labels["whatsapp_id"]] = sample.value
+            stop(pod.proc)
+            state = json.loads((pod.mounted["/var/lib/whatsgate-exporter"] / "state.json").read_text())
+            assert all(shard_of(wid, 3) == pod.index for wid in state["accounts"]), pod.index
+        stayed = {wid for wid in SESSIONS if shard_of(wid, 2) == shard_of(wid, 3)}
+        assert stayed and len(stayed) < len(SESSIONS)
+        assert waiting_since == {wid: float(start if wid in stayed else start + 3000) for wid in SESSIONS}
     finally:
         sim.stop()
