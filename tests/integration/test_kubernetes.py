@@ -39,8 +39,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from exporter import __version__
-from exporter.cli import DEFAULT_LISTEN
-from exporter.sharding import shard_of
+from exporter.cli.flags import DEFAULT_LISTEN
+from exporter.config.sharding import shard_of
 from exporter.simulator import SimAccount, Simulator
 
 pytestmark = pytest.mark.realtools
