@@ -70,3 +70,12 @@ def test_the_data_layers_never_import_the_layers_above():
     for module, deps in import_graph().items():
         if module.startswith(("exporter.snapshot", "exporter.whatsgate", "exporter.model")):
             assert not [d for d in deps if d.startswith(above)], module
+
+
+def test_what_the_test_script_leaves_behind_is_ignored_by_git():
+    """./scripts/test leaves its virtual environment and coverage data in the checkout."""
+    import subprocess
+
+    for path in (".venv-test/bin/python", ".coverage", ".coverage.host.1234.567890"):
+        found = subprocess.run(["git", "check-ignore", "-q", path], cwd=REPO, check=False)
+        assert found.returncode == 0, f"{path} is not ignored by git"
