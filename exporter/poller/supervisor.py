@@ -143,13 +143,17 @@ class Supervisor:
     def saved(self) -> dict[str, Entry]:
         """What the state file keeps: each account's open waits as of its last good poll and, for an
         account without one since the start, what the file held, until its first good poll replaces
-        it or ``stale_after`` says the account is gone (failing at start must not lose its waits)."""
-        now, stale_after = self.clock(), self.config.stale_after
+        it or ``stale_after`` says the account is gone (failing at start must not lose its waits).
+        An entry of another shard's account is dropped at once: that pod keeps its waits now."""
+        now, config = self.clock(), self.config
         saved = {s.account.whatsapp_id: Entry.of(s.data) for s in self.store.states() if s.data is not None}
         with self._lock:
-            for whatsapp_id in [w for w, entry in self.restored.items() if entry.expired(now, stale_after)]:
-                del self.restored[whatsapp_id]
-            polled = {w: p.saved(now, stale_after) for w, p in self.pollers.items() if w not in saved}
+            self.restored = {
+                w: e
+                for w, e in self.restored.items()
+                if not e.expired(now, config.stale_after) and config.shard.owns(w)
+            }
+            polled = {w: p.saved(now, config.stale_after) for w, p in self.pollers.items() if w not in saved}
             pending = {**self.restored, **polled}
         for whatsapp_id, entry in pending.items():
             if entry is not None and whatsapp_id not in saved:

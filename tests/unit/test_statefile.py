@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -16,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from exporter.config.settings import parse_config
+from exporter.config.sharding import Shard, shard_of
 from exporter.metrics.store import Store
 from exporter.model import CONTACT, GROUP, Account, ChatsConfig
 from exporter.poller import Supervisor
@@ -177,6 +179,17 @@ def test_restored_entries_stay_in_the_file_until_stale_after_says_the_account_is
     assert supervisor.saved() == {"W1": restored["W1"], "W2": restored["W2"]}
     now = T + 3500 + 601
     assert supervisor.saved() == {}
+
+
+def test_restored_entries_of_another_shard_leave_the_file_at_once():
+    """Resharding moves accounts to other pods: their entries there are the truth now."""
+    config = parse_config({"whatsgate": {"api_key": "k"}, "discover": True})
+    config = dataclasses.replace(config, shard=Shard(0, 2))
+    ours, theirs = (next(w for w in (f"W{i}" for i in range(99)) if shard_of(w, 2) == n) for n in (0, 1))
+    restored = {ours: entry(T, a=T), theirs: entry(T, b=T)}
+    client = WhatsGateClient("http://127.0.0.1:9/api/v1", "k")
+    supervisor = Supervisor(config, client, Store(600), lambda: T, restored)
+    assert supervisor.saved() == {ours: restored[ours]}
 
 
 # --- one account's waits ---------------------------------------------------------------------------
