@@ -13,9 +13,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from exporter.config.schedules import parse_schedules
 from exporter.config.schema import ConfigError
+from exporter.config.waiting import parse_waiting
 from exporter.model import CONTACT, GROUP, Chat
-from exporter.snapshot.schedule import Schedule, parse_schedules
+from exporter.snapshot.schedule import Schedule
 from exporter.snapshot.waiting import (
     DEFAULT_BUCKETS,
     Histogram,
@@ -25,7 +27,6 @@ from exporter.snapshot.waiting import (
     from_json,
     longer_than_counts,
     oldest_by_type,
-    parse_waiting,
     to_json,
 )
 
