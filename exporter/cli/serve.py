@@ -133,28 +133,19 @@ def build(args: argparse.Namespace) -> Exporter:
     if config.alertmanager is not None and not config.thresholds:
         log.warning("alertmanager.url is set but no thresholds are configured: nothing to send")
 
-    def apply(new: Config) -> None:
+    def load() -> Config:
+        new = finish(load_config(args.config_file, polling=not args.demo) if args.config_file else None)
         if not args.demo:  # a rotated key is a secret from now on, even before a restart uses it
             redaction.redact(new.whatsgate.api_key)
-        kept = dataclasses.replace(
-            new, state_file=config.state_file, shard=config.shard, whatsgate=config.whatsgate
-        )
-        changed = [
-            key for key in ("state_file", "shard", "whatsgate") if getattr(new, key) != getattr(kept, key)
-        ]
-        if changed:
-            log.warning(
-                "these settings cannot change on reload; restart to apply them",
-                extra={"fields": {"settings": ", ".join(changed)}},
-            )
-        supervisor.apply(kept)
-        agent.apply(kept)
-        store.stale_after = kept.stale_after
+        return new
 
-    def load() -> Config:
-        return finish(load_config(args.config_file, polling=not args.demo) if args.config_file else None)
+    def apply(new: Config) -> None:
+        """What may change (the reloader keeps the running value of what may not)."""
+        supervisor.apply(new)
+        agent.apply(new)
+        store.stale_after = new.stale_after
 
-    reloader = Reloader(load, apply)
+    reloader = Reloader(load, apply, running=config)
     store.live.extend([ReloadCollector(reloader), ShardCollector(config.shard)])
     if args.enable_lifecycle:
         server.reload = lambda: reloader.reload("/-/reload")
