@@ -15,16 +15,12 @@ from typing import Any
 
 from ..snapshot.privacy import HASH, MODES, PLAIN, Privacy
 from . import redaction
-from .schema import ConfigError, check_keys, get_str, type_name
+from .schema import ConfigError, get_str, read_section
 
 
 def parse_privacy(raw: Any, base_dir: Path) -> Privacy:
     """The ``privacy:`` section (``None``: plain, today's behaviour); key_file is relative to the config."""
-    if raw is None:
-        return Privacy()
-    if not isinstance(raw, dict):
-        raise ConfigError("privacy", f"expected a mapping, got {type_name(raw)}")
-    check_keys(raw, {"chat_ids", "names", "key_file"}, "privacy.")
+    raw = read_section(raw, "privacy", {"chat_ids", "names", "key_file"})
     chat_ids = _mode(raw, "chat_ids")
     names = _mode(raw, "names")
     key = _key(raw, base_dir) if raw.get("key_file") is not None else b""

@@ -10,7 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..snapshot.schedule import MINUTES_PER_DAY, WEEKDAYS, Schedule
-from .schema import ConfigError, Parts, check_keys, get_list, get_mapping, get_str, type_name
+from .schema import ConfigError, Parts, check_keys, get_list, get_str, read_section, type_name
 
 _RANGE_RE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -52,8 +52,7 @@ def _schedule(name: str, body: Any, path: str) -> Schedule:
         raise ConfigError(
             f"{path}.timezone", f"unknown time zone {tz!r} (use an IANA name such as 'Europe/Moscow')"
         ) from None
-    raw_hours = get_mapping(body, "hours", f"{path}.")
-    check_keys(raw_hours, set(WEEKDAYS), f"{path}.hours.")
+    raw_hours = read_section(body.get("hours"), f"{path}.hours", WEEKDAYS)
     hours = {}
     for weekday, key in enumerate(WEEKDAYS):
         ranges = _day(raw_hours.get(key), f"{path}.hours.{key}")

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import fields
 from typing import Any
 
 
@@ -162,6 +163,20 @@ def get_duration(section: Mapping[str, Any], key: str, path: str, default: float
     return parse_duration(section[key], f"{path}{key}") if key in section else default
 
 
+def read_section(value: Any, path: str, keys: Collection[str] | type) -> Mapping[str, Any]:
+    """A mapping of the config at ``path`` (null: empty) that has no key but ``keys``.
+
+    A dataclass given as ``keys`` stands for its fields: the type is the section's schema,
+    so that a section read into a type of the same fields lists its keys once.
+    """
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(path, f"expected a mapping, got {type_name(value)}")
+    check_keys(value, {f.name for f in fields(keys)} if isinstance(keys, type) else set(keys), f"{path}.")
+    return value
+
+
 def get_mapping(section: Mapping[str, Any], key: str, path: str) -> Mapping[str, Any]:
     value = section.get(key)
     if value is None:
@@ -178,6 +193,27 @@ def get_list(section: Mapping[str, Any], key: str, path: str) -> list[Any]:
     if not isinstance(value, list):
         raise ConfigError(f"{path}{key}", f"expected a list, got {type_name(value)}")
     return value
+
+
+def get_durations(
+    section: Mapping[str, Any], key: str, path: str, default: tuple[float, ...]
+) -> tuple[float, ...]:
+    """A non-empty list of durations, each longer than the one before (histogram buckets)."""
+    if key not in section:
+        return default
+    items = get_list(section, key, path)
+    if not items:
+        raise ConfigError(f"{path}{key}", "must list at least one duration, e.g. ['5m', '15m', '1h']")
+    out: list[float] = []
+    for i, item in enumerate(items):
+        seconds = parse_duration(item, f"{path}{key}[{i}]")
+        if out and seconds <= out[-1]:
+            raise ConfigError(
+                f"{path}{key}[{i}]",
+                f"{item!r} is not longer than {items[i - 1]!r} before it: list them from shortest to longest",
+            )
+        out.append(seconds)
+    return tuple(out)
 
 
 def check_keys(section: Mapping[str, Any], allowed: set[str], path: str) -> None:

@@ -5,6 +5,11 @@ its own, so one run reports every problem it can find; each is a
 :class:`ConfigError` whose message starts with the key path (``accounts[1].name``)
 so that an operator can fix the file without reading a traceback. Values of
 secrets never appear in a message.
+
+A new section is a frozen dataclass whose fields are its keys (``read_section``
+checks them against it), a parser that reads them with the readers of
+:mod:`.schema`, a field of :class:`Config` and one ``parts.parse`` line in
+:func:`parse_config`.
 """
 
 from __future__ import annotations
@@ -34,9 +39,9 @@ from .schema import (
     get_duration,
     get_int,
     get_list,
-    get_mapping,
     get_str,
     get_url,
+    read_section,
     regex_list,
     type_name,
 )
@@ -111,10 +116,8 @@ _WHATSGATE_HTTP_KEYS = frozenset({"tls_config", "proxy_url"})
 
 
 def _whatsgate(top: Mapping[str, Any], base_dir: Path, polling: bool) -> WhatsGateConfig:
-    raw, path = get_mapping(top, "whatsgate", ""), "whatsgate."
-    check_keys(
-        raw, {"url", "api_key", "api_key_file", "timeout", "max_response_size", *_WHATSGATE_HTTP_KEYS}, path
-    )
+    keys = {"url", "api_key", "api_key_file", "timeout", "max_response_size", *_WHATSGATE_HTTP_KEYS}
+    raw, path = read_section(top.get("whatsgate"), "whatsgate", keys), "whatsgate."
     url = get_url(raw, "url", path, DEFAULT_URL)
     if "api_key" in raw and "api_key_file" in raw:
         raise ConfigError(f"{path}api_key", "set either api_key or api_key_file, not both")
@@ -207,8 +210,7 @@ def _account(item: Any, where: str, schedules: Mapping[str, Schedule] | None) ->
 
 
 def _chats(top: Mapping[str, Any]) -> ChatsConfig:
-    raw, path = get_mapping(top, "chats", ""), "chats."
-    check_keys(raw, {"include", "exclude", "max_per_account"}, path)
+    raw, path = read_section(top.get("chats"), "chats", ChatsConfig), "chats."
     return ChatsConfig(
         include=regex_list(raw, "include", path),
         exclude=regex_list(raw, "exclude", path),
@@ -217,10 +219,10 @@ def _chats(top: Mapping[str, Any]) -> ChatsConfig:
 
 
 def _alertmanager(top: Mapping[str, Any], base_dir: Path) -> AlertmanagerConfig | None:
-    raw, path = get_mapping(top, "alertmanager", ""), "alertmanager."
+    keys = {"url", "timeout", "resend_interval", *HTTP_KEYS}
+    raw, path = read_section(top.get("alertmanager"), "alertmanager", keys), "alertmanager."
     if not raw:
         return None
-    check_keys(raw, {"url", "timeout", "resend_interval", *HTTP_KEYS}, path)
     url, http = split_userinfo(
         get_url(raw, "url", path), parse_http_config(raw, path, base_dir), f"{path}url"
     )
@@ -281,10 +283,9 @@ def _stale_after(raw: Mapping[str, Any], poll_interval: float) -> float:
 
 
 def _shard(top: Mapping[str, Any]) -> Shard:
-    raw = get_mapping(top, "shard", "")
+    raw = read_section(top.get("shard"), "shard", Shard)
     if not raw:
         return Shard()
-    check_keys(raw, {"index", "total"}, "shard.")
     total = get_int(raw, "total", "shard.", 1, minimum=1)
     index = get_int(raw, "index", "shard.", 0)
     if index >= total:

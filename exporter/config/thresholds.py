@@ -20,7 +20,6 @@ from ..snapshot.privacy import DROP, PLAIN, Privacy
 from .schema import (
     ConfigError,
     Parts,
-    check_keys,
     compile_regex,
     format_duration,
     get_duration,
@@ -28,6 +27,7 @@ from .schema import (
     get_mapping,
     get_str,
     parse_duration,
+    read_section,
     type_name,
 )
 
@@ -100,10 +100,8 @@ def _text(raw: Mapping[str, Any], key: str, path: str, default: str, scope: str)
     return text
 
 
-def _threshold(raw: Any, path: str) -> Threshold:
-    if not isinstance(raw, dict):
-        raise ConfigError(path.rstrip("."), f"expected a mapping, got {type_name(raw)}")
-    check_keys(raw, _KEYS, path)
+def _threshold(item: Any, path: str) -> Threshold:
+    raw = read_section(item, path.rstrip("."), _KEYS)
     name = get_str(raw, "name", path)
     if not _NAME_RE.match(name):
         raise ConfigError(
@@ -143,11 +141,9 @@ def _threshold(raw: Any, path: str) -> Threshold:
 
     overrides = []
     for account, override in get_mapping(raw, "overrides", path).items():
-        opath = f"{path}overrides.{account}."
-        if not isinstance(override, dict):
-            raise ConfigError(opath.rstrip("."), f"expected a mapping, got {type_name(override)}")
-        check_keys(override, {"above", "below", "for", "severity"}, opath)
-        overrides.append((str(account), _limit(override, opath, kind, limit)))
+        opath = f"{path}overrides.{account}"
+        override = read_section(override, opath, {"above", "below", "for", "severity"})
+        overrides.append((str(account), _limit(override, f"{opath}.", kind, limit)))
     return Threshold(
         name=name,
         kind=kind_name,

@@ -8,33 +8,19 @@ from typing import Any
 from ..model import CHAT_TYPES
 from ..snapshot.schedule import Schedule
 from ..snapshot.waiting import DEFAULT_BUCKETS, WaitingConfig
-from .schema import (
-    ConfigError,
-    check_keys,
-    get_bool,
-    get_list,
-    get_str,
-    parse_duration,
-    regex_list,
-    type_name,
-)
+from .schema import ConfigError, get_bool, get_durations, get_list, get_str, read_section, regex_list
 
 
 def parse_waiting(raw: Any, schedules: Mapping[str, Schedule] | None) -> WaitingConfig:
     """The ``waiting:`` section (``None``: defaults); ``schedules`` are the defined ones, by name
     (``None``: unknown, as the section failed: its names are not checked)."""
-    if raw is None:
-        return WaitingConfig()
-    if not isinstance(raw, dict):
-        raise ConfigError("waiting", f"expected a mapping, got {type_name(raw)}")
-    path = "waiting."
-    check_keys(raw, {"include", "exclude", "chat_types", "count_muted", "buckets", "schedule"}, path)
+    raw, path = read_section(raw, "waiting", WaitingConfig), "waiting."
     return WaitingConfig(
         include=regex_list(raw, "include", path),
         exclude=regex_list(raw, "exclude", path),
         chat_types=_chat_types(raw) if "chat_types" in raw else CHAT_TYPES,
         count_muted=get_bool(raw, "count_muted", path, False),
-        buckets=_buckets(raw) if "buckets" in raw else DEFAULT_BUCKETS,
+        buckets=get_durations(raw, "buckets", path, DEFAULT_BUCKETS),
         schedule=_schedule_name(raw, schedules),
     )
 
@@ -51,22 +37,6 @@ def _chat_types(raw: Mapping[str, Any]) -> tuple[str, ...]:
         if item in items[:i]:
             raise ConfigError(f"waiting.chat_types[{i}]", f"{item!r} is listed twice")
     return tuple(items)
-
-
-def _buckets(raw: Mapping[str, Any]) -> tuple[float, ...]:
-    items = get_list(raw, "buckets", "waiting.")
-    if not items:
-        raise ConfigError("waiting.buckets", "must list at least one duration, e.g. ['5m', '15m', '1h']")
-    out: list[float] = []
-    for i, item in enumerate(items):
-        seconds = parse_duration(item, f"waiting.buckets[{i}]")
-        if out and seconds <= out[-1]:
-            raise ConfigError(
-                f"waiting.buckets[{i}]",
-                f"{item!r} is not longer than {items[i - 1]!r} before it: list them from shortest to longest",
-            )
-        out.append(seconds)
-    return tuple(out)
 
 
 def _schedule_name(raw: Mapping[str, Any], schedules: Mapping[str, Schedule] | None) -> str | None:

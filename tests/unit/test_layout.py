@@ -70,3 +70,12 @@ def test_the_data_layers_never_import_the_layers_above():
     for module, deps in import_graph().items():
         if module.startswith(("exporter.snapshot", "exporter.whatsgate", "exporter.model")):
             assert not [d for d in deps if d.startswith(above)], module
+
+
+def test_only_config_parses_the_config():
+    """The section parsers live in config/: snapshot/ and alerting/ keep the runtime types and take
+    nothing from config.schema but format_duration (rule files and alert text print durations)."""
+    for path in [*(PACKAGE / "snapshot").rglob("*.py"), *(PACKAGE / "alerting").rglob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").endswith("config.schema"):
+                assert {a.name for a in node.names} <= {"format_duration"}, path
