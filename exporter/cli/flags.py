@@ -14,7 +14,7 @@ RESERVED_PATHS = ("/", "/healthz", "/ready", "/-/reload", "/probe", "/sd")
 USAGE = """
   whatsgate-exporter [FLAGS]                                       serve metrics
   whatsgate-exporter [FLAGS] check-config [--config.file] FILE
-  whatsgate-exporter [FLAGS] rules --config.file FILE [--output FILE]"""
+  whatsgate-exporter [FLAGS] rules (--config.file FILE | --demo) [--output FILE]"""
 EPILOG = """\
 Without a COMMAND it runs the exporter: polls WhatsGate and serves metrics on
 --web.listen-address at --web.telemetry-path, until SIGTERM or SIGINT.
@@ -155,6 +155,13 @@ def build_parser() -> argparse.ArgumentParser:
         " to stdout or (atomically, only on success) to --output FILE.",
     )
     _config_file_flag(rules, "sub_config_file", "The configuration whose thresholds to write.")
+    rules.add_argument(
+        "--demo",
+        dest="sub_demo",
+        action="store_true",
+        help="Write the rules of --demo: its own thresholds, or with --config.file the file's, as the"
+        " demo takes them (the compose stack's prometheus/alerts.yml is this).",
+    )
     sub.add_parser(
         "healthcheck",
         help="Exit 0 if the exporter on this host answers /healthz (for container HEALTHCHECKs).",

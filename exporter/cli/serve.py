@@ -96,10 +96,9 @@ def build(args: argparse.Namespace) -> Exporter:
     if simulator is not None:
         simulator.start()
     config = finish(base)
-    if not args.demo:  # the demo's key is public
-        redaction.redact(config.whatsgate.api_key)
-        for credential in redaction.url_credentials(config.whatsgate.url):
-            redaction.redact(credential)
+    redaction.redact(config.whatsgate.api_key)  # the simulator's too: no account id or name holds it
+    for credential in redaction.url_credentials(config.whatsgate.url):
+        redaction.redact(credential)
 
     store = Store(stale_after=config.stale_after)
     try:
@@ -135,8 +134,7 @@ def build(args: argparse.Namespace) -> Exporter:
 
     def load() -> Config:
         new = finish(load_config(args.config_file, polling=not args.demo) if args.config_file else None)
-        if not args.demo:  # a rotated key is a secret from now on, even before a restart uses it
-            redaction.redact(new.whatsgate.api_key)
+        redaction.redact(new.whatsgate.api_key)  # a rotated key is a secret from now on, before a restart
         return new
 
     def apply(new: Config) -> None:

@@ -4,8 +4,9 @@ An account belongs to shard ``index`` of ``total`` when the first 8 bytes of
 the SHA-256 of its WhatsappID (UTF-8), read as a big-endian unsigned integer,
 modulo ``total`` equal ``index``. The hash is stable across processes,
 versions and platforms (unlike Python's ``hash()``), so every replica agrees
-without talking to the others, and adding a replica moves about 1/N of the
-accounts.
+without talking to the others. Being a modulo, it is not consistent hashing:
+going from N to N+1 shards moves about N/(N+1) of the accounts to another
+shard (the README's resharding notes say what that does to their waits).
 """
 
 from __future__ import annotations

@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 STATUS_NAMES = {"READY": "Ready", "AUTH": "Waiting for authorization"}
+# The simulator's API key (X-Api-Key), public: it guards nothing. It must not occur in any
+# account id or name, or redacting it from logs would mangle them ("<secret>-sales").
+DEFAULT_API_KEY = "sim-key-7c41e09b"
 DEMO_ACCOUNTS = (
     ("demo-support", "Support line"),
     ("demo-sales", "Sales line"),
@@ -61,9 +64,39 @@ def session(index: int, account: SimAccount) -> dict[str, Any]:
         "callback": "",
         "date_add": "2024-01-01 10:00:00",
         "pushname": account.name if ready else "",
-        "wid": f"7999{index:07d}@c.us" if ready else "",
+        "wid": own_number(index) if ready else "",
         "qr_link": "",
     }
+
+
+def own_number(index: int) -> str:
+    """The WhatsApp id of the ``index``-th session (from 1): the sender of its messages."""
+    return f"7999{index:07d}@c.us"
+
+
+def new_chat(chat_id: str, name: str | None, now: int, members: list[str]) -> dict[str, Any]:
+    """A chat that appears when a message arrives in it; a group (``@g.us``) has ``members``."""
+    chat: dict[str, Any] = {
+        "id": chat_id,
+        "name": name if name is not None else chat_id.partition("@")[0],
+        "isGroup": chat_id.endswith("@g.us"),
+        "isReadOnly": False,
+        "unreadCount": 0,
+        "timestamp": now,
+        "pinned": False,
+        "isMuted": False,
+        "muteExpiration": 0,
+    }
+    if chat["isGroup"]:
+        people = [{"id": m, "isAdmin": i == 0, "isSuperAdmin": i == 0} for i, m in enumerate(members)]
+        chat["groupMetadata"] = {
+            "id": chat_id,
+            "creation": now,
+            "owner": members[0] if members else "",
+            "size": len(members),
+            "participants": people,
+        }
+    return chat
 
 
 def _unread(rng: random.Random) -> int:

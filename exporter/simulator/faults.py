@@ -1,13 +1,15 @@
 """Faults: which exist, their parameters, and the answers that replace or corrupt a normal one.
 
-A fault is chosen per account for ``get-chats`` (or for ``sessions-get``) and changes the next
-answers until cleared. There are four families, applied in this order:
+A fault is chosen per account and command (``get-chats``, ``events-get``, ``get-history``; or
+``sessions-get`` for all accounts) and changes the next answers until cleared. There are four
+families, applied in this order:
 
 - replacing answers, instead of any data: ``down`` (connection dropped), ``unauthorized``,
   ``api_error``, ``rate_limited``, ``bad_gateway``, ``not_json``, ``result_not_ok``,
   ``echo_key`` (``mode="error"``) and ``redirect``;
-- corrupted data, inside an otherwise normal answer (``get-chats`` only): ``bad_chat``,
-  ``surrogate``, ``raw_surrogate``, ``huge_number``, ``echo_key`` (``mode="name"``);
+- corrupted data, inside an otherwise normal answer: ``bad_chat``, ``surrogate``,
+  ``raw_surrogate``, ``huge_number``, ``echo_key`` (``mode="name"``) for get-chats;
+  ``bad_events`` for events-get; ``bad_envelope`` for events-get and get-history (events.py);
 - corrupted session lists (``sessions-get`` only), in sessions.py: ``sessions_*``;
 - hostile delivery of the (normal or corrupted) answer, in streams.py: ``drip``,
   ``headers_then_hang``, ``chunked_forever``, ``silent``, ``gzip_bomb``, ``huge_html``.
@@ -21,12 +23,17 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .wire import JSON_TYPE, UNAUTHORIZED, Reply, error, json_bytes
 
 _ALL_NUMBERS = ("unreadCount", "timestamp", "creation", "size")
+COMMANDS: tuple[str, ...] = ("get-chats", "sessions-get", "events-get", "get-history")
+# bad_events' kinds, the malformed events events.py builds: no usable message, or no event at all.
+BAD_EVENTS = ("no_message", "null_message", "bad_message", "unknown_action", "not_an_object", "no_id")
+ENVELOPES = {"list": COMMANDS[2:], "data_object": COMMANDS[2:], "no_pages": COMMANDS[2:3]}
+ENVELOPES |= {"bad_counts": COMMANDS[2:3]}  # mode -> the commands it applies to
 # Each fault's parameters and their defaults; a default's type is the parameter's type.
 PARAMS: dict[str, dict[str, Any]] = {
     "slow": {},
@@ -54,10 +61,16 @@ PARAMS: dict[str, dict[str, Any]] = {
     "sessions_short": {"times": 1, "drop": 0},  # drop: sessions left out; 0 means half of them
     "sessions_growing_pages": {},
     "sessions_surrogate": {"fields": ["unique_id", "status"]},
+    "bad_events": {"kinds": list(BAD_EVENTS)},  # malformed events among the real ones
+    "bad_envelope": {"mode": "list"},  # an answer that is not the documented envelope
 }
 FAULTS = frozenset(PARAMS)
 SESSIONS_FAULTS = frozenset(f for f in FAULTS if f.startswith("sessions_"))
 CHATS_ONLY = frozenset({"bad_chat", "surrogate", "raw_surrogate", "huge_number"})
+# The commands a fault is limited to; the others apply to every command.
+ONLY: dict[str, tuple[str, ...]] = {"bad_events": ("events-get",), "bad_envelope": COMMANDS[2:]}
+ONLY.update((f, ("get-chats",)) for f in CHATS_ONLY)
+ONLY.update((f, ("sessions-get",)) for f in SESSIONS_FAULTS)
 STREAMS = frozenset({"drip", "headers_then_hang", "chunked_forever", "silent", "gzip_bomb", "huge_html"})
 DEFAULT_DELAY = {"drip": 0.3, "chunked_forever": 0.05}
 _FIELD_CHOICES = {
@@ -65,6 +78,7 @@ _FIELD_CHOICES = {
     "raw_surrogate": {"name", "id"},
     "huge_number": set(_ALL_NUMBERS),
     "sessions_surrogate": {"unique_id", "status", "name"},
+    "bad_events": set(BAD_EVENTS),
 }
 _BAD_GATEWAY_HTML = (
     b"<html><head><title>502 Bad Gateway</title></head><body><center>"
@@ -101,16 +115,16 @@ class Fault:
     delay: float
     params: Mapping[str, Any]
     used: int = 0
+    events: list[Any] = field(default_factory=list)  # bad_events: this account's malformed events
 
 
 def make_fault(name: str, delay: float | None, params: Mapping[str, Any], command: str) -> Fault:
     """Checks a fault request and fills in defaults; ValueError names what is wrong."""
     if name not in FAULTS:
         raise ValueError(f"unknown fault {name!r}; known: {', '.join(sorted(FAULTS))}")
-    if command not in ("get-chats", "sessions-get"):
-        raise ValueError(f"command must be get-chats or sessions-get, not {command!r}")
-    wrong_command = "get-chats" if name in SESSIONS_FAULTS else "sessions-get" if name in CHATS_ONLY else None
-    if command == wrong_command:
+    if command not in COMMANDS:
+        raise ValueError(f"command must be one of {', '.join(COMMANDS)}, not {command!r}")
+    if command not in ONLY.get(name, COMMANDS):
         raise ValueError(f"fault {name!r} does not apply to {command}")
     if delay is None:
         delay = DEFAULT_DELAY.get(name, 0.0)
@@ -130,17 +144,20 @@ def make_fault(name: str, delay: float | None, params: Mapping[str, Any], comman
             raise ValueError("redirect needs target, an http(s) URL")
     if name == "echo_key" and merged["mode"] not in ("error", "name"):
         raise ValueError("echo_key mode must be 'error' or 'name'")
-    if name == "echo_key" and merged["mode"] == "name" and command == "sessions-get":
+    if name == "echo_key" and merged["mode"] == "name" and command != "get-chats":
         raise ValueError("echo_key mode 'name' applies to get-chats only")
+    if name == "bad_envelope" and command not in ENVELOPES.get(merged["mode"], ()):
+        modes = ", ".join(m for m, commands in ENVELOPES.items() if command in commands)
+        raise ValueError(f"bad_envelope mode for {command} must be one of {modes}")
     if "status" in merged and not 100 <= merged["status"] <= 599:
         raise ValueError("status must be an HTTP status code")
     return Fault(name, float(delay), merged)
 
 
 def _check(fault: str, key: str, value: Any, default: Any) -> Any:
-    if key == "fields":
+    if key in ("fields", "kinds"):
         if not isinstance(value, (list, tuple)) or not set(value) <= _FIELD_CHOICES[fault] or not value:
-            raise ValueError(f"fields must be a non-empty list of {sorted(_FIELD_CHOICES[fault])}")
+            raise ValueError(f"{key} must be a non-empty list of {sorted(_FIELD_CHOICES[fault])}")
         return list(value)
     kind = type(default)
     if kind is int and (type(value) is not int or value < 0):

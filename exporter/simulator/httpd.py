@@ -6,6 +6,7 @@ import json
 import socket
 import sys
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
@@ -28,12 +29,23 @@ class Simulator(Protocol):
         fault: str | None,
         delay: float | None = None,
         *,
-        command: str = ...,
+        command: str | None = ...,
         **params: Any,
     ) -> None: ...
+    @property
+    def receive(self) -> Callable[..., str]: ...
+    @property
+    def reply(self) -> Callable[..., str]: ...
+    def read(self, whatsapp_id: str, chat_id: str) -> None: ...
+    def ack(self, whatsapp_id: str, message_id: str, ack: int = ..., at: float | None = ...) -> int: ...
+    def disconnect(self, whatsapp_id: str, at: float | None = ..., reason: str = ...) -> int: ...
+    def add_event(self, whatsapp_id: str, action: str, data: Any, at: float | None = ...) -> int: ...
+    def set_options(self, **changes: Any) -> None: ...
 
 
 _FAULT_KEYS = ("whatsapp_id", "fault", "delay", "command")  # the rest of a fault body: parameters
+_ENDPOINTS = ("chat", "status", "fault", "message", "read", "ack", "disconnect", "event", "options")
+_MESSAGE_KEYS = ("body", "author", "media", "forwarded", "logged_at", "name")  # optional, as in Python
 
 
 class Server(ThreadingHTTPServer):
@@ -95,24 +107,56 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def control(sim: Simulator, path: str, body: bytes) -> Reply:
-    """The ``/_sim/*`` endpoints: the control methods, for a simulator in another process."""
+    """The ``/_sim/*`` endpoints: the control methods, for a simulator in another process.
+
+    They answer ``{"ok": true}``, with ``"id"`` (a message or event id) where the method returns one.
+    """
+    what = path.removeprefix("/_sim/")
+    if what not in _ENDPOINTS:
+        return error("Not Found", "Page not found.", 404)
     try:
         req = json.loads(body or b"null")
         if not isinstance(req, dict):
             raise ValueError("the body must be a JSON object")
-        if path == "/_sim/chat":
-            if not isinstance(req.get("fields", {}), dict):
-                raise ValueError("fields must be an object")
-            sim.set_chat(req["whatsapp_id"], req["chat_id"], **req.get("fields", {}))
-        elif path == "/_sim/status":
-            sim.set_status(req["whatsapp_id"], req["status"])
-        elif path == "/_sim/fault":
-            params = {k: v for k, v in req.items() if k not in ("whatsapp_id", "fault", "delay", "command")}
-            delay = None if req.get("delay") is None else float(req["delay"])
-            command = req.get("command") or "get-chats"
-            sim.set_fault(req.get("whatsapp_id"), req.get("fault"), delay, command=command, **params)
-        else:
-            return error("Not Found", "Page not found.", 404)
+        result = _control(sim, what, req)
     except (KeyError, ValueError, TypeError) as exc:
         return 400, json_bytes({"ok": False, "error": f"{type(exc).__name__}: {exc}"}), JSON_TYPE, {}
-    return 200, json_bytes({"ok": True}), JSON_TYPE, {}
+    return 200, json_bytes({"ok": True} | ({} if result is None else {"id": result})), JSON_TYPE, {}
+
+
+def _control(sim: Simulator, what: str, req: dict[str, Any]) -> int | str | None:
+    wid = req.get("whatsapp_id")
+    if what == "chat":
+        if not isinstance(req.get("fields", {}), dict):
+            raise ValueError("fields must be an object")
+        sim.set_chat(req["whatsapp_id"], req["chat_id"], **req.get("fields", {}))
+    elif what == "status":
+        sim.set_status(req["whatsapp_id"], req["status"])
+    elif what == "fault":
+        params = {k: v for k, v in req.items() if k not in _FAULT_KEYS}
+        delay = None if req.get("delay") is None else float(req["delay"])
+        sim.set_fault(wid, req.get("fault"), delay, command=req.get("command"), **params)
+    elif what == "message":
+        direction = req.get("direction", "in")
+        unknown = set(req) - {"whatsapp_id", "chat_id", "direction", "at", *_MESSAGE_KEYS}
+        if unknown:
+            raise ValueError(f"unknown key {', '.join(sorted(unknown))}")
+        if direction not in ("in", "out"):
+            raise ValueError("direction must be 'in' (the customer's) or 'out' (ours)")
+        extra = {k: req[k] for k in _MESSAGE_KEYS if req.get(k) is not None}
+        for key, value in extra.items():
+            if key != "logged_at" and not isinstance(value, bool if key in ("media", "forwarded") else str):
+                raise ValueError(f"{key} has the wrong type")
+        send = sim.receive if direction == "in" else sim.reply
+        return send(req["whatsapp_id"], req["chat_id"], req.get("at"), **extra)
+    elif what == "read":
+        sim.read(req["whatsapp_id"], req["chat_id"])
+    elif what == "ack":
+        return sim.ack(req["whatsapp_id"], req["message_id"], int(req.get("ack", 3)), req.get("at"))
+    elif what == "disconnect":
+        return sim.disconnect(req["whatsapp_id"], req.get("at"), str(req.get("reason", "NAVIGATION")))
+    elif what == "event":
+        return sim.add_event(req["whatsapp_id"], req["action"], req.get("data"), req.get("at"))
+    else:
+        sim.set_options(**req)
+    return None

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -354,6 +355,35 @@ def test_prometheus_config_as_mounted(tmp_path: Path):
 
 
 @pytest.mark.realtools
+def test_prometheus_config_comment_commands_work():
+    """The check command in prometheus.yml's comment works as written, from the project directory."""
+    lines = (REPO / "deploy" / "prometheus" / "prometheus.yml").read_text(encoding="utf-8").splitlines()
+    header = [line.lstrip("#").strip() for line in itertools.takewhile(lambda s: s.startswith("#"), lines)]
+    commands = [m.group(0) for line in header if (m := re.search(r"\bpromtool .*", line))]
+    assert commands, "prometheus.yml's comment names no promtool command"
+    env = {**os.environ, "PATH": f"{Path(tool('promtool')).parent}{os.pathsep}{os.environ['PATH']}"}
+    for command in commands:
+        result = subprocess.run(["sh", "-c", command], cwd=REPO, env=env, capture_output=True, text=True)
+        assert result.returncode == 0, f"{command}\n{result.stdout}{result.stderr}"
+    named = re.findall(r"\btests/[\w/]+\.py\b", "\n".join(header))
+    assert all((REPO / test).exists() for test in named), named
+    # The rule file it checks is the one the compose stack mounts next to prometheus.yml.
+    _, prometheus = service_by_image("prom/prometheus:")
+    config_dir = Path(flag(prometheus, "config.file")).parent
+    rules = {source for source, target in bind_mounts(prometheus) if Path(target).parent == config_dir}
+    checked = {REPO / arg for command in commands for arg in command.split() if arg.endswith(".yml")}
+    config = REPO / "deploy" / "prometheus" / "prometheus.yml"
+    # `promtool check config` checks the rule files it names, relative to itself: a mounted rule
+    # file that lies beside prometheus.yml in the repository too is checked with it.
+    beside = (
+        {config.parent / name for name in load_yaml(config).get("rule_files", [])}
+        if config in checked
+        else set()
+    )
+    assert rules - {config} <= checked | beside, (rules, checked)
+
+
+@pytest.mark.realtools
 def test_alertmanager_config_as_mounted(tmp_path: Path):
     _, alertmanager = service_by_image("prom/alertmanager:")
     config = mirror(alertmanager, tmp_path) / flag(alertmanager, "config.file").lstrip("/")
@@ -363,10 +393,21 @@ def test_alertmanager_config_as_mounted(tmp_path: Path):
     assert result.returncode == 0 and "SUCCESS" in result.stdout, result.stdout + result.stderr
 
 
+def test_the_stacks_rules_are_the_demos_rules():
+    """The compose stack runs --demo: Prometheus must alert on what the status page shows."""
+    result = subprocess.run(
+        [sys.executable, "-m", "exporter", "rules", "--demo"], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert (REPO / "deploy" / "prometheus" / "alerts.yml").read_text(encoding="utf-8") == result.stdout, (
+        "regenerate it: whatsgate-exporter rules --demo --output deploy/prometheus/alerts.yml"
+    )
+
+
 def test_alertmanager_names_alerts_that_exist():
     config = (REPO / "deploy" / "alertmanager" / "alertmanager.yml").read_text(encoding="utf-8")
     named = set(re.findall(r"alertname\s*=\s*\\?\"?(\w+)", config))
-    rules = load_yaml(REPO / "prometheus" / "alerts.yml")
+    rules = load_yaml(REPO / "deploy" / "prometheus" / "alerts.yml")
     defined = {r["alert"] for g in rules["groups"] for r in g["rules"] if "alert" in r}
     assert named and named <= defined, named - defined
 
@@ -460,6 +501,58 @@ def test_real_mode_override(tmp_path: Path):
         text=True,
         timeout=30,
         cwd=REPO,
+    )
+    assert result.returncode == 0 and ": OK (" in result.stdout, result.stdout + result.stderr
+
+
+def test_real_mode_instructions_give_a_config_that_finds_its_key(tmp_path: Path):
+    """The override's own instructions, followed in a copy of the project: the config they leave
+    behind must read the key from the secret file the override provides, and pass check-config in
+    the environment the override gives the container (no WHATSGATE_API_KEY)."""
+    project = tmp_path / "project"
+    shutil.copytree(REPO / "deploy", project / "deploy")
+    shutil.copy2(REPO / "config.example.yaml", project)
+    lines = REAL_OVERRIDE.read_text(encoding="utf-8").splitlines()
+    header = itertools.takewhile(lambda s: s.startswith("#"), lines)
+    steps = [m.group(1) for line in header if (m := re.match(r"#\s{2,}(\S.*)", line))]  # the indented lines
+    assert any("docker compose" in step for step in steps), steps
+    for step in steps:
+        if not step.startswith("docker "):
+            result = subprocess.run(["sh", "-c", step], cwd=project, capture_output=True, text=True)
+            assert result.returncode == 0, f"{step}\n{result.stderr}"
+
+    override = load_yaml(REAL_OVERRIDE)
+    exporter, provided = override["services"]["exporter"], override["secrets"]
+    root = tmp_path / "container"
+    for volume in exporter["volumes"]:
+        source, target = volume.split(":")[:2]
+        if source.startswith("."):
+            (root / target.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(project / source, root / target.lstrip("/"))
+    secret_paths = []
+    for secret in exporter["secrets"]:
+        name, target = (secret, secret) if isinstance(secret, str) else (secret["source"], secret["target"])
+        path = f"/run/secrets/{target}" if not target.startswith("/") else target
+        (root / path.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(project / provided[name]["file"], root / path.lstrip("/"))
+        secret_paths.append(path)
+
+    config_path = json.loads(dockerfile()[-1].one("CMD"))[0].split("=", 1)[1]
+    config = load_yaml(root / config_path.lstrip("/"))
+    assert config["whatsgate"].get("api_key_file") in secret_paths, config["whatsgate"]
+    text = (root / config_path.lstrip("/")).read_text(encoding="utf-8")
+    for path in secret_paths:
+        text = text.replace(path, str(root / path.lstrip("/")))
+    (root / config_path.lstrip("/")).write_text(text, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k != "WHATSGATE_API_KEY"}
+    env.update(dict(e.split("=", 1) for e in exporter.get("environment", []) if "=" in e))
+    result = subprocess.run(
+        [sys.executable, "-m", "exporter", "check-config", str(root / config_path.lstrip("/"))],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=REPO,
+        env=env,
     )
     assert result.returncode == 0 and ": OK (" in result.stdout, result.stdout + result.stderr
 

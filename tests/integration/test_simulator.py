@@ -15,7 +15,7 @@ import pytest
 import requests
 from helpers import REPO
 
-from exporter.simulator import SimAccount, Simulator, main
+from exporter.simulator import DEFAULT_API_KEY, SimAccount, Simulator, main
 
 KEY = "test-key"
 UNAUTHORIZED = {
@@ -267,9 +267,9 @@ def test_generate_counts_and_determinism() -> None:
     simulator = Simulator.generate(accounts=3, chats=200, group_fraction=0.25, participants=7)
     url = simulator.start()
     try:
-        sessions = post(simulator, "sessions-get", {}, key="demo").json()["data"]
+        sessions = post(simulator, "sessions-get", {}, key=simulator.api_key).json()["data"]
         assert [s["unique_id"] for s in sessions] == ["bench-00", "bench-01", "bench-02"]
-        data = post(simulator, "get-chats", {"WhatsappID": "bench-01"}, key="demo").json()["data"]
+        data = post(simulator, "get-chats", {"WhatsappID": "bench-01"}, key=simulator.api_key).json()["data"]
         assert url.endswith("/api/v1")
     finally:
         simulator.stop()
@@ -299,8 +299,8 @@ def test_generate_is_byte_identical_to_before() -> None:
     try:
         served = hashlib.sha256()
         for wid in ("bench-00", "bench-01", "bench-02"):
-            served.update(post(simulator, "get-chats", {"WhatsappID": wid}, key="demo").content)
-        page = post(simulator, "sessions-get", {"page_cnt": 2, "page": 2}, key="demo").content
+            served.update(post(simulator, "get-chats", {"WhatsappID": wid}, key=simulator.api_key).content)
+        page = post(simulator, "sessions-get", {"page_cnt": 2, "page": 2}, key=simulator.api_key).content
     finally:
         simulator.stop()
     assert served.hexdigest() == GOLDEN_SERVED
@@ -334,9 +334,9 @@ def test_demo_data_exercises_edge_cases() -> None:
     assert all(c["id"].endswith("@c.us") != c["isGroup"] for c in chats)
     simulator.start()
     try:
-        listed = post(simulator, "sessions-get", {}, key="demo").json()["data"]
+        listed = post(simulator, "sessions-get", {}, key=simulator.api_key).json()["data"]
         assert {s["unique_id"]: s["name"] for s in listed} == sessions
-        served = post(simulator, "get-chats", {"WhatsappID": "demo-community"}, key="demo")
+        served = post(simulator, "get-chats", {"WhatsappID": "demo-community"}, key=simulator.api_key)
         assert {c["name"] for c in served.json()["data"]} == {
             c["name"] for c in simulator.chats("demo-community")
         }
@@ -385,7 +385,8 @@ def test_module_runs_as_a_server() -> None:
         assert ready, "simulator printed no URL"
         url = proc.stdout.readline().strip()
         assert url.startswith("http://127.0.0.1:") and url.endswith("/api/v1")
-        response = requests.post(f"{url}/sessions-get", json={}, timeout=5, headers={"X-Api-Key": "demo"})
+        headers = {"X-Api-Key": DEFAULT_API_KEY}
+        response = requests.post(f"{url}/sessions-get", json={}, timeout=5, headers=headers)
         assert response.json()["elements"] == 3
     finally:
         proc.terminate()

@@ -7,6 +7,7 @@ will see on the dashboard, not the simulator's internals.
 
 from __future__ import annotations
 
+import json
 import re
 from collections import defaultdict
 from collections.abc import Iterator
@@ -69,7 +70,10 @@ def watch(sim: Simulator, clock: Clock, step: float, polls: int) -> Watch:
             waiting = 0
             for wid in IDS:
                 chats = session.post(
-                    f"{sim.url}/get-chats", json={"WhatsappID": wid}, headers={"X-Api-Key": "demo"}, timeout=5
+                    f"{sim.url}/get-chats",
+                    json={"WhatsappID": wid},
+                    headers={"X-Api-Key": sim.api_key},
+                    timeout=5,
                 ).json()["data"]
                 for chat in chats:
                     key, unread = (wid, chat["id"]), chat["unreadCount"]
@@ -151,11 +155,11 @@ def bodies(seed: int, step: int, polls: int, compare_every: int) -> list[bytes]:
             answer = requests.post(
                 f"{sim.url}/get-chats",
                 json={"WhatsappID": "demo-sales"},
-                headers={"X-Api-Key": "demo"},
+                headers={"X-Api-Key": sim.api_key},
                 timeout=5,
             )
-            if i * step % compare_every == 0:
-                out.append(answer.content)
+            if i * step % compare_every == 0:  # its chats and its whole event log, ids included
+                out.append(answer.content + json.dumps(sim.events("demo-sales")).encode())
     finally:
         sim.stop()
     return out
@@ -182,7 +186,7 @@ def test_chats_made_unread_from_outside_are_read_too() -> None:
             data = requests.post(
                 f"{sim.url}/get-chats",
                 json={"WhatsappID": "demo-sales"},
-                headers={"X-Api-Key": "demo"},
+                headers={"X-Api-Key": sim.api_key},
                 timeout=5,
             ).json()["data"]
             if next(c for c in data if c["id"] == chat["id"])["unreadCount"] == 0:
@@ -207,3 +211,135 @@ def test_demo_schedule_is_plain_config_data() -> None:
         start = at(2026, 3, 2, 0, 0) + hour * 3600 + 17 * 60
         states = {office_open(start + minute * 60) for minute in range(60)}
         assert states == {True, False}
+
+
+def post(sim: Simulator, command: str, body: dict) -> dict:
+    answer = requests.post(f"{sim.url}/{command}", json=body, headers={"X-Api-Key": sim.api_key}, timeout=5)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def last_exchange(messages: list[dict]) -> tuple[float | None, bool]:
+    """(start of the unanswered span, whether our message is the last) from one chat's messages."""
+    ordered = sorted(messages, key=lambda m: m["timestamp"])
+    since = None
+    for message in ordered:
+        if message["id"].startswith("true_"):
+            since = None
+        elif since is None:
+            since = message["timestamp"]
+    return since, bool(ordered) and ordered[-1]["id"].startswith("true_")
+
+
+def test_demo_starts_with_customers_waiting_for_an_answer() -> None:
+    """What the exporter's backfill (get-history) finds at start: an alert has something to fire on."""
+    start = at(2026, 3, 2, 15, 0)
+    sim = Simulator.demo(seed=5, clock=Clock(start))
+    sim.start()
+    try:
+        read_unanswered, spans = [], []
+        for wid in IDS:
+            for chat in post(sim, "get-chats", {"WhatsappID": wid})["data"]:
+                messages = post(sim, "get-history", {"WhatsappID": wid, "recipient": {"id": chat["id"]}})[
+                    "data"
+                ]
+                assert messages, chat["id"]  # every chat has a past
+                assert max(m["timestamp"] for m in messages) == chat["timestamp"]
+                since, ours_last = last_exchange(messages)
+                if ours_last:
+                    assert chat["unreadCount"] == 0
+                if chat["isReadOnly"]:
+                    continue
+                trailing = sum(1 for m in messages if since is not None and m["timestamp"] >= since)
+                assert chat["unreadCount"] <= trailing or trailing == len(messages) == 100  # history's cap
+                if since is not None:
+                    spans.append(start - since)
+                    if chat["unreadCount"] == 0:
+                        read_unanswered.append(start - since)
+    finally:
+        sim.stop()
+    assert len(read_unanswered) >= 3  # read, and still waiting for an answer
+    assert all(40 * 60 <= s <= 2 * 3600 for s in read_unanswered)
+    assert max(spans) >= 40 * 60  # a reply alert (e.g. above 30m) fires at the first poll
+    assert all(s <= 3 * 3600 + 600 for s in spans)  # recent: the demo starts mid-day
+
+
+@dataclass
+class Replies:
+    """What an exporter reading the event log and get-chats of the demo would record."""
+
+    read_at: dict[tuple[str, str], float] = field(default_factory=dict)  # unread seen gone
+    gaps: list[tuple[str, float]] = field(default_factory=list)  # (account, answer time - read time)
+    answered: int = 0
+    unanswered_after_read: dict[tuple[str, str], float] = field(default_factory=dict)
+    mismatches: int = 0
+    actions: set[str] = field(default_factory=set)
+
+
+def watch_replies(sim: Simulator, clock: Clock, step: float, polls: int) -> Replies:
+    seen = Replies()
+    cursors: dict[str, tuple[str | None, set[int]]] = {wid: (None, set()) for wid in IDS}
+    newest: dict[tuple[str, str], int] = {}
+    ours: dict[tuple[str, str], bool] = {}
+    unread: dict[tuple[str, str], int] = {}
+    for _ in range(polls):
+        clock.now += step
+        for wid in IDS:
+            date, ids = cursors[wid]
+            body = {"WhatsappID": wid, "page_cnt": 100} | ({"date": date} if date else {})
+            first = post(sim, "events-get", body)
+            data = first["data"] + [
+                e
+                for page in range(2, first["pages"] + 1)
+                for e in post(sim, "events-get", body | {"page": page})["data"]
+            ]
+            fresh = sorted((e for e in data if e["id"] not in ids), key=lambda e: (e["event_date"], e["id"]))
+            for event in fresh:
+                seen.actions.add(event["event_action"])
+                if event["event_action"] not in ("message", "create"):
+                    continue
+                message = event["event_data"]["message"]
+                key = (wid, message["id"].split("_")[1])
+                newest[key] = max(newest.get(key, 0), message["timestamp"])
+                out = event["event_action"] == "create"
+                assert message["id"].startswith("true_" if out else "false_")
+                ours[key] = out
+                if out and date is not None:
+                    seen.answered += 1
+                    if key in seen.read_at:
+                        seen.gaps.append((wid, message["timestamp"] - seen.read_at.pop(key)))
+            if fresh:
+                top = max(e["event_date"] for e in fresh)
+                keep = ids if top == date else set()
+                cursors[wid] = (top, keep | {e["id"] for e in fresh if e["event_date"] == top})
+            for chat in post(sim, "get-chats", {"WhatsappID": wid})["data"]:
+                key = (wid, chat["id"])
+                seen.mismatches += key in newest and newest[key] != chat["timestamp"]
+                if unread.get(key, 0) > 0 and chat["unreadCount"] == 0 and not ours.get(key):
+                    seen.read_at[key] = clock.now  # read, not (yet) answered
+                unread[key] = chat["unreadCount"]
+        for key, when in seen.read_at.items():
+            seen.unanswered_after_read[key] = max(seen.unanswered_after_read.get(key, 0), clock.now - when)
+    return seen
+
+
+def test_read_and_answered_diverge_within_minutes() -> None:
+    clock = Clock(at(2026, 3, 4, 11, 0))
+    sim = Simulator.demo(seed=7, clock=clock)
+    sim.start()
+    try:
+        first = watch_replies(sim, clock, step=15, polls=40)  # the first ten minutes
+        assert any(gap >= 5 * 60 for gap in first.unanswered_after_read.values())
+        later = watch_replies(sim, clock, step=30, polls=160)  # the next 80 minutes
+    finally:
+        sim.stop()
+    assert later.mismatches == first.mismatches == 0  # get-chats' last activity is the log's newest
+    assert later.answered >= 20
+    assert sum(gap <= 4 * 60 for _, gap in later.gaps) >= 10  # most answers follow the read at once
+    always_open = [gap for wid, gap in later.gaps if wid not in DEMO_ACCOUNT_SCHEDULES]
+    assert any(gap >= 10 * 60 for gap in always_open)  # read fast, answered much later
+    never = [
+        k for k, waited in later.unanswered_after_read.items() if waited >= 45 * 60 and k in later.read_at
+    ]
+    assert never  # read, and not answered for the rest of the run
+    assert {"message", "create", "ack"} <= first.actions | later.actions

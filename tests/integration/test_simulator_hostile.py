@@ -395,7 +395,7 @@ def test_many_sessions_start_at_once_and_page_quickly() -> None:
                 answer = session.post(
                     f"{simulator.url}/sessions-get",
                     json={"page_cnt": 100, "page": n},
-                    headers={"X-Api-Key": "demo"},
+                    headers={"X-Api-Key": simulator.api_key},
                     timeout=5,
                 ).json()
                 assert answer["pages"] == 100

@@ -18,6 +18,7 @@ from helpers import REPO
 
 from exporter.alerting.rules import rule_file
 from exporter.cli import logfmt, main
+from exporter.cli.demo import demo_config
 from exporter.config.settings import load_config
 
 CONFIG = """\
@@ -112,6 +113,25 @@ def test_rules_takes_the_file_before_or_after_the_subcommand(
     assert code == 0 and err == "", err
     assert out == rule_file(load_config(str(path), polling=False).thresholds)
     assert "alert: UnreadHigh" in out
+
+
+@pytest.mark.parametrize("argv", [["rules", "--demo"], ["--demo", "rules"]], ids=["after", "before"])
+def test_rules_demo_writes_the_rules_the_demo_evaluates(
+    capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    code, out, err = run(argv, capsys)
+    assert code == 0 and err == "", err
+    demo = demo_config("http://127.0.0.1:1", "key", None)
+    assert demo.thresholds and out == rule_file(demo.thresholds)
+
+
+def test_rules_demo_with_a_file_writes_the_files_thresholds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As --demo --config.file runs: the file's thresholds replace the demo's."""
+    path = write(tmp_path, CONFIG)
+    code, out, _ = run(["rules", "--demo", "--config.file", str(path)], capsys)
+    assert code == 0 and out == rule_file(load_config(str(path), polling=False).thresholds)
 
 
 def test_help_says_that_no_subcommand_serves_metrics(capsys: pytest.CaptureFixture[str]) -> None:

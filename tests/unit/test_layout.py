@@ -72,6 +72,15 @@ def test_the_data_layers_never_import_the_layers_above():
             assert not [d for d in deps if d.startswith(above)], module
 
 
+def test_what_the_test_script_leaves_behind_is_ignored_by_git():
+    """./scripts/test leaves its virtual environment and coverage data in the checkout."""
+    import subprocess
+
+    for path in (".venv-test/bin/python", ".coverage", ".coverage.host.1234.567890"):
+        found = subprocess.run(["git", "check-ignore", "-q", path], cwd=REPO, check=False)
+        assert found.returncode == 0, f"{path} is not ignored by git"
+
+
 def test_only_config_parses_the_config():
     """The section parsers live in config/: snapshot/ and alerting/ keep the runtime types and take
     nothing from config.schema but format_duration (rule files and alert text print durations)."""
