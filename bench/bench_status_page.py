@@ -22,8 +22,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench the working tree
 
 from exporter.alerting.evaluator import Alert
+from exporter.config.schedules import parse_schedules
 from exporter.model import Account, Chat, ChatsConfig
-from exporter.snapshot.schedule import parse_schedules
 from exporter.snapshot.state import AccountState, ChatData
 from exporter.snapshot.waiting import WaitingConfig
 from exporter.web.pages import status_page

@@ -24,8 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench the working tree
 
+from exporter.config.schedules import parse_schedules
 from exporter.model import Chat
-from exporter.snapshot.schedule import Schedule, parse_schedules
+from exporter.snapshot.schedule import Schedule
 from exporter.snapshot.waiting import (
     DEFAULT_BUCKETS,
     WaitingConfig,

@@ -30,11 +30,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench the working tree
 
+from exporter.config.schedules import parse_schedules
+from exporter.config.waiting import parse_waiting
 from exporter.model import ChatsConfig
 from exporter.simulator.data import BENCH_NOW, make_chats
-from exporter.snapshot.schedule import Schedule, parse_schedules
+from exporter.snapshot.schedule import Schedule
 from exporter.snapshot.state import ChatData
-from exporter.snapshot.waiting import WaitingConfig, parse_waiting
+from exporter.snapshot.waiting import WaitingConfig
 from exporter.whatsgate.parse import parse_chats
 
 Answers = tuple[list, list]

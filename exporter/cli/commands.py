@@ -1,5 +1,8 @@
 """The subcommands, check-config and rules: plain output on stdout, each problem one line on stderr.
 
+A bad config gets one line per problem found (every section, every threshold is
+checked on its own), so that a file is fixed in one round, not one run per error.
+
 They read a config file and exit; nothing here listens or logs (the serving
 mode, in :mod:`exporter.cli.serve`, is the one whose every line is a log line).
 """
@@ -28,6 +31,12 @@ def _fail(message: str) -> int:
     return 1
 
 
+def _config_errors(path: str, exc: ConfigError) -> int:
+    for error in exc.errors:
+        _fail(f"{path}: config error: {error}")
+    return 1
+
+
 def config_path(args: argparse.Namespace) -> str | None:
     """The file a subcommand works on: --config.file before or after its name, or check-config's FILE."""
     given = [getattr(args, key, None) for key in ("config_file", "sub_config_file", "file")]
@@ -41,7 +50,7 @@ def check_config(path: str) -> int:
     try:
         config = load_config(path)
     except ConfigError as exc:
-        return _fail(f"{path}: config error: {exc}")
+        return _config_errors(path, exc)
     n = len(config.accounts)
     found = f"{n} account{'s' if n != 1 else ''}" + (" + discovery" if config.discover else "")
     print(f"{path}: OK ({found}, poll every {config.poll_interval:g}s)")
@@ -56,7 +65,7 @@ def print_rules(path: str | None, output: str | None = None, demo: bool = False)
         # The rule file needs no API key: do not ask for one (nor its environment variable).
         config = load_config(path, polling=False) if path is not None else None
     except ConfigError as exc:
-        return _fail(f"{path}: config error: {exc}")
+        return _config_errors(f"{path}", exc)  # path is set: only a file's config can fail
     if demo:
         config = demo_config(DEMO_URL, DEFAULT_API_KEY, config)
     assert config is not None
@@ -74,7 +83,7 @@ def print_rules(path: str | None, output: str | None = None, demo: bool = False)
 
 
 def run(args: argparse.Namespace) -> int:
-    """check-config or rules: plain output on stdout, problems as one line on stderr."""
+    """check-config or rules: plain output on stdout, each problem as one line on stderr."""
     try:
         path = config_path(args)
     except ValueError as exc:

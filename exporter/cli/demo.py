@@ -13,11 +13,11 @@ from __future__ import annotations
 import copy
 import dataclasses
 
+from ..config.schedules import parse_schedules
 from ..config.schema import parse_duration
 from ..config.settings import Config, WhatsGateConfig, parse_config
 from ..model import Account
 from ..simulator import DEMO_ACCOUNT_SCHEDULES, DEMO_ACCOUNTS, DEMO_SCHEDULES
-from ..snapshot.schedule import parse_schedules
 
 POLL_INTERVAL = "5s"
 

@@ -131,27 +131,18 @@ def build(args: argparse.Namespace) -> Exporter:
     if config.alertmanager is not None and not config.thresholds:
         log.warning("alertmanager.url is set but no thresholds are configured: nothing to send")
 
-    def apply(new: Config) -> None:
-        redaction.redact(new.whatsgate.api_key)  # a rotated key is a secret from now on, before a restart
-        kept = dataclasses.replace(
-            new, state_file=config.state_file, shard=config.shard, whatsgate=config.whatsgate
-        )
-        changed = [
-            key for key in ("state_file", "shard", "whatsgate") if getattr(new, key) != getattr(kept, key)
-        ]
-        if changed:
-            log.warning(
-                "these settings cannot change on reload; restart to apply them",
-                extra={"fields": {"settings": ", ".join(changed)}},
-            )
-        supervisor.apply(kept)
-        agent.apply(kept)
-        store.stale_after = kept.stale_after
-
     def load() -> Config:
-        return finish(load_config(args.config_file, polling=not args.demo) if args.config_file else None)
+        new = finish(load_config(args.config_file, polling=not args.demo) if args.config_file else None)
+        redaction.redact(new.whatsgate.api_key)  # a rotated key is a secret from now on, before a restart
+        return new
 
-    reloader = Reloader(load, apply)
+    def apply(new: Config) -> None:
+        """What may change (the reloader keeps the running value of what may not)."""
+        supervisor.apply(new)
+        agent.apply(new)
+        store.stale_after = new.stale_after
+
+    reloader = Reloader(load, apply, running=config)
     store.live.extend([ReloadCollector(reloader), ShardCollector(config.shard)])
     if args.enable_lifecycle:
         server.reload = lambda: reloader.reload("/-/reload")

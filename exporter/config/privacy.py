@@ -1,4 +1,4 @@
-"""The ``privacy:`` section, and the thresholds that privacy mode makes meaningless.
+"""The ``privacy:`` section (the thresholds it makes meaningless: :mod:`exporter.config.thresholds`).
 
 Parsed into an :class:`exporter.snapshot.privacy.Privacy` policy. The key file is read
 here, once per load (a reload reads it again, so a rotated key applies, and
@@ -13,20 +13,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..alerting.kinds import KINDS
-from ..alerting.thresholds import Threshold
-from ..snapshot.privacy import DROP, HASH, MODES, PLAIN, Privacy
+from ..snapshot.privacy import HASH, MODES, PLAIN, Privacy
 from . import redaction
-from .schema import ConfigError, check_keys, get_str, type_name
+from .schema import ConfigError, get_str, read_section
 
 
 def parse_privacy(raw: Any, base_dir: Path) -> Privacy:
     """The ``privacy:`` section (``None``: plain, today's behaviour); key_file is relative to the config."""
-    if raw is None:
-        return Privacy()
-    if not isinstance(raw, dict):
-        raise ConfigError("privacy", f"expected a mapping, got {type_name(raw)}")
-    check_keys(raw, {"chat_ids", "names", "key_file"}, "privacy.")
+    raw = read_section(raw, "privacy", {"chat_ids", "names", "key_file"})
     chat_ids = _mode(raw, "chat_ids")
     names = _mode(raw, "names")
     key = _key(raw, base_dir) if raw.get("key_file") is not None else b""
@@ -57,29 +51,3 @@ def _key(raw: Mapping[str, Any], base_dir: Path) -> bytes:
     # The key is bytes to the HMAC; as text it may still end up somewhere printable.
     redaction.redact(key.decode("utf-8", "replace"))
     return key
-
-
-def check_thresholds(thresholds: tuple[Threshold, ...], privacy: Privacy) -> None:
-    """Refuse thresholds that privacy mode leaves with nothing to match or alert on.
-
-    A ``chats:`` regex would be matched against hashed or empty values (by Prometheus
-    and by the agent alike), and a per-chat kind has no series under ``chat_ids: drop``.
-    """
-    hidden = next(
-        (
-            f"privacy.{what} is {mode}"
-            for what, mode in (("chat_ids", privacy.chat_ids), ("names", privacy.names))
-            if mode != PLAIN
-        ),
-        None,
-    )
-    for i, threshold in enumerate(thresholds):
-        scope = KINDS[threshold.kind].scope
-        if privacy.chat_ids == DROP and scope in ("chat", "group"):
-            raise ConfigError(
-                f"thresholds[{i}].metric",
-                f"{threshold.kind} is per chat, and privacy.chat_ids is drop: there are no per-chat series"
-                " to alert on (use an aggregate such as unread_messages or oldest_waiting)",
-            )
-        if threshold.chats and hidden is not None:
-            raise ConfigError(f"thresholds[{i}].chats", f"cannot match chat ids or names while {hidden}")

@@ -8,16 +8,60 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import fields
 from typing import Any
 
 
 class ConfigError(ValueError):
-    """A configuration problem, with the key path it concerns in the message."""
+    """A configuration problem, with the key path it concerns in the message.
+
+    ``errors`` holds every problem one check found (``(self,)`` for one); :meth:`of`
+    joins several into one exception whose message is all of them on one line.
+    """
 
     def __init__(self, path: str, message: str) -> None:
         self.path = path
+        self.errors: tuple[ConfigError, ...] = (self,)
         super().__init__(f"{path}: {message}" if path else message)
+
+    @classmethod
+    def of(cls, errors: Sequence[ConfigError]) -> ConfigError:
+        if len(errors) == 1:
+            return errors[0]
+        joined = cls("", "; ".join(map(str, errors)))
+        joined.path, joined.errors = errors[0].path, tuple(errors)
+        return joined
+
+
+class Parts(dict[Any, Any]):
+    """The parts of a section, each checked on its own so that one run reports every problem.
+
+    ``parse(key, parse, *args)`` keeps what ``parse(*args)`` returns under ``key``, or its errors; a part
+    that failed is absent, so that a check depending on it is skipped rather than reporting
+    a consequence of the first error. :meth:`done` raises them all, in order.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.errors: list[ConfigError] = []
+
+    def parse(self, key: Any, parse: Callable[..., Any], *args: Any) -> None:
+        try:
+            self[key] = parse(*args)
+        except ConfigError as exc:
+            self.errors.extend(exc.errors)
+
+    def check(self, check: Callable[..., Any], *args: Any) -> None:
+        """Like :meth:`parse`, for a check that keeps nothing."""
+        try:
+            check(*args)
+        except ConfigError as exc:
+            self.errors.extend(exc.errors)
+
+    def done(self) -> None:
+        if self.errors:
+            raise ConfigError.of(self.errors)
 
 
 # --- durations --------------------------------------------------------------
@@ -119,6 +163,20 @@ def get_duration(section: Mapping[str, Any], key: str, path: str, default: float
     return parse_duration(section[key], f"{path}{key}") if key in section else default
 
 
+def read_section(value: Any, path: str, keys: Collection[str] | type) -> Mapping[str, Any]:
+    """A mapping of the config at ``path`` (null: empty) that has no key but ``keys``.
+
+    A dataclass given as ``keys`` stands for its fields: the type is the section's schema,
+    so that a section read into a type of the same fields lists its keys once.
+    """
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(path, f"expected a mapping, got {type_name(value)}")
+    check_keys(value, {f.name for f in fields(keys)} if isinstance(keys, type) else set(keys), f"{path}.")
+    return value
+
+
 def get_mapping(section: Mapping[str, Any], key: str, path: str) -> Mapping[str, Any]:
     value = section.get(key)
     if value is None:
@@ -137,11 +195,34 @@ def get_list(section: Mapping[str, Any], key: str, path: str) -> list[Any]:
     return value
 
 
+def get_durations(
+    section: Mapping[str, Any], key: str, path: str, default: tuple[float, ...]
+) -> tuple[float, ...]:
+    """A non-empty list of durations, each longer than the one before (histogram buckets)."""
+    if key not in section:
+        return default
+    items = get_list(section, key, path)
+    if not items:
+        raise ConfigError(f"{path}{key}", "must list at least one duration, e.g. ['5m', '15m', '1h']")
+    out: list[float] = []
+    for i, item in enumerate(items):
+        seconds = parse_duration(item, f"{path}{key}[{i}]")
+        if out and seconds <= out[-1]:
+            raise ConfigError(
+                f"{path}{key}[{i}]",
+                f"{item!r} is not longer than {items[i - 1]!r} before it: list them from shortest to longest",
+            )
+        out.append(seconds)
+    return tuple(out)
+
+
 def check_keys(section: Mapping[str, Any], allowed: set[str], path: str) -> None:
-    for key in section:
-        if key not in allowed:
-            known = ", ".join(sorted(allowed))
-            raise ConfigError(f"{path}{key}", f"unknown key (known keys here: {known})")
+    """Every key of ``section`` that is not ``allowed``, each one an error listing the known keys."""
+    known = ", ".join(sorted(allowed))
+    if unknown := [key for key in section if key not in allowed]:
+        raise ConfigError.of(
+            [ConfigError(f"{path}{key}", f"unknown key (known keys here: {known})") for key in unknown]
+        )
 
 
 def compile_regex(value: Any, path: str) -> re.Pattern[str]:

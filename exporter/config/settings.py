@@ -1,9 +1,15 @@
 """Load and validate the YAML configuration.
 
-Validation happens once, at start-up, and every problem is reported as one
+Validation happens at start-up (and on each reload). Each section is checked on
+its own, so one run reports every problem it can find; each is a
 :class:`ConfigError` whose message starts with the key path (``accounts[1].name``)
 so that an operator can fix the file without reading a traceback. Values of
 secrets never appear in a message.
+
+A new section is a frozen dataclass whose fields are its keys (``read_section``
+checks them against it), a parser that reads them with the readers of
+:mod:`.schema`, a field of :class:`Config` and one ``parts.parse`` line in
+:func:`parse_config`.
 """
 
 from __future__ import annotations
@@ -11,34 +17,37 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from ..alerting.thresholds import Threshold, parse_thresholds
+from ..alerting.thresholds import Threshold
 from ..model import Account, ChatsConfig
 from ..snapshot.privacy import Privacy
-from ..snapshot.schedule import Schedule, parse_schedules
-from ..snapshot.waiting import WaitingConfig, parse_waiting
+from ..snapshot.schedule import Schedule
+from ..snapshot.waiting import WaitingConfig
 from .http import HTTP_KEYS, HttpClientConfig, parse_http_config, split_userinfo
-from .privacy import check_thresholds, parse_privacy
+from .privacy import parse_privacy
+from .schedules import parse_schedules
 from .schema import (
     ConfigError,
+    Parts,
     check_keys,
-    format_duration,
     get_bool,
     get_duration,
     get_int,
     get_list,
-    get_mapping,
     get_str,
     get_url,
+    read_section,
     regex_list,
     type_name,
 )
 from .sharding import Shard
+from .thresholds import parse_thresholds
+from .waiting import parse_waiting
 
 DEFAULT_URL = "https://whatsgate.org/api/v1"
 
@@ -98,33 +107,17 @@ class Config:
 
 # --- sections ---------------------------------------------------------------
 
-_TOP_KEYS = {
-    "whatsgate",
-    "accounts",
-    "discover",
-    "poll_interval",
-    "stale_after",
-    "poll_concurrency",
-    "chats",
-    "thresholds",
-    "alertmanager",
-    "schedules",
-    "waiting",
-    "state_file",
-    "shard",
-    "privacy",
-}
+# The top-level keys are Config's fields.
+_TOP_KEYS = {f.name for f in fields(Config)}
 
 
 # WhatsGate authenticates with X-Api-Key: of http_config it takes only TLS and the proxy.
 _WHATSGATE_HTTP_KEYS = frozenset({"tls_config", "proxy_url"})
 
 
-def _whatsgate(raw: Mapping[str, Any], base_dir: Path, polling: bool) -> WhatsGateConfig:
-    path = "whatsgate."
-    check_keys(
-        raw, {"url", "api_key", "api_key_file", "timeout", "max_response_size", *_WHATSGATE_HTTP_KEYS}, path
-    )
+def _whatsgate(top: Mapping[str, Any], base_dir: Path, polling: bool) -> WhatsGateConfig:
+    keys = {"url", "api_key", "api_key_file", "timeout", "max_response_size", *_WHATSGATE_HTTP_KEYS}
+    raw, path = read_section(top.get("whatsgate"), "whatsgate", keys), "whatsgate."
     url = get_url(raw, "url", path, DEFAULT_URL)
     if "api_key" in raw and "api_key_file" in raw:
         raise ConfigError(f"{path}api_key", "set either api_key or api_key_file, not both")
@@ -178,37 +171,46 @@ def _size(raw: Mapping[str, Any], key: str, path: str, default: int) -> int:
     return value
 
 
-def _accounts(items: list[Any], schedules: Mapping[str, Schedule]) -> tuple[Account, ...]:
-    accounts: list[Account] = []
-    seen_ids: set[str] = set()
-    seen_names: set[str] = set()
-    for i, item in enumerate(items):
-        path = f"accounts[{i}]."
-        if not isinstance(item, dict):
-            got = type_name(item)
-            raise ConfigError(f"accounts[{i}]", f"expected a mapping with whatsapp_id, got {got}")
-        check_keys(item, {"whatsapp_id", "name", "schedule"}, path)
-        whatsapp_id = get_str(item, "whatsapp_id", path).strip()
-        if not whatsapp_id:
-            raise ConfigError(f"{path}whatsapp_id", "is empty")
-        name = get_str(item, "name", path, whatsapp_id).strip() or whatsapp_id
-        if whatsapp_id in seen_ids:
-            raise ConfigError(f"{path}whatsapp_id", f"duplicate account {whatsapp_id!r}")
-        if name in seen_names:
-            raise ConfigError(f"{path}name", f"duplicate account name {name!r}")
-        seen_ids.add(whatsapp_id)
-        seen_names.add(name)
-        schedule = get_str(item, "schedule", path, "") or None
-        if schedule is not None and schedule not in schedules:
-            known = ", ".join(sorted(schedules)) or "none defined"
-            raise ConfigError(f"{path}schedule", f"no schedule is named {schedule!r} (schedules: {known})")
-        accounts.append(Account(whatsapp_id, name, schedule))
-    return tuple(accounts)
+def _accounts(raw: Mapping[str, Any], schedules: Mapping[str, Schedule] | None) -> tuple[Account, ...]:
+    """Each account checked on its own, then against the others (ids and names are unique)."""
+    parts = Parts()
+    for i, item in enumerate(get_list(raw, "accounts", "")):
+        parts.parse(i, _account, item, f"accounts[{i}]", schedules)
+    ids: set[str] = set()
+    names: set[str] = set()
+    for i, account in parts.items():
+        if account.whatsapp_id in ids:
+            parts.errors.append(
+                ConfigError(f"accounts[{i}].whatsapp_id", f"duplicate account {account.whatsapp_id!r}")
+            )
+        elif account.name in names:
+            parts.errors.append(
+                ConfigError(f"accounts[{i}].name", f"duplicate account name {account.name!r}")
+            )
+        ids.add(account.whatsapp_id)
+        names.add(account.name)
+    parts.done()
+    return tuple(parts.values())
 
 
-def _chats(raw: Mapping[str, Any]) -> ChatsConfig:
-    path = "chats."
-    check_keys(raw, {"include", "exclude", "max_per_account"}, path)
+def _account(item: Any, where: str, schedules: Mapping[str, Schedule] | None) -> Account:
+    if not isinstance(item, dict):
+        raise ConfigError(where, f"expected a mapping with whatsapp_id, got {type_name(item)}")
+    path = f"{where}."
+    check_keys(item, {"whatsapp_id", "name", "schedule"}, path)
+    whatsapp_id = get_str(item, "whatsapp_id", path).strip()
+    if not whatsapp_id:
+        raise ConfigError(f"{path}whatsapp_id", "is empty")
+    name = get_str(item, "name", path, whatsapp_id).strip() or whatsapp_id
+    schedule = get_str(item, "schedule", path, "") or None
+    if schedule is not None and schedules is not None and schedule not in schedules:
+        known = ", ".join(sorted(schedules)) or "none defined"
+        raise ConfigError(f"{path}schedule", f"no schedule is named {schedule!r} (schedules: {known})")
+    return Account(whatsapp_id, name, schedule)
+
+
+def _chats(top: Mapping[str, Any]) -> ChatsConfig:
+    raw, path = read_section(top.get("chats"), "chats", ChatsConfig), "chats."
     return ChatsConfig(
         include=regex_list(raw, "include", path),
         exclude=regex_list(raw, "exclude", path),
@@ -216,11 +218,11 @@ def _chats(raw: Mapping[str, Any]) -> ChatsConfig:
     )
 
 
-def _alertmanager(raw: Mapping[str, Any], base_dir: Path) -> AlertmanagerConfig | None:
+def _alertmanager(top: Mapping[str, Any], base_dir: Path) -> AlertmanagerConfig | None:
+    keys = {"url", "timeout", "resend_interval", *HTTP_KEYS}
+    raw, path = read_section(top.get("alertmanager"), "alertmanager", keys), "alertmanager."
     if not raw:
         return None
-    path = "alertmanager."
-    check_keys(raw, {"url", "timeout", "resend_interval", *HTTP_KEYS}, path)
     url, http = split_userinfo(
         get_url(raw, "url", path), parse_http_config(raw, path, base_dir), f"{path}url"
     )
@@ -232,21 +234,8 @@ def _alertmanager(raw: Mapping[str, Any], base_dir: Path) -> AlertmanagerConfig 
     )
 
 
-def _check_threshold_accounts(thresholds: tuple[Threshold, ...], accounts: tuple[Account, ...]) -> None:
-    """A threshold that names an account nobody polls would never fire: say so at start-up."""
-    known = {a.name for a in accounts}
-    for i, threshold in enumerate(thresholds):
-        named = [(f"thresholds[{i}].accounts[{j}]", a) for j, a in enumerate(threshold.accounts)]
-        named += [(f"thresholds[{i}].overrides.{a}", a) for a, _ in threshold.overrides]
-        for path, account in named:
-            if account not in known:
-                raise ConfigError(
-                    path, f"no account is named {account!r} (accounts: {', '.join(sorted(known))})"
-                )
-
-
 def parse_config(raw: Any, base_dir: Path = Path("."), polling: bool = True) -> Config:
-    """Validate a decoded YAML document.
+    """Validate a decoded YAML document: each section on its own, every problem found reported.
 
     ``polling=False`` is for configs that will not poll WhatsGate with their own
     key and accounts (the demo brings its own, ``rules`` needs neither): then
@@ -256,45 +245,47 @@ def parse_config(raw: Any, base_dir: Path = Path("."), polling: bool = True) -> 
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError("", f"the configuration must be a YAML mapping, got {type_name(raw)}")
-    check_keys(raw, _TOP_KEYS, "")
-    discover = get_bool(raw, "discover", "", False)
-    schedules = parse_schedules(raw.get("schedules"))
-    waiting = parse_waiting(raw.get("waiting"), schedules)
-    accounts = _accounts(get_list(raw, "accounts", ""), schedules)
-    if polling and not accounts and not discover:
-        raise ConfigError("accounts", "at least one account is required (or set discover: true)")
-    thresholds = parse_thresholds(raw.get("thresholds"))
-    if polling and not discover:
-        _check_threshold_accounts(thresholds, accounts)
-    _check_threshold_buckets(thresholds, waiting)
-    privacy = parse_privacy(raw.get("privacy"), base_dir)
-    check_thresholds(thresholds, privacy)
-    poll_interval = get_duration(raw, "poll_interval", "", Config.poll_interval)
+    # Each part on its own; one that needs another (accounts need schedules' names) is given
+    # None when that one failed, and skips the checks against it.
+    parts = Parts()
+    parts.check(check_keys, raw, _TOP_KEYS, "")
+    parts.parse("discover", get_bool, raw, "discover", "", False)
+    parts.parse("schedules", parse_schedules, raw.get("schedules"))
+    parts.parse("waiting", parse_waiting, raw.get("waiting"), parts.get("schedules"))
+    parts.parse("accounts", _accounts, raw, parts.get("schedules"))
+    if polling and parts.get("discover") is False and parts.get("accounts") == ():
+        parts.errors.append(
+            ConfigError("accounts", "at least one account is required (or set discover: true)")
+        )
+    parts.parse("privacy", parse_privacy, raw.get("privacy"), base_dir)
+    checked = polling and parts.get("discover") is False and "accounts" in parts
+    names = {a.name for a in parts["accounts"]} if checked else None
+    buckets = parts["waiting"].buckets if "waiting" in parts else None
+    parts.parse("thresholds", parse_thresholds, raw.get("thresholds"), names, buckets, parts.get("privacy"))
+    parts.parse("poll_interval", get_duration, raw, "poll_interval", "", Config.poll_interval)
+    if "poll_interval" in parts:
+        parts.parse("stale_after", _stale_after, raw, parts["poll_interval"])
+    parts.parse("whatsgate", _whatsgate, raw, base_dir, polling)
+    parts.parse("poll_concurrency", get_int, raw, "poll_concurrency", "", Config.poll_concurrency, 1)
+    parts.parse("chats", _chats, raw)
+    parts.parse("alertmanager", _alertmanager, raw, base_dir)
+    parts.parse("state_file", _state_file, raw, base_dir)
+    parts.parse("shard", _shard, raw)
+    parts.done()
+    return Config(**parts)
+
+
+def _stale_after(raw: Mapping[str, Any], poll_interval: float) -> float:
     stale_after = get_duration(raw, "stale_after", "", max(300.0, 3 * poll_interval))
     if stale_after < poll_interval:
         raise ConfigError("stale_after", "must not be shorter than poll_interval")
-    return Config(
-        whatsgate=_whatsgate(get_mapping(raw, "whatsgate", ""), base_dir, polling),
-        accounts=accounts,
-        discover=discover,
-        poll_interval=poll_interval,
-        stale_after=stale_after,
-        poll_concurrency=get_int(raw, "poll_concurrency", "", Config.poll_concurrency, minimum=1),
-        chats=_chats(get_mapping(raw, "chats", "")),
-        thresholds=thresholds,
-        alertmanager=_alertmanager(get_mapping(raw, "alertmanager", ""), base_dir),
-        schedules=schedules,
-        waiting=waiting,
-        state_file=_state_file(raw, base_dir),
-        shard=_shard(get_mapping(raw, "shard", "")),
-        privacy=privacy,
-    )
+    return stale_after
 
 
-def _shard(raw: Mapping[str, Any]) -> Shard:
+def _shard(top: Mapping[str, Any]) -> Shard:
+    raw = read_section(top.get("shard"), "shard", Shard)
     if not raw:
         return Shard()
-    check_keys(raw, {"index", "total"}, "shard.")
     total = get_int(raw, "total", "shard.", 1, minimum=1)
     index = get_int(raw, "index", "shard.", 0)
     if index >= total:
@@ -309,17 +300,6 @@ def _state_file(raw: Mapping[str, Any], base_dir: Path) -> Path | None:
     # container's volume); a directory that is missing at run time is logged by the writer.
     path = Path(get_str(raw, "state_file", ""))
     return path if path.is_absolute() else base_dir / path
-
-
-def _check_threshold_buckets(thresholds: tuple[Threshold, ...], waiting: WaitingConfig) -> None:
-    """chats_waiting counts one of the exported buckets: any other value would match no series."""
-    for i, threshold in enumerate(thresholds):
-        if threshold.longer_than is not None and threshold.longer_than not in waiting.buckets:
-            known = ", ".join(format_duration(b) for b in waiting.buckets)
-            raise ConfigError(
-                f"thresholds[{i}].longer_than",
-                f"{format_duration(threshold.longer_than)} is not one of waiting.buckets ({known})",
-            )
 
 
 class _Loader(yaml.SafeLoader):

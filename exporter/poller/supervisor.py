@@ -8,7 +8,6 @@ stay bounded (``poll_concurrency`` workers) whatever the number of accounts.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -21,8 +20,6 @@ from ..whatsgate.client import WhatsGateClient
 from .account import AccountPoller
 from .discovery import Discovery
 from .scheduler import Scheduler
-
-log = logging.getLogger(__name__)
 
 # The most chats whose answers are polled at once, for accounts of more than an eighth of it
 # (see Scheduler: each account weighs the chats of its last answer; a huge one counts as half):
@@ -100,12 +97,7 @@ class Supervisor:
         success); a renamed account is a new series set, so its counters start afresh, but its
         open waits continue (the chats are the same).
         """
-        old, self.config = self.config, config
-        if config.poll_concurrency != old.poll_concurrency:
-            log.warning(
-                "poll_concurrency cannot change on reload; restart to apply it",
-                extra={"fields": {"running": old.poll_concurrency, "configured": config.poll_concurrency}},
-            )
+        old, self.config = self.config, config  # poll_concurrency stays (the reloader keeps it)
         if config.discover and not old.discover:
             self._start_discovery()
         elif old.discover and not config.discover:

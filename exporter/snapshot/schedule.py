@@ -37,27 +37,18 @@ builds ~20,000 days once, about 65 ms.
 
 from __future__ import annotations
 
-import re
 import threading
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from itertools import pairwise
-from types import MappingProxyType
-from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-from ..config.schema import ConfigError, check_keys, get_list, get_mapping, get_str, type_name
+from zoneinfo import ZoneInfo
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MINUTES_PER_DAY = 24 * 60
 T_MIN = 0.0  # 1970-01-01
 T_MAX = 32_503_680_000.0  # 3000-01-01, far enough below datetime's year 9999 for day arithmetic
 _KEEP_DAYS = 3 * 366  # the cached days may grow to this span; beyond it, only what a request needs
-
-_RANGE_RE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
-_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 def _clamp(t: float) -> float:
@@ -199,93 +190,3 @@ class Schedule:
                 ends.append(close_at)
         cover = (self._local(date.fromordinal(lo + 2), 0), self._local(date.fromordinal(hi), 0))
         return _View(lo, hi, starts, ends, cover)
-
-
-# --- configuration ----------------------------------------------------------------
-
-
-def parse_schedules(raw: Any) -> dict[str, Schedule]:
-    """The top-level ``schedules:`` mapping (name -> schedule); ``None`` means no schedules."""
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise ConfigError(
-            "schedules", f"expected a mapping of schedule names to schedules, got {type_name(raw)}"
-        )
-    out = {}
-    for name, body in raw.items():
-        if not isinstance(name, str) or not name.strip():
-            raise ConfigError("schedules", f"a schedule name must be a non-empty string, got {name!r}")
-        out[name] = _schedule(name, body, f"schedules.{name}")
-    return out
-
-
-def _schedule(name: str, body: Any, path: str) -> Schedule:
-    if not isinstance(body, dict):
-        raise ConfigError(
-            path, f"expected a mapping with timezone, hours and holidays, got {type_name(body)}"
-        )
-    check_keys(body, {"timezone", "hours", "holidays"}, f"{path}.")
-    tz = get_str(body, "timezone", f"{path}.")
-    try:
-        ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        raise ConfigError(
-            f"{path}.timezone", f"unknown time zone {tz!r} (use an IANA name such as 'Europe/Moscow')"
-        ) from None
-    raw_hours = get_mapping(body, "hours", f"{path}.")
-    check_keys(raw_hours, set(WEEKDAYS), f"{path}.hours.")
-    hours = {}
-    for weekday, key in enumerate(WEEKDAYS):
-        ranges = _day(raw_hours.get(key), f"{path}.hours.{key}")
-        if ranges:
-            hours[weekday] = ranges
-    if not hours:
-        raise ConfigError(
-            f"{path}.hours", "no opening hours: give at least one weekday, e.g. mon: ['09:00-18:00']"
-        )
-    holidays = frozenset(
-        _holiday(item, f"{path}.holidays[{i}]")
-        for i, item in enumerate(get_list(body, "holidays", f"{path}."))
-    )
-    return Schedule(name=name, timezone=tz, hours=MappingProxyType(hours), holidays=holidays)
-
-
-def _day(raw: Any, path: str) -> tuple[tuple[int, int], ...]:
-    """One weekday's ranges, sorted; ``None`` (``sun:`` with nothing after it) is closed."""
-    if raw is None:
-        return ()
-    if not isinstance(raw, list):
-        raise ConfigError(path, f"expected a list of ranges such as ['09:00-18:00'], got {type_name(raw)}")
-    parsed = [(_range(item, f"{path}[{i}]"), i) for i, item in enumerate(raw)]
-    # Overlap check on absolute minutes: a range crossing midnight extends past 1440.
-    spans = sorted(((s, e if e > s else e + MINUTES_PER_DAY), i) for (s, e), i in parsed)
-    for (prev, pi), (cur, ci) in pairwise(spans):
-        if cur[0] < prev[1]:
-            raise ConfigError(f"{path}[{ci}]", f"{raw[ci]!r} overlaps {raw[pi]!r}: merge them into one range")
-    return tuple(r for r, _ in sorted(parsed))
-
-
-def _range(item: Any, path: str) -> tuple[int, int]:
-    match = _RANGE_RE.match(item) if isinstance(item, str) else None
-    if not match:
-        raise ConfigError(path, f"expected HH:MM-HH:MM, got {item!r}")
-    sh, sm, eh, em = (int(g) for g in match.groups())
-    if sh > 23 or sm > 59 or em > 59 or eh > 24 or (eh == 24 and em != 0):
-        raise ConfigError(path, f"{item!r} is not a time of day (00:00 to 23:59, or 24:00 as an end)")
-    start, end = sh * 60 + sm, eh * 60 + em
-    if start == end:
-        raise ConfigError(path, f"{item!r} is empty (start equals end): write 00:00-24:00 for the whole day")
-    return start, end
-
-
-def _holiday(item: Any, path: str) -> date:
-    """A date; YAML gives an unquoted 2026-12-31 as a ``date`` already, a quoted one as a string."""
-    if isinstance(item, date) and not isinstance(item, datetime):
-        return item
-    if isinstance(item, str) and _DATE_RE.match(item.strip()):
-        try:
-            return date.fromisoformat(item.strip())
-        except ValueError:
-            raise ConfigError(path, f"expected a date YYYY-MM-DD, got {item!r} (no such day)") from None
-    raise ConfigError(path, f"expected a date YYYY-MM-DD, got {item!r}")

@@ -34,20 +34,9 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
 
 import msgspec
 
-from ..config.schema import (
-    ConfigError,
-    check_keys,
-    get_bool,
-    get_list,
-    get_str,
-    parse_duration,
-    regex_list,
-    type_name,
-)
 from ..model import CHAT_TYPES, Chat, matches_any
 from .schedule import Schedule
 
@@ -72,64 +61,6 @@ class WaitingConfig:
         if self.include and not matches_any(self.include, chat.id, chat.name):
             return False
         return not (self.exclude and matches_any(self.exclude, chat.id, chat.name))
-
-
-def parse_waiting(raw: Any, schedules: Mapping[str, Schedule]) -> WaitingConfig:
-    """The ``waiting:`` section (``None``: defaults); ``schedules`` are the defined ones, by name."""
-    if raw is None:
-        return WaitingConfig()
-    if not isinstance(raw, dict):
-        raise ConfigError("waiting", f"expected a mapping, got {type_name(raw)}")
-    path = "waiting."
-    check_keys(raw, {"include", "exclude", "chat_types", "count_muted", "buckets", "schedule"}, path)
-    return WaitingConfig(
-        include=regex_list(raw, "include", path),
-        exclude=regex_list(raw, "exclude", path),
-        chat_types=_chat_types(raw) if "chat_types" in raw else CHAT_TYPES,
-        count_muted=get_bool(raw, "count_muted", path, False),
-        buckets=_buckets(raw) if "buckets" in raw else DEFAULT_BUCKETS,
-        schedule=_schedule_name(raw, schedules),
-    )
-
-
-def _chat_types(raw: Mapping[str, Any]) -> tuple[str, ...]:
-    items = get_list(raw, "chat_types", "waiting.")
-    if not items:
-        raise ConfigError("waiting.chat_types", f"must list at least one of {', '.join(CHAT_TYPES)}")
-    for i, item in enumerate(items):
-        if item not in CHAT_TYPES:
-            raise ConfigError(
-                f"waiting.chat_types[{i}]", f"expected one of {', '.join(CHAT_TYPES)}, got {item!r}"
-            )
-        if item in items[:i]:
-            raise ConfigError(f"waiting.chat_types[{i}]", f"{item!r} is listed twice")
-    return tuple(items)
-
-
-def _buckets(raw: Mapping[str, Any]) -> tuple[float, ...]:
-    items = get_list(raw, "buckets", "waiting.")
-    if not items:
-        raise ConfigError("waiting.buckets", "must list at least one duration, e.g. ['5m', '15m', '1h']")
-    out: list[float] = []
-    for i, item in enumerate(items):
-        seconds = parse_duration(item, f"waiting.buckets[{i}]")
-        if out and seconds <= out[-1]:
-            raise ConfigError(
-                f"waiting.buckets[{i}]",
-                f"{item!r} is not longer than {items[i - 1]!r} before it: list them from shortest to longest",
-            )
-        out.append(seconds)
-    return tuple(out)
-
-
-def _schedule_name(raw: Mapping[str, Any], schedules: Mapping[str, Schedule]) -> str | None:
-    if raw.get("schedule") is None:
-        return None
-    name = get_str(raw, "schedule", "waiting.")
-    if name not in schedules:
-        known = f"defined: {', '.join(sorted(schedules))}" if schedules else "no schedules are defined"
-        raise ConfigError("waiting.schedule", f"unknown schedule {name!r} ({known})")
-    return name
 
 
 # --- the tracker ----------------------------------------------------------------

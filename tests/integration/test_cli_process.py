@@ -93,7 +93,10 @@ def test_logfmt_is_the_default_for_the_start_up_lines(tmp_path: Path):
 
 def test_a_start_up_error_is_one_json_line_with_log_format_json(tmp_path: Path):
     config = tmp_path / "bad.yaml"
-    config.write_text("whatsgate: {api_key: k}\naccounts: [{whatsapp_id: a}]\npoll_interval: soon\n")
+    bad_threshold = "thresholds: [{name: Unread, metric: unread_message, above: 5}]\n"
+    config.write_text(
+        "whatsgate: {api_key: k}\naccounts: [{whatsapp_id: a}]\npoll_interval: soon\n" + bad_threshold
+    )
     result = subprocess.run(
         [*EXPORTER, "--log.format", "json", "--config.file", str(config)],
         capture_output=True,
@@ -104,7 +107,8 @@ def test_a_start_up_error_is_one_json_line_with_log_format_json(tmp_path: Path):
     assert result.returncode == 1 and result.stdout == ""
     (line,) = result.stderr.splitlines()
     record = json.loads(line)
-    assert record["level"] == "error" and "poll_interval" in record["msg"], record
+    assert record["level"] == "error" and "poll_interval: " in record["msg"], record
+    assert "thresholds[0] (Unread).metric: " in record["msg"], record  # every error, in the one line
 
 
 def test_a_port_in_use_is_one_json_line(tmp_path: Path):

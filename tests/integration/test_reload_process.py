@@ -103,16 +103,40 @@ def test_health_at_once_and_a_prompt_stop_during_a_slow_first_discovery(tmp_path
         slow.stop()
 
 
-def test_a_reload_says_what_it_cannot_change_and_keeps_it(sim: Simulator, tmp_path: Path):
+def test_a_reload_says_what_changed_and_what_did_not_apply(sim: Simulator, tmp_path: Path):
     exporter = start_exporter(tmp_path, config_for(sim), "--web.enable-lifecycle")
-    try:
-        rotated = config_for(sim).replace(KEY, "SECRET-rotated-key-9876543210")
-        (tmp_path / "config.yaml").write_text(rotated, encoding="utf-8")
+    rotated_key = "SECRET-rotated-key-9876543210"
+
+    def reload(config: str) -> str:
+        """Reload ``config``; the one line the reload logged."""
+        done = exporter.logs().count("configuration reloaded")
+        (tmp_path / "config.yaml").write_text(config, encoding="utf-8")
         assert requests.post(f"{exporter.url}/-/reload", timeout=10).status_code == 200
+        lines = [line for line in exporter.logs().splitlines() if "configuration reloaded" in line]
+        assert len(lines) == done + 1, lines
+        return lines[-1]
+
+    try:
+        unchanged = reload(config_for(sim))
+        assert "level=info" in unchanged and "changed=nothing" in unchanged, unchanged
+        assert "not_applied" not in unchanged and "whatsgate" not in unchanged, unchanged
+        # A rotated key and a longer poll interval (so stale_after's default too): the key needs a restart.
+        moved = config_for(sim).replace(KEY, rotated_key).replace("poll_interval: 1s", "poll_interval: 2m")
+        line = reload(moved)
+        assert "level=warn" in line and 'changed="whatsgate, poll_interval, stale_after"' in line, line
+        assert "not_applied=whatsgate" in line, line
         time.sleep(1.5)  # a poll after the reload still works: the running client keeps its key
         assert get(exporter.scrape(), "whatsgate_up", whatsapp_id="wa-1") == 1.0
-        lines = [line for line in exporter.logs().splitlines() if "cannot change on reload" in line]
-        assert len(lines) == 1 and "settings=whatsgate" in lines[0]
-        assert "SECRET-rotated-key-9876543210" not in exporter.logs()
+        # The same file again: the key still differs from the running one, until a restart.
+        assert "changed=whatsgate not_applied=whatsgate" in reload(moved)
+        # Back to the first key and interval, with a poll_concurrency and a threshold added.
+        added = reload(
+            config_for(sim, "poll_concurrency: 3\nthresholds: [{name: Down, metric: account_down}]\n")
+        )
+        expected = (
+            'changed="poll_interval, stale_after, poll_concurrency, thresholds" not_applied=poll_concurrency'
+        )
+        assert expected in added, added
+        assert rotated_key not in exporter.logs()
     finally:
         stop(exporter.proc)

@@ -182,7 +182,7 @@ def test_rules_output_replaces_an_existing_file_and_keeps_its_mode(
     "config, expected",
     [
         (NO_THRESHOLDS, "no thresholds configured"),
-        ("thresholds: [{name: X, metric: nope}]\n", "thresholds[0].metric"),
+        ("thresholds: [{name: X, metric: nope}]\n", "thresholds[0] (X).metric"),
         (None, "missing.yaml"),
     ],
     ids=["no-thresholds", "config-error", "missing-config"],

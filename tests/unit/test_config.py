@@ -547,6 +547,40 @@ def test_check_config_bad(
     assert SECRET not in output
 
 
+EVERY_ERROR = """\
+    whatsgate: {api_key: SECRET-abc123}
+    accounts: [{whatsapp_id: "1", name: support}]
+    chats: {includes: [VIP]}
+    thresholds:
+      - {name: Unread, metric: unread_message, above: 5}
+      - {name: Fine, metric: account_down}
+      - {name: CustomerWaiting, metric: chat_waiting, above: 10}
+      - {name: Muted, metric: chats_muted, above: 1, accounts: [suport]}
+      - {name: Queue, metric: chats_waiting, longer_than: 7m, above: 2}
+    """
+
+
+def test_check_config_reports_every_error_in_one_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Four bad thresholds of five and a bad key elsewhere: five lines, each naming its key."""
+    path = write(tmp_path, EVERY_ERROR)
+    assert main(["check-config", str(path)]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    prefix = f"whatsgate-exporter: {path}: config error: "
+    lines = err.splitlines()
+    assert all(line.startswith(prefix) for line in lines), err
+    assert [line.removeprefix(prefix).split(": ")[0] for line in lines] == [
+        "thresholds[0] (Unread).metric",
+        "thresholds[2] (CustomerWaiting).above",
+        "thresholds[3] (Muted).accounts[0]",
+        "thresholds[4] (Queue).longer_than",
+        "chats.includes",
+    ]
+    assert SECRET not in err
+
+
 @pytest.mark.parametrize(
     "text",
     ["whatsgate: [\n", "- a\n- b\n"],

@@ -12,10 +12,10 @@ from pathlib import Path
 
 from helpers import chat_obj, group_obj
 
+from exporter.config.schedules import parse_schedules
 from exporter.config.settings import parse_config
 from exporter.metrics.store import Store
 from exporter.model import Account
-from exporter.snapshot.schedule import parse_schedules
 from exporter.snapshot.state import AccountState, ChatData
 from exporter.whatsgate.parse import parse_chats
 

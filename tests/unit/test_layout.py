@@ -79,3 +79,12 @@ def test_what_the_test_script_leaves_behind_is_ignored_by_git():
     for path in (".venv-test/bin/python", ".coverage", ".coverage.host.1234.567890"):
         found = subprocess.run(["git", "check-ignore", "-q", path], cwd=REPO, check=False)
         assert found.returncode == 0, f"{path} is not ignored by git"
+
+
+def test_only_config_parses_the_config():
+    """The section parsers live in config/: snapshot/ and alerting/ keep the runtime types and take
+    nothing from config.schema but format_duration (rule files and alert text print durations)."""
+    for path in [*(PACKAGE / "snapshot").rglob("*.py"), *(PACKAGE / "alerting").rglob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").endswith("config.schema"):
+                assert {a.name for a in node.names} <= {"format_duration"}, path

@@ -155,12 +155,12 @@ def test_thresholds_privacy_cannot_serve(tmp_path):
     with pytest.raises(ConfigError) as err:
         config(tmp_path, {"chat_ids": "hash", "key_file": "key"}, thresholds=THRESHOLDS)
     assert str(err.value) == (
-        "thresholds[2].chats: cannot match chat ids or names while privacy.chat_ids is hash"
+        "thresholds[2] (VipUnread).chats: cannot match chat ids or names while privacy.chat_ids is hash"
     )
-    with pytest.raises(ConfigError, match=r"^thresholds\[2\].chats: .* privacy.names is drop"):
+    with pytest.raises(ConfigError, match=r"^thresholds\[2\] \(VipUnread\)\.chats: .* privacy.names is drop"):
         config(tmp_path, {"names": "drop"}, thresholds=THRESHOLDS)
     per_chat = [THRESHOLDS[0], {"name": "Admins", "metric": "group_admins", "above": 3}]
-    with pytest.raises(ConfigError, match=r"^thresholds\[1\].metric: group_admins is per chat"):
+    with pytest.raises(ConfigError, match=r"^thresholds\[1\] \(Admins\)\.metric: group_admins is per chat"):
         config(tmp_path, {"chat_ids": "drop"}, thresholds=per_chat)
     # per-chat kinds without chats: work under hash; aggregates work under drop
     assert config(tmp_path, {"chat_ids": "hash", "key_file": "key"}, thresholds=per_chat).thresholds

@@ -12,8 +12,9 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from exporter.config.schedules import parse_schedules
 from exporter.config.schema import ConfigError
-from exporter.snapshot.schedule import Schedule, parse_schedules
+from exporter.snapshot.schedule import Schedule
 
 OFFICE_YAML = """
 schedules:

@@ -45,41 +45,41 @@ def state(cfg, account: int, chats: list[dict], now: float) -> AccountState:
     "threshold, key",
     [
         ({"metric": "chats", "above": 1}, "thresholds[0].name"),
-        ({"name": "X", "above": 1}, "thresholds[0].metric"),
-        ({"name": "X", "metric": "nope", "above": 1}, "thresholds[0].metric"),
+        ({"name": "X", "above": 1}, "thresholds[0] (X).metric"),
+        ({"name": "X", "metric": "nope", "above": 1}, "thresholds[0] (X).metric"),
         ({"name": "bad name", "metric": "chats", "above": 1}, "thresholds[0].name"),
-        ({"name": "X", "metric": "chats"}, "thresholds[0].above"),
-        ({"name": "X", "metric": "chats", "above": 1, "below": 2}, "thresholds[0].above"),
-        ({"name": "X", "metric": "chats", "above": "ten"}, "thresholds[0].above"),
-        ({"name": "X", "metric": "account_down", "above": 1}, "thresholds[0].above"),
-        ({"name": "X", "metric": "stale", "above": 15}, "thresholds[0].above"),
-        ({"name": "X", "metric": "stale", "below": "5m"}, "thresholds[0].below"),
-        ({"name": "X", "metric": "chats", "above": 1, "for": "soon"}, "thresholds[0].for"),
-        ({"name": "X", "metric": "chats", "above": 1, "severity": "VERY BAD"}, "thresholds[0].severity"),
+        ({"name": "X", "metric": "chats"}, "thresholds[0] (X).above"),
+        ({"name": "X", "metric": "chats", "above": 1, "below": 2}, "thresholds[0] (X).above"),
+        ({"name": "X", "metric": "chats", "above": "ten"}, "thresholds[0] (X).above"),
+        ({"name": "X", "metric": "account_down", "above": 1}, "thresholds[0] (X).above"),
+        ({"name": "X", "metric": "stale", "above": 15}, "thresholds[0] (X).above"),
+        ({"name": "X", "metric": "stale", "below": "5m"}, "thresholds[0] (X).below"),
+        ({"name": "X", "metric": "chats", "above": 1, "for": "soon"}, "thresholds[0] (X).for"),
+        ({"name": "X", "metric": "chats", "above": 1, "severity": "VERY BAD"}, "thresholds[0] (X).severity"),
         (
             {"name": "X", "metric": "chats", "above": 1, "chat_types": ["channel"]},
-            "thresholds[0].chat_types[0]",
+            "thresholds[0] (X).chat_types[0]",
         ),
-        ({"name": "X", "metric": "account_down", "chat_types": ["group"]}, "thresholds[0].chat_types"),
-        ({"name": "X", "metric": "chats", "above": 1, "chats": ["a"]}, "thresholds[0].chats"),
+        ({"name": "X", "metric": "account_down", "chat_types": ["group"]}, "thresholds[0] (X).chat_types"),
+        ({"name": "X", "metric": "chats", "above": 1, "chats": ["a"]}, "thresholds[0] (X).chats"),
         (
             {"name": "X", "metric": "chat_unread_messages", "above": 1, "chats": ["("]},
-            "thresholds[0].chats[0]",
+            "thresholds[0] (X).chats[0]",
         ),
         (
             {"name": "X", "metric": "chat_unread_messages", "above": 1, "chats": ["(?!x)"]},
-            "thresholds[0].chats[0]",
+            "thresholds[0] (X).chats[0]",
         ),
-        ({"name": "X", "metric": "chats", "above": 1, "summary": "{chat_name}"}, "thresholds[0].summary"),
+        ({"name": "X", "metric": "chats", "above": 1, "summary": "{chat_name}"}, "thresholds[0] (X).summary"),
         (
             {"name": "X", "metric": "chats", "above": 1, "overrides": {"sales": {"above": "x"}}},
-            "thresholds[0].overrides.sales.above",
+            "thresholds[0] (X).overrides.sales.above",
         ),
         (
             {"name": "X", "metric": "chats", "above": 1, "overrides": {"sales": {"value": 3}}},
-            "thresholds[0].overrides.sales.value",
+            "thresholds[0] (X).overrides.sales.value",
         ),
-        ({"name": "X", "metric": "chats", "above": 1, "colour": "red"}, "thresholds[0].colour"),
+        ({"name": "X", "metric": "chats", "above": 1, "colour": "red"}, "thresholds[0] (X).colour"),
     ],
 )
 def test_bad_thresholds_name_the_key(threshold: dict, key: str):
@@ -90,9 +90,11 @@ def test_bad_thresholds_name_the_key(threshold: dict, key: str):
 
 def test_thresholds_must_name_polled_accounts_unless_discovering():
     unknown = {"name": "X", "metric": "chats", "above": 1, "accounts": ["suport"]}
-    with pytest.raises(ConfigError, match=r"^thresholds\[0\]\.accounts\[0\]: no account is named 'suport'"):
+    with pytest.raises(
+        ConfigError, match=r"^thresholds\[0\] \(X\)\.accounts\[0\]: no account is named 'suport'"
+    ):
         config(unknown)
-    with pytest.raises(ConfigError, match=r"^thresholds\[0\]\.overrides\.nobody: no account"):
+    with pytest.raises(ConfigError, match=r"^thresholds\[0\] \(X\)\.overrides\.nobody: no account"):
         config({"name": "X", "metric": "chats", "above": 1, "overrides": {"nobody": {"above": 2}}})
     assert config(unknown, discover=True).thresholds[0].accounts == ("suport",)  # may be discovered
 
@@ -410,7 +412,9 @@ def test_sender_posts_on_change_counts_failures_and_catches_up():
 
 def test_two_thresholds_raising_the_same_alert_are_refused():
     base = {"name": "Dup", "metric": "chats", "above": 1}
-    with pytest.raises(ConfigError, match=r"thresholds\[1\]\.name: thresholds\[0\] already raises Dup"):
+    with pytest.raises(
+        ConfigError, match=r"^thresholds\[1\] \(Dup\)\.name: thresholds\[0\] \(Dup\) already raises Dup"
+    ):
         parse_config({"thresholds": [base, {**base, "metric": "chats_muted"}]}, polling=False)
     # a warning and a critical level of one alert, or disjoint accounts, are fine
     parse_config(

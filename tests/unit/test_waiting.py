@@ -11,9 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from exporter.config.schedules import parse_schedules
 from exporter.config.schema import ConfigError
+from exporter.config.waiting import parse_waiting
 from exporter.model import CONTACT, GROUP, Chat
-from exporter.snapshot.schedule import Schedule, parse_schedules
+from exporter.snapshot.schedule import Schedule
 from exporter.snapshot.waiting import (
     DEFAULT_BUCKETS,
     Histogram,
@@ -22,7 +24,6 @@ from exporter.snapshot.waiting import (
     Waits,
     longer_than_counts,
     oldest_by_type,
-    parse_waiting,
 )
 
 T = 1_780_000_000.0  # a Unix time; polls below are T + offsets

@@ -1,0 +1,282 @@
+"""The ``thresholds:`` section (:class:`exporter.alerting.thresholds.Threshold`), and its checks against
+the other sections: the accounts it names, the waiting buckets it counts, what privacy mode hides.
+
+Each threshold is checked on its own, so one run reports every bad one, each named by its
+position and alert name: ``thresholds[3] (CustomerWaiting).metric: ...``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Collection, Mapping
+from typing import Any
+
+from ..alerting.kinds import COMMON_FIELDS, KINDS, SCOPE_FIELDS, Kind
+from ..alerting.templates import PLACEHOLDER_RE
+from ..alerting.thresholds import Limit, Threshold
+from ..model import CHAT_TYPES
+from ..snapshot.privacy import DROP, PLAIN, Privacy
+from .schema import (
+    ConfigError,
+    Parts,
+    compile_regex,
+    format_duration,
+    get_duration,
+    get_list,
+    get_mapping,
+    get_str,
+    parse_duration,
+    read_section,
+    type_name,
+)
+
+_KEYS = {
+    "name",
+    "metric",
+    "above",
+    "below",
+    "for",
+    "severity",
+    "summary",
+    "description",
+    "accounts",
+    "chat_types",
+    "chats",
+    "overrides",
+    "longer_than",
+}
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SEVERITY_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
+# Prometheus evaluates regexes with RE2, which has no look-around or back-references.
+_NOT_RE2 = re.compile(r"\(\?<?[=!]|\\[1-9]|\(\?P=")
+
+
+def _limit(raw: Mapping[str, Any], path: str, kind: Kind, base: Limit | None) -> Limit:
+    has_above, has_below = "above" in raw, "below" in raw
+    if kind.value == "none":
+        if has_above or has_below:
+            raise ConfigError(f"{path}{'above' if has_above else 'below'}", "this metric takes no value")
+        op, value = "", 0.0
+    elif has_above and has_below:
+        raise ConfigError(f"{path}above", "set either above or below, not both")
+    elif not (has_above or has_below):
+        if base is None:
+            raise ConfigError(f"{path}above", "required: set above or below")
+        op, value = base.op, base.value
+    elif kind.value == "duration":
+        if has_below:
+            raise ConfigError(f"{path}below", f"{kind.name} takes 'above: DURATION' only")
+        op, value = ">", parse_duration(raw["above"], f"{path}above")
+    else:
+        key = "above" if has_above else "below"
+        number = raw[key]
+        if isinstance(number, bool) or not isinstance(number, int | float) or not math.isfinite(number):
+            raise ConfigError(f"{path}{key}", f"expected a number, got {type_name(number)}")
+        op, value = (">" if has_above else "<"), float(number)
+    severity = get_str(raw, "severity", path, base.severity if base else "warning")
+    if not _SEVERITY_RE.match(severity):
+        raise ConfigError(
+            f"{path}severity", f"expected a lower-case word such as warning or critical, got {severity!r}"
+        )
+    return Limit(op=op, value=value, for_=_for(raw, path, base), severity=severity)
+
+
+def _for(raw: Mapping[str, Any], path: str, base: Limit | None) -> float:
+    if "for" not in raw:
+        return base.for_ if base else 0.0
+    if raw["for"] in ("0", "0s"):
+        return 0.0
+    return get_duration(raw, "for", path, 0.0)
+
+
+def _text(raw: Mapping[str, Any], key: str, path: str, default: str, scope: str) -> str:
+    text = get_str(raw, key, path, default)
+    allowed = SCOPE_FIELDS[scope] | COMMON_FIELDS
+    for match in PLACEHOLDER_RE.finditer(text):
+        if match.group(1) not in allowed:
+            known = ", ".join("{" + f + "}" for f in sorted(allowed))
+            raise ConfigError(f"{path}{key}", f"unknown placeholder {match.group(0)} (known here: {known})")
+    return text
+
+
+def _threshold(item: Any, path: str) -> Threshold:
+    raw = read_section(item, path.rstrip("."), _KEYS)
+    name = get_str(raw, "name", path)
+    if not _NAME_RE.match(name):
+        raise ConfigError(
+            f"{path}name", f"expected a CamelCase alert name like UnreadMessagesHigh, got {name!r}"
+        )
+    kind_name = get_str(raw, "metric", path)
+    if kind_name not in KINDS:
+        raise ConfigError(f"{path}metric", f"unknown metric {kind_name!r} (known: {', '.join(KINDS)})")
+    kind = KINDS[kind_name]
+    limit = _limit(raw, path, kind, None)
+
+    accounts = tuple(str(a) for a in get_list(raw, "accounts", path))
+    chat_types = tuple(get_list(raw, "chat_types", path))
+    for i, chat_type in enumerate(chat_types):
+        if chat_type not in CHAT_TYPES:
+            raise ConfigError(f"{path}chat_types[{i}]", f"expected contact or group, got {chat_type!r}")
+    if chat_types and not kind.narrows_chat_types:
+        raise ConfigError(f"{path}chat_types", f"metric {kind_name} has no chat types to narrow")
+    chats = []
+    for i, item in enumerate(get_list(raw, "chats", path)):
+        pattern = compile_regex(item, f"{path}chats[{i}]")
+        if _NOT_RE2.search(pattern.pattern):
+            raise ConfigError(
+                f"{path}chats[{i}]", "look-arounds and back-references do not work in Prometheus"
+            )
+        chats.append(pattern)
+    if chats and kind.scope not in ("chat", "group"):
+        raise ConfigError(f"{path}chats", f"metric {kind_name} is not per chat; chats cannot narrow it")
+
+    longer_than = None
+    if kind_name == "chats_waiting":
+        if "longer_than" not in raw:
+            raise ConfigError(f"{path}longer_than", "required: one of waiting.buckets, e.g. 15m")
+        longer_than = parse_duration(raw["longer_than"], f"{path}longer_than")
+    elif "longer_than" in raw:
+        raise ConfigError(f"{path}longer_than", "only chats_waiting takes longer_than")
+
+    overrides = []
+    for account, override in get_mapping(raw, "overrides", path).items():
+        opath = f"{path}overrides.{account}"
+        override = read_section(override, opath, {"above", "below", "for", "severity"})
+        overrides.append((str(account), _limit(override, f"{opath}.", kind, limit)))
+    return Threshold(
+        name=name,
+        kind=kind_name,
+        limit=limit,
+        summary=_text(raw, "summary", path, kind.summary, kind.scope),
+        description=_text(raw, "description", path, kind.description, kind.scope),
+        accounts=accounts,
+        chat_types=chat_types,
+        chats=tuple(chats),
+        overrides=tuple(overrides),
+        longer_than=longer_than,
+    )
+
+
+def parse_thresholds(
+    raw: Any,
+    accounts: Collection[str] | None = None,
+    buckets: tuple[float, ...] | None = None,
+    privacy: Privacy | None = None,
+) -> tuple[Threshold, ...]:
+    """Validate the ``thresholds:`` section (a list), each threshold on its own.
+
+    ``accounts`` (the names polled), ``buckets`` (``waiting.buckets``) and ``privacy`` are
+    what the thresholds must agree with; ``None`` skips that check (accounts may still be
+    discovered, or that section failed and has its own error).
+    """
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ConfigError("thresholds", f"expected a list of thresholds, got {type_name(raw)}")
+    parts = Parts()
+    for i, item in enumerate(raw):
+        parts.parse(i, _checked, item, _label(i, item), accounts, buckets, privacy)
+    parts.parse("distinct", _check_distinct, [(_label(i, raw[i]), t) for i, t in parts.items()])
+    parts.done()
+    return tuple(t for i, t in parts.items() if i != "distinct")
+
+
+def _label(i: int, raw: Any) -> str:
+    """``thresholds[3] (CustomerWaiting)``: the position, and the alert name once it is a valid one."""
+    name = raw.get("name") if isinstance(raw, dict) else None
+    return f"thresholds[{i}]" + (f" ({name})" if isinstance(name, str) and _NAME_RE.match(name) else "")
+
+
+def _checked(
+    raw: Any,
+    label: str,
+    accounts: Collection[str] | None,
+    buckets: tuple[float, ...] | None,
+    privacy: Privacy | None,
+) -> Threshold:
+    threshold = _threshold(raw, f"{label}.")
+    if accounts is not None:
+        named = [(f"{label}.accounts[{j}]", a) for j, a in enumerate(threshold.accounts)]
+        for path, account in named + [(f"{label}.overrides.{a}", a) for a, _ in threshold.overrides]:
+            if account not in accounts:
+                # A threshold naming an account nobody polls would never fire: say so at start-up.
+                known = ", ".join(sorted(accounts))
+                raise ConfigError(path, f"no account is named {account!r} (accounts: {known})")
+    # chats_waiting counts one of the exported buckets: any other value would match no series.
+    if buckets is not None and threshold.longer_than is not None and threshold.longer_than not in buckets:
+        known = ", ".join(format_duration(b) for b in buckets)
+        raise ConfigError(
+            f"{label}.longer_than",
+            f"{format_duration(threshold.longer_than)} is not one of waiting.buckets ({known})",
+        )
+    if privacy is not None:
+        _check_privacy(threshold, label, privacy)
+    return threshold
+
+
+def _check_privacy(threshold: Threshold, label: str, privacy: Privacy) -> None:
+    """Refuse a threshold that privacy mode leaves with nothing to match or alert on.
+
+    A ``chats:`` regex would be matched against hashed or empty values (by Prometheus
+    and by the agent alike), and a per-chat kind has no series under ``chat_ids: drop``.
+    """
+    if privacy.chat_ids == DROP and threshold.spec.scope in ("chat", "group"):
+        raise ConfigError(
+            f"{label}.metric",
+            f"{threshold.kind} is per chat, and privacy.chat_ids is drop: there are no per-chat series"
+            " to alert on (use an aggregate such as unread_messages or oldest_waiting)",
+        )
+    modes = (("chat_ids", privacy.chat_ids), ("names", privacy.names))
+    hidden = [f"privacy.{what} is {mode}" for what, mode in modes if mode != PLAIN]
+    if threshold.chats and hidden:
+        raise ConfigError(f"{label}.chats", f"cannot match chat ids or names while {hidden[0]}")
+
+
+# Which accounts a threshold raises one severity for: (only these, or None for every account;
+# minus these).
+Coverage = tuple[frozenset[str] | None, frozenset[str]]
+
+
+def _coverage(threshold: Threshold) -> dict[str, Coverage]:
+    """Severity -> the accounts it is raised for, after overrides that change the severity."""
+    moved = {
+        a: limit.severity for a, limit in threshold.overrides if limit.severity != threshold.limit.severity
+    }
+    only = frozenset(threshold.accounts) or None
+    out: dict[str, Coverage] = {threshold.limit.severity: (only, frozenset(moved))}
+    for account, severity in moved.items():
+        if threshold.applies_to(account):
+            included, excluded = out.get(severity, (frozenset(), frozenset()))
+            out[severity] = ((included or frozenset()) | {account}, excluded)
+    return out
+
+
+def _overlap(a: Coverage, b: Coverage) -> bool:
+    (only_a, minus_a), (only_b, minus_b) = a, b
+    if only_a is None and only_b is None:
+        return True  # both cover every account (discovery may add any)
+    if only_a is None:
+        common = only_b
+    elif only_b is None:
+        common = only_a
+    else:
+        common = only_a & only_b
+    return bool(common is not None and common - minus_a - minus_b)
+
+
+def _check_distinct(thresholds: list[tuple[str, Threshold]]) -> None:
+    """Two thresholds that could raise the same alert (name, severity, account) would give two
+    identical alert series: refuse them, as Prometheus's duplicate-rule lint would."""
+    for j, (label, later) in enumerate(thresholds):
+        for earlier_label, earlier in thresholds[:j]:
+            if earlier.name != later.name:
+                continue
+            mine, theirs = _coverage(later), _coverage(earlier)
+            for severity in sorted(mine.keys() & theirs.keys()):
+                if _overlap(mine[severity], theirs[severity]):
+                    raise ConfigError(
+                        f"{label}.name",
+                        f"{earlier_label} already raises {later.name} with severity {severity} for the same"
+                        " accounts; use a different name or severity, or overrides for per-account values",
+                    )
