@@ -231,6 +231,84 @@ BUSINESS_HOURS_OPEN = MetricDef(
     " only for accounts with a schedule.",
 )
 
+# --- replies: when customers got an answer, exact, from the event log (replies.enabled) ----------
+
+REPLY_NOTE = (
+    " Exact, from events-get: an unanswered span opens at the first incoming message after our last"
+    " outgoing one and closes at our next outgoing message."
+)
+CHAT_UNANSWERED_SINCE = MetricDef(
+    "whatsgate_chat_unanswered_since_timestamp_seconds",
+    "gauge",
+    "Unix time of the chat's first customer message still waiting for an answer." + REPLY_NOTE,
+    CHAT_LABELS,
+)
+CHAT_UNANSWERED_SECONDS = MetricDef(
+    "whatsgate_chat_unanswered_seconds",
+    "gauge",
+    "How long the chat has waited for an answer so far." + OPEN_HOURS_NOTE + REPLY_NOTE,
+    CHAT_LABELS,
+)
+OLDEST_UNANSWERED_SINCE = MetricDef(
+    "whatsgate_oldest_unanswered_since_timestamp_seconds",
+    "gauge",
+    "Start of the account's longest unanswered span, over all unanswered chats; no sample when none."
+    + REPLY_NOTE,
+    ("chat_type",),
+)
+OLDEST_UNANSWERED_SECONDS = MetricDef(
+    "whatsgate_oldest_unanswered_seconds",
+    "gauge",
+    "The account's longest wait for an answer so far; no sample when none." + OPEN_HOURS_NOTE + REPLY_NOTE,
+    ("chat_type",),
+)
+CHATS_UNANSWERED = MetricDef(
+    "whatsgate_chats_unanswered",
+    "gauge",
+    "Chats that have waited for an answer longer than longer_than seconds (the replies.buckets)."
+    + OPEN_HOURS_NOTE
+    + REPLY_NOTE,
+    ("chat_type", "longer_than"),
+)
+RESPONSE_DURATION = MetricDef(
+    "whatsgate_response_duration_seconds",
+    "histogram",
+    "Response times: every answered span, observed once when our message closed it; response is first"
+    " (the span opened a conversation, after replies.conversation_gap of silence) or next."
+    + OPEN_HOURS_NOTE
+    + REPLY_NOTE,
+    ("chat_type", "response"),
+)
+MESSAGES_RECEIVED = MetricDef(
+    "whatsgate_messages_received", "counter", "Incoming messages seen in the event log.", ("chat_type",)
+)
+MESSAGES_SENT = MetricDef(
+    "whatsgate_messages_sent",
+    "counter",
+    "Outgoing messages seen in the event log (action create).",
+    ("chat_type",),
+)
+EVENTS_UP = MetricDef("whatsgate_events_up", "gauge", "1 if the last poll of events-get succeeded, else 0.")
+EVENTS_LAST_SUCCESS = MetricDef(
+    "whatsgate_events_last_success_timestamp_seconds",
+    "gauge",
+    "Unix time of the last successful poll of events-get.",
+)
+EVENTS_POLL_ERRORS = MetricDef(
+    "whatsgate_events_poll_errors",
+    "counter",
+    "Failed polls of events-get by reason (the reasons of whatsgate_poll_errors_total).",
+    ("reason",),
+)
+EVENTS_TRUNCATED = MetricDef(
+    "whatsgate_events_truncated",
+    "counter",
+    "Polls of events-get that stopped at replies.max_pages; the rest is read at the next poll.",
+)
+SESSION_DISCONNECTS = MetricDef(
+    "whatsgate_session_disconnects", "counter", "disconnect events seen in the account's event log."
+)
+
 # --- sessions (discover: true) ------------------------------------------------------------------
 
 SESSION_STATUS = MetricDef(

@@ -14,6 +14,7 @@ from types import MappingProxyType
 
 from ..model import CHAT_TYPES, REASONS, Account, Chat, ChatsConfig, Session
 from .privacy import PLAIN_POLICY, Privacy
+from .replies import ReplyData
 from .schedule import Schedule
 from .summary import Selection, TypeSummary, needed, select_chats, summarize
 from .waiting import Wait, WaitingConfig, Waits
@@ -136,6 +137,9 @@ class AccountState:
     last_poll_delay: float | None = None
     # The last good data; kept through failures until it is older than stale_after.
     data: ChatData | None = None
+    # The event log's view (reply times); None while replies.enabled is false or before the
+    # first events poll. Updated by the events job, carried over by succeeded/failed.
+    replies: ReplyData | None = None
 
     def succeeded(self, data: ChatData, duration: float, delay: float = 0.0) -> AccountState:
         return replace(
