@@ -26,10 +26,12 @@ import yaml
 from ..alerting.thresholds import Threshold
 from ..model import Account, ChatsConfig
 from ..snapshot.privacy import Privacy
+from ..snapshot.replies import RepliesConfig
 from ..snapshot.schedule import Schedule
 from ..snapshot.waiting import WaitingConfig
 from .http import HTTP_KEYS, HttpClientConfig, parse_http_config, split_userinfo
 from .privacy import parse_privacy
+from .replies import parse_replies
 from .schedules import parse_schedules
 from .schema import (
     ConfigError,
@@ -87,6 +89,8 @@ class Config:
     alertmanager: AlertmanagerConfig | None = None
     schedules: Mapping[str, Schedule] = field(default_factory=dict)
     waiting: WaitingConfig = field(default_factory=WaitingConfig)
+    # Reply times from the event log (events-get, get-history); enabled by default.
+    replies: RepliesConfig = field(default_factory=RepliesConfig)
     # Where the open waits survive a restart; None keeps them in memory only.
     state_file: Path | None = None
     # Which accounts this exporter polls when several split one API key (shard.index of shard.total).
@@ -252,6 +256,7 @@ def parse_config(raw: Any, base_dir: Path = Path("."), polling: bool = True) -> 
     parts.parse("discover", get_bool, raw, "discover", "", False)
     parts.parse("schedules", parse_schedules, raw.get("schedules"))
     parts.parse("waiting", parse_waiting, raw.get("waiting"), parts.get("schedules"))
+    parts.parse("replies", parse_replies, raw.get("replies"))
     parts.parse("accounts", _accounts, raw, parts.get("schedules"))
     if polling and parts.get("discover") is False and parts.get("accounts") == ():
         parts.errors.append(

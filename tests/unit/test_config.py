@@ -14,6 +14,7 @@ from exporter.cli import main
 from exporter.config.schema import ConfigError, format_duration, parse_duration
 from exporter.config.settings import DEFAULT_URL, WhatsGateConfig, load_config, parse_config
 from exporter.model import DEFAULT_MAX_PER_ACCOUNT, Account, ChatsConfig
+from exporter.snapshot.replies import RepliesConfig
 
 SECRET = "SECRET-abc123"
 
@@ -304,6 +305,18 @@ BAD = [
     ("chats.exclude", ["(unclosed"], "chats.exclude[0]"),
     ("chats.exclude", ["fine", "[z-a]"], "chats.exclude[1]"),
     ("metrics", {}, "metrics"),  # unknown top-level key
+    ("replies", "on", "replies"),
+    ("replies.foo", 1, "replies.foo"),
+    ("replies.enabled", "yes", "replies.enabled"),
+    ("replies.conversation_gap", 86400, "replies.conversation_gap"),
+    ("replies.conversation_gap", "0s", "replies.conversation_gap"),
+    ("replies.buckets", [], "replies.buckets"),
+    ("replies.buckets", ["5m", "1m"], "replies.buckets[1]"),
+    ("replies.max_pages", 0, "replies.max_pages"),
+    ("replies.max_pages", 1001, "replies.max_pages"),
+    ("replies.max_pages", "20", "replies.max_pages"),
+    ("replies.history_per_poll", -1, "replies.history_per_poll"),
+    ("replies.history_per_poll", 2.5, "replies.history_per_poll"),
 ]
 
 
@@ -318,6 +331,20 @@ def test_bad_config_names_the_key(where: str, value: Any, key_path: str) -> None
     # The key is distinctive and valid: whatever else is wrong, it must never be echoed.
     assert SECRET not in str(exc)
     assert SECRET not in repr(exc)
+
+
+def test_replies_section() -> None:
+    assert parse_config(valid()).replies == RepliesConfig()
+    raw = valid() | {
+        "replies": {
+            "enabled": False,
+            "conversation_gap": "8h",
+            "buckets": ["30s", "2m"],
+            "max_pages": 1000,
+            "history_per_poll": 0,
+        }
+    }
+    assert parse_config(raw).replies == RepliesConfig(False, 28800.0, (30.0, 120.0), 1000, 0)
 
 
 def test_unknown_key_lists_known_keys() -> None:
