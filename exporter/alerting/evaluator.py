@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 
 from ..config.settings import Config
 from ..snapshot.state import AccountState, DiscoveryState
+from .kinds import History
 from .templates import render_text
 from .thresholds import Threshold, breached
 
@@ -91,6 +92,8 @@ class Evaluator:
         # one account's evaluation replaces only that account's alerts.
         self._active: dict[str, dict[Key, Alert]] = {}
         self._resolved: list[Alert] = []
+        # Windowed thresholds' samples (responses_within), per account and threshold.
+        self._histories: dict[str, dict[Threshold, History]] = {}
         # Without an Alertmanager to tell, a resolved alert is simply gone.
         self.keep_resolved = keep_resolved
         # Alerts that fired or resolved in the current batch (see batch()): logged together.
@@ -117,12 +120,27 @@ class Evaluator:
     def evaluate_account(self, state: AccountState) -> None:
         now = self.clock()
         found = []
+        whatsapp_id = state.account.whatsapp_id
+        with self._lock:
+            past = self._histories.get(whatsapp_id, {})
+        histories: dict[Threshold, History] = {}
         for threshold in self.thresholds:
-            if threshold.spec.on_sessions or not threshold.applies_to(state.account.name):
+            spec = threshold.spec
+            if spec.on_sessions or not threshold.applies_to(state.account.name):
                 continue
-            for labels, value, extra in threshold.spec.measure(threshold, state, now, self.stale_after):
+            if spec.windowed:
+                history = spec.record(threshold, state, now, past.get(threshold))
+                if history is not None:
+                    histories[threshold] = history
+                measured = spec.measure_over(threshold, state, now, history)
+            else:
+                measured = spec.measure(threshold, state, now, self.stale_after)
+            for labels, value, extra in measured:
                 found.append((threshold, labels, value, extra))
-        self._update(state.account.whatsapp_id, found, now)
+        with self._lock:
+            # Replaced whole: a threshold removed by a reload leaves no history behind.
+            self._histories[whatsapp_id] = histories
+        self._update(whatsapp_id, found, now)
 
     def evaluate_sessions(self, discovery: DiscoveryState) -> None:
         now = self.clock()
@@ -143,6 +161,7 @@ class Evaluator:
             self._update(partition, [], self.clock())
             with self._lock:
                 del self._active[partition]
+                self._histories.pop(partition, None)
 
     def _update(self, partition: str, found: list[Found], now: float) -> None:
         with self._lock:

@@ -10,15 +10,19 @@ data. A new kind is one new entry in :data:`KINDS`.
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from ..config.schema import format_duration
 from ..metrics import definitions as d
 from ..metrics.definitions import MetricDef
 from ..model import CHAT_TYPES, GROUP, Chat, matches_any
+from ..snapshot.replies import RESPONSE_TYPES
 from ..snapshot.state import AccountState, ChatData, DiscoveryState
+from ..snapshot.waiting import Wait
 from .templates import promql_string
 
 Labels = dict[str, str]
@@ -38,6 +42,12 @@ class Narrowing(Protocol):
     def chats(self) -> tuple[re.Pattern[str], ...]: ...
     @property
     def longer_than(self) -> float | None: ...
+    @property
+    def target(self) -> float | None: ...
+    @property
+    def response(self) -> str | None: ...
+    @property
+    def window(self) -> float | None: ...
 
 
 def _account_labels(state: AccountState) -> Labels:
@@ -67,7 +77,8 @@ def _selector(found: list[str]) -> str:
 class Kind:
     name: str
     scope: str  # "account", "chat", "group" or "session": which labels an alert carries
-    value: str  # "count", "duration" (above only) or "none" (a condition, no value)
+    # "count", "duration" (above only), "fraction" (below only, in (0, 1]) or "none" (a condition)
+    value: str
     summary: str
     description: str
     narrows_chat_types: bool = False
@@ -75,6 +86,9 @@ class Kind:
     # Measured on the snapshot's chats one by one: while no threshold of such a kind is
     # configured, snapshots drop their chats once rendered (ChatData.released).
     reads_chats: bool = False
+    # Measured over a window of past snapshots (responses_within): the evaluator keeps a
+    # History per account and threshold and passes it to measure().
+    windowed: bool = False
 
     def promql(self, t: Narrowing, bound: str, limit: float, exclude_accounts: tuple[str, ...] = ()) -> str:
         """The alert expression; ``bound`` is the comparison (``> 20``), ``limit`` its number."""
@@ -84,6 +98,17 @@ class Kind:
         self, t: Narrowing, state: AccountState, now: float, stale_after: float
     ) -> Iterator[Instance]:
         """What the kind measures on one account's snapshot, as Prometheus would see it exported."""
+        return iter(())
+
+    def record(self, t: Narrowing, state: AccountState, now: float, past: History | None) -> History | None:
+        """Windowed kinds: the history after this snapshot, seen at ``now`` (a scrape, in Prometheus)."""
+        return None
+
+    def measure_over(
+        self, t: Narrowing, state: AccountState, now: float, history: History | None
+    ) -> Iterator[Instance]:
+        """Windowed kinds: what they measure at ``now`` on the history that :meth:`record` kept
+        (their :meth:`measure` finds nothing: one snapshot holds no window)."""
         return iter(())
 
     def measure_sessions(self, discovery: DiscoveryState) -> Iterator[Instance]:
@@ -140,6 +165,16 @@ class PerChat(Kind):
         self, t: Narrowing, state: AccountState, now: float, stale_after: float
     ) -> Iterator[Instance]:
         """Only what the exporter exports is measured: selected chats, none while stale."""
+        return self._chats(t, state, now, stale_after, self.read)
+
+    def _chats(
+        self,
+        t: Narrowing,
+        state: AccountState,
+        now: float,
+        stale_after: float,
+        read: Callable[[Chat, ChatData], float | None],
+    ) -> Iterator[Instance]:
         if state.data is None or state.is_stale(now, stale_after):
             return
         account = _account_labels(state)
@@ -151,7 +186,7 @@ class PerChat(Kind):
                 continue
             if t.chat_types and chat.chat_type not in t.chat_types:
                 continue
-            value = self.read(chat, data)
+            value = read(chat, data)
             if value is None:
                 continue
             labels = {**account, "chat_id": chat.id}
@@ -230,20 +265,39 @@ def _waited(chat: Chat, data: ChatData) -> float | None:
     return None if wait is None else wait.seconds
 
 
+def _waiting(state: AccountState, now: float, stale_after: float) -> Sequence[Wait] | None:
+    """Read-waits (get-chats): exported while the account has data, stale or not."""
+    return None if state.data is None else state.data.waiting
+
+
+def _unanswered(state: AccountState, now: float, stale_after: float) -> Sequence[Wait] | None:
+    """Unanswered spans (the event log): none at all while the events poll is stale, as the
+    exporter drops those series (a reply we cannot see must not page anyone)."""
+    replies = state.replies
+    return None if replies is None or replies.is_stale(now, stale_after) else replies.unanswered
+
+
+Waits = Callable[[AccountState, float, float], Sequence[Wait] | None]
+
+
 @dataclass(frozen=True)
 class OldestWaiting(Kind):
     """The account's longest current wait, over the chat types the threshold keeps."""
 
+    metric: MetricDef = d.OLDEST_WAITING_SECONDS
+    waits: Waits = _waiting
+
     def promql(self, t: Narrowing, bound: str, limit: float, exclude_accounts: tuple[str, ...] = ()) -> str:
         sel = _selector(matchers(t, exclude_accounts))
-        return f"max without (chat_type) ({d.OLDEST_WAITING_SECONDS.name}{sel}) {bound}"
+        return f"max without (chat_type) ({self.metric.name}{sel}) {bound}"
 
     def measure(
         self, t: Narrowing, state: AccountState, now: float, stale_after: float
     ) -> Iterator[Instance]:
-        if state.data is not None:
+        found = self.waits(state, now, stale_after)
+        if found is not None:
             types = t.chat_types or CHAT_TYPES
-            waits = [w.seconds for w in state.data.waiting if w.chat_type in types]
+            waits = [w.seconds for w in found if w.chat_type in types]
             if waits:
                 yield _account_labels(state), max(waits), {}
 
@@ -252,20 +306,160 @@ class OldestWaiting(Kind):
 class ChatsWaiting(Kind):
     """How many chats have waited longer than the threshold's ``longer_than`` (one of the buckets)."""
 
+    metric: MetricDef = d.CHATS_WAITING
+    waits: Waits = _waiting
+
     def promql(self, t: Narrowing, bound: str, limit: float, exclude_accounts: tuple[str, ...] = ()) -> str:
         longer = f'longer_than="{d.go_number(t.longer_than or 0.0)}"'
         sel = _selector([*matchers(t, exclude_accounts), longer])
         # longer_than goes too: the agent's alert carries the account's labels only, so must the rule's.
-        return f"sum without (chat_type, longer_than) ({d.CHATS_WAITING.name}{sel}) {bound}"
+        return f"sum without (chat_type, longer_than) ({self.metric.name}{sel}) {bound}"
 
     def measure(
         self, t: Narrowing, state: AccountState, now: float, stale_after: float
     ) -> Iterator[Instance]:
-        if state.data is not None:
+        found = self.waits(state, now, stale_after)
+        if found is not None:
             types = t.chat_types or CHAT_TYPES
             longer = t.longer_than or 0.0
-            count = sum(1 for w in state.data.waiting if w.chat_type in types and w.seconds > longer)
+            count = sum(1 for w in found if w.chat_type in types and w.seconds > longer)
             yield _account_labels(state), float(count), {}
+
+
+@dataclass(frozen=True)
+class ChatUnanswered(PerChat):
+    """One chat's wait for an answer: a selected chat (it has whatsgate_chat_info, joined for its
+    name) with an open unanswered span; nothing while the chats or the event log are stale."""
+
+    metric: MetricDef = d.CHAT_UNANSWERED_SECONDS
+
+    def measure(
+        self, t: Narrowing, state: AccountState, now: float, stale_after: float
+    ) -> Iterator[Instance]:
+        found = _unanswered(state, now, stale_after)
+        if found is None:
+            return iter(())
+        by_chat = {w.chat_id: w.seconds for w in found}
+        return self._chats(t, state, now, stale_after, lambda chat, _data: by_chat.get(chat.id))
+
+
+# --- responses_within: a share over a window of past snapshots ------------------------------------
+
+# At most this many samples per window and threshold and account (a day at one per 86 s):
+# evaluations come every 15 s, and keeping each would hold 5,760 per day for nothing a
+# 1%-precision share needs. About 300 bytes a sample.
+MAX_SAMPLES = 1000
+
+# One evaluation's view of the histogram series a threshold reads, in a fixed series order:
+# (bucket count at target, count) per series, flattened.
+Sample = tuple[float, tuple[int, ...]]
+
+
+@dataclass(frozen=True)
+class History:
+    """The samples of one threshold on one account within its window, oldest first (immutable)."""
+
+    samples: tuple[Sample, ...] = ()
+
+    def add(self, now: float, values: tuple[int, ...], window: float) -> History:
+        """Samples older than the window are dropped, and the newest one is replaced rather than
+        kept while it is closer than window / MAX_SAMPLES to the one before it."""
+        kept = [s for s in self.samples if s[0] >= now - window and s[0] < now]
+        if len(kept) >= 2 and kept[-1][0] - kept[-2][0] < window / MAX_SAMPLES:
+            kept.pop()
+        return History((*kept, (now, values)))
+
+
+def increase(points: Sequence[tuple[float, float]], start: float, end: float) -> float | None:
+    """Prometheus's ``increase()`` of one counter over the range [start, end] (2.x's extrapolatedRate,
+    float samples): None with fewer than two samples."""
+    if len(points) < 2:
+        return None
+    result = points[-1][1] - points[0][1]
+    prev = points[0][1]
+    for _, value in points[1:]:
+        if value < prev:  # a counter reset: the counter started again from 0
+            result += prev
+        prev = value
+    to_start = points[0][0] - start
+    to_end = end - points[-1][0]
+    sampled = points[-1][0] - points[0][0]
+    average = sampled / (len(points) - 1)
+    if result > 0 and points[0][1] >= 0:
+        # Counters are never negative: extrapolate no further back than where this one was 0.
+        to_zero = sampled * (points[0][1] / result)
+        to_start = min(to_start, to_zero)
+    threshold = average * 1.1
+    extrapolated = sampled
+    extrapolated += to_start if to_start < threshold else average / 2
+    extrapolated += to_end if to_end < threshold else average / 2
+    return result * (extrapolated / sampled)
+
+
+@dataclass(frozen=True)
+class ResponsesWithin(Kind):
+    """The share of responses answered within ``target`` over the last ``window``.
+
+    PromQL: the increase of the histogram's bucket at ``target`` over that of its count, per
+    account. The agent records the same two counters per series at each evaluation (its
+    "scrapes"), and computes each series' increase with Prometheus's own extrapolation
+    (:func:`increase`). Differences that remain: its samples are taken at evaluations, not at
+    scrapes, and thinned to MAX_SAMPLES per window, which moves the extrapolation by less than
+    one sample interval; the range includes its start, as in Prometheus 2 (3 excludes it).
+    No response in the window is 0/0 in PromQL, which compares false: no alert, in both modes.
+    """
+
+    windowed: bool = True
+
+    def _series(self, t: Narrowing) -> list[tuple[str, str]]:
+        types = t.chat_types or CHAT_TYPES
+        responses = (t.response,) if t.response else RESPONSE_TYPES
+        return [(chat_type, response) for chat_type in types for response in responses]
+
+    def promql(self, t: Narrowing, bound: str, limit: float, exclude_accounts: tuple[str, ...] = ()) -> str:
+        found = matchers(t, exclude_accounts)
+        if t.response:
+            found.append(f"response={promql_string(t.response)}")
+        window = format_duration(t.window or 0.0)
+        name = d.RESPONSE_DURATION.name
+        within = _selector([*found, f'le="{d.bucket_le(t.target or 0.0)}"'])
+        # Summed per series' labels less chat_type, response and le: the account's, with job and
+        # instance, as the agent's alert (plus Prometheus's target labels).
+        return (
+            f"sum without (chat_type, response, le) (increase({name}_bucket{within}[{window}]))"
+            f" / sum without (chat_type, response) (increase({name}_count{_selector(found)}[{window}]))"
+            f" {bound}"
+        )
+
+    def record(self, t: Narrowing, state: AccountState, now: float, past: History | None) -> History | None:
+        replies = state.replies
+        window = t.window or 0.0
+        if replies is None:  # no series exported: no sample, as a failed scrape
+            return None if past is None else History(tuple(s for s in past.samples if s[0] >= now - window))
+        values: list[int] = []
+        for key in self._series(t):
+            histogram = replies.tracker.histograms[key]
+            if t.target not in histogram.buckets:  # buckets changed on reload: not this series
+                return past
+            values += [histogram.counts[histogram.buckets.index(t.target)], histogram.count]
+        return (past or History()).add(now, tuple(values), window)
+
+    def measure_over(
+        self, t: Narrowing, state: AccountState, now: float, history: History | None
+    ) -> Iterator[Instance]:
+        if history is None:
+            return
+        start = now - (t.window or 0.0)
+        samples = [s for s in history.samples if start <= s[0] <= now]
+        within = total = 0.0
+        seen = False
+        for i in range(len(self._series(t))):
+            bucket = increase([(at, float(v[2 * i])) for at, v in samples], start, now)
+            count = increase([(at, float(v[2 * i + 1])) for at, v in samples], start, now)
+            if bucket is not None and count is not None:
+                within, total, seen = within + bucket, total + count, True
+        if seen and total > 0 and not math.isnan(within / total):
+            yield _account_labels(state), within / total, {}
 
 
 _ALL: tuple[Kind, ...] = (
@@ -309,9 +503,9 @@ _ALL: tuple[Kind, ...] = (
         "chat_waiting",
         "chat",
         "duration",
-        'Customer "{chat_name}" on {account} has waited {value} for an answer',
-        '{chat_type} "{chat_name}" ({chat_id}) on WhatsApp account {account} ({whatsapp_id}) has waited'
-        " {value} for an answer ({condition}).",
+        'Chat "{chat_name}" on {account} unread for {value}',
+        '{chat_type} "{chat_name}" ({chat_id}) on WhatsApp account {account} ({whatsapp_id}) has been'
+        " unread for {value} ({condition}).",
         narrows_chat_types=True,
         metric=d.CHAT_WAITING_SECONDS,
         read=_waited,
@@ -320,17 +514,58 @@ _ALL: tuple[Kind, ...] = (
         "oldest_waiting",
         "account",
         "duration",
-        "A customer on {account} has waited {value} for an answer",
-        "The longest current wait on WhatsApp account {account} ({whatsapp_id}) is {value} ({condition}).",
+        "A chat on {account} unread for {value}",
+        "The longest-unread chat on WhatsApp account {account} ({whatsapp_id}) has been unread for"
+        " {value} ({condition}).",
         narrows_chat_types=True,
     ),
     ChatsWaiting(
         "chats_waiting",
         "account",
         "count",
-        "{value} chats on {account} have waited longer than {longer_than}",
-        "WhatsApp account {account} ({whatsapp_id}) has {value} chats waiting longer than {longer_than}"
-        " for an answer ({condition}).",
+        "{value} chats on {account} unread for longer than {longer_than}",
+        "WhatsApp account {account} ({whatsapp_id}) has {value} chats unread for longer than {longer_than}"
+        " ({condition}).",
+        narrows_chat_types=True,
+    ),
+    ChatUnanswered(
+        "chat_unanswered",
+        "chat",
+        "duration",
+        'Customer "{chat_name}" on {account} waiting for an answer for {value}',
+        '{chat_type} "{chat_name}" ({chat_id}) on WhatsApp account {account} ({whatsapp_id}) has been'
+        " waiting for an answer for {value} ({condition}).",
+        narrows_chat_types=True,
+    ),
+    OldestWaiting(
+        "oldest_unanswered",
+        "account",
+        "duration",
+        "A customer on {account} waiting for an answer for {value}",
+        "The longest unanswered customer on WhatsApp account {account} ({whatsapp_id}) has been waiting"
+        " for an answer for {value} ({condition}).",
+        narrows_chat_types=True,
+        metric=d.OLDEST_UNANSWERED_SECONDS,
+        waits=_unanswered,
+    ),
+    ChatsWaiting(
+        "chats_unanswered",
+        "account",
+        "count",
+        "{value} customers on {account} waiting for an answer for longer than {longer_than}",
+        "WhatsApp account {account} ({whatsapp_id}) has {value} chats waiting for an answer for longer"
+        " than {longer_than} ({condition}).",
+        narrows_chat_types=True,
+        metric=d.CHATS_UNANSWERED,
+        waits=_unanswered,
+    ),
+    ResponsesWithin(
+        "responses_within",
+        "account",
+        "fraction",
+        "Only {value} of {response} responses on {account} within {target} over the last {window}",
+        "On WhatsApp account {account} ({whatsapp_id}), {value} of {response} responses came within"
+        " {target} over the last {window} ({condition}).",
         narrows_chat_types=True,
     ),
     AccountDown(
@@ -367,4 +602,15 @@ SCOPE_FIELDS = {
     "group": {"account", "whatsapp_id", "chat_id", "chat_name"},
     "session": {"account", "whatsapp_id", "status"},
 }
-COMMON_FIELDS = {"value", "threshold", "condition", "for", "severity", "alertname", "longer_than"}
+COMMON_FIELDS = {
+    "value",
+    "threshold",
+    "condition",
+    "for",
+    "severity",
+    "alertname",
+    "longer_than",
+    "target",
+    "window",
+    "response",
+}

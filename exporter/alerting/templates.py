@@ -32,7 +32,7 @@ def promql_string(value: str) -> str:
 
 def go_template(
     template: str,
-    duration_value: bool,
+    value_kind: str,
     fixed: Callable[[str], Sequence[tuple[tuple[str, ...] | None, str]]],
 ) -> str:
     """The same text as a Prometheus (Go) template: labels and $value come from the alert.
@@ -41,7 +41,10 @@ def go_template(
     ``fixed(field)``: one (accounts, text) pair per part of the rule, written
     literally, or as an ``if`` on the account where the parts differ.
     """
-    value = "{{ $value | humanizeDuration }}" if duration_value else "{{ $value }}"
+    value = {
+        "duration": "{{ $value | humanizeDuration }}",
+        "fraction": "{{ $value | humanizePercentage }}",
+    }.get(value_kind, "{{ $value }}")
     out = []
     pos = 0
     for match in PLACEHOLDER_RE.finditer(template):
@@ -90,3 +93,8 @@ def humanize_duration(seconds: float) -> str:
     if minutes:
         return f"{sign}{minutes}m {secs}s"
     return f"{sign}{v:.4g}s"
+
+
+def humanize_percentage(value: float) -> str:
+    """As Prometheus's humanizePercentage writes it (Go's %.4g of value * 100, then %): 0.9 is 90%."""
+    return f"{value * 100:.4g}%"

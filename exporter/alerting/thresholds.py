@@ -43,7 +43,13 @@ class Threshold:
     chat_types: tuple[str, ...] = ()
     chats: tuple[re.Pattern[str], ...] = ()
     overrides: tuple[tuple[str, Limit], ...] = ()
-    longer_than: float | None = None  # chats_waiting: which waiting.buckets bucket it counts
+    # chats_waiting (chats_unanswered): which waiting.buckets (replies.buckets) bucket it counts
+    longer_than: float | None = None
+    # responses_within: the replies.buckets bucket a response must be within, the range it is
+    # measured over, and which responses count (first or next; None: both)
+    target: float | None = None
+    window: float | None = None
+    response: str | None = None
 
     @property
     def spec(self) -> Kind:
@@ -64,16 +70,21 @@ class Threshold:
             "severity": limit.severity,
             "alertname": self.name,
             "longer_than": templates.humanize_duration(self.longer_than or 0.0),
+            "target": format_duration(self.target or 0.0),
+            "window": format_duration(self.window or 0.0),
+            "response": self.response or "all",
         }
 
     def format_value(self, value: float) -> str:
         if self.spec.value == "duration":
             return templates.humanize_duration(value)
+        if self.spec.value == "fraction":
+            return templates.humanize_percentage(value)
         return f"{value:g}" if value != int(value) else str(int(value))
 
     def promql(self, limit: Limit, exclude_accounts: tuple[str, ...] = ()) -> str:
         """The alert expression for this threshold at one limit (the default, or an override's)."""
-        shown = f"{limit.value:g}" if self.spec.value == "duration" else self.format_value(limit.value)
+        shown = self.format_value(limit.value) if self.spec.value == "count" else f"{limit.value:g}"
         bound = f"{limit.op} {shown}"
         return self.spec.promql(self, bound, limit.value, exclude_accounts)
 
@@ -94,6 +105,6 @@ def go_template(template: str, threshold: Threshold, parts: Parts) -> str:
     """A summary or description as a Go template for the rule made of ``parts``."""
     return templates.go_template(
         template,
-        threshold.spec.value == "duration",
+        threshold.spec.value,
         lambda field: [(accounts, threshold.fields(limit)[field]) for accounts, limit in parts],
     )

@@ -266,7 +266,16 @@ def parse_config(raw: Any, base_dir: Path = Path("."), polling: bool = True) -> 
     checked = polling and parts.get("discover") is False and "accounts" in parts
     names = {a.name for a in parts["accounts"]} if checked else None
     buckets = parts["waiting"].buckets if "waiting" in parts else None
-    parts.parse("thresholds", parse_thresholds, raw.get("thresholds"), names, buckets, parts.get("privacy"))
+    reply_buckets = parts["replies"].buckets if "replies" in parts else None
+    parts.parse(
+        "thresholds",
+        parse_thresholds,
+        raw.get("thresholds"),
+        names,
+        buckets,
+        parts.get("privacy"),
+        reply_buckets,
+    )
     parts.parse("poll_interval", get_duration, raw, "poll_interval", "", Config.poll_interval)
     if "poll_interval" in parts:
         parts.parse("stale_after", _stale_after, raw, parts["poll_interval"])

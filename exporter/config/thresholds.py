@@ -17,6 +17,7 @@ from ..alerting.templates import PLACEHOLDER_RE
 from ..alerting.thresholds import Limit, Threshold
 from ..model import CHAT_TYPES
 from ..snapshot.privacy import DROP, PLAIN, Privacy
+from ..snapshot.replies import RESPONSE_TYPES
 from .schema import (
     ConfigError,
     Parts,
@@ -45,7 +46,12 @@ _KEYS = {
     "chats",
     "overrides",
     "longer_than",
+    "target",
+    "response",
+    "window",
 }
+# Kinds counting one bucket of chats by how long they have waited, and which buckets those are.
+_LONGER_THAN = {"chats_waiting": "waiting.buckets", "chats_unanswered": "replies.buckets"}
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SEVERITY_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
 # Prometheus evaluates regexes with RE2, which has no look-around or back-references.
@@ -64,6 +70,13 @@ def _limit(raw: Mapping[str, Any], path: str, kind: Kind, base: Limit | None) ->
         if base is None:
             raise ConfigError(f"{path}above", "required: set above or below")
         op, value = base.op, base.value
+    elif kind.value == "fraction":
+        if has_above:
+            raise ConfigError(f"{path}above", f"{kind.name} takes 'below: FRACTION' only, e.g. below: 0.9")
+        number = raw["below"]
+        if isinstance(number, bool) or not isinstance(number, int | float) or not 0 < number <= 1:
+            raise ConfigError(f"{path}below", f"expected a fraction in (0, 1], e.g. 0.9, got {number!r}")
+        op, value = "<", float(number)
     elif kind.value == "duration":
         if has_below:
             raise ConfigError(f"{path}below", f"{kind.name} takes 'above: DURATION' only")
@@ -132,12 +145,29 @@ def _threshold(item: Any, path: str) -> Threshold:
         raise ConfigError(f"{path}chats", f"metric {kind_name} is not per chat; chats cannot narrow it")
 
     longer_than = None
-    if kind_name == "chats_waiting":
+    if kind_name in _LONGER_THAN:
         if "longer_than" not in raw:
-            raise ConfigError(f"{path}longer_than", "required: one of waiting.buckets, e.g. 15m")
+            raise ConfigError(f"{path}longer_than", f"required: one of {_LONGER_THAN[kind_name]}, e.g. 15m")
         longer_than = parse_duration(raw["longer_than"], f"{path}longer_than")
     elif "longer_than" in raw:
-        raise ConfigError(f"{path}longer_than", "only chats_waiting takes longer_than")
+        raise ConfigError(f"{path}longer_than", f"only {' and '.join(_LONGER_THAN)} take longer_than")
+    target = window = response = None
+    if kind_name == "responses_within":
+        for key, example in (("target", "15m"), ("window", "1d")):
+            if key not in raw:
+                raise ConfigError(f"{path}{key}", f"required: a duration, e.g. {example}")
+        target = parse_duration(raw["target"], f"{path}target")
+        window = parse_duration(raw["window"], f"{path}window")
+        if window <= 0:
+            raise ConfigError(f"{path}window", "must be longer than 0s")
+        if "response" in raw:
+            response = get_str(raw, "response", path)
+            if response not in RESPONSE_TYPES:
+                raise ConfigError(f"{path}response", f"expected first or next, got {response!r}")
+    else:
+        for key in ("target", "window", "response"):
+            if key in raw:
+                raise ConfigError(f"{path}{key}", f"only responses_within takes {key}")
 
     overrides = []
     for account, override in get_mapping(raw, "overrides", path).items():
@@ -155,6 +185,9 @@ def _threshold(item: Any, path: str) -> Threshold:
         chats=tuple(chats),
         overrides=tuple(overrides),
         longer_than=longer_than,
+        target=target,
+        window=window,
+        response=response,
     )
 
 
@@ -163,12 +196,14 @@ def parse_thresholds(
     accounts: Collection[str] | None = None,
     buckets: tuple[float, ...] | None = None,
     privacy: Privacy | None = None,
+    reply_buckets: tuple[float, ...] | None = None,
 ) -> tuple[Threshold, ...]:
     """Validate the ``thresholds:`` section (a list), each threshold on its own.
 
-    ``accounts`` (the names polled), ``buckets`` (``waiting.buckets``) and ``privacy`` are
-    what the thresholds must agree with; ``None`` skips that check (accounts may still be
-    discovered, or that section failed and has its own error).
+    ``accounts`` (the names polled), ``buckets`` (``waiting.buckets``), ``privacy`` and
+    ``reply_buckets`` (``replies.buckets``) are what the thresholds must agree with; ``None``
+    skips that check (accounts may still be discovered, or that section failed and has its own
+    error).
     """
     if raw is None:
         return ()
@@ -176,7 +211,7 @@ def parse_thresholds(
         raise ConfigError("thresholds", f"expected a list of thresholds, got {type_name(raw)}")
     parts = Parts()
     for i, item in enumerate(raw):
-        parts.parse(i, _checked, item, _label(i, item), accounts, buckets, privacy)
+        parts.parse(i, _checked, item, _label(i, item), accounts, buckets, privacy, reply_buckets)
     parts.parse("distinct", _check_distinct, [(_label(i, raw[i]), t) for i, t in parts.items()])
     parts.done()
     return tuple(t for i, t in parts.items() if i != "distinct")
@@ -194,6 +229,7 @@ def _checked(
     accounts: Collection[str] | None,
     buckets: tuple[float, ...] | None,
     privacy: Privacy | None,
+    reply_buckets: tuple[float, ...] | None,
 ) -> Threshold:
     threshold = _threshold(raw, f"{label}.")
     if accounts is not None:
@@ -203,13 +239,13 @@ def _checked(
                 # A threshold naming an account nobody polls would never fire: say so at start-up.
                 known = ", ".join(sorted(accounts))
                 raise ConfigError(path, f"no account is named {account!r} (accounts: {known})")
-    # chats_waiting counts one of the exported buckets: any other value would match no series.
-    if buckets is not None and threshold.longer_than is not None and threshold.longer_than not in buckets:
-        known = ", ".join(format_duration(b) for b in buckets)
-        raise ConfigError(
-            f"{label}.longer_than",
-            f"{format_duration(threshold.longer_than)} is not one of waiting.buckets ({known})",
-        )
+    # longer_than and target name one of the exported buckets: any other value would match no series.
+    replies = threshold.kind in ("chats_unanswered", "responses_within")
+    section, known_buckets = ("replies.buckets", reply_buckets) if replies else ("waiting.buckets", buckets)
+    for key, value in (("longer_than", threshold.longer_than), ("target", threshold.target)):
+        if known_buckets is not None and value is not None and value not in known_buckets:
+            known = ", ".join(format_duration(b) for b in known_buckets)
+            raise ConfigError(f"{label}.{key}", f"{format_duration(value)} is not one of {section} ({known})")
     if privacy is not None:
         _check_privacy(threshold, label, privacy)
     return threshold

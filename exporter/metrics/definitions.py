@@ -24,6 +24,12 @@ def go_number(value: float) -> str:
     return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
 
 
+def bucket_le(value: float) -> str:
+    """A histogram bucket's ``le`` as the exporter writes it (prometheus_client's repr: 300.0), which
+    Prometheus 2 keeps as written: a rule must select exactly this text."""
+    return repr(float(value))
+
+
 @dataclass(frozen=True)
 class MetricDef:
     """One metric family. ``labels`` come after the account labels unless ``per_account`` is false."""

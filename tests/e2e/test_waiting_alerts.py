@@ -77,15 +77,14 @@ EXPECTED = [
     {"alertname": "QueueBuildingUp", "severity": "warning", **SUPPORT},
 ]
 QUEUE_ANNOTATIONS = {
-    "summary": "2 chats on support have waited longer than 10s",
-    "description": "WhatsApp account support (wa-1) has 2 chats waiting longer than 10s for an answer"
-    " (above 1).",
+    "summary": "2 chats on support unread for longer than 10s",
+    "description": "WhatsApp account support (wa-1) has 2 chats unread for longer than 10s (above 1).",
 }
 # A duration as both modes write it: Prometheus's humanizeDuration and the agent's formatting.
 DURATION = r"(\d+h )?\d+m \d+(\.\d+)?s"
 SUMMARIES = {
-    "CustomerWaiting": rf'Customer "Chat 1[12]@c\.us" on support has waited {DURATION} for an answer',
-    "OldestWaiting": rf"A customer on support has waited {DURATION} for an answer",
+    "CustomerWaiting": rf'Chat "Chat 1[12]@c\.us" on support unread for {DURATION}',
+    "OldestWaiting": rf"A chat on support unread for {DURATION}",
 }
 
 

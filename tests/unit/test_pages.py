@@ -154,10 +154,10 @@ def test_an_accounts_firing_alerts_are_in_its_section(cfg, states):
         [
             "CustomerWaiting",
             "warning",
-            'Customer "Team & friends" on support has waited 3h 30m 0s for an answer',
+            'Chat "Team & friends" on support unread for 3h 30m 0s',
         ],
-        ["CustomerWaiting", "warning", f'Customer "{SCRIPT}" on support has waited 3h 0m 0s for an answer'],
-        ["CustomerWaiting", "warning", f'Customer "{QUOTES}" on support has waited 2h 50m 0s for an answer'],
+        ["CustomerWaiting", "warning", f'Chat "{SCRIPT}" on support unread for 3h 0m 0s'],
+        ["CustomerWaiting", "warning", f'Chat "{QUOTES}" on support unread for 2h 50m 0s'],
     ]
     vip = page[page.index('id="account-3-name"') :]
     assert table(vip, "Firing alerts") == [
