@@ -380,7 +380,7 @@ def test_shipped_rules_are_generated_from_the_example_config_and_pass_their_test
         " `whatsgate-exporter rules --config.file config.example.yaml`"
     )
     check = promtool("check", "rules", str(tmp_path / "alerts.yml"))
-    assert check.returncode == 0 and "SUCCESS: 12 rules found" in check.stdout, check.stdout + check.stderr
+    assert check.returncode == 0 and "SUCCESS: 16 rules found" in check.stdout, check.stdout + check.stderr
     test = promtool("test", "rules", str(REPO / "prometheus" / "alerts_test.yml"))
     assert test.returncode == 0 and "SUCCESS" in test.stdout, test.stdout + test.stderr
 
