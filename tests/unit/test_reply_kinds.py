@@ -60,7 +60,7 @@ def account(
     tracker: Tracker | None = None,
     chats: list[dict] | None = None,
 ) -> AccountState:
-    """An account whose get-chats poll was at ``chats_at`` and events poll last succeeded at ``replies_at``."""
+    """An account polled (get-chats) at ``chats_at`` whose events poll last succeeded at ``replies_at``."""
     data = ChatData.build(
         parse_chats({"result": "OK", "data": CHATS if chats is None else chats}), cfg.chats, chats_at
     )
@@ -323,6 +323,15 @@ def test_responses_within_without_a_response_type_counts_both():
     assert seen[4] == {("SLA", "support", "")}
 
 
+def test_responses_within_narrows_by_chat_type():
+    cfg = config({**SLA, "chat_types": ["group"]})
+    # Contacts answered slowly, groups all within: only groups count.
+    _, seen = run(cfg, range(5), [lambda m: histograms(cfg, contact_first=(0, m), group_first=(m, m))])
+    assert all(s == set() for s in seen.values())
+    _, seen = run(cfg, range(5), [lambda m: histograms(cfg, contact_first=(m, m), group_first=(0, m))])
+    assert seen[4] == {("SLA", "support", "")}
+
+
 def test_responses_within_forgets_responses_older_than_the_window():
     cfg = config({**SLA, "window": "10m"})
 
@@ -356,6 +365,8 @@ def test_increase_is_prometheus_increase():
     # A reset: 5 -> 1 is +1 (from 0), then +1; back to where the counter was 0 (50 s before the
     # first sample) is further than 1.1 intervals: extrapolated by half an interval (5 s) only.
     assert increase([(100, 5.0), (110, 1.0), (120, 2.0)], 0, 120) == pytest.approx(2 * 25 / 20)
+    # The end of the range far after the last sample: half an interval (5 s) past it only.
+    assert increase([(0, 0.0), (10, 1.0), (20, 2.0)], 0, 100) == pytest.approx(2 * 25 / 20)
     assert increase([(30, 1.0)], 0, 120) is None
 
 
