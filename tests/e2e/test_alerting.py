@@ -452,6 +452,18 @@ EVERY_KIND = {
             "accounts": ["sales"],
             "description": "{status} ≠ READY {{",
         },
+        {"name": "ChatUnanswered", "metric": "chat_unanswered", "above": "1h", "chats": ["VIP"]},
+        {"name": "OldestUnanswered", "metric": "oldest_unanswered", "above": "4h", "chat_types": ["group"]},
+        {"name": "ChatsUnanswered", "metric": "chats_unanswered", "longer_than": "30m", "above": 3},
+        {
+            "name": "ResponsesWithin",
+            "metric": "responses_within",
+            "target": "15m",
+            "window": "1d",
+            "response": "next",
+            "below": 0.9,
+            "accounts": [ODD],
+        },
     ],
 }
 
@@ -461,15 +473,15 @@ def test_promtool_accepts_rules_for_every_metric_kind(tmp_path: Path):
     config.write_text(yaml.safe_dump(EVERY_KIND, allow_unicode=True), encoding="utf-8")
     rules = tmp_path / "every-kind.rules.yml"
     text = generate_rules(config, rules)
-    # 12 thresholds, plus one rule per applicable override (2 + 1 + 1 + 1 + 1). Validity only here:
+    # 16 thresholds, plus one rule per applicable override (2 + 1 + 1 + 1 + 1). Validity only here:
     # the duplicate-rule lint is the next test's subject.
     check = promtool("check", "rules", "--lint=none", str(rules))
-    # One rule per distinct (for, severity) of each threshold: 12 thresholds, plus 5 overrides that change
+    # One rule per distinct (for, severity) of each threshold: 16 thresholds, plus 5 overrides that change
     # `for` or severity (the Chats override only changes the value, so it joins the default rule).
-    assert check.returncode == 0 and "SUCCESS: 17 rules found" in check.stdout, check.stdout + check.stderr
+    assert check.returncode == 0 and "SUCCESS: 21 rules found" in check.stdout, check.stdout + check.stderr
     groups = yaml.safe_load(text)["groups"]
     assert [g["name"] for g in groups] == ["whatsgate"]
-    assert len({r["alert"] for r in groups[0]["rules"]}) == 12
+    assert len({r["alert"] for r in groups[0]["rules"]}) == 16
     # The override of the account with regex metacharacters in its name selects it, and only it.
     lookalike = ODD.replace(".", "X")
     inputs = [
