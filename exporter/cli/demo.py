@@ -2,8 +2,8 @@
 
 ``whatsgate-exporter --demo`` needs no file: it polls the simulator's three
 accounts, counts ``demo-support``'s waits in the simulator's office hours, and
-alerts on waits, so that a new user sees waits, time-to-read histograms and a
-firing alert within minutes. A ``--config.file`` given with ``--demo`` keeps
+alerts on time unread and on customers waiting for an answer, so that a new
+user sees waits, time-to-read histograms and a firing alert within minutes. A ``--config.file`` given with ``--demo`` keeps
 its own thresholds, waiting rules, chats rules and Alertmanager; its accounts,
 whatsgate and discover settings are replaced by the simulator's.
 """
@@ -34,6 +34,31 @@ THRESHOLDS = [
     },
     {"name": "WhatsGateOldestWaitTooLong", "metric": "oldest_waiting", "above": "1h", "severity": "critical"},
     {"name": "WhatsGateAccountDown", "metric": "account_down", "for": "1m", "severity": "critical"},
+    # Waiting for an answer (the event log): sales and community start with customers read but
+    # unanswered for 40m to 2h, so these fire within a minute of the first events poll.
+    {"name": "WhatsGateCustomerUnanswered", "metric": "chat_unanswered", "above": "30m"},
+    {
+        "name": "WhatsGateOldestUnanswered",
+        "metric": "oldest_unanswered",
+        "above": "1h",
+        "severity": "critical",
+    },
+    {
+        "name": "WhatsGateUnansweredPilingUp",
+        "metric": "chats_unanswered",
+        "longer_than": "30m",
+        "above": 1,
+        "severity": "warning",
+    },
+    # A third to nearly half of the demo's answers come 10 to 45 minutes late.
+    {
+        "name": "WhatsGateResponseSLA",
+        "metric": "responses_within",
+        "target": "15m",
+        "window": "1h",
+        "below": 0.9,
+        "severity": "warning",
+    },
 ]
 
 
