@@ -3,9 +3,10 @@
 ``whatsgate-exporter --demo`` needs no file: it polls the simulator's three
 accounts, counts ``demo-support``'s waits in the simulator's office hours, and
 alerts on time unread and on customers waiting for an answer, so that a new
-user sees waits, time-to-read histograms and a firing alert within minutes. A ``--config.file`` given with ``--demo`` keeps
-its own thresholds, waiting rules, chats rules and Alertmanager; its accounts,
-whatsgate and discover settings are replaced by the simulator's.
+user sees waits, time-to-read histograms and a firing alert within minutes. A
+``--config.file`` given with ``--demo`` keeps its own thresholds, waiting rules,
+chats rules and Alertmanager; its accounts, whatsgate and discover settings are
+replaced by the simulator's.
 """
 
 from __future__ import annotations
