@@ -83,6 +83,7 @@ class Kind:
     description: str
     narrows_chat_types: bool = False
     on_sessions: bool = False  # measured on sessions-get, not on an account's snapshot
+    on_replies: bool = False  # measured on the event log (AccountState.replies)
     # Measured on the snapshot's chats one by one: while no threshold of such a kind is
     # configured, snapshots drop their chats once rendered (ChatData.released).
     reads_chats: bool = False
@@ -536,6 +537,7 @@ _ALL: tuple[Kind, ...] = (
         '{chat_type} "{chat_name}" ({chat_id}) on WhatsApp account {account} ({whatsapp_id}) has been'
         " waiting for an answer for {value} ({condition}).",
         narrows_chat_types=True,
+        on_replies=True,
     ),
     OldestWaiting(
         "oldest_unanswered",
@@ -545,6 +547,7 @@ _ALL: tuple[Kind, ...] = (
         "The longest unanswered customer on WhatsApp account {account} ({whatsapp_id}) has been waiting"
         " for an answer for {value} ({condition}).",
         narrows_chat_types=True,
+        on_replies=True,
         metric=d.OLDEST_UNANSWERED_SECONDS,
         waits=_unanswered,
     ),
@@ -556,6 +559,7 @@ _ALL: tuple[Kind, ...] = (
         "WhatsApp account {account} ({whatsapp_id}) has {value} chats waiting for an answer for longer"
         " than {longer_than} ({condition}).",
         narrows_chat_types=True,
+        on_replies=True,
         metric=d.CHATS_UNANSWERED,
         waits=_unanswered,
     ),
@@ -567,6 +571,7 @@ _ALL: tuple[Kind, ...] = (
         "On WhatsApp account {account} ({whatsapp_id}), {value} of {response} responses came within"
         " {target} over the last {window} ({condition}).",
         narrows_chat_types=True,
+        on_replies=True,
     ),
     AccountDown(
         "account_down",

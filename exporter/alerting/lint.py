@@ -9,7 +9,9 @@ reported, never guesses about what data will arrive:
   session status comes from ``sessions-get``, which only discovery calls;
 - ``below`` zero or less on a count (every count kind is a number of chats,
   messages or participants, never negative), for the threshold or one override;
-- an override for an account the threshold's own ``accounts`` filter leaves out.
+- an override for an account the threshold's own ``accounts`` filter leaves out;
+- a kind measured on the event log (``chat_unanswered``, ``responses_within``, ...) with
+  ``replies.enabled: false``: events-get is then never called.
 
 An ``accounts`` filter naming no configured account with ``discover: false``
 is not here: the config loader rejects it as an error.
@@ -24,13 +26,15 @@ def _below_zero(threshold: Threshold, limit: Limit) -> bool:
     return threshold.spec.value == "count" and limit.op == "<" and limit.value <= 0
 
 
-def cannot_fire(thresholds: tuple[Threshold, ...], discover: bool) -> list[str]:
+def cannot_fire(thresholds: tuple[Threshold, ...], discover: bool, replies: bool = True) -> list[str]:
     """One line per problem, each naming the threshold's key path and alert name."""
     found = []
     for i, t in enumerate(thresholds):
         where = f"thresholds[{i}] ({t.name})"
         if t.spec.on_sessions and not discover:
             found.append(f"{where}: metric {t.kind} needs discover: true; it can never fire")
+        if t.spec.on_replies and not replies:
+            found.append(f"{where}: metric {t.kind} needs replies.enabled: true; it can never fire")
         if _below_zero(t, t.limit):
             value = t.format_value(t.limit.value)
             found.append(f"{where}: below: {value}: a count is never below 0; it can never fire")

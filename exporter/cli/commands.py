@@ -54,7 +54,7 @@ def check_config(path: str) -> int:
     n = len(config.accounts)
     found = f"{n} account{'s' if n != 1 else ''}" + (" + discovery" if config.discover else "")
     print(f"{path}: OK ({found}, poll every {config.poll_interval:g}s)")
-    for warning in cannot_fire(config.thresholds, config.discover):
+    for warning in cannot_fire(config.thresholds, config.discover, config.replies.enabled):
         print(f"{path}: warning: {warning}", file=sys.stderr)
     return 0
 

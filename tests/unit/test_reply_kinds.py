@@ -571,3 +571,25 @@ def test_every_kind_is_registered_with_its_scope():
         "chats_unanswered": ("account", "count"),
         "responses_within": ("account", "fraction"),
     }
+
+
+def test_reply_kinds_cannot_fire_without_the_event_log():
+    from exporter.alerting.lint import cannot_fire
+
+    cfg = config(
+        {"name": "U", "metric": "chat_unanswered", "above": "1h"},
+        {"name": "W", "metric": "chat_waiting", "above": "1h"},
+        {**SLA},
+        replies={"enabled": False},
+    )
+    assert cannot_fire(cfg.thresholds, cfg.discover, cfg.replies.enabled) == [
+        "thresholds[0] (U): metric chat_unanswered needs replies.enabled: true; it can never fire",
+        "thresholds[2] (SLA): metric responses_within needs replies.enabled: true; it can never fire",
+    ]
+    assert cannot_fire(cfg.thresholds, cfg.discover) == []
+    assert {k for k, kind in KINDS.items() if kind.on_replies} == {
+        "chat_unanswered",
+        "oldest_unanswered",
+        "chats_unanswered",
+        "responses_within",
+    }
