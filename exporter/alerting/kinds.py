@@ -10,7 +10,6 @@ data. A new kind is one new entry in :data:`KINDS`.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -88,7 +87,7 @@ class Kind:
     # configured, snapshots drop their chats once rendered (ChatData.released).
     reads_chats: bool = False
     # Measured over a window of past snapshots (responses_within): the evaluator keeps a
-    # History per account and threshold and passes it to measure().
+    # History per account and threshold (record) and measures on it (measure_over).
     windowed: bool = False
 
     def promql(self, t: Narrowing, bound: str, limit: float, exclude_accounts: tuple[str, ...] = ()) -> str:
@@ -459,7 +458,7 @@ class ResponsesWithin(Kind):
             count = increase([(at, float(v[2 * i + 1])) for at, v in samples], start, now)
             if bucket is not None and count is not None:
                 within, total, seen = within + bucket, total + count, True
-        if seen and total > 0 and not math.isnan(within / total):
+        if seen and total > 0:  # else 0/0: NaN, which no comparison breaches in PromQL
             yield _account_labels(state), within / total, {}
 
 
