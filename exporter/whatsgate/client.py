@@ -1,4 +1,4 @@
-"""HTTP client for the two read-only WhatsGate commands the exporter uses.
+"""HTTP client for the read-only WhatsGate commands the exporter uses.
 
 Every failure becomes a :class:`PollError` carrying one of a small, fixed set
 of reasons, which is what ``whatsgate_poll_errors_total{reason}`` counts and
@@ -38,12 +38,14 @@ from ..model import (
     Chat,
     Session,
 )
+from ..snapshot.replies import Message
 from .deadline import DeadlineAdapter, DeadlineRetry, DeadlineTimeout, deadline_in, remaining
 from .decode import decode_chats
+from .events import EventsPage, decode_events, decode_history, invalid_envelope
 from .parse import InvalidResponse, parse_chats, parse_sessions
 
 # Commands that change state or send messages; the client refuses them outright.
-_READ_ONLY_COMMANDS = frozenset({"get-chats", "sessions-get"})
+_READ_ONLY_COMMANDS = frozenset({"get-chats", "sessions-get", "events-get", "get-history"})
 
 
 # A non-200 answer is read only this far: enough for any error object or the
@@ -290,6 +292,28 @@ class WhatsGateClient:
     def get_chats(self, whatsapp_id: str) -> list[Chat]:
         chats: list[Chat] = self.call("get-chats", {"WhatsappID": whatsapp_id}, parse_chats, decode_chats)
         return chats
+
+    def events_page(self, whatsapp_id: str, date: str | None, page: int, page_cnt: int = 100) -> EventsPage:
+        """One page of the account's event log from ``date`` on (the cursor, sent back exactly as
+        received; None: from the start). No ``action`` filter: messages both ways and
+        disconnects are all needed."""
+        body: dict[str, Any] = {"WhatsappID": whatsapp_id, "page_cnt": page_cnt, "page": page}
+        if date is not None:
+            body["date"] = date
+        found: EventsPage = self.call(
+            "events-get", body, lambda payload: invalid_envelope(payload, paged=True), decode_events
+        )
+        return found
+
+    def history(self, whatsapp_id: str, chat_id: str) -> tuple[tuple[Message, ...], int]:
+        """One chat's last messages (get-history): those of ``chat_id``, and how many were skipped."""
+        found: tuple[tuple[Message, ...], int] = self.call(
+            "get-history",
+            {"WhatsappID": whatsapp_id, "recipient": {"id": chat_id}},
+            lambda payload: invalid_envelope(payload, paged=False),
+            lambda content: decode_history(content, chat_id),
+        )
+        return found
 
     def sessions(self, page_size: int = PAGE_SIZE, max_pages: int = MAX_PAGES) -> list[Session]:
         """All sessions of the key, across ``sessions-get`` pages, checked (see :func:`paginate`)."""

@@ -1,0 +1,169 @@
+"""events-get and get-history answers, decoded into what reply times need and nothing more.
+
+One parser, msgspec's: the answer's bytes are decoded into typed structs in one compiled pass.
+A message's ``body``, ``mediaKey``, caption and every other content field are not declared, so
+msgspec skips them: they are never copied out of the answer's bytes, let alone stored.
+
+The envelope (``{"result": "OK", "pages": P, "page": N, "data": [...]}``) must be whole, or the
+answer is an invalid response (the client then classifies it: error object, not JSON, ...). Each
+event is decoded on its own: one that is unusable (no integer id, no date, ``message`` or
+``create`` without a usable message) is skipped and counted, never a failed poll.
+
+A message's direction and chat come from its ``id`` (``true_CHAT_...``: sent by this account,
+``false_CHAT_...``: received), as documented; ``from``/``to`` only when the id has no chat
+part. A timestamp must be a finite Unix time in seconds, not more than :data:`FUTURE` ahead of
+this machine's clock: a message dated in the future would make every later answer look older
+than it and so keep its customer counted as unanswered.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import msgspec
+
+from ..snapshot.replies import Message
+from .parse import InvalidResponse, _json_type
+
+# Clocks differ: a phone's, WhatsGate's, this machine's. Minutes ahead is skew; more is an error.
+FUTURE = 300.0
+_Count = Annotated[int, msgspec.Meta(ge=0)]
+
+
+class _Message(msgspec.Struct, gc=False):
+    id: str
+    timestamp: float
+    from_: str | None = msgspec.field(name="from", default=None)
+    to: str | None = None
+
+
+class _Data(msgspec.Struct, gc=False):
+    message: _Message | None = None
+
+
+class _Event(msgspec.Struct, gc=False):
+    id: int
+    event_date: str
+    event_action: str = ""
+    # Decoded only for the actions that carry a message: a disconnect's data is never read.
+    event_data: msgspec.Raw = msgspec.Raw(b"null")
+
+
+class _Envelope(msgspec.Struct):
+    result: str
+    data: list[msgspec.Raw]
+    pages: _Count
+    page: _Count
+
+
+class _History(msgspec.Struct):
+    result: str
+    data: list[msgspec.Raw]
+
+
+@dataclass(frozen=True)
+class Event:
+    """One usable event, reduced."""
+
+    id: int
+    date: str  # event_date exactly as received: the cursor sends it back byte for byte
+    action: str  # "message", "create", "disconnect", ... (as received)
+    message: Message | None  # for message and create; None for every other action
+
+
+@dataclass(frozen=True)
+class EventsPage:
+    events: tuple[Event, ...]  # in answer order
+    page: int  # the page this answer says it is
+    pages: int  # total pages the answer announces
+    skipped: int  # events in the answer that were unusable (counted, skipped)
+
+
+_MESSAGE_ACTIONS = frozenset({"message", "create"})
+_event = msgspec.json.Decoder(_Event)
+_data = msgspec.json.Decoder(_Data)
+_message = msgspec.json.Decoder(_Message)
+_envelope = msgspec.json.Decoder(_Envelope)
+_history = msgspec.json.Decoder(_History)
+
+
+def _usable(raw: _Message, event_id: int | None, latest: float) -> Message | None:
+    direction, _, rest = raw.id.partition("_")
+    if direction not in ("true", "false"):
+        return None
+    outgoing = direction == "true"
+    chat = rest.partition("_")[0] or ((raw.to if outgoing else raw.from_) or "")
+    if "@" not in chat or not chat.isprintable():
+        return None
+    ts = raw.timestamp
+    if not 0 < ts <= latest:  # also refuses NaN and inf
+        return None
+    return Message(chat, outgoing, ts, event_id)
+
+
+def _one_event(raw: msgspec.Raw, latest: float) -> Event | None:
+    try:
+        event = _event.decode(raw)
+        if not event.event_date or not event.event_date.isprintable():
+            return None
+        message = None
+        if event.event_action in _MESSAGE_ACTIONS:
+            data = _data.decode(event.event_data)
+            if data.message is None:
+                return None
+            message = _usable(data.message, event.id, latest)
+            if message is None:
+                return None
+        return Event(event.id, event.event_date, event.event_action, message)
+    except (msgspec.DecodeError, UnicodeError):  # ValidationError is a DecodeError
+        return None
+
+
+def decode_events(body: bytes | bytearray) -> EventsPage | None:
+    """An events-get answer, or None when it is not the documented envelope with ``result: OK``."""
+    try:
+        envelope = _envelope.decode(body)
+    except (msgspec.DecodeError, UnicodeError):
+        return None
+    if envelope.result != "OK":
+        return None
+    latest = time.time() + FUTURE
+    events = [e for raw in envelope.data if (e := _one_event(raw, latest)) is not None]
+    return EventsPage(tuple(events), envelope.page, envelope.pages, len(envelope.data) - len(events))
+
+
+def decode_history(body: bytes | bytearray, chat_id: str) -> tuple[tuple[Message, ...], int] | None:
+    """get-history's messages of ``chat_id`` and how many were skipped (unusable, or of another
+    chat); None when the answer is not the documented envelope with ``result: OK``."""
+    try:
+        answer = _history.decode(body)
+    except (msgspec.DecodeError, UnicodeError):
+        return None
+    if answer.result != "OK":
+        return None
+    latest = time.time() + FUTURE
+    kept = []
+    for raw in answer.data:
+        try:
+            message = _usable(_message.decode(raw), None, latest)
+        except (msgspec.DecodeError, UnicodeError):
+            message = None
+        if message is not None and message.chat_id == chat_id:
+            kept.append(message)
+    return tuple(kept), len(answer.data) - len(kept)
+
+
+def invalid_envelope(payload: Any, paged: bool) -> Any:
+    """Why an answer that is a JSON object with ``result: OK`` is still not the documented
+    envelope; reached only when the decoders above refused it."""
+    data = payload.get("data")
+    if not isinstance(data, list):
+        raise InvalidResponse(f"data: expected an array, got {_json_type(data)}")
+    if paged:
+        for key in ("pages", "page"):
+            value = payload.get(key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise InvalidResponse(f"{key}: expected a whole number, got {_json_type(value)}")
+    raise InvalidResponse("not the documented envelope (invalid UTF-8 or an unexpected type)")
