@@ -13,7 +13,8 @@ Reading the log (:func:`read_log`, pure but for the calls to the source):
   rest is read at the next poll and the poll counted in ``truncated``. The order of the pages is
   not documented: page 1 and the last page tell which end is newest, and a truncated read takes
   the OLDEST end, so the cursor advances without skipping anything. (On a newest-first server
-  page 1 is read only to learn how many pages there are: such a poll reads at least two pages.)
+  page 1 is read only to learn how many pages there are, and the last page may hold a single
+  event: a truncated poll there reads at least three pages, page 1, the last and the one before.)
 * The first start without a cursor does not replay the log: the cursor is set at the newest
   event, and open waits come from get-history (:meth:`EventsPoller.poll_once`).
 
@@ -142,7 +143,9 @@ def read_log(
         if newest_first:  # the oldest end is the last page: page 1 only told how many there are
             del got[1]
             page = total if total not in got else total - 1
-            while requests < max(max_pages, 2) and page > 1:
+            # The last page may hold a single event (the one at the cursor, sent back by an
+            # inclusive bound): one full page after it keeps every poll moving on.
+            while requests < max(max_pages, 3) and page > 1:
                 fetch(page)
                 page -= 1
         else:  # oldest first, or not known (an empty page): read forward, as the documentation does
