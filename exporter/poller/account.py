@@ -144,8 +144,10 @@ class AccountPoller:
                 previous=previous.data.waits if previous.data is not None else restored,
                 privacy=config.privacy,
             )
-            if config.replies.enabled:
-                self.chat_index = ChatIndex.build(found, config, data.polled_at)
+            # Only while replies are read: 10,000 chats make an index of about 1 MB.
+            self.chat_index = (
+                ChatIndex.build(found, config, data.polled_at) if config.replies.enabled else None
+            )
             del found
             with self.lock:  # released when prepare raises: the failure below takes it again
                 return self._succeed(data, config, started, lag, chats)

@@ -17,6 +17,11 @@ What was read is a start, not a fact: each entry is handed to one poller only
 (:class:`~exporter.poller.supervisor.Supervisor`), stays in the file until that
 account's first good poll replaces it or ``stale_after`` says the account is gone, and
 a wait that this first poll does not see unread ends there.
+
+With reply times on, an account's entry also keeps its event-log cursor and open reply
+spans (:class:`SavedReplies`; never a message's text), used by its first events poll
+and kept until it is replaced (not bounded by ``stale_after``: after any downtime the log
+is read on). An entry without them (replies off, an older file) still loads.
 """
 
 from __future__ import annotations
