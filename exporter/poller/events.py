@@ -27,22 +27,21 @@ from __future__ import annotations
 import dataclasses
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import msgspec
 
 from ..config.settings import Config
-from ..model import CONTACT, GROUP, INTERNAL, REASONS, Chat
+from ..model import CONTACT, GROUP, INTERNAL, REASONS, Account, Chat
 from ..snapshot.privacy import PLAIN
 from ..snapshot.replies import Cursor, Message, ReplyData, Tracker
 from ..snapshot.state import AccountState
+from ..snapshot.statefile import SavedReplies
 from ..whatsgate.client import PollError
-
-if TYPE_CHECKING:
-    from .account import AccountPoller
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +86,28 @@ class EventSource(Protocol):
         self, whatsapp_id: str, date: str | None, page: int, page_cnt: int = 100
     ) -> EventsPage: ...
     def history(self, whatsapp_id: str, chat_id: str) -> tuple[tuple[Message, ...], int]: ...
+
+
+class Publisher(Protocol):
+    def publish(self, state: AccountState, prepared: object = None) -> None: ...
+
+
+class AccountJob(Protocol):
+    """What the events job shares with the account's get-chats poller (:class:`AccountPoller`)."""
+
+    state: AccountState  # read and replaced under ``lock`` by both jobs
+    restored_replies: SavedReplies | None
+
+    @property
+    def account(self) -> Account: ...
+    @property
+    def settings(self) -> Callable[[], Config]: ...
+    @property
+    def sink(self) -> Publisher: ...
+    @property
+    def lock(self) -> threading.Lock: ...
+    @property
+    def chat_index(self) -> ChatIndex | None: ...
 
 
 def _key(event: Event) -> tuple[str, int]:
@@ -220,7 +241,7 @@ class EventsPoller:
     """The events job of one account: reads its log, keeps its reply state in ``AccountState.replies``."""
 
     def __init__(
-        self, poller: AccountPoller, source: EventSource, clock: Callable[[], float] = time.time
+        self, poller: AccountJob, source: EventSource, clock: Callable[[], float] = time.time
     ) -> None:
         self.poller = poller  # the account's get-chats poller: its state, lock, sink and chat index
         self.source = source
