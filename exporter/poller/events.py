@@ -433,6 +433,10 @@ class EventsPoller:
         """The scheduler's job: poll once (when replies are enabled), return the delay until the next."""
         config = self.poller.settings()
         interval = config.poll_interval
+        if config.replies.enabled and self.poller.state.polls == 0:
+            # Both jobs start at once: the first events poll waits for the first get-chats one
+            # (good or not), whose chat index lets it backfill at once instead of an interval later.
+            return min(1.0, interval)
         if config.replies.enabled:
             self.poll_once()
         elif self.poller.state.replies is not None:

@@ -223,6 +223,10 @@ def test_a_restart_without_the_state_file_backfills(sim: Simulator, clock: Clock
         made.client.close()
 
 
+def events_log(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "exporter.poller.events"]
+
+
 def test_events_down_while_get_chats_is_up(
     setup: Setup, sim: Simulator, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -238,16 +242,12 @@ def test_events_down_while_get_chats_is_up(
     assert state.up and state.errors["unauthorized"] == 0  # whatsgate_up is get-chats' alone
     assert not replies.up and replies.errors["unauthorized"] == 3 and replies.last_success == good
     assert replies.last_error and "Traceback" not in replies.last_error
-    assert [r.getMessage() for r in caplog.records if r.name == "exporter.poller.events"] == [
-        "events poll failed"
-    ]
+    assert events_log(caplog) == ["events poll failed"]
     assert replies.is_stale(setup.clock.now + 300, 300)
     sim.set_fault("W1", None, command="events-get")
     setup.poll()
     assert setup.replies.up and setup.replies.last_error is None
-    assert [r.getMessage() for r in caplog.records if r.name == "exporter.poller.events"][
-        -1
-    ] == "events poll recovered"
+    assert events_log(caplog) == ["events poll failed", "events poll recovered"]
 
 
 def test_get_history_failing_does_not_fail_the_events_poll(setup: Setup, sim: Simulator) -> None:
@@ -266,6 +266,7 @@ def test_disabled_never_calls_the_event_log(sim: Simulator, clock: Clock) -> Non
     made = Setup(sim, clock, make_config(sim, enabled=False))
     try:
         sim.receive("W1", B, T0)
+        assert made.events.run(0.0) > 0
         made.chats.poll_once()
         assert made.events.run(0.0) > 0
         assert made.chats.state.replies is None and made.chats.chat_index is None
@@ -344,3 +345,36 @@ def test_an_events_poll_during_the_get_chats_request_is_kept(setup: Setup, sim: 
     state = setup.chats.poll_once()
     assert state.up and state.replies is not None and state.replies.up
     assert setup.store.states()[0].replies is state.replies
+
+
+def test_the_first_events_poll_waits_for_the_first_get_chats_poll(setup: Setup, sim: Simulator) -> None:
+    sim.receive("W1", B, T0)
+    assert setup.events.run(0.0) == 1.0 and sim.request_count("events-get", "W1") == 0
+    setup.chats.poll_once()
+    assert setup.events.run(0.0) > 60
+    assert spans(setup.replies) == {B: T0}  # backfilled at the first events poll
+
+
+def test_bad_events_and_disconnects_are_counted_never_logged(
+    setup: Setup, sim: Simulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    sim.set_options(body_marker="BODY-MARKER-19")
+    setup.poll()
+    sim.disconnect("W1", T0 + 5)
+    sim.receive("W1", B, T0 + 10)
+    sim.set_fault("W1", "bad_events", command="events-get")
+    with caplog.at_level(logging.DEBUG):
+        setup.poll()
+    replies = setup.replies
+    assert replies.up and replies.disconnects == 1 and replies.skipped == 6  # every kind of bad event
+    assert replies.tracker.received[CONTACT] == 1
+    assert events_log(caplog) == ["events skipped"]
+    assert "BODY-MARKER-19" not in caplog.text
+    # The bad events at the cursor's date come back (inclusive bound): those with a readable id
+    # are not counted again; one without (an event that is not an object) cannot be told apart.
+    setup.poll()
+    assert 6 <= setup.replies.skipped <= 8
+    sim.set_fault("W1", None, command="events-get")
+    skipped = setup.replies.skipped
+    setup.poll()
+    assert setup.replies.skipped == skipped and len(events_log(caplog)) == 2
