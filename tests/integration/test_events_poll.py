@@ -8,6 +8,7 @@ the simulator, so every duration is exact.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Iterator
@@ -15,13 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import chat_obj
+from helpers import chat_obj, wait_until
 
 from exporter.config.settings import Config, parse_config
 from exporter.metrics.store import Store
 from exporter.model import CONTACT
-from exporter.poller import AccountPoller
-from exporter.poller.events import EventsPoller
+from exporter.poller import AccountPoller, Supervisor
+from exporter.poller.events import EVENTS_JOB, EventsPoller
 from exporter.simulator import SimAccount, Simulator
 from exporter.snapshot import statefile
 from exporter.snapshot.replies import FIRST, Cursor, ReplyData
@@ -378,3 +379,23 @@ def test_bad_events_and_disconnects_are_counted_never_logged(
     skipped = setup.replies.skipped
     setup.poll()
     assert setup.replies.skipped == skipped and len(events_log(caplog)) == 2
+
+
+def test_the_supervisor_runs_the_events_job_next_to_get_chats(sim: Simulator) -> None:
+    """Wiring: one events job per account in the shared scheduler, removed with the account."""
+    sim.receive("W1", B)
+    config = make_config(sim)
+    store = Store(stale_after=config.stale_after, include_process_metrics=False)
+    client = WhatsGateClient(config.whatsgate.url, sim.api_key, timeout=2)
+    supervisor = Supervisor(config, client, store)
+    supervisor.start()
+    try:
+        assert supervisor.scheduler.keys() == {"W1", "W1" + EVENTS_JOB}
+        wait_until(lambda: (s := store.states()) and s[0].replies is not None and s[0].replies.up, 10)
+        state = store.states()[0]
+        assert state.up and state.replies is not None and spans(state.replies) == {B: T0 + 3600}
+        supervisor.apply(dataclasses.replace(config, accounts=()))
+        assert supervisor.scheduler.keys() == set()
+    finally:
+        supervisor.stop()
+        client.close()
