@@ -175,6 +175,15 @@ def read_log(
             while requests < max_pages and page < total:
                 fetch(page)
                 page += 1
+    if newest_first and cursor is not None:
+        # Newest first, events that arrive while the pages are read push the oldest ones onto a new
+        # last page: an answer that says there are more pages than were read asks for them too.
+        for _ in range(3):
+            latest = max(first.pages, *(p.pages for p in got.values()))
+            if latest <= max(got):
+                break
+            for page in range(max(got) + 1, latest + 1):
+                fetch(page)
     pages = requests
     skipped = sum(p.skipped for p in got.values())
     read = {e.id: e for p in got.values() for e in p.events}

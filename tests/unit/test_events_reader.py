@@ -35,10 +35,13 @@ class Log:
     newest_first: bool = False
     inclusive: bool = True
     requests: list[tuple[str | None, int]] = field(default_factory=list)
+    arriving: list[Ev] = field(default_factory=list)  # logged right after the first request
 
     def events_page(self, whatsapp_id: str, date: str | None, page: int, page_cnt: int = 100) -> Page:
         assert whatsapp_id == "W1" and page_cnt == 100
         self.requests.append((date, page))
+        if len(self.requests) == 2:
+            self.events += self.arriving
         chosen = sorted(
             (e for e in self.events if date is None or e.date > date or (self.inclusive and e.date == date)),
             key=lambda e: (e.date, e.id),
@@ -144,3 +147,19 @@ def test_an_event_read_twice_across_pages_counts_once() -> None:
     log.events.append(log.events[0])  # the server lists one event twice
     read = read_log(log, "W1", Cursor(date(0), ()), 20, None)
     assert [e.id for e in read.events] == list(range(1, 151))
+
+
+@pytest.mark.parametrize("max_pages", [20, 2])
+@pytest.mark.parametrize("newest_first", [False, True])
+def test_events_arriving_while_pages_are_read_leave_no_gap(max_pages: int, newest_first: bool) -> None:
+    """Newest first, new events push the oldest onto a new last page in the middle of a read."""
+    log = Log(events(250), newest_first, arriving=events(60, start_id=251, start_second=250))
+    cursor, seen = Cursor(date(0), (1,)), []
+    for _ in range(10):
+        read = read_log(log, "W1", cursor, max_pages, newest_first)
+        seen += [e.id for e in read.events]
+        cursor = read.cursor
+        assert seen == list(range(2, 2 + len(seen)))  # never a gap after the cursor
+        if not read.truncated and cursor.ids == (310,):
+            break
+    assert seen == list(range(2, 311))
