@@ -1,4 +1,4 @@
-"""Command line: run the exporter, the demo, or one of the commands (check-config, rules, healthcheck).
+"""Command line: run the exporter, the demo, or a command (check-config, rules, healthcheck, hash-password).
 
 Flags follow the Prometheus style (:mod:`.flags`). Every start-up problem ends in one
 line on stderr and exit code 1 (2 for a flag argparse rejects), never a traceback.
@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from . import commands, healthcheck, serve
+from . import commands, hashpw, healthcheck, serve
 from .flags import build_parser
 
 
@@ -20,6 +20,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "healthcheck":
         return healthcheck.check(args.listen_address, args.web_config_file)
+    if args.command == "hash-password":
+        return hashpw.run(args.cost)
     if args.command is not None:
         return commands.run(args)
     return serve.run(args)

@@ -168,6 +168,19 @@ def build_parser() -> argparse.ArgumentParser:
         description="Ask /healthz on the loopback address of --web.listen-address, over https when"
         " --web.config.file serves TLS; any answer (200, or 401 with basic auth on) within 4 s is healthy.",
     )
+    hashpw = sub.add_parser(
+        "hash-password",
+        help="Print a bcrypt hash of a password for the web config's basic_auth_users.",
+        description="Ask for a password twice at a terminal (or read one line from stdin) and print"
+        " its bcrypt hash, for basic_auth_users in --web.config.file. No htpasswd needed.",
+    )
+    hashpw.add_argument(
+        "--cost",
+        type=int,
+        default=10,
+        help="bcrypt cost (4-31; default 10). Each step doubles the time of a check: successful"
+        " checks are cached, wrong passwords pay it every time.",
+    )
     rules.add_argument(
         "-o",
         "--output",

@@ -22,7 +22,8 @@ Everything is immutable; an update returns a new :class:`Tracker`, as :class:`Wa
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import dataclasses
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -31,7 +32,7 @@ import msgspec
 
 from ..model import CHAT_TYPES, REASONS
 from .schedule import Schedule
-from .waiting import Histogram, Wait
+from .waiting import Histogram, Wait, wait_seconds
 
 FIRST = "first"
 NEXT = "next"
@@ -97,45 +98,207 @@ class Tracker:
         chat_types: Mapping[str, str],
         config: RepliesConfig,
         schedule: Schedule | None,
+        ignored: Collection[str] = (),
     ) -> Tracker:
         """The state after ``messages`` (sorted by the caller: event_date, id).
 
         ``chat_types``: chat id -> chat type of the chats that count (from the last get-chats,
-        privacy applied). Messages of other chats are counted in received/sent only if the chat
-        is listed; a chat not yet listed (new since get-chats) is typed by its id (``@g.us``:
-        group) and tracked until :meth:`keep_only` says otherwise.
+        privacy applied); ``ignored``: the chats get-chats listed that do not count (muted,
+        read-only, excluded): their messages change nothing and are not counted. A chat in
+        neither (new since get-chats) is typed by its id (``@g.us``: group) and tracked until
+        :meth:`keep_only` says otherwise; ``status@broadcast`` is never a chat.
+
+        Per message of a tracked chat: older than the chat's newest processed message, it changes
+        nothing and counts in :attr:`out_of_order`; an event id already processed in this call
+        changes nothing at all (across calls the cursor keeps ids apart). Otherwise it counts in
+        received/sent and: incoming with no open span opens one (``first`` when no message either
+        way came in the ``conversation_gap`` before it, a message exactly ``conversation_gap``
+        before included); outgoing closes the open span, observing its duration once.
         """
-        raise NotImplementedError
+        chats = dict(self.chats)
+        received, sent = dict(self.received), dict(self.sent)
+        observed: dict[tuple[str, str], list[float]] = {}
+        seen: set[int] = set()
+        out_of_order = self.out_of_order
+        gap = config.conversation_gap
+        for m in messages:
+            cid = m.chat_id
+            if cid in ignored or cid == STATUS_BROADCAST:
+                continue
+            if m.event_id is not None:
+                if m.event_id in seen:
+                    continue
+                seen.add(m.event_id)
+            track = chats.get(cid)
+            chat_type = chat_types.get(cid) or (track.chat_type if track is not None else type_of(cid))
+            if track is not None and m.timestamp < track.newest:
+                out_of_order += 1
+                continue
+            if m.outgoing:
+                sent[chat_type] = sent.get(chat_type, 0) + 1
+                if track is not None and track.open_since is not None:
+                    response = FIRST if track.first else NEXT
+                    seconds = wait_seconds(track.open_since, m.timestamp, schedule)
+                    observed.setdefault((chat_type, response), []).append(seconds)
+                chats[cid] = ChatTrack(chat_type, m.timestamp, m.timestamp)
+                continue
+            received[chat_type] = received.get(chat_type, 0) + 1
+            if track is not None and track.open_since is not None:
+                chats[cid] = msgspec.structs.replace(
+                    track, chat_type=chat_type, newest=m.timestamp, last_message=m.timestamp
+                )
+                continue
+            last = track.last_message if track is not None else None
+            first = last is None or m.timestamp - last > gap
+            chats[cid] = ChatTrack(chat_type, m.timestamp, m.timestamp, m.timestamp, first)
+        histograms = self.histograms
+        if observed:
+            updated = dict(histograms)
+            for key, values in observed.items():
+                histogram = updated[key]
+                for seconds in values:
+                    histogram = histogram.observe(seconds)
+                updated[key] = histogram
+            histograms = MappingProxyType(updated)
+        return Tracker(
+            MappingProxyType(chats),
+            histograms,
+            MappingProxyType(received),
+            MappingProxyType(sent),
+            out_of_order,
+        )
 
     def backfill(
         self, chat_id: str, chat_type: str, history: Sequence[Message], config: RepliesConfig
     ) -> Tracker:
         """Learn an unknown chat from get-history (any order): the newest outgoing message and the
         first incoming one after it open its span at its true time. Changes no histogram or counter;
-        a chat already known is left as it is."""
-        raise NotImplementedError
+        a chat already known is left as it is.
+
+        A customer message in the same second as our answer counts as before it (the answer
+        closes it). Without any outgoing message the span opens at the oldest incoming one that
+        history still holds (history is capped: the wait is at least that long). The span is a
+        ``first`` response when no message came in the ``conversation_gap`` before it. An empty
+        history makes the chat known without a span."""
+        if chat_id in self.chats:
+            return self
+        ordered = sorted(history, key=lambda m: (m.timestamp, m.outgoing))
+        if not ordered:
+            track = ChatTrack(chat_type, 0.0)
+        else:
+            newest = ordered[-1].timestamp
+            last_out = max((i for i, m in enumerate(ordered) if m.outgoing), default=-1)
+            opening = next((m for m in ordered[last_out + 1 :] if not m.outgoing), None)
+            if opening is None:
+                track = ChatTrack(chat_type, newest, newest)
+            else:
+                before = ordered[last_out].timestamp if last_out >= 0 else None
+                first = before is None or opening.timestamp - before > config.conversation_gap
+                track = ChatTrack(chat_type, newest, newest, opening.timestamp, first)
+        chats = dict(self.chats)
+        chats[chat_id] = track
+        return dataclasses.replace(self, chats=MappingProxyType(chats))
 
     def keep_only(self, counted: Mapping[str, str], polled_at: float) -> Tracker:
         """After a successful get-chats at ``polled_at``: chats not in ``counted`` (id -> type) whose
-        newest message is older than ``polled_at`` are forgotten (their span ends unobserved)."""
-        raise NotImplementedError
+        newest message is older than ``polled_at`` are forgotten (their span ends unobserved); the
+        others take the type get-chats gives them."""
+        chats: dict[str, ChatTrack] = {}
+        for cid, track in self.chats.items():
+            kind = counted.get(cid)
+            if kind is None:
+                if track.newest < polled_at:
+                    continue
+                chats[cid] = track
+            else:
+                chats[cid] = (
+                    track if track.chat_type == kind else msgspec.structs.replace(track, chat_type=kind)
+                )
+        return dataclasses.replace(self, chats=MappingProxyType(chats))
 
     def knows(self, chat_id: str) -> bool:
         return chat_id in self.chats
 
     def unanswered(self, now: float, schedule: Schedule | None) -> list[Wait]:
         """Every open span as of ``now``, longest first (ties: earliest start, then chat id)."""
-        raise NotImplementedError
+        spans = [
+            (cid, t.chat_type, t.open_since) for cid, t in self.chats.items() if t.open_since is not None
+        ]
+        starts = [start for _, _, start in spans]
+        if schedule is not None:
+            seconds = schedule.open_seconds_to(starts, now)
+        else:
+            seconds = [now - start if now > start else 0.0 for start in starts]
+        out = [Wait(cid, kind, start, s) for (cid, kind, start), s in zip(spans, seconds, strict=True)]
+        out.sort(key=lambda w: (-w.seconds, w.since, w.chat_id))
+        return out
 
     def to_json(self) -> dict[str, Any]:
-        """The chats (not histograms or counters) for the state file."""
-        raise NotImplementedError
+        """The chats (not histograms or counters) for the state file:
+        ``{"chats": {chat_id: [chat_type, newest, last_message, open_since, first]}}``."""
+        return {
+            "chats": {
+                cid: [t.chat_type, t.newest, t.last_message, t.open_since, t.first]
+                for cid, t in self.chats.items()
+            }
+        }
 
     @classmethod
     def from_json(cls, obj: Any, buckets: Sequence[float], now: float) -> Tracker:
         """The inverse of :meth:`to_json`; bad entries skipped one by one, spans starting after
         ``now`` rejected (a state file from the future must not silence alerts)."""
-        raise NotImplementedError
+        return cls.read_json(obj, buckets, now)[0]
+
+    @classmethod
+    def read_json(cls, obj: Any, buckets: Sequence[float], now: float) -> tuple[Tracker, int]:
+        """:meth:`from_json`, and how many entries were skipped (for the state file's log line).
+
+        An entry is skipped when it is not ``[type, newest, last, open, first]`` of a known chat
+        type and finite non-negative times, or when any of its times lies after ``now``: a newest
+        message from the future would make every later message look out of order, and so hide
+        the answers that end its wait."""
+        empty = cls.empty(buckets)
+        chats = obj.get("chats") if isinstance(obj, dict) else None
+        if not isinstance(chats, dict):
+            return empty, 0
+        kept: dict[str, ChatTrack] = {}
+        for cid, entry in chats.items():
+            track = _track(entry, now)
+            if isinstance(cid, str) and track is not None:
+                kept[cid] = track
+        return dataclasses.replace(empty, chats=MappingProxyType(kept)), len(chats) - len(kept)
+
+
+STATUS_BROADCAST = "status@broadcast"  # WhatsApp's status updates: listed as a chat, never a customer
+
+
+def type_of(chat_id: str) -> str:
+    """The type of a chat that get-chats has not listed yet, from its id's server part."""
+    return "group" if chat_id.endswith("@g.us") else "contact"
+
+
+def _time(value: Any, now: float, optional: bool = False) -> float | None:
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError
+    if not 0 <= value <= now:  # also refuses NaN
+        raise ValueError
+    return float(value)
+
+
+def _track(entry: Any, now: float) -> ChatTrack | None:
+    if not isinstance(entry, list) or len(entry) != 5:
+        return None
+    kind, newest, last, since, first = entry
+    if kind not in CHAT_TYPES or not isinstance(first, bool):
+        return None
+    try:
+        newest_time = _time(newest, now)
+        assert newest_time is not None
+        return ChatTrack(kind, newest_time, _time(last, now, True), _time(since, now, True), first)
+    except ValueError:
+        return None
 
 
 class Cursor(msgspec.Struct, frozen=True):

@@ -260,7 +260,12 @@ def _set(path: str, value: Any) -> Any:
     return apply
 
 
-DELETE = object()
+class _Delete:
+    def __repr__(self) -> str:  # a stable test id (pytest-xdist compares ids across workers)
+        return "<deleted>"
+
+
+DELETE = _Delete()
 
 BAD = [
     ("accounts.0.whatsapp_id", DELETE, "accounts[0].whatsapp_id"),
