@@ -269,12 +269,12 @@ class EventsPoller:
         saved = self.poller.restored_replies
         if saved is not None:
             try:
-                tracker = saved.restore(buckets, self.clock())
+                tracker, skipped = saved.restore(buckets, self.clock())
             except Exception:  # a state file is a hint: a tracker that cannot be rebuilt starts empty
-                log.warning(
-                    "state file: reply state unusable, starting fresh", extra={"fields": self._fields()}
-                )
-                tracker = Tracker.empty(buckets)
+                tracker, skipped = Tracker.empty(buckets), -1
+            if skipped:  # one line; the chats skipped are learnt afresh (get-history)
+                fields = {**self._fields(), "bad": skipped} if skipped > 0 else self._fields()
+                log.warning("state file: reply spans skipped", extra={"fields": fields})
             return ReplyData(tracker=tracker, cursor=saved.cursor)
         return ReplyData(tracker=Tracker.empty(buckets))
 

@@ -77,10 +77,11 @@ class SavedReplies:
     cursor: Cursor | None
     tracker: Tracker | Any
 
-    def restore(self, buckets: tuple[float, ...], now: float) -> Tracker:
+    def restore(self, buckets: tuple[float, ...], now: float) -> tuple[Tracker, int]:
+        """The tracker, and how many of its entries were skipped (bad, or from the future)."""
         if isinstance(self.tracker, Tracker):
-            return self.tracker
-        return Tracker.from_json(self.tracker, buckets, now)
+            return self.tracker, 0
+        return Tracker.read_json(self.tracker, buckets, now)
 
     def to_json(self) -> dict[str, Any]:
         cursor = None if self.cursor is None else {"date": self.cursor.date, "ids": list(self.cursor.ids)}

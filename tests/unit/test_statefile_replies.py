@@ -20,7 +20,7 @@ from exporter.snapshot.statefile import Entry, SavedReplies, replies_from_json
 from exporter.whatsgate.client import WhatsGateClient
 
 T = 1_780_000_000.0
-TRACKER = {"version": 1, "chats": {"1@c.us": ["contact", T - 60]}}  # as the tracker writes it
+TRACKER = {"chats": {"1@c.us": ["contact", T - 60, T - 60, T - 60, True]}}  # as Tracker.to_json writes it
 
 
 def test_the_cursor_and_spans_round_trip_next_to_the_waits(tmp_path: Path) -> None:
@@ -85,3 +85,9 @@ def test_the_reply_part_outlives_stale_after() -> None:
     poller = AccountPoller(config.accounts[0], client, lambda: config, Store(300), lambda: T, restored)
     assert poller.saved(T + 60, 300) == restored
     assert poller.saved(T + 86400, 300) == Entry({}, T + 86400, saved)
+
+
+def test_restored_spans_from_the_future_are_skipped_and_counted() -> None:
+    future = {"chats": {"2@c.us": ["contact", T + 60, T + 60, T + 60, True], **TRACKER["chats"]}}
+    tracker, skipped = SavedReplies(None, future).restore((60.0,), T)
+    assert skipped == 1 and set(tracker.chats) == {"1@c.us"} and tracker.chats["1@c.us"].open_since == T - 60
