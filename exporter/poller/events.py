@@ -399,7 +399,7 @@ class EventsPoller:
             )
         else:
             if self._failing:
-                log.info("events poll recovered", extra={"fields": self._fields()})
+                log.info("events-get recovered", extra={"fields": self._fields()})
             self._failing = False
             if skipped:  # one line a poll at most, and never what an event said
                 log.warning("events skipped", extra={"fields": {**self._fields(), "skipped": skipped}})
@@ -410,7 +410,7 @@ class EventsPoller:
         detail = config.privacy.scrub(detail)  # as the get-chats detail: it may quote a number
         if not self._failing:
             log.warning(
-                "events poll failed", extra={"fields": {**self._fields(), "reason": reason, "err": detail}}
+                "events-get failed", extra={"fields": {**self._fields(), "reason": reason, "err": detail}}
             )
         self._failing = True
         assert reason in REASONS

@@ -243,12 +243,12 @@ def test_events_down_while_get_chats_is_up(
     assert state.up and state.errors["unauthorized"] == 0  # whatsgate_up is get-chats' alone
     assert not replies.up and replies.errors["unauthorized"] == 3 and replies.last_success == good
     assert replies.last_error and "Traceback" not in replies.last_error
-    assert events_log(caplog) == ["events poll failed"]
+    assert events_log(caplog) == ["events-get failed"]
     assert replies.is_stale(setup.clock.now + 300, 300)
     sim.set_fault("W1", None, command="events-get")
     setup.poll()
     assert setup.replies.up and setup.replies.last_error is None
-    assert events_log(caplog) == ["events poll failed", "events poll recovered"]
+    assert events_log(caplog) == ["events-get failed", "events-get recovered"]
 
 
 def test_get_history_failing_does_not_fail_the_events_poll(setup: Setup, sim: Simulator) -> None:
