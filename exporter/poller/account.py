@@ -144,7 +144,7 @@ class AccountPoller:
                 previous=previous.data.waits if previous.data is not None else restored,
                 privacy=config.privacy,
             )
-            # Only while replies are read: 10,000 chats make an index of about 1 MB.
+            # Only while replies are read: it holds an entry per counted chat between polls.
             self.chat_index = (
                 ChatIndex.build(found, config, data.polled_at) if config.replies.enabled else None
             )
