@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import random
+import threading
 import time
 import zlib
 from collections.abc import Callable
@@ -24,9 +25,10 @@ from ..config import redaction
 from ..config.settings import Config
 from ..model import INTERNAL, INVALID_RESPONSE, Account
 from ..snapshot.state import AccountState, ChatData
-from ..snapshot.statefile import Entry
+from ..snapshot.statefile import Entry, SavedReplies
 from ..snapshot.waiting import Waits
 from ..whatsgate.client import PollError, WhatsGateClient
+from .events import ChatIndex
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +79,14 @@ class AccountPoller:
         self.restored = restored
         # The size of the last answer, in chats: this poll's weight in the scheduler's budget.
         self.last_answer_chats = 0
+        # The account's events job (poller/events.py) updates ``state.replies`` on another worker:
+        # "take the current state, replace, prepare, publish, store" is done under this lock by
+        # both jobs (their requests outside it), so neither publish loses the other's update.
+        self.lock = threading.Lock()
+        # Which chats count, from the last good get-chats, for the events job (replies.enabled only).
+        self.chat_index: ChatIndex | None = None
+        # The reply state read from the state file, until the first good events poll replaces it.
+        self.restored_replies = restored.replies if restored is not None else None
 
     def rename(self, account: Account) -> None:
         """The same account (same labels) with other settings, e.g. another schedule, after a reload."""
@@ -86,11 +96,22 @@ class AccountPoller:
     def saved(self, now: float, stale_after: float) -> Entry | None:
         """What the state file keeps for this account: its last good poll's open waits, or before
         one, what was restored (until ``stale_after`` says the account is gone)."""
-        data = self.state.data
+        data, replies = self.state.data, self.saved_replies()
         if data is not None:
-            return Entry.of(data)
+            return Entry.of(data, replies)
         restored = self.restored
-        return None if restored is None or restored.expired(now, stale_after) else restored
+        if restored is None or restored.expired(now, stale_after):
+            # No waits to keep, but the event log's cursor and spans outlive stale_after: after a
+            # long downtime the log is read on from where it was, not started afresh.
+            return None if replies is None else Entry({}, now, replies)
+        return dataclasses.replace(restored, replies=replies)
+
+    def saved_replies(self) -> SavedReplies | None:
+        """The reply state the state file keeps: the events poll's, or before one, what was restored."""
+        replies = self.state.replies
+        if replies is not None and replies.last_success is not None:
+            return SavedReplies(replies.cursor, replies.tracker)
+        return self.restored_replies
 
     def _fields(self) -> dict[str, object]:
         return {"account": self.account.name, "whatsapp_id": self.account.whatsapp_id}
@@ -105,7 +126,6 @@ class AccountPoller:
         restored = None
         if self.restored is not None:
             restored = Waits(self.restored.since, Waits.empty(config.waiting.buckets).histograms)
-        prepared: object = None
         chats = 0
         try:
             found = self.client.get_chats(self.account.whatsapp_id)
@@ -124,10 +144,13 @@ class AccountPoller:
                 previous=previous.data.waits if previous.data is not None else restored,
                 privacy=config.privacy,
             )
+            # Only while replies are read: it holds an entry per counted chat between polls.
+            self.chat_index = (
+                ChatIndex.build(found, config, data.polled_at) if config.replies.enabled else None
+            )
             del found
-            prepared = self.sink.prepare(previous.succeeded(data, 0.0, lag))
-            if not config.alerts_read_chats:
-                data = data.released()  # rendered: nothing downstream reads the chats one by one
+            with self.lock:  # released when prepare raises: the failure below takes it again
+                return self._succeed(data, config, started, lag, chats)
         except PollError as exc:
             reason, detail = exc.reason, exc.detail
         except (UnicodeError, OverflowError, ValueError) as exc:
@@ -136,31 +159,14 @@ class AccountPoller:
         except Exception as exc:  # MemoryError and the exporter's own bugs: still a failed poll, never up
             reason, detail = INTERNAL, f"get-chats: {type(exc).__name__} in the exporter"
             log.debug("internal error while polling", exc_info=True, extra={"fields": self._fields()})
-        else:
-            state = previous.succeeded(data, time.monotonic() - started, lag)
-            if previous.consecutive_failures:
-                log.info(
-                    "poll recovered",
-                    extra={"fields": {**self._fields(), "after_failures": previous.consecutive_failures}},
-                )
-            log.debug(
-                "poll ok",
-                extra={
-                    "fields": {
-                        **self._fields(),
-                        "chats": chats,
-                        "duration": round(state.last_poll_duration or 0, 3),
-                    }
-                },
-            )
-            published = self._publish(state, prepared)
-            if published.data is not None:
-                self.restored = None  # consumed: the state file now keeps this poll's waits
-            return published
         # The one place a failed poll's detail is made fit to show: the parser names a broken
         # chat by its real id, which privacy mode must not let reach a log line, / or a metric.
         detail = config.privacy.scrub(detail)
-        state = previous.failed(reason, detail, time.monotonic() - started, lag)
+        with self.lock:
+            return self._fail(reason, detail, started, lag)
+
+    def _fail(self, reason: str, detail: str, started: float, lag: float) -> AccountState:
+        state = self.state.failed(reason, detail, time.monotonic() - started, lag)
         log.warning(
             "poll failed",
             extra={
@@ -173,6 +179,35 @@ class AccountPoller:
             },
         )
         return self._publish(state, None)
+
+    def _succeed(
+        self, data: ChatData, config: Config, started: float, lag: float, chats: int
+    ) -> AccountState:
+        """Publish a good poll on the current state (its replies as the events job left them)."""
+        previous = self.state
+        prepared = self.sink.prepare(previous.succeeded(data, 0.0, lag))
+        if not config.alerts_read_chats:
+            data = data.released()  # rendered: nothing downstream reads the chats one by one
+        state = previous.succeeded(data, time.monotonic() - started, lag)
+        if previous.consecutive_failures:
+            log.info(
+                "poll recovered",
+                extra={"fields": {**self._fields(), "after_failures": previous.consecutive_failures}},
+            )
+        log.debug(
+            "poll ok",
+            extra={
+                "fields": {
+                    **self._fields(),
+                    "chats": chats,
+                    "duration": round(state.last_poll_duration or 0, 3),
+                }
+            },
+        )
+        published = self._publish(state, prepared)
+        if published.data is not None:
+            self.restored = None  # consumed: the state file now keeps this poll's waits
+        return published
 
     def _publish(self, state: AccountState, prepared: object) -> AccountState:
         try:

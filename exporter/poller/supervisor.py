@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
+from typing import cast
 
 from ..config.settings import Config
 from ..metrics.store import Store
@@ -19,6 +20,7 @@ from ..snapshot.statefile import Entry
 from ..whatsgate.client import WhatsGateClient
 from .account import AccountPoller
 from .discovery import Discovery
+from .events import EVENTS_JOB, EventSource, EventsPoller
 from .scheduler import Scheduler
 
 # The most chats whose answers are polled at once, for accounts of more than an eighth of it
@@ -131,6 +133,14 @@ class Supervisor:
             self.pollers[account.whatsapp_id] = poller
         self.store.expect(account.whatsapp_id)
         self.scheduler.add(account.whatsapp_id, poller.run)
+        # The account's event log (reply times), a job of its own: it never delays the get-chats
+        # poll. Always scheduled, it reads nothing while replies.enabled is false (a reload may
+        # turn it on). TEMPORARY, until branch replies-client gives WhatsGateClient events_page
+        # and history: the cast, and the check that keeps a client without them from failing
+        # every events poll (remove both when merging it).
+        if callable(getattr(self.client, "events_page", None)):
+            events = EventsPoller(poller, cast(EventSource, self.client), self.clock)
+            self.scheduler.add(account.whatsapp_id + EVENTS_JOB, events.run)
 
     def saved(self) -> dict[str, Entry]:
         """What the state file keeps: each account's open waits as of its last good poll and, for an
@@ -138,7 +148,15 @@ class Supervisor:
         it or ``stale_after`` says the account is gone (failing at start must not lose its waits).
         An entry of another shard's account is dropped at once: that pod keeps its waits now."""
         now, config = self.clock(), self.config
-        saved = {s.account.whatsapp_id: Entry.of(s.data) for s in self.store.states() if s.data is not None}
+        with self._lock:
+            pollers = dict(self.pollers)
+        saved = {
+            s.account.whatsapp_id: Entry.of(
+                s.data, p.saved_replies() if (p := pollers.get(s.account.whatsapp_id)) else None
+            )
+            for s in self.store.states()
+            if s.data is not None
+        }
         with self._lock:
             self.restored = {
                 w: e
@@ -156,6 +174,7 @@ class Supervisor:
         with self._lock:
             self.pollers.pop(whatsapp_id, None)
         self.scheduler.remove(whatsapp_id)
+        self.scheduler.remove(whatsapp_id + EVENTS_JOB)
         self.store.remove(whatsapp_id)
 
     def _sync_discovered(self, discovered: dict[str, Account]) -> None:

@@ -326,6 +326,7 @@ class ReplyData:
     errors: Mapping[str, int] = field(default_factory=_zero_errors)  # reason -> failed events polls
     truncated: int = 0  # polls that stopped at max_pages
     disconnects: int = 0  # disconnect events seen
+    skipped: int = 0  # events without a usable message, of an unknown action, or undecodable
     # The open spans as of the last update, longest first (Tracker.unanswered).
     unanswered: tuple[Wait, ...] = ()
 

@@ -17,6 +17,11 @@ What was read is a start, not a fact: each entry is handed to one poller only
 (:class:`~exporter.poller.supervisor.Supervisor`), stays in the file until that
 account's first good poll replaces it or ``stale_after`` says the account is gone, and
 a wait that this first poll does not see unread ends there.
+
+With reply times on, an account's entry also keeps its event-log cursor and open reply
+spans (:class:`SavedReplies`; never a message's text), used by its first events poll
+and kept until it is replaced (not bounded by ``stale_after``: after any downtime the log
+is read on). An entry without them (replies off, an older file) still loads.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from typing import Any
 
 from ..config.files import write_atomically
 from ..model import CHAT_TYPES
+from .replies import Cursor, Tracker
 from .schedule import T_MAX
 from .state import ChatData
 
@@ -55,17 +61,69 @@ class Unusable(ValueError):
     """The file is not a state file the exporter can read (the message says why, and quotes nothing)."""
 
 
+# The most event ids kept at the cursor's date (events within one second): more is not a file
+# the exporter wrote. The longest event_date kept: "YYYY-MM-DD HH:MM:SS" with room for a zone.
+MAX_CURSOR_IDS = 100_000
+MAX_CURSOR_DATE = 64
+
+
+@dataclass(frozen=True)
+class SavedReplies:
+    """One account's event-log state: where the log was read up to, and the open reply spans.
+
+    ``tracker`` is a live :class:`Tracker` (written with ``to_json``) or, as read from the file,
+    its JSON, rebuilt by :meth:`restore` with the configured buckets (bad chats skipped there)."""
+
+    cursor: Cursor | None
+    tracker: Tracker | Any
+
+    def restore(self, buckets: tuple[float, ...], now: float) -> tuple[Tracker, int]:
+        """The tracker, and how many of its entries were skipped (bad, or from the future)."""
+        if isinstance(self.tracker, Tracker):
+            return self.tracker, 0
+        return Tracker.read_json(self.tracker, buckets, now)
+
+    def to_json(self) -> dict[str, Any]:
+        cursor = None if self.cursor is None else {"date": self.cursor.date, "ids": list(self.cursor.ids)}
+        tracker = self.tracker.to_json() if isinstance(self.tracker, Tracker) else self.tracker
+        return {"cursor": cursor, "tracker": tracker}
+
+
+def replies_from_json(obj: Any) -> SavedReplies:
+    """The inverse of :meth:`SavedReplies.to_json` (the tracker checked later, by ``from_json``);
+    ValueError when it is not what the exporter writes (the caller skips it, keeping the waits)."""
+    if not isinstance(obj, dict) or set(obj) != {"cursor", "tracker"}:
+        raise ValueError("replies: expected an object with exactly 'cursor' and 'tracker'")
+    raw, cursor = obj["cursor"], None
+    if raw is not None:
+        if not isinstance(raw, dict) or set(raw) != {"date", "ids"}:
+            raise ValueError("replies: a cursor has exactly 'date' and 'ids'")
+        date, ids = raw["date"], raw["ids"]
+        if not isinstance(date, str) or len(date) > MAX_CURSOR_DATE or not _chat_id(date or "-"):
+            raise ValueError("replies: the cursor's date must be a short string")
+        if not isinstance(ids, list) or len(ids) > MAX_CURSOR_IDS:
+            raise ValueError("replies: the cursor's ids must be a list")
+        if not all(type(i) is int for i in ids):
+            raise ValueError("replies: the cursor's ids must be integers")
+        cursor = Cursor(date, tuple(ids))
+    if not isinstance(obj["tracker"], dict):
+        raise ValueError("replies: 'tracker' must be an object")
+    return SavedReplies(cursor, obj["tracker"])
+
+
 @dataclass(frozen=True)
 class Entry:
-    """One account in the state file: its open waits as of ``polled_at``, the poll that saw them."""
+    """One account in the state file: its open waits as of ``polled_at``, the poll that saw them,
+    and its event-log state (None: replies disabled, or a file written before they were kept)."""
 
     since: Mapping[str, tuple[str, float]]  # chat id -> (chat type, start), as in Waits
     polled_at: float
+    replies: SavedReplies | None = None
 
     @classmethod
-    def of(cls, data: ChatData) -> Entry:
+    def of(cls, data: ChatData, replies: SavedReplies | None = None) -> Entry:
         """The open waits of a good poll (histograms are counters: they are not kept)."""
-        return cls(data.waits.since, data.polled_at)
+        return cls(data.waits.since, data.polled_at, replies)
 
     def expired(self, now: float, stale_after: float) -> bool:
         """Whether the account has gone unconfirmed for longer than ``stale_after``: forget it."""
@@ -195,7 +253,13 @@ def load(path: Path) -> dict[str, Entry]:
         polled_at = account.get("polled_at", written_at)
         if isinstance(polled_at, bool) or not isinstance(polled_at, int | float) or not polled_at >= 0:
             polled_at = reading.now
-        restored[whatsapp_id] = Entry(since, min(float(polled_at), reading.now))
+        replies = None
+        if account.get("replies") is not None:
+            try:
+                replies = replies_from_json(account["replies"])
+            except ValueError:
+                reading.skip()  # the waits stay: only the event log is read afresh (no replay)
+        restored[whatsapp_id] = Entry(since, min(float(polled_at), reading.now), replies)
     reading.report(path)
     return restored
 
@@ -206,7 +270,9 @@ def dump(entries: Mapping[str, Entry]) -> tuple[bytes, int]:
     parts: list[str] = []
     size, left_out = len(head) + 2, 0
     for whatsapp_id, entry in entries.items():
-        account = {"waits": waits_to_json(entry.since), "polled_at": entry.polled_at}
+        account: dict[str, Any] = {"waits": waits_to_json(entry.since), "polled_at": entry.polled_at}
+        if entry.replies is not None:
+            account["replies"] = entry.replies.to_json()
         part = json.dumps(whatsapp_id) + ":" + json.dumps(account, separators=(",", ":"))
         if size + len(part) + 1 > MAX_BYTES:  # ASCII (json.dumps escapes the rest): characters are bytes
             left_out += 1

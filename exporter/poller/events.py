@@ -1,0 +1,456 @@
+"""One account's events poll: WhatsGate's event log read into reply times (issue 19).
+
+A job of its own in the account's :class:`~exporter.poller.scheduler.Scheduler`, next to
+the get-chats poll and at the same interval; it never delays or fails that poll. Its
+failures are its own (:attr:`ReplyData.up`, ``errors``, ``last_error``): ``whatsgate_up``
+stays true to get-chats.
+
+Reading the log (:func:`read_log`, pure but for the calls to the source):
+
+* The cursor is the newest ``event_date`` read so far, sent back exactly as received, and
+  the ids of the events at that date: the bound may be inclusive, and no id is processed twice.
+* Every page of the answer is read (``page_cnt`` 100), at most ``replies.max_pages`` a poll; the
+  rest is read at the next poll and the poll counted in ``truncated``. The order of the pages is
+  not documented: page 1 and the last page tell which end is newest, and a truncated read takes
+  the OLDEST end, so the cursor advances without skipping anything. (On a newest-first server
+  page 1 is read only to learn how many pages there are, and the last page may hold a single
+  event: a truncated poll there reads at least three pages, page 1, the last and the one before.)
+* The first start without a cursor does not replay the log: the cursor is set at the newest
+  event, and open waits come from get-history (:meth:`EventsPoller.poll_once`).
+
+get-history failing does not fail the events poll: the chat stays unknown (absent, never
+guessed) and is asked again at the next poll; one log line per change (failing/working).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import MappingProxyType
+from typing import Protocol
+
+import msgspec
+
+from ..config.settings import Config
+from ..model import CONTACT, GROUP, INTERNAL, REASONS, Account, Chat
+from ..snapshot.privacy import PLAIN
+from ..snapshot.replies import Cursor, Message, ReplyData, Tracker
+from ..snapshot.state import AccountState
+from ..snapshot.statefile import SavedReplies
+from ..whatsgate.client import PollError
+
+log = logging.getLogger(__name__)
+
+PAGE_CNT = 100  # events-get's documented maximum page size
+STATUS_BROADCAST = "status@broadcast"  # WhatsApp statuses: never a customer waiting for an answer
+# The actions events-get documents (and `ready`, which the webhook documentation shows).
+INCOMING, OUTGOING, DISCONNECT = "message", "create", "disconnect"
+KNOWN_ACTIONS = frozenset({INCOMING, OUTGOING, "ack", "media", "sent", "error", DISCONNECT, "ready"})
+EVENTS_JOB = "#events"  # the scheduler key of an account's events job: its WhatsappID and this
+
+
+class Event(Protocol):
+    """What the poller reads of an event (:class:`exporter.whatsgate.events.Event`)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def date(self) -> str: ...
+    @property
+    def action(self) -> str: ...
+    @property
+    def message(self) -> Message | None: ...
+
+
+class EventsPage(Protocol):
+    """One answer of events-get (:class:`exporter.whatsgate.events.EventsPage`)."""
+
+    @property
+    def events(self) -> Sequence[Event]: ...
+    @property
+    def page(self) -> int: ...
+    @property
+    def pages(self) -> int: ...
+    @property
+    def skipped(self) -> int: ...
+
+
+class EventSource(Protocol):
+    """events-get and get-history (the WhatsGate client); failures raise ``PollError``."""
+
+    def events_page(
+        self, whatsapp_id: str, date: str | None, page: int, page_cnt: int = 100
+    ) -> EventsPage: ...
+    def history(self, whatsapp_id: str, chat_id: str) -> tuple[tuple[Message, ...], int]: ...
+
+
+class Publisher(Protocol):
+    def publish(self, state: AccountState, prepared: object = None) -> None: ...
+
+
+class AccountJob(Protocol):
+    """What the events job shares with the account's get-chats poller (:class:`AccountPoller`)."""
+
+    state: AccountState  # read and replaced under ``lock`` by both jobs
+    restored_replies: SavedReplies | None
+
+    @property
+    def account(self) -> Account: ...
+    @property
+    def settings(self) -> Callable[[], Config]: ...
+    @property
+    def sink(self) -> Publisher: ...
+    @property
+    def lock(self) -> threading.Lock: ...
+    @property
+    def chat_index(self) -> ChatIndex | None: ...
+
+
+def _key(event: Event) -> tuple[str, int]:
+    return (event.date, event.id)
+
+
+@dataclasses.dataclass(frozen=True)
+class Read:
+    """What one poll read of the log: the new events, sorted by (event_date, id)."""
+
+    events: tuple[Event, ...]
+    cursor: Cursor
+    truncated: bool = False
+    skipped: int = 0  # events the client could not decode at all
+    newest_first: bool | None = None  # the server's page order, once two pages told it
+    pages: int = 0  # pages requested
+
+
+def _newest_first(first: EventsPage, last: EventsPage) -> bool | None:
+    """Whether page 1 holds the newest events; None when a page is empty (nothing to compare)."""
+    if not first.events or not last.events:
+        return None
+    return max(map(_key, first.events)) > max(map(_key, last.events))
+
+
+def read_log(
+    source: EventSource, whatsapp_id: str, cursor: Cursor | None, max_pages: int, newest_first: bool | None
+) -> Read:
+    """Read the log after ``cursor`` (None: the first start, which only finds the newest event).
+
+    ``newest_first``: the page order learnt at an earlier poll (None: not known yet).
+    """
+    date = cursor.date if cursor is not None and cursor.date else None
+    got: dict[int, EventsPage] = {}
+    requests = 0
+
+    def fetch(page: int) -> EventsPage:
+        nonlocal requests
+        requests += 1
+        got[page] = source.events_page(whatsapp_id, date, page, PAGE_CNT)
+        return got[page]
+
+    first = fetch(1)
+    total, truncated = first.pages, False
+    if total > 1 and (cursor is None or total > max_pages) and (cursor is None or newest_first is None):
+        # Page 1 and the last page: where the log ends, and which end is the oldest.
+        newest_first = _newest_first(first, fetch(total))
+    elif cursor is not None and 1 < total <= max_pages:
+        for page in range(2, total + 1):
+            fetch(page)
+        newest_first = _newest_first(first, got[total]) if newest_first is None else newest_first
+    if cursor is not None and total > max_pages:
+        truncated = True
+        if newest_first:  # the oldest end is the last page: page 1 only told how many there are
+            del got[1]
+            page = total if total not in got else total - 1
+            # The last page may hold a single event (the one at the cursor, sent back by an
+            # inclusive bound): one full page after it keeps every poll moving on.
+            while requests < max(max_pages, 3) and page > 1:
+                fetch(page)
+                page -= 1
+        else:  # oldest first, or not known (an empty page): read forward, as the documentation does
+            got.pop(total, None)
+            page = 2
+            while requests < max_pages and page < total:
+                fetch(page)
+                page += 1
+    if newest_first and cursor is not None:
+        # Newest first, events that arrive while the pages are read push the oldest ones onto a new
+        # last page: an answer that says there are more pages than were read asks for them too.
+        for _ in range(3):
+            latest = max(first.pages, *(p.pages for p in got.values()))
+            if latest <= max(got):
+                break
+            for page in range(max(got) + 1, latest + 1):
+                fetch(page)
+    pages = requests
+    skipped = sum(p.skipped for p in got.values())
+    read = {e.id: e for p in got.values() for e in p.events}
+    if cursor is None:  # the first start: no replay, only where the log ends
+        if not read:
+            return Read((), Cursor(""), skipped=skipped, newest_first=newest_first, pages=pages)
+        newest = max(read.values(), key=_key)
+        at_end = tuple(sorted(e.id for e in read.values() if e.date == newest.date))
+        return Read((), Cursor(newest.date, at_end), skipped=skipped, newest_first=newest_first, pages=pages)
+    seen = frozenset(cursor.ids)
+    new = sorted(
+        (e for e in read.values() if e.date > cursor.date or (e.date == cursor.date and e.id not in seen)),
+        key=_key,
+    )
+    if not new:
+        return Read((), cursor, truncated, skipped, newest_first, pages)
+    top = new[-1].date
+    ids = {e.id for e in new if e.date == top} | (seen if top == cursor.date else set())
+    return Read(tuple(new), Cursor(top, tuple(sorted(ids))), truncated, skipped, newest_first, pages)
+
+
+@dataclasses.dataclass(frozen=True)
+class ChatIndex:
+    """What the latest get-chats said about which chats count, for the events poll (privacy applied).
+
+    Built by the get-chats poll only while ``replies.enabled``; replaced whole, never edited.
+    """
+
+    polled_at: float
+    counted: Mapping[str, str]  # shown chat id -> chat type, for the chats that count
+    excluded: frozenset[str]  # shown ids of listed chats that do not count
+    # (shown id, real id) of the counted chats, most urgent first (unread, then newest activity):
+    # the order get-history backfills them in. The real id is what get-history is asked for.
+    urgency: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def build(cls, found: Iterable[Chat], config: Config, polled_at: float) -> ChatIndex:
+        privacy, waiting = config.privacy, config.waiting
+        counted: dict[str, str] = {}
+        excluded: set[str] = set()
+        order: list[tuple[bool, int, str, str]] = []
+        for chat in found:
+            shown = privacy.chat_id(chat.id)
+            if chat.id == STATUS_BROADCAST or not waiting.counts(chat):
+                excluded.add(shown)
+                continue
+            counted[shown] = chat.chat_type
+            order.append((chat.unread == 0, -chat.last_activity, shown, chat.id))
+        order.sort()
+        return cls(
+            polled_at, MappingProxyType(counted), frozenset(excluded), tuple((s, r) for *_, s, r in order)
+        )
+
+
+def _type_by_id(real_id: str) -> str:
+    return GROUP if real_id.endswith("@g.us") else CONTACT
+
+
+def _counted_errors(errors: Mapping[str, int], reason: str) -> Mapping[str, int]:
+    return MappingProxyType({**errors, reason: errors.get(reason, 0) + 1})
+
+
+class EventsPoller:
+    """The events job of one account: reads its log, keeps its reply state in ``AccountState.replies``."""
+
+    def __init__(
+        self, poller: AccountJob, source: EventSource, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.poller = poller  # the account's get-chats poller: its state, lock, sink and chat index
+        self.source = source
+        self.clock = clock
+        self.newest_first: bool | None = None  # the server's page order, once learnt
+        self._failing = False  # for one log line per change, not one per poll
+        self._history_failing = False
+        self.runs = 0
+
+    def _fields(self) -> dict[str, object]:
+        return {"account": self.poller.account.name, "whatsapp_id": self.poller.account.whatsapp_id}
+
+    def _start(self, config: Config) -> ReplyData:
+        """The reply state before this account's first events poll: restored from the state file, or empty."""
+        buckets = config.replies.buckets
+        saved = self.poller.restored_replies
+        if saved is not None:
+            try:
+                tracker, skipped = saved.restore(buckets, self.clock())
+            except Exception:  # a state file is a hint: a tracker that cannot be rebuilt starts empty
+                tracker, skipped = Tracker.empty(buckets), -1
+            if skipped:  # one line; the chats skipped are learnt afresh (get-history)
+                fields = {**self._fields(), "bad": skipped} if skipped > 0 else self._fields()
+                log.warning("state file: reply spans skipped", extra={"fields": fields})
+            return ReplyData(tracker=tracker, cursor=saved.cursor)
+        return ReplyData(tracker=Tracker.empty(buckets))
+
+    def _messages(
+        self, events: Sequence[Event], config: Config, index: ChatIndex | None
+    ) -> tuple[list[Message], int, int]:
+        """The messages of the chats that count (privacy applied), the disconnects, and the events skipped."""
+        plain = config.privacy.chat_ids == PLAIN
+        chat_types = config.waiting.chat_types
+        messages: list[Message] = []
+        disconnects = skipped = 0
+        for event in events:
+            action, message = event.action, event.message
+            if action in (INCOMING, OUTGOING):
+                if message is None or message.outgoing != (action == OUTGOING):
+                    skipped += 1  # no usable message, or its id says the other direction
+                    continue
+                real = message.chat_id
+                shown = real if plain else config.privacy.chat_id(real)
+                if real == STATUS_BROADCAST or (index is not None and shown in index.excluded):
+                    continue  # a chat that does not count changes nothing
+                if (index is None or shown not in index.counted) and _type_by_id(real) not in chat_types:
+                    continue
+                messages.append(message if plain else msgspec.structs.replace(message, chat_id=shown))
+            elif action == DISCONNECT:
+                disconnects += 1
+            elif action not in KNOWN_ACTIONS:
+                skipped += 1
+        return messages, disconnects, skipped
+
+    def _backfill(self, tracker: Tracker, index: ChatIndex | None, config: Config) -> tuple[Tracker, int]:
+        """get-history for the most urgent counted chats the tracker does not know, at most
+        ``replies.history_per_poll``; a failure stops the backfill of this poll, never the poll."""
+        budget, skipped = config.replies.history_per_poll, 0
+        if index is None or budget <= 0:
+            return tracker, 0
+        plain = config.privacy.chat_ids == PLAIN
+        wid = self.poller.account.whatsapp_id
+        for shown, real in index.urgency:
+            if budget <= 0:
+                break
+            if tracker.knows(shown):
+                continue
+            budget -= 1
+            try:
+                history, dropped = self.source.history(wid, real)
+            except PollError as exc:
+                if not self._history_failing:
+                    log.warning(
+                        "get-history failed",
+                        extra={
+                            "fields": {
+                                **self._fields(),
+                                "reason": exc.reason,
+                                "err": config.privacy.scrub(exc.detail),
+                            }
+                        },
+                    )
+                self._history_failing = True
+                break
+            if self._history_failing:
+                log.info("get-history recovered", extra={"fields": self._fields()})
+            self._history_failing = False
+            skipped += dropped
+            mine = [
+                m if plain else msgspec.structs.replace(m, chat_id=shown)
+                for m in history
+                if m.chat_id == real
+            ]
+            skipped += len(history) - len(mine)
+            tracker = tracker.backfill(shown, index.counted[shown], mine, config.replies)
+        return tracker, skipped
+
+    def poll_once(self) -> AccountState:
+        """Read the log once and publish the account's new state, failed or not; returns it."""
+        config = self.poller.settings()
+        previous = self.poller.state.replies  # only this job changes it: no lock needed to read
+        if previous is None:
+            previous = self._start(config)
+        buckets = config.replies.buckets
+        if next(iter(previous.tracker.histograms.values())).buckets != tuple(buckets):
+            # replies.buckets changed on reload: the histograms start again, the spans go on.
+            previous = dataclasses.replace(
+                previous,
+                tracker=dataclasses.replace(previous.tracker, histograms=Tracker.empty(buckets).histograms),
+            )
+        account = self.poller.account
+        schedule = config.schedule_for(account)
+        index = self.poller.chat_index
+        try:
+            read = read_log(
+                self.source, account.whatsapp_id, previous.cursor, config.replies.max_pages, self.newest_first
+            )
+            self.newest_first = read.newest_first
+            messages, disconnects, skipped = self._messages(read.events, config, index)
+            tracker = previous.tracker.advance(
+                messages, index.counted if index else {}, config.replies, schedule
+            )
+            if index is not None:
+                tracker = tracker.keep_only(index.counted, index.polled_at)
+            tracker, dropped = self._backfill(tracker, index, config)
+            skipped += read.skipped + dropped
+            now = self.clock()
+            replies = dataclasses.replace(
+                previous,
+                tracker=tracker,
+                cursor=read.cursor,
+                up=True,
+                last_success=now,
+                last_error=None,
+                truncated=previous.truncated + read.truncated,
+                disconnects=previous.disconnects + disconnects,
+                skipped=previous.skipped + skipped,
+                unanswered=tuple(tracker.unanswered(now, schedule)),
+            )
+        except PollError as exc:
+            replies = self._failed(previous, exc.reason, exc.detail, config)
+        except Exception as exc:  # the exporter's own bug: a failed events poll, never a crash
+            log.debug("internal error in the events poll", exc_info=True, extra={"fields": self._fields()})
+            replies = self._failed(
+                previous, INTERNAL, f"events-get: {type(exc).__name__} in the exporter", config
+            )
+        else:
+            if self._failing:
+                log.info("events-get recovered", extra={"fields": self._fields()})
+            self._failing = False
+            if skipped:  # one line a poll at most, and never what an event said
+                log.warning("events skipped", extra={"fields": {**self._fields(), "skipped": skipped}})
+            self.poller.restored_replies = None  # consumed: the state file now keeps this poll's
+        return self._store(replies)
+
+    def _failed(self, previous: ReplyData, reason: str, detail: str, config: Config) -> ReplyData:
+        detail = config.privacy.scrub(detail)  # as the get-chats detail: it may quote a number
+        if not self._failing:
+            log.warning(
+                "events-get failed", extra={"fields": {**self._fields(), "reason": reason, "err": detail}}
+            )
+        self._failing = True
+        assert reason in REASONS
+        return dataclasses.replace(
+            previous, up=False, last_error=detail, errors=_counted_errors(previous.errors, reason)
+        )
+
+    def _store(self, replies: ReplyData | None) -> AccountState:
+        """The account's current state with ``replies``, published; under the account's lock, so
+        a get-chats poll finishing at the same time neither loses this update nor has its own lost."""
+        poller = self.poller
+        with poller.lock:
+            state = dataclasses.replace(poller.state, replies=replies)
+            try:
+                poller.sink.publish(state, None)
+            except Exception:
+                log.error(
+                    "publishing the events poll failed", exc_info=True, extra={"fields": self._fields()}
+                )
+                if replies is not None:
+                    failed = dataclasses.replace(
+                        replies, up=False, errors=_counted_errors(replies.errors, INTERNAL)
+                    )
+                    state = dataclasses.replace(poller.state, replies=failed)
+            poller.state = state
+            return state
+
+    def run(self, lag: float) -> float:
+        """The scheduler's job: poll once (when replies are enabled), return the delay until the next."""
+        config = self.poller.settings()
+        interval = config.poll_interval
+        if config.replies.enabled and self.poller.state.polls == 0:
+            # Both jobs start at once: the first events poll waits for the first get-chats one
+            # (good or not), whose chat index lets it backfill at once instead of an interval later.
+            return min(1.0, interval)
+        if config.replies.enabled:
+            self.poll_once()
+        elif self.poller.state.replies is not None:
+            self._store(None)  # disabled on reload: no reply metrics from now on
+        self.runs += 1
+        # Half an interval after the account's get-chats poll, so the two rarely share a worker's turn.
+        delay = interval + (interval / 2 if self.runs == 1 else 0.0)
+        return delay + random.uniform(-0.01, 0.01) * min(interval, 60.0)

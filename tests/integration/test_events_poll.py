@@ -1,0 +1,401 @@
+"""The events poll (poller/events.py) against the simulator on loopback: exact expectations.
+
+The simulator is the fake WhatsGate (events-get with an inclusive date bound, either page
+order, get-history, faults); the exporter's client, tracker and state file are the real ones.
+Each test drives the get-chats poll and the events poll by hand, on one clock shared with
+the simulator, so every duration is exact.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import chat_obj, wait_until
+
+from exporter.config.settings import Config, parse_config
+from exporter.metrics.store import Store
+from exporter.model import CONTACT
+from exporter.poller import AccountPoller, Supervisor
+from exporter.poller.events import EVENTS_JOB, EventsPoller
+from exporter.simulator import SimAccount, Simulator
+from exporter.snapshot import statefile
+from exporter.snapshot.replies import FIRST, Cursor, ReplyData
+from exporter.snapshot.state import AccountState
+from exporter.whatsgate.client import WhatsGateClient
+
+T0 = 1_767_225_600  # 2026-01-01 00:00:00 UTC
+A, B, C, MUTED = "79990000001@c.us", "79990000002@c.us", "79990000003@c.us", "79990000009@c.us"
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Setup:
+    """One account polled by both jobs, as the supervisor runs them."""
+
+    def __init__(self, sim: Simulator, clock: Clock, config: Config, restored: Any = None) -> None:
+        self.sim, self.clock, self.config = sim, clock, config
+        self.store = Store(stale_after=config.stale_after, include_process_metrics=False)
+        self.store.expect("W1")
+        self.client = WhatsGateClient(config.whatsgate.url, sim.api_key, timeout=2)
+        self.chats = AccountPoller(
+            config.accounts[0], self.client, lambda: self.config, self.store, clock, restored
+        )
+        self.events = EventsPoller(self.chats, self.client, clock)
+
+    def poll(self) -> AccountState:
+        """A get-chats poll, then an events poll."""
+        self.chats.poll_once()
+        return self.events.poll_once()
+
+    @property
+    def replies(self) -> ReplyData:
+        replies = self.chats.state.replies
+        assert replies is not None
+        return replies
+
+
+def make_config(sim: Simulator, **replies: Any) -> Config:
+    return parse_config(
+        {
+            "whatsgate": {"url": sim.url, "api_key": sim.api_key, "timeout": "2s"},
+            "accounts": [{"whatsapp_id": "W1", "name": "support"}],
+            "poll_interval": "1m",
+            "replies": {"history_per_poll": 2, **replies},
+        }
+    )
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(T0 + 3600)
+
+
+@pytest.fixture
+def sim(clock: Clock) -> Iterator[Simulator]:
+    chats = [chat_obj(cid, 0, ts=T0 - 86400) for cid in (A, B, C)]
+    chats.append(chat_obj(MUTED, 0, ts=T0 - 86400, muted=True))
+    simulator = Simulator([SimAccount("W1", "one", chats=chats)], clock=clock)
+    simulator.start()
+    yield simulator
+    simulator.stop()
+
+
+@pytest.fixture
+def setup(sim: Simulator, clock: Clock) -> Iterator[Setup]:
+    made = Setup(sim, clock, make_config(sim))
+    yield made
+    made.client.close()
+
+
+def history_calls(sim: Simulator) -> int:
+    return sim.request_count("get-history", "W1")
+
+
+def spans(replies: ReplyData) -> dict[str, float]:
+    return {w.chat_id: w.since for w in replies.unanswered}
+
+
+def test_first_start_sets_the_cursor_at_the_newest_event_and_backfills_capped(
+    setup: Setup, sim: Simulator
+) -> None:
+    sim.receive("W1", A, T0)
+    sim.reply("W1", A, T0 + 60)  # A: answered
+    sim.receive("W1", B, T0 + 100)  # B: unread, waiting since T0+100
+    sim.receive("W1", C, T0 + 200)
+    sim.read("W1", C)  # C: read but never answered
+    sim.receive("W1", MUTED, T0 + 300)  # muted: does not count
+    state = setup.poll()
+    replies = setup.replies
+    assert replies.up and replies.last_success == T0 + 3600 and state.up
+    assert replies.cursor == Cursor("2026-01-01 00:05:00", (sim.events("W1")[-1]["id"],))
+    assert sum(replies.tracker.received.values()) == 0  # the log is not replayed
+    # Two get-history calls (history_per_poll), most urgent first: B is unread, C the newest activity.
+    assert history_calls(sim) == 2
+    assert spans(replies) == {B: T0 + 100, C: T0 + 200}
+    assert not replies.tracker.knows(A) and not replies.tracker.knows(MUTED)
+    setup.clock.now += 60
+    setup.poll()
+    assert history_calls(sim) == 3 and setup.replies.tracker.knows(A)  # the rest at the next poll
+    assert spans(setup.replies) == {B: T0 + 100, C: T0 + 200}
+    setup.poll()
+    assert history_calls(sim) == 3  # every counted chat known: get-history is not asked again
+
+
+def test_a_duplicate_event_at_the_cursor_is_processed_once(setup: Setup, sim: Simulator) -> None:
+    sim.receive("W1", A, T0)
+    setup.poll()  # cursor at T0 (the inclusive bound sends this event back every time)
+    sim.receive("W1", B, T0)  # another event in the same second as the cursor
+    setup.poll()
+    sim.reply("W1", B, T0 + 600)
+    setup.clock.now = T0 + 700
+    setup.poll()
+    setup.poll()
+    tracker = setup.replies.tracker
+    assert tracker.received[CONTACT] == 1 and tracker.sent[CONTACT] == 1
+    histogram = tracker.histograms[(CONTACT, FIRST)]
+    assert (histogram.count, histogram.sum) == (1, 600.0)
+    assert sim.request_count("events-get", "W1") == 4
+
+
+@pytest.mark.parametrize("newest_first", [False, True])
+def test_max_pages_truncates_then_catches_up(sim: Simulator, clock: Clock, newest_first: bool) -> None:
+    sim.set_options(newest_first=newest_first)
+    made = Setup(sim, clock, make_config(sim, max_pages=2, history_per_poll=0))
+    try:
+        sim.receive("W1", A, T0)
+        made.poll()
+        for i in range(1, 451):  # 450 messages: 5 pages (and the one at the cursor)
+            sim.receive("W1", B, T0 + i)
+        clock.now = T0 + 7200
+        polls = 0
+        while True:
+            made.poll()
+            polls += 1
+            if made.replies.tracker.received[CONTACT] == 450:
+                break
+            assert polls < 10
+        replies = made.replies
+        # Each truncated poll counted once; a newest-first server needs a page more a poll (page 1
+        # only tells how many there are), so it takes longer to catch up.
+        assert replies.truncated == polls - 1 and polls >= 3
+        assert spans(replies) == {B: T0 + 1}  # the oldest first: the span opens at the true first message
+        made.poll()
+        assert made.replies.truncated == polls - 1 and made.replies.tracker.received[CONTACT] == 450
+    finally:
+        made.client.close()
+
+
+def test_a_restart_with_the_state_file_observes_a_reply_of_the_downtime_once(
+    sim: Simulator, clock: Clock, tmp_path: Path
+) -> None:
+    path = tmp_path / "state.json"
+    before = Setup(sim, clock, make_config(sim))
+    sim.receive("W1", B, T0 + 10)
+    before.poll()
+    sim.receive("W1", A, T0 + 4000)
+    clock.now = T0 + 4100
+    before.poll()
+    assert spans(before.replies) == {A: T0 + 4000, B: T0 + 10}
+    assert history_calls(sim) == 3  # B, C and A, two a poll
+    statefile.save(path, {"W1": before.chats.saved(clock.now, 300)})
+    before.client.close()
+    assert "Where is my" not in path.read_text()  # never a message body
+    sim.reply("W1", A, T0 + 4150)  # answered while the exporter was down
+    clock.now = T0 + 4200
+    after = Setup(sim, clock, make_config(sim), statefile.load(path)["W1"])
+    try:
+        after.poll()
+        replies = after.replies
+        histogram = replies.tracker.histograms[(CONTACT, FIRST)]
+        assert (histogram.count, histogram.sum) == (1, 150.0)
+        assert spans(replies) == {B: T0 + 10}
+        assert history_calls(sim) == 3  # every chat known from the state file: none asked again
+        after.poll()
+        assert after.replies.tracker.histograms[(CONTACT, FIRST)].count == 1
+    finally:
+        after.client.close()
+
+
+def test_a_restart_without_the_state_file_backfills(sim: Simulator, clock: Clock) -> None:
+    sim.receive("W1", B, T0 + 10)
+    sim.receive("W1", A, T0 + 4000)
+    sim.reply("W1", A, T0 + 4150)
+    clock.now = T0 + 4200
+    made = Setup(sim, clock, make_config(sim, history_per_poll=10))
+    try:
+        made.poll()
+        replies = made.replies
+        assert spans(replies) == {B: T0 + 10}  # from get-history: the true start
+        assert replies.tracker.histograms[(CONTACT, FIRST)].count == 0  # nothing replayed
+        assert history_calls(sim) == 3
+    finally:
+        made.client.close()
+
+
+def events_log(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "exporter.poller.events"]
+
+
+def test_events_down_while_get_chats_is_up(
+    setup: Setup, sim: Simulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="exporter.poller.events")
+    sim.receive("W1", B, T0)
+    setup.poll()
+    good = setup.replies.last_success
+    sim.set_fault("W1", "unauthorized", command="events-get")
+    setup.clock.now += 60
+    for _ in range(3):
+        state = setup.poll()
+    replies = setup.replies
+    assert state.up and state.errors["unauthorized"] == 0  # whatsgate_up is get-chats' alone
+    assert not replies.up and replies.errors["unauthorized"] == 3 and replies.last_success == good
+    assert replies.last_error and "Traceback" not in replies.last_error
+    assert events_log(caplog) == ["events-get failed"]
+    assert replies.is_stale(setup.clock.now + 300, 300)
+    sim.set_fault("W1", None, command="events-get")
+    setup.poll()
+    assert setup.replies.up and setup.replies.last_error is None
+    assert events_log(caplog) == ["events-get failed", "events-get recovered"]
+
+
+def test_get_history_failing_does_not_fail_the_events_poll(setup: Setup, sim: Simulator) -> None:
+    sim.receive("W1", B, T0)
+    sim.set_fault("W1", "unauthorized", command="get-history")
+    setup.poll()
+    replies = setup.replies
+    assert replies.up and not replies.tracker.knows(B) and spans(replies) == {}  # absent, never guessed
+    assert history_calls(sim) == 1  # the first failure ends this poll's backfill
+    sim.set_fault("W1", None, command="get-history")
+    setup.poll()
+    assert spans(setup.replies) == {B: T0}
+
+
+def test_disabled_never_calls_the_event_log(sim: Simulator, clock: Clock) -> None:
+    made = Setup(sim, clock, make_config(sim, enabled=False))
+    try:
+        sim.receive("W1", B, T0)
+        assert made.events.run(0.0) > 0
+        made.chats.poll_once()
+        assert made.events.run(0.0) > 0
+        assert made.chats.state.replies is None and made.chats.chat_index is None
+        assert sim.request_count("events-get", "W1") == 0 and history_calls(sim) == 0
+    finally:
+        made.client.close()
+
+
+def test_messages_of_chats_that_do_not_count_change_nothing(setup: Setup, sim: Simulator) -> None:
+    setup.poll()
+    sim.receive("W1", MUTED, T0 + 10)
+    sim.receive("W1", "status@broadcast", T0 + 20)
+    sim.receive("W1", B, T0 + 30)
+    setup.poll()
+    tracker = setup.replies.tracker
+    assert tracker.received[CONTACT] == 1 and not tracker.knows(MUTED)
+    assert not tracker.knows("status@broadcast")
+
+
+def test_privacy_keys_the_tracker_as_the_chats(sim: Simulator, clock: Clock, tmp_path: Path) -> None:
+    key = tmp_path / "key"
+    key.write_text("a secret key of enough length\n")
+    config = make_config(sim)
+    config = parse_config(
+        {
+            "whatsgate": {"url": sim.url, "api_key": sim.api_key, "timeout": "2s"},
+            "accounts": [{"whatsapp_id": "W1", "name": "support"}],
+            "privacy": {"chat_ids": "hash", "key_file": str(key)},
+            "replies": {"history_per_poll": 2},
+        }
+    )
+    made = Setup(sim, clock, config)
+    try:
+        sim.receive("W1", B, T0)
+        state = made.poll()
+        sim.receive("W1", A, T0 + 5)
+        made.poll()
+        assert state.data is not None
+        shown = {w.chat_id for w in made.chats.state.data.waiting} if made.chats.state.data else set()
+        assert set(spans(made.replies)) == shown and len(shown) == 2
+        assert A not in spans(made.replies) and B not in spans(made.replies)
+    finally:
+        made.client.close()
+
+
+def test_both_jobs_at_once_lose_neither_update(setup: Setup, sim: Simulator) -> None:
+    """The events poll publishing while a get-chats poll is rendering: both updates are kept."""
+    sim.receive("W1", B, T0)
+    done = threading.Event()
+    prepare = setup.store.prepare
+
+    def slow_prepare(state: AccountState) -> object:
+        thread = threading.Thread(target=lambda: (setup.events.poll_once(), done.set()))
+        thread.start()
+        done.wait(0.5)  # the events poll waits for the account's lock: it cannot finish now
+        return prepare(state)
+
+    setup.store.prepare = slow_prepare  # type: ignore[method-assign]
+    state = setup.chats.poll_once()
+    assert done.wait(5)
+    assert state.up and setup.chats.state.data is state.data and setup.chats.state.replies is not None
+    assert setup.store.states()[0].replies is setup.chats.state.replies
+
+
+def test_an_events_poll_during_the_get_chats_request_is_kept(setup: Setup, sim: Simulator) -> None:
+    """The get-chats poll publishes on the state as it is when its answer is in, not as it was sent."""
+    sim.receive("W1", B, T0)
+    get_chats = setup.client.get_chats
+
+    def answer_after_an_events_poll(whatsapp_id: str) -> Any:
+        found = get_chats(whatsapp_id)
+        setup.events.poll_once()  # the other job, on another worker, while this request is out
+        return found
+
+    setup.client.get_chats = answer_after_an_events_poll  # type: ignore[method-assign]
+    state = setup.chats.poll_once()
+    assert state.up and state.replies is not None and state.replies.up
+    assert setup.store.states()[0].replies is state.replies
+
+
+def test_the_first_events_poll_waits_for_the_first_get_chats_poll(setup: Setup, sim: Simulator) -> None:
+    sim.receive("W1", B, T0)
+    assert setup.events.run(0.0) == 1.0 and sim.request_count("events-get", "W1") == 0
+    setup.chats.poll_once()
+    assert setup.events.run(0.0) > 60
+    assert spans(setup.replies) == {B: T0}  # backfilled at the first events poll
+
+
+def test_bad_events_and_disconnects_are_counted_never_logged(
+    setup: Setup, sim: Simulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    sim.set_options(body_marker="BODY-MARKER-19")
+    setup.poll()
+    sim.disconnect("W1", T0 + 5)
+    sim.receive("W1", B, T0 + 10)
+    sim.set_fault("W1", "bad_events", command="events-get")
+    with caplog.at_level(logging.DEBUG):
+        setup.poll()
+    replies = setup.replies
+    assert replies.up and replies.disconnects == 1 and replies.skipped == 6  # every kind of bad event
+    assert replies.tracker.received[CONTACT] == 1
+    assert events_log(caplog) == ["events skipped"]
+    assert "BODY-MARKER-19" not in caplog.text
+    # The bad events at the cursor's date come back (inclusive bound): those with a readable id
+    # are not counted again; one without (an event that is not an object) cannot be told apart.
+    setup.poll()
+    assert 6 <= setup.replies.skipped <= 8
+    sim.set_fault("W1", None, command="events-get")
+    skipped = setup.replies.skipped
+    setup.poll()
+    assert setup.replies.skipped == skipped and len(events_log(caplog)) == 2
+
+
+def test_the_supervisor_runs_the_events_job_next_to_get_chats(sim: Simulator) -> None:
+    """Wiring: one events job per account in the shared scheduler, removed with the account."""
+    sim.receive("W1", B)
+    config = make_config(sim)
+    store = Store(stale_after=config.stale_after, include_process_metrics=False)
+    client = WhatsGateClient(config.whatsgate.url, sim.api_key, timeout=2)
+    supervisor = Supervisor(config, client, store)
+    supervisor.start()
+    try:
+        assert supervisor.scheduler.keys() == {"W1", "W1" + EVENTS_JOB}
+        wait_until(lambda: (s := store.states()) and s[0].replies is not None and s[0].replies.up, 10)
+        state = store.states()[0]
+        assert state.up and state.replies is not None and spans(state.replies) == {B: T0 + 3600}
+        supervisor.apply(dataclasses.replace(config, accounts=()))
+        assert supervisor.scheduler.keys() == set()
+    finally:
+        supervisor.stop()
+        client.close()
