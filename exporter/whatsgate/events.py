@@ -6,8 +6,9 @@ msgspec skips them: they are never copied out of the answer's bytes, let alone s
 
 The envelope (``{"result": "OK", "pages": P, "page": N, "data": [...]}``) must be whole, or the
 answer is an invalid response (the client then classifies it: error object, not JSON, ...). Each
-event is decoded on its own: one that is unusable (no integer id, no date, ``message`` or
-``create`` without a usable message) is skipped and counted, never a failed poll.
+event is decoded on its own: one without an integer id or a date is skipped and counted; a
+``message`` or ``create`` without a usable message keeps its id (so that the cursor reads it once)
+and comes without a message, which the poller counts. Neither fails the poll.
 
 A message's direction and chat come from its ``id`` (``true_CHAT_...``: sent by this account,
 ``false_CHAT_...``: received), as documented; ``from``/``to`` only when the id has no chat
@@ -70,7 +71,8 @@ class Event:
     id: int
     date: str  # event_date exactly as received: the cursor sends it back byte for byte
     action: str  # "message", "create", "disconnect", ... (as received)
-    message: Message | None  # for message and create; None for every other action
+    # For message and create; None for every other action, and where the message is unusable.
+    message: Message | None
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,7 @@ class EventsPage:
     events: tuple[Event, ...]  # in answer order
     page: int  # the page this answer says it is
     pages: int  # total pages the answer announces
-    skipped: int  # events in the answer that were unusable (counted, skipped)
+    skipped: int  # events in the answer without a usable id or date (counted, skipped)
 
 
 _MESSAGE_ACTIONS = frozenset({"message", "create"})
@@ -104,21 +106,23 @@ def _usable(raw: _Message, event_id: int | None, latest: float) -> Message | Non
 
 
 def _one_event(raw: msgspec.Raw, latest: float) -> Event | None:
+    """The event, with ``message`` None where its action carries one that is unusable (the
+    poller counts it, and its id still keeps it from being read twice); None without an id."""
     try:
         event = _event.decode(raw)
-        if not event.event_date or not event.event_date.isprintable():
-            return None
-        message = None
-        if event.event_action in _MESSAGE_ACTIONS:
-            data = _data.decode(event.event_data)
-            if data.message is None:
-                return None
-            message = _usable(data.message, event.id, latest)
-            if message is None:
-                return None
-        return Event(event.id, event.event_date, event.event_action, message)
     except (msgspec.DecodeError, UnicodeError):  # ValidationError is a DecodeError
         return None
+    if not event.event_date or not event.event_date.isprintable():
+        return None
+    message = None
+    if event.event_action in _MESSAGE_ACTIONS:
+        try:
+            data = _data.decode(event.event_data)
+        except (msgspec.DecodeError, UnicodeError):
+            data = _Data()
+        if data.message is not None:
+            message = _usable(data.message, event.id, latest)
+    return Event(event.id, event.event_date, event.event_action, message)
 
 
 def decode_events(body: bytes | bytearray) -> EventsPage | None:
