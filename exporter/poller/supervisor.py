@@ -11,7 +11,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import cast
 
 from ..config.settings import Config
 from ..metrics.store import Store
@@ -20,7 +19,7 @@ from ..snapshot.statefile import Entry
 from ..whatsgate.client import WhatsGateClient
 from .account import AccountPoller
 from .discovery import Discovery
-from .events import EVENTS_JOB, EventSource, EventsPoller
+from .events import EVENTS_JOB, EventsPoller
 from .scheduler import Scheduler
 
 # The most chats whose answers are polled at once, for accounts of more than an eighth of it
@@ -135,12 +134,9 @@ class Supervisor:
         self.scheduler.add(account.whatsapp_id, poller.run)
         # The account's event log (reply times), a job of its own: it never delays the get-chats
         # poll. Always scheduled, it reads nothing while replies.enabled is false (a reload may
-        # turn it on). TEMPORARY, until branch replies-client gives WhatsGateClient events_page
-        # and history: the cast, and the check that keeps a client without them from failing
-        # every events poll (remove both when merging it).
-        if callable(getattr(self.client, "events_page", None)):
-            events = EventsPoller(poller, cast(EventSource, self.client), self.clock)
-            self.scheduler.add(account.whatsapp_id + EVENTS_JOB, events.run)
+        # turn it on).
+        events = EventsPoller(poller, self.client, self.clock)
+        self.scheduler.add(account.whatsapp_id + EVENTS_JOB, events.run)
 
     def saved(self) -> dict[str, Entry]:
         """What the state file keeps: each account's open waits as of its last good poll and, for an
