@@ -401,3 +401,15 @@ def test_the_supervisor_runs_the_events_job_next_to_get_chats(sim: Simulator) ->
     finally:
         supervisor.stop()
         client.close()
+
+
+def test_a_chat_gone_from_get_chats_ends_its_span_unobserved(setup: Setup, sim: Simulator) -> None:
+    sim.receive("W1", B, T0)
+    setup.poll()
+    assert spans(setup.replies) == {B: T0}
+    sim.remove_chat("W1", B)
+    setup.clock.now += 60
+    setup.poll()
+    tracker = setup.replies.tracker
+    assert spans(setup.replies) == {} and not tracker.knows(B)
+    assert sum(h.count for h in tracker.histograms.values()) == 0
