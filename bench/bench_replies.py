@@ -1,0 +1,215 @@
+"""Reply times' cost: CPU per event of the events poll against bare ``json.loads``; memory.
+
+1. CPU per event (in process): one account of ``--chats`` chats whose event log grows by
+   ``--events`` messages per get-chats poll (the simulator's benchmark traffic). The events-get
+   pages of one poll are fetched once; then, alternating back to back, ``json.loads`` of those
+   pages' bytes (the baseline) and the real events poll (``EventsPoller.poll_once``: decoding,
+   the cursor, sorting, the chat filter, the tracker, the open spans) reading the same pages
+   from memory, restarted each time from the state before them. ``history_per_poll`` is 0, so
+   no get-history call (network) is timed. Timed twice: without publishing (the poll's own
+   work) and with the real Store (which renders the account's exposition again). The figure is
+   the median of each repeat's own ratio.
+2. Peak RSS (``--rss``): the exporter and the simulator as processes, ``--accounts`` accounts of
+   ``--chats`` chats with ``--events`` messages per account per poll, five re-poll cycles, once
+   with ``replies.enabled: true`` and once false; VmHWM reset after the first cycle, so it is
+   the steady state's peak.
+
+    python bench/bench_replies.py [--chats 10000] [--events 2000] [--repeat 15] [--rss]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # bench the working tree
+
+from exporter.config.settings import parse_config  # noqa: E402
+from exporter.metrics.store import Store  # noqa: E402
+from exporter.poller import AccountPoller  # noqa: E402
+from exporter.poller.events import EventsPoller  # noqa: E402
+from exporter.simulator import Simulator  # noqa: E402
+from exporter.snapshot.state import AccountState  # noqa: E402
+from exporter.whatsgate.client import WhatsGateClient  # noqa: E402
+from exporter.whatsgate.events import EventsPage, decode_events  # noqa: E402
+
+WID = "bench-00"
+
+
+class Pages:
+    """events-get answered from bytes in memory; get-history is never asked (history_per_poll 0)."""
+
+    def __init__(self, bodies: dict[int, bytes]) -> None:
+        self.bodies = bodies
+
+    def events_page(self, whatsapp_id: str, date: str | None, page: int, page_cnt: int = 100) -> EventsPage:
+        decoded = decode_events(self.bodies[page])
+        assert decoded is not None
+        return decoded
+
+    def history(self, whatsapp_id: str, chat_id: str) -> tuple[tuple[()], int]:
+        raise AssertionError("history_per_poll is 0")
+
+
+class Quiet:
+    def publish(self, state: AccountState, prepared: object = None) -> None:
+        pass
+
+    def prepare(self, state: AccountState) -> object:
+        return None
+
+
+def cpu_per_event(chats: int, events: int, repeat: int) -> None:
+    sim = Simulator.generate(
+        accounts=1, chats=chats, group_fraction=0.1, participants=20, events_per_poll=events
+    )
+    sim.start()
+    try:
+        config = parse_config(
+            {
+                "whatsgate": {"url": sim.url, "api_key": sim.api_key, "timeout": "60s"},
+                "accounts": [{"whatsapp_id": WID}],
+                "replies": {"history_per_poll": 0, "max_pages": 1000},
+                "stale_after": "1h",
+            }
+        )
+        client = WhatsGateClient(sim.url, sim.api_key, timeout=60)
+        store = Store(stale_after=3600, include_process_metrics=False)
+        store.expect(WID)
+        chats_poller = AccountPoller(config.accounts[0], client, lambda: config, store)
+        events_poller = EventsPoller(chats_poller, client)
+        chats_poller.poll_once()
+        events_poller.poll_once()  # the first start: the cursor at the newest event
+        chats_poller.poll_once()  # the simulator writes --events messages
+        before = chats_poller.state.replies
+        assert before is not None and before.cursor is not None
+        headers = {"X-Api-Key": sim.api_key}
+        bodies: dict[int, bytes] = {}
+        page, pages = 1, 1
+        while page <= pages:
+            body = {"WhatsappID": WID, "date": before.cursor.date, "page_cnt": 100, "page": page}
+            bodies[page] = requests.post(
+                f"{sim.url}/events-get", json=body, headers=headers, timeout=60
+            ).content
+            pages = json.loads(bodies[page])["pages"]
+            page += 1
+        read = sum(len(json.loads(b)["data"]) for b in bodies.values())
+        size = sum(map(len, bodies.values()))
+        print(f"{chats} chats, one poll's events: {read} events in {pages} pages, {size / 1e6:.2f} MB")
+        events_poller.source = Pages(bodies)
+        sinks = {"the poll's own work": Quiet(), "with publishing (the account rendered again)": store}
+        for label, sink in sinks.items():
+            chats_poller.sink = sink
+            ratios, ours, base = [], [], []
+            for _ in range(repeat):
+                t0 = time.perf_counter()
+                for b in bodies.values():
+                    json.loads(b)
+                t1 = time.perf_counter()
+                chats_poller.state = dataclasses.replace(chats_poller.state, replies=before)
+                t2 = time.perf_counter()
+                state = events_poller.poll_once()
+                t3 = time.perf_counter()
+                assert state.replies is not None and state.replies.up, state.replies
+                ours.append(t3 - t2)
+                base.append(t1 - t0)
+                ratios.append((t3 - t2) / (t1 - t0))
+            per, loads = statistics.median(ours) / read * 1e6, statistics.median(base) / read * 1e6
+            print(
+                f"  {label}: {per:.1f} us per event, json.loads {loads:.1f} us;"
+                f" ratio (median of {repeat}) {statistics.median(ratios):.2f}x"
+            )
+        client.close()
+    finally:
+        sim.stop()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def vm_hwm_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM")
+
+
+def peak_rss(accounts: int, chats: int, events: int, enabled: bool, cycles: int = 5) -> float:
+    tmp = Path(tempfile.mkdtemp(prefix="bench-replies-"))
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        sim_port, exp_port = free_port(), free_port()
+        sim_cmd = [sys.executable, "-m", "exporter.simulator", "--listen", f"127.0.0.1:{sim_port}"]
+        sim_cmd += ["--accounts", str(accounts), "--chats", str(chats), "--group-fraction", "0.1"]
+        sim_cmd += ["--participants", "20", "--api-key", "bench-key", "--events-per-poll", str(events)]
+        procs.append(subprocess.Popen(sim_cmd, stdout=subprocess.DEVNULL, cwd=REPO, env=env))
+        ids = "\n".join(f"  - whatsapp_id: bench-{i:02d}" for i in range(accounts))
+        (tmp / "config.yaml").write_text(
+            f"whatsgate:\n  url: http://127.0.0.1:{sim_port}/api/v1\n  api_key: bench-key\n  timeout: 600s\n"
+            f"accounts:\n{ids}\npoll_interval: 1s\nstale_after: 1h\n"
+            f"replies:\n  enabled: {'true' if enabled else 'false'}\n"
+        )
+        time.sleep(1.0)
+        log_path = tmp / "exporter.log"
+        exp_cmd = [sys.executable, "-m", "exporter", "--config.file", str(tmp / "config.yaml")]
+        exp_cmd += ["--web.listen-address", f"127.0.0.1:{exp_port}", "--log.level", "debug"]
+        with log_path.open("w") as log:
+            exporter = subprocess.Popen(exp_cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=env)
+        procs.append(exporter)
+
+        def polls() -> int:
+            return log_path.read_text(errors="replace").count("poll ok")
+
+        while polls() < accounts:
+            time.sleep(0.5)
+        time.sleep(3)  # the first events polls (first start) too
+        Path(f"/proc/{exporter.pid}/clear_refs").write_text("5")
+        target = polls() + cycles * accounts
+        while polls() < target:
+            time.sleep(0.5)
+        return vm_hwm_mb(exporter.pid)
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+            p.wait(timeout=30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--accounts", type=int, default=10)
+    parser.add_argument("--chats", type=int, default=10_000)
+    parser.add_argument("--events", type=int, default=2000)
+    parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--rss", action="store_true", help="also the peak RSS, replies on and off (minutes)")
+    args = parser.parse_args()
+    cpu_per_event(args.chats, args.events, args.repeat)
+    if args.rss:
+        on = peak_rss(args.accounts, args.chats, args.events, True)
+        off = peak_rss(args.accounts, args.chats, args.events, False)
+        print(
+            f"peak RSS over 5 re-poll cycles, {args.accounts} x {args.chats} chats, {args.events} events"
+            f" per account per poll: replies on {on:.0f} MB, off {off:.0f} MB: {on - off:+.0f} MB"
+        )
+
+
+if __name__ == "__main__":
+    main()
