@@ -106,6 +106,11 @@ class AccountPoller:
             return None if replies is None else Entry({}, now, replies)
         return dataclasses.replace(restored, replies=replies)
 
+    def _knows(self) -> Callable[[str], bool] | None:
+        """Which chats the reply tracker knows now (they need no get-history); None: none yet."""
+        replies = self.state.replies
+        return replies.tracker.knows if replies is not None else None
+
     def saved_replies(self) -> SavedReplies | None:
         """The reply state the state file keeps: the events poll's, or before one, what was restored."""
         replies = self.state.replies
@@ -146,7 +151,9 @@ class AccountPoller:
             )
             # Only while replies are read: it holds an entry per counted chat between polls.
             self.chat_index = (
-                ChatIndex.build(found, config, data.polled_at) if config.replies.enabled else None
+                ChatIndex.build(found, config, data.polled_at, self._knows())
+                if config.replies.enabled
+                else None
             )
             del found
             with self.lock:  # released when prepare raises: the failure below takes it again

@@ -25,8 +25,10 @@ guessed) and is asked again at the next poll; one log line per change (failing/w
 from __future__ import annotations
 
 import dataclasses
+import heapq
 import logging
 import random
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -215,26 +217,38 @@ class ChatIndex:
     polled_at: float
     counted: Mapping[str, str]  # shown chat id -> chat type, for the chats that count
     excluded: frozenset[str]  # shown ids of listed chats that do not count
-    # (shown id, real id) of the counted chats, most urgent first (unread, then newest activity):
-    # the order get-history backfills them in. The real id is what get-history is asked for.
+    # (shown id, real id) of the counted chats the tracker did not know at the poll, most urgent
+    # first (unread, then newest activity): the order get-history backfills them in, and only as
+    # many as two events polls can ask for (it is rebuilt at every get-chats poll), so that an
+    # account of 10,000 chats keeps a few entries here, not one per chat. The real id is what
+    # get-history is asked for.
     urgency: tuple[tuple[str, str], ...]
 
     @classmethod
-    def build(cls, found: Iterable[Chat], config: Config, polled_at: float) -> ChatIndex:
+    def build(
+        cls,
+        found: Iterable[Chat],
+        config: Config,
+        polled_at: float,
+        known: Callable[[str], bool] | None = None,
+    ) -> ChatIndex:
+        """``known``: whether the tracker knows a chat (by its shown id); None: it knows none."""
         privacy, waiting = config.privacy, config.waiting
         counted: dict[str, str] = {}
         excluded: set[str] = set()
         order: list[tuple[bool, int, str, str]] = []
         for chat in found:
-            shown = privacy.chat_id(chat.id)
+            # Interned, as the tracker's keys are: one string per chat id between polls, not two.
+            shown = sys.intern(privacy.chat_id(chat.id))
             if chat.id == STATUS_BROADCAST or not waiting.counts(chat):
                 excluded.add(shown)
                 continue
             counted[shown] = chat.chat_type
-            order.append((chat.unread == 0, -chat.last_activity, shown, chat.id))
-        order.sort()
+            if known is None or not known(shown):
+                order.append((chat.unread == 0, -chat.last_activity, shown, chat.id))
+        urgent = heapq.nsmallest(2 * config.replies.history_per_poll, order)
         return cls(
-            polled_at, MappingProxyType(counted), frozenset(excluded), tuple((s, r) for *_, s, r in order)
+            polled_at, MappingProxyType(counted), frozenset(excluded), tuple((s, r) for *_, s, r in urgent)
         )
 
 

@@ -23,6 +23,7 @@ Everything is immutable; an update returns a new :class:`Tracker`, as :class:`Wa
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -131,7 +132,9 @@ class Tracker:
                 seen.add(m.event_id)
             track = chats.get(cid)
             chat_type = chat_types.get(cid) or (track.chat_type if track is not None else type_of(cid))
-            if track is not None and m.timestamp < track.newest:
+            if track is None:
+                cid = sys.intern(cid)  # the chat index's key too: one string per chat id
+            elif m.timestamp < track.newest:
                 out_of_order += 1
                 continue
             if m.outgoing:
@@ -196,7 +199,7 @@ class Tracker:
                 first = before is None or opening.timestamp - before > config.conversation_gap
                 track = ChatTrack(chat_type, newest, newest, opening.timestamp, first)
         chats = dict(self.chats)
-        chats[chat_id] = track
+        chats[sys.intern(chat_id)] = track
         return dataclasses.replace(self, chats=MappingProxyType(chats))
 
     def keep_only(self, counted: Mapping[str, str], polled_at: float) -> Tracker:
@@ -265,7 +268,7 @@ class Tracker:
         for cid, entry in chats.items():
             track = _track(entry, now)
             if isinstance(cid, str) and track is not None:
-                kept[cid] = track
+                kept[sys.intern(cid)] = track
         return dataclasses.replace(empty, chats=MappingProxyType(kept)), len(chats) - len(kept)
 
 

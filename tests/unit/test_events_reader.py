@@ -163,3 +163,40 @@ def test_events_arriving_while_pages_are_read_leave_no_gap(max_pages: int, newes
         if not read.truncated and cursor.ids == (310,):
             break
     assert seen == list(range(2, 311))
+
+
+def test_chat_index_keeps_the_unknown_chats_two_events_polls_can_ask_for_most_urgent_first() -> None:
+    from exporter.config.settings import parse_config
+    from exporter.model import Chat
+    from exporter.poller.events import ChatIndex
+
+    config = parse_config(
+        {
+            "whatsgate": {"url": "http://gw.test", "api_key": "k"},
+            "accounts": [{"whatsapp_id": "W1"}],
+            "replies": {"history_per_poll": 2},
+        }
+    )
+
+    def chat(n: int, unread: int, ts: int, muted: bool = False) -> Chat:
+        return Chat(f"{n}@c.us", f"C{n}", False, False, unread, ts, False, muted)
+
+    found = [
+        chat(1, 0, 900),
+        chat(2, 3, 100),
+        chat(3, 0, 950),
+        chat(4, 1, 200),
+        chat(5, 0, 10),
+        chat(6, 2, 5, True),
+    ]
+    index = ChatIndex.build(found, config, 1000.0, known=lambda cid: cid == "4@c.us")
+    # Unread first (newest activity first among them), known chats skipped, muted not counted: 2 x 2.
+    assert index.urgency == (
+        ("2@c.us", "2@c.us"),
+        ("3@c.us", "3@c.us"),
+        ("1@c.us", "1@c.us"),
+        ("5@c.us", "5@c.us"),
+    )
+    assert set(index.counted) == {"1@c.us", "2@c.us", "3@c.us", "4@c.us", "5@c.us"}
+    assert index.excluded == {"6@c.us"}
+    assert len(ChatIndex.build(found, config, 1000.0).urgency) == 4
