@@ -12,7 +12,7 @@ dropped independently: per-chat series go when the data is stale, health stays.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import Protocol
 
 from prometheus_client.metrics_core import Metric
@@ -21,6 +21,7 @@ from prometheus_client.registry import Collector
 from .. import __version__
 from ..config.sharding import Shard
 from ..model import CHAT_TYPES, GROUP, Account
+from ..snapshot.replies import RESPONSE_TYPES, ReplyData
 from ..snapshot.state import AccountState, ChatData, DiscoveryState
 from ..snapshot.waiting import longer_than_counts, oldest_by_type
 from . import definitions as d
@@ -137,6 +138,106 @@ class WaitingCollector(Collector):
             open_now = d.BUSINESS_HOURS_OPEN.family()
             open_now.add_metric(acc, 1.0 if self.data.business_hours_open else 0.0)
             yield open_now
+
+
+class ReplyCollector(Collector):
+    """The event log's poll and what it counted; exported from the first events poll on, stale
+    or not (counters and the histogram stay true while polls fail).
+
+    Sample::
+
+        whatsgate_events_up{account="support",whatsapp_id="79990001122"} 1.0
+        whatsgate_events_last_success_timestamp_seconds{account="support",...} 1.7645e+09
+        whatsgate_events_poll_errors_total{account="support",reason="timeout",...} 0.0
+        whatsgate_events_truncated_total{account="support",whatsapp_id="79990001122"} 0.0
+        whatsgate_session_disconnects_total{account="support",whatsapp_id="79990001122"} 1.0
+        whatsgate_messages_received_total{account="support",chat_type="contact",...} 412.0
+        whatsgate_messages_sent_total{account="support",chat_type="contact",...} 388.0
+        whatsgate_response_duration_seconds_bucket{chat_type="contact",le="900.0",response="first",...} 31.0
+    """
+
+    def __init__(self, account: Account, replies: ReplyData) -> None:
+        self.account = account
+        self.replies = replies
+
+    def collect(self) -> Iterator[Metric]:
+        acc, r = list(self.account.labels), self.replies
+        up = d.EVENTS_UP.family()
+        up.add_metric(acc, 1.0 if r.up else 0.0)
+        yield up
+        last = d.EVENTS_LAST_SUCCESS.family()
+        if r.last_success is not None:
+            last.add_metric(acc, r.last_success)
+        yield last
+        errors = d.EVENTS_POLL_ERRORS.family()
+        for reason, count in r.errors.items():
+            errors.add_metric([*acc, reason], float(count))
+        yield errors
+        for definition, value in ((d.EVENTS_TRUNCATED, r.truncated), (d.SESSION_DISCONNECTS, r.disconnects)):
+            family = definition.family()
+            family.add_metric(acc, float(value))
+            yield family
+        for definition, counts in (
+            (d.MESSAGES_RECEIVED, r.tracker.received),
+            (d.MESSAGES_SENT, r.tracker.sent),
+        ):
+            family = definition.family()
+            for chat_type in CHAT_TYPES:
+                family.add_metric([*acc, chat_type], float(counts.get(chat_type, 0)))
+            yield family
+        histogram = d.RESPONSE_DURATION.histogram_family()
+        for chat_type in CHAT_TYPES:
+            for response in RESPONSE_TYPES:
+                h = r.tracker.histograms[(chat_type, response)]
+                le = [(d.bucket_le(b), float(n)) for b, n in zip(h.buckets, h.counts, strict=True)]
+                histogram.add_metric([*acc, chat_type, response], [*le, ("+Inf", float(h.count))], h.sum)
+        yield histogram
+
+
+class UnansweredCollector(Collector):
+    """Who waits for an answer now; dropped by the store while the events poll is stale (a reply
+    the exporter cannot see must not page anyone), as per-chat series are for get-chats.
+
+    Per-chat series only for the chats that have per-chat series from get-chats (``chats.*``
+    rules, ``max_per_account``): the rule joins them with ``whatsgate_chat_info``, and the agent
+    alerts on the same chats. The account's oldest wait and the counts per bucket cover every
+    unanswered chat. Sample::
+
+        whatsgate_chat_unanswered_since_timestamp_seconds{chat_id="79991112233@c.us",...} 1.7645e+09
+        whatsgate_chat_unanswered_seconds{chat_id="79991112233@c.us",chat_type="contact",...} 1260.0
+        whatsgate_oldest_unanswered_seconds{account="support",chat_type="contact",...} 1260.0
+        whatsgate_chats_unanswered{account="support",chat_type="contact",longer_than="900",...} 1.0
+    """
+
+    def __init__(self, account: Account, replies: ReplyData, selected: Collection[str]) -> None:
+        self.account = account
+        self.replies = replies
+        self.selected = selected
+
+    def collect(self) -> Iterator[Metric]:
+        acc, waits = list(self.account.labels), self.replies.unanswered
+        since, seconds = d.CHAT_UNANSWERED_SINCE.family(), d.CHAT_UNANSWERED_SECONDS.family()
+        for w in waits:
+            if w.chat_id in self.selected:
+                since.add_metric([*acc, w.chat_id, w.chat_type], w.since)
+                seconds.add_metric([*acc, w.chat_id, w.chat_type], w.seconds)
+        yield since
+        yield seconds
+        oldest = oldest_by_type(waits)
+        since, seconds = d.OLDEST_UNANSWERED_SINCE.family(), d.OLDEST_UNANSWERED_SECONDS.family()
+        for chat_type in CHAT_TYPES:
+            if chat_type in oldest:
+                since.add_metric([*acc, chat_type], oldest[chat_type].since)
+                seconds.add_metric([*acc, chat_type], oldest[chat_type].seconds)
+        yield since
+        yield seconds
+        longer = d.CHATS_UNANSWERED.family()
+        buckets = self.replies.tracker.histograms[(CHAT_TYPES[0], RESPONSE_TYPES[0])].buckets
+        counts = longer_than_counts(waits, buckets)
+        for chat_type in CHAT_TYPES:
+            for bucket, count in zip(buckets, counts[chat_type], strict=True):
+                longer.add_metric([*acc, chat_type, d.go_number(bucket)], float(count))
+        yield longer
 
 
 class ChatCollector(Collector):

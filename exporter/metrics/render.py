@@ -24,7 +24,7 @@ from prometheus_client.registry import Collector
 from .. import memory
 from ..snapshot.state import AccountState, ChatData
 from . import fastrender
-from .collectors import AggregateCollector, HealthCollector
+from .collectors import AggregateCollector, HealthCollector, ReplyCollector, UnansweredCollector
 from .gzipstream import Deflated
 
 # Level 1: the per-chat text is very repetitive, so level 1 already shrinks it ~18x (ISA-L's
@@ -181,6 +181,10 @@ class RenderedAccount:
     state: AccountState
     health: Rendered
     data: RenderedData | None = None
+    # The event log's families (while replies are read): always exported, and who waits for an
+    # answer now, dropped at scrape time while the events poll is stale.
+    replies: Rendered = ()
+    unanswered: Rendered = ()
 
 
 def render_chats(state: AccountState, data: ChatData) -> Rendered:
@@ -218,4 +222,17 @@ def render_account(
         )
     elif data is None or data.data is not state.data:
         data = render_data(state)
-    return RenderedAccount(state=state, health=render(HealthCollector(state)), data=data)
+    replies = state.replies
+    unanswered: Rendered = ()
+    if replies is not None:
+        # Rendered at every publish of either poll: small (a few families, and per-chat series
+        # only for the unanswered chats among the selected ones), so prometheus-client writes them.
+        selected = state.data.selected if state.data is not None else frozenset()
+        unanswered = render(UnansweredCollector(state.account, replies, selected))
+    return RenderedAccount(
+        state=state,
+        health=render(HealthCollector(state)),
+        data=data,
+        replies=render(ReplyCollector(state.account, replies)) if replies is not None else (),
+        unanswered=unanswered,
+    )

@@ -50,19 +50,34 @@ def _add(families: _Families, rendered: Rendered) -> None:
             bodies[name].append(samples)
 
 
+Fresh = tuple[bool, bool]  # an account's chat data, and its event log's, are not stale
+
+
+def _fresh(account: RenderedAccount, now: float, stale_after: float) -> Fresh:
+    replies = account.state.replies
+    return (
+        account.data is not None and not account.state.is_stale(now, stale_after),
+        replies is not None and not replies.is_stale(now, stale_after),
+    )
+
+
 def _snapshot_families(
-    accounts: list[tuple[RenderedAccount, bool]], build_info: Rendered | None, discovery: Rendered | None
+    accounts: list[tuple[RenderedAccount, Fresh]], build_info: Rendered | None, discovery: Rendered | None
 ) -> _Families:
-    """The families of the snapshots: each account's health, aggregates and (if fresh) chats."""
+    """The families of the snapshots: each account's health, aggregates and (if fresh) chats,
+    its reply families and (if its event log is fresh) who waits for an answer."""
     families: _Families = ({}, {})
     if build_info is not None:
         _add(families, build_info)
-    for account, fresh in accounts:
+    for account, (fresh, replies_fresh) in accounts:
         _add(families, account.health)
         if account.data is not None:
             _add(families, account.data.aggregates)
             if fresh:
                 _add(families, account.data.chats)
+        _add(families, account.replies)
+        if replies_fresh:
+            _add(families, account.unanswered)
     if discovery is not None:
         _add(families, discovery)
     return families
@@ -109,7 +124,7 @@ class Store:
     # member's start, and the rest of it: reused by the gzip scrapes until the part changes.
     _head: tuple[list[Packed | bytes], gzipstream.Head, list[Packed | bytes]] | None = None
     # (what it was made from, its families, them in order): see _pieces.
-    _static: tuple[tuple[object, object, tuple[bool, ...]], _Families, list[Packed | bytes]] | None = None
+    _static: tuple[tuple[object, object, tuple[Fresh, ...]], _Families, list[Packed | bytes]] | None = None
     # The part a scrape renders (see _parts), and it deflated as one piece: see gzip_chunks.
     _tail: tuple[tuple[Packed | bytes, ...], Packed] | None = None
 
@@ -187,11 +202,7 @@ class Store:
         """
         if only is not None:
             now = self.clock()
-            one = [
-                (a, a.data is not None and not a.state.is_stale(now, self.stale_after))
-                for k, a in self._accounts.items()
-                if k == only
-            ]
+            one = [(a, _fresh(a, now, self.stale_after)) for k, a in self._accounts.items() if k == only]
             return _ordered(_snapshot_families(one, None, None))
         snapshots, scrape = self._parts()
         return snapshots + scrape
@@ -202,10 +213,7 @@ class Store:
         reload, shard, process metrics)."""
         now = self.clock()
         accounts, discovery = self._accounts, self._discovery  # one read each: publishes replace them
-        fresh = tuple(
-            account.data is not None and not account.state.is_stale(now, self.stale_after)
-            for account in accounts.values()
-        )
+        fresh = tuple(_fresh(account, now, self.stale_after) for account in accounts.values())
         # The snapshots' part changes only when a poll publishes or data goes stale: it is put
         # in order once and reused by the scrapes in between (10 x 10,000 chats: 0.5 ms a scrape).
         key = (accounts, discovery, fresh)

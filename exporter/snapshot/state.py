@@ -39,6 +39,9 @@ class ChatData:
     waiting: tuple[Wait, ...] = ()
     # Whether the account's business hours were open at the poll; None without a schedule.
     business_hours_open: bool | None = None
+    # The ids of the chats with per-chat series (at most chats.max_per_account): kept when the
+    # chats are released, for the per-chat reply series rendered at every events poll.
+    selected: frozenset[str] = frozenset()
 
     def released(self) -> ChatData:
         """This snapshot after rendering, for when no alert reads chats one by one.
@@ -111,6 +114,7 @@ class ChatData:
             waits=waits,
             waiting=current,
             business_hours_open=None if schedule is None else schedule.is_open(polled_at),
+            selected=frozenset(chat.id for chat in selection.chats),
         )
 
 
