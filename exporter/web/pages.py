@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import heapq
 import html
+import itertools
 from collections.abc import Sequence
 from datetime import datetime, tzinfo
 
@@ -27,6 +28,7 @@ from ..snapshot.state import NAMED_WAITS, AccountState, DiscoveryState
 
 REFRESH_SECONDS = 15
 LONGEST_SHOWN = NAMED_WAITS  # snapshots keep the names of that many waits, no more
+UNANSWERED_SHOWN = 20  # across all accounts, longest first
 ALERTS_SHOWN = 10  # per account: a per-chat threshold can fire for thousands of chats at once
 # Firing alerts first by how bad they are; unknown severities after these.
 SEVERITY_ORDER = {"critical": 0, "error": 1, "warning": 2, "info": 3}
@@ -40,12 +42,13 @@ th, td { border: 1px solid #8888; padding: 0.25rem 0.6rem; text-align: left; ver
 thead th { background: #8882; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .up, .open { color: #176f2c; font-weight: 600; }
-.down, .closed, .critical { color: #b3261e; font-weight: 600; }
+.down, .closed, .critical, .stale { color: #b3261e; font-weight: 600; }
 .warning { color: #8a5300; font-weight: 600; }
 .muted { color: #666; }
 .since { font-size: 0.85em; white-space: nowrap; }
 @media (prefers-color-scheme: dark) {
-  .up, .open { color: #7ad38f; } .down, .closed, .critical { color: #ff8a80; } .warning { color: #ffc266; }
+  .up, .open { color: #7ad38f; } .down, .closed, .critical, .stale { color: #ff8a80; }
+  .warning { color: #ffc266; }
   .muted { color: #aaa; }
 }
 nav a { margin-right: 1rem; }
@@ -128,9 +131,9 @@ def _label(alert: Alert, name: str) -> str:
     return ""
 
 
-def _alert_key(alert: Alert) -> tuple[int, tuple[tuple[str, str], ...]]:
-    """Most severe first, then by labels (sorted, so by alertname within an account)."""
-    return (SEVERITY_ORDER.get(_label(alert, "severity"), len(SEVERITY_ORDER)), alert.labels)
+def _alert_key(alert: Alert) -> tuple[int, float, tuple[tuple[str, str], ...]]:
+    """Most severe first, then the longest wait (the largest value), then by labels."""
+    return (SEVERITY_ORDER.get(_label(alert, "severity"), len(SEVERITY_ORDER)), -alert.value, alert.labels)
 
 
 def _alerts_table(firing: Sequence[Alert], with_account: bool = False) -> str:
@@ -156,10 +159,26 @@ def _alerts_table(firing: Sequence[Alert], with_account: bool = False) -> str:
     return _table(caption, headers, rows, "")
 
 
-def _state_cells(state: AccountState, now: float, firing: int, tz: tzinfo | None) -> str:
-    """The overview row of one account after its name: status, last success, unread, waiting, longest
-    wait and its start, business hours, alerts firing; counts right-aligned."""
+def _unanswered_cell(state: AccountState, now: float, stale_after: float) -> str:
+    """How many customers wait for an answer (the event log); stale when its polls have failed
+    for longer than stale_after (then the exporter exports none: a reply it cannot see)."""
+    replies = state.replies
+    if replies is None:
+        return "<td>—</td>"
+    if replies.is_stale(now, stale_after):
+        return '<td class="num"><span class="stale">stale</span></td>'
+    return f'<td class="num">{len(replies.unanswered)}</td>'
+
+
+def _state_cells(
+    state: AccountState, now: float, firing: int, tz: tzinfo | None, stale_after: float = 300.0
+) -> str:
+    """The overview row of one account after its name: status, last success, unread, unread chats,
+    longest unread and its start, waiting for an answer, business hours, alerts firing; counts
+    right-aligned. A down account whose data has gone stale says so."""
     status = '<span class="up">up</span>' if state.up else '<span class="down">down</span>'
+    if not state.up and state.is_stale(now, stale_after):
+        status += ' <span class="stale">stale</span>'
     data = state.data
     if data is None:
         figures = ("<td>—</td>",) * 4
@@ -190,7 +209,9 @@ def _state_cells(state: AccountState, now: float, firing: int, tz: tzinfo | None
         (
             f"<td>{status}</td>",
             f"<td>{_ago(state.last_success, now)}</td>",
-            *figures,
+            *figures[:3],
+            _unanswered_cell(state, now, stale_after),
+            *figures[3:],
             f'<td class="num">{firing}</td>',
         )
     )
@@ -234,11 +255,46 @@ def _account_section(
             f"<td>{_when(wait.since, tz)}</td></tr>"
         )
     shown = f"{len(top)} of {len(data.waiting)}" if top else "none"
-    caption = f"Chats waiting longest: {shown}, as of the poll at "
+    caption = f"Chats unread longest: {shown}, as of the poll at "
     caption += _when(data.polled_at, tz)
-    out.append(_table(caption, ("#", "Chat", "Type", "Waited", "Since"), rows, "Nobody is waiting."))
+    out.append(_table(caption, ("#", "Chat", "Type", "Unread for", "Since"), rows, "No chat is unread."))
     out.append("</section>")
     return "".join(out)
+
+
+def _unanswered_section(
+    states: Sequence[AccountState], now: float, stale_after: float, tz: tzinfo | None
+) -> str:
+    """The customers waiting longest for an answer, across every account whose event log is fresh."""
+    fresh = [
+        (s, s.replies.unanswered)
+        for s in states
+        if s.replies is not None and not s.replies.is_stale(now, stale_after)
+    ]
+    if not fresh:
+        return ""
+    # Each account's spans are already longest first: merge them, never sort them all.
+    merged = heapq.merge(
+        *[[((-w.seconds, w.since, s.account.name, w.chat_id), s, w) for w in waits] for s, waits in fresh]
+    )
+    rows = []
+    for rank, (_, state, wait) in enumerate(itertools.islice(merged, UNANSWERED_SHOWN), 1):
+        names = {c.id: c.name for c in state.data.chats} if state.data is not None else {}
+        label = chat_label(wait.chat_id, names.get(wait.chat_id))
+        rows.append(
+            f'<tr><td class="num">{rank}</td><th scope="row"><bdi>{_esc(label)}</bdi></th>'
+            f"<td><bdi>{_esc(state.account.name)}</bdi></td><td>{_esc(wait.chat_type)}</td>"
+            f'<td class="num">waiting for an answer for {duration(wait.seconds)}</td>'
+            f"<td>{_when(wait.since, tz)}</td></tr>"
+        )
+    total = sum(len(waits) for _, waits in fresh)
+    caption = f"Customers waiting longest for an answer: {len(rows)} of {total}"
+    headers = ("#", "Chat", "Account", "Type", "Waiting", "Since")
+    return (
+        '<section aria-labelledby="unanswered"><h2 id="unanswered">Waiting for an answer</h2>'
+        + _table(caption, headers, rows, "Every customer has an answer.")
+        + "</section>"
+    )
 
 
 def _discovery_section(discovery: DiscoveryState, now: float) -> str:
@@ -265,6 +321,7 @@ def status_page(
     discovery: DiscoveryState | None = None,
     tz: tzinfo | None = None,
     extra_html: str = "",
+    stale_after: float = 300.0,
 ) -> str:
     """The whole page.
 
@@ -278,7 +335,7 @@ def status_page(
     overview, sections = [], []
     for i, state in enumerate(ordered):
         own = firing.get(state.account.whatsapp_id, [])
-        cells = _state_cells(state, now, len(own), tz)
+        cells = _state_cells(state, now, len(own), tz, stale_after)
         name = f'<a href="#account-{i}"><bdi>{_esc(state.account.name)}</bdi></a>'
         overview.append(f'<tr><th scope="row">{name}</th>{cells}</tr>')
         sections.append(_account_section(i, state, own, now, tz))
@@ -288,8 +345,9 @@ def status_page(
         "Status",
         "Last success",
         "Unread messages",
-        "Chats waiting",
-        "Oldest wait",
+        "Chats unread",
+        "Unread longest",
+        "Unanswered",
         "Business hours",
         "Alerts firing",
     )
@@ -304,9 +362,11 @@ def status_page(
         f'<nav aria-label="Endpoints"><a href="{metrics}">Metrics</a><a href="/healthz">Health</a>'
         '<a href="/ready">Readiness</a></nav>',
         f"<p>Version {_esc(version)}. Status as of {_when(now, tz)} ({_esc(zone)});"
-        f" this page refreshes every {REFRESH_SECONDS} s. Waits count open hours where an account has"
-        " business hours.</p></header>\n<main>",
+        f" this page refreshes every {REFRESH_SECONDS} s. A chat is unread until someone reads it;"
+        " a customer waits for an answer until someone answers (from the event log). Both count open"
+        " hours where an account has business hours.</p></header>\n<main>",
         extra_html,
+        _unanswered_section(ordered, now, stale_after, tz),
         _table("Accounts", headers, overview, "No poll has finished yet."),
     ]
     if other:

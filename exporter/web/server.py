@@ -225,6 +225,7 @@ class Handler(PooledHandler):
             server.telemetry_path,
             __version__,
             discovery=server.store.discovery,
+            stale_after=server.store.stale_after,
             extra_html=server.landing_extra() if server.landing_extra else "",
         )
 

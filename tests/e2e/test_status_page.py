@@ -68,7 +68,7 @@ def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 def waiting_counts(page: str) -> dict[str, int]:
     overview = next(t for t in html_tables(page) if t.caption == "Accounts")
-    column = overview.rows[0].index("Chats waiting")
+    column = overview.rows[0].index("Chats unread")
     return {row[0]: int(row[column]) for row in overview.rows[1:] if row[column].isdigit()}
 
 
@@ -92,7 +92,7 @@ def test_the_status_page_renders_the_demo_accounts_and_their_waits(demo: str, tm
     counts = waiting_counts(dom)
     assert set(counts) == set(DEMO_ACCOUNTS) and sum(counts.values()) > 0, counts
 
-    longest = [t for t in tables if t.caption.startswith("Chats waiting longest")]
+    longest = [t for t in tables if t.caption.startswith("Chats unread longest")]
     assert len(longest) == len(DEMO_ACCOUNTS)
     shown = [row for t in longest for row in t.rows[1:] if len(row) == 5]
     assert shown, [t.rows for t in longest]

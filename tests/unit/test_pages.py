@@ -104,23 +104,23 @@ def test_the_overview_has_every_account_in_name_order(cfg, states):
     page = render(cfg, states)
     assert table(page, "Accounts") == [
         [
-            *("Account", "Status", "Last success", "Unread messages", "Chats waiting", "Oldest wait"),
-            *("Business hours", "Alerts firing"),
+            *("Account", "Status", "Last success", "Unread messages", "Chats unread", "Unread longest"),
+            *("Unanswered", "Business hours", "Alerts firing"),
         ],
-        ["archive", "down", "10m 0s ago", "0", "0", "none", "24/7", "1"],
-        ["sales", "up", "0s ago", "1", "1", "30m 0s since 2026-06-03 11:30", "24/7", "0"],
+        ["archive", "down stale", "10m 0s ago", "0", "0", "none", "—", "24/7", "1"],
+        ["sales", "up", "0s ago", "1", "1", "30m 0s since 2026-06-03 11:30", "—", "24/7", "0"],
         # 12 x 2 contact messages + 5 in the group + 7 in the muted chat; the muted chat does not wait.
-        ["support", "up", "0s ago", "36", "13", "3h 30m since 2026-06-02 17:30", "open", "3"],
-        ["vip", "down", "never", "—", "—", "—", "—", "1"],
+        ["support", "up", "0s ago", "36", "13", "3h 30m since 2026-06-02 17:30", "—", "open", "3"],
+        ["vip", "down stale", "never", "—", "—", "—", "—", "—", "1"],
     ]
 
 
 def test_the_ten_longest_waits_in_order_by_name_never_by_id(cfg, states):
     page = render(cfg, states)
-    caption = [t.caption for t in html_tables(page) if t.caption.startswith("Chats waiting longest: 10")]
-    assert caption == ["Chats waiting longest: 10 of 13, as of the poll at 2026-06-03 12:00"]
-    assert table(page, "Chats waiting longest: 10") == [
-        ["#", "Chat", "Type", "Waited", "Since"],
+    caption = [t.caption for t in html_tables(page) if t.caption.startswith("Chats unread longest: 10")]
+    assert caption == ["Chats unread longest: 10 of 13, as of the poll at 2026-06-03 12:00"]
+    assert table(page, "Chats unread longest: 10") == [
+        ["#", "Chat", "Type", "Unread for", "Since"],
         # Yesterday 17:30 → now: 30 open minutes yesterday and 3 h today, not 18 h 30 min.
         ["1", "Team & friends", "group", "3h 30m", "2026-06-02 17:30"],
         ["2", SCRIPT, "contact", "3h 0m", "2026-06-03 09:00"],
@@ -197,12 +197,12 @@ def test_a_down_account_shows_its_error_and_its_last_data(cfg, states):
         'Status: <span class="down">down</span>. Last error: <code>HTTP 401 from get-chats</code>.' in archive
     )
     assert "The figures below are from the last successful poll, 10m 0s ago." in archive
-    assert table(archive, "Chats waiting longest") == [
-        ["#", "Chat", "Type", "Waited", "Since"],
-        ["Nobody is waiting."],
+    assert table(archive, "Chats unread longest") == [
+        ["#", "Chat", "Type", "Unread for", "Since"],
+        ["No chat is unread."],
     ]
-    captions = [t.caption for t in html_tables(archive) if t.caption.startswith("Chats waiting")]
-    assert captions == ["Chats waiting longest: none, as of the poll at 2026-06-03 11:50"]
+    captions = [t.caption for t in html_tables(archive) if t.caption.startswith("Chats unread")]
+    assert captions == ["Chats unread longest: none, as of the poll at 2026-06-03 11:50"]
     vip = page[page.index('id="account-3-name"') :]
     assert "Last error: <code>connect to &lt;gateway&gt; refused</code>." in vip
     assert "No data yet: no poll of this account has succeeded." in vip
@@ -257,6 +257,70 @@ def test_a_closed_office_says_closed_and_counts_open_hours_only(cfg):
     support = AccountState(cfg.accounts[0]).succeeded(data, 0.1)
     page = pages.status_page([support], [], evening, "/metrics", "1.2.3", tz=MSK)
     # Yesterday 17:30-18:00 and today 09:00-18:00: 9h 30m of open time, not 26h 30m of wall clock.
-    row = ["support", "up", "0s ago", "36", "13", "9h 30m since 2026-06-02 17:30", "closed", "0"]
+    row = ["support", "up", "0s ago", "36", "13", "9h 30m since 2026-06-02 17:30", "—", "closed", "0"]
     assert table(page, "Accounts")[1] == row
     assert '<span class="closed">closed</span>' in page
+
+
+def with_replies(
+    state: AccountState, waits: list[tuple[str, float]], last_success: float = NOW
+) -> AccountState:
+    """``state`` with an event log whose unanswered chats waited the given seconds (longest first)."""
+    import dataclasses
+
+    from exporter.snapshot.replies import ReplyData, Tracker
+    from exporter.snapshot.waiting import Wait
+
+    ordered = sorted(waits, key=lambda w: -w[1])
+    unanswered = tuple(Wait(cid, "contact", NOW - seconds, seconds) for cid, seconds in ordered)
+    replies = ReplyData(Tracker.empty(), up=True, last_success=last_success, unanswered=unanswered)
+    return dataclasses.replace(state, replies=replies)
+
+
+def test_customers_waiting_longest_for_an_answer_across_accounts(cfg, states):
+    vip, support, archive, sales = states
+    # support: 25 customers, 1..25 minutes; sales: one, 30 min; archive: a stale event log (not shown).
+    support = with_replies(support, [(f"7999000{i:04d}@c.us", 60.0 * (i + 1)) for i in range(25)])
+    sales = with_replies(sales, [("1@c.us", 1800.0)])
+    archive = with_replies(archive, [("2@c.us", 99999.0)], last_success=NOW - 301)
+    page = render(cfg, [vip, support, archive, sales])
+    rows = table(page, "Customers waiting longest for an answer")
+    assert rows[0] == ["#", "Chat", "Account", "Type", "Waiting", "Since"]
+    assert len(rows) == 1 + 20
+    assert rows[1][1:5] == ["Buyer", "sales", "contact", "waiting for an answer for 30m 0s"]
+    assert rows[2][1:5] == ["…0024", "support", "contact", "waiting for an answer for 25m 0s"]
+    assert rows[20][4] == "waiting for an answer for 7m 0s"
+    seconds = [pages_seconds(r[4]) for r in rows[1:]]
+    assert seconds == sorted(seconds, reverse=True)
+    assert "Customers waiting longest for an answer: 20 of 26" in page
+    overview = {r[0]: r for r in table(page, "Accounts")[1:]}
+    assert overview["support"][6] == "25" and overview["sales"][6] == "1"
+    assert overview["archive"][6] == "stale" and overview["vip"][6] == "—"
+
+
+def pages_seconds(text: str) -> int:
+    minutes, _, rest = text.removeprefix("waiting for an answer for ").partition("m ")
+    return int(minutes) * 60 + int(rest.removesuffix("s"))
+
+
+def test_no_answer_list_without_a_fresh_event_log(cfg, states):
+    page = render(cfg, states)
+    assert "Customers waiting longest for an answer" not in page
+
+
+def test_alerts_by_severity_then_longest_wait(cfg):
+    from exporter.alerting.evaluator import Alert
+
+    def alert(name: str, severity: str, value: float) -> Alert:
+        labels = (("account", "support"), ("alertname", name), ("severity", severity), ("whatsapp_id", "W1"))
+        return Alert(labels, (("summary", name),), value, NOW, fired_at=NOW)
+
+    support = AccountState(cfg.accounts[0]).succeeded(build(cfg, 0, support_chats()), 0.1)
+    alerts = [
+        alert("A", "warning", 60),
+        alert("B", "warning", 600),
+        alert("C", "critical", 5),
+        alert("D", "info", 9e9),
+    ]
+    page = pages.status_page([support], alerts, NOW, "/metrics", "1.2.3", tz=MSK)
+    assert [r[0] for r in table(page, "Firing alerts")[1:]] == ["C", "B", "A", "D"]
