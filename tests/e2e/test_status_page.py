@@ -105,6 +105,19 @@ def test_the_status_page_renders_the_demo_accounts_and_their_waits(demo: str, tm
         ranks = [row[0] for row in t.rows[1:] if len(row) == 5]
         assert ranks == [str(i) for i in range(1, len(ranks) + 1)] and len(ranks) <= 10, ranks
 
+    # Customers waiting for an answer (the event log): one list across accounts, longest first.
+    answers = next(t for t in tables if t.caption.startswith("Customers waiting longest for an answer"))
+    assert answers.rows[0] == ["#", "Chat", "Account", "Type", "Waiting", "Since"]
+    listed = answers.rows[1:]
+    assert 0 < len(listed) <= 20 and {row[2] for row in listed} <= set(DEMO_ACCOUNTS), listed
+    assert [row[0] for row in listed] == [str(i) for i in range(1, len(listed) + 1)]
+    waits = [row[4].removeprefix("waiting for an answer for ") for row in listed]
+    assert all(DURATION.match(w) for w in waits), waits
+    assert all("@" not in row[1] for row in listed), listed  # names or a short tail, never an id
+    column = overview.rows[0].index("Unanswered")
+    assert all(row[column].isdigit() for row in overview.rows[1:]), overview.rows
+    assert sum(int(row[column]) for row in overview.rows[1:]) >= len(listed)
+
     shot = tmp_path / "status.png"
     taken = chromium(tmp_path, f"--screenshot={shot}", "--window-size=1280,900", f"{demo}/")
     assert taken.returncode == 0, taken.stderr[-2000:]
