@@ -445,10 +445,10 @@ def test_every_panel_query_returns_data_from_prometheus(stack: Stack):
         assert all(0 < v <= 86400 for v in finite(results["Time to read (p50, p90)", ref])), ref
     hours = results["Business hours", "A"]["data"]["result"]
     assert {x["metric"]["account"] for x in hours} == {"support"}  # the demo's only account with a schedule
-    longest = results["Chats waiting longest", "A"]["data"]["result"]
+    longest = results["Chats unread longest", "A"]["data"]["result"]
     assert 1 <= len(longest) <= 10 and all(x["metric"].get("name") for x in longest)
     oldest = {
-        x["metric"]["account"]: float(x["value"][1]) for x in results["Oldest wait", "A"]["data"]["result"]
+        x["metric"]["account"]: float(x["value"][1]) for x in results["Unread longest", "A"]["data"]["result"]
     }
     assert oldest and max(oldest.values()) == max(float(x["value"][1]) for x in longest)
     most_unread = results["Chats with most unread messages", "A"]["data"]["result"]
