@@ -38,9 +38,9 @@ from typing import Protocol
 import msgspec
 
 from ..config.settings import Config
-from ..model import CONTACT, GROUP, INTERNAL, REASONS, Account, Chat
+from ..model import INTERNAL, REASONS, Account, Chat
 from ..snapshot.privacy import PLAIN
-from ..snapshot.replies import Cursor, Message, ReplyData, Tracker
+from ..snapshot.replies import STATUS_BROADCAST, Cursor, Message, ReplyData, Tracker, type_of
 from ..snapshot.state import AccountState
 from ..snapshot.statefile import SavedReplies
 from ..whatsgate.client import PollError
@@ -48,7 +48,6 @@ from ..whatsgate.client import PollError
 log = logging.getLogger(__name__)
 
 PAGE_CNT = 100  # events-get's documented maximum page size
-STATUS_BROADCAST = "status@broadcast"  # WhatsApp statuses: never a customer waiting for an answer
 # The actions events-get documents (and `ready`, which the webhook documentation shows).
 INCOMING, OUTGOING, DISCONNECT = "message", "create", "disconnect"
 KNOWN_ACTIONS = frozenset({INCOMING, OUTGOING, "ack", "media", "sent", "error", DISCONNECT, "ready"})
@@ -252,10 +251,6 @@ class ChatIndex:
         )
 
 
-def _type_by_id(real_id: str) -> str:
-    return GROUP if real_id.endswith("@g.us") else CONTACT
-
-
 def _counted_errors(errors: Mapping[str, int], reason: str) -> Mapping[str, int]:
     return MappingProxyType({**errors, reason: errors.get(reason, 0) + 1})
 
@@ -310,7 +305,7 @@ class EventsPoller:
                 shown = real if plain else config.privacy.chat_id(real)
                 if real == STATUS_BROADCAST or (index is not None and shown in index.excluded):
                     continue  # a chat that does not count changes nothing
-                if (index is None or shown not in index.counted) and _type_by_id(real) not in chat_types:
+                if (index is None or shown not in index.counted) and type_of(real) not in chat_types:
                     continue
                 messages.append(message if plain else msgspec.structs.replace(message, chat_id=shown))
             elif action == DISCONNECT:

@@ -31,7 +31,7 @@ from typing import Any
 
 import msgspec
 
-from ..model import CHAT_TYPES, REASONS
+from ..model import CHAT_TYPES, CONTACT, GROUP, REASONS
 from .schedule import Schedule
 from .waiting import Histogram, Wait, wait_seconds
 
@@ -277,7 +277,7 @@ STATUS_BROADCAST = "status@broadcast"  # WhatsApp's status updates: listed as a 
 
 def type_of(chat_id: str) -> str:
     """The type of a chat that get-chats has not listed yet, from its id's server part."""
-    return "group" if chat_id.endswith("@g.us") else "contact"
+    return GROUP if chat_id.endswith("@g.us") else CONTACT
 
 
 def _time(value: Any, now: float, optional: bool = False) -> float | None:
