@@ -106,6 +106,11 @@ class AccountPoller:
             return None if replies is None else Entry({}, now, replies)
         return dataclasses.replace(restored, replies=replies)
 
+    def _unanswered(self) -> frozenset[str]:
+        """The chats waiting for an answer now (the events job's latest), kept first under the cap."""
+        replies = self.state.replies
+        return frozenset(w.chat_id for w in replies.unanswered) if replies is not None else frozenset()
+
     def _knows(self) -> Callable[[str], bool] | None:
         """Which chats the reply tracker knows now (they need no get-history); None: none yet."""
         replies = self.state.replies
@@ -148,6 +153,7 @@ class AccountPoller:
                 schedule=config.schedule_for(self.account),
                 previous=previous.data.waits if previous.data is not None else restored,
                 privacy=config.privacy,
+                unanswered=self._unanswered(),
             )
             # Only while replies are read: it holds an entry per counted chat between polls.
             self.chat_index = (

@@ -8,7 +8,7 @@ poll, never a mix of two.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
@@ -78,8 +78,11 @@ class ChatData:
         schedule: Schedule | None = None,
         previous: Waits | None = None,
         privacy: Privacy = PLAIN_POLICY,
+        unanswered: Collection[str] = (),
     ) -> ChatData:
-        """``previous``: the waits after the last good poll (or restored from the state file).
+        """``previous``: the waits after the last good poll (or restored from the state file);
+        ``unanswered``: the chats waiting for an answer (shown ids), kept first under
+        ``max_per_account`` with the unread ones, so that their per-chat reply series exist.
 
         ``privacy`` is applied here and nowhere else: which chats get series and which
         count as waiting is decided on the real chats, then the chats are transformed,
@@ -105,7 +108,8 @@ class ChatData:
 
         waits = previous.advance(chats, polled_at, waiting, schedule, counted)
         current = tuple(waits.waiting(polled_at, schedule))
-        selection = select_chats(chats, selects, rules.max_per_account, waits.since)
+        first: Collection[str] = waits.since if not unanswered else {*waits.since, *unanswered}
+        selection = select_chats(chats, selects, rules.max_per_account, first)
         return cls(
             polled_at=polled_at,
             chats=needed(chats, selection, waits.since),

@@ -123,3 +123,11 @@ def test_stale_event_log_drops_who_waits_and_keeps_the_rest() -> None:
     assert set(families) >= REPLY_FAMILIES
     _, families = scrape(state(NOW - 300))  # exactly stale_after: still fresh
     assert set(families) >= UNANSWERED_FAMILIES
+
+
+def test_chats_waiting_for_an_answer_are_kept_first_under_the_cap() -> None:
+    chats = [Chat(cid, "", False, False, 0, int(NOW) - 600, False, False) for cid in (A, B, C)]
+    capped = ChatsConfig(max_per_account=1)
+    assert [c.id for c in ChatData.build(chats, capped, polled_at=NOW).selection.chats] == [A]
+    data = ChatData.build(chats, capped, polled_at=NOW, unanswered=frozenset({C}))
+    assert [c.id for c in data.selection.chats] == [C] and data.selected == {C}
