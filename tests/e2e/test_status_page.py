@@ -72,9 +72,17 @@ def waiting_counts(page: str) -> dict[str, int]:
     return {row[0]: int(row[column]) for row in overview.rows[1:] if row[column].isdigit()}
 
 
+def unanswered_counts(page: str) -> dict[str, int]:
+    overview = next(t for t in html_tables(page) if t.caption == "Accounts")
+    column = overview.rows[0].index("Unanswered")
+    return {row[0]: int(row[column]) for row in overview.rows[1:] if row[column].isdigit()}
+
+
 def test_the_status_page_renders_the_demo_accounts_and_their_waits(demo: str, tmp_path: Path):
     # The demo's chats change every poll; wait until some account has a customer waiting.
     wait_until(lambda: sum(waiting_counts(requests.get(demo, timeout=5).text).values()) > 0, 30, "a wait")
+    # And every account's first events poll (it follows the account's first get-chats poll).
+    wait_until(lambda: len(unanswered_counts(requests.get(demo, timeout=5).text)) == 3, 30, "the event log")
     raw = requests.get(demo, timeout=5).text
     assert "<script" not in raw  # no script at all: nothing that can fail in a browser
 
