@@ -12,7 +12,7 @@ dropped independently: per-chat series go when the data is stale, health stays.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from typing import Protocol
 
 from prometheus_client.metrics_core import Metric
@@ -44,25 +44,27 @@ class HealthCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         s = self.state
         acc = list(s.account.labels)
-        up = d.UP.family()
-        up.add_metric(acc, 1.0 if s.up else 0.0)
-        yield up
-        duration = d.POLL_DURATION.family()
-        if s.last_poll_duration is not None:
-            duration.add_metric(acc, s.last_poll_duration)
-        yield duration
-        delay = d.POLL_DELAY.family()
-        if s.last_poll_delay is not None:
-            delay.add_metric(acc, s.last_poll_delay)
-        yield delay
-        last = d.LAST_SUCCESS.family()
-        if s.last_success is not None:
-            last.add_metric(acc, s.last_success)
-        yield last
-        errors = d.POLL_ERRORS.family()
-        for reason, count in s.errors.items():
-            errors.add_metric([*acc, reason], float(count))
-        yield errors
+        yield _sample(d.UP, acc, 1.0 if s.up else 0.0)
+        yield _sample(d.POLL_DURATION, acc, s.last_poll_duration)
+        yield _sample(d.POLL_DELAY, acc, s.last_poll_delay)
+        yield _sample(d.LAST_SUCCESS, acc, s.last_success)
+        yield _by_reason(d.POLL_ERRORS, acc, s.errors)
+
+
+def _sample(definition: d.MetricDef, acc: list[str], value: float | None) -> Metric:
+    """A family of one account's one sample, or of none (``value`` None: not known yet)."""
+    family = definition.family()
+    if value is not None:
+        family.add_metric(acc, value)
+    return family
+
+
+def _by_reason(definition: d.MetricDef, acc: list[str], errors: Mapping[str, int]) -> Metric:
+    """Failed polls by reason, every reason present (zeros too)."""
+    family = definition.family()
+    for reason, count in errors.items():
+        family.add_metric([*acc, reason], float(count))
+    return family
 
 
 class AggregateCollector(Collector):
@@ -162,21 +164,11 @@ class ReplyCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         acc, r = list(self.account.labels), self.replies
-        up = d.EVENTS_UP.family()
-        up.add_metric(acc, 1.0 if r.up else 0.0)
-        yield up
-        last = d.EVENTS_LAST_SUCCESS.family()
-        if r.last_success is not None:
-            last.add_metric(acc, r.last_success)
-        yield last
-        errors = d.EVENTS_POLL_ERRORS.family()
-        for reason, count in r.errors.items():
-            errors.add_metric([*acc, reason], float(count))
-        yield errors
-        for definition, value in ((d.EVENTS_TRUNCATED, r.truncated), (d.SESSION_DISCONNECTS, r.disconnects)):
-            family = definition.family()
-            family.add_metric(acc, float(value))
-            yield family
+        yield _sample(d.EVENTS_UP, acc, 1.0 if r.up else 0.0)
+        yield _sample(d.EVENTS_LAST_SUCCESS, acc, r.last_success)
+        yield _by_reason(d.EVENTS_POLL_ERRORS, acc, r.errors)
+        yield _sample(d.EVENTS_TRUNCATED, acc, float(r.truncated))
+        yield _sample(d.SESSION_DISCONNECTS, acc, float(r.disconnects))
         for definition, counts in (
             (d.MESSAGES_RECEIVED, r.tracker.received),
             (d.MESSAGES_SENT, r.tracker.sent),
