@@ -46,6 +46,8 @@ from .parse import InvalidResponse, parse_chats, parse_sessions
 
 # Commands that change state or send messages; the client refuses them outright.
 _READ_ONLY_COMMANDS = frozenset({"get-chats", "sessions-get", "events-get", "get-history"})
+# Commands whose answers carry messages: no excerpt of them in an error, whatever the answer.
+_MESSAGE_COMMANDS = frozenset({"events-get", "get-history"})
 
 
 # A non-200 answer is read only this far: enough for any error object or the
@@ -270,6 +272,8 @@ class WhatsGateClient:
             raise PollError(HTTP_STATUS, f"{command}: HTTP {status} ({self._content_type(headers)})")
         if not isinstance(payload, dict):
             what = "body is not JSON" if payload is None else "body is not a JSON object"
+            if command in _MESSAGE_COMMANDS:  # an excerpt could quote a customer's message
+                raise PollError(INVALID_RESPONSE, f"{command}: HTTP 200 but {what} ({_size(len(content))})")
             text = content[: redaction.EXCERPT_SOURCE * 4].decode("utf-8", "replace")
             raise PollError(INVALID_RESPONSE, f"{command}: HTTP 200 but {what}: {self._snippet(text)}")
         if payload.get("result") != "OK":

@@ -20,6 +20,7 @@ than it and so keep its customer counted as unanswered.
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -80,6 +81,11 @@ class _WholeEnvelope(msgspec.Struct):
 class _History(msgspec.Struct):
     result: str
     data: list[msgspec.Raw]
+
+
+class _Listed(msgspec.Struct):  # _History, converted from what json.loads read
+    result: str
+    data: list[Any]
 
 
 class Event(msgspec.Struct, frozen=True, gc=False):
@@ -146,6 +152,41 @@ def _one_event(raw: msgspec.Raw, latest: float) -> Event | None:
     return _reduced(event, data, latest)
 
 
+class _EventHead(msgspec.Struct):
+    id: int
+    event_date: str
+    event_action: str = ""
+
+
+class _Paged(msgspec.Struct):
+    result: str
+    data: list[Any]
+    pages: _Count
+    page: _Count
+
+
+def _decoded_again(body: bytes | bytearray) -> Any:
+    """The answer by json.loads, for what msgspec refuses as a whole: a lone surrogate escape
+    (``"\\ud83d"``, an emoji cut in half) in any message's body, which json.loads keeps as it is.
+    One customer's broken text must not stop the account's event log at its cursor."""
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _converted_event(obj: Any, latest: float) -> Event | None:
+    try:
+        event = msgspec.convert(obj, _WholeEvent)
+        return _reduced(event, event.event_data, latest)
+    except msgspec.ValidationError:
+        pass
+    try:  # its message is unusable: the event keeps its id (see _one_event)
+        return _reduced(msgspec.convert(obj, _EventHead), None, latest)  # type: ignore[arg-type]
+    except msgspec.ValidationError:
+        return None
+
+
 def decode_events(body: bytes | bytearray) -> EventsPage | None:
     """An events-get answer, or None when it is not the documented envelope with ``result: OK``."""
     latest = time.time() + FUTURE
@@ -161,32 +202,54 @@ def decode_events(body: bytes | bytearray) -> EventsPage | None:
     try:
         envelope = _envelope.decode(body)
     except (msgspec.DecodeError, UnicodeError):
-        return None
+        return _events_again(body, latest)
     if envelope.result != "OK":
         return None
     events = [e for raw in envelope.data if (e := _one_event(raw, latest)) is not None]
     return EventsPage(tuple(events), envelope.page, envelope.pages, len(envelope.data) - len(events))
 
 
+def _events_again(body: bytes | bytearray, latest: float) -> EventsPage | None:
+    try:
+        paged = msgspec.convert(_decoded_again(body), _Paged)
+    except msgspec.ValidationError:
+        return None
+    if paged.result != "OK":
+        return None
+    events = [e for obj in paged.data if (e := _converted_event(obj, latest)) is not None]
+    return EventsPage(tuple(events), paged.page, paged.pages, len(paged.data) - len(events))
+
+
 def decode_history(body: bytes | bytearray, chat_id: str) -> tuple[tuple[Message, ...], int] | None:
     """get-history's messages of ``chat_id`` and how many were skipped (unusable, or of another
     chat); None when the answer is not the documented envelope with ``result: OK``."""
+    messages: list[_Message | None] = []
     try:
         answer = _history.decode(body)
+        result, size = answer.result, len(answer.data)
+        for raw in answer.data:
+            try:
+                messages.append(_message.decode(raw))
+            except (msgspec.DecodeError, UnicodeError):
+                messages.append(None)
     except (msgspec.DecodeError, UnicodeError):
-        return None
-    if answer.result != "OK":
+        # As for events: one broken body must not hide the chat's history (see _decoded_again).
+        try:
+            again = msgspec.convert(_decoded_again(body), _Listed)
+        except msgspec.ValidationError:
+            return None
+        result, size = again.result, len(again.data)
+        for obj in again.data:
+            try:
+                messages.append(msgspec.convert(obj, _Message))
+            except msgspec.ValidationError:
+                messages.append(None)
+    if result != "OK":
         return None
     latest = time.time() + FUTURE
-    kept = []
-    for raw in answer.data:
-        try:
-            message = _usable(_message.decode(raw), None, latest)
-        except (msgspec.DecodeError, UnicodeError):
-            message = None
-        if message is not None and message.chat_id == chat_id:
-            kept.append(message)
-    return tuple(kept), len(answer.data) - len(kept)
+    kept = [m for raw in messages if raw is not None and (m := _usable(raw, None, latest)) is not None]
+    kept = [m for m in kept if m.chat_id == chat_id]
+    return tuple(kept), size - len(kept)
 
 
 def invalid_envelope(payload: Any, paged: bool) -> Any:

@@ -273,3 +273,34 @@ def test_any_answer_decodes_or_fails_as_a_poll(client: WhatsGateClient, body: di
     assert len(page.events) + page.skipped == len(body["data"])
     for e in page.events:
         assert type(e.id) is int and e.date and (e.message is None or e.message.event_id == e.id)
+
+
+def test_a_lone_surrogate_in_one_body_does_not_fail_the_page(client: WhatsGateClient) -> None:
+    # An emoji cut in half in a customer's text: msgspec refuses the whole answer, json.loads not.
+    good = event(8, "message", {"message": message("false_79991112233@c.us_A", NOW - 9)})
+    broken = event(9, "create", {"message": message("true_79991112233@c.us_B", NOW - 5)})
+    text = json.dumps(answer([good, broken])).replace(f"hello {MARKER}", "cut \\ud83d", 1)
+    assert "\\ud83d" in text
+    serve(client, "events-get", text.encode())
+    page = client.events_page("W1", None, 1)
+    assert [e.id for e in page.events] == [8, 9] and page.skipped == 0
+    assert page.events[0].message == Message("79991112233@c.us", False, NOW - 9, 8)
+    history = {"result": "OK", "data": [message("false_79991112233@c.us_A", NOW - 9)]}
+    serve(client, "get-history", json.dumps(history).replace(MARKER, "\\udc00", 1).encode())
+    assert client.history("W1", "79991112233@c.us") == (
+        (Message("79991112233@c.us", False, NOW - 9, None),),
+        0,
+    )
+
+
+@pytest.mark.parametrize("command", ["events-get", "get-history"])
+def test_an_answer_cut_in_a_body_shows_none_of_it(client: WhatsGateClient, command: str) -> None:
+    cut = '{"result":"OK","data":[{"id":8,"event_data":{"message":{"body":"hello ' + MARKER + " my card"
+    serve(client, command, cut.encode())
+    with pytest.raises(PollError) as err:
+        if command == "events-get":
+            client.events_page("W1", None, 1)
+        else:
+            client.history("W1", "79991112233@c.us")
+    assert err.value.reason == INVALID_RESPONSE and "not JSON" in err.value.detail
+    assert MARKER not in str(err.value) and "hello" not in str(err.value)
