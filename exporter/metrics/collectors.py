@@ -12,7 +12,7 @@ dropped independently: per-chat series go when the data is stale, health stays.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Protocol
 
 from prometheus_client.metrics_core import Metric
@@ -23,7 +23,7 @@ from ..config.sharding import Shard
 from ..model import CHAT_TYPES, GROUP, Account
 from ..snapshot.replies import RESPONSE_TYPES, ReplyData
 from ..snapshot.state import AccountState, ChatData, DiscoveryState
-from ..snapshot.waiting import longer_than_counts, oldest_by_type
+from ..snapshot.waiting import Wait, longer_than_counts, oldest_by_type
 from . import definitions as d
 
 
@@ -113,23 +113,9 @@ class WaitingCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         acc = list(self.account.labels)
-        waits = self.data.waiting
-        oldest = oldest_by_type(waits)
-        since, seconds = d.OLDEST_WAITING_SINCE.family(), d.OLDEST_WAITING_SECONDS.family()
-        for chat_type in CHAT_TYPES:
-            if chat_type in oldest:
-                since.add_metric([*acc, chat_type], oldest[chat_type].since)
-                seconds.add_metric([*acc, chat_type], oldest[chat_type].seconds)
-        yield since
-        yield seconds
-        longer = d.CHATS_WAITING.family()
         histograms = self.data.waits.histograms
         buckets = histograms[CHAT_TYPES[0]].buckets
-        counts = longer_than_counts(waits, buckets)
-        for chat_type in CHAT_TYPES:
-            for bucket, count in zip(buckets, counts[chat_type], strict=True):
-                longer.add_metric([*acc, chat_type, d.go_number(bucket)], float(count))
-        yield longer
+        yield from _wait_families(acc, self.data.waiting, buckets, WAIT_FAMILIES)
         histogram = d.WAIT_DURATION.histogram_family()
         for chat_type in CHAT_TYPES:
             observed = histograms[chat_type]
@@ -140,6 +126,31 @@ class WaitingCollector(Collector):
             open_now = d.BUSINESS_HOURS_OPEN.family()
             open_now.add_metric(acc, 1.0 if self.data.business_hours_open else 0.0)
             yield open_now
+
+
+# (oldest since, oldest seconds, longer than) of one kind of wait: unread, or waiting for an answer.
+WAIT_FAMILIES = (d.OLDEST_WAITING_SINCE, d.OLDEST_WAITING_SECONDS, d.CHATS_WAITING)
+UNANSWERED_FAMILIES = (d.OLDEST_UNANSWERED_SINCE, d.OLDEST_UNANSWERED_SECONDS, d.CHATS_UNANSWERED)
+
+
+def _wait_families(
+    acc: list[str], waits: Sequence[Wait], buckets: Sequence[float], defs: tuple[d.MetricDef, ...]
+) -> Iterator[Metric]:
+    """An account's oldest wait per chat type (no sample without one) and its waits longer than
+    each bucket (``longer_than`` written as Prometheus writes ``le``), for either kind of wait."""
+    oldest = oldest_by_type(waits)
+    since, seconds, longer = (definition.family() for definition in defs)
+    for chat_type in CHAT_TYPES:
+        if chat_type in oldest:
+            since.add_metric([*acc, chat_type], oldest[chat_type].since)
+            seconds.add_metric([*acc, chat_type], oldest[chat_type].seconds)
+    yield since
+    yield seconds
+    counts = longer_than_counts(waits, buckets)
+    for chat_type in CHAT_TYPES:
+        for bucket, count in zip(buckets, counts[chat_type], strict=True):
+            longer.add_metric([*acc, chat_type, d.go_number(bucket)], float(count))
+    yield longer
 
 
 class ReplyCollector(Collector):
@@ -215,21 +226,8 @@ class UnansweredCollector(Collector):
                 seconds.add_metric([*acc, w.chat_id, w.chat_type], w.seconds)
         yield since
         yield seconds
-        oldest = oldest_by_type(waits)
-        since, seconds = d.OLDEST_UNANSWERED_SINCE.family(), d.OLDEST_UNANSWERED_SECONDS.family()
-        for chat_type in CHAT_TYPES:
-            if chat_type in oldest:
-                since.add_metric([*acc, chat_type], oldest[chat_type].since)
-                seconds.add_metric([*acc, chat_type], oldest[chat_type].seconds)
-        yield since
-        yield seconds
-        longer = d.CHATS_UNANSWERED.family()
         buckets = self.replies.tracker.histograms[(CHAT_TYPES[0], RESPONSE_TYPES[0])].buckets
-        counts = longer_than_counts(waits, buckets)
-        for chat_type in CHAT_TYPES:
-            for bucket, count in zip(buckets, counts[chat_type], strict=True):
-                longer.add_metric([*acc, chat_type, d.go_number(bucket)], float(count))
-        yield longer
+        yield from _wait_families(acc, waits, buckets, UNANSWERED_FAMILIES)
 
 
 class ChatCollector(Collector):
