@@ -5,8 +5,9 @@ A message's ``body``, ``mediaKey``, caption and every other content field are no
 msgspec skips them: they are never copied out of the answer's bytes, let alone stored.
 
 The envelope (``{"result": "OK", "pages": P, "page": N, "data": [...]}``) must be whole, or the
-answer is an invalid response (the client then classifies it: error object, not JSON, ...). Each
-event is decoded on its own: one without an integer id or a date is skipped and counted; a
+answer is an invalid response (the client then classifies it: error object, not JSON, ...). An
+answer msgspec refuses as a whole is read again event by event (:func:`_again`): one without an
+integer id or a date is skipped and counted; a
 ``message`` or ``create`` without a usable message keeps its id (so that the cursor reads it once)
 and comes without a message, which the poller counts. Neither fails the poll.
 
@@ -19,7 +20,6 @@ than it and so keep its customer counted as unanswered.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 from dataclasses import dataclass
@@ -46,24 +46,9 @@ class _Data(msgspec.Struct, gc=False):
     message: _Message | None = None
 
 
-class _Event(msgspec.Struct, gc=False):
-    id: int
-    event_date: str
-    event_action: str = ""
-    # Decoded only for the actions that carry a message: a disconnect's data is never read.
-    event_data: msgspec.Raw = msgspec.Raw(b"null")
-
-
-class _Envelope(msgspec.Struct):
-    result: str
-    data: list[msgspec.Raw]
-    pages: _Count
-    page: _Count
-
-
-# The same answer in one compiled pass, for when every event in it is well formed (almost always):
-# decoding each event apart costs a second call per event. Anything it refuses is decoded again
-# event by event (_Envelope), where one bad event is skipped on its own.
+# The answer in one compiled pass, for when every event in it is well formed (almost always):
+# decoding each event apart costs a second call per event. Anything it refuses is read again by
+# json.loads and converted event by event (_again), where one bad event is skipped on its own.
 class _WholeEvent(msgspec.Struct, gc=False):
     id: int
     event_date: str
@@ -80,10 +65,10 @@ class _WholeEnvelope(msgspec.Struct):
 
 class _History(msgspec.Struct):
     result: str
-    data: list[msgspec.Raw]
+    data: list[_Message]
 
 
-class _Listed(msgspec.Struct):  # _History, converted from what json.loads read
+class _Listed(msgspec.Struct):  # either answer as json.loads read it, converted item by item
     result: str
     data: list[Any]
 
@@ -107,10 +92,6 @@ class EventsPage:
 
 
 _MESSAGE_ACTIONS = frozenset({"message", "create"})
-_event = msgspec.json.Decoder(_Event)
-_data = msgspec.json.Decoder(_Data)
-_message = msgspec.json.Decoder(_Message)
-_envelope = msgspec.json.Decoder(_Envelope)
 _whole = msgspec.json.Decoder(_WholeEnvelope)
 _history = msgspec.json.Decoder(_History)
 
@@ -129,7 +110,7 @@ def _usable(raw: _Message, event_id: int | None, latest: float) -> Message | Non
     return Message(chat, outgoing, ts, event_id)
 
 
-def _reduced(event: _WholeEvent | _Event, data: _Data | None, latest: float) -> Event | None:
+def _reduced(event: _WholeEvent | _EventHead, data: _Data | None, latest: float) -> Event | None:
     if not event.event_date or not event.event_date.isprintable():
         return None
     message = None
@@ -138,41 +119,29 @@ def _reduced(event: _WholeEvent | _Event, data: _Data | None, latest: float) -> 
     return Event(event.id, event.event_date, event.event_action, message)
 
 
-def _one_event(raw: msgspec.Raw, latest: float) -> Event | None:
-    """The event, with ``message`` None where its action carries one that is unusable (the
-    poller counts it, and its id still keeps it from being read twice); None without an id."""
-    try:
-        event = _event.decode(raw)
-    except (msgspec.DecodeError, UnicodeError):  # ValidationError is a DecodeError
-        return None
-    data = None
-    if event.event_action in _MESSAGE_ACTIONS:
-        with contextlib.suppress(msgspec.DecodeError, UnicodeError):
-            data = _data.decode(event.event_data)
-    return _reduced(event, data, latest)
-
-
 class _EventHead(msgspec.Struct):
     id: int
     event_date: str
     event_action: str = ""
 
 
-class _Paged(msgspec.Struct):
-    result: str
-    data: list[Any]
+class _Paged(_Listed):
     pages: _Count
     page: _Count
 
 
-def _decoded_again(body: bytes | bytearray) -> Any:
-    """The answer by json.loads, for what msgspec refuses as a whole: a lone surrogate escape
-    (``"\\ud83d"``, an emoji cut in half) in any message's body, which json.loads keeps as it is.
-    One customer's broken text must not stop the account's event log at its cursor."""
+def _again(body: bytes | bytearray, kind: type[_Listed]) -> _Listed | None:
+    """An answer msgspec refused as a whole, read by json.loads and converted to ``kind`` (its
+    items still to convert one by one); None when it is not that envelope with ``result: OK``.
+
+    Reached by a bad event or message, and by a lone surrogate escape (``"\\ud83d"``, an emoji
+    cut in half) in any message's body, which msgspec refuses and json.loads keeps as it is: one
+    customer's broken text must not stop the account's event log at its cursor."""
     try:
-        return json.loads(body)
-    except (ValueError, RecursionError):
+        answer = msgspec.convert(json.loads(body), kind)
+    except (ValueError, RecursionError, msgspec.ValidationError):
         return None
+    return answer if answer.result == "OK" else None
 
 
 def _converted_event(obj: Any, latest: float) -> Event | None:
@@ -181,8 +150,8 @@ def _converted_event(obj: Any, latest: float) -> Event | None:
         return _reduced(event, event.event_data, latest)
     except msgspec.ValidationError:
         pass
-    try:  # its message is unusable: the event keeps its id (see _one_event)
-        return _reduced(msgspec.convert(obj, _EventHead), None, latest)  # type: ignore[arg-type]
+    try:  # its message is unusable: it keeps its id, so that the cursor reads it only once
+        return _reduced(msgspec.convert(obj, _EventHead), None, latest)
     except msgspec.ValidationError:
         return None
 
@@ -199,22 +168,8 @@ def decode_events(body: bytes | bytearray) -> EventsPage | None:
             return None
         found = [e for event in whole.data if (e := _reduced(event, event.event_data, latest)) is not None]
         return EventsPage(tuple(found), whole.page, whole.pages, len(whole.data) - len(found))
-    try:
-        envelope = _envelope.decode(body)
-    except (msgspec.DecodeError, UnicodeError):
-        return _events_again(body, latest)
-    if envelope.result != "OK":
-        return None
-    events = [e for raw in envelope.data if (e := _one_event(raw, latest)) is not None]
-    return EventsPage(tuple(events), envelope.page, envelope.pages, len(envelope.data) - len(events))
-
-
-def _events_again(body: bytes | bytearray, latest: float) -> EventsPage | None:
-    try:
-        paged = msgspec.convert(_decoded_again(body), _Paged)
-    except msgspec.ValidationError:
-        return None
-    if paged.result != "OK":
+    paged = _again(body, _Paged)
+    if not isinstance(paged, _Paged):
         return None
     events = [e for obj in paged.data if (e := _converted_event(obj, latest)) is not None]
     return EventsPage(tuple(events), paged.page, paged.pages, len(paged.data) - len(events))
@@ -223,33 +178,28 @@ def _events_again(body: bytes | bytearray, latest: float) -> EventsPage | None:
 def decode_history(body: bytes | bytearray, chat_id: str) -> tuple[tuple[Message, ...], int] | None:
     """get-history's messages of ``chat_id`` and how many were skipped (unusable, or of another
     chat); None when the answer is not the documented envelope with ``result: OK``."""
-    messages: list[_Message | None] = []
+    messages: list[_Message | None]
     try:
         answer = _history.decode(body)
-        result, size = answer.result, len(answer.data)
-        for raw in answer.data:
-            try:
-                messages.append(_message.decode(raw))
-            except (msgspec.DecodeError, UnicodeError):
-                messages.append(None)
+        result, messages = answer.result, list(answer.data)
     except (msgspec.DecodeError, UnicodeError):
-        # As for events: one broken body must not hide the chat's history (see _decoded_again).
-        try:
-            again = msgspec.convert(_decoded_again(body), _Listed)
-        except msgspec.ValidationError:
+        again = _again(body, _Listed)
+        if again is None:
             return None
-        result, size = again.result, len(again.data)
-        for obj in again.data:
-            try:
-                messages.append(msgspec.convert(obj, _Message))
-            except msgspec.ValidationError:
-                messages.append(None)
+        result, messages = again.result, [_message_of(obj) for obj in again.data]
     if result != "OK":
         return None
     latest = time.time() + FUTURE
     kept = [m for raw in messages if raw is not None and (m := _usable(raw, None, latest)) is not None]
     kept = [m for m in kept if m.chat_id == chat_id]
-    return tuple(kept), size - len(kept)
+    return tuple(kept), len(messages) - len(kept)
+
+
+def _message_of(obj: Any) -> _Message | None:
+    try:
+        return msgspec.convert(obj, _Message)
+    except msgspec.ValidationError:
+        return None
 
 
 def invalid_envelope(payload: Any, paged: bool) -> Any:
