@@ -212,6 +212,8 @@ def _serve(exporter: Exporter, args: argparse.Namespace, stopping: threading.Eve
     exporter.agent.start(lambda: (store.states(), store.discovery))
     if exporter.simulator is not None:
         log.info(f"Demo: simulated WhatsGate API at {exporter.simulator.url}")
+    # What is really bound (every interface, or one address), then where to point a browser.
+    log.info("Listening", extra={"fields": {"address": server.bound, "tls": server.scheme == "https"}})
     log.info(f"Serving metrics on {server.url}{args.telemetry_path}")
     try:
         if not stopping.is_set():

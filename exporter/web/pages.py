@@ -320,14 +320,12 @@ def status_page(
     version: str,
     discovery: DiscoveryState | None = None,
     tz: tzinfo | None = None,
-    extra_html: str = "",
     stale_after: float = 300.0,
 ) -> str:
     """The whole page.
 
     ``alerts``: the evaluator's (only firing ones are shown); ``tz``: for the wall-clock times
-    shown (None: the exporter host's zone, from ``TZ``); ``extra_html``: trusted markup from the
-    program itself, never user data.
+    shown (None: the exporter host's zone, from ``TZ``).
     """
     ordered = sorted(states, key=lambda s: (s.account.name, s.account.whatsapp_id))
     firing = _firing_by_account(alerts)
@@ -365,7 +363,6 @@ def status_page(
         f" this page refreshes every {REFRESH_SECONDS} s. A chat is unread until someone reads it;"
         " a customer waits for an answer until someone answers (from the event log). Both count open"
         " hours where an account has business hours.</p></header>\n<main>",
-        extra_html,
         _unanswered_section(ordered, now, stale_after, tz),
         _table("Accounts", headers, overview, "No poll has finished yet."),
     ]

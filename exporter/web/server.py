@@ -1,27 +1,38 @@
-"""The HTTP side: /metrics from the store's cached bytes, a landing page, health and readiness.
+"""The HTTP side: /metrics from the store's cached bytes, a status page, health, readiness, discovery.
 
-Handlers never call WhatsGate and never wait for a poll: they read the
-store's current snapshot and answer at once. The server underneath
-(:mod:`.httpd`) bounds threads, connections and time; the optional web config
-(:mod:`.webconfig`) adds TLS, basic auth on every endpoint and security headers.
+Served by aiohttp's low-level server from one event loop: a slow or hostile
+client costs a coroutine and a buffer, never a thread, so it cannot hold up a
+scrape. Handlers never call WhatsGate and never wait for a poll: they read the
+store's current snapshot and write bytes rendered when it was published.
+:mod:`.connections` bounds connections and time; the optional web config
+(:mod:`.webconfig`) adds TLS, basic auth on every endpoint (bcrypt on a small
+pool of threads, :mod:`.auth`), a rate limit and security headers.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import errno
 import json
 import logging
 import socket
+import ssl
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from aiohttp import web
 
 from .. import __version__
 from ..alerting.evaluator import Alert
 from ..metrics.store import Store
 from . import pages
+from .connections import Connections, Episodes, default_max_connections
 from .encoding import accepts_gzip
-from .httpd import HardenedHTTPServer, PooledHandler
 from .watcher import WebConfigWatcher
 from .webconfig import WebConfig
 
@@ -30,6 +41,12 @@ log = logging.getLogger(__name__)
 # What generate_latest's output is (prometheus-client's own CONTENT_TYPE_LATEST
 # moved to version=1.0.0, a format with UTF-8 names this exporter does not use).
 CONTENT_TYPE_TEXT = "text/plain; version=0.0.4; charset=utf-8"
+TEXT = "text/plain; charset=utf-8"
+SERVER = f"whatsgate-exporter/{__version__}"
+# A body is written in pieces of at most this many bytes, each waiting for the client to take
+# the one before (aiohttp drains past 64 KiB): what a connection holds unsent stays this small.
+_PIECE = 256 * 1024
+NO_WEB_CONFIG = WebConfig()
 
 
 def parse_listen_address(address: str) -> tuple[str, int]:
@@ -40,198 +57,334 @@ def parse_listen_address(address: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-class ExporterServer(HardenedHTTPServer):
+def _listen(family: socket.AddressFamily, address: tuple[str, int]) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # rebind at once after a restart
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # "[::]:9877" takes IPv4 too
+        sock.bind(address)
+        sock.listen(socket.SOMAXCONN)  # bursts of connects wait in the kernel
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket; an empty host is every interface, IPv6 and IPv4 alike where it can."""
+    if ":" in host or host == "":
+        try:
+            return _listen(socket.AF_INET6, (host or "::", port))
+        except OSError as exc:
+            # IPv6 compiled in but disabled on this host (common in containers).
+            if host or exc.errno not in (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL):
+                raise
+        host = "0.0.0.0"
+    return _listen(socket.AF_INET, (host, port))
+
+
+class _Request(web.BaseRequest):
+    """Every answer carries the web config's headers, aiohttp's own (a 400 for bad framing) too."""
+
+    ATTRS = web.BaseRequest.ATTRS | frozenset(["extra"])
+    extra: tuple[tuple[str, str], ...] = ()
+
+    async def _prepare_hook(self, response: web.StreamResponse) -> None:
+        for name, value in self.extra:
+            response.headers[name] = value
+        response.headers["Server"] = SERVER  # not aiohttp's, which names Python's version
+
+
+class _AiohttpLog:
+    """aiohttp's server logger. What it reports is a client's malformed request (it answers those
+    with a 400 itself): one line, counted per episode, never a traceback, never the request's bytes
+    (its messages quote them, after the first line)."""
+
+    def __init__(self, episodes: Episodes) -> None:
+        self.episodes = episodes
+
+    def exception(self, msg: str, *args: object, exc_info: Any = None, **_: Any) -> None:
+        exc = exc_info if isinstance(exc_info, BaseException) else None
+        reason = str(getattr(exc, "message", "") or "").split("\n", 1)[0].rstrip(":")[:120]
+        err = f"{type(exc).__name__}: {reason}" if exc is not None else msg % args
+        self.episodes.note("bad_request", "bad request: answered 400", err=err)
+
+    error = warning = exception
+
+    def debug(self, *args: object, **kwargs: Any) -> None:
+        """Premature disconnections and the like: nothing to say."""
+
+    info = debug
+
+
+class ExporterServer:
+    """Serves the store over HTTP(S) until :meth:`shutdown`; :meth:`serve_forever` runs the loop."""
+
+    header_timeout = 10.0  # TLS handshake + request line + headers, in total
+    idle_timeout = 120.0  # keep-alive: above twice the usual scrape interval of 15-60 s
+    write_timeout = 30.0  # for the whole response (a /metrics of many MB on a slow link)
+    max_connections = default_max_connections()
+
     def __init__(
         self,
         address: tuple[str, int],
         store: Store,
         telemetry_path: str = "/metrics",
-        landing_extra: Callable[[], str] | None = None,
         web_config: WebConfigWatcher | None = None,
     ) -> None:
-        host, port = address
+        self.socket = bind(*address)
+        self.server_address: tuple[str, int] = self.socket.getsockname()[:2]
         self.store = store
         self.telemetry_path = telemetry_path
-        self.landing_extra = landing_extra
         self.web_config = web_config
-        if web_config is not None:
-            self.tls = lambda: web_config.get().context
         # The alerting agent's alerts for the status page (firing ones are shown); set by cli.
         self.alerts: Callable[[], Sequence[Alert]] = lambda: ()
         # POST /-/reload, set by cli with --web.enable-lifecycle: (ok, message).
         self.reload: Callable[[], tuple[bool, str]] | None = None
-        if ":" in host or host == "":
-            # An empty host means every interface: IPv6 and IPv4 alike where the host has IPv6.
-            self.address_family = socket.AF_INET6
-            try:
-                super().__init__((host or "::", port), Handler)
-                return
-            except OSError as exc:
-                # IPv6 compiled in but disabled on this host (common in containers).
-                if host or exc.errno not in (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL):
-                    raise
-            self.address_family = socket.AF_INET
-            address = ("0.0.0.0", port)
-        super().__init__(address, Handler)
+        self.episodes = Episodes()
+        self.connections: Connections | None = None
+        # bcrypt checks at once: a flood of wrong passwords takes this many cores at most, and
+        # waits its turn there, never on the event loop.
+        self._auth = ThreadPoolExecutor(2, "bcrypt")
+        # Re-reading the web config, rendering the status page, a lifecycle reload: slow work, one
+        # at a time, off the event loop.
+        self._files = ThreadPoolExecutor(1, "web-work")
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._stopping = threading.Event()
+        self._done = threading.Event()
+        self._done.set()
 
-    def server_bind(self) -> None:
-        if self.address_family == socket.AF_INET6:
-            # Dual stack: "[::]:9877" also accepts IPv4 clients.
-            self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-        super().server_bind()
+    # --- addresses ------------------------------------------------------------------------------
 
     @property
     def external_url(self) -> str:
         """How others reach this server: the host name in place of a wildcard address."""
-        host, port = self.server_address[:2]
+        host, port = self.server_address
         if host in ("0.0.0.0", "::", ""):
             host = socket.gethostname()
         return f"{self.scheme}://{f'[{host}]' if ':' in host else host}:{port}/"
 
     @property
     def url(self) -> str:
-        host, port = self.server_address[:2]
+        host, port = self.server_address
         shown = "localhost" if host in ("0.0.0.0", "::", "") else host
         if ":" in shown:
             shown = f"[{shown}]"
         return f"{self.scheme}://{shown}:{port}"
 
     @property
+    def bound(self) -> str:
+        """The address really listened on, as the flag writes it: ``[::]:9877``, ``127.0.0.1:9877``."""
+        host, port = self.server_address
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+    @property
     def scheme(self) -> str:
         """https when the web config (as at start-up) serves TLS."""
         return "https" if self.web_config is not None and self.web_config.config.context else "http"
 
-    def current_web_config(self) -> WebConfig:
-        return self.web_config.get() if self.web_config is not None else NO_WEB_CONFIG
+    def _current(self) -> WebConfig:
+        return self.web_config.config if self.web_config is not None else NO_WEB_CONFIG
 
+    async def _web(self) -> WebConfig:
+        """The web config, re-read first (off the loop) when its files are due for a look."""
+        watcher = self.web_config
+        if watcher is None:
+            return NO_WEB_CONFIG
+        if watcher.due():
+            await asyncio.get_running_loop().run_in_executor(self._files, watcher.get)
+        return watcher.config
 
-NO_WEB_CONFIG = WebConfig()
+    async def _tls_context(self) -> ssl.SSLContext:
+        context = (await self._web()).context
+        if context is None:  # never: the watcher keeps TLS on once it was
+            raise ssl.SSLError("TLS is off")
+        return context
 
+    # --- running ------------------------------------------------------------------------------
 
-class Handler(PooledHandler):
-    server: ExporterServer
-    server_version = f"whatsgate-exporter/{__version__}"
-    protocol_version = "HTTP/1.1"
-    web: WebConfig = NO_WEB_CONFIG
+    def serve_forever(self) -> None:
+        self._done.clear()
+        try:
+            asyncio.run(self._serve())
+        finally:
+            self._done.set()
 
-    def end_headers(self) -> None:
-        for name, value in self.web.headers:  # on every answer, errors and 401 included
-            self.send_header(name, value)
-        super().end_headers()
-
-    def _authorized(self) -> bool:
-        """Every endpoint is protected, /healthz and /ready too, as in the exporter-toolkit."""
-        self.web = self.server.current_web_config()
-        if self.web.auth.check(self.headers.get("Authorization")):
-            return True
-        self.send_response(401)
-        self.send_header("WWW-Authenticate", 'Basic realm="whatsgate-exporter"')
-        self.send_header("Content-Type", "text/plain; charset=utf-8")
-        self.send_header("Content-Length", "13")
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(b"Unauthorized\n")
-        return False
-
-    def do_POST(self) -> None:
-        if not self._authorized():  # the body, if any, was read (and is not used): see PooledHandler
+    async def _serve(self) -> None:
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(self._loop_error)
+        self._loop, self._wake = loop, asyncio.Event()
+        if self._stopping.is_set():
             return
-        if self.path.split("?", 1)[0] != "/-/reload":
-            self._send(404, "text/plain; charset=utf-8", [b"Not found\n"])
-        elif self.server.reload is None:
-            self._send(403, "text/plain; charset=utf-8", [b"Lifecycle API is not enabled.\n"])
-        else:
-            ok, message = self.server.reload()
-            self._send(200 if ok else 500, "text/plain; charset=utf-8", [f"{message}\n".encode()])
+        handler = web.Server(
+            self._handle,
+            request_factory=self._request,
+            keepalive_timeout=self.idle_timeout,
+            access_log=None,
+            logger=_AiohttpLog(self.episodes),
+        )
+        self.connections = Connections(
+            handler,
+            lambda: self._current().context is not None,
+            self._tls_context,
+            self.header_timeout,
+            self.max_connections,
+            self.episodes,
+        )
+        server = await loop.create_server(self.connections, sock=self.socket, backlog=socket.SOMAXCONN)
+        try:
+            await self._wake.wait()
+        finally:
+            server.close()
+            await handler.shutdown(1.0)
 
-    def do_GET(self) -> None:
-        if not self._authorized():
-            return
-        path, _, query = self.path.partition("?")
-        if path == self.server.telemetry_path:
-            # The body was compressed once per poll: a gzip client gets those members as they are.
-            gzip = accepts_gzip(self.headers.get("Accept-Encoding"))
-            store = self.server.store
-            chunks = store.gzip_chunks() if gzip else store.chunks()
-            self._send(200, CONTENT_TYPE_TEXT, chunks, encoding="gzip" if gzip else None, vary=True)
-        elif path == "/probe":
-            self._probe(urllib.parse.parse_qs(query).get("target", [""])[0])
-        elif path == "/sd":
-            self._send(200, "application/json", [self._targets()])
-        elif path == "/-/reload":
-            self._send(405, "text/plain; charset=utf-8", [b"Only POST requests allowed.\n"])
-        elif path == "/":
-            self._send(200, "text/html; charset=utf-8", [self._landing().encode()])
-        elif path == "/healthz":
-            self._send(200, "text/plain; charset=utf-8", [b"OK\n"])
-        elif path == "/ready":
-            ready, detail = self.server.store.ready()
+    def shutdown(self) -> None:
+        """Stop serve_forever and wait for it (callable from any other thread)."""
+        self._stopping.set()
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is already closed
+                loop.call_soon_threadsafe(wake.set)
+        self._done.wait()
+
+    def server_close(self) -> None:
+        self._stopping.set()
+        self.socket.close()
+        self._auth.shutdown(wait=False, cancel_futures=True)
+        self._files.shutdown(wait=False)
+
+    def _loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """What asyncio reports (accept out of descriptors, above all): one line an episode."""
+        exc = context.get("exception")
+        err = (exc.strerror if isinstance(exc, OSError) else None) or str(exc or "")
+        self.episodes.note("loop", context.get("message", "event loop error"), logging.WARNING, err=err)
+
+    # --- requests -------------------------------------------------------------------------------
+
+    def _request(self, message: Any, payload: Any, protocol: Any, writer: Any, task: Any) -> _Request:
+        request = _Request(message, payload, protocol, writer, task, asyncio.get_running_loop())
+        request.extra = self._current().headers
+        return request
+
+    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        conn = self.connections.of(request.protocol) if self.connections is not None else None
+        if conn is not None:
+            conn.begin()
+        try:
+            return await self._answer(request)
+        finally:
+            if conn is not None:
+                conn.end()
+
+    async def _answer(self, request: web.BaseRequest) -> web.StreamResponse:
+        config = await self._web()
+        if config.rate_limit is not None and not config.rate_limit.allow():
+            return await self._send(request, 429, TEXT, [b"Too Many Requests\n"])
+        header = request.headers.get("Authorization")
+        if header is not None and not header.isascii():
+            return await self._send(request, 400, TEXT, [b"Bad Request: Authorization is not ASCII\n"])
+        if not await config.auth.verify(header, self._auth):
+            challenge = (("WWW-Authenticate", 'Basic realm="whatsgate-exporter"'),)
+            return await self._send(request, 401, TEXT, [b"Unauthorized\n"], headers=challenge)
+        path, _, query = request.raw_path.partition("?")
+        if request.method == "POST":
+            if path != "/-/reload":
+                return await self._send(request, 404, TEXT, [b"Not found\n"])
+            if self.reload is None:
+                return await self._send(request, 403, TEXT, [b"Lifecycle API is not enabled.\n"])
+            ok, message = await asyncio.get_running_loop().run_in_executor(self._files, self.reload)
+            return await self._send(request, 200 if ok else 500, TEXT, [f"{message}\n".encode()])
+        if request.method not in ("GET", "HEAD"):
+            return await self._send(request, 501, TEXT, [b"Unsupported method\n"])
+        gzip = accepts_gzip(request.headers.get("Accept-Encoding"))
+        store = self.store
+        if path == self.telemetry_path:
+            # Compressed once per poll: a gzip client gets those bytes as they are.
+            return await self._metrics(request, gzip, store.gzip_chunks() if gzip else store.chunks())
+        if path == "/probe":
+            target = urllib.parse.parse_qs(query).get("target", [""])[0]
+            if target and store.knows(target):
+                chunks = store.gzip_chunks(target) if gzip else store.chunks(target)
+                return await self._metrics(request, gzip, chunks)
+            reason = "unknown target" if target else "no target given: /probe?target=WHATSAPP_ID"
+            return await self._send(request, 404, TEXT, [f"{reason} (see /sd for the accounts)\n".encode()])
+        if path == "/sd":
+            return await self._send(request, 200, "application/json", [self._targets(request)])
+        if path == "/-/reload":
+            return await self._send(request, 405, TEXT, [b"Only POST requests allowed.\n"])
+        if path == "/":
+            # Rendered off the loop: with many accounts the page takes a while to write.
+            page = await asyncio.get_running_loop().run_in_executor(self._files, self._landing)
+            return await self._send(request, 200, "text/html; charset=utf-8", [page.encode()])
+        if path == "/healthz":
+            return await self._send(request, 200, TEXT, [b"OK\n"])
+        if path == "/ready":
+            ready, detail = store.ready()
             text = f"{'Ready' if ready else 'Not ready'}: {detail}\n"
-            self._send(200 if ready else 503, "text/plain; charset=utf-8", [text.encode()])
-        else:
-            self._send(404, "text/plain; charset=utf-8", [b"Not found\n"])
+            return await self._send(request, 200 if ready else 503, TEXT, [text.encode()])
+        return await self._send(request, 404, TEXT, [b"Not found\n"])
 
-    def do_HEAD(self) -> None:
-        self.do_GET()
+    async def _metrics(self, request: web.BaseRequest, gzip: bool, chunks: list[bytes]) -> web.StreamResponse:
+        # Vary: the body depends on Accept-Encoding, so caches must not mix the two.
+        headers = (("Content-Encoding", "gzip"),) if gzip else ()
+        return await self._send(
+            request, 200, CONTENT_TYPE_TEXT, chunks, headers=(*headers, ("Vary", "Accept-Encoding"))
+        )
 
-    def _send(
+    async def _send(
         self,
+        request: web.BaseRequest,
         status: int,
         content_type: str,
         chunks: list[bytes],
-        encoding: str | None = None,
-        vary: bool = False,
-    ) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        if encoding:
-            self.send_header("Content-Encoding", encoding)
-        if vary:  # the body depends on Accept-Encoding: caches must not mix the two
-            self.send_header("Vary", "Accept-Encoding")
-        self.send_header("Content-Length", str(sum(map(len, chunks))))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.writelines(chunks)  # one gathering write (see httpd._Writer.writelines)
+        headers: Sequence[tuple[str, str]] = (),
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(status=status, headers={"Content-Type": content_type, **dict(headers)})
+        response.content_length = sum(map(len, chunks))
+        try:
+            await asyncio.wait_for(self._write(request, response, chunks), self.write_timeout)
+        except asyncio.TimeoutError:
+            self.episodes.note("write", "client too slow to read: closed", client=request.remote or "")
+            if request.transport is not None:
+                request.transport.abort()
+        except ConnectionError as exc:
+            self.episodes.note(
+                "gone", "client went away mid-response", client=request.remote or "", err=type(exc).__name__
+            )
+        return response
 
-    def _probe(self, target: str) -> None:
-        """One account's cached metrics (the multi-target pattern); no API call is made."""
-        store = self.server.store
-        if not target or not store.knows(target):
-            reason = "no target given: /probe?target=WHATSAPP_ID" if not target else "unknown target"
-            self._send(404, "text/plain; charset=utf-8", [f"{reason} (see /sd for the accounts)\n".encode()])
-            return
-        gzip = accepts_gzip(self.headers.get("Accept-Encoding"))
-        chunks = store.gzip_chunks(target) if gzip else store.chunks(target)
-        self._send(200, CONTENT_TYPE_TEXT, chunks, encoding="gzip" if gzip else None, vary=True)
+    @staticmethod
+    async def _write(request: web.BaseRequest, response: web.StreamResponse, chunks: list[bytes]) -> None:
+        await response.prepare(request)
+        if request.method != "HEAD":
+            for chunk in chunks:
+                view = memoryview(chunk)
+                for start in range(0, len(view), _PIECE):
+                    await response.write(view[start : start + _PIECE])
+        await response.write_eof()
 
-    def _targets(self) -> bytes:
+    def _targets(self, request: web.BaseRequest) -> bytes:
         """Prometheus HTTP service discovery: one target group per account, scraped through /probe."""
-        host = self.headers.get("Host") or self.server.url.split("://", 1)[1]
+        host = request.headers.get("Host") or self.url.split("://", 1)[1]
         groups = [
             {
                 "targets": [host],
                 "labels": {"__metrics_path__": "/probe", "__param_target": whatsapp_id, "account": account},
             }
-            for whatsapp_id, account in self.server.store.accounts()
+            for whatsapp_id, account in self.store.accounts()
         ]
         return json.dumps(groups, ensure_ascii=False).encode()
 
     def _landing(self) -> str:
-        server = self.server
         return pages.status_page(
-            server.store.states(),
-            server.alerts(),
+            self.store.states(),
+            self.alerts(),
             time.time(),
-            server.telemetry_path,
+            self.telemetry_path,
             __version__,
-            discovery=server.store.discovery,
-            stale_after=server.store.stale_after,
-            extra_html=server.landing_extra() if server.landing_extra else "",
-        )
-
-    def log_message(self, format: str, *args: object) -> None:
-        if not log.isEnabledFor(logging.DEBUG):  # every request passes here: not even the format
-            return
-        log.debug(
-            "http request", extra={"fields": {"client": self.client_address[0], "request": format % args}}
+            discovery=self.store.discovery,
+            stale_after=self.store.stale_after,
         )

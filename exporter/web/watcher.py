@@ -1,9 +1,12 @@
 """The web config, re-read when its file or a certificate it names changes.
 
-Checked at most every ``interval`` seconds from the connection that asks, with
-a cheap stat of each file and a hash of the (small) config file itself, so a
-rotated certificate or a new user applies without a restart. A broken edit
-keeps the last good config and logs one line per broken version.
+Checked at most every ``interval`` seconds when a connection asks (off the
+event loop: a reload builds an SSL context and a bcrypt hash), with a cheap stat
+of each file and a hash of the (small) config file itself, so a rotated
+certificate or a new user applies without a restart. A broken edit keeps the
+last good config and logs one line per broken version; so does an edit that
+would turn basic auth or TLS off (an emptied or truncated file reads that way:
+turning them off takes a restart).
 """
 
 from __future__ import annotations
@@ -47,6 +50,10 @@ class WebConfigWatcher:
                 parts.append(exc.errno)
         return tuple(parts)
 
+    def due(self) -> bool:
+        """Whether :meth:`get` would look at the files now."""
+        return time.monotonic() - self._checked >= self.interval
+
     def get(self) -> WebConfig:
         now = time.monotonic()
         if now - self._checked < self.interval:
@@ -64,6 +71,10 @@ class WebConfigWatcher:
         self._seen = seen  # a broken version is reported once, not at every check
         try:
             config = load_web_config(self.path)
+            if self.config.auth.enabled and not config.auth.enabled:
+                raise WebConfigError("basic_auth_users", "no users: turning basic auth off takes a restart")
+            if self.config.context is not None and config.context is None:
+                raise WebConfigError("tls_server_config", "no certificate: turning TLS off takes a restart")
         except WebConfigError as exc:
             log.warning(
                 "web config reload failed: keeping the last good one",

@@ -12,9 +12,11 @@ start-up with a clear "not supported" error instead of being silently ignored:
   OpenSSL names; TLS 1.3 names are accepted and, as in Go, change nothing
   (TLS 1.3 suites are not configurable there either); anything else is refused.
 * ``curve_preferences`` (``ssl`` sets one curve, not a preference list),
-  inline ``cert``/``key``/``client_ca``, ``client_allowed_sans`` and
-  ``rate_limit`` are refused; ``http_server_config.http2`` is accepted and
-  ignored (this server speaks HTTP/1.1 only).
+  inline ``cert``/``key``/``client_ca`` and ``client_allowed_sans`` are refused;
+  ``http_server_config.http2`` is accepted and ignored (this server speaks
+  HTTP/1.1 only).
+* ``rate_limit`` (``interval``, ``burst``) limits every request, before
+  authentication, as the toolkit does; past it the answer is a 429.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from typing import Any
 
 import yaml
 
-from .auth import BasicAuth
+from ..config.schema import ConfigError, parse_duration
+from .auth import BasicAuth, RateLimit
 
 
 class WebConfigError(Exception):
@@ -80,7 +83,6 @@ NOT_SUPPORTED = {
     "tls_server_config.client_allowed_sans": "not supported by this exporter",
     "tls_server_config.curve_preferences": "not supported: Python's ssl module cannot set a curve preference"
     " list (OpenSSL's defaults apply when the key is left out)",
-    "rate_limit": "not supported by this exporter",
 }
 
 
@@ -92,6 +94,7 @@ class WebConfig:
     auth: BasicAuth = field(default_factory=lambda: BasicAuth({}))
     headers: tuple[tuple[str, str], ...] = ()
     files: tuple[Path, ...] = ()  # the certificate files to watch for changes
+    rate_limit: RateLimit | None = None
 
 
 def _mapping(value: Any, key: str, allowed: set[str]) -> dict[str, Any]:
@@ -245,13 +248,27 @@ def _users(raw: Any) -> dict[str, bytes]:
     return out
 
 
+def _rate_limit(raw: Any) -> RateLimit | None:
+    limit = _mapping(raw, "rate_limit", {"interval", "burst"})
+    if not limit:
+        return None
+    burst = limit.get("burst")
+    if isinstance(burst, bool) or not isinstance(burst, int) or burst < 1:
+        raise WebConfigError("rate_limit.burst", "expected a whole number of requests, at least 1")
+    try:
+        interval = parse_duration(limit.get("interval"), "rate_limit.interval")
+    except ConfigError as exc:
+        raise WebConfigError("rate_limit.interval", str(exc).removeprefix("rate_limit.interval: ")) from None
+    return RateLimit(interval, burst)
+
+
 def parse_web_config(text: str, base: Path) -> WebConfig:
     """Validate a web config (YAML ``text``; relative paths are relative to ``base``)."""
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise WebConfigError("", f"invalid YAML: {' '.join(str(exc).split())}") from None
-    top = _mapping(raw, "", {"tls_server_config", "http_server_config", "basic_auth_users"})
+    top = _mapping(raw, "", {"tls_server_config", "http_server_config", "basic_auth_users", "rate_limit"})
     tls = _mapping(
         top.get("tls_server_config"),
         "tls_server_config",
@@ -278,7 +295,8 @@ def parse_web_config(text: str, base: Path) -> WebConfig:
     # As in the toolkit: without cert_file and key_file, the server speaks plain HTTP.
     if tls.get("cert_file") or tls.get("key_file"):
         context, files = _tls(tls, base)
-    return WebConfig(context, BasicAuth(_users(top.get("basic_auth_users"))), headers, files)
+    limit = _rate_limit(top.get("rate_limit"))
+    return WebConfig(context, BasicAuth(_users(top.get("basic_auth_users"))), headers, files, limit)
 
 
 def load_web_config(path: str | Path) -> WebConfig:
