@@ -66,8 +66,8 @@ def number(value: float) -> str:
 
     The records hold whole numbers up to 2**53 (the parser's limit), whose float repr is
     always ``<digits>.0``; floatToGoString writes those of more than six digits the way Go
-    does, ``1.734642665e+09``. Doing that on the digits directly is 4x faster; anything
-    else takes floatToGoString itself.
+    does, ``1.734642665e+09``. Doing that on the digits directly is faster (bench/RESULTS.md);
+    anything else takes floatToGoString itself.
     """
     if type(value) is float and 0 < value <= 2**53 and value.is_integer():
         value = int(value)  # the same text; not 0.0, which might be -0.0
@@ -142,7 +142,7 @@ def _exponent_form(digits: bytes, count: int, exponent: int) -> list[str]:
     padded at the end with ``?``), each with its mantissa's trailing zeros dropped, and
     its point too if nothing follows it (``1e+09``), as ``floatToGoString`` does.
 
-    Done on whole columns rather than per number, ten times faster than formatting each:
+    Done on whole columns rather than per number, several times faster than formatting each:
     with all rows of one width, a column of digits is a strided slice, so the output's
     columns are strided slice assignments into one bytearray (one row each: first digit,
     point, other digits, exponent, newline). Trailing zeros are marked from the right,
@@ -349,7 +349,7 @@ def render_chats(
     """The per-chat families of the selected chats, as ``render(ChatCollector(...))`` would give.
 
     One family at a time: the caller compresses each before the next is written, so only
-    one family's text (about 1 MB at 10,000 chats) is held at once, not all eight.
+    one family's text is held at once, not all eight.
     """
     columns = Columns(chats, waits or {})
     return (family.render(account, columns) for family in CHAT_FAMILIES)

@@ -215,7 +215,7 @@ class Store:
         accounts, discovery = self._accounts, self._discovery  # one read each: publishes replace them
         fresh = tuple(_fresh(account, now, self.stale_after) for account in accounts.values())
         # The snapshots' part changes only when a poll publishes or data goes stale: it is put
-        # in order once and reused by the scrapes in between (10 x 10,000 chats: 0.5 ms a scrape).
+        # in order once and reused by the scrapes in between.
         key = (accounts, discovery, fresh)
         cached = self._static
         if (
@@ -275,8 +275,8 @@ class Store:
         (alert state, process metrics) is deflated here, as one piece, and only when it
         changed: scrapes close together share the process metrics' text (see
         _process_metrics) and the alert state's seldom changes, so they find it deflated
-        already. A scrape seconds apart deflates once, not once per family (a deflate
-        stream costs 10-20 us to set up on a cold core).
+        already. A scrape seconds apart deflates once, not once per family (each deflate
+        stream has a setup cost).
         """
         if only is not None:  # a /probe body is small: combined in full
             return gzipstream.member(self._pieces(only), GZIP_LEVEL)
