@@ -133,8 +133,8 @@ class LiveRenderer:
     """Renders the small collectors read at every scrape (alert state, reload, shard), again
     only when what they collect has changed.
 
-    Collecting them costs a few microseconds; writing each family with generate_latest
-    about 25, which was most of a gzip scrape's own Python work. generate_latest's output
+    Collecting them is cheap; writing each family with generate_latest is not, and was
+    most of a gzip scrape's own Python work. generate_latest's output
     depends only on what :func:`_written` takes of the families, so the same values give
     the same text. Scrapes may call this at the same time: each reads the memo once and
     may replace it; the worst case renders twice.
