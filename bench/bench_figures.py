@@ -26,13 +26,17 @@ from pathlib import Path
 from types import MappingProxyType
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the reference ChatCollector
 
+from chat_collector import ChatCollector
 from prometheus_client.utils import floatToGoString
 
 from exporter.metrics import fastrender, gzipstream
-from exporter.model import Account
+from exporter.metrics.render import render_plain
+from exporter.model import Account, ChatsConfig
 from exporter.simulator.data import BENCH_NOW, make_chats
 from exporter.snapshot.schedule import Schedule
+from exporter.snapshot.state import ChatData
 from exporter.whatsgate.parse import parse_chat
 
 
@@ -76,10 +80,22 @@ def main() -> None:
     tracemalloc.stop()
     print(f"records of {n} parsed chats: {mb(held)} ({held / n:.0f} bytes a chat)")
 
-    families = list(fastrender.render_chats(Account("79990000001", "Support"), chats))
+    account = Account("79990000001", "Support")
+    families = list(fastrender.render_chats(account, chats))
     sizes = [len(text) for _, _, text in families]
     plain = b"".join(text for _, _, text in families)
     print(f"per-chat text: {mb(len(plain))} in {len(families)} families, the largest {mb(max(sizes))}")
+
+    decode = best(lambda: [parse_chat(obj) for obj in json.loads(answer)["data"]], repeat)
+    data = ChatData.build(chats, ChatsConfig(max_per_account=0), BENCH_NOW)
+    direct = best(
+        lambda: list(fastrender.render_chats(account, data.selection.chats, data.wait_by_chat)), repeat
+    )
+    reference = best(lambda: list(render_plain(ChatCollector(account, data))), repeat)
+    print(
+        f"per-chat families: fastrender {ms(direct)}, ChatCollector + generate_latest {ms(reference)};"
+        f" decoding the answer (json.loads + parse_chat) {ms(decode)}"
+    )
 
     isal = gzipstream._DEFLATE
     for name, module in (("isal", isal), ("zlib", zlib)):
