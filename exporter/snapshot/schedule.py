@@ -128,7 +128,8 @@ class Schedule:
         return max(v.at(end) - v.at(start), 0.0)
 
     def open_seconds_to(self, starts: Sequence[float], end: float) -> list[float]:
-        """``[open_seconds(s, end) for s in starts]`` at half the cost: what each poll asks for its waits."""
+        """``[open_seconds(s, end) for s in starts]``, more cheaply (bench/RESULTS.md): what each
+        poll asks for its waits."""
         if not starts:
             return []
         end = _clamp(end)
