@@ -41,10 +41,8 @@ _LIBC = _libc()
 
 
 # One arena: the big allocations (bodies, rendered text) are made under HEAVY_WORK one
-# account at a time anyway, so more arenas only add fragmentation. Measured with
-# bench/bench_cycles.py (10 x 10,000 chats, peak RSS of 5 re-poll cycles): 2 arenas
-# 145-153 MB, 1 arena 139-140 MB, same CPU per cycle; without the trim after each
-# publish, 154 MB.
+# account at a time anyway, so more arenas only add fragmentation: a lower peak RSS than
+# two, for the same CPU per cycle (bench/RESULTS.md, memory.py).
 ARENAS = 1
 
 
@@ -54,10 +52,9 @@ def limit_arenas(count: int = ARENAS) -> bool:
 
 
 # malloc_trim hands the freed pages of a poll back to the system, and the next poll faults
-# them in again: per poll at 10,000 chats about 6 ms of system time and 3 ms of user time
-# (20 accounts re-polling back to back). At most one trim a second keeps the steady-state
-# peak where it was (bench_cycles.py, 10 x 10,000 chats: 73 MB vs 74 MB; one million chats:
-# 166 vs 164 MB) and drops that cost while polls come in bursts. A trim skipped in a burst
+# them in again, at a cost in system and user time per poll. At most one trim a second keeps
+# the steady-state peak where it was and drops that cost while polls come in bursts
+# (bench/RESULTS.md, memory.py). A trim skipped in a burst
 # is made up once the second is over (a one-shot timer), so what the burst's last polls
 # freed is not held until the next publish, which at start-up may be a poll interval away.
 TRIM_INTERVAL = 1.0

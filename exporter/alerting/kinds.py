@@ -347,7 +347,7 @@ class ChatUnanswered(PerChat):
 
 # At most this many samples per window and threshold and account (a day at one per 86 s):
 # evaluations come every 15 s, and keeping each would hold 5,760 per day for nothing a
-# 1%-precision share needs. About 300 bytes a sample.
+# 1%-precision share needs.
 MAX_SAMPLES = 1000
 
 # One evaluation's view of the histogram series a threshold reads, in a fixed series order:

@@ -163,7 +163,7 @@ def _size(raw: Mapping[str, Any], key: str, path: str, default: int) -> int:
     """A byte count: a whole number of bytes, or a number with a unit (``64MiB``, ``100MB``).
 
     Units are case-sensitive as written by IEC and SI (KiB = 1024, KB = 1000).
-    At least 1 KiB: anything smaller could not hold even an error object.
+    At least ``1KiB``: anything smaller could not hold even an error object.
     """
     value = raw.get(key, default)
     if isinstance(value, str) and (match := _SIZE_RE.match(value.strip())):

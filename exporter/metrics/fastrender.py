@@ -2,7 +2,7 @@
 
 At 10,000 chats an account has ~33,000 per-chat samples, and building them as
 prometheus-client families and rendering those with ``generate_latest`` costs
-ten times the decoding of the answer: each sample is a namedtuple with a label
+far more than decoding the answer (bench/RESULTS.md): each sample is a namedtuple with a label
 dict that is sorted, re-escaped and formatted one by one. Here each family
 becomes one line template, made once per render from its
 :class:`~exporter.metrics.definitions.MetricDef`: the label names in
@@ -11,12 +11,12 @@ chats are taken as columns (ids, types, names, values: each extracted, escaped
 and formatted once per render, in C-level passes where possible), and a family's
 text is one ``str.join`` of its columns interleaved with the constant pieces
 between them: no string per sample line is ever built, which is what makes
-33,000 samples cost a few milliseconds.
+the direct text cheap.
 
-:class:`~exporter.metrics.collectors.ChatCollector` stays the reference
-definition: tests/unit/test_fastrender.py requires this module's output to be
-byte-identical to ``generate_latest`` of that collector for generated and fuzzed
-snapshots. A new per-chat family is one more :class:`ChatFamily` row in
+The reference definition is a prometheus-client collector kept with the tests
+(``ChatCollector`` in tests/chat_collector.py): tests/unit/test_fastrender.py
+requires this module's output to be byte-identical to ``generate_latest`` of that
+collector for generated and fuzzed snapshots. A new per-chat family is one more :class:`ChatFamily` row in
 :data:`CHAT_FAMILIES` (in the collector's order); a family without a row, or any
 other family, goes the reference way (:func:`exporter.metrics.render.render`),
 and the differential test fails until the row exists.
@@ -66,8 +66,8 @@ def number(value: float) -> str:
 
     The records hold whole numbers up to 2**53 (the parser's limit), whose float repr is
     always ``<digits>.0``; floatToGoString writes those of more than six digits the way Go
-    does, ``1.734642665e+09``. Doing that on the digits directly is 4x faster; anything
-    else takes floatToGoString itself.
+    does, ``1.734642665e+09``. Doing that on the digits directly is faster (bench/RESULTS.md);
+    anything else takes floatToGoString itself.
     """
     if type(value) is float and 0 < value <= 2**53 and value.is_integer():
         value = int(value)  # the same text; not 0.0, which might be -0.0
@@ -142,7 +142,7 @@ def _exponent_form(digits: bytes, count: int, exponent: int) -> list[str]:
     padded at the end with ``?``), each with its mantissa's trailing zeros dropped, and
     its point too if nothing follows it (``1e+09``), as ``floatToGoString`` does.
 
-    Done on whole columns rather than per number, ten times faster than formatting each:
+    Done on whole columns rather than per number, several times faster than formatting each:
     with all rows of one width, a column of digits is a strided slice, so the output's
     columns are strided slice assignments into one bytearray (one row each: first digit,
     point, other digits, exponent, newline). Trailing zeros are marked from the right,
@@ -330,7 +330,8 @@ def _created(cols: Columns) -> Rows:
     return _group_rows(cols, lambda c: c.group.created if c.group is not None and c.group.created else None)
 
 
-# In ChatCollector's order. The label names are those of each definition after the account's.
+# In the reference collector's order (tests/chat_collector.py). The label names are those of each
+# definition after the account's.
 CHAT_FAMILIES: tuple[ChatFamily, ...] = (
     ChatFamily(d.CHAT_UNREAD, _unread, d.CHAT_UNREAD.labels),
     ChatFamily(d.CHAT_LAST_ACTIVITY, _last_activity, d.CHAT_LAST_ACTIVITY.labels),
@@ -346,10 +347,10 @@ CHAT_FAMILIES: tuple[ChatFamily, ...] = (
 def render_chats(
     account: Account, chats: Sequence[Chat], waits: Mapping[str, Wait] | None = None
 ) -> Iterator[Family]:
-    """The per-chat families of the selected chats, as ``render(ChatCollector(...))`` would give.
+    """The per-chat families of the selected chats, as ``render`` of the reference collector would give.
 
     One family at a time: the caller compresses each before the next is written, so only
-    one family's text (about 1 MB at 10,000 chats) is held at once, not all eight.
+    one family's text is held at once, not all eight.
     """
     columns = Columns(chats, waits or {})
     return (family.render(account, columns) for family in CHAT_FAMILIES)

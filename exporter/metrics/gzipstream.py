@@ -27,9 +27,8 @@ from typing import cast
 
 _DEFLATE: ModuleType
 try:
-    # ISA-L's deflate (python-isal): at level 1, five times zlib's speed with slightly smaller
-    # output (the per-chat text of 10,000 chats, 5.2 MB: 1.8 ms and 0.28 MB against zlib's 9.2 ms
-    # and 0.30 MB), and a CRC-32 thirteen times faster. What it writes is plain deflate.
+    # ISA-L's deflate (python-isal): at level 1, several times zlib's speed with slightly smaller
+    # output, and a much faster CRC-32 (bench/RESULTS.md). What it writes is plain deflate.
     from isal import isal_zlib as _DEFLATE
 except ImportError:  # pragma: no cover - a platform without isal's wheels: the standard library
     _DEFLATE = zlib
@@ -86,7 +85,7 @@ def crc_combine(crc: int, crc2: int, length2: int) -> int:
     if _DEFLATE is not zlib:
         combined: int = _DEFLATE.crc32_combine(crc, crc2, length2)
         return combined
-    return _multmodp(_shift_factor(length2), crc) ^ crc2  # 40 us: the memo makes it rare
+    return _multmodp(_shift_factor(length2), crc) ^ crc2  # slow in Python: the memo makes it rare
 
 
 class Deflated:
@@ -113,9 +112,9 @@ class CrcMemo:
 
     Consecutive heads (see :class:`Head`, stitched once per publish) hold mostly the
     same pieces (a poll replaces one account's), so the next resumes combining where
-    it first differs. Combining all 236 pieces of 10 accounts x 10,000 chats costs
-    0.1 ms with isal, but 5.4 ms with the Python fallback. The memo holds the last
-    head's pieces until the next one replaces them.
+    it first differs: combining all the pieces of a large body is cheap with isal but
+    dear with the Python fallback (bench/RESULTS.md). The memo holds the last head's
+    pieces until the next one replaces them.
     """
 
     def __init__(self) -> None:

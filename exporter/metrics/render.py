@@ -27,11 +27,11 @@ from . import fastrender
 from .collectors import AggregateCollector, HealthCollector, ReplyCollector, UnansweredCollector
 from .gzipstream import Deflated
 
-# Level 1: the per-chat text is very repetitive, so level 1 already shrinks it ~18x (ISA-L's
-# level 1; see gzipstream); higher levels save little for CPU that every poll would pay.
+# Level 1: the per-chat text is very repetitive, so level 1 already shrinks it most of the
+# way (bench/RESULTS.md); higher levels save little for CPU that every poll would pay.
 GZIP_LEVEL = 1
 # Bodies above this keep only their deflated text (plain is inflated for the rare client
-# without gzip): at 10,000 chats that is 4 MB of text held as 0.25 MB.
+# without gzip): a large account's text is held at a fraction of its size.
 KEEP_PLAIN_BELOW = 64 * 1024
 
 
@@ -133,8 +133,8 @@ class LiveRenderer:
     """Renders the small collectors read at every scrape (alert state, reload, shard), again
     only when what they collect has changed.
 
-    Collecting them costs a few microseconds; writing each family with generate_latest
-    about 25, which was most of a gzip scrape's own Python work. generate_latest's output
+    Collecting them is cheap; writing each family with generate_latest is not, and was
+    most of a gzip scrape's own Python work. generate_latest's output
     depends only on what :func:`_written` takes of the families, so the same values give
     the same text. Scrapes may call this at the same time: each reads the memo once and
     may replace it; the worst case renders twice.
@@ -143,7 +143,7 @@ class LiveRenderer:
     method whose result compares equal for as long as ``collect()`` would give the same
     families (None: it cannot say). While it does, the scrape does not even collect it:
     on a cold core, as a scrape seconds after the last one finds it, collecting and
-    comparing the reload and shard families cost 0.05-0.1 ms. The version is read before
+    comparing the reload and shard families is a cost worth skipping. The version is read before
     the families, so a change between the two readings renders again at the next scrape
     rather than never.
     """

@@ -14,13 +14,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import cast
 
+from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.registry import Collector
 
 from .. import memory
 from ..snapshot.state import AccountState, DiscoveryState
 from . import gzipstream
 from .collectors import BuildInfoCollector, DiscoveryCollector
-from .process import ProcessMetrics
 from .render import (
     GZIP_LEVEL,
     LiveRenderer,
@@ -117,7 +117,6 @@ class Store:
     _subscribers: tuple[threading.Event, ...] = ()
     _needs_discovery: bool = False
     _process: tuple[float, bytes] | None = None  # (when, text) of the last process metrics
-    _render_process: ProcessMetrics = field(default_factory=ProcessMetrics)
     _crc_memo: gzipstream.CrcMemo = field(default_factory=gzipstream.CrcMemo)  # for /metrics only
     _render_live: LiveRenderer = field(default_factory=LiveRenderer)
     # The snapshots' part of the body (see _parts), its deflated head stitched into a gzip
@@ -215,7 +214,7 @@ class Store:
         accounts, discovery = self._accounts, self._discovery  # one read each: publishes replace them
         fresh = tuple(_fresh(account, now, self.stale_after) for account in accounts.values())
         # The snapshots' part changes only when a poll publishes or data goes stale: it is put
-        # in order once and reused by the scrapes in between (10 x 10,000 chats: 0.5 ms a scrape).
+        # in order once and reused by the scrapes in between.
         key = (accounts, discovery, fresh)
         cached = self._static
         if (
@@ -246,9 +245,9 @@ class Store:
         return snapshots, scrape
 
     def _process_metrics(self) -> bytes:
-        """prometheus-client's own registry (process_*, python_*), rendered at most once per
-        :data:`PROCESS_METRICS_MAX_AGE` and shared by the scrapes in between (see
-        :mod:`.process` for how, at 40 % of generate_latest's cost).
+        """prometheus-client's default registry (its ProcessCollector's process_*, and python_*),
+        rendered at most once per :data:`PROCESS_METRICS_MAX_AGE` and shared by the scrapes in
+        between.
 
         Reading them takes a dozen /proc reads, each of which gives up the GIL; during a
         poll, getting it back costs up to a switch interval (see cli/serve.py) each, which was most of
@@ -258,7 +257,7 @@ class Store:
         now = time.monotonic()
         cached = self._process
         if cached is None or now - cached[0] >= PROCESS_METRICS_MAX_AGE:
-            cached = self._process = (now, self._render_process())
+            cached = self._process = (now, generate_latest(REGISTRY))
         return cached[1]
 
     def knows(self, whatsapp_id: str) -> bool:
@@ -275,8 +274,8 @@ class Store:
         (alert state, process metrics) is deflated here, as one piece, and only when it
         changed: scrapes close together share the process metrics' text (see
         _process_metrics) and the alert state's seldom changes, so they find it deflated
-        already. A scrape seconds apart deflates once, not once per family (a deflate
-        stream costs 10-20 us to set up on a cold core).
+        already. A scrape seconds apart deflates once, not once per family (each deflate
+        stream has a setup cost).
         """
         if only is not None:  # a /probe body is small: combined in full
             return gzipstream.member(self._pieces(only), GZIP_LEVEL)

@@ -12,7 +12,7 @@ Workers bound the number of polls at once; a *budget* bounds what they hold.
 Each job has a weight (an account's chats at its last poll). An answer is held
 whole in memory from its last byte until it is decoded, and decoding is one
 account at a time (memory.HEAVY_WORK): without the budget, eight workers
-polling large accounts back to back held eight answers of 3.5 MB each while
+polling large accounts back to back held eight large answers at once while
 waiting their turn. So a *heavy* job (weight above an eighth of the budget)
 starts only if the running jobs and it together weigh at most the budget; its
 weight counts at most half the budget, so a huge account waits for the load

@@ -95,8 +95,8 @@ answering, except where it is a pace; ``set_fault(None, None)`` clears every fau
 - ``chunked_forever``: ``Transfer-Encoding: chunked``, a small chunk every ``delay`` (0.05) s.
 - ``silent``: reads the request and never answers.
 - ``gzip_bomb``: ``Content-Encoding: gzip``, ~1/1000 of ``size`` bytes on the wire inflating
-  to ``size`` (default 2 GiB) bytes of one JSON chat; generated as sent, never held.
-- ``huge_html``: ``status`` (default 200) with ``size`` (default 300 MB) bytes of HTML.
+  to ``size`` (default ``2 * 2**30``) bytes of one JSON chat; generated as sent, never held.
+- ``huge_html``: ``status`` (default 200) with ``size`` (default ``300 * 10**6``) bytes of HTML.
 - ``redirect``: ``status`` (301/302/303/307/308, default 302) to ``target`` + "/" + command.
 - ``surrogate``: an extra chat whose ``fields`` (default ["name", "id"]) hold the JSON escape
   ``\\ud800``; ``raw_surrogate``: the same with the raw bytes ED A0 80 (default ["name"]).

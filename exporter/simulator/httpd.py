@@ -74,7 +74,7 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "WhatsGateSimulator/1.0"
     timeout = 60  # idle keep-alive connections eventually give their thread back
     # Headers and body go out in two writes; with Nagle's algorithm and the client's delayed
-    # ACK, every keep-alive request would then stall for 40 ms.
+    # ACK, every keep-alive request would then stall for a delayed-ACK timeout.
     disable_nagle_algorithm = True
     server: Server
 

@@ -80,7 +80,7 @@ def _deflated(data: bytes) -> bytes:
     """Raw deflate of ``data`` after a full flush: the same bytes wherever it lands in a stream.
 
     A full flush resets the compressor's history, so these pieces can be concatenated in any
-    number: that is how a ~2 MB answer inflating to ~2 GB costs one compression of 1 MB.
+    number: that is how an answer inflating a thousandfold costs one compression of one block.
     """
     compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
     return compressor.compress(data) + compressor.flush(zlib.Z_FULL_FLUSH)

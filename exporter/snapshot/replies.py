@@ -9,9 +9,8 @@ the ``replies-state`` branch implements the bodies, the others only call them):
   account's schedule, as waits: :func:`exporter.snapshot.waiting.wait_seconds`) is observed once
   in the ``(chat_type, response)`` histogram: ``response="first"`` when no message either way
   came in the ``conversation_gap`` before the span opened, else ``"next"``.
-* Messages older than what a chat has already processed change no span (counted in
-  :attr:`Tracker.out_of_order`). A duplicate (same event id, or same timestamp+direction already
-  processed) is not counted twice.
+* Messages older than what a chat has already processed change nothing. A duplicate (same
+  event id, or same timestamp+direction already processed) is not counted twice.
 * A chat that get-chats no longer lists, or that stops counting (``waiting.*`` rules, read-only,
   ``status@broadcast``), ends its span without an observation (:meth:`Tracker.keep_only`).
 * A chat is *known* once a message of it was processed or its history backfilled; until then it
@@ -87,7 +86,6 @@ class Tracker:
     histograms: Mapping[tuple[str, str], Histogram]  # (chat_type, response) -> histogram; all present
     received: Mapping[str, int]  # chat_type -> incoming messages seen
     sent: Mapping[str, int]  # chat_type -> outgoing messages seen
-    out_of_order: int = 0  # messages older than their chat's processed ones: changed nothing
 
     @classmethod
     def empty(cls, buckets: Sequence[float] = DEFAULT_REPLY_BUCKETS) -> Tracker:
@@ -110,7 +108,7 @@ class Tracker:
         :meth:`keep_only` says otherwise; ``status@broadcast`` is never a chat.
 
         Per message of a tracked chat: older than the chat's newest processed message, it changes
-        nothing and counts in :attr:`out_of_order`; an event id already processed in this call
+        nothing; an event id already processed in this call
         changes nothing at all (across calls the cursor keeps ids apart). Otherwise it counts in
         received/sent and: incoming with no open span opens one (``first`` when no message either
         way came in the ``conversation_gap`` before it, a message exactly ``conversation_gap``
@@ -120,7 +118,6 @@ class Tracker:
         received, sent = dict(self.received), dict(self.sent)
         observed: dict[tuple[str, str], list[float]] = {}
         seen: set[int] = set()
-        out_of_order = self.out_of_order
         gap = config.conversation_gap
         for m in messages:
             cid = m.chat_id
@@ -135,7 +132,6 @@ class Tracker:
             if track is None:
                 cid = sys.intern(cid)  # the chat index's key too: one string per chat id
             elif m.timestamp < track.newest:
-                out_of_order += 1
                 continue
             if m.outgoing:
                 sent[chat_type] = sent.get(chat_type, 0) + 1
@@ -168,7 +164,6 @@ class Tracker:
             histograms,
             MappingProxyType(received),
             MappingProxyType(sent),
-            out_of_order,
         )
 
     def backfill(
@@ -247,14 +242,10 @@ class Tracker:
         }
 
     @classmethod
-    def from_json(cls, obj: Any, buckets: Sequence[float], now: float) -> Tracker:
-        """The inverse of :meth:`to_json`; bad entries skipped one by one, spans starting after
-        ``now`` rejected (a state file from the future must not silence alerts)."""
-        return cls.read_json(obj, buckets, now)[0]
-
-    @classmethod
     def read_json(cls, obj: Any, buckets: Sequence[float], now: float) -> tuple[Tracker, int]:
-        """:meth:`from_json`, and how many entries were skipped (for the state file's log line).
+        """The inverse of :meth:`to_json`, and how many entries were skipped (for the state file's
+        log line): bad entries skipped one by one, spans starting after ``now`` rejected (a state
+        file from the future must not silence alerts).
 
         An entry is skipped when it is not ``[type, newest, last, open, first]`` of a known chat
         type and finite non-negative times, or when any of its times lies after ``now``: a newest

@@ -31,8 +31,8 @@ merged, sorted list of real-time open intervals over a range of days with cumula
 sums, so ``open_seconds(a, b) = F(b) - F(a)`` costs two binary searches, and
 ``open_seconds_to(starts, now)`` one per start. The range grows (under a lock, replaced
 in one assignment so readers never see half of it) when an instant outside it is asked
-for. Building a day costs a few microseconds; a wait starting in 1970 (a timestamp of 0)
-builds ~20,000 days once, about 65 ms.
+for. Building a day is cheap, but a wait starting in 1970 (a timestamp of 0) builds every
+day since once, tens of milliseconds (bench/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -128,7 +128,8 @@ class Schedule:
         return max(v.at(end) - v.at(start), 0.0)
 
     def open_seconds_to(self, starts: Sequence[float], end: float) -> list[float]:
-        """``[open_seconds(s, end) for s in starts]`` at half the cost: what each poll asks for its waits."""
+        """``[open_seconds(s, end) for s in starts]``, more cheaply (bench/RESULTS.md): what each
+        poll asks for its waits."""
         if not starts:
             return []
         end = _clamp(end)

@@ -48,8 +48,8 @@ class ChatData:
 
         Rendering is the last reader of every chat: the per-chat series are kept as text
         from then on. Only alerts on single chats read them again, and the status page
-        the names of the longest waits. Dropping the rest keeps ~300 bytes per chat out
-        of the steady state (10 accounts x 10,000 chats: 30 MB). The counts (summary,
+        the names of the longest waits. Dropping the rest keeps each chat's record out of
+        the steady state (bench/RESULTS.md). The counts (summary,
         waits, filtered, over_limit) stay as they are.
         """
         named = {wait.chat_id for wait in self.waiting[:NAMED_WAITS]}

@@ -90,8 +90,9 @@ class SavedReplies:
 
 
 def replies_from_json(obj: Any) -> SavedReplies:
-    """The inverse of :meth:`SavedReplies.to_json` (the tracker checked later, by ``from_json``);
-    ValueError when it is not what the exporter writes (the caller skips it, keeping the waits)."""
+    """The inverse of :meth:`SavedReplies.to_json` (the tracker checked later, by
+    ``Tracker.read_json``); ValueError when it is not what the exporter writes (the caller skips
+    it, keeping the waits)."""
     if not isinstance(obj, dict) or set(obj) != {"cursor", "tracker"}:
         raise ValueError("replies: expected an object with exactly 'cursor' and 'tracker'")
     raw, cursor = obj["cursor"], None

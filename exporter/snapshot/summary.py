@@ -92,7 +92,7 @@ def needed(chats: Sequence[Chat], selection: Selection, waiting: Collection[str]
     """The chats worth keeping after a poll: those selected, and those waiting (in answer order).
 
     With a cap (``max_per_account``, 1000 by default) most of a large account's chats are
-    neither, and keeping them would cost ~270 bytes each until the next poll.
+    neither, and keeping them would cost a record each until the next poll.
     """
     if len(selection.chats) == len(chats):
         return tuple(chats)

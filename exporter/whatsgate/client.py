@@ -51,7 +51,7 @@ _MESSAGE_COMMANDS = frozenset({"events-get", "get-history"})
 
 
 # A non-200 answer is read only this far: enough for any error object or the
-# title of an HTML error page, and a hostile 300 MB error page costs nothing.
+# title of an HTML error page, and a hostile error page of any size costs nothing.
 ERROR_BODY_LIMIT = 64 * 1024
 # See config.example.yaml (whatsgate.max_response_size) for how this was sized.
 DEFAULT_MAX_RESPONSE_SIZE = 64 * 1024 * 1024
@@ -239,7 +239,7 @@ class WhatsGateClient:
             what = "connection closed" if "IncompleteRead" in repr(exc) else type(exc).__name__
             raise PollError(CONNECTION, f"{command}: answer cut off ({what})") from None
         # Returned as read: json and msgspec decode a bytearray as they do bytes, and a copy
-        # would hold the body twice (10,000 chats: 3.5 MB more per poll in flight).
+        # would hold the body twice for every poll in flight.
         return content
 
     def _took(self, started: float) -> str:
@@ -364,7 +364,7 @@ def paginate(
 
 
 def _size(n: int) -> str:
-    """A byte count as an operator would write it in the config (64 MiB, 1500 bytes)."""
+    """A byte count as an operator would write it in the config (``64 MiB``, ``1500 bytes``)."""
     for unit, factor in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
         if n >= factor and n % factor == 0:
             return f"{n // factor} {unit}"

@@ -6,12 +6,13 @@ import gzip
 import re
 
 import pytest
+from chat_collector import ChatCollector
 from helpers import chat_obj, group_obj, promtool_check_metrics
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.config.settings import parse_config
-from exporter.metrics.collectors import ChatCollector, HealthCollector
+from exporter.metrics.collectors import HealthCollector
 from exporter.metrics.store import Store
 from exporter.snapshot.state import AccountState, ChatData
 from exporter.whatsgate.parse import parse_chats

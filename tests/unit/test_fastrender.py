@@ -11,13 +11,13 @@ import gzip
 import zlib
 
 import pytest
+from chat_collector import ChatCollector
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.utils import floatToGoString
 
 from exporter.metrics import fastrender
-from exporter.metrics.collectors import ChatCollector
 from exporter.metrics.render import render_plain
 from exporter.metrics.store import Store
 from exporter.model import Account, Chat, ChatsConfig, Group

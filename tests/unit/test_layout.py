@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import ast
+import io
+import re
+import tokenize
 from pathlib import Path
 
 from helpers import REPO
@@ -88,3 +91,68 @@ def test_only_config_parses_the_config():
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ImportFrom) and (node.module or "").endswith("config.schema"):
                 assert {a.name for a in node.names} <= {"format_duration"}, path
+
+
+# A timing, size or speed-up: "0.21 ms", "3.5 MB", "40 us", "4x". Literals in ``double
+# backticks`` are syntax or output examples (``64MiB``, ``500ms``), not figures.
+FIGURE = re.compile(
+    r"\d+(?:[.,]\d+)?\s?(?:ms|µs|us|ns|MB|MiB|KB|KiB|kB|GB|GiB)\b"
+    r"|\b\d+(?:\.\d+)?(?:x|\u00d7)(?=\W|$)"
+)
+LITERAL = re.compile(r"``.*?``", re.DOTALL)
+# Being rewritten by the lead (issue 18, item 1: the aiohttp server): scanned once it lands.
+NOT_YET_SCANNED = ("exporter/web/", "exporter/cli/serve.py")
+
+
+def comments_and_docstrings(source: str) -> list[tuple[int, str]]:
+    """(line, text) of every comment (tokenize) and every docstring line (ast) of a module."""
+    found = [
+        (tok.start[0], tok.string)
+        for tok in tokenize.generate_tokens(io.StringIO(source).readline)
+        if tok.type == tokenize.COMMENT
+    ]
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            doc = ast.get_docstring(node, clean=False)
+            if doc is not None:
+                first = node.body[0].lineno
+                found.extend((first + i, line) for i, line in enumerate(doc.splitlines()))
+    return found
+
+
+def figures_in(source: str) -> list[tuple[int, str]]:
+    return sorted(
+        (line, text.strip())
+        for line, text in comments_and_docstrings(source)
+        if FIGURE.search(LITERAL.sub("", text))
+    )
+
+
+def test_comments_say_why_and_figures_live_in_bench_results():
+    """Timings and sizes go stale with every change: they live in bench/RESULTS.md with the
+    command that produced them, not in comments or docstrings (issue 18, item 8)."""
+    offenders = [
+        f"{path.relative_to(REPO)}:{line}: {text}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if not str(path.relative_to(REPO)).startswith(NOT_YET_SCANNED)
+        for line, text in figures_in(path.read_text(encoding="utf-8"))
+    ]
+    assert not offenders, "figures in comments or docstrings (move them to bench/RESULTS.md):\n" + "\n".join(
+        offenders
+    )
+
+
+def test_the_figure_scan_finds_comments_and_docstrings_but_not_strings():
+    source = '''
+"""Module: renders in 0.21 ms."""
+LIMIT = "at most 64 MiB"  # was 638 ms, now 32 ms
+def f():
+    """Holds ``64MiB`` at most."""
+    log("took 3.5 MB")
+class C:
+    """Fine.
+
+    But 4x faster.
+    """
+'''
+    assert [line for line, _ in figures_in(source)] == [2, 3, 10]

@@ -1,29 +1,61 @@
-"""The process metrics are rendered at most once per PROCESS_METRICS_MAX_AGE, shared by scrapes."""
+"""/metrics ends with prometheus-client's default registry (ProcessCollector's process_*, the
+garbage collector's and the platform's python_*), rendered at most once per
+PROCESS_METRICS_MAX_AGE and shared by the scrapes in between."""
 
 from __future__ import annotations
 
+import gzip
+import sys
+
 import pytest
+from prometheus_client import REGISTRY, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.metrics import store as store_module
 from exporter.metrics.store import Store
 
 
+def families(text: bytes) -> dict[str, set[tuple[str, tuple[tuple[str, str], ...]]]]:
+    return {
+        f.name: {(s.name, tuple(sorted(s.labels.items()))) for s in f.samples}
+        for f in text_string_to_metric_families(text.decode())
+    }
+
+
+def test_the_body_ends_with_the_default_registrys_families() -> None:
+    body = b"".join(Store(stale_after=300).chunks())
+    ours = families(body)
+    theirs = families(generate_latest(REGISTRY))
+    assert theirs and {name: ours.get(name) for name in theirs} == theirs
+    assert "python_info" in ours and "python_gc_objects_collected" in ours
+    if sys.platform == "linux":  # ProcessCollector reads /proc
+        for name in ("process_cpu_seconds", "process_resident_memory_bytes", "process_open_fds"):
+            assert name in ours, name
+    tail = body[body.index(b"# HELP python_gc_objects_collected_total ") :]
+    assert families(tail) == theirs  # last, and nothing else after it
+
+
 def test_scrapes_close_together_share_one_rendering_of_the_process_metrics(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    renders: list[object] = []
+
+    def counting(registry: object) -> bytes:
+        renders.append(registry)
+        return generate_latest(REGISTRY)
+
+    monkeypatch.setattr(store_module, "generate_latest", counting)
     store = Store(stale_after=300)
-    renders: list[int] = []
-    render = store._render_process
-
-    def counting() -> bytes:
-        renders.append(1)
-        return render()
-
-    store._render_process = counting  # type: ignore[assignment]
     first = b"".join(store.chunks())
-    assert b"process_cpu_seconds_total" in first or b"python_info" in first
-    assert b"".join(store.gzip_chunks())  # the same rendering, deflated
-    assert len(renders) == 1
+    assert b"# TYPE python_info gauge" in first
+    assert gzip.decompress(b"".join(store.gzip_chunks())) == first  # the same rendering, deflated
+    assert renders == [REGISTRY]
     monkeypatch.setattr(store_module, "PROCESS_METRICS_MAX_AGE", 0.0)  # now every scrape renders
     store.chunks()
-    assert len(renders) == 2
+    assert renders == [REGISTRY, REGISTRY]
+
+
+def test_without_process_metrics_the_registry_is_not_rendered(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_module, "generate_latest", lambda registry: pytest.fail("rendered"))
+    body = b"".join(Store(stale_after=300, include_process_metrics=False).chunks())
+    assert b"python_info" not in body and b"process_" not in body
