@@ -153,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
     logfmt.setup(args.log_level, args.log_format)
     memory.limit_arenas()
     # A scrape takes the GIL back several times (accept, read, write); each time a poll's
-    # rendering holds it, the wait is up to one switch interval (the default 5 ms). A shorter
+    # rendering holds it, the wait is up to one switch interval (CPython's default ``0.005``). A shorter
     # interval bounds that wait; with one busy thread there is no switch, so polls lose nothing.
     sys.setswitchinterval(0.001)
     # Handlers first: a SIGTERM during start-up (first discovery, the demo's

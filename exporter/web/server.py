@@ -44,7 +44,7 @@ CONTENT_TYPE_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 TEXT = "text/plain; charset=utf-8"
 SERVER = f"whatsgate-exporter/{__version__}"
 # A body is written in pieces of at most this many bytes, each waiting for the client to take
-# the one before (aiohttp drains past 64 KiB): what a connection holds unsent stays this small.
+# the one before (aiohttp's writer drains past a small limit): what a connection holds unsent stays small.
 _PIECE = 256 * 1024
 NO_WEB_CONFIG = WebConfig()
 
