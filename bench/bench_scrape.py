@@ -124,7 +124,11 @@ def main() -> None:
         wait_for(exp_port, "/ready", timeout=600)
         print(f"all {args.accounts} accounts polled {time.perf_counter() - started:.1f}s after start")
 
-        _, body, _ = get(exp_port, "/metrics")
+        # Each account's events poll publishes its reply families on its own: wait for them all.
+        body = b""
+        while body.count(b"\nwhatsgate_events_up{") < args.accounts:
+            time.sleep(0.2)
+            _, body, _ = get(exp_port, "/metrics")
         (tmp / "metrics").write_bytes(body)
         series = body.count(b"\n") - body.count(b"\n#")
         print(f"/metrics body: {len(body) / 1e6:.1f} MB, {series} series")
@@ -150,7 +154,9 @@ def main() -> None:
         for _ in range(args.rounds):
             status, got, seconds = get(exp_port, "/metrics")
             # Only the process_* metrics at the end change between scrapes.
-            assert status == 200 and abs(len(got) - len(body)) < 1000, "exporter body changed"
+            assert status == 200 and abs(len(got) - len(body)) < 1000, (
+                f"exporter body changed: {status} {len(got)} vs {len(body)}"
+            )
             ours.append(seconds)
             status, got, seconds = get(plain_port, "/metrics")
             assert status == 200 and got == body

@@ -260,6 +260,20 @@ class Store:
             cached = self._process = (now, generate_latest(REGISTRY))
         return cached[1]
 
+    def _own(self) -> list[Packed | bytes]:
+        """The exporter's own metrics alone (``/metrics?accounts=false``): build and discovery info,
+        alert state, reload, shard, process; none of an account's, which /probe serves."""
+        families = _snapshot_families([], self._build_info, self._discovery)
+        _add(families, tuple(entry for collector in self.live for entry in self._render_live(collector)))
+        pieces = _ordered(families)
+        if self.include_process_metrics:
+            pieces.append(self._process_metrics())
+        return pieces
+
+    def own_chunks(self, gzip: bool = False) -> list[bytes]:
+        """:meth:`_own`'s body, plain or as one gzip member (it is small: compressed in full)."""
+        return gzipstream.member(self._own(), GZIP_LEVEL) if gzip else _plain(self._own())
+
     def knows(self, whatsapp_id: str) -> bool:
         return whatsapp_id in self._accounts
 

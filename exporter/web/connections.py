@@ -296,3 +296,8 @@ class Connections:
     def forget(self, conn: Connection) -> None:
         self._open.pop(conn, None)
         self._of.pop(conn.inner, None)
+
+    def close_all(self) -> None:
+        for conn in list(self._open):
+            self.forget(conn)
+            conn.abort()

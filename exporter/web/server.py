@@ -148,9 +148,10 @@ class ExporterServer:
         # bcrypt checks at once: a flood of wrong passwords takes this many cores at most, and
         # waits its turn there, never on the event loop.
         self._auth = ThreadPoolExecutor(2, "bcrypt")
-        # Re-reading the web config, rendering the status page, a lifecycle reload: slow work, one
-        # at a time, off the event loop.
-        self._files = ThreadPoolExecutor(1, "web-work")
+        # Slow work off the event loop, one at a time each: re-reading the web config (which a
+        # request may wait for), and the status page or a lifecycle reload (which it must not).
+        self._files = ThreadPoolExecutor(1, "web-config")
+        self._work = ThreadPoolExecutor(1, "web-work")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._stopping = threading.Event()
@@ -240,6 +241,8 @@ class ExporterServer:
         finally:
             server.close()
             await handler.shutdown(1.0)
+            self.connections.close_all()  # those aiohttp does not know yet (in their TLS handshake)
+            await asyncio.sleep(0)  # their connection_lost runs, closing what they hold
 
     def shutdown(self) -> None:
         """Stop serve_forever and wait for it (callable from any other thread)."""
@@ -253,8 +256,8 @@ class ExporterServer:
     def server_close(self) -> None:
         self._stopping.set()
         self.socket.close()
-        self._auth.shutdown(wait=False, cancel_futures=True)
-        self._files.shutdown(wait=False)
+        for pool in (self._auth, self._files, self._work):
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def _loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         """What asyncio reports (accept out of descriptors, above all): one line an episode."""
@@ -295,13 +298,18 @@ class ExporterServer:
                 return await self._send(request, 404, TEXT, [b"Not found\n"])
             if self.reload is None:
                 return await self._send(request, 403, TEXT, [b"Lifecycle API is not enabled.\n"])
-            ok, message = await asyncio.get_running_loop().run_in_executor(self._files, self.reload)
+            ok, message = await asyncio.get_running_loop().run_in_executor(self._work, self.reload)
             return await self._send(request, 200 if ok else 500, TEXT, [f"{message}\n".encode()])
         if request.method not in ("GET", "HEAD"):
             return await self._send(request, 501, TEXT, [b"Unsupported method\n"])
         gzip = accepts_gzip(request.headers.get("Accept-Encoding"))
         store = self.store
         if path == self.telemetry_path:
+            accounts = urllib.parse.parse_qs(query).get("accounts", ["true"])[-1]
+            if accounts == "false":  # its own metrics alone: the accounts' come through /probe
+                return await self._metrics(request, gzip, store.own_chunks(gzip))
+            if accounts != "true":
+                return await self._send(request, 400, TEXT, [b"accounts: expected true or false\n"])
             # Compressed once per poll: a gzip client gets those bytes as they are.
             return await self._metrics(request, gzip, store.gzip_chunks() if gzip else store.chunks())
         if path == "/probe":
@@ -317,7 +325,7 @@ class ExporterServer:
             return await self._send(request, 405, TEXT, [b"Only POST requests allowed.\n"])
         if path == "/":
             # Rendered off the loop: with many accounts the page takes a while to write.
-            page = await asyncio.get_running_loop().run_in_executor(self._files, self._landing)
+            page = await asyncio.get_running_loop().run_in_executor(self._work, self._landing)
             return await self._send(request, 200, "text/html; charset=utf-8", [page.encode()])
         if path == "/healthz":
             return await self._send(request, 200, TEXT, [b"OK\n"])
