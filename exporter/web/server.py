@@ -21,7 +21,7 @@ import ssl
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -47,6 +47,33 @@ SERVER = f"whatsgate-exporter/{__version__}"
 # the one before (aiohttp's writer drains past a small limit): what a connection holds unsent stays small.
 _PIECE = 256 * 1024
 NO_WEB_CONFIG = WebConfig()
+
+
+def pieces(chunks: list[bytes], size: int = _PIECE) -> Iterator[bytes | memoryview]:
+    """The body's chunks as writes of about ``size`` bytes: large chunks cut, runs of small ones
+    joined. Each write is a system call that gives up the GIL, and getting it back while a poll
+    renders takes up to a switch interval: a body of many small chunks written one by one was
+    most of a scrape's time during re-polls."""
+    batch: list[bytes] = []
+    held = 0
+    for chunk in chunks:
+        if not chunk:
+            continue
+        if len(chunk) >= size:
+            if batch:
+                yield b"".join(batch)
+                batch, held = [], 0
+            view = memoryview(chunk)
+            for start in range(0, len(view), size):
+                yield view[start : start + size]
+            continue
+        batch.append(chunk)
+        held += len(chunk)
+        if held >= size:
+            yield b"".join(batch)
+            batch, held = [], 0
+    if batch:
+        yield b"".join(batch)
 
 
 def parse_listen_address(address: str) -> tuple[str, int]:
@@ -368,10 +395,8 @@ class ExporterServer:
     async def _write(request: web.BaseRequest, response: web.StreamResponse, chunks: list[bytes]) -> None:
         await response.prepare(request)
         if request.method != "HEAD":
-            for chunk in chunks:
-                view = memoryview(chunk)
-                for start in range(0, len(view), _PIECE):
-                    await response.write(view[start : start + _PIECE])
+            for piece in pieces(chunks):
+                await response.write(piece)
         await response.write_eof()
 
     def _targets(self, request: web.BaseRequest) -> bytes:

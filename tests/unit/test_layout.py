@@ -154,3 +154,14 @@ class C:
     """
 '''
     assert [line for line, _ in figures_in(source)] == [2, 3, 10]
+
+
+def test_no_linux_only_system_calls_so_the_exporter_runs_on_macos_too():
+    """The web server was Linux-only (epoll) and the README's demo failed on a Mac (issue 18)."""
+    linux_only = re.compile(r"\bepoll\b|\bEPOLL|/proc/self|\bsignalfd\b|\binotify\b")
+    offenders = [
+        f"{path.relative_to(REPO)}: {match.group(0)}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        for match in linux_only.finditer(path.read_text(encoding="utf-8"))
+    ]
+    assert not offenders, offenders
