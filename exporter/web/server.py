@@ -262,7 +262,12 @@ class ExporterServer:
             self.max_connections,
             self.episodes,
         )
-        server = await loop.create_server(self.connections, sock=self.socket, backlog=socket.SOMAXCONN)
+        # asyncio accepts up to ``backlog`` connections at each wake before any is admitted (and
+        # can close another for it): few, so a flood cannot hold descriptors past the cap and
+        # hit the descriptor limit, where asyncio stops accepting for a second. The kernel's
+        # queue stays long (listen again), so a burst of connects waits there, not in SYN retries.
+        server = await loop.create_server(self.connections, sock=self.socket, backlog=16)
+        self.socket.listen(socket.SOMAXCONN)
         try:
             await self._wake.wait()
         finally:
