@@ -172,9 +172,9 @@ class ExporterServer:
         self.reload: Callable[[], tuple[bool, str]] | None = None
         self.episodes = Episodes()
         self.connections: Connections | None = None
-        # bcrypt checks at once: a flood of wrong passwords takes this many cores at most, and
-        # waits its turn there, never on the event loop.
-        self._auth = ThreadPoolExecutor(2, "bcrypt")
+        # One bcrypt check at a time: a flood of wrong passwords takes one core at most (the polls
+        # keep the others) and waits its turn here, never on the event loop.
+        self._auth = ThreadPoolExecutor(1, "bcrypt")
         # Slow work off the event loop, one at a time each: re-reading the web config (which a
         # request may wait for), and the status page or a lifecycle reload (which it must not).
         self._files = ThreadPoolExecutor(1, "web-config")
@@ -251,6 +251,9 @@ class ExporterServer:
             self._handle,
             request_factory=self._request,
             keepalive_timeout=self.idle_timeout,
+            # A client gone mid-request takes its handler with it: a password check still queued
+            # for it is dropped, not run for nobody.
+            handler_cancellation=True,
             access_log=None,
             logger=_AiohttpLog(self.episodes),
         )
