@@ -345,6 +345,31 @@ def wait_ready(proc: subprocess.Popen[str], url: str, log: Path, what: str, **kw
     wait_until(ready, timeout=30, what=f"{what} ready")
 
 
+def prometheus(
+    procs: list[subprocess.Popen[str]], tmp_path: Path, config: str
+) -> Callable[[str], list[dict]]:
+    """A real Prometheus on ``config`` (its YAML), ready; returns its instant query (the result list)."""
+    prom_config = tmp_path / "prometheus.yml"
+    prom_config.write_text(config, encoding="utf-8")
+    port = free_port()
+    log = tmp_path / "prometheus.log"
+    args = [
+        tool("prometheus"),
+        f"--config.file={prom_config}",
+        f"--storage.tsdb.path={tmp_path / 'prom-data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+    ]
+    url = f"http://127.0.0.1:{port}"
+    wait_ready(spawn(procs, args, log), f"{url}/-/ready", log, "prometheus")
+
+    def query(expr: str) -> list[dict]:
+        answer = requests.get(f"{url}/api/v1/query", params={"query": expr}, timeout=5).json()
+        assert answer["status"] == "success", answer
+        return answer["data"]["result"]
+
+    return query
+
+
 # --- Alertmanager's webhook receiver ---------------------------------------------------------
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import requests
 import yaml
-from helpers import REPO, free_port, spawn, tool, wait_ready, wait_until
+from helpers import REPO, free_port, prometheus, spawn, wait_ready, wait_until
 
 
 def readme_scrape_config() -> dict:
@@ -41,30 +41,8 @@ def test_the_readmes_sd_config_stores_each_account_once(procs: list[subprocess.P
     )
     assert len(accounts) >= 2
 
-    config = readme_scrape_config()
-    text = yaml.safe_dump(config).replace("exporter-host:9877", f"127.0.0.1:{port}")
-    prom_config = tmp_path / "prometheus.yml"
-    prom_config.write_text("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n" + text, encoding="utf-8")
-    prom_port = free_port()
-    prom_log = tmp_path / "prometheus.log"
-    prom = spawn(
-        procs,
-        [
-            tool("prometheus"),
-            f"--config.file={prom_config}",
-            f"--storage.tsdb.path={tmp_path / 'prom-data'}",
-            f"--web.listen-address=127.0.0.1:{prom_port}",
-        ],
-        prom_log,
-    )
-    prom_url = f"http://127.0.0.1:{prom_port}"
-    wait_ready(prom, f"{prom_url}/-/ready", prom_log, "prometheus")
-
-    def query(expr: str) -> list[dict]:
-        answer = requests.get(f"{prom_url}/api/v1/query", params={"query": expr}, timeout=5).json()
-        assert answer["status"] == "success", answer
-        return answer["data"]["result"]
-
+    text = yaml.safe_dump(readme_scrape_config()).replace("exporter-host:9877", f"127.0.0.1:{port}")
+    query = prometheus(procs, tmp_path, "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n" + text)
     wait_until(lambda: len(query("up == 1")) == len(accounts) + 1, timeout=40, what="every target up")
     wait_until(lambda: query("whatsgate_chat_info"), timeout=20, what="chat series")
     for expr in ("count by (account) (whatsgate_up)", "count by (account, chat_id) (whatsgate_chat_info)"):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import requests
 import yaml
-from helpers import REPO, chat_obj, free_port, spawn, tool, wait_ready, wait_until
+from helpers import REPO, chat_obj, free_port, prometheus, spawn, wait_ready, wait_until
 
 from exporter.simulator import SimAccount, Simulator
 
@@ -70,8 +70,9 @@ def test_three_shards_poll_each_session_once_and_prometheus_sees_each_account_on
         assert all(4 <= n <= 6 for n in polls), polls  # 10 s at 2 s: 5, give or take one
 
         # A real Prometheus discovers the accounts from the three /sd endpoints.
-        prom_config = tmp_path / "prometheus.yml"
-        prom_config.write_text(
+        query = prometheus(
+            procs,
+            tmp_path,
             yaml.safe_dump(
                 {
                     "global": {"scrape_interval": "1s", "scrape_timeout": "1s"},
@@ -90,27 +91,8 @@ def test_three_shards_poll_each_session_once_and_prometheus_sees_each_account_on
                         }
                     ],
                 }
-            )
+            ),
         )
-        prom_port = free_port()
-        prom_log = tmp_path / "prometheus.log"
-        prom = spawn(
-            procs,
-            [
-                tool("prometheus"),
-                f"--config.file={prom_config}",
-                f"--storage.tsdb.path={tmp_path / 'prom-data'}",
-                f"--web.listen-address=127.0.0.1:{prom_port}",
-            ],
-            prom_log,
-        )
-        prom_url = f"http://127.0.0.1:{prom_port}"
-        wait_ready(prom, f"{prom_url}/-/ready", prom_log, "prometheus")
-
-        def query(expr: str) -> list[dict]:
-            answer = requests.get(f"{prom_url}/api/v1/query", params={"query": expr}, timeout=5).json()
-            assert answer["status"] == "success", answer
-            return answer["data"]["result"]
 
         wait_until(lambda: len(query("up == 1")) == 30, timeout=40, what="30 probe targets up")
         per_account = query("count by (whatsapp_id) (whatsgate_up)")
