@@ -14,7 +14,7 @@ import http.client
 import ssl
 import sys
 
-from ..web.server import parse_listen_address
+from ..web.listen import parse_listen_address
 from ..web.webconfig import WebConfigError, load_web_config
 
 TIMEOUT = 4.0  # under the image's HEALTHCHECK --timeout=5s

@@ -29,7 +29,8 @@ from ..metrics.store import Store
 from ..poller import Supervisor
 from ..simulator import Simulator
 from ..snapshot import statefile
-from ..web.server import ExporterServer, parse_listen_address
+from ..web.listen import parse_listen_address
+from ..web.server import ExporterServer
 from ..web.watcher import WebConfigWatcher
 from ..web.webconfig import WebConfigError
 from ..whatsgate.client import WhatsGateClient
