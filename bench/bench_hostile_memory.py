@@ -8,12 +8,14 @@ RSS (VmHWM) before and after. The parent's own memory is not measured.
 - ``empty``: ``{"result":"OK","data":[{},{},...]}`` filling max_response_size;
 - ``participants``: one valid group whose participant list is ``{}`` objects up to the size;
 - ``minimal``: as many minimal valid chats as fit, all unread;
+- ``worst``: the most JSON items the item count lets through, each as costly as found
+  (distinct keys with distinct values), beside a bad chat: json.loads decodes them all;
 - ``concurrent``: ``--accounts`` polls at once (threads sharing one client, as the
   scheduler's workers do), each answered with a valid answer padded with whitespace to the
   size; the server sends the first half of every answer, waits until all are in flight,
   then the rest.
 
-    python bench/bench_hostile_memory.py [--case all|empty|participants|minimal|concurrent]
+    python bench/bench_hostile_memory.py [--case all|empty|participants|minimal|worst|concurrent]
                                          [--size-mib 64] [--accounts 8]
 """
 
@@ -61,6 +63,13 @@ def body_for(case: str, size: int) -> bytes:
             used += len(chat) + 1
             i += 1
         return head + b",".join(chats) + tail
+    if case == "worst":
+        # As many items as the item count lets through, each as costly to decode as found:
+        # distinct unknown keys with distinct two-character values, beside one bad chat that
+        # sends the answer to json.loads.
+        cap = size // 128 - 16  # budget.MAX_BYTES_PER_ITEM_CAP
+        members = b",".join(b'"k%07d":"%02x"' % (i, i % 256) for i in range(cap))
+        return b'{"result":"OK","data":[{}],' + members + b"}"
     if case == "concurrent":
         small = head + (_CHAT % 79990000000).encode() + tail
         return small[:-1] + b" " * (size - len(small)) + small[-1:]
@@ -71,6 +80,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     body = b""
     split = False
     barrier: threading.Barrier | None = None
+    barrier_wait = 5.0
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
@@ -84,7 +94,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             # Every answer half-sent: all are in flight. A poll that waits for a budget before
             # reading on breaks the barrier: then send on anyway.
             with contextlib.suppress(threading.BrokenBarrierError):
-                self.barrier.wait(timeout=5)
+                self.barrier.wait(timeout=self.barrier_wait)
         self.wfile.write(self.body[half:])
 
     def log_message(self, *args: object) -> None:
@@ -94,7 +104,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 _CHILD = r"""
 import re, sys, threading, time, json
 from pathlib import Path
+from exporter import memory
 from exporter.whatsgate.client import WhatsGateClient, PollError
+
+memory.limit_arenas()  # as the exporter does before its workers start
 
 def hwm():
     return int(re.search(r"VmHWM:\s+(\d+)", Path("/proc/self/status").read_text()).group(1)) / 1024
@@ -118,9 +131,11 @@ print(json.dumps({"start_mb": start, "peak_mb": hwm(), "seconds": time.monotonic
 """
 
 
-def run(case: str, size: int, accounts: int) -> dict[str, object]:
+def run(case: str, size: int, accounts: int, barrier_wait: float = 5.0) -> dict[str, object]:
+    """Serve ``case`` answers of ``size`` bytes to ``accounts`` polls at once in a child; its figures."""
     _Handler.body = body_for(case, size)
     _Handler.split = case == "concurrent"
+    _Handler.barrier_wait = barrier_wait
     _Handler.barrier = threading.Barrier(accounts) if case == "concurrent" else None
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     server.daemon_threads = True
@@ -156,7 +171,7 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=8)
     args = parser.parse_args()
     size = int(args.size_mib * 2**20)
-    cases = ["empty", "participants", "minimal", "concurrent"] if args.case == "all" else [args.case]
+    cases = ["empty", "participants", "minimal", "worst", "concurrent"] if args.case == "all" else [args.case]
     head = subprocess.run(
         ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
     )

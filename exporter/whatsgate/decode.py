@@ -22,7 +22,7 @@ from typing import Annotated, Any
 import msgspec
 
 from ..model import Chat, Group
-from .parse import MAX_NUMBER
+from .parse import MAX_CHATS, MAX_NUMBER, MAX_PARTICIPANTS
 
 _UNSET: Any = msgspec.UNSET
 
@@ -75,6 +75,8 @@ def _group(meta: _Meta | None) -> Group | None:
         return None
     if meta.participants is None:
         return Group(created=meta.creation, participants=None, admins=None, size=meta.size)
+    if len(meta.participants) > MAX_PARTICIPANTS:  # the slow path says so
+        return None
     admins = sum(1 for p in meta.participants if p.isAdmin or p.isSuperAdmin)
     return Group(created=meta.creation, participants=len(meta.participants), admins=admins, size=meta.size)
 
@@ -88,6 +90,8 @@ def decode_chats(body: bytes | bytearray) -> list[Chat] | None:
     if answer.result != "OK" or (isinstance(answer.name, str) and answer.message is not _UNSET):
         return None
     data = answer.data
+    if len(data) > MAX_CHATS:  # the slow path says so
+        return None
     ids = {c.id for c in data}
     if len(ids) != len(data) or "" in ids:  # a duplicate or an empty id
         return None
