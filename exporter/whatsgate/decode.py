@@ -17,6 +17,7 @@ verdict and the same records.
 
 from __future__ import annotations
 
+import codecs
 from typing import Annotated, Any
 
 import msgspec
@@ -81,11 +82,37 @@ def _group(meta: _Meta | None) -> Group | None:
     return Group(created=meta.creation, participants=len(meta.participants), admins=admins, size=meta.size)
 
 
+# Checked this much at a time, so that the check holds no copy of a large answer.
+_UTF8_SLICE = 1 << 20
+
+
+def _decodes_as_json_loads_does(body: bytes | bytearray) -> bool:
+    """Whether json.loads can decode the bytes as text: UTF-8, encoded surrogates allowed.
+
+    msgspec checks the UTF-8 of the strings it keeps, not of the keys and values it skips
+    (an unknown field): the reference refuses an answer with invalid UTF-8 anywhere."""
+    if body.isascii():
+        return True
+    decoder = codecs.getincrementaldecoder("utf-8")("surrogatepass")
+    view = memoryview(body)
+    try:
+        for start in range(0, len(view), _UTF8_SLICE):
+            decoder.decode(view[start : start + _UTF8_SLICE])
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    finally:
+        view.release()
+    return True
+
+
 def decode_chats(body: bytes | bytearray) -> list[Chat] | None:
     """The chats of a ``result: OK`` answer, or None when the slow path must decide (and explain)."""
     try:
         answer = _ANSWER.decode(body)
     except (msgspec.DecodeError, UnicodeDecodeError):
+        return None
+    if not _decodes_as_json_loads_does(body):
         return None
     if answer.result != "OK" or (isinstance(answer.name, str) and answer.message is not _UNSET):
         return None
