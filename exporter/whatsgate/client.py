@@ -40,11 +40,13 @@ from ..model import (
 )
 from ..snapshot.replies import Message
 from .budget import BodyBudget, Ticket, too_many_items
-from .deadline import DeadlineAdapter, DeadlineRetry, DeadlineTimeout, deadline_in, remaining
+from .deadline import DeadlineAdapter, DeadlineRetry, DeadlineTimeout, deadline_in, received, remaining
 from .decode import decode_chats
 from .events import EventsPage, decode_events, decode_history, invalid_envelope
 from .parse import InvalidResponse, parse_chats, parse_sessions
 
+# The statuses that point elsewhere (Location); other 3xx are reported by status only.
+_REDIRECTS = frozenset({300, 301, 302, 303, 305, 307, 308})
 # Commands that change state or send messages; the client refuses them outright.
 _READ_ONLY_COMMANDS = frozenset({"get-chats", "sessions-get", "events-get", "get-history"})
 # Commands whose answers carry messages: no excerpt of them in an error, whatever the answer.
@@ -221,19 +223,21 @@ class WhatsGateClient:
                 status = response.status_code
                 limit = self._max_size if status == 200 else ERROR_BODY_LIMIT
                 content = self._read_body(
-                    command, response.raw, limit, started, ticket if status == 200 else None
+                    command, response.raw, limit, started, ticket if status == 200 else None, received()
                 )
                 return status, response.headers, content
             finally:
                 response.close()
 
     def _read_body(
-        self, command: str, raw: Any, limit: int, started: float, ticket: Ticket | None
+        self, command: str, raw: Any, limit: int, started: float, ticket: Ticket | None, head: int
     ) -> bytearray:
         """Read and inflate the body chunk by chunk, stopping at ``limit`` bytes or the deadline.
 
         A 200 answer's bytes are counted in ``ticket`` as they arrive (error answers are
-        capped at ERROR_BODY_LIMIT anyway)."""
+        capped at ERROR_BODY_LIMIT anyway). ``head``: the bytes read from the socket before the
+        body, so that a timeout reports the body's bytes that arrived, also those a read
+        still waiting for more had gathered."""
         content = bytearray()
         try:
             while chunk := raw.read(_CHUNK, decode_content=True):
@@ -255,7 +259,7 @@ class WhatsGateClient:
                 if (remaining() or 0) <= 0:
                     raise TimeoutError
         except (TimeoutError, urllib3.exceptions.ReadTimeoutError):
-            got = f"{len(content)} bytes received"
+            got = f"{max(len(content), received() - head)} bytes received"
             raise PollError(
                 TIMEOUT, f"{command}: answer not complete {self._took(started)} ({got})"
             ) from None
@@ -286,10 +290,12 @@ class WhatsGateClient:
         if status in (401, 403) or (error and error[0].lower() == "unauthorized"):
             message = error[1] if error else f"HTTP {status}"
             raise PollError(UNAUTHORIZED, f"{command}: HTTP {status}: {self._snippet(message)}")
-        if 300 <= status < 400:
+        if status in _REDIRECTS:
             # Never followed (the key must not go to another host) and never named:
             # the Location is the server's text and may carry anything.
             raise PollError(HTTP_STATUS, f"{command}: HTTP {status} redirect (not followed)")
+        if status == 304:  # an answer to a conditional request, which the client never makes
+            raise PollError(HTTP_STATUS, f"{command}: HTTP 304 not modified (never asked for)")
         if status != 200:
             # The documented error object comes with 500; on other statuses (429, 502, ...)
             # any body is a proxy's or a rate limiter's, and the status says more.
