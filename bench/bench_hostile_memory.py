@@ -17,6 +17,8 @@ RSS (VmHWM) before and after. The parent's own memory is not measured.
 
     python bench/bench_hostile_memory.py [--case all|empty|participants|minimal|worst|concurrent]
                                          [--size-mib 64] [--accounts 8]
+
+Another tree's client (a previous commit's ``exporter``): ``BENCH_REPO=/path/to/tree``.
 """
 
 from __future__ import annotations
@@ -149,6 +151,7 @@ def run(case: str, size: int, accounts: int, barrier_wait: float = 5.0) -> dict[
             capture_output=True,
             text=True,
             env=env,
+            cwd=REPO,  # python -c puts the working directory first on sys.path
             timeout=600,
             check=False,
         )
