@@ -6,6 +6,7 @@ WhatsGate client authenticate, verify certificates and use proxies the same way.
 
 from __future__ import annotations
 
+import http.client
 import logging
 import re
 from typing import TYPE_CHECKING, Any, cast
@@ -118,8 +119,50 @@ def new_session(
     return session
 
 
+# http.client's limits (private names, stable since Python 3.2).
+_MAXLINE: int = getattr(http.client, "_MAXLINE", 65536)
+_MAXHEADERS: int = getattr(http.client, "_MAXHEADERS", 100)
+
+
+def _protocol_error(exc: BaseException) -> str | None:
+    """What broke HTTP/1.1, when http.client refused the answer's status line or headers.
+
+    Named by the exception's type and http.client's own wording, never by the server's text
+    (the status line it quotes could carry anything)."""
+    pending: list[BaseException] = [exc]
+    seen: set[int] = set()
+    while pending:
+        error = pending.pop()
+        if id(error) in seen:
+            continue
+        seen.add(id(error))
+        if isinstance(error, http.client.RemoteDisconnected):
+            return None  # the text check below says "closed the connection without answering"
+        if isinstance(error, http.client.UnknownProtocol):
+            return "not an HTTP/1.x answer (unknown protocol in the status line, e.g. HTTP/2)"
+        if isinstance(error, http.client.LineTooLong):
+            for line in ("status line", "header line", "chunk size", "trailer line"):
+                if line in str(error):
+                    return f"{line} longer than {_MAXLINE} bytes"
+            return f"a line longer than {_MAXLINE} bytes"
+        if isinstance(error, http.client.BadStatusLine):
+            return "malformed status line"
+        if (
+            isinstance(error, http.client.HTTPException)
+            and "more than" in str(error)
+            and "headers" in str(error)
+        ):
+            return f"more than {_MAXHEADERS} headers"
+        pending.extend(a for a in error.args if isinstance(a, BaseException))
+        pending.extend(e for e in (error.__cause__, error.__context__) if e is not None)
+    return None
+
+
 def describe_error(exc: requests.RequestException) -> str:
     """A one-line, secret-free account of a failed request (no URL: it could carry credentials)."""
+    protocol = _protocol_error(exc)
+    if protocol is not None:
+        return protocol
     text = str(exc)
     match = re.search(r"certificate verify failed: ([^(')]+)", text) or re.search(r"\[SSL: ([A-Z_]+)\]", text)
     if match:

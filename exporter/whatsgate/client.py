@@ -39,11 +39,14 @@ from ..model import (
     Session,
 )
 from ..snapshot.replies import Message
-from .deadline import DeadlineAdapter, DeadlineRetry, DeadlineTimeout, deadline_in, remaining
+from .budget import BodyBudget, Ticket, too_many_items
+from .deadline import DeadlineAdapter, DeadlineRetry, DeadlineTimeout, deadline_in, received, remaining
 from .decode import decode_chats
 from .events import EventsPage, decode_events, decode_history, invalid_envelope
 from .parse import InvalidResponse, parse_chats, parse_sessions
 
+# The statuses that point elsewhere (Location); other 3xx are reported by status only.
+_REDIRECTS = frozenset({300, 301, 302, 303, 305, 307, 308})
 # Commands that change state or send messages; the client refuses them outright.
 _READ_ONLY_COMMANDS = frozenset({"get-chats", "sessions-get", "events-get", "get-history"})
 # Commands whose answers carry messages: no excerpt of them in an error, whatever the answer.
@@ -58,6 +61,8 @@ DEFAULT_MAX_RESPONSE_SIZE = 64 * 1024 * 1024
 # Bodies are read (and inflated) this much at a time: the most memory a gzip
 # bomb can take beyond max_response_size before it is refused.
 _CHUNK = 256 * 1024
+# The bodies of every client of the process share one budget (see .budget).
+BODIES = BodyBudget()
 _CONTENT_TYPE = re.compile(r"[A-Za-z0-9!#$&^_.+-]{1,64}/[A-Za-z0-9!#$&^_.+-]{1,64}")
 
 
@@ -85,8 +90,10 @@ class WhatsGateClient:
         max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
         pool_size: int = 4,
         http: HttpClientConfig | None = None,
+        bodies: BodyBudget | None = None,
     ) -> None:
         self._url = url.rstrip("/")
+        self._bodies = bodies or BODIES
         self._timeout = timeout
         self._max_size = max_response_size
         self._secret = api_key
@@ -160,9 +167,13 @@ class WhatsGateClient:
         """
         if command not in _READ_ONLY_COMMANDS:
             raise ValueError(f"refusing to call {command!r}: the exporter only reads")
+        ticket = self._bodies.ticket()
         try:
-            status, headers, content = self._fetch(command, body)
+            status, headers, content = self._fetch(command, body, ticket)
             with memory.HEAVY_WORK:
+                if status == 200 and (why := too_many_items(content, self._max_size)):
+                    # Counted before anything is decoded: an answer of nothing but {} is a dict per 3 bytes.
+                    raise PollError(INVALID_RESPONSE, f"{command}: answer holds {why}")
                 if fast is not None and status == 200:
                     parsed = fast(content)
                     if parsed is not None:
@@ -178,8 +189,12 @@ class WhatsGateClient:
         except Exception as exc:  # MemoryError, a library bug: classified, never a crash
             detail = self._snippet(f"{type(exc).__name__}: {exc}")
             raise PollError(INTERNAL, f"{command}: unexpected error: {detail}") from None
+        finally:
+            ticket.release()  # the body is decoded (or dropped): its bytes are no longer held
 
-    def _fetch(self, command: str, body: dict[str, Any]) -> tuple[int, Mapping[str, str], bytearray]:
+    def _fetch(
+        self, command: str, body: dict[str, Any], ticket: Ticket
+    ) -> tuple[int, Mapping[str, str], bytearray]:
         """Send the request and read the answer (bounded in size), all within the deadline."""
         started = time.monotonic()
         with deadline_in(self._timeout):
@@ -207,15 +222,31 @@ class WhatsGateClient:
             try:
                 status = response.status_code
                 limit = self._max_size if status == 200 else ERROR_BODY_LIMIT
-                return status, response.headers, self._read_body(command, response.raw, limit, started)
+                content = self._read_body(
+                    command, response.raw, limit, started, ticket if status == 200 else None, received()
+                )
+                return status, response.headers, content
             finally:
                 response.close()
 
-    def _read_body(self, command: str, raw: Any, limit: int, started: float) -> bytearray:
-        """Read and inflate the body chunk by chunk, stopping at ``limit`` bytes or the deadline."""
+    def _read_body(
+        self, command: str, raw: Any, limit: int, started: float, ticket: Ticket | None, head: int
+    ) -> bytearray:
+        """Read and inflate the body chunk by chunk, stopping at ``limit`` bytes or the deadline.
+
+        A 200 answer's bytes are counted in ``ticket`` as they arrive (error answers are
+        capped at ERROR_BODY_LIMIT anyway). ``head``: the bytes read from the socket before the
+        body, so that a timeout reports the body's bytes that arrived, also those a read
+        still waiting for more had gathered."""
         content = bytearray()
         try:
             while chunk := raw.read(_CHUNK, decode_content=True):
+                if ticket is not None and not ticket.grow(len(chunk), remaining() or 0):
+                    raise PollError(
+                        TIMEOUT,
+                        f"{command}: answer not complete {self._took(started)} ({len(content)} bytes"
+                        " received, then waited for memory: another large answer was being read)",
+                    )
                 content += chunk
                 if len(content) > limit:
                     if limit == self._max_size:
@@ -228,7 +259,7 @@ class WhatsGateClient:
                 if (remaining() or 0) <= 0:
                     raise TimeoutError
         except (TimeoutError, urllib3.exceptions.ReadTimeoutError):
-            got = f"{len(content)} bytes received"
+            got = f"{max(len(content), received() - head)} bytes received"
             raise PollError(
                 TIMEOUT, f"{command}: answer not complete {self._took(started)} ({got})"
             ) from None
@@ -259,10 +290,12 @@ class WhatsGateClient:
         if status in (401, 403) or (error and error[0].lower() == "unauthorized"):
             message = error[1] if error else f"HTTP {status}"
             raise PollError(UNAUTHORIZED, f"{command}: HTTP {status}: {self._snippet(message)}")
-        if 300 <= status < 400:
+        if status in _REDIRECTS:
             # Never followed (the key must not go to another host) and never named:
             # the Location is the server's text and may carry anything.
             raise PollError(HTTP_STATUS, f"{command}: HTTP {status} redirect (not followed)")
+        if status == 304:  # an answer to a conditional request, which the client never makes
+            raise PollError(HTTP_STATUS, f"{command}: HTTP 304 not modified (never asked for)")
         if status != 200:
             # The documented error object comes with 500; on other statuses (429, 502, ...)
             # any body is a proxy's or a rate limiter's, and the status says more.

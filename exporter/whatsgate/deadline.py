@@ -35,6 +35,11 @@ from urllib3.util.timeout import Timeout
 from ..config.session import ServerNameAdapter
 
 _DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("whatsgate_deadline", default=None)
+# Bytes read from the socket during the current call: what a timeout reports as received, since
+# bytes that a blocking read had gathered when the deadline struck never reach the caller.
+_RECEIVED: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
+    "whatsgate_received", default=None
+)
 # The smallest socket timeout handed out once the deadline is (nearly) reached:
 # 0 would switch the socket to non-blocking mode, None would mean "wait forever".
 _EXPIRED = 0.001
@@ -46,14 +51,22 @@ def remaining() -> float | None:
     return None if deadline is None else deadline - time.monotonic()
 
 
+def received() -> int:
+    """Bytes read from the socket so far in the current call (status line and headers included)."""
+    counter = _RECEIVED.get()
+    return 0 if counter is None else counter[0]
+
+
 @contextlib.contextmanager
 def deadline_in(seconds: float) -> Iterator[float]:
     """Run the block as one call that must be over ``seconds`` from now; yields the monotonic deadline."""
     deadline = time.monotonic() + seconds
     token = _DEADLINE.set(deadline)
+    counted = _RECEIVED.set([0])
     try:
         yield deadline
     finally:
+        _RECEIVED.reset(counted)
         _DEADLINE.reset(token)
 
 
@@ -111,7 +124,11 @@ class _DeadlineReader(io.RawIOBase):
                 # socket.timeout is TimeoutError: urllib3 turns it into a ReadTimeoutError.
                 raise TimeoutError("deadline of the call reached")
             self._sock.settimeout(left)
-        return self._raw.readinto(buffer)
+        n = self._raw.readinto(buffer)
+        counter = _RECEIVED.get()
+        if n and counter is not None:
+            counter[0] += n
+        return n
 
     def close(self) -> None:
         self._raw.close()  # releases the socket's makefile reference, as http.client expects

@@ -17,12 +17,13 @@ verdict and the same records.
 
 from __future__ import annotations
 
+import codecs
 from typing import Annotated, Any
 
 import msgspec
 
 from ..model import Chat, Group
-from .parse import MAX_NUMBER
+from .parse import MAX_CHATS, MAX_NUMBER, MAX_PARTICIPANTS
 
 _UNSET: Any = msgspec.UNSET
 
@@ -75,8 +76,34 @@ def _group(meta: _Meta | None) -> Group | None:
         return None
     if meta.participants is None:
         return Group(created=meta.creation, participants=None, admins=None, size=meta.size)
+    if len(meta.participants) > MAX_PARTICIPANTS:  # the slow path says so
+        return None
     admins = sum(1 for p in meta.participants if p.isAdmin or p.isSuperAdmin)
     return Group(created=meta.creation, participants=len(meta.participants), admins=admins, size=meta.size)
+
+
+# Checked this much at a time, so that the check holds no copy of a large answer.
+_UTF8_SLICE = 1 << 20
+
+
+def _decodes_as_json_loads_does(body: bytes | bytearray) -> bool:
+    """Whether json.loads can decode the bytes as text: UTF-8, encoded surrogates allowed.
+
+    msgspec checks the UTF-8 of the strings it keeps, not of the keys and values it skips
+    (an unknown field): the reference refuses an answer with invalid UTF-8 anywhere."""
+    if body.isascii():
+        return True
+    decoder = codecs.getincrementaldecoder("utf-8")("surrogatepass")
+    view = memoryview(body)
+    try:
+        for start in range(0, len(view), _UTF8_SLICE):
+            decoder.decode(view[start : start + _UTF8_SLICE])
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    finally:
+        view.release()
+    return True
 
 
 def decode_chats(body: bytes | bytearray) -> list[Chat] | None:
@@ -85,9 +112,13 @@ def decode_chats(body: bytes | bytearray) -> list[Chat] | None:
         answer = _ANSWER.decode(body)
     except (msgspec.DecodeError, UnicodeDecodeError):
         return None
+    if not _decodes_as_json_loads_does(body):
+        return None
     if answer.result != "OK" or (isinstance(answer.name, str) and answer.message is not _UNSET):
         return None
     data = answer.data
+    if len(data) > MAX_CHATS:  # the slow path says so
+        return None
     ids = {c.id for c in data}
     if len(ids) != len(data) or "" in ids:  # a duplicate or an empty id
         return None

@@ -28,6 +28,11 @@ from ..model import Chat, Group, Session
 
 # The largest number accepted: every integer up to it is exact as a float.
 MAX_NUMBER = 2**53
+# The most chats an answer and participants a group may list (10 times the largest accounts
+# the exporter is sized for, and WhatsApp's groups of at most 1,024): more is a hostile or
+# broken answer, refused rather than held (issue 21).
+MAX_CHATS = 100_000
+MAX_PARTICIPANTS = 10_000
 
 
 class InvalidResponse(ValueError):
@@ -94,6 +99,8 @@ def _group(meta: Any, where: str) -> Group:
         return Group(created=created, participants=None, admins=None, size=size)
     if not isinstance(raw, list):
         raise InvalidResponse(f"{where}.participants: expected array, got {_json_type(raw)}")
+    if len(raw) > MAX_PARTICIPANTS:
+        raise InvalidResponse(f"{where}.participants: more than {MAX_PARTICIPANTS} participants")
     admins = 0
     for i, person in enumerate(raw):
         if not isinstance(person, dict):
@@ -142,6 +149,8 @@ def parse_chats(payload: Any) -> list[Chat]:
     data = _ok_data(payload)
     if not isinstance(data, list):
         raise InvalidResponse(f"data: expected array, got {_json_type(data)}")
+    if len(data) > MAX_CHATS:
+        raise InvalidResponse(f"data: more than {MAX_CHATS} chats")
     chats = [parse_chat(obj, f"data[{i}]") for i, obj in enumerate(data)]
     seen: set[str] = set()
     for chat in chats:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import ssl
 import struct
@@ -367,3 +368,61 @@ def test_redirect_to_another_host_is_not_followed(serve: Callable[..., Server], 
     code = status.split()[0]
     assert exc.detail == f"get-chats: HTTP {code} redirect (not followed)"
     assert "localhost" not in exc.detail and "stolen" not in exc.detail
+
+
+# --- issue 21, 8: say what happened ------------------------------------------------
+
+
+def test_a_drip_timeout_counts_the_bytes_that_arrived(serve: Callable[..., Server]) -> None:
+    # The body drips a byte at a time: the read waiting for more holds them when the deadline
+    # strikes, and the client used to report only what that read had returned: 0 bytes.
+    exc, _ = timed_failure(serve(drip_body).url)
+    assert exc.reason == "timeout", exc
+    match = re.search(r"\((\d+) bytes received\)", exc.detail)
+    assert match is not None, exc.detail
+    assert int(match.group(1)) >= 1, exc.detail
+
+
+def test_a_304_is_not_called_a_redirect(serve: Callable[..., Server]) -> None:
+    exc, _ = timed_failure(serve(lambda conn: conn.send(b"HTTP/1.1 304 Not Modified\r\n\r\n")).url)
+    assert exc.reason == "http_status"
+    assert exc.detail == "get-chats: HTTP 304 not modified (never asked for)"
+
+
+def http2_status_line(conn: Conn) -> None:
+    conn.send(b"HTTP/2 200\r\ncontent-type: application/json\r\n\r\n" + OK_BODY)
+
+
+def many_headers(conn: Conn) -> None:
+    fields = b"".join(b"X-Filler-%d: 1\r\n" % i for i in range(150))
+    conn.send(b"HTTP/1.1 200 OK\r\n" + fields + b"Content-Length: %d\r\n\r\n" % len(OK_BODY) + OK_BODY)
+
+
+def long_header_line(conn: Conn) -> None:
+    conn.send(b"HTTP/1.1 200 OK\r\nX-Long: " + b"a" * 70_000 + b"\r\n\r\n" + OK_BODY)
+
+
+def long_status_line(conn: Conn) -> None:
+    conn.send(b"HTTP/1.1 200 " + KEY.encode() + b"a" * 70_000 + b"\r\n\r\n" + OK_BODY)
+
+
+@pytest.mark.parametrize(
+    ("handler", "detail"),
+    [
+        (
+            http2_status_line,
+            "get-chats: not an HTTP/1.x answer (unknown protocol in the status line, e.g. HTTP/2)",
+        ),
+        (many_headers, "get-chats: more than 100 headers"),
+        (long_header_line, "get-chats: header line longer than 65536 bytes"),
+        (long_status_line, "get-chats: status line longer than 65536 bytes"),
+    ],
+    ids=["http2", "over-100-headers", "long-header-line", "long-status-line"],
+)
+def test_a_broken_http_answer_says_what_broke(
+    serve: Callable[..., Server], handler: Handler, detail: str
+) -> None:
+    # These used to be a bare "ConnectionError".
+    exc, _ = timed_failure(serve(handler).url)
+    assert exc.reason == "connection"
+    assert exc.detail == detail

@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from helpers import chat_obj
+from helpers import chat_obj, group_obj
 
 from exporter.cli import logfmt
 from exporter.config import redaction
@@ -145,6 +145,20 @@ def test_data_that_cannot_be_rendered_is_invalid_response_and_keeps_the_last_goo
     text = metrics(store)
     assert 'whatsgate_up{account="support",whatsapp_id="W1"} 0.0' in text
     assert 'chat_id="1@c.us"' in text and "2@c.us" not in text
+
+
+def test_a_group_of_empty_participants_is_a_failed_poll_not_a_million_members(setup, sim):
+    # Issue 21 (1): 200,000 {} participants (about 600 KB) were accepted, each decoded; now the
+    # answer's JSON items are counted before decoding and it is refused with a reason.
+    poller, store = setup
+    good = poller.poll_once()
+    group = group_obj("9@g.us", members=0)
+    group["groupMetadata"]["participants"] = [{} for _ in range(200_000)]
+    sim.add_chat("W1", group)
+    state = poller.poll_once()
+    assert not state.up and state.errors["invalid_response"] == 1 and state.data is good.data
+    assert "JSON items" in (state.last_error or "")
+    assert 'whatsgate_up{account="support",whatsapp_id="W1"} 0.0' in metrics(store)
 
 
 def test_an_account_bad_from_its_first_poll_still_appears_down(setup):

@@ -127,3 +127,27 @@ def test_client_fast_path_keeps_error_classification() -> None:
         with pytest.raises(PollError) as caught:
             client.get_chats("W1")
     assert caught.value.reason == "unauthorized"
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [b'"\xff":1', b'"x":"\xff"', b'"x":{"\xc3":[1]}', b'"muteExpiration":"\xe2\x82"'],
+    ids=["key", "value", "nested-key", "cut-sequence"],
+)
+def test_invalid_utf8_where_msgspec_does_not_look_is_refused_as_the_reference_does(extra: bytes) -> None:
+    # msgspec checks the UTF-8 of the strings it keeps, not of an unknown field it skips;
+    # json.loads refuses the whole answer: one verdict, the reference's.
+    chat = json.dumps(chat_obj("1@c.us"), separators=(",", ":")).encode()
+    for body in (
+        b'{"result":"OK",' + extra + b',"data":[' + chat + b"]}",
+        b'{"result":"OK","data":[' + chat[:-1] + b"," + extra + b"}]}",
+    ):
+        assert reference(body) is None
+        assert decode_chats(body) is None
+
+
+def test_encoded_surrogates_where_msgspec_does_not_look_are_accepted_as_the_reference_does() -> None:
+    # json.loads reads bytes with "surrogatepass": an unknown field's ED A0 80 does not refuse it.
+    body = b'{"result":"OK","data":[],"x":"\xed\xa0\x80","\xc3\xa9":1}'
+    assert reference(body) == []
+    assert decode_chats(body) == []
