@@ -44,9 +44,10 @@ _HANDSHAKE = 0x16  # the first byte of every TLS record that starts a handshake
 
 
 def default_max_connections() -> int:
-    """Half the descriptor limit (the rest is for WhatsGate sockets and files), at most 1024."""
+    """A quarter of the descriptor limit, at most 1024: a connection holds two descriptors while
+    it waits for its first byte on the TLS port, and the rest is for WhatsGate sockets and files."""
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    return max(16, min(1024, soft // 2)) if soft != resource.RLIM_INFINITY else 1024
+    return max(16, min(1024, soft // 4)) if soft != resource.RLIM_INFINITY else 1024
 
 
 class Episodes:

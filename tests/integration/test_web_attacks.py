@@ -144,19 +144,24 @@ def client_hello() -> bytes:
     return outgoing.read()
 
 
-def test_48_half_sent_tls_handshakes(tmp_path: Path) -> None:
+TLS = "tls_server_config:\n  cert_file: s.pem\n  key_file: s.pem\n"
+
+
+def tls_files(tmp_path: Path) -> str:
+    """A server certificate for localhost in ``s.pem`` (the web config TLS names); the CA's file."""
     ca = trustme.CA()
     ca.issue_cert("localhost", "127.0.0.1").private_key_and_cert_chain_pem.write_to_path(
         str(tmp_path / "s.pem")
     )
     ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    return str(tmp_path / "ca.pem")
+
+
+def test_48_half_sent_tls_handshakes(tmp_path: Path) -> None:
+    ca = tls_files(tmp_path)
     hello = client_hello()
-    with exporter(tmp_path, "tls_server_config:\n  cert_file: s.pem\n  key_file: s.pem\n", "https") as (
-        url,
-        port,
-        _pid,
-    ):
-        wait_ready_url(url, verify=str(tmp_path / "ca.pem"))
+    with exporter(tmp_path, TLS, "https") as (url, port, _pid):
+        wait_ready_url(url, verify=ca)
 
         def half_handshakes(stop: threading.Event) -> None:
             socks = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(48)]
@@ -171,9 +176,7 @@ def test_48_half_sent_tls_handshakes(tmp_path: Path) -> None:
                     sock.close()
 
         with Attack(half_handshakes):
-            p90 = p90_of_scrapes(
-                lambda: requests.get(f"{url}/metrics", verify=str(tmp_path / "ca.pem"), timeout=30)
-            )
+            p90 = p90_of_scrapes(lambda: requests.get(f"{url}/metrics", verify=ca, timeout=30))
     assert p90 < P90_LIMIT, p90
 
 
@@ -245,14 +248,21 @@ def test_3000_idle_connections(tmp_path: Path) -> None:
     assert p90 < P90_LIMIT, p90
 
 
-def test_a_connect_flood_at_a_low_descriptor_limit_never_stalls_accepting(tmp_path: Path) -> None:
-    """With 256 descriptors (a cap of 128 connections), 3,000 connects at once must not make the
-    server hold descriptors past its cap: at the limit, asyncio stops accepting for a second at
-    a time, and a scrape waited 6 s behind the flood."""
-    with held_connections(3000) as attack, exporter(tmp_path, nofile=256) as (url, port, _pid):
-        wait_ready_url(url)
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_a_connect_flood_at_a_low_descriptor_limit_never_stalls_accepting(
+    tmp_path: Path, scheme: str
+) -> None:
+    """With 256 descriptors (a cap of 64 connections), 3,000 silent connects at once must not make
+    the server hold descriptors past what it has: at the limit, asyncio stops accepting for a
+    second at a time, and a scrape waited 6 s behind the flood. On the TLS port a connection
+    waiting for its first byte holds two."""
+    web, ca = (TLS, tls_files(tmp_path)) if scheme == "https" else (None, None)
+    with held_connections(3000) as attack, exporter(tmp_path, web, scheme, nofile=256) as (url, port, _pid):
+        wait_ready_url(url, verify=ca or True)
         with attack(port):
-            took = scrape_times(lambda: requests.get(f"{url}/metrics", timeout=30), 10, 0.1)
+            took = scrape_times(
+                lambda: requests.get(f"{url}/metrics", verify=ca or True, timeout=30), 10, 0.1
+            )
     assert max(took) < 1.0, took
 
 
