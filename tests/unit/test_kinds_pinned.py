@@ -17,7 +17,7 @@ import pytest
 from helpers import chat_obj, group_obj
 
 from exporter.alerting.evaluator import Evaluator
-from exporter.alerting.kinds import KINDS, Kind
+from exporter.alerting.kinds import KINDS, History, Kind, increase
 from exporter.alerting.thresholds import Threshold, breached
 from exporter.config.settings import parse_config
 from exporter.model import Account, Session
@@ -400,3 +400,117 @@ def test_session_not_ready_is_every_session_whose_status_is_not_ready():
         ({"whatsapp_id": "W2", "account": "sales", "status": "AUTH"}, 1.0, {}),
         ({"whatsapp_id": "W3", "account": "vip", "status": "STARTING"}, 1.0, {}),
     ]
+
+
+# --- every kind's PromQL keeps the accounts an override took out ----------------------------------
+
+
+@pytest.mark.parametrize("kind", sorted(k for k in KINDS if k != "responses_within"))
+def test_every_rule_leaves_out_the_accounts_of_its_overrides(kind: str):
+    """The default rule of a threshold with an override for "sales" must not also cover sales
+    (two alerts, or the default's limit applied to it)."""
+    extra = {"longer_than": "5m"} if kind in ("chats_waiting", "chats_unanswered") else {}
+    if KINDS[kind].value == "none":
+        extra["above"] = None
+    t = threshold(metric=kind, **extra)
+    assert 'account!~"sales"' in t.promql(t.limit, exclude_accounts=("sales",))
+
+
+def test_both_chat_types_are_an_alternation():
+    t = threshold(metric="unread_messages", chat_types=["contact", "group"])
+    assert 'chat_type=~"contact|group"' in t.promql(t.limit)
+
+
+# --- kinds measured elsewhere find nothing on one snapshot ---------------------------------------
+
+
+def test_sessions_and_windowed_kinds_measure_nothing_on_a_snapshot():
+    """session_not_ready reads sessions-get, responses_within a window of past snapshots; a
+    snapshot's measure finds nothing, and the account kinds find no session instances."""
+    sessions = DiscoveryState(up=True, sessions=((Account("W1", "s"), Session("W1", "s", "AUTH")),))
+    assert measure(threshold(metric="session_not_ready", above=None), snapshot()) == []
+    window = threshold(metric="responses_within", below=0.5, target="1m", window="1h")
+    assert measure(window, snapshot(unanswered=())) == []
+    assert list(KINDS["chats"].measure_sessions(sessions)) == []
+    assert list(KINDS["chats"].measure_over(window, snapshot(), NOW, None)) == []
+
+
+# --- responses_within: Prometheus's increase() and the kept history --------------------------------
+
+
+def _line(first: float, step: float, values: list[float]) -> list[tuple[float, float]]:
+    return [(first + i * step, v) for i, v in enumerate(values)]
+
+
+@pytest.mark.parametrize(
+    "points, start, end, expected",
+    [
+        # Samples 10 s apart, 10 s in from both ends (under 1.1 intervals): extrapolated to both.
+        (_line(1010, 10, [100, 110, 120, 130, 140]), 1000, 1060, 60.0),
+        # ...but no further back than where the counter was 0 (5 s before its first sample).
+        (_line(1010, 10, [5, 15, 25, 35, 45]), 1000, 1060, 55.0),
+        # Exactly 1.1 intervals to the start or the end: too far, half an interval instead.
+        (_line(1011, 10, [100, 110, 120, 130, 140]), 1000, 1051, 45.0),
+        (_line(1000, 10, [100, 110, 120, 130, 140]), 1000, 1051, 45.0),
+        # 1.5 intervals: half an interval.
+        (_line(1015, 10, [100, 110, 120, 130, 140]), 1000, 1055, 45.0),
+        # An increase of 1 from 0: not extrapolated before the 0.
+        (_line(10, 10, [0, 1]), 0, 30, 2.0),
+        # A reset right after the first sample: both sides counted (5 before, 6 after).
+        (_line(0, 10, [5, 1, 6]), 0, 20, 6.0),
+    ],
+)
+def test_increase_extrapolates_as_prometheus(points, start, end, expected):
+    assert increase(points, start, end) == pytest.approx(expected, abs=1e-9)
+
+
+def test_history_drops_old_samples_thins_close_ones_and_replaces_one_at_the_same_time():
+    w = 1000.0  # window / MAX_SAMPLES = 1 s
+    h = History().add(0, (1,), w).add(0.5, (2,), w).add(2, (3,), w)
+    assert h.samples == ((0, (1,)), (2, (3,)))  # 0.5 was closer than 1 s to 0: replaced
+    h = History().add(0, (1,), w).add(1, (2,), w).add(2, (3,), w)
+    assert h.samples == ((0, (1,)), (1, (2,)), (2, (3,)))  # exactly 1 s apart: kept
+    assert History().add(5, (1,), w).add(5, (2,), w).samples == ((5, (2,)),)
+    assert History().add(0, (1,), w).add(1000, (2,), w).add(1001, (3,), w).samples == (
+        (1000, (2,)),
+        (1001, (3,)),
+    )
+
+
+def _replies_state(tracker: Tracker | None) -> AccountState:
+    state = snapshot(unanswered=())
+    return state if tracker is not None else dataclasses.replace(state, replies=None)
+
+
+def test_responses_within_keeps_the_window_through_a_failed_events_poll():
+    """No event log (no series exported): no new sample, the samples still in the window kept,
+    those older dropped (the window's start included), as a failed scrape."""
+    t = threshold(metric="responses_within", below=0.5, target="1m", window="1h")
+    past = History(((NOW - 3601, (0, 0)), (NOW - 3600, (0, 1)), (NOW - 60, (1, 2))))
+    kept = t.spec.record(t, _replies_state(None), NOW, past)
+    assert kept == History(((NOW - 3600, (0, 1)), (NOW - 60, (1, 2))))
+    assert t.spec.record(t, _replies_state(None), NOW, None) is None
+
+
+def test_responses_within_with_exactly_one_response_in_the_window():
+    """One response, not within the target, over exactly the window: 0 of 1, not 0/0."""
+    t = threshold(
+        metric="responses_within",
+        below=0.5,
+        target="1m",
+        window="1h",
+        response="first",
+        chat_types=["contact"],
+    )
+    history = History(((NOW - 3600, (0, 0)), (NOW, (0, 1))))
+    assert list(t.spec.measure_over(t, snapshot(), NOW, history)) == [(ACCOUNT, 0.0, {})]
+
+
+def test_responses_within_adds_every_series_each_with_its_own_counts():
+    """Without a response type or chat type: four series, (bucket, count) each, summed apart."""
+    t = threshold(metric="responses_within", below=0.5, target="1m", window="1h")
+    # contact/first 1 of 1, contact/next 0 of 3, group/first 0 of 0, group/next 2 of 4.
+    before = (0, 0) * 4
+    after = (1, 1, 0, 3, 0, 0, 2, 4)
+    history = History(((NOW - 3600, before), (NOW, after)))
+    assert list(t.spec.measure_over(t, snapshot(), NOW, history)) == [(ACCOUNT, 3 / 8, {})]
