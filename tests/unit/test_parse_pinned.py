@@ -20,7 +20,7 @@ from helpers import chat_obj, group_obj
 
 from exporter.whatsgate.client import PollError, WhatsGateClient
 from exporter.whatsgate.decode import decode_chats
-from exporter.whatsgate.parse import InvalidResponse, parse_chats, parse_sessions
+from exporter.whatsgate.parse import InvalidResponse, parse_chat, parse_chats, parse_sessions
 
 URL = "http://whatsgate.test/api/v1"
 C = "data[1][id='2@c.us']"  # the second chat: the index and the id both in the path
@@ -131,3 +131,12 @@ def test_duplicate_ids_name_the_id():
     with pytest.raises(InvalidResponse) as info:
         parse_chats({"result": "OK", "data": [chat_obj("1@c.us"), chat_obj("2@c.us"), chat_obj("1@c.us")]})
     assert str(info.value) == "data: chat id '1@c.us' appears twice"
+
+
+def test_parse_chat_alone_names_the_chat_and_parse_chats_names_a_bad_data():
+    with pytest.raises(InvalidResponse) as info:
+        parse_chat(contact(pinned="no"))
+    assert str(info.value) == "chat[id='2@c.us'].pinned: expected boolean, got string"
+    with pytest.raises(InvalidResponse) as info:
+        parse_chats({"result": "OK", "data": {"0": chat_obj("1@c.us")}})
+    assert str(info.value) == "data: expected array, got object"
