@@ -20,7 +20,7 @@ from helpers import chat_obj, group_obj
 
 from exporter.whatsgate.client import PollError, WhatsGateClient
 from exporter.whatsgate.decode import decode_chats
-from exporter.whatsgate.parse import InvalidResponse, parse_chat, parse_chats, parse_sessions
+from exporter.whatsgate.parse import MAX_NUMBER, InvalidResponse, parse_chat, parse_chats, parse_sessions
 
 URL = "http://whatsgate.test/api/v1"
 C = "data[1][id='2@c.us']"  # the second chat: the index and the id both in the path
@@ -79,6 +79,11 @@ def group(**meta: Any) -> dict[str, Any]:
 )
 def test_a_refusal_names_the_reason_and_the_whole_path(second: Any, message: str):
     assert refusal(second) == message
+
+
+def test_2_to_the_53_is_the_largest_number_taken():
+    (chat,) = parse_chats({"result": "OK", "data": [chat_obj("1@c.us", MAX_NUMBER, ts=MAX_NUMBER)]})
+    assert (chat.unread, chat.last_activity) == (2**53, 2**53)
 
 
 def test_a_fractional_float_timestamp_is_taken_but_a_fractional_count_never():
