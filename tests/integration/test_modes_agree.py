@@ -157,14 +157,14 @@ account_step = st.fixed_dictionaries(
         "chats": st.tuples(*[chat_state] * len(CHATS)),
     }
 )
-# Whether a chat's state, or whether get-chats answers, carries on from the minute before.
+# Whether a chat's state, or whether get-chats or events-get answers, carries on from the minute before.
 KEEP = st.sampled_from([True, True, False])
 
 
 @st.composite
 def scenario(draw: st.DrawFn) -> list[tuple[dict[str, Any], ...]]:
     """Steps one minute apart. Most of a step carries on from the one before: drawn afresh
-    every minute, a chat is rarely unread for two polls running and get-chats rarely fails
+    every minute, a chat is rarely unread for two polls running and a poll rarely fails
     three times in a row, so long waits next to short ones (where the longest is not the
     shortest), waits reaching a bucket's bound exactly, and data going stale would almost
     never be generated."""
