@@ -32,6 +32,11 @@ import bcrypt
 
 CACHE_SIZE = 256  # distinct (user, password) pairs remembered; a few scrapers need a few
 _KEY = secrets.token_bytes(32)
+# Successful checks, for the whole process: a web config reload (a rotated certificate, a new
+# user) keeps them, or every scraper would queue again behind whatever wrong passwords wait for
+# bcrypt. A token names the hash it was checked against: a changed hash never matches.
+_OK: OrderedDict[bytes, None] = OrderedDict()
+_OK_LOCK = threading.Lock()
 
 
 def _cost(hashed: bytes) -> int:
@@ -43,8 +48,6 @@ class BasicAuth:
 
     def __init__(self, users: dict[str, bytes]) -> None:
         self.users = users
-        self._ok: OrderedDict[bytes, None] = OrderedDict()
-        self._lock = threading.Lock()
         self.floor = 0.0
         self._dummy = b""
         if users:
@@ -83,9 +86,9 @@ class BasicAuth:
         parsed = self._token(header)
         if parsed is None:
             return False
-        with self._lock:
-            if parsed[2] is not None and parsed[3] in self._ok:
-                self._ok.move_to_end(parsed[3])
+        with _OK_LOCK:
+            if parsed[2] is not None and parsed[3] in _OK:
+                _OK.move_to_end(parsed[3])
                 return True
         return None
 
@@ -106,10 +109,10 @@ class BasicAuth:
             bcrypt.checkpw(b"", self._dummy)  # as slow as any other failure
             ok = False
         if ok:
-            with self._lock:
-                self._ok[token] = None
-                if len(self._ok) > CACHE_SIZE:
-                    self._ok.popitem(last=False)
+            with _OK_LOCK:
+                _OK[token] = None
+                if len(_OK) > CACHE_SIZE:
+                    _OK.popitem(last=False)
         return ok
 
     async def verify(self, header: str | None, pool: Executor) -> bool:

@@ -8,9 +8,10 @@ a proxy in front:
   counted from accept for a new connection and from the first byte of the next
   request on a kept-alive one: a client that drips its headers is closed, not
   waited for (aiohttp's only timer is the keep-alive one, two minutes here);
-* at most ``max_connections`` open: a newcomer closes the connection idle the
-  longest, and when every one is being answered it gets a 503 (plain HTTP) or is
-  closed (TLS: answering would first cost a handshake);
+* at most ``max_connections`` open: a newcomer closes the connection least
+  recently active (connected, or a request begun or answered), whatever it is
+  doing: a client that holds a slot by never reading, or by queueing for a
+  password check, is the one to go, and a scraper that just connected is not;
 * TLS started per connection with the web config's context of the moment, so
   rotated certificates and client-certificate settings apply without a restart;
   a plain HTTP request to the TLS port gets a 400 saying to use https, as Go's
@@ -83,6 +84,7 @@ class Connection(asyncio.Protocol):
         self._discard = False  # a plain HTTP request on the TLS port, answered: what follows is dropped
         self._timer: asyncio.TimerHandle | None = None
         self._peek: socket.socket | None = None
+        self._handshaking: asyncio.Task[None] | None = None  # held: the loop keeps only weak references
 
     # --- asyncio's Protocol ---------------------------------------------------------------------
 
@@ -134,6 +136,7 @@ class Connection(asyncio.Protocol):
         """A request was read whole: its deadline is met; writing has its own."""
         self.busy, self._more = True, False
         self._cancel()
+        self.pool.touch(self)
 
     def end(self) -> None:
         self.busy = False
@@ -204,7 +207,7 @@ class Connection(asyncio.Protocol):
             self.transport.write_eof()
             self.transport.resume_reading()
         else:
-            asyncio.get_running_loop().create_task(self._handshake())
+            self._handshaking = asyncio.get_running_loop().create_task(self._handshake())
 
     async def _handshake(self) -> None:
         raw = self.transport
@@ -233,7 +236,7 @@ class Connection(asyncio.Protocol):
 
 
 class Connections:
-    """The protocol factory for the listening socket: every open connection, oldest idle first."""
+    """The protocol factory for the listening socket: every open connection, least recently active first."""
 
     def __init__(
         self,
@@ -268,8 +271,8 @@ class Connections:
 
     def admit(self, conn: Connection) -> bool:
         if len(self._open) >= self.max_connections:
-            victim = next((c for c in self._open if not c.busy), None)
-            if victim is None:
+            victim = next(iter(self._open), None)
+            if victim is None:  # a cap of nothing
                 self.rejected += 1
                 self.episodes.note(
                     "full",
@@ -283,13 +286,19 @@ class Connections:
                     conn.transport.write(BUSY)
                 conn.transport.close()
                 return False
+            self.episodes.note(
+                "full",
+                f"connection limit reached ({self.max_connections}): closing the least recently active",
+                logging.WARNING,
+                client=victim.client,
+            )
             self.forget(victim)
             victim.abort()
         self._open[conn] = None
         return True
 
     def touch(self, conn: Connection) -> None:
-        """Answered just now: the last to be closed for a newcomer."""
+        """Active just now: the last to be closed for a newcomer."""
         if conn in self._open:
             del self._open[conn]
             self._open[conn] = None

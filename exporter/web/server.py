@@ -47,6 +47,7 @@ SERVER = f"whatsgate-exporter/{__version__}"
 # the one before (aiohttp's writer drains past a small limit): what a connection holds unsent stays small.
 _PIECE = 256 * 1024
 NO_WEB_CONFIG = WebConfig()
+RELOAD_WAIT = 0.25  # seconds a request waits for a web config reload before going on without it
 
 
 def pieces(chunks: list[bytes], size: int = _PIECE) -> Iterator[bytes | memoryview]:
@@ -86,6 +87,13 @@ class _Request(web.BaseRequest):
         for name, value in self.extra:
             response.headers[name] = value
         response.headers["Server"] = SERVER  # not aiohttp's, which names Python's version
+        if type(response) is web.Response and response.status >= 400:
+            # aiohttp's own error answer (ours are StreamResponses): its text quotes the request,
+            # an Authorization value included. The status says enough.
+            text = f"{response.status} {response.reason}\n".encode()
+            response.body = text
+            response.headers["Content-Type"] = "text/plain; charset=utf-8"
+            response.headers["Content-Length"] = str(len(text))
 
 
 class _AiohttpLog:
@@ -97,10 +105,10 @@ class _AiohttpLog:
         self.episodes = episodes
 
     def exception(self, msg: str, *args: object, exc_info: Any = None, **_: Any) -> None:
+        # The exception's kind only: its message may quote the request (an Authorization value).
         exc = exc_info if isinstance(exc_info, BaseException) else None
-        reason = str(getattr(exc, "message", "") or "").split("\n", 1)[0].rstrip(":")[:120]
-        err = f"{type(exc).__name__}: {reason}" if exc is not None else msg % args
-        self.episodes.note("bad_request", "bad request: answered 400", err=err)
+        err = type(exc).__name__ if exc is not None else "error"
+        self.episodes.note("bad_request", "bad request", err=err)
 
     error = warning = exception
 
@@ -143,6 +151,7 @@ class ExporterServer:
         # request may wait for), and the status page or a lifecycle reload (which it must not).
         self._files = ThreadPoolExecutor(1, "web-config")
         self._work = ThreadPoolExecutor(1, "web-work")
+        self._reloading: asyncio.Future[WebConfig] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._stopping = threading.Event()
@@ -187,7 +196,12 @@ class ExporterServer:
         if watcher is None:
             return NO_WEB_CONFIG
         if watcher.due():
-            await asyncio.get_running_loop().run_in_executor(self._files, watcher.get)
+            if self._reloading is None or self._reloading.done():
+                self._reloading = asyncio.get_running_loop().run_in_executor(self._files, watcher.get)
+            # A reload is usually quick and then applies to this very request; a slow one (a
+            # bcrypt hash of a high cost to make) finishes on its own while requests go on.
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._reloading), RELOAD_WAIT)
         return watcher.config
 
     async def _tls_context(self) -> ssl.SSLContext:
@@ -220,6 +234,11 @@ class ExporterServer:
             handler_cancellation=True,
             access_log=None,
             logger=_AiohttpLog(self.episodes),
+            # What a request's headers may hold, read before the header deadline cuts a slow one:
+            # aiohttp's defaults (8 KiB a field, 128 fields) let a thousand half-sent requests
+            # hold a gigabyte. Prometheus sends a few short headers; a browser, a few dozen.
+            max_field_size=4096,
+            max_headers=40,
         )
         self.connections = Connections(
             handler,

@@ -226,8 +226,12 @@ def _headers(raw: dict[str, Any]) -> tuple[tuple[str, str], ...]:
         allowed = HEADERS[name]
         if allowed is not None and text and text.lower() not in allowed:
             raise WebConfigError(key, f"invalid value {text!r} (allowed: {', '.join(sorted(allowed))})")
-        if "\r" in text or "\n" in text:
-            raise WebConfigError(key, "a header value cannot contain a line break")
+        if any((ch < " " and ch != "\t") or ch == "\x7f" for ch in text) or not text.isascii():
+            # What HTTP allows in a field value (RFC 9110 section 5.5), and what aiohttp sends: a
+            # value it refuses would make every answer fail.
+            raise WebConfigError(
+                key, "a header value must be printable ASCII (no line break or control character)"
+            )
         if text:  # blank means unset, as in the toolkit
             out.append((name, text))
     return tuple(out)

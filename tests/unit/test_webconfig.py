@@ -104,6 +104,10 @@ def test_tls_config_builds_a_server_context(tls_dir: Path):
         (TLS + "  client_allowed_sans: [a]\n", "tls_server_config.client_allowed_sans: not supported"),
         (TLS + "  bogus: 1\n", "tls_server_config.bogus: unknown key"),
         ("rate_limit:\n  burst: 1\n", "rate_limit.interval: expected a duration"),
+        (
+            'http_server_config:\n  headers:\n    Strict-Transport-Security: "max-age=1\\0"\n',
+            "http_server_config.headers.Strict-Transport-Security: a header value must be printable ASCII",
+        ),
         ("rate_limit:\n  interval: 1s\n  burst: 0\n", "rate_limit.burst: expected a whole number"),
         ("rate_limit:\n  interval: 1s\n  burst: 1\n  rate: 2\n", "rate_limit.rate: unknown key"),
         ("basic_auth_users:\n  bob: plain\n", "basic_auth_users.bob: not a bcrypt hash"),
@@ -189,7 +193,7 @@ def test_cache_is_bounded(monkeypatch):
     basic_auth = BasicAuth(users)
     for user in users:
         assert basic_auth.check(basic(user, "pw"))
-    assert len(basic_auth._ok) == 3
+    assert [basic_auth.cached(basic(user, "pw")) for user in users] == [None, None, True, True, True]
 
 
 def test_the_example_web_config_is_valid(tls_dir: Path):
@@ -197,3 +201,14 @@ def test_the_example_web_config_is_valid(tls_dir: Path):
     config = parse_web_config(example, tls_dir)
     assert config.context is not None and len(config.headers) == 5
     assert config.auth.check(basic("prometheus", "change-me"))
+
+
+def test_a_successful_check_outlives_a_reload_of_the_same_users() -> None:
+    """A reload makes a new BasicAuth: the scraper's cached check must still be there (or it
+    queues behind every wrong password waiting for bcrypt), and a changed hash must not match."""
+    hashed = bcrypt.hashpw(b"pw", bcrypt.gensalt(4))
+    header = "Basic " + base64.b64encode(b"alice:pw").decode()
+    assert BasicAuth({"alice": hashed}).check(header)
+    assert BasicAuth({"alice": hashed}).cached(header) is True
+    assert BasicAuth({"alice": bcrypt.hashpw(b"pw", bcrypt.gensalt(4))}).cached(header) is None
+    assert BasicAuth({"bob": hashed}).cached(header) is None
