@@ -266,18 +266,27 @@ def test_a_connect_flood_at_a_low_descriptor_limit_never_stalls_accepting(
     assert max(took) < 1.0, took
 
 
-def test_64_clients_guessing_passwords(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("guessers", "nofile"),
+    [(64, None), (100, 256)],
+    ids=["64-clients", "more-clients-than-the-cap"],
+)
+def test_clients_guessing_passwords(tmp_path: Path, guessers: int, nofile: int | None) -> None:
+    """Each guess waits its turn for bcrypt. More guessers than the connection cap (64 at 256
+    descriptors) once held every slot, each waiting, and no scrape got in."""
     hashed = bcrypt.hashpw(b"right", bcrypt.gensalt(10)).decode()  # the documented cost
-    with exporter(tmp_path, f"basic_auth_users:\n  prometheus: '{hashed}'\n") as (url, _port, _pid):
+    web = f"basic_auth_users:\n  prometheus: '{hashed}'\n"
+    with exporter(tmp_path, web, nofile=nofile) as (url, _port, _pid):
         wait_ready_url(url, auth=("prometheus", "right"))
 
         def guess(stop: threading.Event) -> None:
             def one() -> None:
-                with requests.Session() as session:
-                    while not stop.is_set():
-                        session.get(f"{url}/metrics", auth=("prometheus", "wrong"), timeout=60)
+                while not stop.is_set():
+                    with contextlib.suppress(requests.RequestException), requests.Session() as session:
+                        while not stop.is_set():
+                            session.get(f"{url}/metrics", auth=("prometheus", "wrong"), timeout=60)
 
-            threads = [threading.Thread(target=one, daemon=True) for _ in range(64)]
+            threads = [threading.Thread(target=one, daemon=True) for _ in range(guessers)]
             for thread in threads:
                 thread.start()
             for thread in threads:
