@@ -35,7 +35,6 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-BUSY = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 # Go's net/http answer to plain HTTP on a TLS port, word for word.
 PLAIN_ON_TLS = (
     b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
@@ -93,8 +92,7 @@ class Connection(asyncio.Protocol):
         self.transport = transport
         peer = transport.get_extra_info("peername")
         self.client = str(peer[0]) if peer else ""
-        if not self.pool.admit(self):
-            return
+        self.pool.admit(self)
         self._deadline()
         if self.pool.tls_on():
             transport.pause_reading()  # nothing is read until the first byte says TLS or not
@@ -253,7 +251,6 @@ class Connections:
         self.header_timeout = header_timeout
         self.max_connections = max_connections
         self.episodes = episodes
-        self.rejected = 0
         self._open: dict[Connection, None] = {}  # insertion order: least recently answered first
         self._of: dict[object, Connection] = {}  # aiohttp's handler → its connection
 
@@ -269,23 +266,10 @@ class Connections:
     def of(self, inner: object) -> Connection | None:
         return self._of.get(inner)
 
-    def admit(self, conn: Connection) -> bool:
-        if len(self._open) >= self.max_connections:
-            victim = next(iter(self._open), None)
-            if victim is None:  # a cap of nothing
-                self.rejected += 1
-                self.episodes.note(
-                    "full",
-                    f"connection limit reached ({self.max_connections}): refusing",
-                    logging.WARNING,
-                    client=conn.client,
-                )
-                self.forget(conn)
-                assert conn.transport is not None
-                if not self.tls_on():
-                    conn.transport.write(BUSY)
-                conn.transport.close()
-                return False
+    def admit(self, conn: Connection) -> None:
+        """Count a new connection in, closing the least recently active one when at the cap."""
+        if len(self._open) >= self.max_connections > 0:
+            victim = next(iter(self._open))
             self.episodes.note(
                 "full",
                 f"connection limit reached ({self.max_connections}): closing the least recently active",
@@ -295,7 +279,6 @@ class Connections:
             self.forget(victim)
             victim.abort()
         self._open[conn] = None
-        return True
 
     def touch(self, conn: Connection) -> None:
         """Active just now: the last to be closed for a newcomer."""
