@@ -111,7 +111,7 @@ class BasicAuth:
         if ok:
             with _OK_LOCK:
                 _OK[token] = None
-                if len(_OK) > CACHE_SIZE:
+                while len(_OK) > CACHE_SIZE:
                     _OK.popitem(last=False)
         return ok
 

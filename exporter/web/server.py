@@ -235,7 +235,7 @@ class ExporterServer:
             access_log=None,
             logger=_AiohttpLog(self.episodes),
             # What a request's headers may hold, read before the header deadline cuts a slow one:
-            # aiohttp's defaults (8 KiB a field, 128 fields) let a thousand half-sent requests
+            # aiohttp's defaults (a few times these) let a thousand half-sent requests
             # hold a gigabyte. Prometheus sends a few short headers; a browser, a few dozen.
             max_field_size=4096,
             max_headers=40,
