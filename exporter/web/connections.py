@@ -8,10 +8,11 @@ a proxy in front:
   counted from accept for a new connection and from the first byte of the next
   request on a kept-alive one: a client that drips its headers is closed, not
   waited for (aiohttp's only timer is the keep-alive one, two minutes here);
-* at most ``max_connections`` open: a newcomer closes the connection least
-  recently active (connected, or a request begun or answered), whatever it is
-  doing: a client that holds a slot by never reading, or by queueing for a
-  password check, is the one to go, and a scraper that just connected is not;
+* at most ``max_connections`` open: a newcomer closes a connection whose
+  password check waits for bcrypt (the oldest such; a scraper whose password is
+  cached never waits), else the one least recently active (connected, or a
+  request begun or answered), whatever it is doing: a client that holds a slot
+  by never reading is the one to go, and a scraper that just connected is not;
 * TLS started per connection with the web config's context of the moment, so
   rotated certificates and client-certificate settings apply without a restart;
   a plain HTTP request to the TLS port gets a 400 saying to use https, as Go's
@@ -30,7 +31,7 @@ import resource
 import socket
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -251,7 +252,8 @@ class Connections:
         self.header_timeout = header_timeout
         self.max_connections = max_connections
         self.episodes = episodes
-        self._open: dict[Connection, None] = {}  # insertion order: least recently answered first
+        self._open: dict[Connection, None] = {}  # insertion order: least recently active first
+        self._checking: dict[Connection, None] = {}  # waiting for bcrypt, oldest first
         self._of: dict[object, Connection] = {}  # aiohttp's handler → its connection
 
     def __call__(self) -> Connection:
@@ -269,7 +271,7 @@ class Connections:
     def admit(self, conn: Connection) -> None:
         """Count a new connection in, closing the least recently active one when at the cap."""
         if len(self._open) >= self.max_connections > 0:
-            victim = next(iter(self._open))
+            victim = next(iter(self._checking), None) or next(iter(self._open))
             self.episodes.note(
                 "full",
                 f"connection limit reached ({self.max_connections}): closing the least recently active",
@@ -286,8 +288,20 @@ class Connections:
             del self._open[conn]
             self._open[conn] = None
 
+    @contextlib.contextmanager
+    def checking(self, conn: Connection | None) -> Iterator[None]:
+        """While ``conn``'s password check waits for bcrypt: the first to close for a newcomer."""
+        if conn is not None:
+            self._checking[conn] = None
+        try:
+            yield
+        finally:
+            if conn is not None:
+                self._checking.pop(conn, None)
+
     def forget(self, conn: Connection) -> None:
         self._open.pop(conn, None)
+        self._checking.pop(conn, None)
         self._of.pop(conn.inner, None)
 
     def close_all(self) -> None:

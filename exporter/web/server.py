@@ -30,7 +30,7 @@ from .. import __version__
 from ..alerting.evaluator import Alert
 from ..metrics.store import Store
 from . import pages
-from .connections import Connections, Episodes, default_max_connections
+from .connections import Connection, Connections, Episodes, default_max_connections
 from .encoding import accepts_gzip
 from .listen import bind
 from .watcher import WebConfigWatcher
@@ -295,19 +295,24 @@ class ExporterServer:
         if conn is not None:
             conn.begin()
         try:
-            return await self._answer(request)
+            return await self._answer(request, conn)
         finally:
             if conn is not None:
                 conn.end()
 
-    async def _answer(self, request: web.BaseRequest) -> web.StreamResponse:
+    async def _answer(self, request: web.BaseRequest, conn: Connection | None) -> web.StreamResponse:
         config = await self._web()
         if config.rate_limit is not None and not config.rate_limit.allow():
             return await self._send(request, 429, TEXT, [b"Too Many Requests\n"])
         header = request.headers.get("Authorization")
         if header is not None and not header.isascii():
             return await self._send(request, 400, TEXT, [b"Bad Request: Authorization is not ASCII\n"])
-        if not await config.auth.verify(header, self._auth):
+        known = config.auth.cached(header)
+        if known is None:
+            assert self.connections is not None
+            with self.connections.checking(conn):
+                known = await config.auth.verify(header, self._auth)
+        if not known:
             challenge = (("WWW-Authenticate", 'Basic realm="whatsgate-exporter"'),)
             return await self._send(request, 401, TEXT, [b"Unauthorized\n"], headers=challenge)
         path, _, query = request.raw_path.partition("?")
