@@ -41,6 +41,7 @@ def test_answers_read_at_once_share_one_budget() -> None:
     result = bench.run("concurrent", size, polls, barrier_wait=1.0)
     assert "error" not in result, result
     assert result["outcomes"] == ["ok: 1 chats"], result
-    # The shared pool (40 MiB) and one large answer, with the slack of growing buffers: not
-    # eight answers (192 MiB).
-    assert result["peak_mb"] - result["start_mb"] < (40 * MIB + 2 * size) / MIB, result
+    # The shared pool (40 MiB) and one large answer, each possibly held twice while a body grows
+    # and is joined: not eight answers (the code before the budget: 182 MiB over the start). The
+    # bound without the doubling was under the design's own and failed CI once by 3 MiB.
+    assert result["peak_mb"] - result["start_mb"] < 2 * (40 * MIB + size) / MIB, result
