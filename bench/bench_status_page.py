@@ -26,7 +26,7 @@ from exporter.config.schedules import parse_schedules
 from exporter.model import Account, Chat, ChatsConfig
 from exporter.snapshot.state import AccountState, ChatData
 from exporter.snapshot.waiting import WaitingConfig
-from exporter.web.pages import status_page
+from exporter.page.status import status_page
 
 NOW = 1_780_000_000.0
 OFFICE = parse_schedules(

@@ -70,6 +70,28 @@ class Episodes:
         log.log(level, message, extra={"fields": {**fields, "count": count}})
 
 
+class AiohttpLog:
+    """aiohttp's server logger. What it reports is a client's malformed request (it answers those
+    with a 400 itself): one line, counted per episode, never a traceback, never the request's bytes
+    (its messages quote them, after the first line)."""
+
+    def __init__(self, episodes: Episodes) -> None:
+        self.episodes = episodes
+
+    def exception(self, msg: str, *args: object, exc_info: Any = None, **_: Any) -> None:
+        # The exception's kind only: its message may quote the request (an Authorization value).
+        exc = exc_info if isinstance(exc_info, BaseException) else None
+        err = type(exc).__name__ if exc is not None else "error"
+        self.episodes.note("bad_request", "bad request", err=err)
+
+    error = warning = exception
+
+    def debug(self, *args: object, **kwargs: Any) -> None:
+        """Premature disconnections and the like: nothing to say."""
+
+    info = debug
+
+
 class Connection(asyncio.Protocol):
     """One client connection: see the module docstring. ``inner`` is aiohttp's request handler."""
 
@@ -261,9 +283,6 @@ class Connections:
         conn = Connection(self, inner)
         self._of[inner] = conn
         return conn
-
-    def __len__(self) -> int:
-        return len(self._open)
 
     def of(self, inner: object) -> Connection | None:
         return self._of.get(inner)

@@ -40,3 +40,14 @@ def bind(host: str, port: int) -> socket.socket:
                 raise
         host = "0.0.0.0"
     return _listen(socket.AF_INET, (host, port))
+
+
+def written(host: str, port: int) -> str:
+    """An address as the flag writes it: ``[::]:9877``, ``127.0.0.1:9877``."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def shown(scheme: str, address: tuple[str, int], wildcard: str) -> str:
+    """A URL for a bound address, naming ``wildcard`` (a host name) for one that listens everywhere."""
+    host, port = address
+    return f"{scheme}://{written(wildcard if host in ('0.0.0.0', '::', '') else host, port)}"

@@ -29,10 +29,10 @@ from aiohttp import web
 from .. import __version__
 from ..alerting.evaluator import Alert
 from ..metrics.store import Store
-from . import pages
-from .connections import Connection, Connections, Episodes, default_max_connections
+from ..page.status import status_page
+from .connections import AiohttpLog, Connection, Connections, Episodes, default_max_connections
 from .encoding import accepts_gzip
-from .listen import bind
+from .listen import bind, shown, written
 from .watcher import WebConfigWatcher
 from .webconfig import WebConfig
 
@@ -96,28 +96,6 @@ class _Request(web.BaseRequest):
             response.headers["Content-Length"] = str(len(text))
 
 
-class _AiohttpLog:
-    """aiohttp's server logger. What it reports is a client's malformed request (it answers those
-    with a 400 itself): one line, counted per episode, never a traceback, never the request's bytes
-    (its messages quote them, after the first line)."""
-
-    def __init__(self, episodes: Episodes) -> None:
-        self.episodes = episodes
-
-    def exception(self, msg: str, *args: object, exc_info: Any = None, **_: Any) -> None:
-        # The exception's kind only: its message may quote the request (an Authorization value).
-        exc = exc_info if isinstance(exc_info, BaseException) else None
-        err = type(exc).__name__ if exc is not None else "error"
-        self.episodes.note("bad_request", "bad request", err=err)
-
-    error = warning = exception
-
-    def debug(self, *args: object, **kwargs: Any) -> None:
-        """Premature disconnections and the like: nothing to say."""
-
-    info = debug
-
-
 class ExporterServer:
     """Serves the store over HTTP(S) until :meth:`shutdown`; :meth:`serve_forever` runs the loop."""
 
@@ -163,24 +141,16 @@ class ExporterServer:
     @property
     def external_url(self) -> str:
         """How others reach this server: the host name in place of a wildcard address."""
-        host, port = self.server_address
-        if host in ("0.0.0.0", "::", ""):
-            host = socket.gethostname()
-        return f"{self.scheme}://{f'[{host}]' if ':' in host else host}:{port}/"
+        return shown(self.scheme, self.server_address, socket.gethostname()) + "/"
 
     @property
     def url(self) -> str:
-        host, port = self.server_address
-        shown = "localhost" if host in ("0.0.0.0", "::", "") else host
-        if ":" in shown:
-            shown = f"[{shown}]"
-        return f"{self.scheme}://{shown}:{port}"
+        return shown(self.scheme, self.server_address, "localhost")
 
     @property
     def bound(self) -> str:
         """The address really listened on, as the flag writes it: ``[::]:9877``, ``127.0.0.1:9877``."""
-        host, port = self.server_address
-        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        return written(*self.server_address)
 
     @property
     def scheme(self) -> str:
@@ -233,7 +203,7 @@ class ExporterServer:
             # for it is dropped, not run for nobody.
             handler_cancellation=True,
             access_log=None,
-            logger=_AiohttpLog(self.episodes),
+            logger=AiohttpLog(self.episodes),
             # What a request's headers may hold, read before the header deadline cuts a slow one:
             # aiohttp's defaults (a few times these) let a thousand half-sent requests
             # hold a gigabyte. Prometheus sends a few short headers; a browser, a few dozen.
@@ -408,7 +378,7 @@ class ExporterServer:
         return json.dumps(groups, ensure_ascii=False).encode()
 
     def _landing(self) -> str:
-        return pages.status_page(
+        return status_page(
             self.store.states(),
             self.alerts(),
             time.time(),

@@ -12,7 +12,7 @@ from exporter.alerting.evaluator import Evaluator
 from exporter.config.settings import Config, parse_config
 from exporter.model import Account, Session
 from exporter.snapshot.state import AccountState, ChatData, DiscoveryState
-from exporter.web import pages
+from exporter.page import status as pages
 from exporter.whatsgate.parse import parse_chats
 
 MSK = ZoneInfo("Europe/Moscow")
