@@ -37,24 +37,11 @@ Waits = Callable[[AccountState, float, float], Sequence[Wait] | None]
 
 
 @dataclass(frozen=True)
-class _PerAccount(Kind):
-    """A per-account measure of the waits of the chat types the threshold keeps."""
+class OldestWaiting(Kind):
+    """The account's longest current wait, over the chat types the threshold keeps."""
 
     metric: MetricDef = d.OLDEST_WAITING_SECONDS
     waits: Waits = waiting
-
-    def _kept(self, t: Narrowing, state: AccountState, now: float, stale_after: float) -> list[Wait] | None:
-        """None while the account exports no such series."""
-        found = self.waits(state, now, stale_after)
-        if found is None:
-            return None
-        types = t.chat_types or CHAT_TYPES
-        return [w for w in found if w.chat_type in types]
-
-
-@dataclass(frozen=True)
-class OldestWaiting(_PerAccount):
-    """The account's longest current wait, over the chat types the threshold keeps."""
 
     def promql(self, t: Narrowing, bound: str, limit: float, exclude_accounts: tuple[str, ...] = ()) -> str:
         return f"max without (chat_type) ({self.metric.name}{selector(t, exclude_accounts)}) {bound}"
@@ -62,16 +49,20 @@ class OldestWaiting(_PerAccount):
     def measure(
         self, t: Narrowing, state: AccountState, now: float, stale_after: float
     ) -> Iterator[Instance]:
-        kept = self._kept(t, state, now, stale_after)
-        if kept:
-            yield account_labels(state), max(w.seconds for w in kept), {}
+        found = self.waits(state, now, stale_after)
+        if found is not None:
+            types = t.chat_types or CHAT_TYPES
+            waits = [w.seconds for w in found if w.chat_type in types]
+            if waits:
+                yield account_labels(state), max(waits), {}
 
 
 @dataclass(frozen=True)
-class ChatsWaiting(_PerAccount):
+class ChatsWaiting(Kind):
     """How many chats have waited longer than the threshold's ``longer_than`` (one of the buckets)."""
 
     metric: MetricDef = d.CHATS_WAITING
+    waits: Waits = waiting
 
     def promql(self, t: Narrowing, bound: str, limit: float, exclude_accounts: tuple[str, ...] = ()) -> str:
         sel = selector(t, exclude_accounts, f'longer_than="{d.go_number(t.longer_than or 0.0)}"')
@@ -81,10 +72,12 @@ class ChatsWaiting(_PerAccount):
     def measure(
         self, t: Narrowing, state: AccountState, now: float, stale_after: float
     ) -> Iterator[Instance]:
-        kept = self._kept(t, state, now, stale_after)
-        if kept is not None:
+        found = self.waits(state, now, stale_after)
+        if found is not None:
+            types = t.chat_types or CHAT_TYPES
             longer = t.longer_than or 0.0
-            yield account_labels(state), float(sum(1 for w in kept if w.seconds > longer)), {}
+            count = sum(1 for w in found if w.chat_type in types and w.seconds > longer)
+            yield account_labels(state), float(count), {}
 
 
 @dataclass(frozen=True)
