@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 
 from ..config.settings import Config
 from ..snapshot.state import AccountState, DiscoveryState
-from .kinds import History
+from .kinds.history import History
 from .templates import render_text
 from .thresholds import Threshold, breached
 

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 from ..config.schema import format_duration
 from . import templates
-from .kinds import KINDS, Kind
+from .kinds import KINDS
+from .kinds.base import Kind
 
 
 @dataclass(frozen=True)

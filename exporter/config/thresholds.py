@@ -12,7 +12,8 @@ import re
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from ..alerting.kinds import COMMON_FIELDS, KINDS, SCOPE_FIELDS, Kind
+from ..alerting.kinds import COMMON_FIELDS, KINDS, SCOPE_FIELDS
+from ..alerting.kinds.base import Kind
 from ..alerting.templates import PLACEHOLDER_RE
 from ..alerting.thresholds import Limit, Threshold
 from ..model import CHAT_TYPES

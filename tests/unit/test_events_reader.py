@@ -1,4 +1,4 @@
-"""Reading WhatsGate's event log (poller/events.py read_log): the cursor, the page order, max_pages.
+"""Reading WhatsGate's event log (poller/eventlog.py read_log): the cursor, the page order, max_pages.
 
 The source is a small in-memory event log, paged as events-get documents it (an inclusive
 ``date`` bound, 100 a page, either page order); no HTTP: the simulator tests cover that."""
@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from exporter.poller.events import read_log
+from exporter.poller.eventlog import read_log
 from exporter.snapshot.replies import Cursor, Message
 
 

@@ -17,7 +17,9 @@ import pytest
 from helpers import chat_obj, group_obj
 
 from exporter.alerting.evaluator import Evaluator
-from exporter.alerting.kinds import KINDS, History, Kind, increase
+from exporter.alerting.kinds import KINDS
+from exporter.alerting.kinds.base import Kind
+from exporter.alerting.kinds.history import History, increase
 from exporter.alerting.thresholds import Threshold, breached
 from exporter.config.settings import parse_config
 from exporter.model import Account, Session

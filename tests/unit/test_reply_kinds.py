@@ -14,7 +14,8 @@ from helpers import chat_obj, group_obj, tool
 
 from exporter.alerting import kinds
 from exporter.alerting.evaluator import Evaluator
-from exporter.alerting.kinds import KINDS, MAX_SAMPLES, History, increase
+from exporter.alerting.kinds import KINDS
+from exporter.alerting.kinds.history import MAX_SAMPLES, History, increase
 from exporter.alerting.rules import rule_file
 from exporter.config.schema import ConfigError
 from exporter.config.settings import parse_config
