@@ -14,8 +14,8 @@ import http.client
 import ssl
 import sys
 
+from ..config.webconfig import WebConfigError, load_web_config
 from ..web.listen import parse_listen_address
-from ..web.webconfig import WebConfigError, load_web_config
 
 TIMEOUT = 4.0  # under the image's HEALTHCHECK --timeout=5s
 

@@ -24,6 +24,7 @@ from ..config.schema import ConfigError
 from ..config.settings import Config, load_config
 from ..config.sharding import Shard
 from ..config.sharding import parse_flag as parse_shard
+from ..config.webconfig import WebConfigError
 from ..metrics.collectors import ReloadCollector, ShardCollector
 from ..metrics.store import Store
 from ..poller import Supervisor
@@ -32,7 +33,6 @@ from ..snapshot import statefile
 from ..web.listen import parse_listen_address
 from ..web.server import ExporterServer
 from ..web.watcher import WebConfigWatcher
-from ..web.webconfig import WebConfigError
 from ..whatsgate.client import WhatsGateClient
 from . import logfmt
 from .demo import demo_config

@@ -18,7 +18,7 @@ import threading
 import time
 from pathlib import Path
 
-from .webconfig import WebConfig, WebConfigError, load_web_config
+from ..config.webconfig import WebConfig, WebConfigError, load_web_config
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,9 @@ import bcrypt
 import pytest
 import trustme
 
+from exporter.config.webconfig import WebConfigError, load_web_config, parse_web_config
 from exporter.web import auth
 from exporter.web.auth import BasicAuth
-from exporter.web.webconfig import WebConfigError, load_web_config, parse_web_config
 
 # A fixed cost-4 hash of "pw": test ids must be the same in every run (pytest-xdist compares them).
 HASH = "$2b$04$GFeGcfn5/SphA4KwvU/VLu9y/yal0TUinwciveooDC1fLIQUPnvTG"

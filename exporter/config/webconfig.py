@@ -29,8 +29,8 @@ from typing import Any
 
 import yaml
 
-from ..config.schema import ConfigError, parse_duration
-from .auth import BasicAuth, RateLimit
+from ..web.auth import BasicAuth, RateLimit
+from .schema import ConfigError, parse_duration
 
 
 class WebConfigError(Exception):
