@@ -24,7 +24,6 @@ from ..config.schema import ConfigError
 from ..config.settings import Config, load_config
 from ..config.sharding import Shard
 from ..config.sharding import parse_flag as parse_shard
-from ..config.webconfig import WebConfigError
 from ..metrics.collectors import ReloadCollector, ShardCollector
 from ..metrics.store import Store
 from ..poller import Supervisor
@@ -84,7 +83,7 @@ def build(args: argparse.Namespace) -> Exporter:
     base, shard = _read_flags(args)
     try:
         web_config = WebConfigWatcher(args.web_config_file) if args.web_config_file else None
-    except WebConfigError as exc:
+    except ConfigError as exc:
         raise StartupError(f"web config error: {exc}") from None
     simulator = Simulator.demo() if args.demo else None
 
