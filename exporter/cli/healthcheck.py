@@ -14,8 +14,8 @@ import http.client
 import ssl
 import sys
 
+from ..config.webconfig import load_web_config
 from ..web.listen import parse_listen_address
-from ..web.webconfig import WebConfigError, load_web_config
 
 TIMEOUT = 4.0  # under the image's HEALTHCHECK --timeout=5s
 
@@ -24,7 +24,7 @@ def check(listen_address: str, web_config_file: str | None) -> int:
     try:
         host, port = parse_listen_address(listen_address)
         tls = load_web_config(web_config_file).context is not None if web_config_file else False
-    except (ValueError, WebConfigError) as exc:
+    except ValueError as exc:  # a ConfigError too
         print(f"whatsgate-exporter: healthcheck: {exc}", file=sys.stderr)
         return 1
     host = "127.0.0.1" if host in ("", "0.0.0.0") else "::1" if host == "::" else host

@@ -32,7 +32,6 @@ from ..snapshot import statefile
 from ..web.listen import parse_listen_address
 from ..web.server import ExporterServer
 from ..web.watcher import WebConfigWatcher
-from ..web.webconfig import WebConfigError
 from ..whatsgate.client import WhatsGateClient
 from . import logfmt
 from .demo import demo_config
@@ -84,7 +83,7 @@ def build(args: argparse.Namespace) -> Exporter:
     base, shard = _read_flags(args)
     try:
         web_config = WebConfigWatcher(args.web_config_file) if args.web_config_file else None
-    except WebConfigError as exc:
+    except ConfigError as exc:
         raise StartupError(f"web config error: {exc}") from None
     simulator = Simulator.demo() if args.demo else None
 

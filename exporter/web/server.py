@@ -28,13 +28,13 @@ from aiohttp import web
 
 from .. import __version__
 from ..alerting.evaluator import Alert
+from ..config.webconfig import WebConfig
 from ..metrics.store import Store
 from ..page.status import status_page
 from .connections import AiohttpLog, Connection, Connections, Episodes, default_max_connections
 from .encoding import accepts_gzip
 from .listen import bind, shown, written
 from .watcher import WebConfigWatcher
-from .webconfig import WebConfig
 
 log = logging.getLogger(__name__)
 

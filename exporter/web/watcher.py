@@ -18,7 +18,8 @@ import threading
 import time
 from pathlib import Path
 
-from .webconfig import WebConfig, WebConfigError, load_web_config
+from ..config.schema import ConfigError
+from ..config.webconfig import WebConfig, load_web_config
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ class WebConfigWatcher:
         self.path = Path(path)
         self.interval = interval
         self._lock = threading.Lock()
-        self.config = load_web_config(self.path)  # a bad file at start-up raises WebConfigError
+        self.config = load_web_config(self.path)  # a bad file at start-up raises ConfigError
         self._seen = self._fingerprint(self.config)
         self._checked = time.monotonic()
 
@@ -72,10 +73,10 @@ class WebConfigWatcher:
         try:
             config = load_web_config(self.path)
             if self.config.auth.enabled and not config.auth.enabled:
-                raise WebConfigError("basic_auth_users", "no users: turning basic auth off takes a restart")
+                raise ConfigError("basic_auth_users", "no users: turning basic auth off takes a restart")
             if self.config.context is not None and config.context is None:
-                raise WebConfigError("tls_server_config", "no certificate: turning TLS off takes a restart")
-        except WebConfigError as exc:
+                raise ConfigError("tls_server_config", "no certificate: turning TLS off takes a restart")
+        except ConfigError as exc:
             log.warning(
                 "web config reload failed: keeping the last good one",
                 extra={"fields": {"file": str(self.path), "err": str(exc)}},

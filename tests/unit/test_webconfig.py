@@ -10,9 +10,10 @@ import bcrypt
 import pytest
 import trustme
 
+from exporter.config.schema import ConfigError
+from exporter.config.webconfig import load_web_config, parse_web_config
 from exporter.web import auth
 from exporter.web.auth import BasicAuth
-from exporter.web.webconfig import WebConfigError, load_web_config, parse_web_config
 
 # A fixed cost-4 hash of "pw": test ids must be the same in every run (pytest-xdist compares them).
 HASH = "$2b$04$GFeGcfn5/SphA4KwvU/VLu9y/yal0TUinwciveooDC1fLIQUPnvTG"
@@ -31,7 +32,7 @@ def tls_dir(tmp_path: Path) -> Path:
 
 
 def error(text: str, base: Path = Path(".")) -> str:
-    with pytest.raises(WebConfigError) as exc:
+    with pytest.raises(ConfigError) as exc:
         parse_web_config(text, base)
     message = str(exc.value)
     assert "\n" not in message
@@ -148,7 +149,7 @@ def test_relative_paths_are_relative_to_the_web_config_file(tls_dir: Path, tmp_p
     (tls_dir / "web.yml").write_text(TLS)
     assert load_web_config(tls_dir / "web.yml").context is not None
     missing = tmp_path_factory.mktemp("x") / "web.yml"
-    with pytest.raises(WebConfigError, match=r"cannot read .*web\.yml: No such file"):
+    with pytest.raises(ConfigError, match=r"cannot read .*web\.yml: No such file"):
         load_web_config(missing)
 
 

@@ -29,17 +29,8 @@ from typing import Any
 
 import yaml
 
-from ..config.schema import ConfigError, parse_duration
-from .auth import BasicAuth, RateLimit
-
-
-class WebConfigError(Exception):
-    """A bad web config: ``str()`` is one line starting with the key (e.g. ``basic_auth_users.bob: ...``)."""
-
-    def __init__(self, key: str, message: str) -> None:
-        super().__init__(f"{key}: {message}" if key else message)
-        self.key = key
-
+from ..web.auth import BasicAuth, RateLimit
+from .schema import ConfigError, parse_duration
 
 CLIENT_AUTH = {
     "NoClientCert": ssl.CERT_NONE,
@@ -101,13 +92,13 @@ def _mapping(value: Any, key: str, allowed: set[str]) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise WebConfigError(key, f"expected a mapping, got {type(value).__name__}")
+        raise ConfigError(key, f"expected a mapping, got {type(value).__name__}")
     for name in value:
         full = f"{key}.{name}" if key else str(name)
         if full in NOT_SUPPORTED:
-            raise WebConfigError(full, NOT_SUPPORTED[full])
+            raise ConfigError(full, NOT_SUPPORTED[full])
         if name not in allowed:
-            raise WebConfigError(full, f"unknown key (known: {', '.join(sorted(allowed))})")
+            raise ConfigError(full, f"unknown key (known: {', '.join(sorted(allowed))})")
     return value
 
 
@@ -115,7 +106,7 @@ def _string(value: Any, key: str) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise WebConfigError(key, f"expected a string, got {type(value).__name__}")
+        raise ConfigError(key, f"expected a string, got {type(value).__name__}")
     return value
 
 
@@ -128,7 +119,7 @@ def _file(value: Any, key: str, base: Path) -> Path | None:
         with path.open("rb"):
             pass
     except OSError as exc:
-        raise WebConfigError(key, f"cannot read {path}: {exc.strerror or exc}") from None
+        raise ConfigError(key, f"cannot read {path}: {exc.strerror or exc}") from None
     return path
 
 
@@ -137,41 +128,39 @@ def _tls(raw: dict[str, Any], base: Path) -> tuple[ssl.SSLContext, tuple[Path, .
     cert = _file(raw.get("cert_file"), f"{k}.cert_file", base)
     key = _file(raw.get("key_file"), f"{k}.key_file", base)
     if cert is None or key is None:
-        raise WebConfigError(
-            f"{k}.{'cert_file' if cert is None else 'key_file'}", "missing (both are needed)"
-        )
+        raise ConfigError(f"{k}.{'cert_file' if cert is None else 'key_file'}", "missing (both are needed)")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     try:
         context.load_cert_chain(cert, key)
     except ssl.SSLError as exc:
         if exc.reason == "KEY_VALUES_MISMATCH":
-            raise WebConfigError(f"{k}.key_file", f"{key} does not match the certificate {cert}") from None
+            raise ConfigError(f"{k}.key_file", f"{key} does not match the certificate {cert}") from None
         try:
             ssl.create_default_context(cafile=str(cert))
         except ssl.SSLError:
-            raise WebConfigError(f"{k}.cert_file", f"{cert} is not a PEM certificate") from None
-        raise WebConfigError(f"{k}.key_file", f"{key} is not a PEM private key ({exc.reason})") from None
+            raise ConfigError(f"{k}.cert_file", f"{cert} is not a PEM certificate") from None
+        raise ConfigError(f"{k}.key_file", f"{key} is not a PEM private key ({exc.reason})") from None
     files = [cert, key]
 
     auth_type = _string(raw.get("client_auth_type"), f"{k}.client_auth_type") or "NoClientCert"
     if auth_type == "RequireAnyClientCert":
-        raise WebConfigError(
+        raise ConfigError(
             f"{k}.client_auth_type",
             "RequireAnyClientCert is not supported (Python's ssl verifies every client certificate):"
             " use RequireAndVerifyClientCert with client_ca_file",
         )
     if auth_type not in CLIENT_AUTH:
-        raise WebConfigError(f"{k}.client_auth_type", f"unknown value {auth_type!r}")
+        raise ConfigError(f"{k}.client_auth_type", f"unknown value {auth_type!r}")
     context.verify_mode = CLIENT_AUTH[auth_type]
     ca = _file(raw.get("client_ca_file"), f"{k}.client_ca_file", base)
     if ca is not None:
         try:
             context.load_verify_locations(cafile=str(ca))
         except ssl.SSLError:
-            raise WebConfigError(f"{k}.client_ca_file", f"{ca} holds no PEM certificate") from None
+            raise ConfigError(f"{k}.client_ca_file", f"{ca} holds no PEM certificate") from None
         files.append(ca)
     elif context.verify_mode != ssl.CERT_NONE:
-        raise WebConfigError(f"{k}.client_ca_file", f"required with client_auth_type {auth_type}")
+        raise ConfigError(f"{k}.client_ca_file", f"required with client_auth_type {auth_type}")
 
     for bound, attr, default in (
         ("min_version", "minimum_version", "TLS12"),
@@ -179,35 +168,33 @@ def _tls(raw: dict[str, Any], base: Path) -> tuple[ssl.SSLContext, tuple[Path, .
     ):
         name = _string(raw.get(bound), f"{k}.{bound}") or default
         if name not in VERSIONS:
-            raise WebConfigError(
-                f"{k}.{bound}", f"unknown TLS version {name!r} (known: {', '.join(VERSIONS)})"
-            )
+            raise ConfigError(f"{k}.{bound}", f"unknown TLS version {name!r} (known: {', '.join(VERSIONS)})")
         try:
             setattr(context, attr, VERSIONS[name])
         except (ValueError, ssl.SSLError) as exc:
-            raise WebConfigError(f"{k}.{bound}", f"{name} not available here: {exc}") from None
+            raise ConfigError(f"{k}.{bound}", f"{name} not available here: {exc}") from None
     if context.minimum_version > context.maximum_version:
-        raise WebConfigError(f"{k}.min_version", "is above max_version")
+        raise ConfigError(f"{k}.min_version", "is above max_version")
 
     suites = raw.get("cipher_suites") or []
     if not isinstance(suites, list) or not all(isinstance(s, str) for s in suites):
-        raise WebConfigError(f"{k}.cipher_suites", "expected a list of cipher suite names")
+        raise ConfigError(f"{k}.cipher_suites", "expected a list of cipher suite names")
     openssl = []
     for suite in suites:
         if suite in CIPHERS_TLS12:
             openssl.append(CIPHERS_TLS12[suite])
         elif suite not in CIPHERS_TLS13:
-            raise WebConfigError(
+            raise ConfigError(
                 f"{k}.cipher_suites", f"{suite} is not supported (supported: {', '.join(CIPHERS_TLS12)})"
             )
     if openssl:
         try:
             context.set_ciphers(":".join(openssl))
         except ssl.SSLError as exc:
-            raise WebConfigError(f"{k}.cipher_suites", f"rejected by OpenSSL: {exc.reason}") from None
+            raise ConfigError(f"{k}.cipher_suites", f"rejected by OpenSSL: {exc.reason}") from None
     prefer = raw.get("prefer_server_cipher_suites", True)
     if not isinstance(prefer, bool):
-        raise WebConfigError(f"{k}.prefer_server_cipher_suites", "expected true or false")
+        raise ConfigError(f"{k}.prefer_server_cipher_suites", "expected true or false")
     if prefer:
         context.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
     else:
@@ -221,15 +208,15 @@ def _headers(raw: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     for name, value in raw.items():
         key = f"http_server_config.headers.{name}"
         if name not in HEADERS:
-            raise WebConfigError(key, f"this header cannot be configured (allowed: {', '.join(HEADERS)})")
+            raise ConfigError(key, f"this header cannot be configured (allowed: {', '.join(HEADERS)})")
         text = _string(value, key)
         allowed = HEADERS[name]
         if allowed is not None and text and text.lower() not in allowed:
-            raise WebConfigError(key, f"invalid value {text!r} (allowed: {', '.join(sorted(allowed))})")
+            raise ConfigError(key, f"invalid value {text!r} (allowed: {', '.join(sorted(allowed))})")
         if any((ch < " " and ch != "\t") or ch == "\x7f" for ch in text) or not text.isascii():
             # What HTTP allows in a field value (RFC 9110 section 5.5), and what aiohttp sends: a
             # value it refuses would make every answer fail.
-            raise WebConfigError(
+            raise ConfigError(
                 key, "a header value must be printable ASCII (no line break or control character)"
             )
         if text:  # blank means unset, as in the toolkit
@@ -243,11 +230,9 @@ def _users(raw: Any) -> dict[str, bytes]:
     for user, hashed in users.items():
         key = f"basic_auth_users.{user}"
         if not isinstance(user, str) or not user or ":" in user:
-            raise WebConfigError(key, "a user name must be a non-empty string without ':'")
+            raise ConfigError(key, "a user name must be a non-empty string without ':'")
         if not isinstance(hashed, str) or not BCRYPT.match(hashed):
-            raise WebConfigError(
-                key, "not a bcrypt hash (make one with: htpasswd -nBC 10 \"\" | tr -d ':\\n')"
-            )
+            raise ConfigError(key, "not a bcrypt hash (make one with: htpasswd -nBC 10 \"\" | tr -d ':\\n')")
         out[user] = hashed.encode()
     return out
 
@@ -258,12 +243,8 @@ def _rate_limit(raw: Any) -> RateLimit | None:
         return None
     burst = limit.get("burst")
     if isinstance(burst, bool) or not isinstance(burst, int) or burst < 1:
-        raise WebConfigError("rate_limit.burst", "expected a whole number of requests, at least 1")
-    try:
-        interval = parse_duration(limit.get("interval"), "rate_limit.interval")
-    except ConfigError as exc:
-        raise WebConfigError("rate_limit.interval", str(exc).removeprefix("rate_limit.interval: ")) from None
-    return RateLimit(interval, burst)
+        raise ConfigError("rate_limit.burst", "expected a whole number of requests, at least 1")
+    return RateLimit(parse_duration(limit.get("interval"), "rate_limit.interval"), burst)
 
 
 def parse_web_config(text: str, base: Path) -> WebConfig:
@@ -271,7 +252,7 @@ def parse_web_config(text: str, base: Path) -> WebConfig:
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise WebConfigError("", f"invalid YAML: {' '.join(str(exc).split())}") from None
+        raise ConfigError("", f"invalid YAML: {' '.join(str(exc).split())}") from None
     top = _mapping(raw, "", {"tls_server_config", "http_server_config", "basic_auth_users", "rate_limit"})
     tls = _mapping(
         top.get("tls_server_config"),
@@ -289,10 +270,10 @@ def parse_web_config(text: str, base: Path) -> WebConfig:
     )
     http = _mapping(top.get("http_server_config"), "http_server_config", {"headers", "http2"})
     if not isinstance(http.get("http2", True), bool):
-        raise WebConfigError("http_server_config.http2", "expected true or false")
+        raise ConfigError("http_server_config.http2", "expected true or false")
     raw_headers = http.get("headers") or {}
     if not isinstance(raw_headers, dict):
-        raise WebConfigError("http_server_config.headers", "expected a mapping of header names to values")
+        raise ConfigError("http_server_config.headers", "expected a mapping of header names to values")
     headers = _headers(raw_headers)
     context: ssl.SSLContext | None = None
     files: tuple[Path, ...] = ()
@@ -309,5 +290,5 @@ def load_web_config(path: str | Path) -> WebConfig:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         detail = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise WebConfigError("", f"cannot read {path}: {detail}") from None
+        raise ConfigError("", f"cannot read {path}: {detail}") from None
     return parse_web_config(text, path.parent)
