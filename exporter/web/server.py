@@ -1,12 +1,13 @@
-"""The HTTP side: /metrics from the store's cached bytes, a status page, health, readiness, discovery.
+"""The HTTP side: /metrics from the store's cached bytes, the status page, health, readiness, discovery.
 
 Served by aiohttp's low-level server from one event loop: a slow or hostile
 client costs a coroutine and a buffer, never a thread, so it cannot hold up a
 scrape. Handlers never call WhatsGate and never wait for a poll: they read the
 store's current snapshot and write bytes rendered when it was published.
 :mod:`.connections` bounds connections and time; the optional web config
-(:mod:`.webconfig`) adds TLS, basic auth on every endpoint (bcrypt on a small
-pool of threads, :mod:`.auth`), a rate limit and security headers.
+(:mod:`exporter.config.webconfig`) adds TLS, basic auth on every endpoint (bcrypt on a small
+pool of threads, :mod:`.auth`), a rate limit and security headers. The status page is
+:mod:`exporter.page.status`'s.
 """
 
 from __future__ import annotations
