@@ -288,6 +288,19 @@ def _listening(exporter: Exporter) -> bool:
         return False
 
 
+@contextlib.contextmanager
+def simulating(accounts: list[SimAccount], api_key: str = KEY, **options: Any) -> Iterator[Simulator]:
+    """A static simulator of ``accounts`` on loopback (``options`` set before it starts), stopped after."""
+    simulator = Simulator(accounts, api_key=api_key, dynamic=False)
+    if options:
+        simulator.set_options(**options)
+    simulator.start()
+    try:
+        yield simulator
+    finally:
+        simulator.stop()
+
+
 def config_for(sim: Simulator, extra: str = "", timeout: str = "2s") -> str:
     return (
         f"whatsgate:\n  url: {sim.url}\n  api_key: {KEY}\n  timeout: {timeout}\n"

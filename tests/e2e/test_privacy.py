@@ -21,7 +21,18 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
-from helpers import REPO, Exporter, chat_obj, free_port, group_obj, start_exporter, stop, tool, wait_until
+from helpers import (
+    REPO,
+    Exporter,
+    chat_obj,
+    free_port,
+    group_obj,
+    simulating,
+    start_exporter,
+    stop,
+    tool,
+    wait_until,
+)
 
 from exporter.simulator import SimAccount, Simulator
 
@@ -83,12 +94,8 @@ def config(sim: Simulator, tmp_path: Path, privacy: str, extra: str = "") -> str
 @pytest.fixture
 def sim() -> Iterator[Simulator]:
     accounts = [SimAccount(wid, wid, chats=[dict(c) for c in chats]) for wid, chats in CHATS.items()]
-    simulator = Simulator(accounts, api_key=API_KEY, dynamic=False)
-    simulator.start()
-    try:
+    with simulating(accounts, api_key=API_KEY) as simulator:
         yield simulator
-    finally:
-        simulator.stop()
 
 
 def run_alertmanager(procs: list, tmp_path: Path) -> str:

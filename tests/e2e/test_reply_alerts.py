@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from helpers import KEY, REPO, Exporter, Recorder, chat_obj, config_for, free_port, wait_until
+from helpers import REPO, Exporter, Recorder, chat_obj, config_for, free_port, simulating, wait_until
 from test_waiting_alerts import alertmanager, delivered, frozen, prometheus, start
 
 from exporter.simulator import SimAccount, Simulator
@@ -49,17 +49,12 @@ MARKER = "BODY-MARKER-q7Zx"
 @pytest.fixture
 def sim() -> Iterator[Simulator]:
     chats = [chat_obj(cid, 0, ts=int(time.time()) - 86400) for cid in ("11@c.us", "12@c.us", "13@c.us")]
-    simulator = Simulator(
-        [SimAccount("wa-1", "one", chats=chats), SimAccount("wa-2", "two", chats=[chat_obj("21@c.us", 0)])],
-        api_key=KEY,
-        dynamic=False,
-    )
-    simulator.set_options(body_marker=MARKER)
-    simulator.start()
-    try:
+    accounts = [
+        SimAccount("wa-1", "one", chats=chats),
+        SimAccount("wa-2", "two", chats=[chat_obj("21@c.us", 0)]),
+    ]
+    with simulating(accounts, body_marker=MARKER) as simulator:
         yield simulator
-    finally:
-        simulator.stop()
 
 
 def test_reply_alerts_fire_and_resolve_in_both_modes_alike(

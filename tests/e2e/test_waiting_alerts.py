@@ -26,13 +26,13 @@ import pytest
 import requests
 import yaml
 from helpers import (
-    KEY,
     REPO,
     Exporter,
     Recorder,
     chat_obj,
     config_for,
     free_port,
+    simulating,
     spawn,
     tool,
     wait_ready,
@@ -161,16 +161,12 @@ def prometheus(procs: list[subprocess.Popen], tmp_path: Path, target: int, rules
 @pytest.fixture
 def sim() -> Iterator[Simulator]:
     chats = [chat_obj(cid, 0) for cid in ("11@c.us", "12@c.us", "13@c.us")]
-    simulator = Simulator(
-        [SimAccount("wa-1", "one", chats=chats), SimAccount("wa-2", "two", chats=[chat_obj("21@c.us", 0)])],
-        api_key=KEY,
-        dynamic=False,
-    )
-    simulator.start()
-    try:
+    accounts = [
+        SimAccount("wa-1", "one", chats=chats),
+        SimAccount("wa-2", "two", chats=[chat_obj("21@c.us", 0)]),
+    ]
+    with simulating(accounts) as simulator:
         yield simulator
-    finally:
-        simulator.stop()
 
 
 def closed_until_after_tomorrow() -> str:

@@ -11,8 +11,8 @@ from helpers import chat_obj, group_obj, html_tables
 from exporter.alerting.evaluator import Evaluator
 from exporter.config.settings import Config, parse_config
 from exporter.model import Account, Session
-from exporter.snapshot.state import AccountState, ChatData, DiscoveryState
 from exporter.page import status as pages
+from exporter.snapshot.state import AccountState, ChatData, DiscoveryState
 from exporter.whatsgate.parse import parse_chats
 
 MSK = ZoneInfo("Europe/Moscow")
