@@ -24,9 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench the wor
 from exporter.alerting.evaluator import Alert
 from exporter.config.schedules import parse_schedules
 from exporter.model import Account, Chat, ChatsConfig
+from exporter.page.status import status_page
 from exporter.snapshot.state import AccountState, ChatData
 from exporter.snapshot.waiting import WaitingConfig
-from exporter.page.status import status_page
 
 NOW = 1_780_000_000.0
 OFFICE = parse_schedules(

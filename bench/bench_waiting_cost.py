@@ -18,17 +18,14 @@ chats are parsed); time is per poll of one account, median of ``--repeat`` runs 
 
 from __future__ import annotations
 
-import argparse
 import gc
 import random
 import statistics
-import sys
 import time
 import tracemalloc
 from dataclasses import replace
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench the working tree
+from common import arguments
 
 from exporter.config.schedules import parse_schedules
 from exporter.config.waiting import parse_waiting
@@ -94,9 +91,7 @@ def held_bytes(data: list[Answers], waiting: WaitingConfig, schedule: Schedule |
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = arguments(__doc__)
     parser.add_argument("--accounts", type=int, default=10)
     parser.add_argument("--chats", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=5)
