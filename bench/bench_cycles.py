@@ -39,18 +39,9 @@ import threading
 import time
 from pathlib import Path
 
-from common import REPO as WORKING_TREE
-from common import (
-    arguments,
-    exporter_command,
-    exporter_config,
-    free_port,
-    simulator_command,
-    stop_all,
-    vm_hwm_mb,
-)
+import common
 
-REPO = Path(os.environ.get("BENCH_REPO", WORKING_TREE))
+REPO = Path(os.environ.get("BENCH_REPO", common.REPO))
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -129,7 +120,7 @@ def static_server(body: bytes, port: int) -> None:
 
 
 def main() -> None:
-    parser = arguments(__doc__)
+    parser = common.arguments(__doc__)
     parser.add_argument("--accounts", type=int, default=10)
     parser.add_argument("--chats", type=int, default=10_000)
     parser.add_argument("--cycles", type=int, default=5)
@@ -148,18 +139,18 @@ def main() -> None:
     procs: list[subprocess.Popen[bytes]] = []
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     try:
-        sim_port, exp_port, static_port = free_port(), free_port(), free_port()
-        sim_cmd = simulator_command(sim_port, args.accounts, args.chats)
+        sim_port, exp_port, static_port = common.free_port(), common.free_port(), common.free_port()
+        sim_cmd = common.simulator_command(sim_port, args.accounts, args.chats)
         procs.append(subprocess.Popen(sim_cmd, stdout=subprocess.DEVNULL, cwd=REPO, env=env))
         ids = [f"bench-{i:02d}" for i in range(args.accounts)]
         (tmp / "config.yaml").write_text(
-            exporter_config(sim_port, args.accounts, "600s")
+            common.exporter_config(sim_port, args.accounts, "600s")
             + "poll_interval: 1s\nstale_after: 1h\nchats:\n  max_per_account: 0\n"
             + (f"poll_concurrency: {args.concurrency}\n" if args.concurrency else "")
         )
         time.sleep(1.0)
         log = (tmp / "exporter.log").open("w")
-        exp_cmd = exporter_command(tmp / "config.yaml", exp_port, "debug")
+        exp_cmd = common.exporter_command(tmp / "config.yaml", exp_port, "debug")
         exporter = subprocess.Popen(exp_cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=env)
         procs.append(exporter)
 
@@ -182,7 +173,7 @@ def main() -> None:
             while not stop.is_set():
                 latencies.append(get(exp_port)[2])
 
-        first_hwm = vm_hwm_mb(exporter.pid)
+        first_hwm = common.vm_hwm_mb(exporter.pid)
         reset_hwm(exporter.pid)
         cpu0, polls0 = cpu_seconds(exporter.pid), polls()
         target = polls0 + args.cycles * args.accounts
@@ -209,7 +200,8 @@ def main() -> None:
             print(f"  /metrics p50 {p50 * 1e3:.0f} ms, p99 {p99 * 1e3:.0f} ms")
         scrapes = "incl. the scrapes" if args.scrapers else "polls only"
         print(f"  CPU per full poll cycle ({scrapes}): {cpu_per_cycle:.2f} s")
-        print(f"peak RSS (VmHWM) during the {cycles:.0f} re-poll cycles: {vm_hwm_mb(exporter.pid):.0f} MB")
+        peak = common.vm_hwm_mb(exporter.pid)
+        print(f"peak RSS (VmHWM) during the {cycles:.0f} re-poll cycles: {peak:.0f} MB")
         print(f"  (during start-up and the first poll of every account: {first_hwm:.0f} MB)")
 
         _, body, _ = get(exp_port)
@@ -293,7 +285,7 @@ def main() -> None:
                 f" ratio {ratio:.2f} (median of the rounds' own ratios {paired:.2f})"
             )
     finally:
-        stop_all(procs)
+        common.stop_all(procs)
 
 
 if __name__ == "__main__":

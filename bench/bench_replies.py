@@ -28,17 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import common
 import requests
-from common import (
-    REPO,
-    arguments,
-    exporter_command,
-    exporter_config,
-    free_port,
-    simulator_command,
-    stop_all,
-    vm_hwm_mb,
-)
 
 from exporter.config.settings import parse_config
 from exporter.metrics.store import Store
@@ -142,21 +133,23 @@ def cpu_per_event(chats: int, events: int, repeat: int) -> None:
 
 def peak_rss(accounts: int, chats: int, events: int, enabled: bool, cycles: int = 5) -> float:
     tmp = Path(tempfile.mkdtemp(prefix="bench-replies-"))
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": str(common.REPO)}
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        sim_port, exp_port = free_port(), free_port()
-        sim_cmd = simulator_command(sim_port, accounts, chats, "--events-per-poll", str(events))
-        procs.append(subprocess.Popen(sim_cmd, stdout=subprocess.DEVNULL, cwd=REPO, env=env))
+        sim_port, exp_port = common.free_port(), common.free_port()
+        sim_cmd = common.simulator_command(sim_port, accounts, chats, "--events-per-poll", str(events))
+        procs.append(subprocess.Popen(sim_cmd, stdout=subprocess.DEVNULL, cwd=common.REPO, env=env))
         (tmp / "config.yaml").write_text(
-            exporter_config(sim_port, accounts, "600s") + "poll_interval: 1s\nstale_after: 1h\n"
+            common.exporter_config(sim_port, accounts, "600s") + "poll_interval: 1s\nstale_after: 1h\n"
             f"replies:\n  enabled: {'true' if enabled else 'false'}\n"
         )
         time.sleep(1.0)
         log_path = tmp / "exporter.log"
-        exp_cmd = exporter_command(tmp / "config.yaml", exp_port, "debug")
+        exp_cmd = common.exporter_command(tmp / "config.yaml", exp_port, "debug")
         with log_path.open("w") as log:
-            exporter = subprocess.Popen(exp_cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=env)
+            exporter = subprocess.Popen(
+                exp_cmd, stdout=log, stderr=subprocess.STDOUT, cwd=common.REPO, env=env
+            )
         procs.append(exporter)
 
         def polls() -> int:
@@ -169,13 +162,13 @@ def peak_rss(accounts: int, chats: int, events: int, enabled: bool, cycles: int 
         target = polls() + cycles * accounts
         while polls() < target:
             time.sleep(0.5)
-        return vm_hwm_mb(exporter.pid)
+        return common.vm_hwm_mb(exporter.pid)
     finally:
-        stop_all(procs)
+        common.stop_all(procs)
 
 
 def main() -> None:
-    parser = arguments(__doc__)
+    parser = common.arguments(__doc__)
     parser.add_argument("--accounts", type=int, default=10)
     parser.add_argument("--chats", type=int, default=10_000)
     parser.add_argument("--events", type=int, default=2000)

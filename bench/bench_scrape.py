@@ -22,16 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import (
-    REPO,
-    arguments,
-    exporter_command,
-    exporter_config,
-    free_port,
-    simulator_command,
-    stop_all,
-    vm_hwm_mb,
-)
+import common
 
 
 def get(port: int, path: str) -> tuple[int, bytes, float]:
@@ -57,7 +48,7 @@ def wait_for(port: int, path: str, timeout: float) -> None:
 
 
 def main() -> None:
-    parser = arguments(__doc__)
+    parser = common.arguments(__doc__)
     parser.add_argument("--accounts", type=int, default=10)
     parser.add_argument("--chats", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=15)
@@ -66,17 +57,17 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-scrape-"))
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        sim_port, exp_port, plain_port = free_port(), free_port(), free_port()
-        sim_cmd = simulator_command(sim_port, args.accounts, args.chats)
-        procs.append(subprocess.Popen(sim_cmd, stdout=subprocess.DEVNULL, cwd=REPO))
+        sim_port, exp_port, plain_port = common.free_port(), common.free_port(), common.free_port()
+        sim_cmd = common.simulator_command(sim_port, args.accounts, args.chats)
+        procs.append(subprocess.Popen(sim_cmd, stdout=subprocess.DEVNULL, cwd=common.REPO))
         (tmp / "config.yaml").write_text(
-            exporter_config(sim_port, args.accounts, "60s")
+            common.exporter_config(sim_port, args.accounts, "60s")
             + "poll_interval: 10m\nchats:\n  max_per_account: 0\n"
         )
         time.sleep(0.5)
         started = time.perf_counter()
-        exp_cmd = exporter_command(tmp / "config.yaml", exp_port, "warn")
-        exporter = subprocess.Popen(exp_cmd, stdout=subprocess.DEVNULL, cwd=REPO)
+        exp_cmd = common.exporter_command(tmp / "config.yaml", exp_port, "warn")
+        exporter = subprocess.Popen(exp_cmd, stdout=subprocess.DEVNULL, cwd=common.REPO)
         procs.append(exporter)
         wait_for(exp_port, "/ready", timeout=600)
         print(f"all {args.accounts} accounts polled {time.perf_counter() - started:.1f}s after start")
@@ -122,9 +113,9 @@ def main() -> None:
         print(f"exporter /metrics: median {m_ours * 1000:.1f} ms (min {min(ours) * 1000:.1f})")
         print(f"plain http.server: median {m_plain * 1000:.1f} ms (min {min(plain) * 1000:.1f})")
         print(f"ratio exporter/plain (medians): {m_ours / m_plain:.2f}  [target <= 1.5]")
-        print(f"exporter peak RSS (VmHWM): {vm_hwm_mb(exporter.pid):.0f} MB  [target < 150]")
+        print(f"exporter peak RSS (VmHWM): {common.vm_hwm_mb(exporter.pid):.0f} MB  [target < 150]")
     finally:
-        stop_all(procs)
+        common.stop_all(procs)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
