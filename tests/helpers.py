@@ -430,13 +430,28 @@ def firing_in_prometheus(url: str) -> list[dict]:
     return [a for a in alerts if a["state"] == "firing"]
 
 
-def alerting_stack(
-    procs: list[subprocess.Popen[str]], tmp_path: Path, config: str, am: str
-) -> tuple[Exporter, Path, str]:
-    """Both alerting modes on one exporter: the exporter (a process, ready) on ``config``, the rule
-    file ``rules --output`` writes from the same config, and Prometheus evaluating it
-    (alerting_prometheus), sending to ``am``: (exporter, rule file, Prometheus's URL)."""
-    exporter = run_exporter(procs, tmp_path, config)
+@dataclass
+class BothModes:
+    """One exporter alerting in both modes: its agent, and Prometheus evaluating its rule file."""
+
+    exporter: Exporter
+    rules: Path
+    prometheus: str  # its URL
+
+    def prometheus_firing(self) -> set[frozenset]:
+        return {frozen(a["labels"]) for a in firing_in_prometheus(self.prometheus)}
+
+    def agent_firing(self) -> set[frozenset]:
+        return firing_on_metrics(self.exporter)
+
+
+def both_modes(procs: list[subprocess.Popen[str]], tmp_path: Path, hook: Recorder, config: str) -> BothModes:
+    """Both alerting modes of one exporter, sending to one real Alertmanager that notifies ``hook``:
+    the exporter (a process, ready) on ``config`` with its agent's ``alertmanager`` section added
+    (resending every second), the rule file ``rules --output`` writes from the same config, and
+    Prometheus evaluating it (alerting_prometheus)."""
+    am = alertmanager(procs, tmp_path, webhook_only(hook.url))
+    exporter = run_exporter(procs, tmp_path, config + f"alertmanager:\n  url: {am}\n  resend_interval: 1s\n")
     rules = tmp_path / "rules.yml"
     command = [sys.executable, "-m", "exporter", "rules", "--config.file", str(tmp_path / "exporter.yaml")]
     generated = subprocess.run(
@@ -447,7 +462,7 @@ def alerting_stack(
         cwd=REPO,
     )
     assert generated.returncode == 0 and generated.stderr == "", generated.stderr
-    return exporter, rules, alerting_prometheus(procs, tmp_path, exporter.port, rules, am)
+    return BothModes(exporter, rules, alerting_prometheus(procs, tmp_path, exporter.port, rules, am))
 
 
 def alertmanager(procs: list[subprocess.Popen[str]], tmp_path: Path, config: dict, port: int = 0) -> str:

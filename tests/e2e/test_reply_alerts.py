@@ -25,17 +25,12 @@ import pytest
 import requests
 from helpers import (
     Recorder,
-    alerting_stack,
-    alertmanager,
+    both_modes,
     chat_obj,
     config_for,
     delivered,
-    firing_in_prometheus,
-    firing_on_metrics,
-    frozen,
     simulating,
     wait_until,
-    webhook_only,
 )
 
 from exporter.simulator import SimAccount, Simulator
@@ -70,17 +65,11 @@ def sim() -> Iterator[Simulator]:
 def test_reply_alerts_fire_and_resolve_in_both_modes_alike(
     sim: Simulator, hook: Recorder, procs: list, tmp_path: Path
 ) -> None:
-    am = alertmanager(procs, tmp_path, webhook_only(hook.url))
     state_file = tmp_path / "state.json"
-    config = config_for(sim, THRESHOLDS) + f"alertmanager:\n  url: {am}\n  resend_interval: 1s\n"
-    config += f"state_file: {state_file}\n"
-    exporter, rules, prom = alerting_stack(procs, tmp_path, config, am)
-
-    def prometheus_firing() -> set[frozenset]:
-        return {frozen(a["labels"]) for a in firing_in_prometheus(prom)}
-
-    def agent_firing() -> set[frozenset]:
-        return firing_on_metrics(exporter)
+    config = config_for(sim, THRESHOLDS) + f"state_file: {state_file}\n"
+    modes = both_modes(procs, tmp_path, hook, config)
+    exporter, rules, prom = modes.exporter, modes.rules, modes.prometheus
+    prometheus_firing, agent_firing = modes.prometheus_firing, modes.agent_firing
 
     # The first events poll sets the cursor and learns the chats (empty histories): nothing waits.
     def scraped_by_prometheus() -> bool:

@@ -24,18 +24,14 @@ from pathlib import Path
 import pytest
 from helpers import (
     Recorder,
-    alerting_stack,
-    alertmanager,
+    both_modes,
     chat_obj,
     config_for,
     delivered,
-    firing_in_prometheus,
-    firing_on_metrics,
     frozen,
     simulating,
     tool,
     wait_until,
-    webhook_only,
 )
 
 from exporter.simulator import SimAccount, Simulator
@@ -110,21 +106,15 @@ def closed_until_after_tomorrow() -> str:
 def test_waiting_alerts_fire_and_resolve_in_both_modes_alike(
     sim: Simulator, hook: Recorder, procs: list, tmp_path: Path
 ):
-    am = alertmanager(procs, tmp_path, webhook_only(hook.url))
     config = config_for(sim, THRESHOLDS + closed_until_after_tomorrow())
     config = config.replace(
         "  - whatsapp_id: wa-2\n", "  - whatsapp_id: wa-2\n    name: sales\n    schedule: later\n"
     )
-    config += f"alertmanager:\n  url: {am}\n  resend_interval: 1s\n"
-    exporter, rules, prom = alerting_stack(procs, tmp_path, config, am)
+    modes = both_modes(procs, tmp_path, hook, config)
+    exporter, rules = modes.exporter, modes.rules
+    prometheus_firing, agent_firing = modes.prometheus_firing, modes.agent_firing
     check = subprocess.run([tool("promtool"), "check", "rules", str(rules)], capture_output=True, text=True)
     assert check.returncode == 0 and "SUCCESS: 3 rules found" in check.stdout, check.stdout + check.stderr
-
-    def prometheus_firing() -> set[frozenset]:
-        return {frozen(a["labels"]) for a in firing_in_prometheus(prom)}
-
-    def agent_firing() -> set[frozenset]:
-        return firing_on_metrics(exporter)
 
     time.sleep(3)  # polls, scrapes and evaluations of nothing waiting
     assert prometheus_firing() == set() and agent_firing() == set() and hook.notified() == []
