@@ -120,10 +120,7 @@ def static_server(body: bytes, port: int) -> None:
 
 
 def main() -> None:
-    parser = common.arguments(__doc__)
-    parser.add_argument("--accounts", type=int, default=10)
-    parser.add_argument("--chats", type=int, default=10_000)
-    parser.add_argument("--cycles", type=int, default=5)
+    parser = common.arguments(__doc__, accounts=10, chats=10_000, cycles=5)
     parser.add_argument("--scrapers", type=int, default=5, help="0: CPU per cycle of the polls alone")
     parser.add_argument("--scrapes", type=int, default=200)
     parser.add_argument("--sparse-scrapes", type=int, default=30, help="scrapes 1.1 s apart (0: none)")

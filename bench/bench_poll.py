@@ -33,10 +33,7 @@ URL = "http://whatsgate.bench/api/v1"
 
 
 def main() -> None:
-    parser = arguments(__doc__)
-    parser.add_argument("--chats", type=int, default=10_000)
-    parser.add_argument("--repeat", type=int, default=15)
-    args = parser.parse_args()
+    args = arguments(__doc__, chats=10_000, repeat=15).parse_args()
 
     sim = Simulator.generate(accounts=1, chats=args.chats, group_fraction=0.1, participants=20)
     whatsapp_id = "bench-00"

@@ -31,10 +31,7 @@ MODES = {
 
 
 def main() -> None:
-    parser = arguments(__doc__)
-    parser.add_argument("--chats", type=int, default=10_000)
-    parser.add_argument("--repeat", type=int, default=7)
-    args = parser.parse_args()
+    args = arguments(__doc__, chats=10_000, repeat=7).parse_args()
 
     sim = Simulator.generate(accounts=1, chats=args.chats, group_fraction=0.1, participants=20)
     chats = parse_chats({"result": "OK", "data": sim.chats("bench-00")})

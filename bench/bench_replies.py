@@ -168,11 +168,7 @@ def peak_rss(accounts: int, chats: int, events: int, enabled: bool, cycles: int 
 
 
 def main() -> None:
-    parser = common.arguments(__doc__)
-    parser.add_argument("--accounts", type=int, default=10)
-    parser.add_argument("--chats", type=int, default=10_000)
-    parser.add_argument("--events", type=int, default=2000)
-    parser.add_argument("--repeat", type=int, default=15)
+    parser = common.arguments(__doc__, accounts=10, chats=10_000, events=2000, repeat=15)
     parser.add_argument("--rss", action="store_true", help="also the peak RSS, replies on and off (minutes)")
     args = parser.parse_args()
     cpu_per_event(args.chats, args.events, args.repeat)

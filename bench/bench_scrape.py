@@ -48,11 +48,7 @@ def wait_for(port: int, path: str, timeout: float) -> None:
 
 
 def main() -> None:
-    parser = common.arguments(__doc__)
-    parser.add_argument("--accounts", type=int, default=10)
-    parser.add_argument("--chats", type=int, default=10_000)
-    parser.add_argument("--rounds", type=int, default=15)
-    args = parser.parse_args()
+    args = common.arguments(__doc__, accounts=10, chats=10_000, rounds=15).parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-scrape-"))
     procs: list[subprocess.Popen[bytes]] = []

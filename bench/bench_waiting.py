@@ -78,11 +78,7 @@ def timed_ms(fn: Callable[[], object], repeat: int) -> str:
 
 
 def main() -> None:
-    parser = arguments(__doc__)
-    parser.add_argument("--chats", type=int, default=10_000)
-    parser.add_argument("--unread", type=float, default=0.3)
-    parser.add_argument("--repeat", type=int, default=9)
-    args = parser.parse_args()
+    args = arguments(__doc__, chats=10_000, unread=0.3, repeat=9).parse_args()
 
     rng = random.Random(12)
     first, second = answers(args.chats, args.unread, rng)

@@ -91,11 +91,7 @@ def held_bytes(data: list[Answers], waiting: WaitingConfig, schedule: Schedule |
 
 
 def main() -> None:
-    parser = arguments(__doc__)
-    parser.add_argument("--accounts", type=int, default=10)
-    parser.add_argument("--chats", type=int, default=10_000)
-    parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--polls", type=int, default=3)
+    parser = arguments(__doc__, accounts=10, chats=10_000, repeat=5, polls=3)
     parser.add_argument("--schedule", action="store_true", help="count waits in office hours (Europe/Moscow)")
     args = parser.parse_args()
     rng = random.Random(0)

@@ -20,9 +20,13 @@ sys.path.insert(0, str(REPO))  # bench the working tree, not an installed export
 API_KEY = "bench-key"
 
 
-def arguments(doc: str | None) -> argparse.ArgumentParser:
-    """A bench's argument parser; its help is ``doc`` (the bench's docstring) as written."""
-    return argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+def arguments(doc: str | None, **defaults: float) -> argparse.ArgumentParser:
+    """A bench's argument parser, its help ``doc`` (the bench's docstring) as written, with an option
+    ``--NAME`` for each of ``defaults`` (``_`` written ``-``), of the type of its default."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for name, default in defaults.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=type(default), default=default)
+    return parser
 
 
 def free_port() -> int:
