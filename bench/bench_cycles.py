@@ -31,7 +31,6 @@ import http.client
 import http.server
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -40,16 +39,10 @@ import threading
 import time
 from pathlib import Path
 
-REPO = Path(os.environ.get("BENCH_REPO", Path(__file__).resolve().parent.parent))
+import common
+
+REPO = Path(os.environ.get("BENCH_REPO", common.REPO))
 TICK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def get(port: int, path: str = "/metrics", gzip: bool = True) -> tuple[int, bytes, float]:
@@ -95,11 +88,6 @@ def thread_cpu(pid: int) -> float:
     return total / 1e9
 
 
-def vm_hwm_mb(pid: int) -> float:
-    match = re.search(r"VmHWM:\s+(\d+)", Path(f"/proc/{pid}/status").read_text())
-    return int(match.group(1)) / 1024 if match else float("nan")
-
-
 def reset_hwm(pid: int) -> None:
     """Start VmHWM again from the current RSS (Linux: ``5`` to clear_refs), so the peak read
     later is that of the re-poll cycles, not of start-up, when every account is polled at once."""
@@ -132,12 +120,7 @@ def static_server(body: bytes, port: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--accounts", type=int, default=10)
-    parser.add_argument("--chats", type=int, default=10_000)
-    parser.add_argument("--cycles", type=int, default=5)
+    parser = common.arguments(__doc__, accounts=10, chats=10_000, cycles=5)
     parser.add_argument("--scrapers", type=int, default=5, help="0: CPU per cycle of the polls alone")
     parser.add_argument("--scrapes", type=int, default=200)
     parser.add_argument("--sparse-scrapes", type=int, default=30, help="scrapes 1.1 s apart (0: none)")
@@ -153,22 +136,18 @@ def main() -> None:
     procs: list[subprocess.Popen[bytes]] = []
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     try:
-        sim_port, exp_port, static_port = free_port(), free_port(), free_port()
-        sim_cmd = [sys.executable, "-m", "exporter.simulator", "--listen", f"127.0.0.1:{sim_port}"]
-        sim_cmd += ["--accounts", str(args.accounts), "--chats", str(args.chats), "--group-fraction", "0.1"]
-        sim_cmd += ["--participants", "20", "--api-key", "bench-key"]
+        sim_port, exp_port, static_port = common.free_port(), common.free_port(), common.free_port()
+        sim_cmd = common.simulator_command(sim_port, args.accounts, args.chats)
         procs.append(subprocess.Popen(sim_cmd, stdout=subprocess.DEVNULL, cwd=REPO, env=env))
         ids = [f"bench-{i:02d}" for i in range(args.accounts)]
-        accounts = "\n".join(f"  - whatsapp_id: {i}" for i in ids)
         (tmp / "config.yaml").write_text(
-            f"whatsgate:\n  url: http://127.0.0.1:{sim_port}/api/v1\n  api_key: bench-key\n  timeout: 600s\n"
-            f"accounts:\n{accounts}\npoll_interval: 1s\nstale_after: 1h\nchats:\n  max_per_account: 0\n"
+            common.exporter_config(sim_port, args.accounts, "600s")
+            + "poll_interval: 1s\nstale_after: 1h\nchats:\n  max_per_account: 0\n"
             + (f"poll_concurrency: {args.concurrency}\n" if args.concurrency else "")
         )
         time.sleep(1.0)
         log = (tmp / "exporter.log").open("w")
-        exp_cmd = [sys.executable, "-m", "exporter", "--config.file", str(tmp / "config.yaml")]
-        exp_cmd += ["--web.listen-address", f"127.0.0.1:{exp_port}", "--log.level", "debug"]
+        exp_cmd = common.exporter_command(tmp / "config.yaml", exp_port, "debug")
         exporter = subprocess.Popen(exp_cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=env)
         procs.append(exporter)
 
@@ -191,7 +170,7 @@ def main() -> None:
             while not stop.is_set():
                 latencies.append(get(exp_port)[2])
 
-        first_hwm = vm_hwm_mb(exporter.pid)
+        first_hwm = common.vm_hwm_mb(exporter.pid)
         reset_hwm(exporter.pid)
         cpu0, polls0 = cpu_seconds(exporter.pid), polls()
         target = polls0 + args.cycles * args.accounts
@@ -218,7 +197,8 @@ def main() -> None:
             print(f"  /metrics p50 {p50 * 1e3:.0f} ms, p99 {p99 * 1e3:.0f} ms")
         scrapes = "incl. the scrapes" if args.scrapers else "polls only"
         print(f"  CPU per full poll cycle ({scrapes}): {cpu_per_cycle:.2f} s")
-        print(f"peak RSS (VmHWM) during the {cycles:.0f} re-poll cycles: {vm_hwm_mb(exporter.pid):.0f} MB")
+        peak = common.vm_hwm_mb(exporter.pid)
+        print(f"peak RSS (VmHWM) during the {cycles:.0f} re-poll cycles: {peak:.0f} MB")
         print(f"  (during start-up and the first poll of every account: {first_hwm:.0f} MB)")
 
         _, body, _ = get(exp_port)
@@ -302,13 +282,7 @@ def main() -> None:
                 f" ratio {ratio:.2f} (median of the rounds' own ratios {paired:.2f})"
             )
     finally:
-        for proc in reversed(procs):
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        common.stop_all(procs)
 
 
 if __name__ == "__main__":

@@ -14,16 +14,12 @@ garbage and second snapshot slowed the processing measured after it by a fifth.
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import responses
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench the working tree
+from common import arguments
 
 from exporter.config.settings import parse_config
 from exporter.metrics.render import render_account
@@ -37,12 +33,7 @@ URL = "http://whatsgate.bench/api/v1"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--chats", type=int, default=10_000)
-    parser.add_argument("--repeat", type=int, default=15)
-    args = parser.parse_args()
+    args = arguments(__doc__, chats=10_000, repeat=15).parse_args()
 
     sim = Simulator.generate(accounts=1, chats=args.chats, group_fraction=0.1, participants=20)
     whatsapp_id = "bench-00"

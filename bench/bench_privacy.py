@@ -9,14 +9,12 @@ generated account in each mode, as a median of repeated runs.
 
 from __future__ import annotations
 
-import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench the working tree
+from common import arguments
 
 from exporter.config.settings import parse_config
 from exporter.metrics.render import render_account
@@ -33,12 +31,7 @@ MODES = {
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--chats", type=int, default=10_000)
-    parser.add_argument("--repeat", type=int, default=7)
-    args = parser.parse_args()
+    args = arguments(__doc__, chats=10_000, repeat=7).parse_args()
 
     sim = Simulator.generate(accounts=1, chats=args.chats, group_fraction=0.1, participants=20)
     chats = parse_chats({"result": "OK", "data": sim.chats("bench-00")})

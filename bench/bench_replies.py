@@ -19,30 +19,26 @@
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+import common
 import requests
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))  # bench the working tree
-
-from exporter.config.settings import parse_config  # noqa: E402
-from exporter.metrics.store import Store  # noqa: E402
-from exporter.poller import AccountPoller  # noqa: E402
-from exporter.poller.events import EventsPoller  # noqa: E402
-from exporter.simulator import Simulator  # noqa: E402
-from exporter.snapshot.state import AccountState  # noqa: E402
-from exporter.whatsgate.client import WhatsGateClient  # noqa: E402
-from exporter.whatsgate.events import EventsPage, decode_events  # noqa: E402
+from exporter.config.settings import parse_config
+from exporter.metrics.store import Store
+from exporter.poller import AccountPoller
+from exporter.poller.events import EventsPoller
+from exporter.simulator import Simulator
+from exporter.snapshot.state import AccountState
+from exporter.whatsgate.client import WhatsGateClient
+from exporter.whatsgate.events import EventsPage, decode_events
 
 WID = "bench-00"
 
@@ -135,43 +131,25 @@ def cpu_per_event(chats: int, events: int, repeat: int) -> None:
         sim.stop()
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def vm_hwm_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM")
-
-
 def peak_rss(accounts: int, chats: int, events: int, enabled: bool, cycles: int = 5) -> float:
     tmp = Path(tempfile.mkdtemp(prefix="bench-replies-"))
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": str(common.REPO)}
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        sim_port, exp_port = free_port(), free_port()
-        sim_cmd = [sys.executable, "-m", "exporter.simulator", "--listen", f"127.0.0.1:{sim_port}"]
-        sim_cmd += ["--accounts", str(accounts), "--chats", str(chats), "--group-fraction", "0.1"]
-        sim_cmd += ["--participants", "20", "--api-key", "bench-key", "--events-per-poll", str(events)]
-        procs.append(subprocess.Popen(sim_cmd, stdout=subprocess.DEVNULL, cwd=REPO, env=env))
-        ids = "\n".join(f"  - whatsapp_id: bench-{i:02d}" for i in range(accounts))
+        sim_port, exp_port = common.free_port(), common.free_port()
+        sim_cmd = common.simulator_command(sim_port, accounts, chats, "--events-per-poll", str(events))
+        procs.append(subprocess.Popen(sim_cmd, stdout=subprocess.DEVNULL, cwd=common.REPO, env=env))
         (tmp / "config.yaml").write_text(
-            f"whatsgate:\n  url: http://127.0.0.1:{sim_port}/api/v1\n  api_key: bench-key\n  timeout: 600s\n"
-            f"accounts:\n{ids}\npoll_interval: 1s\nstale_after: 1h\n"
+            common.exporter_config(sim_port, accounts, "600s") + "poll_interval: 1s\nstale_after: 1h\n"
             f"replies:\n  enabled: {'true' if enabled else 'false'}\n"
         )
         time.sleep(1.0)
         log_path = tmp / "exporter.log"
-        exp_cmd = [sys.executable, "-m", "exporter", "--config.file", str(tmp / "config.yaml")]
-        exp_cmd += ["--web.listen-address", f"127.0.0.1:{exp_port}", "--log.level", "debug"]
+        exp_cmd = common.exporter_command(tmp / "config.yaml", exp_port, "debug")
         with log_path.open("w") as log:
-            exporter = subprocess.Popen(exp_cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=env)
+            exporter = subprocess.Popen(
+                exp_cmd, stdout=log, stderr=subprocess.STDOUT, cwd=common.REPO, env=env
+            )
         procs.append(exporter)
 
         def polls() -> int:
@@ -184,21 +162,13 @@ def peak_rss(accounts: int, chats: int, events: int, enabled: bool, cycles: int 
         target = polls() + cycles * accounts
         while polls() < target:
             time.sleep(0.5)
-        return vm_hwm_mb(exporter.pid)
+        return common.vm_hwm_mb(exporter.pid)
     finally:
-        for p in reversed(procs):
-            p.terminate()
-            p.wait(timeout=30)
+        common.stop_all(procs)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--accounts", type=int, default=10)
-    parser.add_argument("--chats", type=int, default=10_000)
-    parser.add_argument("--events", type=int, default=2000)
-    parser.add_argument("--repeat", type=int, default=15)
+    parser = common.arguments(__doc__, accounts=10, chats=10_000, events=2000, repeat=15)
     parser.add_argument("--rss", action="store_true", help="also the peak RSS, replies on and off (minutes)")
     args = parser.parse_args()
     cpu_per_event(args.chats, args.events, args.repeat)

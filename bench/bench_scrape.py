@@ -12,11 +12,9 @@ exporter's peak RSS (VmHWM).
 
 from __future__ import annotations
 
-import argparse
 import http.client
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -24,13 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+import common
 
 
 def get(port: int, path: str) -> tuple[int, bytes, float]:
@@ -55,71 +47,23 @@ def wait_for(port: int, path: str, timeout: float) -> None:
     raise SystemExit(f"port {port}{path} not ready within {timeout}s")
 
 
-def vm_hwm_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--accounts", type=int, default=10)
-    parser.add_argument("--chats", type=int, default=10_000)
-    parser.add_argument("--rounds", type=int, default=15)
-    args = parser.parse_args()
+    args = common.arguments(__doc__, accounts=10, chats=10_000, rounds=15).parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-scrape-"))
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        sim_port, exp_port, plain_port = free_port(), free_port(), free_port()
-        procs.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "exporter.simulator",
-                    "--listen",
-                    f"127.0.0.1:{sim_port}",
-                    "--accounts",
-                    str(args.accounts),
-                    "--chats",
-                    str(args.chats),
-                    "--group-fraction",
-                    "0.1",
-                    "--participants",
-                    "20",
-                    "--api-key",
-                    "bench-key",
-                ],
-                stdout=subprocess.DEVNULL,
-                cwd=REPO,
-            )
-        )
-        ids = "\n".join(f"  - whatsapp_id: bench-{i:02d}" for i in range(args.accounts))
+        sim_port, exp_port, plain_port = common.free_port(), common.free_port(), common.free_port()
+        sim_cmd = common.simulator_command(sim_port, args.accounts, args.chats)
+        procs.append(subprocess.Popen(sim_cmd, stdout=subprocess.DEVNULL, cwd=common.REPO))
         (tmp / "config.yaml").write_text(
-            f"whatsgate:\n  url: http://127.0.0.1:{sim_port}/api/v1\n  api_key: bench-key\n  timeout: 60s\n"
-            f"accounts:\n{ids}\npoll_interval: 10m\nchats:\n  max_per_account: 0\n"
+            common.exporter_config(sim_port, args.accounts, "60s")
+            + "poll_interval: 10m\nchats:\n  max_per_account: 0\n"
         )
         time.sleep(0.5)
         started = time.perf_counter()
-        exporter = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "exporter",
-                "--config.file",
-                str(tmp / "config.yaml"),
-                "--web.listen-address",
-                f"127.0.0.1:{exp_port}",
-                "--log.level",
-                "warn",
-            ],
-            stdout=subprocess.DEVNULL,
-            cwd=REPO,
-        )
+        exp_cmd = common.exporter_command(tmp / "config.yaml", exp_port, "warn")
+        exporter = subprocess.Popen(exp_cmd, stdout=subprocess.DEVNULL, cwd=common.REPO)
         procs.append(exporter)
         wait_for(exp_port, "/ready", timeout=600)
         print(f"all {args.accounts} accounts polled {time.perf_counter() - started:.1f}s after start")
@@ -165,15 +109,9 @@ def main() -> None:
         print(f"exporter /metrics: median {m_ours * 1000:.1f} ms (min {min(ours) * 1000:.1f})")
         print(f"plain http.server: median {m_plain * 1000:.1f} ms (min {min(plain) * 1000:.1f})")
         print(f"ratio exporter/plain (medians): {m_ours / m_plain:.2f}  [target <= 1.5]")
-        print(f"exporter peak RSS (VmHWM): {vm_hwm_mb(exporter.pid):.0f} MB  [target < 150]")
+        print(f"exporter peak RSS (VmHWM): {common.vm_hwm_mb(exporter.pid):.0f} MB  [target < 150]")
     finally:
-        for proc in reversed(procs):
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        common.stop_all(procs)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -13,16 +13,13 @@ Figures are medians of ``--repeat`` runs (the machine is noisy); the schedule is
 
 from __future__ import annotations
 
-import argparse
 import random
 import statistics
-import sys
 import time
 import tracemalloc
 from collections.abc import Callable
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench the working tree
+from common import arguments
 
 from exporter.config.schedules import parse_schedules
 from exporter.model import Chat
@@ -81,13 +78,7 @@ def timed_ms(fn: Callable[[], object], repeat: int) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--chats", type=int, default=10_000)
-    parser.add_argument("--unread", type=float, default=0.3)
-    parser.add_argument("--repeat", type=int, default=9)
-    args = parser.parse_args()
+    args = arguments(__doc__, chats=10_000, unread=0.3, repeat=9).parse_args()
 
     rng = random.Random(12)
     first, second = answers(args.chats, args.unread, rng)

@@ -18,17 +18,14 @@ chats are parsed); time is per poll of one account, median of ``--repeat`` runs 
 
 from __future__ import annotations
 
-import argparse
 import gc
 import random
 import statistics
-import sys
 import time
 import tracemalloc
 from dataclasses import replace
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench the working tree
+from common import arguments
 
 from exporter.config.schedules import parse_schedules
 from exporter.config.waiting import parse_waiting
@@ -94,13 +91,7 @@ def held_bytes(data: list[Answers], waiting: WaitingConfig, schedule: Schedule |
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--accounts", type=int, default=10)
-    parser.add_argument("--chats", type=int, default=10_000)
-    parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--polls", type=int, default=3)
+    parser = arguments(__doc__, accounts=10, chats=10_000, repeat=5, polls=3)
     parser.add_argument("--schedule", action="store_true", help="count waits in office hours (Europe/Moscow)")
     args = parser.parse_args()
     rng = random.Random(0)

@@ -6,7 +6,7 @@ import subprocess
 from collections.abc import Iterator
 
 import pytest
-from helpers import KEY, Exporter, Recorder, accounts, stop
+from helpers import Exporter, Recorder, accounts, simulating, stop
 
 from exporter.config import redaction
 from exporter.simulator import Simulator
@@ -36,12 +36,8 @@ def sim() -> Iterator[Simulator]:
 
     Test modules that need other data define their own ``sim``, which takes precedence.
     """
-    simulator = Simulator(accounts(), api_key=KEY, dynamic=False)
-    simulator.start()
-    try:
+    with simulating(accounts()) as simulator:
         yield simulator
-    finally:
-        simulator.stop()
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 import requests
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.simulator import SimAccount, Simulator
@@ -248,25 +249,19 @@ def get(metrics: dict, metric: str, **labels: str) -> float | None:
     return found[0] if found else None
 
 
+def exporter_command(config_file: Path, port: int, *extra: str) -> list[str]:
+    """The command line of the exporter serving on loopback ``port`` with ``config_file``."""
+    args = [sys.executable, "-m", "exporter", "--config.file", str(config_file)]
+    return [*args, "--web.listen-address", f"127.0.0.1:{port}", *extra]
+
+
 def start_exporter(tmp_path: Path, config: str, *extra: str, wait_ready: bool = True) -> Exporter:
     config_file = tmp_path / "config.yaml"
     config_file.write_text(config, encoding="utf-8")
     port = free_port()
     log = tmp_path / "exporter.log"
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "exporter",
-            "--config.file",
-            str(config_file),
-            "--web.listen-address",
-            f"127.0.0.1:{port}",
-            *extra,
-        ],
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-        text=True,
+        exporter_command(config_file, port, *extra), stdout=log.open("w"), stderr=subprocess.STDOUT, text=True
     )
     exporter = Exporter(proc, port, log)
 
@@ -286,6 +281,19 @@ def _listening(exporter: Exporter) -> bool:
         return requests.get(f"{exporter.url}/healthz", timeout=1).status_code == 200
     except requests.ConnectionError:
         return False
+
+
+@contextlib.contextmanager
+def simulating(accounts: list[SimAccount], api_key: str = KEY, **options: Any) -> Iterator[Simulator]:
+    """A static simulator of ``accounts`` on loopback (``options`` set before it starts), stopped after."""
+    simulator = Simulator(accounts, api_key=api_key, dynamic=False)
+    if options:
+        simulator.set_options(**options)
+    simulator.start()
+    try:
+        yield simulator
+    finally:
+        simulator.stop()
 
 
 def config_for(sim: Simulator, extra: str = "", timeout: str = "2s") -> str:
@@ -345,10 +353,27 @@ def wait_ready(proc: subprocess.Popen[str], url: str, log: Path, what: str, **kw
     wait_until(ready, timeout=30, what=f"{what} ready")
 
 
-def prometheus(
-    procs: list[subprocess.Popen[str]], tmp_path: Path, config: str
-) -> Callable[[str], list[dict]]:
-    """A real Prometheus on ``config`` (its YAML), ready; returns its instant query (the result list)."""
+def run_exporter(procs: list[subprocess.Popen[str]], tmp_path: Path, config: str) -> Exporter:
+    """The exporter as a process on ``config`` (written to exporter.yaml), ready; ``procs`` stops it."""
+    config_file = tmp_path / "exporter.yaml"
+    config_file.write_text(config, encoding="utf-8")
+    port = free_port()
+    log = tmp_path / "exporter.log"
+    proc = spawn(procs, exporter_command(config_file, port), log, cwd=REPO)
+    exporter = Exporter(proc, port, log)
+    wait_ready(proc, f"{exporter.url}/ready", log, "exporter")
+    return exporter
+
+
+def firing_on_metrics(exporter: Exporter) -> set[frozenset]:
+    """The label sets of whatsgate_alert_firing on the exporter's /metrics: the agent's firing alerts."""
+    return {
+        labels for labels, value in exporter.scrape().get("whatsgate_alert_firing", {}).items() if value == 1
+    }
+
+
+def start_prometheus(procs: list[subprocess.Popen[str]], tmp_path: Path, config: str, *flags: str) -> str:
+    """A real Prometheus on ``config`` (its YAML) with more command-line ``flags``, ready; its URL."""
     prom_config = tmp_path / "prometheus.yml"
     prom_config.write_text(config, encoding="utf-8")
     port = free_port()
@@ -358,9 +383,18 @@ def prometheus(
         f"--config.file={prom_config}",
         f"--storage.tsdb.path={tmp_path / 'prom-data'}",
         f"--web.listen-address=127.0.0.1:{port}",
+        *flags,
     ]
     url = f"http://127.0.0.1:{port}"
     wait_ready(spawn(procs, args, log), f"{url}/-/ready", log, "prometheus")
+    return url
+
+
+def prometheus(
+    procs: list[subprocess.Popen[str]], tmp_path: Path, config: str
+) -> Callable[[str], list[dict]]:
+    """A real Prometheus on ``config`` (its YAML), ready; returns its instant query (the result list)."""
+    url = start_prometheus(procs, tmp_path, config)
 
     def query(expr: str) -> list[dict]:
         answer = requests.get(f"{url}/api/v1/query", params={"query": expr}, timeout=5).json()
@@ -368,6 +402,117 @@ def prometheus(
         return answer["data"]["result"]
 
     return query
+
+
+def alerting_prometheus(
+    procs: list[subprocess.Popen[str]], tmp_path: Path, target: int, rules: Path, am: str | None
+) -> str:
+    """Prometheus scraping the exporter on loopback port ``target`` and evaluating ``rules``, every
+    second, sending to the Alertmanager at ``am`` (if any); its URL."""
+    config: dict[str, Any] = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "1s"},
+        "rule_files": [str(rules)],
+        "scrape_configs": [
+            {"job_name": "whatsgate", "static_configs": [{"targets": [f"127.0.0.1:{target}"]}]}
+        ],
+    }
+    if am:
+        config["alerting"] = {
+            "alertmanagers": [{"static_configs": [{"targets": [am.removeprefix("http://")]}]}]
+        }
+    # A second, not a minute: the first notification may be dropped while Alertmanager is discovered.
+    return start_prometheus(procs, tmp_path, yaml.safe_dump(config), "--rules.alert.resend-delay=1s")
+
+
+def firing_in_prometheus(url: str) -> list[dict]:
+    """The alerts firing in the Prometheus at ``url`` (its /api/v1/alerts): labels, annotations."""
+    alerts = requests.get(f"{url}/api/v1/alerts", timeout=5).json()["data"]["alerts"]
+    return [a for a in alerts if a["state"] == "firing"]
+
+
+@dataclass
+class BothModes:
+    """One exporter alerting in both modes: its agent, and Prometheus evaluating its rule file."""
+
+    exporter: Exporter
+    rules: Path
+    prometheus: str  # its URL
+
+    def prometheus_firing(self) -> set[frozenset]:
+        return {frozen(a["labels"]) for a in firing_in_prometheus(self.prometheus)}
+
+    def agent_firing(self) -> set[frozenset]:
+        return firing_on_metrics(self.exporter)
+
+
+def both_modes(procs: list[subprocess.Popen[str]], tmp_path: Path, hook: Recorder, config: str) -> BothModes:
+    """Both alerting modes of one exporter, sending to one real Alertmanager that notifies ``hook``:
+    the exporter (a process, ready) on ``config`` with its agent's ``alertmanager`` section added
+    (resending every second), the rule file ``rules --output`` writes from the same config, and
+    Prometheus evaluating it (alerting_prometheus)."""
+    am = alertmanager(procs, tmp_path, webhook_only(hook.url))
+    exporter = run_exporter(procs, tmp_path, config + f"alertmanager:\n  url: {am}\n  resend_interval: 1s\n")
+    rules = tmp_path / "rules.yml"
+    command = [sys.executable, "-m", "exporter", "rules", "--config.file", str(tmp_path / "exporter.yaml")]
+    generated = subprocess.run(
+        [*command, "--output", str(rules)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
+    assert generated.returncode == 0 and generated.stderr == "", generated.stderr
+    return BothModes(exporter, rules, alerting_prometheus(procs, tmp_path, exporter.port, rules, am))
+
+
+def alertmanager(procs: list[subprocess.Popen[str]], tmp_path: Path, config: dict, port: int = 0) -> str:
+    """A real Alertmanager on ``config`` (alertmanager.yml), ready, without a cluster listener
+    (no gossip on 0.0.0.0), on ``port`` or a free one; its URL."""
+    config_file = tmp_path / "alertmanager.yml"
+    config_file.write_text(yaml.safe_dump(config))
+    data = tmp_path / "am-data"
+    data.mkdir(exist_ok=True)
+    port = port or free_port()
+    log = tmp_path / "alertmanager.log"
+    args = [
+        tool("alertmanager"),
+        f"--config.file={config_file}",
+        f"--storage.path={data}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--cluster.listen-address=",
+    ]
+    url = f"http://127.0.0.1:{port}"
+    wait_ready(spawn(procs, args, log), f"{url}/-/ready", log, "alertmanager")
+    return url
+
+
+def webhook_only(hook_url: str) -> dict:
+    """An Alertmanager config that sends every alert alone, at once, to the webhook at ``hook_url``,
+    resolved ones too."""
+    return {
+        "route": {
+            "receiver": "hook",
+            "group_by": ["..."],  # one group per alert: one notification tells about one alert
+            "group_wait": "0s",
+            "group_interval": "1s",
+            "repeat_interval": "1h",
+        },
+        "receivers": [{"name": "hook", "webhook_configs": [{"url": hook_url, "send_resolved": True}]}],
+    }
+
+
+def frozen(labels: dict[str, str]) -> frozenset:
+    """An alert's label set without Prometheus's job and instance: alike from either mode."""
+    return frozenset((k, v) for k, v in labels.items() if k not in ("job", "instance"))
+
+
+def delivered(hook: Recorder, status: str, from_prometheus: bool) -> dict[frozenset, dict]:
+    """The last notified alert per label set, of one mode (Prometheus's carry a job), in one status."""
+    return {
+        frozen(a["labels"]): a
+        for a in hook.notified()
+        if a["status"] == status and ("job" in a["labels"]) == from_prometheus
+    }
 
 
 # --- Alertmanager's webhook receiver ---------------------------------------------------------

@@ -19,25 +19,28 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
 import yaml
 from helpers import (
-    KEY,
     REPO,
     WEIRD,
     Exporter,
     Recorder,
     accounts,
+    alerting_prometheus,
+    alertmanager,
     config_for,
+    firing_in_prometheus,
+    firing_on_metrics,
     free_port,
     promtool_check_metrics,
-    spawn,
+    run_exporter,
+    simulating,
     tool,
-    wait_ready,
     wait_until,
+    webhook_only,
 )
 
 from exporter.simulator import SimAccount, Simulator
@@ -100,80 +103,15 @@ DOWN_ANNOTATIONS = {
 # --- processes ---------------------------------------------------------------------------------
 
 
-def run_exporter(procs: list[subprocess.Popen], tmp_path: Path, config: str) -> Exporter:
-    config_file = tmp_path / "exporter.yaml"
-    config_file.write_text(config, encoding="utf-8")
-    port = free_port()
-    log = tmp_path / "exporter.log"
-    args = [sys.executable, "-m", "exporter", "--config.file", str(config_file)]
-    proc = spawn(procs, [*args, "--web.listen-address", f"127.0.0.1:{port}"], log, cwd=REPO)
-    exporter = Exporter(proc, port, log)
-    wait_ready(proc, f"{exporter.url}/ready", log, "exporter")
-    return exporter
-
-
 def run_alertmanager(procs: list[subprocess.Popen], tmp_path: Path, hook_url: str, port: int = 0) -> str:
-    port = port or free_port()
-    config = {
-        "route": {
-            "receiver": "hook",
-            "group_by": ["..."],  # one group per alert: one notification tells about one alert
-            "group_wait": "0s",
-            "group_interval": "1s",
-            "repeat_interval": "1h",
-        },
-        "receivers": [{"name": "hook", "webhook_configs": [{"url": hook_url, "send_resolved": True}]}],
-    }
-    config_file = tmp_path / "alertmanager.yml"
-    config_file.write_text(yaml.safe_dump(config))
+    url = alertmanager(procs, tmp_path, webhook_only(hook_url), port)
     check = subprocess.run(
-        [tool("amtool"), "check-config", str(config_file)], capture_output=True, text=True, timeout=30
+        [tool("amtool"), "check-config", str(tmp_path / "alertmanager.yml")],
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert check.returncode == 0, check.stdout + check.stderr
-    data = tmp_path / "am-data"
-    data.mkdir(exist_ok=True)
-    log = tmp_path / "alertmanager.log"
-    args = [
-        tool("alertmanager"),
-        f"--config.file={config_file}",
-        f"--storage.path={data}",
-        f"--web.listen-address=127.0.0.1:{port}",
-        "--cluster.listen-address=",
-    ]
-    proc = spawn(procs, args, log)
-    url = f"http://127.0.0.1:{port}"
-    wait_ready(proc, f"{url}/-/ready", log, "alertmanager")
-    return url
-
-
-def run_prometheus(
-    procs: list[subprocess.Popen], tmp_path: Path, exporter: Exporter, rules: Path, am_url: str | None
-) -> str:
-    config: dict[str, Any] = {
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "1s"},
-        "rule_files": [str(rules)],
-        "scrape_configs": [
-            {"job_name": "whatsgate", "static_configs": [{"targets": [f"127.0.0.1:{exporter.port}"]}]}
-        ],
-    }
-    if am_url:
-        config["alerting"] = {
-            "alertmanagers": [{"static_configs": [{"targets": [am_url.removeprefix("http://")]}]}]
-        }
-    config_file = tmp_path / "prometheus.yml"
-    config_file.write_text(yaml.safe_dump(config))
-    port = free_port()
-    log = tmp_path / "prometheus.log"
-    args = [
-        tool("prometheus"),
-        f"--config.file={config_file}",
-        f"--storage.tsdb.path={tmp_path / 'prom-data'}",
-        f"--web.listen-address=127.0.0.1:{port}",
-        "--rules.alert.resend-delay=1s",
-    ]
-    proc = spawn(procs, args, log)
-    url = f"http://127.0.0.1:{port}"
-    wait_ready(proc, f"{url}/-/ready", log, "prometheus")
     return url
 
 
@@ -194,13 +132,6 @@ def generate_rules(config: Path, out: Path, env: dict[str, str] | None = None) -
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([tool("promtool"), *args], capture_output=True, text=True, timeout=60)
-
-
-def firing_on_metrics(exporter: Exporter) -> set[frozenset]:
-    """The label sets of whatsgate_alert_firing on the exporter's /metrics."""
-    return {
-        labels for labels, value in exporter.scrape().get("whatsgate_alert_firing", {}).items() if value == 1
-    }
 
 
 def account_series_firing(exporter: Exporter) -> bool:
@@ -267,11 +198,10 @@ def test_rules_mode_prometheus_fires_and_alertmanager_delivers(
     check = promtool("check", "rules", str(rules))
     assert check.returncode == 0 and "SUCCESS: 3 rules found" in check.stdout, check.stdout + check.stderr
     am = run_alertmanager(procs, tmp_path, hook.url)
-    prom = run_prometheus(procs, tmp_path, exporter, rules, am)
+    prom = alerting_prometheus(procs, tmp_path, exporter.port, rules, am)
 
     def prometheus_agrees() -> None:
-        alerts = requests.get(f"{prom}/api/v1/alerts", timeout=5).json()["data"]["alerts"]
-        firing = {a["labels"]["alertname"] for a in alerts if a["state"] == "firing"}
+        firing = {a["labels"]["alertname"] for a in firing_in_prometheus(prom)}
         assert firing == {CHAT_ALERT["alertname"], ACCOUNT_ALERT["alertname"]}
 
     extra = {"job": "whatsgate", "instance": f"127.0.0.1:{exporter.port}"}
@@ -726,9 +656,7 @@ def key(labels: dict[str, str]) -> tuple[str, str, str, str]:
 
 
 def test_prometheus_rules_and_agent_fire_the_same_alerts(hook: Recorder, procs: list, tmp_path: Path):
-    sim = Simulator([*accounts(), SimAccount("wa-3", "three", status="AUTH")], api_key=KEY, dynamic=False)
-    sim.start()
-    try:
+    with simulating([*accounts(), SimAccount("wa-3", "three", status="AUTH")]) as sim:
         config = config_for(
             sim, PARITY_THRESHOLDS + f"alertmanager:\n  url: {hook.base}\n  resend_interval: 1s\n"
         )
@@ -739,11 +667,10 @@ def test_prometheus_rules_and_agent_fire_the_same_alerts(hook: Recorder, procs: 
         generate_rules(exporter.log.parent / "exporter.yaml", rules)
         check = promtool("check", "rules", str(rules))
         assert check.returncode == 0, check.stdout + check.stderr
-        prom = run_prometheus(procs, tmp_path, exporter, rules, None)
+        prom = alerting_prometheus(procs, tmp_path, exporter.port, rules, None)
 
         def prometheus_firing() -> dict[tuple, dict]:
-            alerts = requests.get(f"{prom}/api/v1/alerts", timeout=5).json()["data"]["alerts"]
-            return {key(a["labels"]): a for a in alerts if a["state"] == "firing"}
+            return {key(a["labels"]): a for a in firing_in_prometheus(prom)}
 
         def agent_firing() -> set[tuple]:
             return {key(dict(labels)) for labels in firing_on_metrics(exporter)}
@@ -777,5 +704,3 @@ def test_prometheus_rules_and_agent_fire_the_same_alerts(hook: Recorder, procs: 
                 assert agent_annotations[k] == alert["annotations"], k
         summary = agent_annotations[("ChatUnread", "warning", "support", "11@c.us")]["summary"]
         assert summary == f'«{WEIRD}» ≠ "support" {{{{ not an action }}}} `tick` $value 100% 3/2 😀 שלום'
-    finally:
-        sim.stop()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from helpers import REPO, free_port, stop, tool, wait_until
+from helpers import REPO, exporter_command, free_port, spawn, start_prometheus, wait_ready, wait_until
 
 from exporter.metrics import definitions
 
@@ -245,9 +244,8 @@ class Stack:
 
 
 @pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
-    prometheus_bin = tool("prometheus")
-    exporter_port, prometheus_port = free_port(), free_port()
+def stack(tmp_path: Path, procs: list[subprocess.Popen[str]]) -> Stack:
+    exporter_port = free_port()
     # The demo's accounts, plus a threshold that always fires so whatsgate_alert_firing has data.
     config = tmp_path / "exporter.yaml"
     config.write_text(
@@ -260,57 +258,19 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         f'      - alert: {RULE_ALERT}\n        expr: up{{job="whatsgate"}} == 1\n'
         "        labels: {severity: info}\n"
     )
-    prom_config = tmp_path / "prometheus.yml"
-    prom_config.write_text(
+    exporter_log = tmp_path / "exporter.log"
+    exporter = spawn(procs, exporter_command(config, exporter_port, "--demo"), exporter_log, cwd=REPO)
+    prometheus = start_prometheus(
+        procs,
+        tmp_path,
         "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
         f"rule_files: [{rules}]\n"
         "scrape_configs:\n  - job_name: whatsgate\n"
-        f"    static_configs: [{{targets: ['127.0.0.1:{exporter_port}']}}]\n"
+        f"    static_configs: [{{targets: ['127.0.0.1:{exporter_port}']}}]\n",
     )
-    exporter_log, prometheus_log = tmp_path / "exporter.log", tmp_path / "prometheus.log"
-    procs = []
-    try:
-        procs.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "exporter",
-                    "--demo",
-                    "--config.file",
-                    str(config),
-                    "--web.listen-address",
-                    f"127.0.0.1:{exporter_port}",
-                ],
-                stdout=exporter_log.open("w"),
-                stderr=subprocess.STDOUT,
-                cwd=REPO,
-            )
-        )
-        procs.append(
-            subprocess.Popen(
-                [
-                    prometheus_bin,
-                    f"--config.file={prom_config}",
-                    f"--storage.tsdb.path={tmp_path / 'data'}",
-                    f"--web.listen-address=127.0.0.1:{prometheus_port}",
-                ],
-                stdout=prometheus_log.open("w"),
-                stderr=subprocess.STDOUT,
-            )
-        )
-        s = Stack(f"http://127.0.0.1:{prometheus_port}", f"http://127.0.0.1:{exporter_port}", exporter_log)
-
-        def ready(url: str, proc: subprocess.Popen, log: Path) -> bool:
-            assert proc.poll() is None, f"exited early:\n{log.read_text()}"
-            return requests.get(url, timeout=2).status_code == 200
-
-        wait_until(lambda: ready(f"{s.exporter}/ready", procs[0], exporter_log), 15, "exporter ready")
-        wait_until(lambda: ready(f"{s.prometheus}/-/ready", procs[1], prometheus_log), 15, "prometheus ready")
-        yield s
-    finally:
-        for proc in procs:
-            stop(proc)
+    s = Stack(prometheus, f"http://127.0.0.1:{exporter_port}", exporter_log)
+    wait_ready(exporter, f"{s.exporter}/ready", exporter_log, "exporter")
+    return s
 
 
 def regex_escape(value: str) -> str:

@@ -20,8 +20,17 @@ from pathlib import Path
 
 import pytest
 import requests
-import yaml
-from helpers import REPO, Exporter, chat_obj, free_port, group_obj, start_exporter, stop, tool, wait_until
+from helpers import (
+    REPO,
+    Exporter,
+    alertmanager,
+    chat_obj,
+    group_obj,
+    simulating,
+    start_exporter,
+    stop,
+    wait_until,
+)
 
 from exporter.simulator import SimAccount, Simulator
 
@@ -83,31 +92,8 @@ def config(sim: Simulator, tmp_path: Path, privacy: str, extra: str = "") -> str
 @pytest.fixture
 def sim() -> Iterator[Simulator]:
     accounts = [SimAccount(wid, wid, chats=[dict(c) for c in chats]) for wid, chats in CHATS.items()]
-    simulator = Simulator(accounts, api_key=API_KEY, dynamic=False)
-    simulator.start()
-    try:
+    with simulating(accounts, api_key=API_KEY) as simulator:
         yield simulator
-    finally:
-        simulator.stop()
-
-
-def run_alertmanager(procs: list, tmp_path: Path) -> str:
-    config_file = tmp_path / "alertmanager.yml"
-    config_file.write_text(yaml.safe_dump({"route": {"receiver": "null"}, "receivers": [{"name": "null"}]}))
-    port = free_port()
-    log = tmp_path / "alertmanager.log"
-    args = [
-        tool("alertmanager"),
-        f"--config.file={config_file}",
-        f"--storage.path={tmp_path / 'am-data'}",
-        f"--web.listen-address=127.0.0.1:{port}",
-        "--cluster.listen-address=",
-    ]
-    with log.open("w") as out:
-        procs.append(subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT))
-    url = f"http://127.0.0.1:{port}"
-    wait_until(lambda: requests.get(f"{url}/-/ready", timeout=1).ok, timeout=30, what="alertmanager ready")
-    return url
 
 
 def exporter_in(procs: list, tmp_path: Path, name: str, config_text: str, *args: str) -> Exporter:
@@ -152,7 +138,7 @@ def assert_hidden(where: str, text: str) -> None:
 
 def test_privacy_mode_hides_personal_data_and_keeps_aggregates(sim: Simulator, procs: list, tmp_path: Path):
     (tmp_path / "privacy.key").write_text(HMAC_KEY + "\n")
-    am = run_alertmanager(procs, tmp_path)
+    am = alertmanager(procs, tmp_path, {"route": {"receiver": "null"}, "receivers": [{"name": "null"}]})
     privacy = f"privacy:\n  chat_ids: hash\n  names: drop\n  key_file: {tmp_path / 'privacy.key'}\n"
     agent = f"{THRESHOLDS}alertmanager:\n  url: {am}\n  resend_interval: 1s\n"
     state_file = tmp_path / "state.json"

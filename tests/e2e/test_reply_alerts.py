@@ -17,16 +17,21 @@ from __future__ import annotations
 
 import contextlib
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
-from helpers import KEY, REPO, Exporter, Recorder, chat_obj, config_for, free_port, wait_until
-from test_waiting_alerts import alertmanager, delivered, frozen, prometheus, start
+from helpers import (
+    Recorder,
+    both_modes,
+    chat_obj,
+    config_for,
+    delivered,
+    simulating,
+    wait_until,
+)
 
 from exporter.simulator import SimAccount, Simulator
 
@@ -49,57 +54,22 @@ MARKER = "BODY-MARKER-q7Zx"
 @pytest.fixture
 def sim() -> Iterator[Simulator]:
     chats = [chat_obj(cid, 0, ts=int(time.time()) - 86400) for cid in ("11@c.us", "12@c.us", "13@c.us")]
-    simulator = Simulator(
-        [SimAccount("wa-1", "one", chats=chats), SimAccount("wa-2", "two", chats=[chat_obj("21@c.us", 0)])],
-        api_key=KEY,
-        dynamic=False,
-    )
-    simulator.set_options(body_marker=MARKER)
-    simulator.start()
-    try:
+    accounts = [
+        SimAccount("wa-1", "one", chats=chats),
+        SimAccount("wa-2", "two", chats=[chat_obj("21@c.us", 0)]),
+    ]
+    with simulating(accounts, body_marker=MARKER) as simulator:
         yield simulator
-    finally:
-        simulator.stop()
 
 
 def test_reply_alerts_fire_and_resolve_in_both_modes_alike(
     sim: Simulator, hook: Recorder, procs: list, tmp_path: Path
 ) -> None:
-    am = alertmanager(procs, tmp_path, hook.url)
     state_file = tmp_path / "state.json"
-    config = config_for(sim, THRESHOLDS) + f"alertmanager:\n  url: {am}\n  resend_interval: 1s\n"
-    config += f"state_file: {state_file}\n"
-    config_file = tmp_path / "exporter.yaml"
-    config_file.write_text(config, encoding="utf-8")
-    port = free_port()
-    args = [sys.executable, "-m", "exporter", "--config.file", str(config_file)]
-    log = tmp_path / "exporter.log"
-    start(
-        procs,
-        [*args, "--web.listen-address", f"127.0.0.1:{port}"],
-        log,
-        f"http://127.0.0.1:{port}/ready",
-        "exporter",
-    )
-    exporter = Exporter(procs[-1], port, log)
-    rules = tmp_path / "rules.yml"
-    generated = subprocess.run(
-        [*args[:3], "rules", "--config.file", str(config_file), "--output", str(rules)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO,
-    )
-    assert generated.returncode == 0 and generated.stderr == "", generated.stderr
-    prom = prometheus(procs, tmp_path, port, rules, am)
-
-    def prometheus_firing() -> set[frozenset]:
-        alerts = requests.get(f"{prom}/api/v1/alerts", timeout=5).json()["data"]["alerts"]
-        return {frozen(a["labels"]) for a in alerts if a["state"] == "firing"}
-
-    def agent_firing() -> set[frozenset]:
-        firing = exporter.scrape().get("whatsgate_alert_firing", {})
-        return {labels for labels, value in firing.items() if value == 1}
+    config = config_for(sim, THRESHOLDS) + f"state_file: {state_file}\n"
+    modes = both_modes(procs, tmp_path, hook, config)
+    exporter, rules, prom = modes.exporter, modes.rules, modes.prometheus
+    prometheus_firing, agent_firing = modes.prometheus_firing, modes.agent_firing
 
     # The first events poll sets the cursor and learns the chats (empty histories): nothing waits.
     def scraped_by_prometheus() -> bool:
@@ -190,14 +160,14 @@ def test_reply_alerts_fire_and_resolve_in_both_modes_alike(
     )
 
     # The marker was in every body and media key; it is nowhere the exporter writes.
-    base = f"http://127.0.0.1:{port}"
+    base = exporter.url
     assert all(MARKER in m["body"] for m in sim.history("wa-1", "11@c.us"))  # marked, every one
     wait_until(state_file.exists, timeout=WAIT, what="the state file")
     written = {
         "/metrics": requests.get(f"{base}/metrics", timeout=10).text,
         "the status page": requests.get(f"{base}/", timeout=10).text,
         "/probe": requests.get(f"{base}/probe", params={"target": "wa-1"}, timeout=10).text,
-        "the log": log.read_text(encoding="utf-8"),
+        "the log": exporter.logs(),
         "the state file": state_file.read_text(encoding="utf-8"),
         "the rule file": rules.read_text(encoding="utf-8"),
         "Alertmanager's notifications": json.dumps(hook.bodies),

@@ -16,26 +16,21 @@ from __future__ import annotations
 import contextlib
 import re
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import requests
-import yaml
 from helpers import (
-    KEY,
-    REPO,
-    Exporter,
     Recorder,
+    both_modes,
     chat_obj,
     config_for,
-    free_port,
-    spawn,
+    delivered,
+    frozen,
+    simulating,
     tool,
-    wait_ready,
     wait_until,
 )
 
@@ -88,89 +83,15 @@ SUMMARIES = {
 }
 
 
-def frozen(labels: dict[str, str]) -> frozenset:
-    return frozenset((k, v) for k, v in labels.items() if k not in ("job", "instance"))
-
-
-# --- processes ---------------------------------------------------------------------------------
-
-
-def start(procs: list[subprocess.Popen[str]], args: list[str], log: Path, url: str, what: str) -> None:
-    """Start a process (stopped by the procs fixture) and wait until ``url`` answers."""
-    wait_ready(spawn(procs, args, log, cwd=REPO), url, log, what)
-
-
-def delivered(hook: Recorder, status: str, from_prometheus: bool) -> dict[frozenset, dict]:
-    """The last notified alert per label set, of one mode, in one status."""
-    return {
-        frozen(a["labels"]): a
-        for a in hook.notified()
-        if a["status"] == status and ("job" in a["labels"]) == from_prometheus
-    }
-
-
-def alertmanager(procs: list[subprocess.Popen], tmp_path: Path, hook_url: str) -> str:
-    config = {
-        "route": {
-            "receiver": "hook",
-            "group_by": ["..."],  # one group per alert
-            "group_wait": "0s",
-            "group_interval": "1s",
-            "repeat_interval": "1h",
-        },
-        "receivers": [{"name": "hook", "webhook_configs": [{"url": hook_url, "send_resolved": True}]}],
-    }
-    (tmp_path / "am.yml").write_text(yaml.safe_dump(config))
-    (tmp_path / "am-data").mkdir()
-    port = free_port()
-    args = [
-        tool("alertmanager"),
-        f"--config.file={tmp_path / 'am.yml'}",
-        f"--storage.path={tmp_path / 'am-data'}",
-        f"--web.listen-address=127.0.0.1:{port}",
-        "--cluster.listen-address=",  # no gossip listener on 0.0.0.0
-    ]
-    url = f"http://127.0.0.1:{port}"
-    start(procs, args, tmp_path / "am.log", f"{url}/-/ready", "alertmanager")
-    return url
-
-
-def prometheus(procs: list[subprocess.Popen], tmp_path: Path, target: int, rules: Path, am: str) -> str:
-    config = {
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "1s"},
-        "rule_files": [str(rules)],
-        "scrape_configs": [
-            {"job_name": "whatsgate", "static_configs": [{"targets": [f"127.0.0.1:{target}"]}]}
-        ],
-        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [am.removeprefix("http://")]}]}]},
-    }
-    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
-    port = free_port()
-    args = [
-        tool("prometheus"),
-        f"--config.file={tmp_path / 'prometheus.yml'}",
-        f"--storage.tsdb.path={tmp_path / 'prom-data'}",
-        f"--web.listen-address=127.0.0.1:{port}",
-        "--rules.alert.resend-delay=1s",  # the first notification may be dropped during discovery
-    ]
-    url = f"http://127.0.0.1:{port}"
-    start(procs, args, tmp_path / "prometheus.log", f"{url}/-/ready", "prometheus")
-    return url
-
-
 @pytest.fixture
 def sim() -> Iterator[Simulator]:
     chats = [chat_obj(cid, 0) for cid in ("11@c.us", "12@c.us", "13@c.us")]
-    simulator = Simulator(
-        [SimAccount("wa-1", "one", chats=chats), SimAccount("wa-2", "two", chats=[chat_obj("21@c.us", 0)])],
-        api_key=KEY,
-        dynamic=False,
-    )
-    simulator.start()
-    try:
+    accounts = [
+        SimAccount("wa-1", "one", chats=chats),
+        SimAccount("wa-2", "two", chats=[chat_obj("21@c.us", 0)]),
+    ]
+    with simulating(accounts) as simulator:
         yield simulator
-    finally:
-        simulator.stop()
 
 
 def closed_until_after_tomorrow() -> str:
@@ -185,46 +106,15 @@ def closed_until_after_tomorrow() -> str:
 def test_waiting_alerts_fire_and_resolve_in_both_modes_alike(
     sim: Simulator, hook: Recorder, procs: list, tmp_path: Path
 ):
-    am = alertmanager(procs, tmp_path, hook.url)
     config = config_for(sim, THRESHOLDS + closed_until_after_tomorrow())
     config = config.replace(
         "  - whatsapp_id: wa-2\n", "  - whatsapp_id: wa-2\n    name: sales\n    schedule: later\n"
     )
-    config += f"alertmanager:\n  url: {am}\n  resend_interval: 1s\n"
-    config_file = tmp_path / "exporter.yaml"
-    config_file.write_text(config, encoding="utf-8")
-    port = free_port()
-    args = [sys.executable, "-m", "exporter", "--config.file", str(config_file)]
-    log = tmp_path / "exporter.log"
-    start(
-        procs,
-        [*args, "--web.listen-address", f"127.0.0.1:{port}"],
-        log,
-        f"http://127.0.0.1:{port}/ready",
-        "exporter",
-    )
-    exporter = Exporter(procs[-1], port, log)
-
-    rules = tmp_path / "rules.yml"
-    generated = subprocess.run(
-        [*args[:3], "rules", "--config.file", str(config_file), "--output", str(rules)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO,
-    )
-    assert generated.returncode == 0 and generated.stderr == "", generated.stderr
+    modes = both_modes(procs, tmp_path, hook, config)
+    exporter, rules = modes.exporter, modes.rules
+    prometheus_firing, agent_firing = modes.prometheus_firing, modes.agent_firing
     check = subprocess.run([tool("promtool"), "check", "rules", str(rules)], capture_output=True, text=True)
     assert check.returncode == 0 and "SUCCESS: 3 rules found" in check.stdout, check.stdout + check.stderr
-    prom = prometheus(procs, tmp_path, port, rules, am)
-
-    def prometheus_firing() -> set[frozenset]:
-        alerts = requests.get(f"{prom}/api/v1/alerts", timeout=5).json()["data"]["alerts"]
-        return {frozen(a["labels"]) for a in alerts if a["state"] == "firing"}
-
-    def agent_firing() -> set[frozenset]:
-        firing = exporter.scrape().get("whatsgate_alert_firing", {})
-        return {labels for labels, value in firing.items() if value == 1}
 
     time.sleep(3)  # polls, scrapes and evaluations of nothing waiting
     assert prometheus_firing() == set() and agent_firing() == set() and hook.notified() == []
@@ -268,7 +158,7 @@ def test_waiting_alerts_fire_and_resolve_in_both_modes_alike(
                 assert alert["annotations"] == QUEUE_ANNOTATIONS
             else:
                 assert re.fullmatch(SUMMARIES[name], alert["annotations"]["summary"]), alert["annotations"]
-    assert all(alert["labels"]["instance"] == f"127.0.0.1:{port}" for alert in from_rules.values())
+    assert all(alert["labels"]["instance"] == f"127.0.0.1:{exporter.port}" for alert in from_rules.values())
 
     # Read: every alert resolves, in both modes.
     sim.set_chat("wa-1", "11@c.us", unreadCount=0)

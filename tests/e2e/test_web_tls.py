@@ -18,7 +18,7 @@ import pytest
 import requests
 import trustme
 import yaml
-from helpers import REPO, free_port, tool, wait_until
+from helpers import REPO, free_port, prometheus, wait_until
 
 pytestmark = pytest.mark.realtools
 
@@ -123,30 +123,13 @@ def test_prometheus_scrapes_over_tls_with_basic_auth(procs, tmp_path: Path):
             ),
         ],
     }
-    (tmp_path / "prom.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
-    prom_port = free_port()
+    query = prometheus(procs, tmp_path, yaml.safe_dump(config))
     log = tmp_path / "prometheus.log"
-    with log.open("w") as out:
-        procs.append(
-            subprocess.Popen(
-                [
-                    tool("prometheus"),
-                    f"--config.file={tmp_path / 'prom.yml'}",
-                    f"--storage.tsdb.path={tmp_path / 'data'}",
-                    f"--web.listen-address=127.0.0.1:{prom_port}",
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        )
     seen: dict[str, float] = {}
 
     def all_scraped() -> bool:
-        result = requests.get(f"http://127.0.0.1:{prom_port}/api/v1/query", params={"query": "up"}, timeout=2)
-        if result.status_code != 200:
-            return False
         seen.clear()
-        seen.update({r["metric"]["job"]: float(r["value"][1]) for r in result.json()["data"]["result"]})
+        seen.update({r["metric"]["job"]: float(r["value"][1]) for r in query("up")})
         return seen == expected
 
     try:

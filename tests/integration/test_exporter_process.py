@@ -40,6 +40,13 @@ def exporter(sim: Simulator, tmp_path: Path) -> Iterator[Exporter]:
     stop(running.proc)
 
 
+def wait_up(exporter: Exporter, whatsapp_id: str, what: str) -> None:
+    """Wait until the account's polls work again (whatsgate_up 1)."""
+    wait_until(
+        lambda: get(exporter.scrape(), "whatsgate_up", whatsapp_id=whatsapp_id) == 1, timeout=20, what=what
+    )
+
+
 def test_metrics_match_the_simulated_accounts(exporter: Exporter, sim: Simulator):
     m = exporter.scrape()
     one = {"whatsapp_id": "wa-1", "account": "support"}
@@ -126,11 +133,7 @@ def test_each_fault_is_counted_and_isolated(sim: Simulator, tmp_path: Path, faul
         line = next(ln for ln in exporter.logs().splitlines() if "poll failed" in ln)
         assert f"reason={reason}" in line and "account=support" in line
         sim.set_fault("wa-1", None)
-        wait_until(
-            lambda: get(exporter.scrape(), "whatsgate_up", whatsapp_id="wa-1") == 1,
-            timeout=20,
-            what="recovery",
-        )
+        wait_up(exporter, "wa-1", "recovery")
     finally:
         stop(exporter.proc)
     assert KEY not in exporter.logs()
@@ -227,11 +230,7 @@ def test_discovery_exports_session_status(sim: Simulator, tmp_path: Path):
         assert get(m, "whatsgate_up", whatsapp_id="wa-1") == 1
         assert get(m, "whatsgate_discovery_up") == 1
         sim.set_status("wa-2", "READY")
-        wait_until(
-            lambda: get(exporter.scrape(), "whatsgate_up", whatsapp_id="wa-2") == 1,
-            timeout=20,
-            what="wa-2 up once READY",
-        )
+        wait_up(exporter, "wa-2", "wa-2 up once READY")
     finally:
         stop(exporter.proc)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from helpers import KEY, Exporter, chat_obj, get, serving, start_exporter, wait_until
+from helpers import KEY, Exporter, chat_obj, get, serving, simulating, start_exporter, wait_until
 
 from exporter.config.redaction import MAX_EXCERPT
 from exporter.simulator import SimAccount, Simulator
@@ -25,20 +25,14 @@ KEYED = f"wa-{KEY}"
 @pytest.fixture
 def sim() -> Iterator[Simulator]:
     now = int(time.time())
-    simulator = Simulator(
+    with simulating(
         [
             SimAccount("wa-1", "one", chats=[chat_obj("11@c.us", 1, ts=now - 60)]),
             SimAccount(KEYED, "keyed", chats=[chat_obj("21@c.us", 1, ts=now - 60)]),
             SimAccount("wa-3", "three", status=f"AUTH:{KEY}"),
-        ],
-        api_key=KEY,
-        dynamic=False,
-    )
-    simulator.start()
-    try:
+        ]
+    ) as simulator:
         yield simulator
-    finally:
-        simulator.stop()
 
 
 def test_the_api_key_never_leaks_through_discovery(sim: Simulator, exporters: list[Exporter], tmp_path: Path):

@@ -20,7 +20,18 @@ from pathlib import Path
 
 import pytest
 import requests
-from helpers import KEY, REPO, Exporter, chat_obj, config_for, get, start_exporter, stop, wait_until
+from helpers import (
+    KEY,
+    REPO,
+    Exporter,
+    chat_obj,
+    config_for,
+    get,
+    simulating,
+    start_exporter,
+    stop,
+    wait_until,
+)
 
 from exporter.config.settings import parse_config
 from exporter.metrics.store import Store
@@ -35,20 +46,14 @@ DAY = 86_400
 
 @pytest.fixture
 def sim() -> Iterator[Simulator]:
-    simulator = Simulator(
+    with simulating(
         [
             SimAccount("wa-1", "one", chats=[chat_obj("1@c.us", 0), chat_obj("2@c.us", 0)]),
             SimAccount("wa-2", "two", chats=[chat_obj("21@c.us", 0)]),
             SimAccount("wa-3", "three", chats=[chat_obj("31@c.us", 0)]),
-        ],
-        api_key=KEY,
-        dynamic=False,
-    )
-    simulator.start()
-    try:
+        ]
+    ) as simulator:
         yield simulator
-    finally:
-        simulator.stop()
 
 
 def write_state(path: Path, waits: dict[str, dict[str, float]]) -> None:

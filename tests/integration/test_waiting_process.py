@@ -22,7 +22,17 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from helpers import KEY, Exporter, chat_obj, config_for, get, group_obj, start_exporter, stop, wait_until
+from helpers import (
+    Exporter,
+    chat_obj,
+    config_for,
+    get,
+    group_obj,
+    simulating,
+    start_exporter,
+    stop,
+    wait_until,
+)
 
 from exporter.simulator import SimAccount, Simulator
 
@@ -43,7 +53,7 @@ Metrics = dict[str, dict[frozenset, float]]
 
 @pytest.fixture
 def sim() -> Iterator[Simulator]:
-    simulator = Simulator(
+    with simulating(
         [
             SimAccount(
                 "wa-1",
@@ -56,15 +66,9 @@ def sim() -> Iterator[Simulator]:
                 ],
             ),
             SimAccount("wa-2", "two", chats=[chat_obj("21@c.us", 0)]),
-        ],
-        api_key=KEY,
-        dynamic=False,
-    )
-    simulator.start()
-    try:
+        ]
+    ) as simulator:
         yield simulator
-    finally:
-        simulator.stop()
 
 
 def polled(m: Metrics, wid: str = "wa-1") -> float:

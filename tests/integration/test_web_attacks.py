@@ -87,6 +87,19 @@ def scrape_times(scrape: Callable[[], requests.Response], count: int, pause: flo
     return took
 
 
+@contextmanager
+def connections(port: int, count: int) -> Iterator[list[socket.socket]]:
+    """``count`` connections to the exporter on ``port``, closed however the attack's step ends."""
+    socks: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            socks.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+        yield socks
+    finally:
+        for sock in socks:
+            sock.close()
+
+
 class Attack:
     """Runs ``step`` in a loop on a thread until stopped; ``step`` gets the attack's stop event."""
 
@@ -117,17 +130,13 @@ def test_slowloris_64_connections_dripping_a_byte_every_half_second(tmp_path: Pa
         wait_ready_url(url)
 
         def drip(stop: threading.Event) -> None:
-            socks = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(64)]
-            try:
+            with connections(port, 64) as socks:
                 for sock in socks:
                     sock.sendall(b"GET /metrics HTTP/1.1\r\n")
                 while not stop.is_set():
                     for sock in socks:
                         sock.sendall(b"X")  # one byte of a header that never ends
                     stop.wait(0.5)
-            finally:
-                for sock in socks:
-                    sock.close()
 
         with Attack(drip):
             p90 = p90_of_scrapes(lambda: requests.get(f"{url}/metrics", timeout=30))
@@ -164,16 +173,12 @@ def test_48_half_sent_tls_handshakes(tmp_path: Path) -> None:
         wait_ready_url(url, verify=ca)
 
         def half_handshakes(stop: threading.Event) -> None:
-            socks = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(48)]
-            try:
+            with connections(port, 48) as socks:
                 for sock in socks:
                     sock.sendall(hello[: len(hello) // 2])
                 for sock in socks:  # until the server gives up on them; then at it again
                     sock.settimeout(30)
                     sock.recv(1)
-            finally:
-                for sock in socks:
-                    sock.close()
 
         with Attack(half_handshakes):
             p90 = p90_of_scrapes(lambda: requests.get(f"{url}/metrics", verify=ca, timeout=30))
@@ -189,21 +194,15 @@ def test_32_pipelining_clients_that_never_read(tmp_path: Path) -> None:
         request = b"GET /metrics HTTP/1.1\r\nHost: x\r\nAccept-Encoding: identity\r\n\r\n" * 200
 
         def pipeline(stop: threading.Event) -> None:
-            socks = []
-            try:
-                for _ in range(32):
-                    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+            with connections(port, 32) as socks:
+                for sock in socks:
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
                     sock.setblocking(False)
-                    socks.append(sock)
                 while not stop.is_set():
                     for sock in socks:
                         with contextlib.suppress(BlockingIOError):  # the server stopped reading us
                             sock.send(request)
                     stop.wait(0.2)
-            finally:
-                for sock in socks:
-                    sock.close()
 
         with Attack(pipeline):
             p90 = p90_of_scrapes(lambda: requests.get(f"{url}/metrics", timeout=30))

@@ -41,8 +41,10 @@ def test_bench_imports_are_declared_in_the_bench_extra(script: str) -> None:
     declared = requirement_names(project["dependencies"])
     declared |= requirement_names(project.get("optional-dependencies", {}).get("bench", []))
     providers = packages_distributions()
-    # The project's own: the package, and modules of tests/ (a script puts it on sys.path).
+    # The project's own: the package, modules of tests/ (a script puts it on sys.path), and of
+    # bench/ (a script's own directory is on sys.path).
     local = {"exporter", "__future__"} | {p.stem for p in (REPO / "tests").glob("*.py")}
+    local |= {p.stem for p in (REPO / "bench").glob("*.py")}
     third_party = imported_modules(script) - set(sys.stdlib_module_names) - local
     for module in sorted(third_party):
         names = {d.lower().replace("_", "-") for d in providers.get(module, [module])}
