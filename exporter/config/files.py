@@ -26,6 +26,16 @@ def read_secret(name: str, base_dir: Path, path: str) -> bytes:
     return value
 
 
+def readable(file: Path, path: str) -> Path:
+    """``file``, once it is known to be readable (checked at start-up, not at the first handshake)."""
+    try:
+        with file.open("rb"):
+            pass
+    except OSError as exc:
+        raise ConfigError(path, f"cannot read {file}: {exc.strerror or exc}") from None
+    return file
+
+
 def read_text_secret(name: str, base_dir: Path, path: str) -> str:
     try:
         return read_secret(name, base_dir, path).decode()

@@ -24,7 +24,7 @@ from urllib.parse import unquote, urlsplit
 
 from msgspec import UNSET, UnsetType
 
-from .files import read_text_secret
+from .files import read_text_secret, readable
 from .schema import ConfigError, Schema, Text, read
 
 T = TypeVar("T")
@@ -154,14 +154,7 @@ def _authorization(raw: Any, path: str, base_dir: Path) -> Authorization:
 
 
 def _readable(name: str | UnsetType, key: str, path: str, base_dir: Path) -> str | None:
-    if name is UNSET:
-        return None
-    file = base_dir / name
-    try:
-        file.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"{path}{key}", f"cannot read {file}: {exc.strerror}") from None
-    return str(file)
+    return None if name is UNSET else str(readable(base_dir / name, f"{path}{key}"))
 
 
 def parse_tls_config(raw: Any, path: str, base_dir: Path) -> TlsConfig:
