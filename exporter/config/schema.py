@@ -199,9 +199,7 @@ def _decode(kind: type, value: Any) -> Any:
 
 
 def _durations(items: Any) -> tuple[float, ...]:
-    if items is None:
-        items = []
-    if not isinstance(items, list):
+    if items is not None and not isinstance(items, list):
         raise ConfigError("", f"expected a list, got {type_name(items)}")
     if not items:
         raise ConfigError("", "must list at least one duration, e.g. ['5m', '15m', '1h']")
@@ -279,7 +277,7 @@ def _error(text: str, cause: BaseException | None, value: Any, schema: type, pat
     if field := re.match(r"Object missing required field `(.*)`$", message):
         return ConfigError(f"{path}.{field.group(1)}" if path else field.group(1), "required key is missing")
     if message.startswith("Object contains unknown field"):
-        return unknown_keys(value, {f.encode_name for f in info.fields}, f"{path}." if path else "")
+        return _unknown_keys(value, {f.encode_name for f in info.fields}, f"{path}." if path else "")
     if bound := re.match(r"Expected `int` (>=|<=) (-?\d+)$", message):
         least = bound.group(1) == ">="
         return ConfigError(path, f"must be at {'least' if least else 'most'} {bound.group(2)}, got {value}")
@@ -302,21 +300,13 @@ def _unwrap(info: Any) -> tuple[Any, str]:
             return info, description
 
 
-def unknown_keys(section: Mapping[str, Any], allowed: Collection[str], path: str) -> ConfigError:
+def _unknown_keys(section: Mapping[str, Any], allowed: Collection[str], path: str) -> ConfigError:
     """Every key of ``section`` that is not ``allowed``, each one an error listing the known keys."""
     known = ", ".join(sorted(allowed))
+    unknown = [key for key in section if key not in allowed]
     return ConfigError.of(
-        [
-            ConfigError(f"{path}{key}", f"unknown key (known keys here: {known})")
-            for key in section
-            if key not in allowed
-        ]
+        [ConfigError(f"{path}{key}", f"unknown key (known keys here: {known})") for key in unknown]
     )
-
-
-def check_keys(section: Mapping[str, Any], allowed: Collection[str], path: str) -> None:
-    if any(key not in allowed for key in section):
-        raise unknown_keys(section, allowed, path)
 
 
 def compile_regex(value: Any, path: str) -> re.Pattern[str]:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Annotated, Any
 
+import msgspec
 import yaml
 from msgspec import UNSET, Meta
 
@@ -45,7 +46,6 @@ from .schema import (
     Size,
     Text,
     Url,
-    check_keys,
     read,
     type_name,
 )
@@ -114,8 +114,8 @@ class Config:
 
 # --- sections ---------------------------------------------------------------
 
-# The top-level keys are Config's fields.
-_TOP_KEYS = {f.name for f in fields(Config)}
+# The top-level keys are Config's fields; each section is read on its own, below.
+_File = msgspec.defstruct("_File", [(f.name, Any, None) for f in fields(Config)], bases=(Schema,))
 
 
 class _WhatsGate(Schema):
@@ -236,7 +236,7 @@ def parse_config(raw: Any, base_dir: Path = Path("."), polling: bool = True) -> 
     # Each part on its own; one that needs another (accounts need schedules' names) is given
     # None when that one failed, and skips the checks against it.
     parts = Parts()
-    parts.check(check_keys, raw, _TOP_KEYS, "")
+    parts.check(read, raw, "", _File)
     parts.parse("discover", read, raw.get("discover", False), "discover", bool)
     parts.parse("schedules", parse_schedules, raw.get("schedules"))
     parts.parse("waiting", parse_waiting, raw.get("waiting"), parts.get("schedules"))
