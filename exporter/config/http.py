@@ -19,15 +19,13 @@ import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from msgspec import UNSET, UnsetType
 
 from .files import read_text_secret, readable
 from .schema import ConfigError, Schema, Text, read
-
-T = TypeVar("T")
 
 # The keys this module reads from a client's section (Prometheus spells them the same).
 HTTP_KEYS = frozenset({"basic_auth", "authorization", "tls_config", "proxy_url"})
