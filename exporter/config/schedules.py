@@ -13,7 +13,7 @@ import msgspec
 from msgspec import Meta
 
 from ..snapshot.schedule import MINUTES_PER_DAY, WEEKDAYS, Schedule
-from .schema import ConfigError, Parts, Schema, Text, read, type_name
+from .schema import ConfigError, Parts, Schema, Text, read
 
 _RANGE_RE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -24,14 +24,9 @@ def parse_schedules(raw: Any) -> dict[str, Schedule]:
 
     Each schedule is checked on its own: every bad one is reported.
     """
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise ConfigError(
-            "schedules", f"expected a mapping of schedule names to schedules, got {type_name(raw)}"
-        )
+    names = Annotated[dict[Any, Any], Meta(description="a mapping of schedule names to schedules")] | None
     parts = Parts()
-    for name, body in raw.items():
+    for name, body in (read(raw, "schedules", names) or {}).items():
         if not isinstance(name, str) or not name.strip():
             parts.errors.append(
                 ConfigError("schedules", f"a schedule name must be a non-empty string, got {name!r}")

@@ -10,10 +10,10 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Collection
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
-from msgspec import UNSET
+from msgspec import UNSET, Meta
 
 from ..alerting.kinds import COMMON_FIELDS, KINDS, SCOPE_FIELDS, Kind
 from ..alerting.templates import PLACEHOLDER_RE
@@ -200,10 +200,7 @@ def parse_thresholds(
     skips that check (accounts may still be discovered, or that section failed and has its own
     error).
     """
-    if raw is None:
-        return ()
-    if not isinstance(raw, list):
-        raise ConfigError("thresholds", f"expected a list of thresholds, got {type_name(raw)}")
+    raw = read(raw, "thresholds", Annotated[list[Any], Meta(description="a list of thresholds")] | None) or []
     parts = Parts()
     for i, item in enumerate(raw):
         parts.parse(i, _checked, item, _label(i, item), accounts, buckets, privacy, reply_buckets)
