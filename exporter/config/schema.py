@@ -243,15 +243,12 @@ def _plain(value: Any) -> Any:
         return msgspec.structs.replace(
             value, **{f: _plain(getattr(value, f)) for f in value.__struct_fields__}
         )
-    if isinstance(value, Text | Url):
-        return str(value)
-    if isinstance(value, Duration):
-        return float(value)
-    if isinstance(value, Size):
-        return int(value)
-    return tuple(map(_plain, value)) if isinstance(value, tuple) else value
+    if plain := _PLAIN.get(type(value)):
+        return plain(value)
+    return tuple(map(_plain, value)) if type(value) is tuple else value
 
 
+_PLAIN: dict[type, type] = {Text: str, Url: str, Duration: float, Durations: tuple, Size: int}
 _WHERE_RE = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
 _EXPECTED = {"int": "a whole number", "str": "a string", "bool": "true or false", "array": "a list"}
 

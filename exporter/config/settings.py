@@ -163,6 +163,9 @@ class _Account(Schema):
     schedule: Text | None = None
 
 
+_ACCOUNT = Annotated[_Account, Meta(description="a mapping with whatsapp_id")]
+
+
 def _accounts(raw: Mapping[str, Any], schedules: Mapping[str, Schedule] | None) -> tuple[Account, ...]:
     """Each account checked on its own, then against the others (ids and names are unique)."""
     items = read([] if raw.get("accounts") is None else raw["accounts"], "accounts", tuple[Any, ...])
@@ -187,7 +190,7 @@ def _accounts(raw: Mapping[str, Any], schedules: Mapping[str, Schedule] | None) 
 
 
 def _account(item: Any, where: str, schedules: Mapping[str, Schedule] | None) -> Account:
-    a = read(item, where, Annotated[_Account, Meta(description="a mapping with whatsapp_id")])
+    a = read(item, where, _ACCOUNT)
     if not (whatsapp_id := a.whatsapp_id.strip()):
         raise ConfigError(f"{where}.whatsapp_id", "is empty")
     schedule = a.schedule or None

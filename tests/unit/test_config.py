@@ -669,3 +669,14 @@ def test_the_example_names_every_key_of_every_section() -> None:
     }
     assert len(keys) > 60
     assert [key for key in sorted(keys) if not re.search(rf"\b{key[1]}\b", text)] == []
+
+
+def test_the_values_read_are_plain_builtins() -> None:
+    """The schema's marker types (Text, Duration, ...) stay inside config/: msgspec, the state file's
+    encoder, cannot encode a str subclass."""
+    config = parse_config(valid() | {"poll_interval": "30s", "waiting": {"buckets": ["1m", "5m"]}})
+    values = [config.accounts[0].whatsapp_id, config.whatsgate.url, config.whatsgate.api_key]
+    values += [config.poll_interval, config.whatsgate.timeout, config.whatsgate.max_response_size]
+    assert {type(v) for v in values} == {str, float, int}
+    assert type(config.waiting.buckets) is tuple and {type(b) for b in config.waiting.buckets} == {float}
+    msgspec.json.encode(values)
