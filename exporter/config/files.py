@@ -37,10 +37,13 @@ def readable(file: Path, path: str) -> Path:
 
 
 def read_text_secret(name: str, base_dir: Path, path: str) -> str:
-    try:
-        return read_secret(name, base_dir, path).decode()
+    try:  # stripped again as text: Prometheus trims Unicode spaces too
+        value = read_secret(name, base_dir, path).decode().strip()
     except UnicodeDecodeError:
         raise ConfigError(path, f"cannot read {base_dir / name}: not UTF-8 text") from None
+    if not value:
+        raise ConfigError(path, f"{base_dir / name} is empty")
+    return value
 
 
 def write_atomically(target: str | Path, data: bytes, mode: int | None = None) -> None:
