@@ -55,7 +55,7 @@ class _Threshold(_Limit, kw_only=True):
     metric: Text
     summary: Text | None = None
     description: Text | None = None
-    accounts: tuple[Any, ...] | None = None  # as written (str()), not expanded: names, never secrets
+    accounts: tuple[Any, ...] | None = None  # each one str() of what is written, not ${VAR}-expanded
     chat_types: tuple[Any, ...] | None = None
     chats: tuple[Regex, ...] | None = None
     overrides: dict[Any, Any] | None = None
