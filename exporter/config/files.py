@@ -1,4 +1,4 @@
-"""Files the operator points the exporter at: written in one step, so no reader sees half of one."""
+"""Files the operator points the exporter at: secrets read once and checked, outputs written in one step."""
 
 from __future__ import annotations
 
@@ -7,6 +7,43 @@ import os
 import stat
 import tempfile
 from pathlib import Path
+
+from .schema import ConfigError
+
+
+def read_secret(name: str, base_dir: Path, path: str) -> bytes:
+    """The file ``name`` (relative to the config's directory) holds, stripped as Prometheus does.
+
+    Errors name the key at ``path``, the file and why, never what it holds; an empty file is one.
+    """
+    file = base_dir / name  # an absolute name stays as it is
+    try:
+        value = file.read_bytes().strip()
+    except OSError as exc:
+        raise ConfigError(path, f"cannot read {file}: {exc.strerror}") from None
+    if not value:
+        raise ConfigError(path, f"{file} is empty")
+    return value
+
+
+def readable(file: Path, path: str) -> Path:
+    """``file``, once it is known to be readable (checked at start-up, not at the first handshake)."""
+    try:
+        with file.open("rb"):
+            pass
+    except OSError as exc:
+        raise ConfigError(path, f"cannot read {file}: {exc.strerror or exc}") from None
+    return file
+
+
+def read_text_secret(name: str, base_dir: Path, path: str) -> str:
+    try:  # stripped again as text: Prometheus trims Unicode spaces too
+        value = read_secret(name, base_dir, path).decode().strip()
+    except UnicodeDecodeError:
+        raise ConfigError(path, f"cannot read {base_dir / name}: not UTF-8 text") from None
+    if not value:
+        raise ConfigError(path, f"{base_dir / name} is empty")
+    return value
 
 
 def write_atomically(target: str | Path, data: bytes, mode: int | None = None) -> None:

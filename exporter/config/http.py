@@ -22,11 +22,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from .schema import ConfigError, check_keys, get_bool, get_mapping, get_str
+from msgspec import UNSET, UnsetType
+
+from .files import read_text_secret, readable
+from .schema import ConfigError, Schema, Text, read
 
 # The keys this module reads from a client's section (Prometheus spells them the same).
 HTTP_KEYS = frozenset({"basic_auth", "authorization", "tls_config", "proxy_url"})
-TLS_KEYS = frozenset({"ca_file", "cert_file", "key_file", "server_name", "insecure_skip_verify"})
 
 # Header values: printable ASCII without spaces (a newline would split the request).
 _TOKEN_RE = re.compile(r"[!-~]+")
@@ -81,91 +83,84 @@ class HttpClientConfig:
 # --- parsing ------------------------------------------------------------------------------------
 
 
-def _resolve(raw: Mapping[str, Any], key: str, path: str, base_dir: Path) -> Path:
-    file = Path(get_str(raw, key, path))
-    return file if file.is_absolute() else base_dir / file
+# A secret and its _file: read by _secret, once it is known that only one is set.
+class _BasicAuth(Schema):
+    username: Text
+    password: Any = UNSET
+    password_file: Any = UNSET
 
 
-def _read_secret_file(raw: Mapping[str, Any], key: str, path: str, base_dir: Path) -> str:
-    """A secret from a file, trimmed of surrounding whitespace as Prometheus does."""
-    file = _resolve(raw, key, path, base_dir)
-    try:
-        value = file.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise ConfigError(f"{path}{key}", f"cannot read {file}: {reason}") from None
-    if not value:
-        raise ConfigError(f"{path}{key}", f"{file} is empty")
-    return value
+class _Authorization(Schema):
+    type: Text | None = None
+    credentials: Any = UNSET
+    credentials_file: Any = UNSET
 
 
-def _secret(raw: Mapping[str, Any], key: str, path: str, base_dir: Path) -> str:
-    """``key`` inline (``${ENV}`` allowed) or ``key_file``: exactly one of them."""
-    inline, file_key = key in raw, f"{key}_file"
-    if inline and file_key in raw:
-        raise ConfigError(f"{path}{key}", f"set either {key} or {file_key}, not both")
-    if file_key in raw:
-        return _read_secret_file(raw, file_key, path, base_dir)
-    if not inline:
-        raise ConfigError(f"{path}{key}", f"required: set {path}{key} or {path}{file_key}")
-    value = get_str(raw, key, path)
-    if not value:
+class _Tls(Schema):
+    ca_file: Text | UnsetType = UNSET
+    cert_file: Text | UnsetType = UNSET
+    key_file: Text | UnsetType = UNSET
+    server_name: Text | None = None
+    insecure_skip_verify: bool = False
+
+
+def _secret(section: Any, key: str, path: str, base_dir: Path) -> tuple[str, str]:
+    """``key`` inline (``${ENV}`` allowed) or ``key_file``: exactly one of them; (the key used, its value)."""
+    inline, file = getattr(section, key), getattr(section, f"{key}_file")
+    if inline is not UNSET and file is not UNSET:
+        raise ConfigError(f"{path}{key}", f"set either {key} or {key}_file, not both")
+    if file is not UNSET:
+        return f"{key}_file", read_text_secret(
+            read(file, f"{path}{key}_file", Text), base_dir, f"{path}{key}_file"
+        )
+    if inline is UNSET:
+        raise ConfigError(f"{path}{key}", f"required: set {path}{key} or {path}{key}_file")
+    if not (inline := read(inline, f"{path}{key}", Text)):
         raise ConfigError(f"{path}{key}", "is empty")
-    return value
+    return key, inline
 
 
-def _section(raw: Mapping[str, Any], key: str, path: str) -> Mapping[str, Any] | None:
+def _section(raw: Mapping[str, Any], key: str, path: str) -> Any:
     if key not in raw:
         return None
-    section = get_mapping(raw, key, path)
-    if not section:
+    if not read(raw[key], f"{path}{key}", dict[Any, Any] | None):
         raise ConfigError(f"{path}{key}", "is empty: set its keys or leave it out")
-    return section
+    return raw[key]
 
 
-def _basic_auth(raw: Mapping[str, Any], path: str, base_dir: Path) -> BasicAuth:
-    check_keys(raw, {"username", "password", "password_file"}, path)
-    username = get_str(raw, "username", path)
-    if not username or ":" in username:
+def _basic_auth(raw: Any, path: str, base_dir: Path) -> BasicAuth:
+    section = read(raw, path.rstrip("."), _BasicAuth)
+    if not section.username or ":" in section.username:
         raise ConfigError(f"{path}username", "must be non-empty and must not contain ':'")
-    password = _secret(raw, "password", path, base_dir)
+    key, password = _secret(section, "password", path, base_dir)
     if "\n" in password or "\r" in password:
-        key = "password_file" if "password_file" in raw else "password"
         raise ConfigError(f"{path}{key}", "the password must be one line (value not shown)")
-    return BasicAuth(username, password)
+    return BasicAuth(section.username, password)
 
 
-def _authorization(raw: Mapping[str, Any], path: str, base_dir: Path) -> Authorization:
-    check_keys(raw, {"type", "credentials", "credentials_file"}, path)
-    kind = get_str(raw, "type", path, "Bearer")
+def _authorization(raw: Any, path: str, base_dir: Path) -> Authorization:
+    section = read(raw, path.rstrip("."), _Authorization)
+    kind = "Bearer" if section.type is None else section.type
     if not _TOKEN_RE.fullmatch(kind):
         raise ConfigError(f"{path}type", f"expected a scheme such as Bearer, got {kind!r}")
     if kind.lower() == "basic":
         raise ConfigError(f"{path}type", "cannot be Basic: use basic_auth instead")
-    credentials = _secret(raw, "credentials", path, base_dir)
+    key, credentials = _secret(section, "credentials", path, base_dir)
     if not _TOKEN_RE.fullmatch(credentials):
-        key = "credentials_file" if "credentials_file" in raw else "credentials"
         raise ConfigError(f"{path}{key}", "must be printable ASCII without spaces (value not shown)")
     return Authorization(kind, credentials)
 
 
-def _readable(raw: Mapping[str, Any], key: str, path: str, base_dir: Path) -> str | None:
-    if key not in raw:
-        return None
-    file = _resolve(raw, key, path, base_dir)
-    try:
-        file.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"{path}{key}", f"cannot read {file}: {exc.strerror}") from None
-    return str(file)
+def _readable(name: str | UnsetType, key: str, path: str, base_dir: Path) -> str | None:
+    return None if name is UNSET else str(readable(base_dir / name, f"{path}{key}"))
 
 
-def parse_tls_config(raw: Mapping[str, Any], path: str, base_dir: Path) -> TlsConfig:
+def parse_tls_config(raw: Any, path: str, base_dir: Path) -> TlsConfig:
     """``tls_config`` of a client; loads the files once, so a bad one stops start-up naming its key."""
-    check_keys(raw, set(TLS_KEYS), path)
-    ca_file = _readable(raw, "ca_file", path, base_dir)
-    cert_file = _readable(raw, "cert_file", path, base_dir)
-    key_file = _readable(raw, "key_file", path, base_dir)
+    section = read(raw, path.rstrip("."), _Tls)
+    ca_file = _readable(section.ca_file, "ca_file", path, base_dir)
+    cert_file = _readable(section.cert_file, "cert_file", path, base_dir)
+    key_file = _readable(section.key_file, "key_file", path, base_dir)
     if (cert_file is None) != (key_file is None):
         missing = "key_file" if key_file is None else "cert_file"
         raise ConfigError(f"{path}{missing}", "cert_file and key_file go together: set both or neither")
@@ -185,22 +180,16 @@ def parse_tls_config(raw: Mapping[str, Any], path: str, base_dir: Path) -> TlsCo
             raise ConfigError(
                 f"{path}key_file", f"cannot use {cert_file} with {key_file}: {exc.reason or exc}"
             ) from None
-    server_name = get_str(raw, "server_name", path, "") or None
+    server_name = section.server_name or None
     if server_name is not None and not re.fullmatch(r"[A-Za-z0-9.:*_-]+", server_name):
         raise ConfigError(f"{path}server_name", f"expected a host name, got {server_name!r}")
-    return TlsConfig(
-        ca_file=ca_file,
-        cert_file=cert_file,
-        key_file=key_file,
-        server_name=server_name,
-        insecure_skip_verify=get_bool(raw, "insecure_skip_verify", path, False),
-    )
+    return TlsConfig(ca_file, cert_file, key_file, server_name, section.insecure_skip_verify)
 
 
 def parse_proxy_url(raw: Mapping[str, Any], key: str, path: str) -> str | None:
     if key not in raw:
         return None
-    url = get_str(raw, key, path)
+    url: str = read(raw[key], f"{path}{key}", Text)
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         # The URL itself is not repeated: it may hold a password.
@@ -209,12 +198,13 @@ def parse_proxy_url(raw: Mapping[str, Any], key: str, path: str) -> str | None:
 
 
 def parse_http_config(
-    raw: Mapping[str, Any], path: str, base_dir: Path, keys: frozenset[str] = HTTP_KEYS
+    raw: Mapping[str, Any] | None, path: str, base_dir: Path, keys: frozenset[str] = HTTP_KEYS
 ) -> HttpClientConfig:
     """Read the ``keys`` of :data:`HTTP_KEYS` from a client's section (``path`` ends with a dot).
 
     The caller checks the section's other keys; this reads only its own.
     """
+    raw = raw or {}
     basic = _section(raw, "basic_auth", path) if "basic_auth" in keys else None
     authz = _section(raw, "authorization", path) if "authorization" in keys else None
     if basic is not None and authz is not None:

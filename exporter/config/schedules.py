@@ -6,11 +6,14 @@ import re
 from datetime import date, datetime
 from itertools import pairwise
 from types import MappingProxyType
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import msgspec
+from msgspec import Meta
+
 from ..snapshot.schedule import MINUTES_PER_DAY, WEEKDAYS, Schedule
-from .schema import ConfigError, Parts, check_keys, get_list, get_str, read_section, type_name
+from .schema import ConfigError, Parts, Schema, Text, read
 
 _RANGE_RE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -21,14 +24,9 @@ def parse_schedules(raw: Any) -> dict[str, Schedule]:
 
     Each schedule is checked on its own: every bad one is reported.
     """
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise ConfigError(
-            "schedules", f"expected a mapping of schedule names to schedules, got {type_name(raw)}"
-        )
+    names = Annotated[dict[Any, Any], Meta(description="a mapping of schedule names to schedules")] | None
     parts = Parts()
-    for name, body in raw.items():
+    for name, body in (read(raw, "schedules", names) or {}).items():
         if not isinstance(name, str) or not name.strip():
             parts.errors.append(
                 ConfigError("schedules", f"a schedule name must be a non-empty string, got {name!r}")
@@ -39,42 +37,42 @@ def parse_schedules(raw: Any) -> dict[str, Schedule]:
     return dict(parts)
 
 
+_Day = Annotated[tuple[Any, ...], Meta(description="a list of ranges such as ['09:00-18:00']")]
+# One key per weekday (mon, tue, ...), each a list of ranges; null (``sun:`` alone) is closed.
+_Hours = msgspec.defstruct("_Hours", [(day, _Day | None, None) for day in WEEKDAYS], bases=(Schema,))
+
+
+class _Schedule(Schema):
+    timezone: Text
+    hours: _Hours | None = None  # type: ignore[valid-type]
+    holidays: tuple[Any, ...] | None = None
+
+
+_BODY = Annotated[_Schedule, Meta(description="a mapping with timezone, hours and holidays")]
+
+
 def _schedule(name: str, body: Any, path: str) -> Schedule:
-    if not isinstance(body, dict):
-        raise ConfigError(
-            path, f"expected a mapping with timezone, hours and holidays, got {type_name(body)}"
-        )
-    check_keys(body, {"timezone", "hours", "holidays"}, f"{path}.")
-    tz = get_str(body, "timezone", f"{path}.")
+    s = read(body, path, _BODY)
     try:
-        ZoneInfo(tz)
+        ZoneInfo(s.timezone)
     except (ZoneInfoNotFoundError, ValueError, OSError):
         raise ConfigError(
-            f"{path}.timezone", f"unknown time zone {tz!r} (use an IANA name such as 'Europe/Moscow')"
+            f"{path}.timezone", f"unknown time zone {s.timezone!r} (use an IANA name such as 'Europe/Moscow')"
         ) from None
-    raw_hours = read_section(body.get("hours"), f"{path}.hours", WEEKDAYS)
     hours = {}
     for weekday, key in enumerate(WEEKDAYS):
-        ranges = _day(raw_hours.get(key), f"{path}.hours.{key}")
-        if ranges:
+        if ranges := _day(getattr(s.hours, key, None) or (), f"{path}.hours.{key}"):
             hours[weekday] = ranges
     if not hours:
         raise ConfigError(
             f"{path}.hours", "no opening hours: give at least one weekday, e.g. mon: ['09:00-18:00']"
         )
-    holidays = frozenset(
-        _holiday(item, f"{path}.holidays[{i}]")
-        for i, item in enumerate(get_list(body, "holidays", f"{path}."))
-    )
-    return Schedule(name=name, timezone=tz, hours=MappingProxyType(hours), holidays=holidays)
+    holidays = frozenset(_holiday(item, f"{path}.holidays[{i}]") for i, item in enumerate(s.holidays or ()))
+    return Schedule(name=name, timezone=s.timezone, hours=MappingProxyType(hours), holidays=holidays)
 
 
-def _day(raw: Any, path: str) -> tuple[tuple[int, int], ...]:
-    """One weekday's ranges, sorted; ``None`` (``sun:`` with nothing after it) is closed."""
-    if raw is None:
-        return ()
-    if not isinstance(raw, list):
-        raise ConfigError(path, f"expected a list of ranges such as ['09:00-18:00'], got {type_name(raw)}")
+def _day(raw: tuple[Any, ...], path: str) -> tuple[tuple[int, int], ...]:
+    """One weekday's ranges, sorted."""
     parsed = [(_range(item, f"{path}[{i}]"), i) for i, item in enumerate(raw)]
     # Overlap check on absolute minutes: a range crossing midnight extends past 1440.
     spans = sorted(((s, e if e > s else e + MINUTES_PER_DAY), i) for (s, e), i in parsed)

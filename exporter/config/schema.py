@@ -1,7 +1,8 @@
 """Reading typed values out of a decoded YAML document, with the key path in every error.
 
-Shared by the sections of the configuration (core, thresholds, alertmanager),
-so that every problem reads the same way: ``accounts[1].name: expected a string``.
+Each section declares its keys as a msgspec Struct (:class:`Schema`); :func:`read` checks
+a mapping against it and words msgspec's first problem the way every message of this
+config reads: ``accounts[1].name: expected a string, got a list``.
 """
 
 from __future__ import annotations
@@ -9,8 +10,9 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import fields
-from typing import Any
+from typing import Annotated, Any, TypeVar, get_origin, overload
+
+import msgspec
 
 
 class ConfigError(ValueError):
@@ -21,7 +23,7 @@ class ConfigError(ValueError):
     """
 
     def __init__(self, path: str, message: str) -> None:
-        self.path = path
+        self.path, self.message = path, message
         self.errors: tuple[ConfigError, ...] = (self,)
         super().__init__(f"{path}: {message}" if path else message)
 
@@ -101,7 +103,7 @@ def format_duration(seconds: float) -> str:
     return out or "0s"
 
 
-# --- small typed readers ----------------------------------------------------
+# --- the schema: a section's keys, types and defaults as one Struct -------------
 
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -124,105 +126,184 @@ def type_name(value: Any) -> str:
     )
 
 
-def get_str(section: Mapping[str, Any], key: str, path: str, default: str | None = None) -> str:
-    if key not in section or section[key] is None:
-        if default is None:
-            raise ConfigError(f"{path}{key}", "required key is missing")
-        return default
-    value = section[key]
-    if not isinstance(value, str | int) or isinstance(value, bool):
-        raise ConfigError(f"{path}{key}", f"expected a string, got {type_name(value)}")
-    return expand_env(str(value), f"{path}{key}")
+class Schema(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A section of the config: its fields are the section's keys, with their types and defaults.
 
+    A key given as null is left out where it has a default (``T | None``) and missing where it
+    is required; ``T | UnsetType = UNSET`` tells a key left out from one given as null.
 
-def get_url(section: Mapping[str, Any], key: str, path: str, default: str | None = None) -> str:
-    """An http(s) base URL, without a trailing slash."""
-    url = get_str(section, key, path, default).rstrip("/")
-    if not re.match(r"^https?://[^/\s]+", url):
-        raise ConfigError(f"{path}{key}", f"expected an http:// or https:// URL, got {url!r}")
-    return url
-
-
-def get_bool(section: Mapping[str, Any], key: str, path: str, default: bool) -> bool:
-    value = section.get(key, default)
-    if not isinstance(value, bool):
-        raise ConfigError(f"{path}{key}", f"expected true or false, got {type_name(value)}")
-    return value
-
-
-def get_int(section: Mapping[str, Any], key: str, path: str, default: int, minimum: int = 0) -> int:
-    value = section.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{path}{key}", f"expected a whole number, got {type_name(value)}")
-    if value < minimum:
-        raise ConfigError(f"{path}{key}", f"must be at least {minimum}, got {value}")
-    return value
-
-
-def get_duration(section: Mapping[str, Any], key: str, path: str, default: float) -> float:
-    return parse_duration(section[key], f"{path}{key}") if key in section else default
-
-
-def read_section(value: Any, path: str, keys: Collection[str] | type) -> Mapping[str, Any]:
-    """A mapping of the config at ``path`` (null: empty) that has no key but ``keys``.
-
-    A dataclass given as ``keys`` stands for its fields: the type is the section's schema,
-    so that a section read into a type of the same fields lists its keys once.
+    :func:`read` checks a mapping against it. The types below are read by :func:`_decode`
+    the way an operator writes them (``30s``, ``64MiB``, ``${VAR}``); a field whose type
+    is ``Annotated[..., Meta(description="...")]`` says in those words what it expected.
     """
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ConfigError(path, f"expected a mapping, got {type_name(value)}")
-    check_keys(value, {f.name for f in fields(keys)} if isinstance(keys, type) else set(keys), f"{path}.")
-    return value
 
 
-def get_mapping(section: Mapping[str, Any], key: str, path: str) -> Mapping[str, Any]:
-    value = section.get(key)
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ConfigError(f"{path}{key}", f"expected a mapping, got {type_name(value)}")
-    return value
+class Text(str):
+    """A string with ``${VAR}`` expanded; a YAML number is taken as written (``name: 2024``)."""
 
 
-def get_list(section: Mapping[str, Any], key: str, path: str) -> list[Any]:
-    value = section.get(key)
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise ConfigError(f"{path}{key}", f"expected a list, got {type_name(value)}")
-    return value
+class Duration(float):
+    """A Prometheus-style duration in seconds: :func:`parse_duration`."""
 
 
-def get_durations(
-    section: Mapping[str, Any], key: str, path: str, default: tuple[float, ...]
-) -> tuple[float, ...]:
+class Durations(tuple[float, ...]):
     """A non-empty list of durations, each longer than the one before (histogram buckets)."""
-    if key not in section:
-        return default
-    items = get_list(section, key, path)
+
+
+class Url(str):
+    """An http(s) base URL, without a trailing slash."""
+
+
+class Size(int):
+    """A byte count: a whole number of bytes, or a number with a unit (``64MiB``, ``100MB``).
+
+    Units are case-sensitive as written by IEC and SI (KiB = 1024, KB = 1000).
+    At least ``1KiB``: anything smaller could not hold even an error object.
+    """
+
+
+Regex = re.Pattern[str]
+Count = Annotated[int, msgspec.Meta(ge=0)]
+_SIZE_RE = re.compile(r"^(\d+)\s*(B|KB|MB|GB|KiB|MiB|GiB)?$")
+_SIZE_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}
+
+
+def _decode(kind: type, value: Any) -> Any:
+    """msgspec's hook for the types above; a ConfigError's path is relative to the value's."""
+    if kind is Text:
+        if value is None:  # a required key (optional ones are ``Text | None``)
+            raise ConfigError("", "required key is missing")
+        if not isinstance(value, str | int) or isinstance(value, bool):
+            raise ConfigError("", f"expected a string, got {type_name(value)}")
+        return Text(expand_env(str(value), ""))
+    if kind is Duration:
+        return Duration(parse_duration(value, ""))
+    if kind is Durations:
+        return Durations(_durations(value))
+    if kind is Url:
+        url = _decode(Text, value).rstrip("/")
+        if not re.match(r"^https?://[^/\s]+", url):
+            raise ConfigError("", f"expected an http:// or https:// URL, got {url!r}")
+        return Url(url)
+    if kind is Size:
+        if isinstance(value, str) and (match := _SIZE_RE.match(value.strip())):
+            value = int(match.group(1)) * _SIZE_UNITS[match.group(2) or "B"]
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError("", f"expected a size such as '64MiB' or '100MB', got {value!r}")
+        if value < 1024:
+            raise ConfigError("", f"must be at least 1KiB (1024 bytes), got {value}")
+        return Size(value)
+    if get_origin(kind) is re.Pattern:
+        return compile_regex(value, "")
+    raise NotImplementedError(kind)
+
+
+def _durations(items: Any) -> tuple[float, ...]:
+    if items is not None and not isinstance(items, list):
+        raise ConfigError("", f"expected a list, got {type_name(items)}")
     if not items:
-        raise ConfigError(f"{path}{key}", "must list at least one duration, e.g. ['5m', '15m', '1h']")
+        raise ConfigError("", "must list at least one duration, e.g. ['5m', '15m', '1h']")
     out: list[float] = []
     for i, item in enumerate(items):
-        seconds = parse_duration(item, f"{path}{key}[{i}]")
+        seconds = parse_duration(item, f"[{i}]")
         if out and seconds <= out[-1]:
             raise ConfigError(
-                f"{path}{key}[{i}]",
+                f"[{i}]",
                 f"{item!r} is not longer than {items[i - 1]!r} before it: list them from shortest to longest",
             )
         out.append(seconds)
     return tuple(out)
 
 
-def check_keys(section: Mapping[str, Any], allowed: set[str], path: str) -> None:
+S = TypeVar("S")
+
+
+@overload
+def read(value: Any, path: str, schema: type[S]) -> S: ...
+@overload
+def read(value: Any, path: str, schema: Any) -> Any: ...
+def read(value: Any, path: str, schema: Any) -> Any:
+    """``value`` (the config at ``path``; null: an empty section) checked against ``schema``.
+
+    msgspec stops at the first problem and words it for JSON; the error names the key
+    path as today's messages do, lists the known keys for a typo (every unknown key of
+    that mapping), and says what was expected in the schema's words.
+    """
+    try:
+        section = value is None and isinstance(schema, type) and issubclass(schema, msgspec.Struct)
+        found = msgspec.convert({} if section else value, schema, strict=True, dec_hook=_decode)
+    except msgspec.ValidationError as exc:
+        raise _error(str(exc), exc.__cause__, value, schema, path) from None
+    return _plain(found)
+
+
+def _plain(value: Any) -> Any:
+    """The value with the schema's marker types made plain again (msgspec cannot encode a str subclass)."""
+    if isinstance(value, msgspec.Struct):
+        return msgspec.structs.replace(
+            value, **{f: _plain(getattr(value, f)) for f in value.__struct_fields__}
+        )
+    if plain := _PLAIN.get(type(value)):
+        return plain(value)
+    return tuple(map(_plain, value)) if type(value) is tuple else value
+
+
+_PLAIN: dict[type, type] = {Text: str, Url: str, Duration: float, Durations: tuple, Size: int}
+_WHERE_RE = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
+_EXPECTED = {"int": "a whole number", "str": "a string", "bool": "true or false", "array": "a list"}
+
+
+def _error(text: str, cause: BaseException | None, value: Any, schema: type, path: str) -> ConfigError:
+    message, _, where = text.rpartition(" - at `")
+    if not message:
+        message, where = text, "$`"
+    info: Any = msgspec.inspect.type_info(schema)
+    for name, index in _WHERE_RE.findall(where[1:-1]):
+        info, _ = _unwrap(info)
+        if name:
+            value = value.get(name) if isinstance(value, dict) else None
+            info = next(f.type for f in info.fields if f.encode_name == name)
+            path = f"{path}.{name}" if path else name
+        else:
+            value = value[int(index)]
+            info = info.item_type
+            path = f"{path}[{index}]"
+    info, description = _unwrap(info)
+    if isinstance(cause, ConfigError):
+        return ConfigError(path + cause.path, cause.message)
+    if field := re.match(r"Object missing required field `(.*)`$", message):
+        return ConfigError(f"{path}.{field.group(1)}" if path else field.group(1), "required key is missing")
+    if message.startswith("Object contains unknown field"):
+        return _unknown_keys(value, {f.encode_name for f in info.fields}, f"{path}." if path else "")
+    if bound := re.match(r"Expected `int` (>=|<=) (-?\d+)$", message):
+        least = bound.group(1) == ">="
+        return ConfigError(path, f"must be at {'least' if least else 'most'} {bound.group(2)}, got {value}")
+    if expected := re.match(r"Expected `(\w+)[ |a-z]*`", message):
+        what = description or _EXPECTED.get(expected.group(1), "a mapping")
+        return ConfigError(path, f"expected {what}, got {type_name(value)}")
+    return ConfigError(path, message)  # nothing else is expected: kept as msgspec says it
+
+
+def _unwrap(info: Any) -> tuple[Any, str]:
+    """The type a value at this place has to be: without ``| None``, and what its Meta describes."""
+    description = ""
+    while True:
+        if isinstance(info, msgspec.inspect.Metadata):
+            description = (info.extra_json_schema or {}).get("description", description)
+            info = info.type
+        elif isinstance(info, msgspec.inspect.UnionType):
+            info = next(t for t in info.types if not isinstance(t, msgspec.inspect.NoneType))
+        else:
+            return info, description
+
+
+def _unknown_keys(section: Mapping[str, Any], allowed: Collection[str], path: str) -> ConfigError:
     """Every key of ``section`` that is not ``allowed``, each one an error listing the known keys."""
     known = ", ".join(sorted(allowed))
-    if unknown := [key for key in section if key not in allowed]:
-        raise ConfigError.of(
-            [ConfigError(f"{path}{key}", f"unknown key (known keys here: {known})") for key in unknown]
-        )
+    unknown = [key for key in section if key not in allowed]
+    return ConfigError.of(
+        [ConfigError(f"{path}{key}", f"unknown key (known keys here: {known})") for key in unknown]
+    )
 
 
 def compile_regex(value: Any, path: str) -> re.Pattern[str]:
@@ -232,9 +313,3 @@ def compile_regex(value: Any, path: str) -> re.Pattern[str]:
         return re.compile(value)
     except re.error as exc:
         raise ConfigError(path, f"invalid regular expression {value!r}: {exc}") from None
-
-
-def regex_list(section: Mapping[str, Any], key: str, path: str) -> tuple[re.Pattern[str], ...]:
-    return tuple(
-        compile_regex(item, f"{path}{key}[{i}]") for i, item in enumerate(get_list(section, key, path))
-    )

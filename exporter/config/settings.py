@@ -6,10 +6,10 @@ its own, so one run reports every problem it can find; each is a
 so that an operator can fix the file without reading a traceback. Values of
 secrets never appear in a message.
 
-A new section is a frozen dataclass whose fields are its keys (``read_section``
-checks them against it), a parser that reads them with the readers of
-:mod:`.schema`, a field of :class:`Config` and one ``parts.parse`` line in
-:func:`parse_config`.
+A new section is a :class:`.schema.Schema` Struct whose fields are its keys, with
+their types and defaults; a parser that reads it (:func:`.schema.read`), makes the
+cross-field checks and builds the runtime type; a field of :class:`Config` and one
+``parts.parse`` line in :func:`parse_config`.
 """
 
 from __future__ import annotations
@@ -19,9 +19,11 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
 import yaml
+from msgspec import UNSET, Meta
 
 from ..alerting.thresholds import Threshold
 from ..model import Account, ChatsConfig
@@ -29,28 +31,29 @@ from ..snapshot.privacy import Privacy
 from ..snapshot.replies import RepliesConfig
 from ..snapshot.schedule import Schedule
 from ..snapshot.waiting import WaitingConfig
-from .http import HTTP_KEYS, HttpClientConfig, parse_http_config, split_userinfo
+from .files import read_text_secret
+from .http import HttpClientConfig, parse_http_config, split_userinfo
 from .privacy import parse_privacy
 from .replies import parse_replies
 from .schedules import parse_schedules
 from .schema import (
     ConfigError,
+    Count,
+    Duration,
     Parts,
-    check_keys,
-    get_bool,
-    get_duration,
-    get_int,
-    get_list,
-    get_str,
-    get_url,
-    read_section,
-    regex_list,
+    Regex,
+    Schema,
+    Size,
+    Text,
+    Url,
+    read,
     type_name,
 )
 from .sharding import Shard
 from .thresholds import parse_thresholds
 from .waiting import parse_waiting
 
+_Positive = Annotated[int, Meta(ge=1)]
 DEFAULT_URL = "https://whatsgate.org/api/v1"
 
 
@@ -111,74 +114,63 @@ class Config:
 
 # --- sections ---------------------------------------------------------------
 
-# The top-level keys are Config's fields.
-_TOP_KEYS = {f.name for f in fields(Config)}
+# The top-level keys are Config's fields; each section is read on its own, below.
+_File = msgspec.defstruct("_File", [(f.name, Any, None) for f in fields(Config)], bases=(Schema,))
 
 
-# WhatsGate authenticates with X-Api-Key: of http_config it takes only TLS and the proxy.
-_WHATSGATE_HTTP_KEYS = frozenset({"tls_config", "proxy_url"})
+class _WhatsGate(Schema):
+    url: Url | None = None
+    # Both read only when polling: not even their environment variables need be set.
+    api_key: Any = UNSET
+    api_key_file: Any = UNSET
+    timeout: Duration = Duration(WhatsGateConfig.timeout)
+    max_response_size: Size = Size(WhatsGateConfig.max_response_size)
+    # WhatsGate authenticates with X-Api-Key: of http_config it takes only TLS and the proxy.
+    tls_config: Any = None
+    proxy_url: Any = None
 
 
 def _whatsgate(top: Mapping[str, Any], base_dir: Path, polling: bool) -> WhatsGateConfig:
-    keys = {"url", "api_key", "api_key_file", "timeout", "max_response_size", *_WHATSGATE_HTTP_KEYS}
-    raw, path = read_section(top.get("whatsgate"), "whatsgate", keys), "whatsgate."
-    url = get_url(raw, "url", path, DEFAULT_URL)
-    if "api_key" in raw and "api_key_file" in raw:
+    raw, path = top.get("whatsgate"), "whatsgate."
+    w = read(raw, "whatsgate", _WhatsGate)
+    if w.api_key is not UNSET and w.api_key_file is not UNSET:
         raise ConfigError(f"{path}api_key", "set either api_key or api_key_file, not both")
+    key = f"{path}api_key_file" if w.api_key_file is not UNSET else f"{path}api_key"
     api_key = ""
     if not polling:
         pass  # not read at all: not even its environment variable need be set
-    elif "api_key_file" in raw:
-        key_path = Path(get_str(raw, "api_key_file", path))
-        key_path = key_path if key_path.is_absolute() else base_dir / key_path
-        try:
-            api_key = key_path.read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-            raise ConfigError(f"{path}api_key_file", f"cannot read {key_path}: {reason}") from None
-        if not api_key:
-            raise ConfigError(f"{path}api_key_file", f"{key_path} is empty")
-    elif "api_key" in raw:
-        api_key = get_str(raw, "api_key", path).strip()
-        if not api_key:
-            raise ConfigError(f"{path}api_key", "is empty")
+    elif w.api_key_file is not UNSET:
+        api_key = read_text_secret(read(w.api_key_file, key, Text), base_dir, key)
+    elif w.api_key is not UNSET:
+        if not (api_key := read(w.api_key, key, Text).strip()):
+            raise ConfigError(key, "is empty")
     else:
-        raise ConfigError(f"{path}api_key", "required: set whatsgate.api_key or whatsgate.api_key_file")
+        raise ConfigError(key, "required: set whatsgate.api_key or whatsgate.api_key_file")
     if api_key and not re.fullmatch(r"[!-~]+", api_key):
         # It goes into an HTTP header: anything else would fail every poll, obscurely.
-        key = f"{path}api_key_file" if "api_key_file" in raw else f"{path}api_key"
         raise ConfigError(key, "the API key must be printable ASCII without spaces (value not shown)")
-    timeout = get_duration(raw, "timeout", path, WhatsGateConfig.timeout)
-    max_size = _size(raw, "max_response_size", path, WhatsGateConfig.max_response_size)
     # Not polling: neither read, like the key (the demo talks to its own simulator).
     http = parse_http_config(raw, path, base_dir, _WHATSGATE_HTTP_KEYS) if polling else HttpClientConfig()
-    return WhatsGateConfig(url=url, api_key=api_key, timeout=timeout, max_response_size=max_size, http=http)
+    return WhatsGateConfig(w.url or DEFAULT_URL, api_key, w.timeout, w.max_response_size, http)
 
 
-_SIZE_RE = re.compile(r"^(\d+)\s*(B|KB|MB|GB|KiB|MiB|GiB)?$")
-_SIZE_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}
+_WHATSGATE_HTTP_KEYS = frozenset({"tls_config", "proxy_url"})
 
 
-def _size(raw: Mapping[str, Any], key: str, path: str, default: int) -> int:
-    """A byte count: a whole number of bytes, or a number with a unit (``64MiB``, ``100MB``).
+class _Account(Schema):
+    whatsapp_id: Text
+    name: Text | None = None
+    schedule: Text | None = None
 
-    Units are case-sensitive as written by IEC and SI (KiB = 1024, KB = 1000).
-    At least ``1KiB``: anything smaller could not hold even an error object.
-    """
-    value = raw.get(key, default)
-    if isinstance(value, str) and (match := _SIZE_RE.match(value.strip())):
-        value = int(match.group(1)) * _SIZE_UNITS[match.group(2) or "B"]
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{path}{key}", f"expected a size such as '64MiB' or '100MB', got {value!r}")
-    if value < 1024:
-        raise ConfigError(f"{path}{key}", f"must be at least 1KiB (1024 bytes), got {value}")
-    return value
+
+_ACCOUNT = Annotated[_Account, Meta(description="a mapping with whatsapp_id")]
 
 
 def _accounts(raw: Mapping[str, Any], schedules: Mapping[str, Schedule] | None) -> tuple[Account, ...]:
     """Each account checked on its own, then against the others (ids and names are unique)."""
+    items = read([] if raw.get("accounts") is None else raw["accounts"], "accounts", tuple[Any, ...])
     parts = Parts()
-    for i, item in enumerate(get_list(raw, "accounts", "")):
+    for i, item in enumerate(items):
         parts.parse(i, _account, item, f"accounts[{i}]", schedules)
     ids: set[str] = set()
     names: set[str] = set()
@@ -198,44 +190,39 @@ def _accounts(raw: Mapping[str, Any], schedules: Mapping[str, Schedule] | None) 
 
 
 def _account(item: Any, where: str, schedules: Mapping[str, Schedule] | None) -> Account:
-    if not isinstance(item, dict):
-        raise ConfigError(where, f"expected a mapping with whatsapp_id, got {type_name(item)}")
-    path = f"{where}."
-    check_keys(item, {"whatsapp_id", "name", "schedule"}, path)
-    whatsapp_id = get_str(item, "whatsapp_id", path).strip()
-    if not whatsapp_id:
-        raise ConfigError(f"{path}whatsapp_id", "is empty")
-    name = get_str(item, "name", path, whatsapp_id).strip() or whatsapp_id
-    schedule = get_str(item, "schedule", path, "") or None
+    a = read(item, where, _ACCOUNT)
+    if not (whatsapp_id := a.whatsapp_id.strip()):
+        raise ConfigError(f"{where}.whatsapp_id", "is empty")
+    schedule = a.schedule or None
     if schedule is not None and schedules is not None and schedule not in schedules:
         known = ", ".join(sorted(schedules)) or "none defined"
-        raise ConfigError(f"{path}schedule", f"no schedule is named {schedule!r} (schedules: {known})")
-    return Account(whatsapp_id, name, schedule)
+        raise ConfigError(f"{where}.schedule", f"no schedule is named {schedule!r} (schedules: {known})")
+    return Account(whatsapp_id, (a.name or "").strip() or whatsapp_id, schedule)
 
 
-def _chats(top: Mapping[str, Any]) -> ChatsConfig:
-    raw, path = read_section(top.get("chats"), "chats", ChatsConfig), "chats."
-    return ChatsConfig(
-        include=regex_list(raw, "include", path),
-        exclude=regex_list(raw, "exclude", path),
-        max_per_account=get_int(raw, "max_per_account", path, ChatsConfig.max_per_account),
-    )
+class _Chats(Schema):
+    include: tuple[Regex, ...] | None = None
+    exclude: tuple[Regex, ...] | None = None
+    max_per_account: Count = ChatsConfig.max_per_account
+
+
+class _Alertmanager(Schema):
+    url: Url
+    timeout: Duration = Duration(AlertmanagerConfig.timeout)
+    resend_interval: Duration = Duration(AlertmanagerConfig.resend_interval)
+    basic_auth: Any = None  # these four: Prometheus' http_config, read by parse_http_config
+    authorization: Any = None
+    tls_config: Any = None
+    proxy_url: Any = None
 
 
 def _alertmanager(top: Mapping[str, Any], base_dir: Path) -> AlertmanagerConfig | None:
-    keys = {"url", "timeout", "resend_interval", *HTTP_KEYS}
-    raw, path = read_section(top.get("alertmanager"), "alertmanager", keys), "alertmanager."
-    if not raw:
+    if (raw := top.get("alertmanager")) in (None, {}):
         return None
-    url, http = split_userinfo(
-        get_url(raw, "url", path), parse_http_config(raw, path, base_dir), f"{path}url"
-    )
-    return AlertmanagerConfig(
-        url=url,
-        http=http,
-        timeout=get_duration(raw, "timeout", path, AlertmanagerConfig.timeout),
-        resend_interval=get_duration(raw, "resend_interval", path, AlertmanagerConfig.resend_interval),
-    )
+    a = read(raw, "alertmanager", _Alertmanager)
+    path = "alertmanager."
+    url, http = split_userinfo(a.url, parse_http_config(raw, path, base_dir), f"{path}url")
+    return AlertmanagerConfig(url=url, http=http, timeout=a.timeout, resend_interval=a.resend_interval)
 
 
 def parse_config(raw: Any, base_dir: Path = Path("."), polling: bool = True) -> Config:
@@ -252,8 +239,8 @@ def parse_config(raw: Any, base_dir: Path = Path("."), polling: bool = True) -> 
     # Each part on its own; one that needs another (accounts need schedules' names) is given
     # None when that one failed, and skips the checks against it.
     parts = Parts()
-    parts.check(check_keys, raw, _TOP_KEYS, "")
-    parts.parse("discover", get_bool, raw, "discover", "", False)
+    parts.check(read, raw, "", _File)
+    parts.parse("discover", read, raw.get("discover", False), "discover", bool)
     parts.parse("schedules", parse_schedules, raw.get("schedules"))
     parts.parse("waiting", parse_waiting, raw.get("waiting"), parts.get("schedules"))
     parts.parse("replies", parse_replies, raw.get("replies"))
@@ -276,11 +263,11 @@ def parse_config(raw: Any, base_dir: Path = Path("."), polling: bool = True) -> 
         parts.get("privacy"),
         reply_buckets,
     )
-    parts.parse("poll_interval", get_duration, raw, "poll_interval", "", Config.poll_interval)
+    parts.parse("poll_interval", _optional, raw, "poll_interval", Duration, Config.poll_interval)
     if "poll_interval" in parts:
         parts.parse("stale_after", _stale_after, raw, parts["poll_interval"])
     parts.parse("whatsgate", _whatsgate, raw, base_dir, polling)
-    parts.parse("poll_concurrency", get_int, raw, "poll_concurrency", "", Config.poll_concurrency, 1)
+    parts.parse("poll_concurrency", _optional, raw, "poll_concurrency", _Positive, Config.poll_concurrency)
     parts.parse("chats", _chats, raw)
     parts.parse("alertmanager", _alertmanager, raw, base_dir)
     parts.parse("state_file", _state_file, raw, base_dir)
@@ -289,31 +276,39 @@ def parse_config(raw: Any, base_dir: Path = Path("."), polling: bool = True) -> 
     return Config(**parts)
 
 
+def _optional(raw: Mapping[str, Any], key: str, kind: Any, default: Any) -> Any:
+    return read(raw[key], key, kind) if key in raw else default
+
+
+def _chats(top: Mapping[str, Any]) -> ChatsConfig:
+    c = read(top.get("chats"), "chats", _Chats)
+    return ChatsConfig(c.include or (), c.exclude or (), c.max_per_account)
+
+
+def _state_file(raw: Mapping[str, Any], base_dir: Path) -> Path | None:
+    # Not checked for existence here: check-config runs where the file will not live (a
+    # container's volume); a directory that is missing at run time is logged by the writer.
+    name = read(raw.get("state_file"), "state_file", Text | None)
+    return None if name is None else base_dir / name
+
+
 def _stale_after(raw: Mapping[str, Any], poll_interval: float) -> float:
-    stale_after = get_duration(raw, "stale_after", "", max(300.0, 3 * poll_interval))
+    stale_after: float = _optional(raw, "stale_after", Duration, max(300.0, 3 * poll_interval))
     if stale_after < poll_interval:
         raise ConfigError("stale_after", "must not be shorter than poll_interval")
     return stale_after
 
 
+class _Shard(Schema):
+    index: Count = 0
+    total: _Positive = 1
+
+
 def _shard(top: Mapping[str, Any]) -> Shard:
-    raw = read_section(top.get("shard"), "shard", Shard)
-    if not raw:
-        return Shard()
-    total = get_int(raw, "total", "shard.", 1, minimum=1)
-    index = get_int(raw, "index", "shard.", 0)
-    if index >= total:
-        raise ConfigError("shard.index", f"must be less than shard.total ({total}), got {index}")
-    return Shard(index, total)
-
-
-def _state_file(raw: Mapping[str, Any], base_dir: Path) -> Path | None:
-    if raw.get("state_file") is None:
-        return None
-    # Not checked for existence here: check-config runs where the file will not live (a
-    # container's volume); a directory that is missing at run time is logged by the writer.
-    path = Path(get_str(raw, "state_file", ""))
-    return path if path.is_absolute() else base_dir / path
+    s = read(top.get("shard"), "shard", _Shard)
+    if s.index >= s.total:
+        raise ConfigError("shard.index", f"must be less than shard.total ({s.total}), got {s.index}")
+    return Shard(s.index, s.total)
 
 
 class _Loader(yaml.SafeLoader):

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Collection, Mapping
-from typing import Any
+from collections.abc import Collection
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import UNSET, Meta
 
 from ..alerting.kinds import COMMON_FIELDS, KINDS, SCOPE_FIELDS
 from ..alerting.kinds.base import Kind
@@ -22,35 +25,15 @@ from ..snapshot.replies import RESPONSE_TYPES
 from .schema import (
     ConfigError,
     Parts,
-    compile_regex,
+    Regex,
+    Schema,
+    Text,
     format_duration,
-    get_duration,
-    get_list,
-    get_mapping,
-    get_str,
     parse_duration,
-    read_section,
+    read,
     type_name,
 )
 
-_KEYS = {
-    "name",
-    "metric",
-    "above",
-    "below",
-    "for",
-    "severity",
-    "summary",
-    "description",
-    "accounts",
-    "chat_types",
-    "chats",
-    "overrides",
-    "longer_than",
-    "target",
-    "response",
-    "window",
-}
 # Kinds counting one bucket of chats by how long they have waited, and which buckets those are.
 _LONGER_THAN = {"chats_waiting": "waiting.buckets", "chats_unanswered": "replies.buckets"}
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -59,8 +42,33 @@ _SEVERITY_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
 _NOT_RE2 = re.compile(r"\(\?<?[=!]|\\[1-9]|\(\?P=")
 
 
-def _limit(raw: Mapping[str, Any], path: str, kind: Kind, base: Limit | None) -> Limit:
-    has_above, has_below = "above" in raw, "below" in raw
+class _Limit(Schema):
+    """What an override may change; UNSET tells a key left out from one given as null."""
+
+    above: Any = UNSET
+    below: Any = UNSET
+    for_: Any = msgspec.field(name="for", default=UNSET)
+    severity: Text | None = None
+
+
+class _Threshold(_Limit, kw_only=True):
+    name: Text
+    metric: Text
+    summary: Text | None = None
+    description: Text | None = None
+    accounts: tuple[Any, ...] | None = None  # each one str() of what is written, not ${VAR}-expanded
+    chat_types: tuple[Any, ...] | None = None
+    chats: tuple[Regex, ...] | None = None
+    overrides: dict[Any, Any] | None = None
+    # Read once the metric is known to take them (else: "only ... takes").
+    longer_than: Any = UNSET
+    target: Any = UNSET
+    window: Any = UNSET
+    response: Any = UNSET
+
+
+def _limit(raw: _Limit, path: str, kind: Kind, base: Limit | None) -> Limit:
+    has_above, has_below = raw.above is not UNSET, raw.below is not UNSET
     if kind.value == "none":
         if has_above or has_below:
             raise ConfigError(f"{path}{'above' if has_above else 'below'}", "this metric takes no value")
@@ -74,38 +82,34 @@ def _limit(raw: Mapping[str, Any], path: str, kind: Kind, base: Limit | None) ->
     elif kind.value == "fraction":
         if has_above:
             raise ConfigError(f"{path}above", f"{kind.name} takes 'below: FRACTION' only, e.g. below: 0.9")
-        number = raw["below"]
+        number = raw.below
         if isinstance(number, bool) or not isinstance(number, int | float) or not 0 < number <= 1:
             raise ConfigError(f"{path}below", f"expected a fraction in (0, 1], e.g. 0.9, got {number!r}")
         op, value = "<", float(number)
     elif kind.value == "duration":
         if has_below:
             raise ConfigError(f"{path}below", f"{kind.name} takes 'above: DURATION' only")
-        op, value = ">", parse_duration(raw["above"], f"{path}above")
+        op, value = ">", parse_duration(raw.above, f"{path}above")
     else:
         key = "above" if has_above else "below"
-        number = raw[key]
+        number = raw.above if has_above else raw.below
         if isinstance(number, bool) or not isinstance(number, int | float) or not math.isfinite(number):
             raise ConfigError(f"{path}{key}", f"expected a number, got {type_name(number)}")
         op, value = (">" if has_above else "<"), float(number)
-    severity = get_str(raw, "severity", path, base.severity if base else "warning")
+    severity = raw.severity if raw.severity is not None else base.severity if base else "warning"
     if not _SEVERITY_RE.match(severity):
         raise ConfigError(
             f"{path}severity", f"expected a lower-case word such as warning or critical, got {severity!r}"
         )
-    return Limit(op=op, value=value, for_=_for(raw, path, base), severity=severity)
+    if raw.for_ is UNSET:
+        for_ = base.for_ if base else 0.0
+    else:
+        for_ = 0.0 if raw.for_ in ("0", "0s") else parse_duration(raw.for_, f"{path}for")
+    return Limit(op=op, value=value, for_=for_, severity=severity)
 
 
-def _for(raw: Mapping[str, Any], path: str, base: Limit | None) -> float:
-    if "for" not in raw:
-        return base.for_ if base else 0.0
-    if raw["for"] in ("0", "0s"):
-        return 0.0
-    return get_duration(raw, "for", path, 0.0)
-
-
-def _text(raw: Mapping[str, Any], key: str, path: str, default: str, scope: str) -> str:
-    text = get_str(raw, key, path, default)
+def _text(text: str | None, key: str, path: str, default: str, scope: str) -> str:
+    text = default if text is None else text
     allowed = SCOPE_FIELDS[scope] | COMMON_FIELDS
     for match in PLACEHOLDER_RE.finditer(text):
         if match.group(1) not in allowed:
@@ -115,75 +119,66 @@ def _text(raw: Mapping[str, Any], key: str, path: str, default: str, scope: str)
 
 
 def _threshold(item: Any, path: str) -> Threshold:
-    raw = read_section(item, path.rstrip("."), _KEYS)
-    name = get_str(raw, "name", path)
+    raw = read(item, path.rstrip("."), _Threshold)
+    chat_types, chats = raw.chat_types or (), raw.chats or ()
+    name, kind_name = raw.name, raw.metric
     if not _NAME_RE.match(name):
         raise ConfigError(
             f"{path}name", f"expected a CamelCase alert name like UnreadMessagesHigh, got {name!r}"
         )
-    kind_name = get_str(raw, "metric", path)
     if kind_name not in KINDS:
         raise ConfigError(f"{path}metric", f"unknown metric {kind_name!r} (known: {', '.join(KINDS)})")
     kind = KINDS[kind_name]
     limit = _limit(raw, path, kind, None)
 
-    accounts = tuple(str(a) for a in get_list(raw, "accounts", path))
-    chat_types = tuple(get_list(raw, "chat_types", path))
     for i, chat_type in enumerate(chat_types):
         if chat_type not in CHAT_TYPES:
             raise ConfigError(f"{path}chat_types[{i}]", f"expected contact or group, got {chat_type!r}")
     if chat_types and not kind.narrows_chat_types:
         raise ConfigError(f"{path}chat_types", f"metric {kind_name} has no chat types to narrow")
-    chats = []
-    for i, item in enumerate(get_list(raw, "chats", path)):
-        pattern = compile_regex(item, f"{path}chats[{i}]")
+    for i, pattern in enumerate(chats):
         if _NOT_RE2.search(pattern.pattern):
             raise ConfigError(
                 f"{path}chats[{i}]", "look-arounds and back-references do not work in Prometheus"
             )
-        chats.append(pattern)
     if chats and kind.scope not in ("chat", "group"):
         raise ConfigError(f"{path}chats", f"metric {kind_name} is not per chat; chats cannot narrow it")
 
-    longer_than = None
+    longer_than = target = window = response = None
     if kind_name in _LONGER_THAN:
-        if "longer_than" not in raw:
+        if raw.longer_than is UNSET:
             raise ConfigError(f"{path}longer_than", f"required: one of {_LONGER_THAN[kind_name]}, e.g. 15m")
-        longer_than = parse_duration(raw["longer_than"], f"{path}longer_than")
-    elif "longer_than" in raw:
+        longer_than = parse_duration(raw.longer_than, f"{path}longer_than")
+    elif raw.longer_than is not UNSET:
         raise ConfigError(f"{path}longer_than", f"only {' and '.join(_LONGER_THAN)} take longer_than")
-    target = window = response = None
     if kind_name == "responses_within":
         for key, example in (("target", "15m"), ("window", "1d")):
-            if key not in raw:
+            if getattr(raw, key) is UNSET:
                 raise ConfigError(f"{path}{key}", f"required: a duration, e.g. {example}")
-        target = parse_duration(raw["target"], f"{path}target")
-        window = parse_duration(raw["window"], f"{path}window")
-        if window <= 0:
-            raise ConfigError(f"{path}window", "must be longer than 0s")
-        if "response" in raw:
-            response = get_str(raw, "response", path)
+        target = parse_duration(raw.target, f"{path}target")
+        window = parse_duration(raw.window, f"{path}window")
+        if raw.response is not UNSET:
+            response = read(raw.response, f"{path}response", Text)
             if response not in RESPONSE_TYPES:
                 raise ConfigError(f"{path}response", f"expected first or next, got {response!r}")
     else:
         for key in ("target", "window", "response"):
-            if key in raw:
+            if getattr(raw, key) is not UNSET:
                 raise ConfigError(f"{path}{key}", f"only responses_within takes {key}")
 
     overrides = []
-    for account, override in get_mapping(raw, "overrides", path).items():
+    for account, override in (raw.overrides or {}).items():
         opath = f"{path}overrides.{account}"
-        override = read_section(override, opath, {"above", "below", "for", "severity"})
-        overrides.append((str(account), _limit(override, f"{opath}.", kind, limit)))
+        overrides.append((str(account), _limit(read(override, opath, _Limit), f"{opath}.", kind, limit)))
     return Threshold(
         name=name,
         kind=kind_name,
         limit=limit,
-        summary=_text(raw, "summary", path, kind.summary, kind.scope),
-        description=_text(raw, "description", path, kind.description, kind.scope),
-        accounts=accounts,
+        summary=_text(raw.summary, "summary", path, kind.summary, kind.scope),
+        description=_text(raw.description, "description", path, kind.description, kind.scope),
+        accounts=tuple(map(str, raw.accounts or ())),
         chat_types=chat_types,
-        chats=tuple(chats),
+        chats=chats,
         overrides=tuple(overrides),
         longer_than=longer_than,
         target=target,
@@ -206,10 +201,7 @@ def parse_thresholds(
     skips that check (accounts may still be discovered, or that section failed and has its own
     error).
     """
-    if raw is None:
-        return ()
-    if not isinstance(raw, list):
-        raise ConfigError("thresholds", f"expected a list of thresholds, got {type_name(raw)}")
+    raw = read(raw, "thresholds", Annotated[list[Any], Meta(description="a list of thresholds")] | None) or []
     parts = Parts()
     for i, item in enumerate(raw):
         parts.parse(i, _checked, item, _label(i, item), accounts, buckets, privacy, reply_buckets)

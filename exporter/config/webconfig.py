@@ -25,12 +25,14 @@ import re
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
+from msgspec import UNSET, Meta
 
 from ..web.auth import BasicAuth, RateLimit
-from .schema import ConfigError, parse_duration
+from .files import readable
+from .schema import ConfigError, Schema, parse_duration, read
 
 CLIENT_AUTH = {
     "NoClientCert": ssl.CERT_NONE,
@@ -67,12 +69,13 @@ HEADERS: dict[str, set[str] | None] = {
     "Content-Security-Policy": None,
 }
 BCRYPT = re.compile(r"^\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}$")
+# Keys of tls_server_config.
 NOT_SUPPORTED = {
-    "tls_server_config.cert": "inline certificates are not supported: use cert_file",
-    "tls_server_config.key": "inline keys are not supported: use key_file",
-    "tls_server_config.client_ca": "inline CA certificates are not supported: use client_ca_file",
-    "tls_server_config.client_allowed_sans": "not supported by this exporter",
-    "tls_server_config.curve_preferences": "not supported: Python's ssl module cannot set a curve preference"
+    "cert": "inline certificates are not supported: use cert_file",
+    "key": "inline keys are not supported: use key_file",
+    "client_ca": "inline CA certificates are not supported: use client_ca_file",
+    "client_allowed_sans": "not supported by this exporter",
+    "curve_preferences": "not supported: Python's ssl module cannot set a curve preference"
     " list (OpenSSL's defaults apply when the key is left out)",
 }
 
@@ -88,45 +91,42 @@ class WebConfig:
     rate_limit: RateLimit | None = None
 
 
-def _mapping(value: Any, key: str, allowed: set[str]) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ConfigError(key, f"expected a mapping, got {type(value).__name__}")
-    for name in value:
-        full = f"{key}.{name}" if key else str(name)
-        if full in NOT_SUPPORTED:
-            raise ConfigError(full, NOT_SUPPORTED[full])
-        if name not in allowed:
-            raise ConfigError(full, f"unknown key (known: {', '.join(sorted(allowed))})")
-    return value
+class _Tls(Schema):
+    cert_file: str | None = None
+    key_file: str | None = None
+    client_auth_type: str | None = None
+    client_ca_file: str | None = None
+    min_version: str | None = None
+    max_version: str | None = None
+    cipher_suites: Annotated[tuple[str, ...], Meta(description="a list of cipher suite names")] | None = None
+    prefer_server_cipher_suites: bool = True
 
 
-def _string(value: Any, key: str) -> str:
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise ConfigError(key, f"expected a string, got {type(value).__name__}")
-    return value
+class _Http(Schema):
+    headers: Annotated[dict[Any, Any], Meta(description="a mapping of header names to values")] | None = None
+    http2: bool = True  # accepted and ignored: this server speaks HTTP/1.1 only
 
 
-def _file(value: Any, key: str, base: Path) -> Path | None:
-    name = _string(value, key)
-    if not name:
-        return None
-    path = base / name
-    try:
-        with path.open("rb"):
-            pass
-    except OSError as exc:
-        raise ConfigError(key, f"cannot read {path}: {exc.strerror or exc}") from None
-    return path
+class _RateLimit(Schema):
+    interval: Any = UNSET
+    burst: Any = UNSET
 
 
-def _tls(raw: dict[str, Any], base: Path) -> tuple[ssl.SSLContext, tuple[Path, ...]]:
+class _Web(Schema):
+    tls_server_config: _Tls | None = None
+    http_server_config: _Http | None = None
+    basic_auth_users: dict[Any, Any] | None = None
+    rate_limit: _RateLimit | None = None
+
+
+def _file(name: str | None, key: str, base: Path) -> Path | None:
+    return readable(base / name, key) if name else None
+
+
+def _tls(raw: _Tls, base: Path) -> tuple[ssl.SSLContext, tuple[Path, ...]]:
     k = "tls_server_config"
-    cert = _file(raw.get("cert_file"), f"{k}.cert_file", base)
-    key = _file(raw.get("key_file"), f"{k}.key_file", base)
+    cert = _file(raw.cert_file, f"{k}.cert_file", base)
+    key = _file(raw.key_file, f"{k}.key_file", base)
     if cert is None or key is None:
         raise ConfigError(f"{k}.{'cert_file' if cert is None else 'key_file'}", "missing (both are needed)")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -142,7 +142,7 @@ def _tls(raw: dict[str, Any], base: Path) -> tuple[ssl.SSLContext, tuple[Path, .
         raise ConfigError(f"{k}.key_file", f"{key} is not a PEM private key ({exc.reason})") from None
     files = [cert, key]
 
-    auth_type = _string(raw.get("client_auth_type"), f"{k}.client_auth_type") or "NoClientCert"
+    auth_type = raw.client_auth_type or "NoClientCert"
     if auth_type == "RequireAnyClientCert":
         raise ConfigError(
             f"{k}.client_auth_type",
@@ -152,7 +152,7 @@ def _tls(raw: dict[str, Any], base: Path) -> tuple[ssl.SSLContext, tuple[Path, .
     if auth_type not in CLIENT_AUTH:
         raise ConfigError(f"{k}.client_auth_type", f"unknown value {auth_type!r}")
     context.verify_mode = CLIENT_AUTH[auth_type]
-    ca = _file(raw.get("client_ca_file"), f"{k}.client_ca_file", base)
+    ca = _file(raw.client_ca_file, f"{k}.client_ca_file", base)
     if ca is not None:
         try:
             context.load_verify_locations(cafile=str(ca))
@@ -166,7 +166,7 @@ def _tls(raw: dict[str, Any], base: Path) -> tuple[ssl.SSLContext, tuple[Path, .
         ("min_version", "minimum_version", "TLS12"),
         ("max_version", "maximum_version", "TLS13"),
     ):
-        name = _string(raw.get(bound), f"{k}.{bound}") or default
+        name = getattr(raw, bound) or default
         if name not in VERSIONS:
             raise ConfigError(f"{k}.{bound}", f"unknown TLS version {name!r} (known: {', '.join(VERSIONS)})")
         try:
@@ -176,11 +176,8 @@ def _tls(raw: dict[str, Any], base: Path) -> tuple[ssl.SSLContext, tuple[Path, .
     if context.minimum_version > context.maximum_version:
         raise ConfigError(f"{k}.min_version", "is above max_version")
 
-    suites = raw.get("cipher_suites") or []
-    if not isinstance(suites, list) or not all(isinstance(s, str) for s in suites):
-        raise ConfigError(f"{k}.cipher_suites", "expected a list of cipher suite names")
     openssl = []
-    for suite in suites:
+    for suite in raw.cipher_suites or ():
         if suite in CIPHERS_TLS12:
             openssl.append(CIPHERS_TLS12[suite])
         elif suite not in CIPHERS_TLS13:
@@ -192,10 +189,7 @@ def _tls(raw: dict[str, Any], base: Path) -> tuple[ssl.SSLContext, tuple[Path, .
             context.set_ciphers(":".join(openssl))
         except ssl.SSLError as exc:
             raise ConfigError(f"{k}.cipher_suites", f"rejected by OpenSSL: {exc.reason}") from None
-    prefer = raw.get("prefer_server_cipher_suites", True)
-    if not isinstance(prefer, bool):
-        raise ConfigError(f"{k}.prefer_server_cipher_suites", "expected true or false")
-    if prefer:
+    if raw.prefer_server_cipher_suites:
         context.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
     else:
         context.options &= ~ssl.OP_CIPHER_SERVER_PREFERENCE
@@ -209,7 +203,7 @@ def _headers(raw: dict[str, Any]) -> tuple[tuple[str, str], ...]:
         key = f"http_server_config.headers.{name}"
         if name not in HEADERS:
             raise ConfigError(key, f"this header cannot be configured (allowed: {', '.join(HEADERS)})")
-        text = _string(value, key)
+        text = read(value, key, str | None) or ""
         allowed = HEADERS[name]
         if allowed is not None and text and text.lower() not in allowed:
             raise ConfigError(key, f"invalid value {text!r} (allowed: {', '.join(sorted(allowed))})")
@@ -224,8 +218,7 @@ def _headers(raw: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
-def _users(raw: Any) -> dict[str, bytes]:
-    users = _mapping(raw, "basic_auth_users", set(raw or {}))
+def _users(users: dict[Any, Any]) -> dict[str, bytes]:
     out = {}
     for user, hashed in users.items():
         key = f"basic_auth_users.{user}"
@@ -237,14 +230,12 @@ def _users(raw: Any) -> dict[str, bytes]:
     return out
 
 
-def _rate_limit(raw: Any) -> RateLimit | None:
-    limit = _mapping(raw, "rate_limit", {"interval", "burst"})
-    if not limit:
+def _rate_limit(limit: _RateLimit | None) -> RateLimit | None:
+    if limit is None or limit == _RateLimit():
         return None
-    burst = limit.get("burst")
-    if isinstance(burst, bool) or not isinstance(burst, int) or burst < 1:
+    if isinstance(limit.burst, bool) or not isinstance(limit.burst, int) or limit.burst < 1:
         raise ConfigError("rate_limit.burst", "expected a whole number of requests, at least 1")
-    return RateLimit(parse_duration(limit.get("interval"), "rate_limit.interval"), burst)
+    return RateLimit(parse_duration(limit.interval, "rate_limit.interval"), limit.burst)
 
 
 def parse_web_config(text: str, base: Path) -> WebConfig:
@@ -253,35 +244,20 @@ def parse_web_config(text: str, base: Path) -> WebConfig:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError("", f"invalid YAML: {' '.join(str(exc).split())}") from None
-    top = _mapping(raw, "", {"tls_server_config", "http_server_config", "basic_auth_users", "rate_limit"})
-    tls = _mapping(
-        top.get("tls_server_config"),
-        "tls_server_config",
-        {
-            "cert_file",
-            "key_file",
-            "client_auth_type",
-            "client_ca_file",
-            "min_version",
-            "max_version",
-            "cipher_suites",
-            "prefer_server_cipher_suites",
-        },
-    )
-    http = _mapping(top.get("http_server_config"), "http_server_config", {"headers", "http2"})
-    if not isinstance(http.get("http2", True), bool):
-        raise ConfigError("http_server_config.http2", "expected true or false")
-    raw_headers = http.get("headers") or {}
-    if not isinstance(raw_headers, dict):
-        raise ConfigError("http_server_config.headers", "expected a mapping of header names to values")
-    headers = _headers(raw_headers)
+    tls_keys = raw.get("tls_server_config") if isinstance(raw, dict) else None
+    for name in tls_keys if isinstance(tls_keys, dict) else ():
+        if name in NOT_SUPPORTED:
+            raise ConfigError(f"tls_server_config.{name}", NOT_SUPPORTED[name])
+    web = read(raw, "", _Web)
+    tls, http = web.tls_server_config or _Tls(), web.http_server_config or _Http()
     context: ssl.SSLContext | None = None
     files: tuple[Path, ...] = ()
+    headers = _headers(http.headers or {})
     # As in the toolkit: without cert_file and key_file, the server speaks plain HTTP.
-    if tls.get("cert_file") or tls.get("key_file"):
+    if tls.cert_file or tls.key_file:
         context, files = _tls(tls, base)
-    limit = _rate_limit(top.get("rate_limit"))
-    return WebConfig(context, BasicAuth(_users(top.get("basic_auth_users"))), headers, files, limit)
+    limit = _rate_limit(web.rate_limit)
+    return WebConfig(context, BasicAuth(_users(web.basic_auth_users or {})), headers, files, limit)
 
 
 def load_web_config(path: str | Path) -> WebConfig:

@@ -8,6 +8,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from exporter.cli import main
@@ -650,3 +651,32 @@ def test_numbers_yaml_would_rewrite_stay_as_written(tmp_path: Path) -> None:
         load_config(path)
     path.write_text("whatsgate: {api_key: k}\naccounts: [{whatsapp_id: 012345}, {whatsapp_id: 79991234567}]")
     assert [a.whatsapp_id for a in load_config(path).accounts] == ["012345", "79991234567"]
+
+
+def test_the_example_names_every_key_of_every_section() -> None:
+    """The sections' Structs are the schema: each of their keys is documented in config.example.yaml."""
+    from exporter.config.schema import Schema
+
+    def sections(cls: type) -> list[type]:
+        return [c for sub in cls.__subclasses__() for c in (sub, *sections(sub))]
+
+    text = (Path(__file__).parents[2] / "config.example.yaml").read_text(encoding="utf-8")
+    keys = {
+        (section.__name__, field.encode_name)
+        for section in sections(Schema)
+        if section.__module__ != "exporter.config.webconfig"  # the web config is documented in deploy/
+        for field in msgspec.structs.fields(section)
+    }
+    assert len(keys) > 60
+    assert [key for key in sorted(keys) if not re.search(rf"\b{key[1]}\b", text)] == []
+
+
+def test_the_values_read_are_plain_builtins() -> None:
+    """The schema's marker types (Text, Duration, ...) stay inside config/: msgspec, the state file's
+    encoder, cannot encode a str subclass."""
+    config = parse_config(valid() | {"poll_interval": "30s", "waiting": {"buckets": ["1m", "5m"]}})
+    values = [config.accounts[0].whatsapp_id, config.whatsgate.url, config.whatsgate.api_key]
+    values += [config.poll_interval, config.whatsgate.timeout, config.whatsgate.max_response_size]
+    assert {type(v) for v in values} == {str, float, int}
+    assert type(config.waiting.buckets) is tuple and {type(b) for b in config.waiting.buckets} == {float}
+    msgspec.json.encode(values)

@@ -68,7 +68,9 @@ def test_tls_config_builds_a_server_context(tls_dir: Path):
     ("text", "expected"),
     [
         ("nope: 1\n", "nope: unknown key"),
-        ("- a\n", "expected a mapping, got list"),
+        ("- a\n", "expected a mapping, got a list"),
+        ("basic_auth_users: 5\n", "basic_auth_users: expected a mapping, got int"),  # was a TypeError
+        ("http_server_config:\n  headers: []\n", "http_server_config.headers: expected a mapping of header"),
         ("a: [\n", "invalid YAML"),
         (
             "tls_server_config:\n  cert_file: missing.crt\n  key_file: server.key\n",
