@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -30,7 +31,6 @@ from typing import Annotated, Any
 import yaml
 from msgspec import UNSET, Meta
 
-from ..web.auth import BasicAuth, RateLimit
 from .files import readable
 from .schema import ConfigError, Schema, parse_duration, read
 
@@ -81,11 +81,20 @@ NOT_SUPPORTED = {
 
 
 @dataclass(frozen=True)
+class RateLimit:
+    """``rate_limit``: a bucket of ``burst`` requests, one more every ``interval`` seconds."""
+
+    interval: float
+    burst: int
+
+
+@dataclass(frozen=True)
 class WebConfig:
-    """A validated web config, with its SSL context built (None: plain HTTP)."""
+    """A validated web config, with its SSL context built (None: plain HTTP). It describes the
+    users and the rate limit; web/ checks passwords and counts requests by them."""
 
     context: ssl.SSLContext | None = None
-    auth: BasicAuth = field(default_factory=lambda: BasicAuth({}))
+    users: Mapping[str, bytes] = field(default_factory=dict)  # name -> bcrypt hash
     headers: tuple[tuple[str, str], ...] = ()
     files: tuple[Path, ...] = ()  # the certificate files to watch for changes
     rate_limit: RateLimit | None = None
@@ -257,7 +266,7 @@ def parse_web_config(text: str, base: Path) -> WebConfig:
     if tls.cert_file or tls.key_file:
         context, files = _tls(tls, base)
     limit = _rate_limit(web.rate_limit)
-    return WebConfig(context, BasicAuth(_users(web.basic_auth_users or {})), headers, files, limit)
+    return WebConfig(context, _users(web.basic_auth_users or {}), headers, files, limit)
 
 
 def load_web_config(path: str | Path) -> WebConfig:

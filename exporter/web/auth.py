@@ -22,13 +22,17 @@ import binascii
 import hashlib
 import hmac
 import secrets
+import ssl
 import threading
 import time
 from collections import OrderedDict
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import bcrypt
+
+from ..config.webconfig import WebConfig
 
 CACHE_SIZE = 256  # distinct (user, password) pairs remembered; a few scrapers need a few
 _KEY = secrets.token_bytes(32)
@@ -129,7 +133,7 @@ class BasicAuth:
 
 
 @dataclass
-class RateLimit:
+class Bucket:
     """The exporter-toolkit's ``rate_limit``: a token bucket of ``burst`` requests, one more every
     ``interval`` seconds, over every request before authentication (as Go's rate.Limiter there)."""
 
@@ -149,3 +153,21 @@ class RateLimit:
             return False
         self._tokens -= 1
         return True
+
+
+@dataclass(frozen=True)
+class Gate:
+    """A web config in force: its TLS context and headers, with the password checks and the
+    token bucket its users and ``rate_limit`` ask for (made anew at each reload)."""
+
+    context: ssl.SSLContext | None
+    auth: BasicAuth
+    headers: tuple[tuple[str, str], ...]
+    files: tuple[Path, ...]
+    rate_limit: Bucket | None
+
+    @classmethod
+    def of(cls, config: WebConfig) -> Gate:
+        limit = config.rate_limit
+        bucket = Bucket(limit.interval, limit.burst) if limit is not None else None
+        return cls(config.context, BasicAuth(dict(config.users)), config.headers, config.files, bucket)

@@ -32,6 +32,7 @@ from ..alerting.evaluator import Alert
 from ..config.webconfig import WebConfig
 from ..metrics.store import Store
 from ..page.status import status_page
+from .auth import Gate
 from .connections import AiohttpLog, Connection, Connections, Episodes, default_max_connections
 from .encoding import accepts_gzip
 from .listen import bind, shown, written
@@ -47,7 +48,7 @@ SERVER = f"whatsgate-exporter/{__version__}"
 # A body is written in pieces of at most this many bytes, each waiting for the client to take
 # the one before (aiohttp's writer drains past a small limit): what a connection holds unsent stays small.
 _PIECE = 256 * 1024
-NO_WEB_CONFIG = WebConfig()
+NO_WEB_CONFIG = Gate.of(WebConfig())
 RELOAD_WAIT = 0.25  # seconds a request waits for a web config reload before going on without it
 
 
@@ -130,7 +131,7 @@ class ExporterServer:
         # request may wait for), and the status page or a lifecycle reload (which it must not).
         self._files = ThreadPoolExecutor(1, "web-config")
         self._work = ThreadPoolExecutor(1, "web-work")
-        self._reloading: asyncio.Future[WebConfig] | None = None
+        self._reloading: asyncio.Future[Gate] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._stopping = threading.Event()
@@ -158,10 +159,10 @@ class ExporterServer:
         """https when the web config (as at start-up) serves TLS."""
         return "https" if self.web_config is not None and self.web_config.config.context else "http"
 
-    def _current(self) -> WebConfig:
+    def _current(self) -> Gate:
         return self.web_config.config if self.web_config is not None else NO_WEB_CONFIG
 
-    async def _web(self) -> WebConfig:
+    async def _web(self) -> Gate:
         """The web config, re-read first (off the loop) when its files are due for a look."""
         watcher = self.web_config
         if watcher is None:

@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 
 from ..config.schema import ConfigError
-from ..config.webconfig import WebConfig, load_web_config
+from ..config.webconfig import load_web_config
+from .auth import Gate
 
 log = logging.getLogger(__name__)
 
@@ -27,17 +28,17 @@ Fingerprint = tuple[object, ...]
 
 
 class WebConfigWatcher:
-    """Holds the current :class:`WebConfig`; ``get()`` reloads it when its files changed."""
+    """Holds the web config in force (a :class:`Gate`); ``get()`` reloads it when its files changed."""
 
     def __init__(self, path: str | Path, interval: float = 2.0) -> None:
         self.path = Path(path)
         self.interval = interval
         self._lock = threading.Lock()
-        self.config = load_web_config(self.path)  # a bad file at start-up raises ConfigError
+        self.config = Gate.of(load_web_config(self.path))  # a bad file at start-up raises ConfigError
         self._seen = self._fingerprint(self.config)
         self._checked = time.monotonic()
 
-    def _fingerprint(self, config: WebConfig) -> Fingerprint:
+    def _fingerprint(self, config: Gate) -> Fingerprint:
         parts: list[object] = []
         try:
             parts.append(hashlib.sha256(self.path.read_bytes()).digest())
@@ -55,7 +56,7 @@ class WebConfigWatcher:
         """Whether :meth:`get` would look at the files now."""
         return time.monotonic() - self._checked >= self.interval
 
-    def get(self) -> WebConfig:
+    def get(self) -> Gate:
         now = time.monotonic()
         if now - self._checked < self.interval:
             return self.config
@@ -71,7 +72,7 @@ class WebConfigWatcher:
             return
         self._seen = seen  # a broken version is reported once, not at every check
         try:
-            config = load_web_config(self.path)
+            config = Gate.of(load_web_config(self.path))
             if self.config.auth.enabled and not config.auth.enabled:
                 raise ConfigError("basic_auth_users", "no users: turning basic auth off takes a restart")
             if self.config.context is not None and config.context is None:

@@ -75,6 +75,16 @@ def test_the_data_layers_never_import_the_layers_above():
             assert not [d for d in deps if d.startswith(above)], module
 
 
+def test_the_config_describes_and_the_layers_that_serve_or_poll_act_on_it():
+    """config/ reads and checks the files; web/ checks passwords and counts requests by what it read,
+    the pollers poll by it: nothing in config/ imports them (the web config once built web/'s
+    password checker, so even the healthcheck made a bcrypt hash)."""
+    users = ("exporter.web", "exporter.poller", "exporter.cli", "exporter.metrics", "exporter.page")
+    for module, deps in import_graph().items():
+        if module.startswith("exporter.config"):
+            assert not [d for d in deps if d.startswith(users)], module
+
+
 def test_what_the_test_script_leaves_behind_is_ignored_by_git():
     """./scripts/test leaves its virtual environment and coverage data in the checkout."""
     import subprocess

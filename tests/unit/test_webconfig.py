@@ -44,7 +44,7 @@ TLS = "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
 
 def test_empty_file_is_plain_http_without_auth():
     config = parse_web_config("", Path("."))
-    assert config.context is None and not config.auth.enabled and config.headers == ()
+    assert config.context is None and not config.users and config.headers == ()
 
 
 def test_tls_config_builds_a_server_context(tls_dir: Path):
@@ -203,7 +203,7 @@ def test_the_example_web_config_is_valid(tls_dir: Path):
     example = (Path(__file__).parents[2] / "deploy" / "web-config.example.yml").read_text()
     config = parse_web_config(example, tls_dir)
     assert config.context is not None and len(config.headers) == 5
-    assert config.auth.check(basic("prometheus", "change-me"))
+    assert BasicAuth(dict(config.users)).check(basic("prometheus", "change-me"))
 
 
 def test_a_successful_check_outlives_a_reload_of_the_same_users() -> None:
