@@ -10,6 +10,7 @@ generated account in each mode, as a median of repeated runs.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import tempfile
@@ -41,7 +42,7 @@ def main() -> None:
     args = parser.parse_args()
 
     sim = Simulator.generate(accounts=1, chats=args.chats, group_fraction=0.1, participants=20)
-    chats = parse_chats({"result": "OK", "data": sim.chats("bench-00")})
+    chats = parse_chats(json.dumps({"result": "OK", "data": sim.chats("bench-00")}).encode())
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "key").write_text("bench-privacy-key-0123456789")
         base = {"whatsgate": {"api_key": "k"}, "accounts": [{"whatsapp_id": "bench-00"}]}
