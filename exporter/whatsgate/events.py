@@ -91,6 +91,9 @@ class EventsPage:
     skipped: int  # events in the answer without a usable id or date (counted, skipped)
 
 
+# What convert raises for what it refuses: a lone surrogate where no string belongs (or in a key)
+# it cannot even describe.
+_REFUSED = (msgspec.ValidationError, UnicodeEncodeError)
 _MESSAGE_ACTIONS = frozenset({"message", "create"})
 _whole = msgspec.json.Decoder(_WholeEnvelope)
 _history = msgspec.json.Decoder(_History)
@@ -143,7 +146,7 @@ def _again(body: bytes | bytearray, kind: type[_Listed]) -> _Listed:
         raise InvalidResponse("answer: not JSON") from None
     try:
         return msgspec.convert(payload, kind)
-    except msgspec.ValidationError:
+    except _REFUSED:
         why = _why(payload, paged=kind is _Paged)
     raise InvalidResponse(why)
 
@@ -152,11 +155,11 @@ def _converted_event(obj: Any, latest: float) -> Event | None:
     try:
         event = msgspec.convert(obj, _WholeEvent)
         return _reduced(event, event.event_data, latest)
-    except msgspec.ValidationError:
+    except _REFUSED:
         pass
     try:  # its message is unusable: it keeps its id, so that the cursor reads it only once
         return _reduced(msgspec.convert(obj, _EventHead), None, latest)
-    except msgspec.ValidationError:
+    except _REFUSED:
         return None
 
 
@@ -199,7 +202,7 @@ def decode_history(body: bytes | bytearray, chat_id: str) -> tuple[tuple[Message
 def _message_of(obj: Any) -> _Message | None:
     try:
         return msgspec.convert(obj, _Message)
-    except msgspec.ValidationError:
+    except _REFUSED:
         return None
 
 
