@@ -198,3 +198,7 @@ def test_encoded_surrogates_where_msgspec_does_not_look_are_accepted() -> None:
     # json.loads reads bytes with "surrogatepass": an unknown field's ED A0 80 does not refuse it.
     body = b'{"result":"OK","data":[],"x":"\xed\xa0\x80","\xc3\xa9":1}'
     assert parse_chats(body) == []
+    # Nor a lone surrogate in an unknown key, of the answer or of a chat.
+    chat = json.dumps(chat_obj("1@c.us")).encode()
+    body = b'{"result":"OK","\\ud800":1,"data":[' + chat[:-1] + b',"\\udc00":{"\\ud800":2}}]}'
+    assert [c.id for c in parse_chats(body)] == ["1@c.us"]
