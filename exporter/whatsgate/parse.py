@@ -113,24 +113,13 @@ def parse_chats(body: bytes | bytearray) -> list[Chat]:
     answer = _read(body, _CHATS, _Chats)
     chats: list[Chat] = []
     append = chats.append
-    for i, c in enumerate(answer.data):
-        group = None
-        if c.isGroup:
-            group = _group(c.groupMetadata, f"{_where(i, c.id)}.groupMetadata")
+    for c in answer.data:
         unread, ts = c.unreadCount, c.timestamp
-        append(
-            Chat(
-                c.id,
-                c.name,
-                c.isGroup,
-                c.isReadOnly,
-                unread if type(unread) is int else int(unread),
-                ts if type(ts) is int else int(ts),
-                c.pinned,
-                c.isMuted,
-                group,
-            )
-        )
+        if type(unread) is float or type(ts) is float:  # whole counts, times cut to the second
+            unread, ts = int(unread), int(ts)
+        group = _group(c.groupMetadata, answer.data, c) if c.isGroup else None
+        # unread and ts are ints now (mypy cannot follow the type() test).
+        append(Chat(c.id, c.name, c.isGroup, c.isReadOnly, unread, ts, c.pinned, c.isMuted, group))  # type: ignore[arg-type]
     if len({c.id for c in chats}) != len(chats):
         seen: set[str] = set()
         for chat in chats:
@@ -141,11 +130,11 @@ def parse_chats(body: bytes | bytearray) -> list[Chat]:
     return chats
 
 
-def _group(meta: _Meta | msgspec.UnsetType | None, where: str) -> Group:
-    if meta is msgspec.UNSET:
-        raise InvalidResponse(f"{where}: missing")
-    if meta is None:
-        raise InvalidResponse(f"{where}: expected object, got null")
+def _group(meta: _Meta | msgspec.UnsetType | None, data: list[_Chat], chat: _Chat) -> Group:
+    if meta is msgspec.UNSET or meta is None:
+        why = "missing" if meta is msgspec.UNSET else "expected object, got null"
+        i = next(i for i, c in enumerate(data) if c is chat)
+        raise InvalidResponse(f"{_where(i, chat.id)}.groupMetadata: {why}")
     size, created = int(meta.size), int(meta.creation)
     if meta.participants is None:
         return Group(created=created, participants=None, admins=None, size=size)
