@@ -18,7 +18,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 import urllib3
@@ -44,6 +44,7 @@ from .deadline import DeadlineAdapter, DeadlineRetry, DeadlineTimeout, deadline_
 from .events import EventsPage, decode_events, decode_history
 from .parse import InvalidResponse, parse_chats, parse_sessions
 
+_T = TypeVar("_T")
 # The statuses that point elsewhere (Location); other 3xx are reported by status only.
 _REDIRECTS = frozenset({300, 301, 302, 303, 305, 307, 308})
 # Commands that change state or send messages; the client refuses them outright.
@@ -149,7 +150,7 @@ class WhatsGateClient:
     def close(self) -> None:
         self._session.close()
 
-    def call(self, command: str, body: dict[str, Any], parse: Callable[[bytes | bytearray], Any]) -> Any:
+    def call(self, command: str, body: dict[str, Any], parse: Callable[[bytes | bytearray], _T]) -> _T:
         """POST one command; ``parse`` reads a 200 answer's bytes (or raises InvalidResponse).
 
         An answer ``parse`` refuses is classified first (not JSON, an error object, ``result``
@@ -166,15 +167,16 @@ class WhatsGateClient:
                 refused = ""
                 if status == 200:
                     if why := too_many_items(content, self._max_size):
-                        # Counted before anything is decoded: an answer of nothing but {} is a dict per
-                        # 3 bytes.
+                        # Counted before anything is decoded: an answer of {} is a dict per 3 bytes.
                         raise PollError(INVALID_RESPONSE, f"{command}: answer holds {why}")
                     try:
                         return parse(content)
                     except InvalidResponse as exc:
-                        refused = str(exc)
+                        refused = self._snippet(str(exc))
+                        if exc.envelope_ok:
+                            raise PollError(INVALID_RESPONSE, f"{command}: {refused}") from None
                 self._classify(command, status, headers, content)
-                raise PollError(INVALID_RESPONSE, f"{command}: {self._snippet(refused)}")
+                raise PollError(INVALID_RESPONSE, f"{command}: {refused}")
         except PollError:
             raise
         except Exception as exc:  # MemoryError, a library bug: classified, never a crash
@@ -318,8 +320,7 @@ class WhatsGateClient:
         return kind.lower()
 
     def get_chats(self, whatsapp_id: str) -> list[Chat]:
-        chats: list[Chat] = self.call("get-chats", {"WhatsappID": whatsapp_id}, parse_chats)
-        return chats
+        return self.call("get-chats", {"WhatsappID": whatsapp_id}, parse_chats)
 
     def events_page(self, whatsapp_id: str, date: str | None, page: int, page_cnt: int = 100) -> EventsPage:
         """One page of the account's event log from ``date`` on (the cursor, sent back exactly as
@@ -328,17 +329,15 @@ class WhatsGateClient:
         body: dict[str, Any] = {"WhatsappID": whatsapp_id, "page_cnt": page_cnt, "page": page}
         if date is not None:
             body["date"] = date
-        found: EventsPage = self.call("events-get", body, decode_events)
-        return found
+        return self.call("events-get", body, decode_events)
 
     def history(self, whatsapp_id: str, chat_id: str) -> tuple[tuple[Message, ...], int]:
         """One chat's last messages (get-history): those of ``chat_id``, and how many were skipped."""
-        found: tuple[tuple[Message, ...], int] = self.call(
+        return self.call(
             "get-history",
             {"WhatsappID": whatsapp_id, "recipient": {"id": chat_id}},
             lambda content: decode_history(content, chat_id),
         )
-        return found
 
     def sessions(self, page_size: int = PAGE_SIZE, max_pages: int = MAX_PAGES) -> list[Session]:
         """All sessions of the key, across ``sessions-get`` pages, checked (see :func:`paginate`)."""

@@ -54,6 +54,10 @@ _COUNTS = frozenset({"unreadCount", "size"})
 class InvalidResponse(ValueError):
     """The API answered 200 but not with what the documentation shows."""
 
+    # True when the answer is a JSON object with ``result: OK`` and no error object, as the
+    # client would classify it: then it need not read the answer again to say so.
+    envelope_ok = False
+
 
 # gc=False: these transients hold no cycles, and ~10,000 of them per answer would otherwise
 # trigger (and lengthen) cycle collections during the poll.
@@ -164,13 +168,13 @@ def _read(body: bytes | bytearray, decoder: msgspec.json.Decoder[_A], kind: type
     else:
         if not _decodes_as_json_loads_does(body):
             raise InvalidResponse("answer: not valid UTF-8")
-    if answer.result != "OK" or (
-        isinstance(answer.name, str)
-        and answer.name.lower() == "unauthorized"
-        and answer.message is not _UNSET
-    ):
+    if not _ok(answer.result, answer.name, answer.message is not _UNSET):
         raise InvalidResponse("answer: result is not OK")  # the client says why
     return answer
+
+
+def _ok(result: Any, name: Any, message: bool) -> bool:
+    return result == "OK" and not (message and isinstance(name, str) and name.lower() == "unauthorized")
 
 
 def _again(body: bytes | bytearray, kind: type[_A]) -> _A:
@@ -189,8 +193,9 @@ def _again(body: bytes | bytearray, kind: type[_A]) -> _A:
     try:
         return msgspec.convert(payload, kind)
     except msgspec.ValidationError as exc:
-        why = _why(payload, str(exc), named=kind is _Chats)
-    raise InvalidResponse(why)
+        refused = InvalidResponse(_why(payload, str(exc), named=kind is _Chats))
+    refused.envelope_ok = _ok(payload.get("result"), payload.get("name"), "message" in payload)
+    raise refused
 
 
 class _LoneSurrogate:

@@ -166,15 +166,29 @@ def test_well_formed_answers_are_taken_whole(rows: list[tuple[bool, int, str]]) 
 # --- what no type says ------------------------------------------------------------------------
 
 
-def test_an_error_object_in_a_200_answer_is_classified() -> None:
-    """An error object in a 200 answer still goes through the slow path's classification."""
+@pytest.mark.parametrize(
+    ("envelope", "reason", "says"),
+    [
+        ({"result": "OK", "name": "Unauthorized", "message": "bad key"}, "unauthorized", "bad key"),
+        ({"result": "ERROR", "message": "no session"}, "api_error", "result is 'ERROR': no session"),
+        ({"result": "OK", "name": "Other", "message": "m"}, "invalid_response", "data[0]: expected object"),
+        ({"result": "OK"}, "invalid_response", "data[0]: expected object, got string"),
+    ],
+)
+@pytest.mark.parametrize("data", [[], ["broken"]], ids=["empty", "broken"])
+def test_an_answer_that_is_not_ok_is_classified_whatever_its_data(
+    envelope: dict[str, Any], reason: str, says: str, data: list[Any]
+) -> None:
+    """An error object or a result not OK is named as such, before any bad chat."""
     client = WhatsGateClient(URL, "k")
-    body = json.dumps({"result": "OK", "data": [], "name": "Unauthorized", "message": "bad key"})
     with responses.RequestsMock() as mock:
-        mock.post(f"{URL}/get-chats", body=body, content_type="application/json")
+        mock.post(f"{URL}/get-chats", body=json.dumps({**envelope, "data": data}))
+        if not data and reason == "invalid_response":  # a foreign error object beside result OK
+            assert client.get_chats("W1") == []
+            return
         with pytest.raises(PollError) as caught:
             client.get_chats("W1")
-    assert caught.value.reason == "unauthorized"
+    assert caught.value.reason == reason and says in caught.value.detail
 
 
 @pytest.mark.parametrize(
