@@ -212,16 +212,16 @@ def _mark_lone_surrogates(payload: dict[str, Any]) -> None:
     field's is ignored, as json.loads's string was."""
     todo: list[Any] = [payload]
     while todo:  # not recursive: json.loads already read the answer as deep as Python recurses
-        node = todo.pop()
-        for key, value in list(node.items() if isinstance(node, dict) else enumerate(node)):
+        node, renamed = todo.pop(), []
+        for key, value in node.items() if isinstance(node, dict) else enumerate(node):
             if isinstance(key, str) and not _encodable(key):
-                del node[key]
-                key = key.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
-                node[key] = value
+                renamed.append(key)  # after the loop: a dict cannot change size while iterated
             if isinstance(value, str) and not _encodable(value):
                 node[key] = _LONE
             elif isinstance(value, (dict, list)):
                 todo.append(value)
+        for key in renamed:
+            node[key.encode("utf-8", "surrogatepass").decode("utf-8", "replace")] = node.pop(key)
 
 
 _STEP = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
