@@ -185,7 +185,8 @@ def _again(body: bytes | bytearray, kind: type[_A]) -> _A:
         raise InvalidResponse("answer: not JSON") from None
     if not isinstance(payload, dict):
         raise InvalidResponse(f"answer: expected a JSON object, got {_json_type(payload)}")
-    _mark_lone_surrogates(payload)
+    if _SURROGATE.search(body):  # else no string can hold one, and the walk is skipped
+        _mark_lone_surrogates(payload)
     if isinstance(payload.get("data"), list):
         for obj in payload["data"]:
             if isinstance(obj, dict) and obj.get("isGroup") is False:
@@ -203,6 +204,8 @@ class _LoneSurrogate:
 
 
 _LONE = _LoneSurrogate()
+# What json.loads reads as a surrogate, paired or not: an escape \ud800-\udfff, or its UTF-8 bytes.
+_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
 
 
 def _mark_lone_surrogates(payload: dict[str, Any]) -> None:
