@@ -185,7 +185,7 @@ def _again(body: bytes | bytearray, kind: type[_A]) -> _A:
         raise InvalidResponse("answer: not JSON") from None
     if not isinstance(payload, dict):
         raise InvalidResponse(f"answer: expected a JSON object, got {_json_type(payload)}")
-    if _SURROGATE.search(body):  # else no string can hold one, and the walk is skipped
+    if _surrogates(body):  # else no string can hold one, and the walk is skipped
         _mark_lone_surrogates(payload)
     if isinstance(payload.get("data"), list):
         for obj in payload["data"]:
@@ -204,8 +204,12 @@ class _LoneSurrogate:
 
 
 _LONE = _LoneSurrogate()
-# What json.loads reads as a surrogate, paired or not: an escape \ud800-\udfff, or its UTF-8 bytes.
-_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
+
+
+def _surrogates(body: bytes | bytearray) -> bool:
+    """Whether json.loads may read a surrogate, paired or not: an escape \\ud800-\\udfff, or
+    its UTF-8 bytes (ED A0-BF), or something that starts as one."""
+    return b"\\ud" in body or b"\\uD" in body or (not body.isascii() and b"\xed" in body)
 
 
 def _mark_lone_surrogates(payload: dict[str, Any]) -> None:
