@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 
@@ -133,7 +133,10 @@ class _Paged(_Listed):
     page: _Count
 
 
-def _again(body: bytes | bytearray, kind: type[_Listed]) -> _Listed:
+_L = TypeVar("_L", bound=_Listed)
+
+
+def _again(body: bytes | bytearray, kind: type[_L]) -> _L:
     """An answer msgspec refused as a whole, read by json.loads and converted to ``kind`` (its
     items still to convert one by one), or InvalidResponse when it is not that envelope.
 
@@ -176,7 +179,6 @@ def decode_events(body: bytes | bytearray) -> EventsPage:
         found = [e for event in whole.data if (e := _reduced(event, event.event_data, latest)) is not None]
         return EventsPage(tuple(found), whole.page, whole.pages, len(whole.data) - len(found))
     paged = _again(body, _Paged)
-    assert isinstance(paged, _Paged)
     _ok(paged.result)
     events = [e for obj in paged.data if (e := _converted_event(obj, latest)) is not None]
     return EventsPage(tuple(events), paged.page, paged.pages, len(paged.data) - len(events))
