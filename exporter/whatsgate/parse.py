@@ -274,11 +274,10 @@ def _why(payload: dict[str, Any], error: str, named: bool) -> str:
         if value < 0:
             return f"{where}: negative value {value}"
         return f"{where}: out of range (above 2**53)"
-    expected = re.match(r"Expected `([^`]+)`", text)
-    kind = expected[1].removesuffix(" | null") if expected else "object"
+    kind = text.partition("`")[2].partition("`")[0].removesuffix(" | null")  # Expected `str`, got ...
     if kind == "str" and value is _LONE:
         return f"{where}: not valid Unicode (lone surrogate)"
-    return f"{where or 'answer'}: expected {_TYPES.get(kind, kind)}, got {_json_type(value)}"
+    return f"{where}: expected {_TYPES.get(kind, kind)}, got {_json_type(value)}"
 
 
 def _where(i: int, chat_id: str) -> str:
@@ -296,9 +295,12 @@ def _encodable(value: str) -> bool:
 
 
 def _json_type(value: Any) -> str:
-    names = {str: "string", _LoneSurrogate: "string", bool: "boolean", int: "integer", float: "number"}
-    names.update({list: "array", dict: "object"})
-    return "null" if value is None else names.get(type(value), type(value).__name__)
+    return "null" if value is None else _JSON_TYPES[type(value)]
+
+
+# What json.loads makes of JSON (and what _LONE stands for), as an operator reads it.
+_JSON_TYPES = {str: "string", _LoneSurrogate: "string", bool: "boolean", int: "integer", float: "number"}
+_JSON_TYPES.update({list: "array", dict: "object"})
 
 
 # Checked this much at a time, so that the check holds no copy of a large answer.

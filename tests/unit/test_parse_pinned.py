@@ -18,7 +18,7 @@ import responses
 from helpers import answer_chats, answer_sessions, chat_obj, group_obj
 
 from exporter.whatsgate.client import PollError, WhatsGateClient
-from exporter.whatsgate.parse import MAX_NUMBER, InvalidResponse
+from exporter.whatsgate.parse import MAX_NUMBER, InvalidResponse, parse_chats
 
 URL = "http://whatsgate.test/api/v1"
 C = "data[1][id='2@c.us']"  # the second chat: the index and the id both in the path
@@ -39,6 +39,10 @@ def group(**meta: Any) -> dict[str, Any]:
     obj = group_obj("2@g.us", 1, members=2, admins=1, size=2)
     obj["groupMetadata"] = {**obj["groupMetadata"], **meta}
     return obj
+
+
+def without_metadata() -> dict[str, Any]:
+    return {k: v for k, v in group().items() if k != "groupMetadata"}
 
 
 @pytest.mark.parametrize(
@@ -76,6 +80,15 @@ def group(**meta: Any) -> dict[str, Any]:
             f"{G}.participants[1]: isAdmin/isSuperAdmin must be booleans",
         ),
         ({**group(), "groupMetadata": 5}, "data[1][id='2@g.us'].groupMetadata: expected object, got integer"),
+        ({**group(), "groupMetadata": None}, "data[1][id='2@g.us'].groupMetadata: expected object, got null"),
+        (without_metadata(), "data[1][id='2@g.us'].groupMetadata: missing"),
+        ({**without_metadata(), "id": "7" * 80}, "data[1].groupMetadata: missing"),
+        (
+            group(participants=[{}, {"isSuperAdmin": "yes"}]),
+            f"{G}.participants[1]: isAdmin/isSuperAdmin must be booleans",
+        ),
+        (contact(timestamp=-1.5), f"{C}.timestamp: negative value -1.5"),
+        (contact(pinned=1.5), f"{C}.pinned: expected boolean, got number"),
         ("chat", "data[1]: expected object, got string"),
     ],
 )
@@ -93,7 +106,7 @@ def test_a_fractional_float_timestamp_is_taken_but_a_fractional_count_never():
     assert chat.last_activity == 1_700_000_000
     # A whole float is a whole number, count or not.
     (chat,) = answer_chats({"result": "OK", "data": [{**chat_obj("1@c.us"), "unreadCount": 3.0}]})
-    assert chat.unread == 3
+    assert chat.unread == 3 and type(chat.unread) is int and type(chat.last_activity) is int
 
 
 @pytest.mark.parametrize(
@@ -136,6 +149,16 @@ def test_duplicate_ids_name_the_id():
     with pytest.raises(InvalidResponse) as info:
         answer_chats({"result": "OK", "data": [chat_obj("1@c.us"), chat_obj("2@c.us"), chat_obj("1@c.us")]})
     assert str(info.value) == "data: chat id '1@c.us' appears twice"
+    with pytest.raises(InvalidResponse) as info:
+        answer_chats({"result": "OK", "data": [chat_obj("2@c.us"), chat_obj("1@c.us"), chat_obj("1@c.us")]})
+    assert str(info.value) == "data: chat id '1@c.us' appears twice"
+
+
+def test_a_lone_surrogate_escaped_in_capitals_is_found_too():
+    text = json.dumps({"result": "OK", "data": [chat_obj("1@c.us", name="NAME")]}).replace("NAME", "x\\uDFFF")
+    with pytest.raises(InvalidResponse) as info:
+        parse_chats(text.encode())
+    assert str(info.value) == "data[0][id='1@c.us'].name: not valid Unicode (lone surrogate)"
 
 
 def test_a_bad_data_is_named():
