@@ -8,6 +8,8 @@ them; the figure is the median of each repeat's own ratio, since the machine's
 speed drifts. The same through the client's call (its HTTP faked in-process by
 ``responses``) is timed apart, for reference: done inside the same loop, its
 garbage and second snapshot slowed the processing measured after it by a fifth.
+The decoding alone (answer bytes to checked records) alternates with ``json.loads``
+the same way; a refused answer (its last chat broken) is timed through the client.
 
     python bench/bench_poll.py [--chats 10000] [--repeat 15]
 """
@@ -26,8 +28,8 @@ from exporter.metrics.render import render_account
 from exporter.model import Chat
 from exporter.simulator import Simulator
 from exporter.snapshot.state import AccountState, ChatData
-from exporter.whatsgate.client import WhatsGateClient
-from exporter.whatsgate.decode import decode_chats
+from exporter.whatsgate.client import PollError, WhatsGateClient
+from exporter.whatsgate.parse import parse_chats
 
 URL = "http://whatsgate.bench/api/v1"
 
@@ -58,13 +60,23 @@ def main() -> None:
         t0 = time.perf_counter()
         json.loads(body)
         t1 = time.perf_counter()
-        decoded = decode_chats(body)
-        assert decoded is not None  # the simulator's answer is valid
+        decoded = parse_chats(body)
         snapshot_and_render(decoded)
         t2 = time.perf_counter()
         del decoded
         loads.append(t1 - t0)
         direct.append(t2 - t1)
+    # The decoding alone (bytes to checked records), against json.loads, alternating likewise.
+    decode_ratios, decode_times = [], []
+    for _ in range(args.repeat):
+        t0 = time.perf_counter()
+        json.loads(body)
+        t1 = time.perf_counter()
+        parse_chats(body)
+        t2 = time.perf_counter()
+        decode_ratios.append((t2 - t1) / (t1 - t0))
+        decode_times.append(t2 - t1)
+    decode_ratios.sort()
     # For reference, apart: the same through the client's call, its HTTP faked by responses.
     process, parse_only = [], []
     with responses.RequestsMock() as mock:
@@ -78,6 +90,24 @@ def main() -> None:
             del chats
             parse_only.append(t1 - t0)
             process.append(t2 - t0)
+    # A refused answer: the same with its last chat's unreadCount a string, through the client.
+    bad = (
+        body[: body.rindex(b'"unreadCount": ')]
+        + b'"unreadCount": "1", '
+        + body[body.rindex(b'"timestamp"') :]
+    )
+    refused = []
+    with responses.RequestsMock() as mock:
+        mock.post(f"{URL}/get-chats", body=bad, content_type="application/json")
+        for _ in range(args.repeat):
+            t0 = time.perf_counter()
+            try:
+                client.get_chats(whatsapp_id)
+            except PollError as exc:
+                assert exc.reason == "invalid_response", exc
+            else:
+                raise AssertionError("the broken answer was accepted")
+            refused.append(time.perf_counter() - t0)
     m_loads, m_parse, m_process = (statistics.median(x) for x in (loads, parse_only, process))
     m_direct = statistics.median(direct)
     # Each repeat's own ratio (its json.loads and its processing ran back to back), so that the
@@ -91,10 +121,16 @@ def main() -> None:
         f" (range {ratios[0]:.2f}-{ratios[-1]:.2f}x over {len(ratios)} repeats;"
         f" ratio of the medians {m_direct / m_loads:.2f}x)"
     )
+    print(
+        f"decoding alone (bytes to checked records): median {statistics.median(decode_times) * 1000:7.1f} ms"
+        f"  ratio to json.loads: median"
+        f" {statistics.median(decode_ratios):.2f}x (range {decode_ratios[0]:.2f}-{decode_ratios[-1]:.2f}x)"
+    )
     # Not processing, shown for reference: the client's call through requests, faked by responses.
     print(
         f"with the client's faked HTTP round trip: median {m_process * 1000:7.1f} ms"
-        f" ({m_process / m_loads:.2f}x); fetch(faked)+decode alone {m_parse * 1000:.1f} ms"
+        f" ({m_process / m_loads:.2f}x); fetch(faked)+decode alone {m_parse * 1000:.1f} ms;"
+        f" a refused answer {statistics.median(refused) * 1000:.1f} ms"
     )
 
 

@@ -9,6 +9,7 @@ generated account in each mode, as a median of repeated runs.
 
 from __future__ import annotations
 
+import json
 import statistics
 import tempfile
 import time
@@ -34,7 +35,7 @@ def main() -> None:
     args = arguments(__doc__, chats=10_000, repeat=7).parse_args()
 
     sim = Simulator.generate(accounts=1, chats=args.chats, group_fraction=0.1, participants=20)
-    chats = parse_chats({"result": "OK", "data": sim.chats("bench-00")})
+    chats = parse_chats(json.dumps({"result": "OK", "data": sim.chats("bench-00")}).encode())
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "key").write_text("bench-privacy-key-0123456789")
         base = {"whatsgate": {"api_key": "k"}, "accounts": [{"whatsapp_id": "bench-00"}]}

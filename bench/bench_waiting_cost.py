@@ -19,6 +19,7 @@ chats are parsed); time is per poll of one account, median of ``--repeat`` runs 
 from __future__ import annotations
 
 import gc
+import json
 import random
 import statistics
 import time
@@ -56,7 +57,8 @@ def answers(rng: random.Random, chats: int) -> Answers:
         c["unreadCount"] = 0
     for c in rng.sample(idle, len(unread) // 20):
         c["unreadCount"], c["timestamp"] = 1, BENCH_NOW + 30
-    return parse_chats({"data": first}), parse_chats({"data": second})
+    first_answer, second_answer = ({"result": "OK", "data": data} for data in (first, second))
+    return parse_chats(json.dumps(first_answer).encode()), parse_chats(json.dumps(second_answer).encode())
 
 
 def poll_times(data: list[Answers], waiting: WaitingConfig, schedule: Schedule | None, polls: int) -> float:

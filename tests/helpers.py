@@ -29,7 +29,9 @@ import requests
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from exporter.model import Chat, Session
 from exporter.simulator import SimAccount, Simulator
+from exporter.whatsgate.parse import parse_chats, parse_sessions
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -128,6 +130,26 @@ def chat_obj(
         "isMuted": flags.get("muted", False),
         "muteExpiration": 0,
     }
+
+
+def answer_chats(payload: Any) -> list[Chat]:
+    """What the parser makes of ``payload`` sent as JSON (a lone surrogate as an escape)."""
+    return parse_chats(json.dumps(payload).encode())
+
+
+def answer_sessions(payload: Any) -> tuple[list[Session], int]:
+    return parse_sessions(json.dumps(payload).encode())
+
+
+def chats_of(data: Any) -> list[Chat]:
+    """The records the exporter makes of a get-chats answer whose ``data`` is ``data``."""
+    return answer_chats({"result": "OK", "data": data})
+
+
+def one_chat(obj: Any) -> Chat:
+    """The record of an answer of one chat, ``obj``."""
+    (chat,) = chats_of([obj])
+    return chat
 
 
 def group_obj(

@@ -18,7 +18,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 import urllib3
@@ -41,10 +41,10 @@ from ..model import (
 from ..snapshot.replies import Message
 from .budget import BodyBudget, Ticket, too_many_items
 from .deadline import DeadlineAdapter, DeadlineRetry, DeadlineTimeout, deadline_in, received, remaining
-from .decode import decode_chats
-from .events import EventsPage, decode_events, decode_history, invalid_envelope
+from .events import EventsPage, decode_events, decode_history
 from .parse import InvalidResponse, parse_chats, parse_sessions
 
+_T = TypeVar("_T")
 # The statuses that point elsewhere (Location); other 3xx are reported by status only.
 _REDIRECTS = frozenset({300, 301, 302, 303, 305, 307, 308})
 # Commands that change state or send messages; the client refuses them outright.
@@ -150,19 +150,12 @@ class WhatsGateClient:
     def close(self) -> None:
         self._session.close()
 
-    def call(
-        self,
-        command: str,
-        body: dict[str, Any],
-        parse: Callable[[Any], Any] = lambda p: p,
-        fast: Callable[[bytes | bytearray], Any] | None = None,
-    ) -> Any:
-        """POST one command; check, decode and parse a successful (``result: OK``) answer.
+    def call(self, command: str, body: dict[str, Any], parse: Callable[[bytes | bytearray], _T]) -> _T:
+        """POST one command; ``parse`` reads a 200 answer's bytes (or raises InvalidResponse).
 
-        ``fast`` (bytes in, result or None out) may accept a 200 answer at once; when it
-        returns None the answer takes the slow path, which classifies and explains it.
-
-        Everything, from connect to the last byte, must be over within
+        An answer ``parse`` refuses is classified first (not JSON, an error object, ``result``
+        not ``OK``); only a documented envelope with bad content is ``invalid_response`` in
+        ``parse``'s words. Everything, from connect to the last byte, must be over within
         ``timeout``; anything that goes wrong, even an exporter bug, is a PollError.
         """
         if command not in _READ_ONLY_COMMANDS:
@@ -171,19 +164,19 @@ class WhatsGateClient:
         try:
             status, headers, content = self._fetch(command, body, ticket)
             with memory.HEAVY_WORK:
-                if status == 200 and (why := too_many_items(content, self._max_size)):
-                    # Counted before anything is decoded: an answer of nothing but {} is a dict per 3 bytes.
-                    raise PollError(INVALID_RESPONSE, f"{command}: answer holds {why}")
-                if fast is not None and status == 200:
-                    parsed = fast(content)
-                    if parsed is not None:
-                        return parsed
-                payload = self._decode(command, status, headers, content)
-                del content  # the raw body is not needed once decoded
-                try:
-                    return parse(payload)
-                except InvalidResponse as exc:
-                    raise PollError(INVALID_RESPONSE, f"{command}: {self._snippet(str(exc))}") from None
+                refused = ""
+                if status == 200:
+                    if why := too_many_items(content, self._max_size):
+                        # Counted before anything is decoded: an answer of {} is a dict per 3 bytes.
+                        raise PollError(INVALID_RESPONSE, f"{command}: answer holds {why}")
+                    try:
+                        return parse(content)
+                    except InvalidResponse as exc:
+                        refused = self._snippet(str(exc))
+                        if exc.envelope_ok:
+                            raise PollError(INVALID_RESPONSE, f"{command}: {refused}") from None
+                self._classify(command, status, headers, content)
+                raise PollError(INVALID_RESPONSE, f"{command}: {refused}")
         except PollError:
             raise
         except Exception as exc:  # MemoryError, a library bug: classified, never a crash
@@ -279,9 +272,10 @@ class WhatsGateClient:
     def _snippet(self, text: str) -> str:
         return redaction.excerpt(text, self._secret)
 
-    def _decode(
+    def _classify(
         self, command: str, status: int, headers: Mapping[str, str], content: bytes | bytearray
-    ) -> Any:
+    ) -> None:
+        """Raise the PollError of an answer that is not a JSON object with ``result: OK``."""
         try:
             payload = json.loads(content)
         except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
@@ -314,7 +308,6 @@ class WhatsGateClient:
             result = repr(self._snippet(str(payload.get("result"))))
             detail = f"result is {result}" + (f": {self._snippet(message)}" if message else "")
             raise PollError(API_ERROR, f"{command}: {detail}")
-        return payload
 
     def _content_type(self, headers: Mapping[str, str]) -> str:
         """The media type of an error answer, if it looks like one; never the server's raw text."""
@@ -327,8 +320,7 @@ class WhatsGateClient:
         return kind.lower()
 
     def get_chats(self, whatsapp_id: str) -> list[Chat]:
-        chats: list[Chat] = self.call("get-chats", {"WhatsappID": whatsapp_id}, parse_chats, decode_chats)
-        return chats
+        return self.call("get-chats", {"WhatsappID": whatsapp_id}, parse_chats)
 
     def events_page(self, whatsapp_id: str, date: str | None, page: int, page_cnt: int = 100) -> EventsPage:
         """One page of the account's event log from ``date`` on (the cursor, sent back exactly as
@@ -337,20 +329,15 @@ class WhatsGateClient:
         body: dict[str, Any] = {"WhatsappID": whatsapp_id, "page_cnt": page_cnt, "page": page}
         if date is not None:
             body["date"] = date
-        found: EventsPage = self.call(
-            "events-get", body, lambda payload: invalid_envelope(payload, paged=True), decode_events
-        )
-        return found
+        return self.call("events-get", body, decode_events)
 
     def history(self, whatsapp_id: str, chat_id: str) -> tuple[tuple[Message, ...], int]:
         """One chat's last messages (get-history): those of ``chat_id``, and how many were skipped."""
-        found: tuple[tuple[Message, ...], int] = self.call(
+        return self.call(
             "get-history",
             {"WhatsappID": whatsapp_id, "recipient": {"id": chat_id}},
-            lambda payload: invalid_envelope(payload, paged=False),
             lambda content: decode_history(content, chat_id),
         )
-        return found
 
     def sessions(self, page_size: int = PAGE_SIZE, max_pages: int = MAX_PAGES) -> list[Session]:
         """All sessions of the key, across ``sessions-get`` pages, checked (see :func:`paginate`)."""

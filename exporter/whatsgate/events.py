@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 
@@ -91,6 +91,9 @@ class EventsPage:
     skipped: int  # events in the answer without a usable id or date (counted, skipped)
 
 
+# What convert raises for what it refuses: a lone surrogate where no string belongs (or in a key)
+# it cannot even describe.
+_REFUSED = (msgspec.ValidationError, UnicodeEncodeError)
 _MESSAGE_ACTIONS = frozenset({"message", "create"})
 _whole = msgspec.json.Decoder(_WholeEnvelope)
 _history = msgspec.json.Decoder(_History)
@@ -130,65 +133,68 @@ class _Paged(_Listed):
     page: _Count
 
 
-def _again(body: bytes | bytearray, kind: type[_Listed]) -> _Listed | None:
+_L = TypeVar("_L", bound=_Listed)
+
+
+def _again(body: bytes | bytearray, kind: type[_L]) -> _L:
     """An answer msgspec refused as a whole, read by json.loads and converted to ``kind`` (its
-    items still to convert one by one); None when it is not that envelope with ``result: OK``.
+    items still to convert one by one), or InvalidResponse when it is not that envelope.
 
     Reached by a bad event or message, and by a lone surrogate escape (``"\\ud83d"``, an emoji
     cut in half) in any message's body, which msgspec refuses and json.loads keeps as it is: one
     customer's broken text must not stop the account's event log at its cursor."""
     try:
-        answer = msgspec.convert(json.loads(body), kind)
-    except (ValueError, RecursionError, msgspec.ValidationError):
-        return None
-    return answer if answer.result == "OK" else None
+        payload = json.loads(body)
+    except (ValueError, RecursionError):
+        raise InvalidResponse("answer: not JSON") from None
+    try:
+        return msgspec.convert(payload, kind)
+    except _REFUSED:
+        why = _why(payload, paged=kind is _Paged)
+    raise InvalidResponse(why)
 
 
 def _converted_event(obj: Any, latest: float) -> Event | None:
     try:
         event = msgspec.convert(obj, _WholeEvent)
         return _reduced(event, event.event_data, latest)
-    except msgspec.ValidationError:
+    except _REFUSED:
         pass
     try:  # its message is unusable: it keeps its id, so that the cursor reads it only once
         return _reduced(msgspec.convert(obj, _EventHead), None, latest)
-    except msgspec.ValidationError:
+    except _REFUSED:
         return None
 
 
-def decode_events(body: bytes | bytearray) -> EventsPage | None:
-    """An events-get answer, or None when it is not the documented envelope with ``result: OK``."""
+def decode_events(body: bytes | bytearray) -> EventsPage:
+    """An events-get answer, or InvalidResponse when it is not the documented envelope with
+    ``result: OK``."""
     latest = time.time() + FUTURE
     try:
         whole = _whole.decode(body)
     except (msgspec.DecodeError, UnicodeError):
         pass
     else:
-        if whole.result != "OK":
-            return None
+        _ok(whole.result)
         found = [e for event in whole.data if (e := _reduced(event, event.event_data, latest)) is not None]
         return EventsPage(tuple(found), whole.page, whole.pages, len(whole.data) - len(found))
     paged = _again(body, _Paged)
-    if not isinstance(paged, _Paged):
-        return None
+    _ok(paged.result)
     events = [e for obj in paged.data if (e := _converted_event(obj, latest)) is not None]
     return EventsPage(tuple(events), paged.page, paged.pages, len(paged.data) - len(events))
 
 
-def decode_history(body: bytes | bytearray, chat_id: str) -> tuple[tuple[Message, ...], int] | None:
+def decode_history(body: bytes | bytearray, chat_id: str) -> tuple[tuple[Message, ...], int]:
     """get-history's messages of ``chat_id`` and how many were skipped (unusable, or of another
-    chat); None when the answer is not the documented envelope with ``result: OK``."""
+    chat); InvalidResponse when the answer is not the documented envelope with ``result: OK``."""
     messages: list[_Message | None]
     try:
         answer = _history.decode(body)
         result, messages = answer.result, list(answer.data)
     except (msgspec.DecodeError, UnicodeError):
         again = _again(body, _Listed)
-        if again is None:
-            return None
         result, messages = again.result, [_message_of(obj) for obj in again.data]
-    if result != "OK":
-        return None
+    _ok(result)
     latest = time.time() + FUTURE
     kept = [m for raw in messages if raw is not None and (m := _usable(raw, None, latest)) is not None]
     kept = [m for m in kept if m.chat_id == chat_id]
@@ -198,19 +204,24 @@ def decode_history(body: bytes | bytearray, chat_id: str) -> tuple[tuple[Message
 def _message_of(obj: Any) -> _Message | None:
     try:
         return msgspec.convert(obj, _Message)
-    except msgspec.ValidationError:
+    except _REFUSED:
         return None
 
 
-def invalid_envelope(payload: Any, paged: bool) -> Any:
-    """Why an answer that is a JSON object with ``result: OK`` is still not the documented
-    envelope; reached only when the decoders above refused it."""
-    data = payload.get("data")
+def _ok(result: str) -> None:
+    if result != "OK":
+        raise InvalidResponse("answer: result is not OK")  # the client says why
+
+
+def _why(payload: Any, paged: bool) -> str:
+    """Why json.loads's ``payload`` is still not the documented envelope (the client has
+    already named an answer that is not a JSON object with ``result: OK``)."""
+    data = payload.get("data") if isinstance(payload, dict) else None
     if not isinstance(data, list):
-        raise InvalidResponse(f"data: expected an array, got {_json_type(data)}")
+        return f"data: expected an array, got {_json_type(data)}"
     if paged:
         for key in ("pages", "page"):
             value = payload.get(key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise InvalidResponse(f"{key}: expected a whole number, got {_json_type(value)}")
-    raise InvalidResponse("not the documented envelope (invalid UTF-8 or an unexpected type)")
+                return f"{key}: expected a whole number, got {_json_type(value)}"
+    return "not the documented envelope (invalid UTF-8 or an unexpected type)"

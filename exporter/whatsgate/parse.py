@@ -1,28 +1,36 @@
-"""The strict parser: a decoded WhatsGate answer in, typed records out.
+"""The answer parser: a WhatsGate answer's bytes in, typed records out.
 
-Parsing is strict: the documentation is the contract, and a chat that breaks it
-(missing field, wrong type) makes the whole answer invalid, because a partial
-snapshot would silently under-count every aggregate.
+One parser, msgspec's: the documentation is the contract, written as the typed structs below,
+and msgspec decodes the bytes into them in one compiled pass that checks every type on the
+way. A chat that breaks the contract (missing field, wrong type) makes the whole answer
+invalid, because a partial snapshot would silently under-count every aggregate. What a type
+cannot say is checked here after the decoding: unique chat ids, a group's metadata present,
+the answer read as ``json.loads`` reads it.
 
-Two things JSON allows but the exposition cannot carry are refused here too, so
-that whatever parses also renders (issue 8):
-- a string with a lone UTF-16 surrogate (the escape ``"\ud800"``, or the raw
-  bytes ``ED A0 80`` that ``json.loads`` lets through) cannot be encoded as
-  UTF-8: the answer is ``invalid_response`` naming the field ("not valid
-  Unicode"), not silently repaired, because a repaired id would be another chat;
-- a number above :data:`MAX_NUMBER` (2**53, beyond which a float, and so the
-  exposition, no longer holds every integer; ``1`` and 400 zeros does not even
-  fit a float) is ``invalid_response`` naming the field ("out of range"). No
-  real count or Unix time (even in milliseconds) comes near it.
-
-This module is the reference; :mod:`exporter.whatsgate.decode` is the fast path
-that must agree with it.
+msgspec's JSON reader is stricter than the API's JSON, which is what ``json.loads`` accepts
+(``NaN``, a lone surrogate such as ``"\\ud800"`` or the raw bytes ``ED A0 80``): an answer it
+refuses is read again with ``json.loads`` and converted into the same structs
+(:func:`_again`), whose refusal names the first bad field in the operator's terms
+(``data[3][id='7999@c.us'].unreadCount: negative value -1``). Two things JSON allows but the
+exposition cannot carry are refused, so that whatever parses also renders (issue 8):
+- a string with a lone UTF-16 surrogate cannot be encoded as UTF-8: the answer is
+  ``invalid_response`` naming the field ("not valid Unicode"), not silently repaired,
+  because a repaired id would be another chat;
+- a number above :data:`MAX_NUMBER` (2**53, beyond which a float, and so the exposition, no
+  longer holds every integer; ``1`` and 400 zeros does not even fit a float) is
+  ``invalid_response`` naming the field ("out of range"). No real count or Unix time (even
+  in milliseconds) comes near it.
 """
 
 from __future__ import annotations
 
+import codecs
+import json
 import math
-from typing import Any
+import re
+from typing import Annotated, Any, TypeVar
+
+import msgspec
 
 from ..model import Chat, Group, Session
 
@@ -34,30 +42,251 @@ MAX_NUMBER = 2**53
 MAX_CHATS = 100_000
 MAX_PARTICIPANTS = 10_000
 
+_UNSET: Any = msgspec.UNSET
+_RANGE = msgspec.Meta(ge=0, le=MAX_NUMBER)
+# A time may come as a float (documented) and is cut to whole seconds; a count may be a float
+# only when it is whole (3.0).
+Time = Annotated[int, _RANGE] | Annotated[float, _RANGE]
+Count = Annotated[int, _RANGE] | Annotated[float, msgspec.Meta(ge=0, le=MAX_NUMBER, multiple_of=1)]
+_COUNTS = frozenset({"unreadCount", "size"})
+
 
 class InvalidResponse(ValueError):
     """The API answered 200 but not with what the documentation shows."""
 
-
-def _field(obj: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
-    if key not in obj:
-        raise InvalidResponse(f"{where}.{key}: missing")
-    value = obj[key]
-    # bool is an int in Python; a JSON true where a count belongs is still wrong.
-    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-        raise InvalidResponse(f"{where}.{key}: expected {_kind_name(kind)}, got {_json_type(value)}")
-    return value
+    # True when the answer is a JSON object with ``result: OK`` and no error object, as the
+    # client would classify it: then it need not read the answer again to say so.
+    envelope_ok = False
 
 
-def _text(obj: dict[str, Any], key: str, where: str) -> str:
-    """A string field that UTF-8 can carry (no lone surrogates)."""
-    value: str = _field(obj, key, str, where)
-    if not value.isascii() and not _encodable(value):
-        raise InvalidResponse(f"{where}.{key}: not valid Unicode (lone surrogate)")
-    return value
+# gc=False: these transients hold no cycles, and ~10,000 of them per answer would otherwise
+# trigger (and lengthen) cycle collections during the poll.
+class _Person(msgspec.Struct, gc=False):
+    isAdmin: bool = False
+    isSuperAdmin: bool = False
+
+
+class _Meta(msgspec.Struct, gc=False):
+    size: Count = 0
+    creation: Time = 0
+    participants: Annotated[list[_Person], msgspec.Meta(max_length=MAX_PARTICIPANTS)] | None = None
+
+
+class _Chat(msgspec.Struct, gc=False):
+    id: Annotated[str, msgspec.Meta(min_length=1)]
+    name: str
+    isGroup: bool
+    isReadOnly: bool
+    unreadCount: Count
+    timestamp: Time
+    pinned: bool
+    isMuted: bool
+    # Read for groups only: a contact's is ignored whatever it holds (_again drops it).
+    groupMetadata: _Meta | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class _Answer(msgspec.Struct, kw_only=True):
+    result: Any = _UNSET
+    # The documented error object, which the client classifies (e.g. unauthorized).
+    name: Any = _UNSET
+    message: Any = _UNSET
+
+
+class _Chats(_Answer):
+    data: Annotated[list[_Chat], msgspec.Meta(max_length=MAX_CHATS)]
+
+
+class _Session(msgspec.Struct, gc=False):
+    unique_id: str
+    status: str
+    name: Any = None
+
+
+class _Sessions(_Answer):
+    data: list[_Session]
+    pages: Any = 1
+
+
+_A = TypeVar("_A", bound=_Answer)
+_CHATS = msgspec.json.Decoder(_Chats)
+_SESSIONS = msgspec.json.Decoder(_Sessions)
+
+
+def parse_chats(body: bytes | bytearray) -> list[Chat]:
+    """The chats of a ``get-chats`` answer, or :class:`InvalidResponse` naming the first bad field."""
+    answer = _read(body, _CHATS, _Chats)
+    chats: list[Chat] = []
+    append = chats.append
+    for c in answer.data:
+        unread, ts = c.unreadCount, c.timestamp
+        if type(unread) is float or type(ts) is float:  # whole counts, times cut to the second
+            unread, ts = int(unread), int(ts)
+        group = _group(c.groupMetadata, answer.data, c) if c.isGroup else None
+        # unread and ts are ints now (mypy cannot follow the type() test).
+        append(Chat(c.id, c.name, c.isGroup, c.isReadOnly, unread, ts, c.pinned, c.isMuted, group))  # type: ignore[arg-type]
+    if len({c.id for c in chats}) != len(chats):
+        seen: set[str] = set()
+        for chat in chats:
+            if chat.id in seen:
+                # Two series with the same labels would make the whole scrape invalid.
+                raise InvalidResponse(f"data: chat id {chat.id!r} appears twice")
+            seen.add(chat.id)
+    return chats
+
+
+def _group(meta: _Meta | msgspec.UnsetType | None, data: list[_Chat], chat: _Chat) -> Group:
+    if meta is msgspec.UNSET or meta is None:
+        why = "missing" if meta is msgspec.UNSET else "expected object, got null"
+        i = next(i for i, c in enumerate(data) if c is chat)
+        raise InvalidResponse(f"{_where(i, chat.id)}.groupMetadata: {why}")
+    size, created = int(meta.size), int(meta.creation)
+    if meta.participants is None:
+        return Group(created=created, participants=None, admins=None, size=size)
+    admins = sum(1 for p in meta.participants if p.isAdmin or p.isSuperAdmin)
+    return Group(created=created, participants=len(meta.participants), admins=admins, size=size)
+
+
+def parse_sessions(body: bytes | bytearray) -> tuple[list[Session], int]:
+    """One page of ``sessions-get``: the sessions and the page count."""
+    answer = _read(body, _SESSIONS, _Sessions)
+    sessions = []
+    for s in answer.data:
+        name = s.name if isinstance(s.name, str) else ""  # a lone surrogate's is _LONE
+        sessions.append(Session(whatsapp_id=s.unique_id, name=name, status=s.status))
+    pages = answer.pages
+    if isinstance(pages, bool) or not isinstance(pages, int) or pages < 1:
+        pages = 1
+    return sessions, pages
+
+
+def _read(body: bytes | bytearray, decoder: msgspec.json.Decoder[_A], kind: type[_A]) -> _A:
+    """The answer decoded into ``kind``, its envelope checked (the client says why it is not OK)."""
+    try:
+        answer = decoder.decode(body)
+    except (msgspec.DecodeError, UnicodeDecodeError):  # ValidationError is a DecodeError
+        answer = _again(body, kind)
+    else:
+        if not _decodes_as_json_loads_does(body):
+            raise InvalidResponse("answer: not valid UTF-8")
+    if not _ok(answer.result, answer.name, answer.message is not _UNSET):
+        raise InvalidResponse("answer: result is not OK")  # the client says why
+    return answer
+
+
+def _ok(result: Any, name: Any, message: bool) -> bool:
+    return result == "OK" and not (message and isinstance(name, str) and name.lower() == "unauthorized")
+
+
+def _again(body: bytes | bytearray, kind: type[_A]) -> _A:
+    """An answer msgspec's reader refused, read by json.loads and converted into ``kind``."""
+    try:
+        payload = json.loads(body)
+    except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
+        raise InvalidResponse("answer: not JSON") from None
+    if not isinstance(payload, dict):
+        raise InvalidResponse(f"answer: expected a JSON object, got {_json_type(payload)}")
+    if _surrogates(body):  # else no string can hold one, and the walk is skipped
+        _mark_lone_surrogates(payload)
+    if isinstance(payload.get("data"), list):
+        for obj in payload["data"]:
+            if isinstance(obj, dict) and obj.get("isGroup") is False:
+                obj.pop("groupMetadata", None)
+    try:
+        return msgspec.convert(payload, kind)
+    except msgspec.ValidationError as exc:
+        refused = InvalidResponse(_why(payload, str(exc), named=kind is _Chats))
+    refused.envelope_ok = _ok(payload.get("result"), payload.get("name"), "message" in payload)
+    raise refused
+
+
+class _LoneSurrogate:
+    """Stands for a string with a lone surrogate, which msgspec.convert cannot read."""
+
+
+_LONE = _LoneSurrogate()
+
+
+def _surrogates(body: bytes | bytearray) -> bool:
+    """Whether json.loads may read a surrogate, paired or not: an escape \\ud800-\\udfff, or
+    its UTF-8 bytes (ED A0-BF), or something that starts as one."""
+    return b"\\ud" in body or b"\\uD" in body or (not body.isascii() and b"\xed" in body)
+
+
+def _mark_lone_surrogates(payload: dict[str, Any]) -> None:
+    """Replace every string UTF-8 cannot carry by _LONE, and every such key by one it can.
+
+    Where a struct wants a string, convert then refuses _LONE with the field's path; an unknown
+    field's is ignored, as json.loads's string was."""
+    todo: list[Any] = [payload]
+    while todo:  # not recursive: json.loads already read the answer as deep as Python recurses
+        node, renamed = todo.pop(), []
+        for key, value in node.items() if isinstance(node, dict) else enumerate(node):
+            if isinstance(key, str) and not _encodable(key):
+                renamed.append(key)  # after the loop: a dict cannot change size while iterated
+            if isinstance(value, str) and not _encodable(value):
+                node[key] = _LONE
+            elif isinstance(value, (dict, list)):
+                todo.append(value)
+        for key in renamed:
+            node[key.encode("utf-8", "surrogatepass").decode("utf-8", "replace")] = node.pop(key)
+
+
+_STEP = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
+_TYPES = {"str": "string", "bool": "boolean", "int | float": "integer or number"}
+
+
+def _why(payload: dict[str, Any], error: str, named: bool) -> str:
+    """msgspec's refusal of the converted ``payload`` in the operator's terms: the path to the
+    field (a chat's id in it when ``named``) and what is wrong with its value."""
+    text, _, path = error.partition(" - at `$")
+    if text == "Object missing required field `data`" and not path:
+        return "answer: no 'data' field"
+    where, parent = "", None
+    value: Any = payload
+    for key, index in _STEP.findall(path.rstrip("`")):
+        parent = value
+        if key:
+            where, value = f"{where}.{key}" if where else key, value[key]
+        else:
+            value = value[int(index)]
+            chat_id = (
+                value.get("id") if isinstance(value, dict) and named and parent is payload["data"] else None
+            )
+            where += f"[{index}]"
+            if isinstance(chat_id, str) and chat_id and len(chat_id) < 80 and _encodable(chat_id):
+                where += f"[id={chat_id!r}]"
+    missing = re.fullmatch(r"Object missing required field `(.+)`", text)
+    if missing:
+        return f"{where}.{missing[1]}: missing"
+    last = where.rpartition(".")[2]
+    if last in ("isAdmin", "isSuperAdmin"):
+        return f"{where.rpartition('.')[0]}: isAdmin/isSuperAdmin must be booleans"
+    if "of length >= 1" in text:
+        return f"{where}: empty"
+    if "of length <=" in text:
+        limit, what = (MAX_CHATS, "chats") if where == "data" else (MAX_PARTICIPANTS, "participants")
+        return f"{where}: more than {limit} {what}"
+    if text.startswith(("Expected `int`", "Expected `float`")):  # a number of the right type
+        if isinstance(value, float) and not (
+            math.isfinite(value) and (last not in _COUNTS or value.is_integer())
+        ):
+            return f"{where}: expected a whole number, got {value}"
+        if value < 0:
+            return f"{where}: negative value {value}"
+        return f"{where}: out of range (above 2**53)"
+    kind = text.partition("`")[2].partition("`")[0].removesuffix(" | null")  # Expected `str`, got ...
+    if kind == "str" and value is _LONE:
+        return f"{where}: not valid Unicode (lone surrogate)"
+    return f"{where}: expected {_TYPES.get(kind, kind)}, got {_json_type(value)}"
+
+
+def _where(i: int, chat_id: str) -> str:
+    return f"data[{i}][id={chat_id!r}]" if len(chat_id) < 80 else f"data[{i}]"
 
 
 def _encodable(value: str) -> bool:
+    if value.isascii():
+        return True
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
@@ -65,121 +294,34 @@ def _encodable(value: str) -> bool:
     return True
 
 
-def _kind_name(kind: type | tuple[type, ...]) -> str:
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    names = {str: "string", bool: "boolean", int: "integer", float: "number", list: "array", dict: "object"}
-    return " or ".join(names.get(k, k.__name__) for k in kinds)
-
-
 def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    return _kind_name(type(value))
+    return "null" if value is None else _JSON_TYPES[type(value)]
 
 
-def _number(obj: dict[str, Any], key: str, where: str, count: bool = False) -> int:
-    """A non-negative whole number; timestamps may come as floats, counts may not be fractional."""
-    value = _field(obj, key, (int, float), where)
-    if isinstance(value, float) and not (math.isfinite(value) and (not count or value.is_integer())):
-        raise InvalidResponse(f"{where}.{key}: expected a whole number, got {value}")
-    if value < 0:
-        raise InvalidResponse(f"{where}.{key}: negative value {value}")
-    if value > MAX_NUMBER:
-        raise InvalidResponse(f"{where}.{key}: out of range (above 2**53)")
-    return int(value)
+# What json.loads makes of JSON (and what _LONE stands for), as an operator reads it.
+_JSON_TYPES = {str: "string", _LoneSurrogate: "string", bool: "boolean", int: "integer", float: "number"}
+_JSON_TYPES.update({list: "array", dict: "object"})
 
 
-def _group(meta: Any, where: str) -> Group:
-    if not isinstance(meta, dict):
-        raise InvalidResponse(f"{where}: expected object, got {_json_type(meta)}")
-    size = _number(meta, "size", where, count=True) if "size" in meta else 0
-    created = _number(meta, "creation", where) if "creation" in meta else 0
-    raw = meta.get("participants")
-    if raw is None:
-        return Group(created=created, participants=None, admins=None, size=size)
-    if not isinstance(raw, list):
-        raise InvalidResponse(f"{where}.participants: expected array, got {_json_type(raw)}")
-    if len(raw) > MAX_PARTICIPANTS:
-        raise InvalidResponse(f"{where}.participants: more than {MAX_PARTICIPANTS} participants")
-    admins = 0
-    for i, person in enumerate(raw):
-        if not isinstance(person, dict):
-            raise InvalidResponse(f"{where}.participants[{i}]: expected object, got {_json_type(person)}")
-        is_admin = person.get("isAdmin", False)
-        is_super = person.get("isSuperAdmin", False)
-        if not isinstance(is_admin, bool) or not isinstance(is_super, bool):
-            raise InvalidResponse(f"{where}.participants[{i}]: isAdmin/isSuperAdmin must be booleans")
-        admins += is_admin or is_super
-    return Group(created=created, participants=len(raw), admins=admins, size=size)
+# Checked this much at a time, so that the check holds no copy of a large answer.
+_UTF8_SLICE = 1 << 20
 
 
-def parse_chat(obj: Any, where: str = "chat") -> Chat:
-    """Turn one chat object of ``get-chats`` into a :class:`Chat`, or raise :class:`InvalidResponse`."""
-    if not isinstance(obj, dict):
-        raise InvalidResponse(f"{where}: expected object, got {_json_type(obj)}")
-    chat_id = _text(obj, "id", where)
-    if not chat_id:
-        raise InvalidResponse(f"{where}.id: empty")
-    where = f"{where}[id={chat_id!r}]" if len(chat_id) < 80 else where
-    is_group = _field(obj, "isGroup", bool, where)
-    group = _group(_field(obj, "groupMetadata", dict, where), f"{where}.groupMetadata") if is_group else None
-    return Chat(
-        id=chat_id,
-        name=_text(obj, "name", where),
-        is_group=is_group,
-        read_only=_field(obj, "isReadOnly", bool, where),
-        unread=_number(obj, "unreadCount", where, count=True),
-        last_activity=_number(obj, "timestamp", where),
-        pinned=_field(obj, "pinned", bool, where),
-        muted=_field(obj, "isMuted", bool, where),
-        group=group,
-    )
+def _decodes_as_json_loads_does(body: bytes | bytearray) -> bool:
+    """Whether json.loads can decode the bytes as text: UTF-8, encoded surrogates allowed.
 
-
-def _ok_data(payload: Any) -> Any:
-    if not isinstance(payload, dict):
-        raise InvalidResponse(f"answer: expected a JSON object, got {_json_type(payload)}")
-    if "data" not in payload:
-        raise InvalidResponse("answer: no 'data' field")
-    return payload["data"]
-
-
-def parse_chats(payload: Any) -> list[Chat]:
-    """Parse a whole decoded ``get-chats`` answer (``result`` already checked by the client)."""
-    data = _ok_data(payload)
-    if not isinstance(data, list):
-        raise InvalidResponse(f"data: expected array, got {_json_type(data)}")
-    if len(data) > MAX_CHATS:
-        raise InvalidResponse(f"data: more than {MAX_CHATS} chats")
-    chats = [parse_chat(obj, f"data[{i}]") for i, obj in enumerate(data)]
-    seen: set[str] = set()
-    for chat in chats:
-        if chat.id in seen:
-            # Two series with the same labels would make the whole scrape invalid.
-            raise InvalidResponse(f"data: chat id {chat.id!r} appears twice")
-        seen.add(chat.id)
-    return chats
-
-
-def parse_sessions(payload: Any) -> tuple[list[Session], int]:
-    """Parse one page of ``sessions-get``; returns the sessions and the page count."""
-    data = _ok_data(payload)
-    if not isinstance(data, list):
-        raise InvalidResponse(f"data: expected array, got {_json_type(data)}")
-    sessions = []
-    for i, obj in enumerate(data):
-        where = f"data[{i}]"
-        if not isinstance(obj, dict):
-            raise InvalidResponse(f"{where}: expected object, got {_json_type(obj)}")
-        name = obj.get("name")
-        sessions.append(
-            Session(
-                whatsapp_id=_text(obj, "unique_id", where),
-                name=name if isinstance(name, str) and _encodable(name) else "",
-                status=_text(obj, "status", where),
-            )
-        )
-    pages = payload.get("pages", 1)
-    if isinstance(pages, bool) or not isinstance(pages, int) or pages < 1:
-        pages = 1
-    return sessions, pages
+    msgspec checks the UTF-8 of the strings it keeps, not of the keys and values it skips
+    (an unknown field): json.loads, and so the API's JSON, refuses invalid UTF-8 anywhere."""
+    if body.isascii():
+        return True
+    decoder = codecs.getincrementaldecoder("utf-8")("surrogatepass")
+    view = memoryview(body)
+    try:
+        for start in range(0, len(view), _UTF8_SLICE):
+            decoder.decode(view[start : start + _UTF8_SLICE])
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    finally:
+        view.release()
+    return True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 
@@ -12,7 +13,6 @@ from helpers import chat_obj, group_obj
 
 from exporter.whatsgate.budget import BodyBudget, count_items, too_many_items
 from exporter.whatsgate.client import PollError, WhatsGateClient
-from exporter.whatsgate.decode import decode_chats
 from exporter.whatsgate.parse import MAX_CHATS, MAX_PARTICIPANTS, InvalidResponse, parse_chats
 
 URL = "http://whatsgate.test/api/v1"
@@ -65,19 +65,20 @@ def test_the_client_refuses_a_group_of_empty_participants() -> None:
     assert info.value.reason == "invalid_response"
 
 
-def test_too_many_chats_are_refused_by_both_paths() -> None:
+def test_too_many_chats_are_refused() -> None:
     body = answer([chat_obj(f"{i}@c.us") for i in range(MAX_CHATS + 1)])
-    assert decode_chats(body) is None
-    with pytest.raises(InvalidResponse, match="more than 100000 chats"):
-        parse_chats(json.loads(body))
+    with pytest.raises(InvalidResponse, match=r"^data: more than 100000 chats$"):
+        parse_chats(body)
+    assert len(parse_chats(answer([chat_obj(f"{i}@c.us") for i in range(MAX_CHATS)]))) == MAX_CHATS
 
 
-def test_too_many_participants_are_refused_by_both_paths() -> None:
+def test_too_many_participants_are_refused() -> None:
     body = answer([group_obj("1@g.us", members=MAX_PARTICIPANTS + 1)])
-    assert decode_chats(body) is None
-    with pytest.raises(InvalidResponse, match="more than 10000 participants"):
-        parse_chats(json.loads(body))
-    assert decode_chats(answer([group_obj("1@g.us", members=MAX_PARTICIPANTS)])) is not None
+    where = re.escape("data[0][id='1@g.us'].groupMetadata.participants")
+    with pytest.raises(InvalidResponse, match=rf"^{where}: more than 10000 participants$"):
+        parse_chats(body)
+    (group,) = parse_chats(answer([group_obj("1@g.us", members=MAX_PARTICIPANTS)]))
+    assert group.group is not None and group.group.participants == MAX_PARTICIPANTS
 
 
 def test_bodies_share_the_pool_and_one_answer_at_a_time_may_exceed_it() -> None:

@@ -169,7 +169,7 @@ def test_write_commands_are_refused_without_sending(
 ) -> None:
     mocked.post(f"{URL}/{command}", json={"result": "OK"})
     with pytest.raises(ValueError, match="refusing"):
-        client.call(command, {})
+        client.call(command, {}, bytes)
     assert len(mocked.calls) == 0
 
 

@@ -304,3 +304,23 @@ def test_an_answer_cut_in_a_body_shows_none_of_it(client: WhatsGateClient, comma
             client.history("W1", "79991112233@c.us")
     assert err.value.reason == INVALID_RESPONSE and "not JSON" in err.value.detail
     assert MARKER not in str(err.value) and "hello" not in str(err.value)
+
+
+def test_a_lone_surrogate_where_no_string_belongs_skips_only_its_event(client: WhatsGateClient) -> None:
+    # msgspec.convert cannot even report a lone surrogate where a number belongs (it raised
+    # UnicodeEncodeError, and the whole events poll failed as the exporter's own error).
+    good = event(8, "message", {"message": message("false_79991112233@c.us_A", NOW - 9)})
+    text = json.dumps(answer([good, event("BAD-ID", "disconnect", None)])).replace("BAD-ID", "\\ud800")
+    serve(client, "events-get", text.encode())
+    page = client.events_page("W1", None, 1)
+    assert [e.id for e in page.events] == [8] and page.skipped == 1
+    kept = event(9, "create", {"message": message("true_79991112233@c.us_B", "BAD-TS")})
+    serve(client, "events-get", json.dumps(answer([kept])).replace("BAD-TS", "\\udc00").encode())
+    assert client.events_page("W1", None, 1).events == (Event(9, "2026-12-04 10:00:00", "create", None),)
+    history = {"result": "OK", "data": [message("false_79991112233@c.us_A", "BAD-TS")]}
+    serve(client, "get-history", json.dumps(history).replace("BAD-TS", "\\udc00").encode())
+    assert client.history("W1", "79991112233@c.us") == ((), 1)
+    serve(client, "events-get", json.dumps(answer([good])).replace('"page"', '"\\ud800"').encode())
+    with pytest.raises(PollError) as err:  # the envelope's page missing, its key a lone surrogate
+        client.events_page("W1", None, 1)
+    assert err.value.reason == INVALID_RESPONSE

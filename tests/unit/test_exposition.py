@@ -7,7 +7,7 @@ import re
 
 import pytest
 from chat_collector import ChatCollector
-from helpers import chat_obj, group_obj, promtool_check_metrics
+from helpers import chat_obj, chats_of, group_obj, promtool_check_metrics
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -15,7 +15,6 @@ from exporter.config.settings import parse_config
 from exporter.metrics.collectors import HealthCollector
 from exporter.metrics.store import Store
 from exporter.snapshot.state import AccountState, ChatData
-from exporter.whatsgate.parse import parse_chats
 
 NOW = 1_800_000_000.0
 WEIRD = 'Quote " back\\slash\nnew line ✨ שלום مرحبا'
@@ -47,7 +46,7 @@ def make_config(**chats: object):
 
 def state_for(payload: dict, config=None, account: int = 0, polled_at: float = NOW) -> AccountState:
     config = config or make_config()
-    data = ChatData.build(parse_chats(payload), config.chats, polled_at)
+    data = ChatData.build(chats_of(payload["data"]), config.chats, polled_at)
     return AccountState(config.accounts[account]).succeeded(data, 0.25)
 
 

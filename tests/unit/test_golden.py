@@ -10,14 +10,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from helpers import chat_obj, group_obj
+from helpers import chat_obj, chats_of, group_obj
 
 from exporter.config.schedules import parse_schedules
 from exporter.config.settings import parse_config
 from exporter.metrics.store import Store
 from exporter.model import Account
 from exporter.snapshot.state import AccountState, ChatData
-from exporter.whatsgate.parse import parse_chats
 
 GOLDEN = Path(__file__).parent / "golden" / "metrics_small.txt"
 NOW = 1_767_261_600.0  # 2026-01-01 10:00 UTC, a Thursday: the office below is open
@@ -34,16 +33,14 @@ def body() -> bytes:
         polling=False,
     )
     schedule = parse_schedules({"office": {"timezone": "UTC", "hours": {"thu": ["09:00-18:00"]}}})["office"]
-    chats = parse_chats(
-        {
-            "data": [
-                chat_obj("79990000001@c.us", 2, ts=int(NOW) - 1800, name='Anna "A" \\ Ivanova'),
-                chat_obj("79990000002@c.us", 0, ts=int(NOW) - 60, name="Boris", pinned=True),
-                chat_obj("79990000003@c.us", 5, ts=int(NOW) - 120, name="Muted\nline", muted=True),
-                group_obj("120363000000000001@g.us", 1, members=4, admins=2, name="Team 😀 שלום"),
-                chat_obj("status@broadcast", 0, name="Status"),
-            ]
-        }
+    chats = chats_of(
+        [
+            chat_obj("79990000001@c.us", 2, ts=int(NOW) - 1800, name='Anna "A" \\ Ivanova'),
+            chat_obj("79990000002@c.us", 0, ts=int(NOW) - 60, name="Boris", pinned=True),
+            chat_obj("79990000003@c.us", 5, ts=int(NOW) - 120, name="Muted\nline", muted=True),
+            group_obj("120363000000000001@g.us", 1, members=4, admins=2, name="Team 😀 שלום"),
+            chat_obj("status@broadcast", 0, name="Status"),
+        ]
     )
     store = Store(stale_after=300, clock=lambda: NOW, include_process_metrics=False)
     support = Account("79990001122", "support", "office")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from helpers import chat_obj, group_obj
+from helpers import chat_obj, chats_of, group_obj
 
 from exporter.alerting.evaluator import Evaluator
 from exporter.alerting.kinds import KINDS
@@ -27,7 +27,6 @@ from exporter.snapshot.privacy import Privacy
 from exporter.snapshot.replies import ReplyData, Tracker
 from exporter.snapshot.state import AccountState, ChatData, DiscoveryState
 from exporter.snapshot.waiting import Wait
-from exporter.whatsgate.parse import parse_chats
 
 NOW = 1_000_000.0
 STALE_AFTER = 300.0
@@ -65,7 +64,7 @@ def snapshot(
     privacy: Privacy | None = None,
 ) -> AccountState:
     """Account "support" polled at ``polled_at``; its events poll last succeeded at ``replies_at``."""
-    parsed = parse_chats({"result": "OK", "data": CHATS if chats is None else chats})
+    parsed = chats_of(CHATS if chats is None else chats)
     cfg = parse_config(BASE)
     extra = {"privacy": privacy} if privacy is not None else {}
     data = ChatData.build(parsed, cfg.chats, polled_at, **extra)
@@ -118,9 +117,7 @@ def test_the_agent_fires_above_not_at_the_limit(value: int, fires: bool):
     pinned = [chat_obj(f"{i}@c.us", 0, ts=1, pinned=True) for i in range(value)]
     ev = Evaluator(cfg, clock=lambda: NOW)
     ev.evaluate_account(
-        AccountState(cfg.accounts[0]).succeeded(
-            ChatData.build(parse_chats({"result": "OK", "data": pinned}), cfg.chats, NOW), 0.1
-        )
+        AccountState(cfg.accounts[0]).succeeded(ChatData.build(chats_of(pinned), cfg.chats, NOW), 0.1)
     )
     assert [a.label("alertname") for a in ev.alerts() if a.firing] == (["T"] if fires else [])
 

@@ -8,12 +8,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
+from helpers import answer_chats, answer_sessions, one_chat
 from hypothesis import given
 from hypothesis import strategies as st
 
 from exporter.model import CONTACT, GROUP, Chat, ChatsConfig, Group, Session
 from exporter.snapshot.summary import TypeSummary, priority, select_chats, summarize
-from exporter.whatsgate.parse import InvalidResponse, parse_chat, parse_chats, parse_sessions
+from exporter.whatsgate.parse import InvalidResponse
 
 # The "Full response example" of get-chats.txt, verbatim (including "size": 0 with two participants).
 DOCUMENTED_EXAMPLE = """
@@ -101,7 +102,7 @@ def group(meta: dict[str, Any] | None = None, **overrides: Any) -> dict[str, Any
 
 def invalid(obj: Any) -> str:
     with pytest.raises(InvalidResponse) as info:
-        parse_chat(obj)
+        one_chat(obj)
     return str(info.value)
 
 
@@ -133,7 +134,7 @@ def make(
 
 
 def test_documented_full_example_parses() -> None:
-    chats = parse_chats(json.loads(DOCUMENTED_EXAMPLE))
+    chats = answer_chats(json.loads(DOCUMENTED_EXAMPLE))
 
     assert chats[0] == Chat(
         id="79999999999@c.us",
@@ -161,14 +162,14 @@ def test_documented_full_example_parses() -> None:
 
 
 def test_participants_absent_member_count_is_size() -> None:
-    chat = parse_chat(group({"size": 7, "creation": 5}))
+    chat = one_chat(group({"size": 7, "creation": 5}))
     assert chat.group == Group(created=5, participants=None, admins=None, size=7)
     assert chat.group is not None
     assert chat.group.member_count == 7
 
 
 def test_participants_null_is_like_absent() -> None:
-    chat = parse_chat(group({"size": 4, "participants": None}))
+    chat = one_chat(group({"size": 4, "participants": None}))
     assert chat.group is not None
     assert chat.group.participants is None
     assert chat.group.admins is None
@@ -176,7 +177,7 @@ def test_participants_null_is_like_absent() -> None:
 
 
 def test_group_metadata_size_and_creation_optional() -> None:
-    chat = parse_chat(group({"participants": [{"id": "1@c.us", "isAdmin": True}]}))
+    chat = one_chat(group({"participants": [{"id": "1@c.us", "isAdmin": True}]}))
     assert chat.group == Group(created=0, participants=1, admins=1, size=0)
 
 
@@ -192,7 +193,7 @@ def test_group_metadata_size_and_creation_optional() -> None:
 )
 def test_admin_count(flags: list[tuple[bool, bool]], admins: int) -> None:
     people = [{"id": f"{i}@c.us", "isAdmin": a, "isSuperAdmin": s} for i, (a, s) in enumerate(flags)]
-    chat = parse_chat(group({"size": 0, "participants": people}))
+    chat = one_chat(group({"size": 0, "participants": people}))
     assert chat.group is not None
     assert chat.group.admins == admins
     assert chat.group.participants == len(flags)
@@ -200,7 +201,7 @@ def test_admin_count(flags: list[tuple[bool, bool]], admins: int) -> None:
 
 
 def test_missing_admin_flags_mean_not_admin() -> None:
-    chat = parse_chat(group({"size": 1, "participants": [{"id": "1@c.us"}]}))
+    chat = one_chat(group({"size": 1, "participants": [{"id": "1@c.us"}]}))
     assert chat.group is not None
     assert chat.group.admins == 0
 
@@ -213,7 +214,7 @@ def test_member_count_property() -> None:
 
 def test_large_group() -> None:
     people = [{"id": f"{i}@c.us", "isAdmin": i < 3, "isSuperAdmin": i == 0} for i in range(1024)]
-    chat = parse_chat(group({"size": 1024, "participants": people}))
+    chat = one_chat(group({"size": 1024, "participants": people}))
     assert chat.group == Group(created=0, participants=1024, admins=3, size=1024)
 
 
@@ -245,7 +246,7 @@ def test_group_without_metadata_is_invalid() -> None:
 
 
 def test_contact_ignores_group_metadata() -> None:
-    chat = parse_chat(contact(groupMetadata="whatever"))
+    chat = one_chat(contact(groupMetadata="whatever"))
     assert chat.group is None
 
 
@@ -266,7 +267,7 @@ def test_missing_required_field(field: str, make_obj: Any) -> None:
 def test_mute_expiration_is_optional() -> None:
     obj = contact(isMuted=True)
     del obj["muteExpiration"]
-    assert parse_chat(obj).muted is True
+    assert one_chat(obj).muted is True
 
 
 @pytest.mark.parametrize(
@@ -311,7 +312,7 @@ def test_negative_numbers_are_invalid(field: str) -> None:
 
 
 def test_integral_float_is_accepted() -> None:
-    assert parse_chat(contact(unreadCount=7.0)).unread == 7
+    assert one_chat(contact(unreadCount=7.0)).unread == 7
 
 
 def test_empty_id_is_invalid() -> None:
@@ -330,7 +331,7 @@ def test_error_names_the_chat_id() -> None:
 @pytest.mark.parametrize("value", [float("nan"), float("inf")])
 def test_non_finite_number_is_invalid_response(value: float) -> None:
     with pytest.raises(InvalidResponse):
-        parse_chat(contact(unreadCount=value))
+        one_chat(contact(unreadCount=value))
 
 
 # --- names kept verbatim --------------------------------------------------------
@@ -353,7 +354,7 @@ def test_non_finite_number_is_invalid_response(value: float) -> None:
 )
 def test_names_kept_verbatim(name: str) -> None:
     payload = json.loads(json.dumps({"result": "OK", "data": [contact(name=name), group(name=name)]}))
-    chats = parse_chats(payload)
+    chats = answer_chats(payload)
     assert [c.name for c in chats] == [name, name]
 
 
@@ -361,42 +362,42 @@ def test_names_kept_verbatim(name: str) -> None:
 
 
 def test_parse_chats_empty_list() -> None:
-    assert parse_chats({"result": "OK", "data": []}) == []
+    assert answer_chats({"result": "OK", "data": []}) == []
 
 
 def test_duplicate_chat_ids_are_invalid() -> None:
     with pytest.raises(InvalidResponse, match="appears twice"):
-        parse_chats({"result": "OK", "data": [contact(), contact(id="x@c.us"), contact(name="other")]})
+        answer_chats({"result": "OK", "data": [contact(), contact(id="x@c.us"), contact(name="other")]})
 
 
 @pytest.mark.parametrize("data", [{}, None, "chats", 3, {"0": {}}])
 def test_data_not_a_list(data: Any) -> None:
     with pytest.raises(InvalidResponse, match=r"^data: expected array"):
-        parse_chats({"result": "OK", "data": data})
+        answer_chats({"result": "OK", "data": data})
 
 
 @pytest.mark.parametrize("payload", [[], None, "OK", 1])
 def test_payload_not_an_object(payload: Any) -> None:
     with pytest.raises(InvalidResponse, match="expected a JSON object"):
-        parse_chats(payload)
+        answer_chats(payload)
 
 
 def test_payload_without_data() -> None:
     with pytest.raises(InvalidResponse, match="no 'data' field"):
-        parse_chats({"result": "OK"})
+        answer_chats({"result": "OK"})
 
 
 def test_bad_chat_in_list_names_its_index() -> None:
     with pytest.raises(InvalidResponse, match=re.escape("data[2]")):
-        parse_chats({"result": "OK", "data": [contact(id="a"), contact(id="b"), "oops"]})
+        answer_chats({"result": "OK", "data": [contact(id="a"), contact(id="b"), "oops"]})
     bad = contact(id="c")
     del bad["timestamp"]
     with pytest.raises(InvalidResponse, match=re.escape("data[1][id='c'].timestamp: missing")):
-        parse_chats({"result": "OK", "data": [contact(id="a"), bad]})
+        answer_chats({"result": "OK", "data": [contact(id="a"), bad]})
 
 
 def test_unknown_fields_are_ignored() -> None:
-    chats = parse_chats({"result": "OK", "extra": 1, "data": [contact(newField={"a": 1}, unreadCount=2)]})
+    chats = answer_chats({"result": "OK", "extra": 1, "data": [contact(newField={"a": 1}, unreadCount=2)]})
     assert chats[0].unread == 2
 
 
@@ -415,7 +416,7 @@ def test_parse_sessions() -> None:
             {"id": 3, "unique_id": "wa-3", "status": "READY"},
         ],
     }
-    sessions, pages = parse_sessions(payload)
+    sessions, pages = answer_sessions(payload)
     assert sessions == [
         Session(whatsapp_id="wa-1", name="main", status="READY"),
         Session(whatsapp_id="wa-2", name="", status="AUTH"),
@@ -431,7 +432,7 @@ def test_parse_sessions_pages(pages: Any, expected: int) -> None:
     payload: dict[str, Any] = {"result": "OK", "data": []}
     if pages is not None:
         payload["pages"] = pages
-    assert parse_sessions(payload) == ([], expected)
+    assert answer_sessions(payload) == ([], expected)
 
 
 @pytest.mark.parametrize(
@@ -446,7 +447,7 @@ def test_parse_sessions_pages(pages: Any, expected: int) -> None:
 )
 def test_parse_sessions_invalid(data: Any, match: str) -> None:
     with pytest.raises(InvalidResponse, match=match):
-        parse_sessions({"result": "OK", "data": data})
+        answer_sessions({"result": "OK", "data": data})
 
 
 # --- summarize ----------------------------------------------------------------

@@ -6,14 +6,13 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-from helpers import chat_obj, group_obj, html_tables
+from helpers import chat_obj, chats_of, group_obj, html_tables
 
 from exporter.alerting.evaluator import Evaluator
 from exporter.config.settings import Config, parse_config
 from exporter.model import Account, Session
 from exporter.page import status as pages
 from exporter.snapshot.state import AccountState, ChatData, DiscoveryState
-from exporter.whatsgate.parse import parse_chats
 
 MSK = ZoneInfo("Europe/Moscow")
 # Wednesday 2026-06-03, 12:00 in Moscow: the office is open.
@@ -60,7 +59,7 @@ def support_chats() -> list[dict]:
 
 def build(cfg: Config, index: int, chats: list[dict], polled_at: float = NOW) -> ChatData:
     account = cfg.accounts[index]
-    parsed = parse_chats({"result": "OK", "data": chats})
+    parsed = chats_of(chats)
     return ChatData.build(parsed, cfg.chats, polled_at, cfg.waiting, cfg.schedule_for(account))
 
 

@@ -3,10 +3,9 @@
 An operator reads ``invalid_response: data[3][id='7999@c.us'].unreadCount: ...`` in the log and
 in whatsgate_poll_errors_total's last error; a message that lost its ``data[3]``, the chat's id
 or the ``.groupMetadata`` step says nothing about where to look. So each case below compares
-the whole message, not a substring of it. Counts are whole numbers in both paths the client
-reads an answer by (the msgspec fast path, which defers, and json.loads + parse.py, which
-explains): a fractional ``unreadCount`` or group ``size`` is refused, with the same reason and
-field, whichever path met it first; a timestamp may come as a float (documented).
+the whole message, not a substring of it. Counts are whole numbers: a fractional ``unreadCount``
+or group ``size`` is refused, naming the field, also through the client; a timestamp may come
+as a float (documented).
 """
 
 from __future__ import annotations
@@ -16,11 +15,10 @@ from typing import Any
 
 import pytest
 import responses
-from helpers import chat_obj, group_obj
+from helpers import answer_chats, answer_sessions, chat_obj, group_obj
 
 from exporter.whatsgate.client import PollError, WhatsGateClient
-from exporter.whatsgate.decode import decode_chats
-from exporter.whatsgate.parse import MAX_NUMBER, InvalidResponse, parse_chat, parse_chats, parse_sessions
+from exporter.whatsgate.parse import MAX_NUMBER, InvalidResponse, parse_chats
 
 URL = "http://whatsgate.test/api/v1"
 C = "data[1][id='2@c.us']"  # the second chat: the index and the id both in the path
@@ -29,7 +27,7 @@ G = "data[1][id='2@g.us'].groupMetadata"
 
 def refusal(second: dict[str, Any]) -> str:
     with pytest.raises(InvalidResponse) as info:
-        parse_chats({"result": "OK", "data": [chat_obj("1@c.us", 1), second]})
+        answer_chats({"result": "OK", "data": [chat_obj("1@c.us", 1), second]})
     return str(info.value)
 
 
@@ -41,6 +39,10 @@ def group(**meta: Any) -> dict[str, Any]:
     obj = group_obj("2@g.us", 1, members=2, admins=1, size=2)
     obj["groupMetadata"] = {**obj["groupMetadata"], **meta}
     return obj
+
+
+def without_metadata() -> dict[str, Any]:
+    return {k: v for k, v in group().items() if k != "groupMetadata"}
 
 
 @pytest.mark.parametrize(
@@ -59,6 +61,10 @@ def group(**meta: Any) -> dict[str, Any]:
         (contact(id="7" * 80, pinned=1), "data[1].pinned: expected boolean, got integer"),
         (contact(name=None), f"{C}.name: expected string, got null"),
         (contact(name="a\udfff"), f"{C}.name: not valid Unicode (lone surrogate)"),
+        (contact(name="\ud800", pinned=3), f"{C}.name: not valid Unicode (lone surrogate)"),
+        (contact(isGroup="\ud800"), f"{C}.isGroup: expected boolean, got string"),
+        (contact(unreadCount="\ud800"), f"{C}.unreadCount: expected integer or number, got string"),
+        (contact(**{"\ud800": 1}, id=5), "data[1].id: expected string, got integer"),
         (contact(isGroup="no"), f"{C}.isGroup: expected boolean, got string"),
         (contact(isReadOnly=0), f"{C}.isReadOnly: expected boolean, got integer"),
         (contact(pinned=None), f"{C}.pinned: expected boolean, got null"),
@@ -74,6 +80,15 @@ def group(**meta: Any) -> dict[str, Any]:
             f"{G}.participants[1]: isAdmin/isSuperAdmin must be booleans",
         ),
         ({**group(), "groupMetadata": 5}, "data[1][id='2@g.us'].groupMetadata: expected object, got integer"),
+        ({**group(), "groupMetadata": None}, "data[1][id='2@g.us'].groupMetadata: expected object, got null"),
+        (without_metadata(), "data[1][id='2@g.us'].groupMetadata: missing"),
+        ({**without_metadata(), "id": "7" * 80}, "data[1].groupMetadata: missing"),
+        (
+            group(participants=[{}, {"isSuperAdmin": "yes"}]),
+            f"{G}.participants[1]: isAdmin/isSuperAdmin must be booleans",
+        ),
+        (contact(timestamp=-1.5), f"{C}.timestamp: negative value -1.5"),
+        (contact(pinned=1.5), f"{C}.pinned: expected boolean, got number"),
         ("chat", "data[1]: expected object, got string"),
     ],
 )
@@ -82,16 +97,16 @@ def test_a_refusal_names_the_reason_and_the_whole_path(second: Any, message: str
 
 
 def test_2_to_the_53_is_the_largest_number_taken():
-    (chat,) = parse_chats({"result": "OK", "data": [chat_obj("1@c.us", MAX_NUMBER, ts=MAX_NUMBER)]})
+    (chat,) = answer_chats({"result": "OK", "data": [chat_obj("1@c.us", MAX_NUMBER, ts=MAX_NUMBER)]})
     assert (chat.unread, chat.last_activity) == (2**53, 2**53)
 
 
 def test_a_fractional_float_timestamp_is_taken_but_a_fractional_count_never():
-    (chat,) = parse_chats({"result": "OK", "data": [chat_obj("1@c.us", 1, ts=1_700_000_000.75)]})
+    (chat,) = answer_chats({"result": "OK", "data": [chat_obj("1@c.us", 1, ts=1_700_000_000.75)]})
     assert chat.last_activity == 1_700_000_000
     # A whole float is a whole number, count or not.
-    (chat,) = parse_chats({"result": "OK", "data": [{**chat_obj("1@c.us"), "unreadCount": 3.0}]})
-    assert chat.unread == 3
+    (chat,) = answer_chats({"result": "OK", "data": [{**chat_obj("1@c.us"), "unreadCount": 3.0}]})
+    assert chat.unread == 3 and type(chat.unread) is int and type(chat.last_activity) is int
 
 
 @pytest.mark.parametrize(
@@ -102,15 +117,13 @@ def test_a_fractional_float_timestamp_is_taken_but_a_fractional_count_never():
         (group(size=0.25), f"{G}.size"),
     ],
 )
-def test_a_fractional_count_is_refused_on_both_paths_with_the_same_reason(obj: dict, where: str):
+def test_a_fractional_count_is_refused_through_the_client_naming_the_field(obj: dict, where: str):
     body = json.dumps({"result": "OK", "data": [chat_obj("1@c.us", 1), obj]}).encode()
-    assert decode_chats(body) is None  # the fast path does not take it...
     client = WhatsGateClient(URL, "k")
     with responses.RequestsMock() as mock:
         mock.post(f"{URL}/get-chats", body=body, content_type="application/json")
         with pytest.raises(PollError) as caught:
             client.get_chats("W1")
-    # ...and the slow path refuses it, naming the field.
     assert caught.value.reason == "invalid_response"
     assert f"{where}: expected a whole number, got " in caught.value.detail
 
@@ -128,20 +141,27 @@ def test_a_fractional_count_is_refused_on_both_paths_with_the_same_reason(obj: d
 )
 def test_sessions_refusals_name_the_path(payload: Any, message: str):
     with pytest.raises(InvalidResponse) as info:
-        parse_sessions(payload)
+        answer_sessions(payload)
     assert str(info.value) == message
 
 
 def test_duplicate_ids_name_the_id():
     with pytest.raises(InvalidResponse) as info:
-        parse_chats({"result": "OK", "data": [chat_obj("1@c.us"), chat_obj("2@c.us"), chat_obj("1@c.us")]})
+        answer_chats({"result": "OK", "data": [chat_obj("1@c.us"), chat_obj("2@c.us"), chat_obj("1@c.us")]})
+    assert str(info.value) == "data: chat id '1@c.us' appears twice"
+    with pytest.raises(InvalidResponse) as info:
+        answer_chats({"result": "OK", "data": [chat_obj("2@c.us"), chat_obj("1@c.us"), chat_obj("1@c.us")]})
     assert str(info.value) == "data: chat id '1@c.us' appears twice"
 
 
-def test_parse_chat_alone_names_the_chat_and_parse_chats_names_a_bad_data():
+def test_a_lone_surrogate_escaped_in_capitals_is_found_too():
+    text = json.dumps({"result": "OK", "data": [chat_obj("1@c.us", name="NAME")]}).replace("NAME", "x\\uDFFF")
     with pytest.raises(InvalidResponse) as info:
-        parse_chat(contact(pinned="no"))
-    assert str(info.value) == "chat[id='2@c.us'].pinned: expected boolean, got string"
+        parse_chats(text.encode())
+    assert str(info.value) == "data[0][id='1@c.us'].name: not valid Unicode (lone surrogate)"
+
+
+def test_a_bad_data_is_named():
     with pytest.raises(InvalidResponse) as info:
-        parse_chats({"result": "OK", "data": {"0": chat_obj("1@c.us")}})
+        answer_chats({"result": "OK", "data": {"0": chat_obj("1@c.us")}})
     assert str(info.value) == "data: expected array, got object"

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import REPO, chat_obj, group_obj
+from helpers import REPO, chat_obj, chats_of, group_obj
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.cli import logfmt
@@ -21,7 +21,6 @@ from exporter.metrics.store import Store
 from exporter.model import Account
 from exporter.snapshot.privacy import HIDDEN, Privacy
 from exporter.snapshot.state import AccountState, ChatData
-from exporter.whatsgate.parse import parse_chats
 
 KEY = b"k3y-for-the-privacy-tests-0123456789"
 ALICE = "79991112233@c.us"
@@ -199,7 +198,7 @@ def run(tmp_path: Path, mode: str, **extra: object) -> list[tuple[AccountState, 
     for i, chats in enumerate(polls()):
         previous = state.data.waits if state.data else None
         data = ChatData.build(
-            parse_chats({"result": "OK", "data": chats}),
+            chats_of(chats),
             cfg.chats,
             T0 + 60 * i,
             cfg.waiting,
@@ -282,7 +281,7 @@ def test_agent_alerts_carry_no_empty_name(tmp_path, names):
     privacy = {"chat_ids": "hash", "names": names, "key_file": "key"}
     thresholds = [{"name": "Unread", "metric": "chat_unread_messages", "above": 0}]
     cfg = config(tmp_path, privacy, thresholds=thresholds)
-    chats = parse_chats({"result": "OK", "data": polls()[0]})
+    chats = chats_of(polls()[0])
     data = ChatData.build(chats, cfg.chats, T0, privacy=cfg.privacy)
     state = AccountState(Account("W1", "support")).succeeded(data, 0.1)
     threshold = cfg.thresholds[0]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import chat_obj, group_obj, tool
+from helpers import chat_obj, chats_of, group_obj, tool
 
 from exporter.alerting import kinds
 from exporter.alerting.evaluator import Evaluator
@@ -22,7 +22,6 @@ from exporter.config.settings import parse_config
 from exporter.snapshot.replies import ReplyData, Tracker
 from exporter.snapshot.state import AccountState, ChatData
 from exporter.snapshot.waiting import Histogram, Wait
-from exporter.whatsgate.parse import parse_chats
 
 NOW = 1_000_000.0
 BASE = {
@@ -62,9 +61,7 @@ def account(
     chats: list[dict] | None = None,
 ) -> AccountState:
     """An account polled (get-chats) at ``chats_at`` whose events poll last succeeded at ``replies_at``."""
-    data = ChatData.build(
-        parse_chats({"result": "OK", "data": CHATS if chats is None else chats}), cfg.chats, chats_at
-    )
+    data = ChatData.build(chats_of(CHATS if chats is None else chats), cfg.chats, chats_at)
     replies = ReplyData(
         tracker or Tracker.empty(cfg.replies.buckets),
         up=replies_at is not None,

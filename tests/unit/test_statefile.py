@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import chat_obj
+from helpers import chat_obj, chats_of
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -25,13 +25,12 @@ from exporter.snapshot import statefile
 from exporter.snapshot.state import AccountState, ChatData
 from exporter.snapshot.statefile import Entry, Reading, waits_from_json, waits_to_json
 from exporter.whatsgate.client import WhatsGateClient
-from exporter.whatsgate.parse import parse_chats
 
 T = 1_780_000_000.0
 
 
 def state(now: float) -> AccountState:
-    chats = parse_chats({"data": [chat_obj("1@c.us", 3, ts=int(now) - 600), chat_obj("2@c.us", 0)]})
+    chats = chats_of([chat_obj("1@c.us", 3, ts=int(now) - 600), chat_obj("2@c.us", 0)])
     return AccountState(Account("W1", "one")).succeeded(ChatData.build(chats, ChatsConfig(), now), 0.1)
 
 

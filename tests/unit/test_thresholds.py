@@ -6,7 +6,7 @@ import json
 
 import pytest
 import responses
-from helpers import chat_obj, group_obj
+from helpers import chat_obj, chats_of, group_obj
 
 from exporter.alerting.evaluator import Evaluator
 from exporter.alerting.sender import Sender, payload
@@ -16,7 +16,6 @@ from exporter.config.schema import ConfigError
 from exporter.config.settings import AlertmanagerConfig, parse_config
 from exporter.model import Account, Session
 from exporter.snapshot.state import AccountState, ChatData, DiscoveryState
-from exporter.whatsgate.parse import parse_chats
 
 BASE = {
     "whatsgate": {"api_key": "k"},
@@ -34,7 +33,7 @@ def config(*thresholds: dict, **extra):
 
 
 def state(cfg, account: int, chats: list[dict], now: float) -> AccountState:
-    data = ChatData.build(parse_chats({"result": "OK", "data": chats}), cfg.chats, now)
+    data = ChatData.build(chats_of(chats), cfg.chats, now)
     return AccountState(cfg.accounts[account]).succeeded(data, 0.1)
 
 
@@ -436,7 +435,7 @@ def test_resolved_alerts_are_not_kept_without_an_alertmanager():
     )
     evaluator = Evaluator(config, clock=lambda: 1e9, keep_resolved=False)
     account = AccountState(account=Account("W", "w"))
-    chats = parse_chats({"data": [chat_obj(f"{i}@c.us", 1) for i in range(50)]})
+    chats = chats_of([chat_obj(f"{i}@c.us", 1) for i in range(50)])
     evaluator.evaluate_account(account.succeeded(ChatData.build(chats, config.chats, 1e9), 0.1))
     assert len(evaluator.alerts()) == 50
     evaluator.evaluate_account(account.succeeded(ChatData.build([], config.chats, 1e9), 0.1))
