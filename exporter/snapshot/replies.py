@@ -86,7 +86,8 @@ _EMPTY_HISTOGRAMS: dict[str, Mapping[tuple[str, str], Histogram]] = {}
 _ZERO: Mapping[str, int] = MappingProxyType(dict.fromkeys(CHAT_TYPES, 0))
 
 
-@dataclass(frozen=True)
+# Slots: one or more per account between polls (see snapshot.state.AccountState).
+@dataclass(frozen=True, slots=True)
 class Tracker:
     """One account's reply state: known chats, response-time histograms, message counters."""
 
@@ -318,7 +319,7 @@ def _zero_errors() -> Mapping[str, int]:
     return _NO_ERRORS  # read-only: shared until the first failure makes a copy
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ReplyData:
     """What the event poll of one account knows: :attr:`AccountState.replies` (None while
     ``replies.enabled`` is false). Built by :mod:`exporter.poller.events`."""

@@ -140,7 +140,9 @@ def _counted(errors: Mapping[str, int], reason: str) -> Mapping[str, int]:
     return MappingProxyType({**errors, reason: errors.get(reason, 0) + 1})
 
 
-@dataclass(frozen=True)
+# Slots (no __dict__ per instance) on the records every account keeps one of between polls:
+# with many small accounts they are much of what an account costs (bench/RESULTS.md).
+@dataclass(frozen=True, slots=True)
 class AccountState:
     account: Account
     up: bool = False
@@ -188,7 +190,7 @@ class AccountState:
         return self.data is None or now - self.data.polled_at > stale_after
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DiscoveryState:
     """What the last ``sessions-get`` said, for ``whatsgate_session_status``."""
 

@@ -67,7 +67,8 @@ class WaitingConfig:
 # --- the tracker ----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+# Slots: one or more per account between polls (see snapshot.state.AccountState).
+@dataclass(frozen=True, slots=True)
 class Histogram:
     """One chat type's observed wait durations since start. ``counts`` are CUMULATIVE, as Prometheus
     exposes them: ``counts[i]`` is how many waits lasted at most ``buckets[i]``; ``count`` is +Inf."""
@@ -121,7 +122,7 @@ def wait_seconds(since: float, now: float, schedule: Schedule | None) -> float:
     return now - since if now > since else 0.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Waits:
     """One account's tracker state: the open waits, and the time-to-read histograms per chat type."""
 
