@@ -58,9 +58,10 @@ def limit_arenas(count: int = ARENAS) -> bool:
 
 # Blocks from this size up are mapped on their own and unmapped when freed. glibc starts at
 # a smaller threshold and raises it as mapped blocks are freed; fixed, the answer bodies and
-# rendered families of every poll stay out of the heap. Not lower: the scrapes' writes would
-# then be mapped and faulted in afresh each time, which showed as scrape latency; higher kept
-# half the saving (bench/RESULTS.md, memory.py).
+# rendered families of every poll stay out of the heap. The price: a mapped block is faulted
+# in afresh each time, which a poll pays in CPU. Not lower: the scrapes' writes would then be
+# mapped too, which showed as scrape latency; higher kept half the saving for less CPU
+# (bench/RESULTS.md, memory.py).
 MMAP_THRESHOLD = 512 * 1024
 
 
