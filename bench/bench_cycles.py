@@ -21,10 +21,6 @@ chat has its series; poll_interval 1s, so the accounts re-poll back to back), th
 One million chats (the 300 MB / 10 s target), CPU of the polls alone:
 
     python bench/bench_cycles.py --accounts 100 --cycles 5 --scrapers 0 --scrapes 20
-
-Many open waits (issue 18: 70 % of the chats unread, instead of the simulator's 30 %):
-
-    python bench/bench_cycles.py --unread 0.7 --scrapes 0 --sparse-scrapes 0
 """
 
 from __future__ import annotations
@@ -146,7 +142,6 @@ def main() -> None:
     parser.add_argument("--scrapes", type=int, default=200)
     parser.add_argument("--sparse-scrapes", type=int, default=30, help="scrapes 1.1 s apart (0: none)")
     parser.add_argument("--concurrency", type=int, help="poll_concurrency (default: the exporter's)")
-    parser.add_argument("--unread", type=float, help="share of chats unread (default: the simulator's)")
     parser.add_argument("--static-body", help=argparse.SUPPRESS)
     parser.add_argument("--static-port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -160,14 +155,6 @@ def main() -> None:
     try:
         sim_port, exp_port, static_port = free_port(), free_port(), free_port()
         sim_cmd = [sys.executable, "-m", "exporter.simulator", "--listen", f"127.0.0.1:{sim_port}"]
-        if args.unread is not None:
-            # The simulator has no option for it: its unread counts are drawn by one function.
-            patch = (
-                "import exporter.simulator.data as d; "
-                f"d._unread = lambda rng: rng.randint(1, 5) if rng.random() < {args.unread} else 0; "
-                "from exporter.simulator.cli import main; import sys; sys.exit(main())"
-            )
-            sim_cmd[1:3] = ["-c", patch]
         sim_cmd += ["--accounts", str(args.accounts), "--chats", str(args.chats), "--group-fraction", "0.1"]
         sim_cmd += ["--participants", "20", "--api-key", "bench-key"]
         procs.append(subprocess.Popen(sim_cmd, stdout=subprocess.DEVNULL, cwd=REPO, env=env))
@@ -233,10 +220,6 @@ def main() -> None:
         print(f"  CPU per full poll cycle ({scrapes}): {cpu_per_cycle:.2f} s")
         print(f"peak RSS (VmHWM) during the {cycles:.0f} re-poll cycles: {vm_hwm_mb(exporter.pid):.0f} MB")
         print(f"  (during start-up and the first poll of every account: {first_hwm:.0f} MB)")
-        plain = get(exp_port, gzip=False)[1]
-        waiting = len(re.findall(rb"^whatsgate_chat_waiting_seconds\{", plain, re.M))
-        del plain
-        print(f"  open waits (whatsgate_chat_waiting_seconds series): {waiting:.0f}")
 
         _, body, _ = get(exp_port)
         (tmp / "body.gz").write_bytes(body)
