@@ -47,12 +47,14 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=19879)
     args = parser.parse_args()
 
-    sim = Simulator.generate(accounts=args.accounts, chats=args.chats, participants=5, api_key="bench")
+    # Not "bench": the sessions are bench-0000.., and an id holding the API key is never polled.
+    key = "many-accounts-key"
+    sim = Simulator.generate(accounts=args.accounts, chats=args.chats, participants=5, api_key=key)
     url = sim.start()
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "config.yaml"
         config.write_text(
-            f"whatsgate: {{url: {url}, api_key: bench, timeout: 30s}}\ndiscover: true\n"
+            f"whatsgate: {{url: {url}, api_key: {key}, timeout: 30s}}\ndiscover: true\n"
             f"poll_interval: {args.interval}\npoll_concurrency: {args.concurrency}\n"
         )
         base = f"http://127.0.0.1:{args.port}"

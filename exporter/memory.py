@@ -1,14 +1,18 @@
 """Keep the process's memory flat on glibc, where most deployments run.
 
-Two glibc behaviours cost tens of MB at 10,000 chats per account:
+Three glibc behaviours cost tens of MB at 10,000 chats per account:
 - every thread that allocates gets its own malloc arena (up to 8 per core), so
   memory freed after one account's poll is not reused by the next account's
   thread, and the process grows by one transient per worker;
-- freed memory in the middle of the heap stays resident until trimmed.
-So the heavy work is done one account at a time, the arena count is capped
-before any worker starts, and the heap is trimmed once a poll's transient
-(decoded JSON, rendering) is freed, at most once a second. Elsewhere (musl,
-macOS) the last two are no-ops.
+- freed memory in the middle of the heap stays resident until trimmed;
+- the threshold above which a block gets a mapping of its own rises to the size
+  of every mapped block freed, so after the first poll the large transients
+  (answer bodies, rendered families) come from the heap too, where the
+  long-lived objects allocated meanwhile keep it from shrinking.
+So the heavy work is done one account at a time, the arena count is capped and
+the mmap threshold fixed before any worker starts, and the heap is trimmed once
+a poll's transient (decoded JSON, rendering) is freed, at most once a second.
+Elsewhere (musl, macOS) the last three are no-ops.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import time
 HEAVY_WORK = threading.Lock()
 
 _M_ARENA_MAX = -8  # from glibc's malloc.h
+_M_MMAP_THRESHOLD = -3
 
 
 def _libc() -> ctypes.CDLL | None:
@@ -49,6 +54,20 @@ ARENAS = 1
 def limit_arenas(count: int = ARENAS) -> bool:
     """Cap glibc's malloc arenas (what MALLOC_ARENA_MAX does); call before starting threads."""
     return bool(_LIBC and _LIBC.mallopt(_M_ARENA_MAX, count))
+
+
+# Blocks from this size up are mapped on their own and unmapped when freed. glibc starts at
+# a smaller threshold and raises it as mapped blocks are freed; fixed, the answer bodies and
+# rendered families of every poll stay out of the heap. The price: a mapped block is faulted
+# in afresh each time, which a poll pays in CPU. Not lower: the scrapes' writes would then be
+# mapped too, which showed as scrape latency; higher kept half the saving for less CPU
+# (bench/RESULTS.md, memory.py).
+MMAP_THRESHOLD = 512 * 1024
+
+
+def fix_mmap_threshold(size: int = MMAP_THRESHOLD) -> bool:
+    """Fix glibc's mmap threshold (what MALLOC_MMAP_THRESHOLD_ does); call before starting threads."""
+    return bool(_LIBC and _LIBC.mallopt(_M_MMAP_THRESHOLD, size))
 
 
 # malloc_trim hands the freed pages of a poll back to the system, and the next poll faults

@@ -30,7 +30,8 @@ INTERNAL = "internal"  # the exporter's own failure (a bug, out of memory), neve
 REASONS = (TIMEOUT, CONNECTION, HTTP_STATUS, UNAUTHORIZED, API_ERROR, INVALID_RESPONSE, INTERNAL)
 
 
-@dataclass(frozen=True)
+# Slots: one or more per account between polls (see snapshot.state.AccountState).
+@dataclass(frozen=True, slots=True)
 class Account:
     """One polled WhatsApp session: its WhatsappID and the alias that becomes the ``account`` label."""
 

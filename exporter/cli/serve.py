@@ -152,6 +152,7 @@ def build(args: argparse.Namespace) -> Exporter:
 def run(args: argparse.Namespace) -> int:
     logfmt.setup(args.log_level, args.log_format)
     memory.limit_arenas()
+    memory.fix_mmap_threshold()
     # A scrape takes the GIL back several times (accept, read, write); each time a poll's
     # rendering holds it, the wait is up to one switch interval (CPython's default ``0.005``). A shorter
     # interval bounds that wait; with one busy thread there is no switch, so polls lose nothing.

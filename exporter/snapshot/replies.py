@@ -71,14 +71,23 @@ class ChatTrack(msgspec.Struct, frozen=True, gc=False):
 
 
 def _empty_histograms(buckets: Sequence[float]) -> Mapping[tuple[str, str], Histogram]:
-    return MappingProxyType({(t, r): Histogram.empty(buckets) for t in CHAT_TYPES for r in RESPONSE_TYPES})
+    """Shared by every tracker with these buckets until it observes something: read-only, and
+    most accounts of a large fleet are quiet."""
+    key = repr(tuple(buckets))  # as Histogram.empty: the text tells 300 from 300.0
+    found = _EMPTY_HISTOGRAMS.get(key)
+    if found is None:
+        empty = {(t, r): Histogram.empty(buckets) for t in CHAT_TYPES for r in RESPONSE_TYPES}
+        found = _EMPTY_HISTOGRAMS.setdefault(key, MappingProxyType(empty))
+    return found
 
 
-def _zero(keys: Sequence[str]) -> Mapping[str, int]:
-    return MappingProxyType(dict.fromkeys(keys, 0))
+_EMPTY_HISTOGRAMS: dict[str, Mapping[tuple[str, str], Histogram]] = {}
+# Message counters before the first message: one read-only mapping for every tracker.
+_ZERO: Mapping[str, int] = MappingProxyType(dict.fromkeys(CHAT_TYPES, 0))
 
 
-@dataclass(frozen=True)
+# Slots: one or more per account between polls (see snapshot.state.AccountState).
+@dataclass(frozen=True, slots=True)
 class Tracker:
     """One account's reply state: known chats, response-time histograms, message counters."""
 
@@ -89,7 +98,7 @@ class Tracker:
 
     @classmethod
     def empty(cls, buckets: Sequence[float] = DEFAULT_REPLY_BUCKETS) -> Tracker:
-        return cls(MappingProxyType({}), _empty_histograms(buckets), _zero(CHAT_TYPES), _zero(CHAT_TYPES))
+        return cls(MappingProxyType({}), _empty_histograms(buckets), _ZERO, _ZERO)
 
     def advance(
         self,
@@ -303,11 +312,14 @@ class Cursor(msgspec.Struct, frozen=True):
     ids: tuple[int, ...] = ()
 
 
+_NO_ERRORS: Mapping[str, int] = MappingProxyType(dict.fromkeys(REASONS, 0))
+
+
 def _zero_errors() -> Mapping[str, int]:
-    return _zero(REASONS)
+    return _NO_ERRORS  # read-only: shared until the first failure makes a copy
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ReplyData:
     """What the event poll of one account knows: :attr:`AccountState.replies` (None while
     ``replies.enabled`` is false). Built by :mod:`exporter.poller.events`."""

@@ -8,8 +8,10 @@ poll, never a mix of two.
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from operator import attrgetter
 from types import MappingProxyType
 
 from ..model import CHAT_TYPES, REASONS, Account, Chat, ChatsConfig, Session
@@ -19,6 +21,7 @@ from .schedule import Schedule
 from .summary import Selection, TypeSummary, needed, select_chats, summarize
 from .waiting import Wait, WaitingConfig, Waits
 
+CHAT_ID = attrgetter("id")
 # The longest waits whose chat names a released snapshot keeps: the status page shows them.
 NAMED_WAITS = 10
 
@@ -40,8 +43,10 @@ class ChatData:
     # Whether the account's business hours were open at the poll; None without a schedule.
     business_hours_open: bool | None = None
     # The ids of the chats with per-chat series (at most chats.max_per_account): kept when the
-    # chats are released, for the per-chat reply series rendered at every events poll.
-    selected: frozenset[str] = frozenset()
+    # chats are released, for the per-chat reply series rendered at every events poll. A dict's
+    # keys, not a frozenset: the same lookups in a table less than half the size, which is one
+    # entry per chat of every account between polls (bench/RESULTS.md).
+    selected: Collection[str] = frozenset()
 
     def released(self) -> ChatData:
         """This snapshot after rendering, for when no alert reads chats one by one.
@@ -118,12 +123,16 @@ class ChatData:
             waits=waits,
             waiting=current,
             business_hours_open=None if schedule is None else schedule.is_open(polled_at),
-            selected=frozenset(chat.id for chat in selection.chats),
+            # Interned as the tracker's keys are (Waits.advance): one string per chat id.
+            selected=dict.fromkeys(map(sys.intern, map(CHAT_ID, selection.chats))).keys(),
         )
 
 
+_NO_ERRORS: Mapping[str, int] = MappingProxyType(dict.fromkeys(REASONS, 0))
+
+
 def _zero_errors() -> Mapping[str, int]:
-    return MappingProxyType(dict.fromkeys(REASONS, 0))
+    return _NO_ERRORS  # read-only: shared until the first failure makes a copy (_counted)
 
 
 def _counted(errors: Mapping[str, int], reason: str) -> Mapping[str, int]:
@@ -131,7 +140,9 @@ def _counted(errors: Mapping[str, int], reason: str) -> Mapping[str, int]:
     return MappingProxyType({**errors, reason: errors.get(reason, 0) + 1})
 
 
-@dataclass(frozen=True)
+# Slots (no __dict__ per instance) on the records every account keeps one of between polls:
+# with many small accounts they are much of what an account costs (bench/RESULTS.md).
+@dataclass(frozen=True, slots=True)
 class AccountState:
     account: Account
     up: bool = False
@@ -179,7 +190,7 @@ class AccountState:
         return self.data is None or now - self.data.polled_at > stale_after
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DiscoveryState:
     """What the last ``sessions-get`` said, for ``whatsgate_session_status``."""
 

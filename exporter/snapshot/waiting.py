@@ -30,6 +30,7 @@ restart, as Prometheus expects of counters.
 from __future__ import annotations
 
 import re
+import sys
 from bisect import bisect_left, bisect_right
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -66,7 +67,8 @@ class WaitingConfig:
 # --- the tracker ----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+# Slots: one or more per account between polls (see snapshot.state.AccountState).
+@dataclass(frozen=True, slots=True)
 class Histogram:
     """One chat type's observed wait durations since start. ``counts`` are CUMULATIVE, as Prometheus
     exposes them: ``counts[i]`` is how many waits lasted at most ``buckets[i]``; ``count`` is +Inf."""
@@ -78,12 +80,24 @@ class Histogram:
 
     @classmethod
     def empty(cls, buckets: Sequence[float]) -> Histogram:
-        return cls(tuple(buckets), (0,) * len(buckets), 0.0, 0)
+        """An empty histogram, one object per bucket list: every account (and every reply kind)
+        starts from it, and most of them, small or quiet, never observe anything."""
+        # By repr: 300 and 300.0, or 0.0 and -0.0, are equal keys but not the same text.
+        key = repr(tuple(buckets))
+        found = _EMPTY.get(key)
+        if found is None:
+            found = _EMPTY.setdefault(key, cls(tuple(buckets), (0,) * len(buckets), 0.0, 0))
+        return found
 
     def observe(self, seconds: float) -> Histogram:
         i = bisect_left(self.buckets, seconds)  # first bucket with le >= seconds
         counts = self.counts[:i] + tuple(c + 1 for c in self.counts[i:])
         return Histogram(self.buckets, counts, self.sum + seconds, self.count + 1)
+
+
+_NO_WAITS: Mapping[str, tuple[str, float]] = MappingProxyType({})
+# Each bucket list's empty histogram (Histogram.empty): as many as bucket lists ever configured.
+_EMPTY: dict[str, Histogram] = {}
 
 
 class Wait(msgspec.Struct, frozen=True, gc=False):
@@ -108,7 +122,7 @@ def wait_seconds(since: float, now: float, schedule: Schedule | None) -> float:
     return now - since if now > since else 0.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Waits:
     """One account's tracker state: the open waits, and the time-to-read histograms per chat type."""
 
@@ -117,7 +131,7 @@ class Waits:
 
     @classmethod
     def empty(cls, buckets: Sequence[float] = DEFAULT_BUCKETS) -> Waits:
-        return cls(MappingProxyType({}), MappingProxyType({t: Histogram.empty(buckets) for t in CHAT_TYPES}))
+        return cls(_NO_WAITS, MappingProxyType({t: Histogram.empty(buckets) for t in CHAT_TYPES}))
 
     def advance(
         self,
@@ -143,11 +157,15 @@ class Waits:
                 if not counts(chat):
                     continue
                 kind = chat.chat_type
+                # Interned: the key is then the string the last poll's tracker (and the events
+                # poll's index) already holds, and the answer's own copy goes with the answer.
+                # Else every poll's ids would stay behind, scattered among its freed transients.
+                cid = sys.intern(chat.id)
                 if prev is None:
                     ts = chat.last_activity
-                    since[chat.id] = (kind, float(ts) if ts < now else float(now))
+                    since[cid] = (kind, float(ts) if ts < now else float(now))
                 else:
-                    since[chat.id] = prev if prev[0] == kind else (kind, prev[1])
+                    since[cid] = prev if prev[0] == kind else (kind, prev[1])
             elif prev is not None and counts(chat):
                 ended[chat.id] = (chat.chat_type, prev[1])
         histograms = self.histograms

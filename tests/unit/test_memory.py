@@ -50,3 +50,22 @@ def test_publishes_further_apart_than_the_interval_each_trim(libc: FakeLibc) -> 
 def test_trim_is_a_no_op_without_glibc(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(memory, "_LIBC", None)
     assert not memory.trim(now=1e9)
+
+
+class FakeMallopt:
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, int]] = []
+
+    def mallopt(self, param: int, value: int) -> int:
+        self.calls.append((param, value))
+        return 1
+
+
+def test_the_mmap_threshold_is_fixed_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    """glibc raises its threshold as mapped blocks are freed: fixed, large transients stay mapped."""
+    fake = FakeMallopt()
+    monkeypatch.setattr(memory, "_LIBC", fake)
+    assert memory.fix_mmap_threshold()
+    assert fake.calls == [(-3, memory.MMAP_THRESHOLD)]  # M_MMAP_THRESHOLD, from glibc's malloc.h
+    monkeypatch.setattr(memory, "_LIBC", None)
+    assert not memory.fix_mmap_threshold()  # musl, macOS: nothing to fix

@@ -39,3 +39,29 @@ def test_released_snapshot_keeps_the_counts_and_the_names_of_the_longest_waits_o
     assert released.summary == data.summary and released.waits is data.waits
     assert released.waiting == data.waiting and released.polled_at == data.polled_at
     assert (released.selection.filtered, released.selection.over_limit) == (0, 0)
+
+
+def fresh(text: str) -> str:
+    """An equal string that is a new object, as every decoded answer's ids are."""
+    return "".join(list(text))
+
+
+def test_chat_ids_kept_between_polls_are_one_string_per_chat() -> None:
+    """Each poll decodes its ids anew: what a snapshot keeps must be the ids it already held, so
+    the answer's copies go with the answer (one string per chat id, not one per poll)."""
+    ids = [f"7999{i:07d}@c.us" for i in range(4)]
+    first = ChatData.build([chat(fresh(i), 1) for i in ids], ChatsConfig(max_per_account=0), 1000.0)
+    second = ChatData.build(
+        [chat(fresh(i), 1) for i in ids], ChatsConfig(max_per_account=0), 1060.0, previous=first.waits
+    )
+    held = {id(k) for k in first.waits.since}
+    assert {id(k) for k in second.waits.since} == held
+    assert {id(k) for k in second.selected} == held
+    assert {id(w.chat_id) for w in second.waiting} == held
+
+
+def test_accounts_share_their_empty_histograms() -> None:
+    """Most accounts of a large fleet never observe a wait: they hold no histogram of their own."""
+    a = ChatData.build([chat(fresh("a"), 0)], ChatsConfig(), 1000.0)
+    b = ChatData.build([chat(fresh("b"), 0)], ChatsConfig(), 1000.0)
+    assert all(a.waits.histograms[t] is b.waits.histograms[t] for t in a.waits.histograms)
