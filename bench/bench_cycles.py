@@ -125,6 +125,7 @@ def main() -> None:
     parser.add_argument("--scrapes", type=int, default=200)
     parser.add_argument("--sparse-scrapes", type=int, default=30, help="scrapes 1.1 s apart (0: none)")
     parser.add_argument("--concurrency", type=int, help="poll_concurrency (default: the exporter's)")
+    parser.add_argument("--unread", type=float, help="share of chats unread (default: the simulator's)")
     parser.add_argument("--static-body", help=argparse.SUPPRESS)
     parser.add_argument("--static-port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -138,6 +139,14 @@ def main() -> None:
     try:
         sim_port, exp_port, static_port = common.free_port(), common.free_port(), common.free_port()
         sim_cmd = common.simulator_command(sim_port, args.accounts, args.chats)
+        if args.unread is not None:
+            # The simulator has no option for it: its unread counts are drawn by one function.
+            patch = (
+                "import exporter.simulator.data as d; "
+                f"d._unread = lambda rng: rng.randint(1, 5) if rng.random() < {args.unread} else 0; "
+                "from exporter.simulator.cli import main; import sys; sys.exit(main())"
+            )
+            sim_cmd[1:3] = ["-c", patch]
         procs.append(subprocess.Popen(sim_cmd, stdout=subprocess.DEVNULL, cwd=REPO, env=env))
         ids = [f"bench-{i:02d}" for i in range(args.accounts)]
         (tmp / "config.yaml").write_text(
@@ -200,6 +209,8 @@ def main() -> None:
         peak = common.vm_hwm_mb(exporter.pid)
         print(f"peak RSS (VmHWM) during the {cycles:.0f} re-poll cycles: {peak:.0f} MB")
         print(f"  (during start-up and the first poll of every account: {first_hwm:.0f} MB)")
+        waiting = get(exp_port, gzip=False)[1].count(b"\nwhatsgate_chat_waiting_seconds{")
+        print(f"  open waits (whatsgate_chat_waiting_seconds series): {waiting}")
 
         _, body, _ = get(exp_port)
         (tmp / "body.gz").write_bytes(body)
