@@ -39,7 +39,8 @@ PROCESS_METRICS_MAX_AGE = 1.0
 STALENESS_CHECK = 1.0
 # Deflate, no flags, no modification time, no extra flags, OS "unknown" (RFC 1952 section 2.3).
 GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
-_PLAIN_CHUNK = 1 << 20  # a plain body is inflated into pieces of this size, not one large string
+# A plain body is inflated this many deflated bytes at a time: pieces of about a MB, not one string.
+_INFLATE_STEP = 64 * 1024
 
 # Family name -> its header, and family name -> its samples from every snapshot, in first-seen order.
 _Families = tuple[dict[str, bytes], dict[str, list["Packed | bytes"]]]
@@ -239,11 +240,9 @@ class Exposition:
         body, head, text = self._scrape(only)
         if head is None:
             return text
-        inflate = DEFLATE.decompressobj(-15)
-        data = body.head[len(GZIP_HEADER) :]
-        while piece := inflate.decompress(data, _PLAIN_CHUNK):
-            head.append(piece)
-            data = inflate.unconsumed_tail
+        inflate, data = DEFLATE.decompressobj(-15), memoryview(body.head)
+        for start in range(len(GZIP_HEADER), len(data), _INFLATE_STEP):
+            head.append(inflate.decompress(data[start : start + _INFLATE_STEP]))
         return [*head, *text]
 
     def gzip_chunks(self, only: str | None = None) -> list[bytes]:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import gzip
 import re
+import zlib
 
 import pytest
 from chat_collector import ChatCollector
 from helpers import chat_obj, group_obj, metrics_body, promtool_check_metrics
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -424,3 +427,44 @@ def test_the_reload_and_shard_collectors_versions_follow_what_they_write():  # t
     text = body()
     assert b"whatsgate_exporter_config_last_reload_successful 1.0" in text
     assert b"whatsgate_exporter_config_last_reload_success_timestamp_seconds 200.0" in text
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    chats=st.lists(st.integers(0, 2000), max_size=3),
+    live=st.lists(st.floats(allow_nan=False), max_size=3),
+    stale=st.booleans(),
+)
+def test_any_gzip_body_is_one_member_of_exactly_the_plain_body(
+    chats: list[int], live: list[float], stale: bool
+) -> None:
+    """Whatever the accounts (small, or large enough for their samples to be kept deflated), the
+    per-scrape families and staleness: the gzip body is one member (see exposition for why) that
+    inflates to the plain body, with the right CRC and length."""
+    from prometheus_client.core import GaugeMetricFamily
+
+    from exporter.model import Account, Chat, ChatsConfig
+
+    now = [NOW]
+    store = Store(stale_after=300, clock=lambda: now[0])
+    exposition = Exposition(store)
+    for n, count in enumerate(chats):
+        store.expect(f"W{n}")
+        answer = [Chat(f"{i}@c.us", f"n{i}", False, False, i % 5, i, False, False) for i in range(count)]
+        data = ChatData.build(answer, ChatsConfig(max_per_account=0), NOW)
+        store.publish(AccountState(Account(f"W{n}", f"a{n}")).succeeded(data, 0.1))
+
+    class Live:
+        def collect(self):  # type: ignore[no-untyped-def]
+            for i, v in enumerate(live):
+                yield GaugeMetricFamily(f"whatsgate_test_live_{i}", "per scrape", value=v)
+
+    exposition.live.append(Live())
+    now[0] += 301 if stale else 0
+    exposition.update()
+    plain = b"".join(exposition.chunks())
+    body = b"".join(exposition.gzip_chunks())
+    inflate = zlib.decompressobj(31)
+    assert inflate.decompress(body) == plain
+    assert inflate.eof and inflate.unused_data == b""
+    assert gzip.decompress(body) == plain  # its CRC and length are right
