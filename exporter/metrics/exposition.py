@@ -21,7 +21,6 @@ from __future__ import annotations
 import struct
 import threading
 import time
-import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -35,8 +34,9 @@ from .store import Store
 
 # Seconds a rendering of the process metrics is shared between scrapes (see _process_metrics).
 PROCESS_METRICS_MAX_AGE = 1.0
-# Seconds between two looks at whether data has turned stale (stale_after is minutes).
-STALENESS_CHECK = 1.0
+# Seconds between two rebuilds at least (publishes in a burst cost one), and between two looks
+# at whether data has turned stale (stale_after is minutes).
+INTERVAL = 1.0
 # Deflate, no flags, no modification time, no extra flags, OS "unknown" (RFC 1952 section 2.3).
 GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
 # A plain body is inflated this many deflated bytes at a time: pieces of about a MB, not one string.
@@ -100,16 +100,21 @@ def _families(
     return families
 
 
-def _member(text: Iterable[bytes]) -> list[bytes]:
-    """One whole gzip member of the text (for the small bodies, compressed per request)."""
+def _deflated(text: Iterable[bytes], end: int) -> tuple[bytes, int, int]:
+    """The gzip header then the text's raw deflate stream ended by ``end``; the text's CRC-32 and size."""
     deflate = DEFLATE.compressobj(GZIP_LEVEL, DEFLATE.DEFLATED, -15)  # raw deflate: framed here
     out, crc, size = [GZIP_HEADER], 0, 0
     for piece in text:
         out.append(deflate.compress(piece))
-        crc, size = zlib.crc32(piece, crc), size + len(piece)
-    out.append(deflate.flush())
-    out.append(struct.pack("<II", crc, size & 0xFFFFFFFF))
-    return out
+        crc, size = DEFLATE.crc32(piece, crc), size + len(piece)
+    out.append(deflate.flush(end))
+    return b"".join(out), crc, size
+
+
+def _member(text: Iterable[bytes]) -> list[bytes]:
+    """One whole gzip member of the text (for the small bodies, compressed per request)."""
+    head, crc, size = _deflated(text, DEFLATE.Z_FINISH)
+    return [head, struct.pack("<II", crc, size & 0xFFFFFFFF)]
 
 
 @dataclass(frozen=True)
@@ -161,27 +166,27 @@ class Exposition:
         now = store.clock()
         fresh = tuple(_fresh(account, now, stale_after) for account in accounts.values())
         key = (accounts, discovery, fresh, stale_after)
-        same = last is not None and last.key[0] is accounts and last.key[1] is discovery  # replaced whole
-        if same and last is not None and last.key[2:] == key[2:] and last.ready == ready:
+        if (
+            last is not None
+            and last.key[0] is accounts  # both replaced whole when they change
+            and last.key[1] is discovery
+            and last.key[2:] == key[2:]
+            and last.ready == ready
+        ):
             return last
         rendered = render(DiscoveryCollector(discovery)) if discovery is not None else ()
         families = _families(zip(accounts.values(), fresh, strict=True), self._build_info, rendered)
-        deflate = DEFLATE.compressobj(GZIP_LEVEL, DEFLATE.DEFLATED, -15)
-        out, crc, size = [GZIP_HEADER], 0, 0
         with memory.HEAVY_WORK:  # one account's text inflated at a time, not beside a poll's
-            for piece in _text(families):
-                out.append(deflate.compress(piece))
-                crc, size = zlib.crc32(piece, crc), size + len(piece)
             # A sync flush, not a finish: a scrape appends its own part to the same stream.
-            out.append(deflate.flush(DEFLATE.Z_SYNC_FLUSH))
-        return Body(key, frozenset(families[0]), b"".join(out), crc, size, rendered, ready)
+            head, crc, size = _deflated(_text(families), DEFLATE.Z_SYNC_FLUSH)
+        return Body(key, frozenset(families[0]), head, crc, size, rendered, ready)
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.wake.wait(STALENESS_CHECK)
+            self.wake.wait(INTERVAL)
             self.wake.clear()
-            if not self._stop.is_set():
-                self.update()
+            if not self._stop.is_set() and self.update():
+                self._stop.wait(INTERVAL)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="exposition", daemon=True)
@@ -203,15 +208,11 @@ class Exposition:
         return tuple(entry for collector in self.live for entry in self._render_live(collector))
 
     def _process_metrics(self) -> bytes:
-        """prometheus-client's default registry (its ProcessCollector's process_*, and python_*),
-        rendered at most once per :data:`PROCESS_METRICS_MAX_AGE` and shared by the scrapes in
-        between.
-
-        Reading them takes a dozen /proc reads, each of which gives up the GIL; during a
-        poll, getting it back costs up to a switch interval (see cli/serve.py) each, which was most of
-        a scrape's p99 while accounts re-poll. Prometheus scrapes every few seconds at
-        most, so a second-old CPU counter is never what it sees twice.
-        """
+        """prometheus-client's default registry (ProcessCollector's process_*, and python_*), rendered
+        at most once per :data:`PROCESS_METRICS_MAX_AGE`: its dozen /proc reads each give up the
+        GIL, and getting it back during a poll costs up to a switch interval (cli/serve.py) each,
+        which was most of a scrape's p99 while accounts re-poll. Prometheus scrapes seconds
+        apart at most, so a second-old CPU counter is never what it sees twice."""
         now = time.monotonic()
         cached = self._process
         if cached is None or now - cached[0] >= PROCESS_METRICS_MAX_AGE:
@@ -258,7 +259,7 @@ class Exposition:
             joined = b"".join(pieces)
             deflate = DEFLATE.compressobj(GZIP_LEVEL, DEFLATE.DEFLATED, -15)
             tail = self._tail = (pieces, joined, deflate.compress(joined) + deflate.flush())
-        crc = zlib.crc32(tail[1], body.crc)  # continued over this part: the CRC of the whole text
+        crc = DEFLATE.crc32(tail[1], body.crc)  # continued over this part: the CRC of the whole text
         return [body.head, tail[2], struct.pack("<II", crc, (body.size + len(tail[1])) & 0xFFFFFFFF)]
 
     def own_chunks(self, gzip: bool = False) -> list[bytes]:

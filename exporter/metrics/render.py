@@ -12,7 +12,6 @@ differential test holds byte-identical to it.
 
 from __future__ import annotations
 
-import contextlib
 import zlib
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
@@ -99,24 +98,16 @@ def render_families(families: Iterable[Metric]) -> Iterable[tuple[str, bytes, by
         yield family.name, text[:cut], text[cut:]
 
 
-def render(collector: Collector, heavy: bool = True) -> Rendered:
-    """Render every family of a collector; ``heavy`` ones (per poll) large samples are kept deflated.
-
-    ``heavy=False`` is for the few small collectors rendered during a scrape,
-    which must not wait for a poll's heavy work to finish.
-    """
-    with memory.HEAVY_WORK if heavy else contextlib.nullcontext():
-        return _split(render_plain(collector), pack=heavy)
+def render(collector: Collector) -> Rendered:
+    """Render every family of a collector (at a publish), its large samples kept deflated."""
+    with memory.HEAVY_WORK:
+        return _split(render_plain(collector), pack=True)
 
 
 def _written(families: list[Metric]) -> tuple[object, ...]:
-    """Everything of these families that generate_latest writes, as values taken now.
-
-    Not the Metric objects themselves: a collector may keep one and change it in place,
-    and Metric's equality takes -0.0 for 0.0, which generate_latest writes apart. A
-    sample's value, timestamp and exemplar are taken by their repr, which tells -0.0
-    from 0.0 (and NaN from nothing else, as the text does).
-    """
+    """Everything of these families that generate_latest writes, as values taken now: not the
+    Metric objects (a collector may change one in place), and values by their repr (Metric's
+    equality takes -0.0 for 0.0, which generate_latest writes apart)."""
     return tuple(
         (
             m.name,
@@ -131,21 +122,14 @@ def _written(families: list[Metric]) -> tuple[object, ...]:
 
 class LiveRenderer:
     """Renders the small collectors read at every scrape (alert state, reload, shard), again
-    only when what they collect has changed.
+    only when what they collect (:func:`_written`) has changed: writing a family with
+    generate_latest was most of a gzip scrape's own Python work. Concurrent scrapes each
+    read the memo once and may replace it; the worst case renders twice.
 
-    Collecting them is cheap; writing each family with generate_latest is not, and was
-    most of a gzip scrape's own Python work. generate_latest's output
-    depends only on what :func:`_written` takes of the families, so the same values give
-    the same text. Scrapes may call this at the same time: each reads the memo once and
-    may replace it; the worst case renders twice.
-
-    A collector may also say when its families can have changed, with a ``version()``
-    method whose result compares equal for as long as ``collect()`` would give the same
-    families (None: it cannot say). While it does, the scrape does not even collect it:
-    on a cold core, as a scrape seconds after the last one finds it, collecting and
-    comparing the reload and shard families is a cost worth skipping. The version is read before
-    the families, so a change between the two readings renders again at the next scrape
-    rather than never.
+    A collector with a ``version()`` (equal for as long as ``collect()`` would give the same
+    families; None: it cannot say) is not even collected while it stays the same: on the
+    cold core a scrape finds, collecting is a cost worth skipping. The version is read
+    first, so a change between the two readings renders again at the next scrape.
     """
 
     def __init__(self) -> None:
