@@ -100,7 +100,7 @@ def _families(
     return families
 
 
-def _deflated(text: Iterable[bytes], end: int) -> tuple[bytes, int, int]:
+def _deflated(text: Iterable[bytes], end: int) -> tuple[tuple[bytes, ...], int, int]:
     """The gzip header then the text's raw deflate stream ended by ``end``; the text's CRC-32 and size."""
     deflate = DEFLATE.compressobj(GZIP_LEVEL, DEFLATE.DEFLATED, -15)  # raw deflate: framed here
     out, crc, size = [GZIP_HEADER], 0, 0
@@ -108,13 +108,14 @@ def _deflated(text: Iterable[bytes], end: int) -> tuple[bytes, int, int]:
         out.append(deflate.compress(piece))
         crc, size = DEFLATE.crc32(piece, crc), size + len(piece)
     out.append(deflate.flush(end))
-    return b"".join(out), crc, size
+    # Kept in pieces, never joined: a large body is not held twice while it is made.
+    return tuple(chunk for chunk in out if chunk), crc, size
 
 
 def _member(text: Iterable[bytes]) -> list[bytes]:
     """One whole gzip member of the text (for the small bodies, compressed per request)."""
     head, crc, size = _deflated(text, DEFLATE.Z_FINISH)
-    return [head, struct.pack("<II", crc, size & 0xFFFFFFFF)]
+    return [*head, struct.pack("<II", crc, size & 0xFFFFFFFF)]
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,7 @@ class Body:
 
     key: tuple[object, object, tuple[Fresh, ...], float]  # what it was built from
     names: frozenset[str]  # its families', to merge a per-scrape family of the same name into
-    head: bytes  # the gzip header and the text's deflate stream, sync-flushed: open for the rest
+    head: tuple[bytes, ...]  # the gzip header and the text's deflate stream, sync-flushed: open for the rest
     crc: int  # the CRC-32 of the text
     size: int
     discovery: Rendered
@@ -241,9 +242,12 @@ class Exposition:
         body, head, text = self._scrape(only)
         if head is None:
             return text
-        inflate, data = DEFLATE.decompressobj(-15), memoryview(body.head)
-        for start in range(len(GZIP_HEADER), len(data), _INFLATE_STEP):
-            head.append(inflate.decompress(data[start : start + _INFLATE_STEP]))
+        inflate = DEFLATE.decompressobj(-15)
+        for chunk in body.head[1:]:  # after the gzip header
+            data = memoryview(chunk)
+            head.extend(
+                inflate.decompress(data[i : i + _INFLATE_STEP]) for i in range(0, len(data), _INFLATE_STEP)
+            )
         return [*head, *text]
 
     def gzip_chunks(self, only: str | None = None) -> list[bytes]:
@@ -260,7 +264,7 @@ class Exposition:
             deflate = DEFLATE.compressobj(GZIP_LEVEL, DEFLATE.DEFLATED, -15)
             tail = self._tail = (pieces, joined, deflate.compress(joined) + deflate.flush())
         crc = DEFLATE.crc32(tail[1], body.crc)  # continued over this part: the CRC of the whole text
-        return [body.head, tail[2], struct.pack("<II", crc, (body.size + len(tail[1])) & 0xFFFFFFFF)]
+        return [*body.head, tail[2], struct.pack("<II", crc, (body.size + len(tail[1])) & 0xFFFFFFFF)]
 
     def own_chunks(self, gzip: bool = False) -> list[bytes]:
         """The exporter's own metrics alone (``/metrics?accounts=false``): build and discovery info,
