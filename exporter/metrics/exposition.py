@@ -18,6 +18,7 @@ continues the snapshots' one.
 
 from __future__ import annotations
 
+import logging
 import struct
 import threading
 import time
@@ -31,6 +32,8 @@ from .. import memory
 from .collectors import BuildInfoCollector, DiscoveryCollector
 from .render import DEFLATE, GZIP_LEVEL, LiveRenderer, Packed, Rendered, RenderedAccount, render
 from .store import Store
+
+log = logging.getLogger(__name__)
 
 # Seconds a rendering of the process metrics is shared between scrapes (see _process_metrics).
 PROCESS_METRICS_MAX_AGE = 1.0
@@ -186,8 +189,11 @@ class Exposition:
         while not self._stop.is_set():
             self.wake.wait(INTERVAL)
             self.wake.clear()
-            if not self._stop.is_set() and self.update():
-                self._stop.wait(INTERVAL)
+            try:
+                if not self._stop.is_set() and self.update():
+                    self._stop.wait(INTERVAL)
+            except Exception:  # the exporter's own bug: /metrics stays as it was, the thread goes on
+                log.error("rebuilding /metrics failed", exc_info=True)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="exposition", daemon=True)

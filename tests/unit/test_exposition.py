@@ -8,7 +8,7 @@ import zlib
 
 import pytest
 from chat_collector import ChatCollector
-from helpers import chat_obj, group_obj, metrics_body, promtool_check_metrics
+from helpers import chat_obj, group_obj, metrics_body, promtool_check_metrics, wait_until
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
@@ -468,3 +468,29 @@ def test_any_gzip_body_is_one_member_of_exactly_the_plain_body(
     assert inflate.decompress(body) == plain
     assert inflate.eof and inflate.unused_data == b""
     assert gzip.decompress(body) == plain  # its CRC and length are right
+
+
+def test_a_failed_rebuild_keeps_the_body_served_and_the_thread_going(monkeypatch, caplog):  # type: ignore[no-untyped-def]
+    """An exporter bug while rebuilding is one error line: /metrics stays as it was until a
+    rebuild works, never frozen for the rest of the process's life."""
+    store = Store(stale_after=300, clock=lambda: NOW)
+    exposition = Exposition(store)
+    store.subscribe(exposition.wake)
+    monkeypatch.setattr(exposition_module, "INTERVAL", 0.01)
+    real, calls = exposition_module._deflated, []
+
+    def failing_once(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("a bug")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(exposition_module, "_deflated", failing_once)
+    exposition.start()
+    try:
+        store.expect("W1")
+        store.publish(state_for(PAYLOAD))
+        wait_until(lambda: b"whatsgate_up{" in b"".join(exposition.chunks()), timeout=5, what="a rebuild")
+    finally:
+        exposition.stop()
+    assert "rebuilding /metrics failed" in caplog.text and len(calls) >= 2
