@@ -131,7 +131,7 @@ class Body:
     crc: int  # the CRC-32 of the text
     size: int
     discovery: Rendered
-    ready: tuple[bool, str]  # the store's readiness when this was built, for /ready
+    ready: tuple[bool, str]  # the store's readiness when this was built (see Exposition.ready)
 
 
 class Exposition:
@@ -208,8 +208,11 @@ class Exposition:
     # --- read by the web server -----------------------------------------------------------------
 
     def ready(self) -> tuple[bool, str]:
-        """The store's readiness as of the body served now."""
-        return self.body.ready
+        """The store's readiness, and ready only once the body served shows it too."""
+        ready, detail = self.store.ready()
+        if ready and self.body.ready != (ready, detail):  # the rebuild after the polls is under way
+            return False, f"{detail}; /metrics not rebuilt yet"
+        return ready, detail
 
     def _live(self) -> Rendered:
         return tuple(entry for collector in self.live for entry in self._render_live(collector))

@@ -494,3 +494,21 @@ def test_a_failed_rebuild_keeps_the_body_served_and_the_thread_going(monkeypatch
     finally:
         exposition.stop()
     assert "rebuilding /metrics failed" in caplog.text and len(calls) >= 2
+
+
+def test_ready_only_once_the_metrics_served_show_every_account():
+    """/ready answers as the store does, but says ready only once /metrics shows what made it so
+    (regression: a body built before the accounts were expected said "0 of 0 accounts polled",
+    ready, and /ready answered 200 with no account in /metrics)."""
+    store = Store(stale_after=300, clock=lambda: NOW)
+    exposition = Exposition(store)  # built before the accounts are expected, as at start-up
+    store.expect("W1")
+    store.expect("W2")
+    assert exposition.ready() == (False, "0 of 2 accounts polled")
+    store.publish(state_for(PAYLOAD, account=0))
+    store.publish(state_for(PAYLOAD, account=1).failed("timeout", "x", 1.0))
+    assert store.ready() == (True, "2 of 2 accounts polled")
+    assert exposition.ready() == (False, "2 of 2 accounts polled; /metrics not rebuilt yet")
+    exposition.update()
+    assert exposition.ready() == (True, "2 of 2 accounts polled")
+    assert 'whatsgate_up{account="support",whatsapp_id="W1"}' in b"".join(exposition.chunks()).decode()
