@@ -30,7 +30,16 @@ from prometheus_client.registry import Collector
 
 from .. import memory
 from .collectors import BuildInfoCollector, DiscoveryCollector
-from .render import DEFLATE, GZIP_LEVEL, LiveRenderer, Packed, Rendered, RenderedAccount, render
+from .render import (
+    DEFLATE,
+    GZIP_LEVEL,
+    INFLATE_PIECE,
+    LiveRenderer,
+    Packed,
+    Rendered,
+    RenderedAccount,
+    render,
+)
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -65,7 +74,10 @@ def _text(families: _Families) -> Iterable[bytes]:
     for name, header in headers.items():
         yield header
         for samples in bodies[name]:
-            yield samples.plain() if isinstance(samples, Packed) else samples
+            if isinstance(samples, Packed):
+                yield from samples.plain()
+            else:
+                yield samples
 
 
 Fresh = tuple[bool, bool]  # an account's chat data, and its event log's, are not stale
@@ -106,13 +118,17 @@ def _families(
 def _deflated(text: Iterable[bytes], end: int) -> tuple[tuple[bytes, ...], int, int]:
     """The gzip header then the text's raw deflate stream ended by ``end``; the text's CRC-32 and size."""
     deflate = DEFLATE.compressobj(GZIP_LEVEL, DEFLATE.DEFLATED, -15)  # raw deflate: framed here
-    out, crc, size = [GZIP_HEADER], 0, 0
+    # Kept in pieces of about INFLATE_PIECE, never joined whole: a large body is not held twice
+    # while it is made, and its pieces come from the heap (see render.INFLATE_PIECE).
+    out, run, crc, size = [GZIP_HEADER], bytearray(), 0, 0
     for piece in text:
-        out.append(deflate.compress(piece))
+        run += deflate.compress(piece)
         crc, size = DEFLATE.crc32(piece, crc), size + len(piece)
-    out.append(deflate.flush(end))
-    # Kept in pieces, never joined: a large body is not held twice while it is made.
-    return tuple(chunk for chunk in out if chunk), crc, size
+        if len(run) >= INFLATE_PIECE:
+            out.append(bytes(run))
+            run.clear()
+    run += deflate.flush(end)
+    return (*out, bytes(run)), crc, size
 
 
 def _member(text: Iterable[bytes]) -> list[bytes]:
