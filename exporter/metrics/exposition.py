@@ -51,8 +51,6 @@ PROCESS_METRICS_MAX_AGE = 1.0
 INTERVAL = 1.0
 # Deflate, no flags, no modification time, no extra flags, OS "unknown" (RFC 1952 section 2.3).
 GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
-# A plain body is inflated this many deflated bytes at a time: pieces of about a MB, not one string.
-_INFLATE_STEP = 64 * 1024
 
 # Family name -> its header, and family name -> its samples from every snapshot, in first-seen order.
 _Families = tuple[dict[str, bytes], dict[str, list["Packed | bytes"]]]
@@ -267,12 +265,8 @@ class Exposition:
         body, head, text = self._scrape(only)
         if head is None:
             return text
-        inflate = DEFLATE.decompressobj(-15)
-        for chunk in body.head[1:]:  # after the gzip header
-            data = memoryview(chunk)
-            head.extend(
-                inflate.decompress(data[i : i + _INFLATE_STEP]) for i in range(0, len(data), _INFLATE_STEP)
-            )
+        # Piece by piece (about INFLATE_PIECE of deflate each), after the gzip header.
+        head.extend(map(DEFLATE.decompressobj(-15).decompress, body.head[1:]))
         return [*head, *text]
 
     def gzip_chunks(self, only: str | None = None) -> list[bytes]:
