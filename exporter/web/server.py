@@ -329,21 +329,19 @@ class ExporterServer:
         if request.method not in ("GET", "HEAD"):
             return await self._send(request, 501, TEXT, [b"Unsupported method\n"])
         gzip = accepts_gzip(request.headers.get("Accept-Encoding"))
-        store, exposition = self.store, self.exposition
+        store, metrics = self.store, self.exposition
         if path == self.telemetry_path:
             accounts = urllib.parse.parse_qs(query).get("accounts", ["true"])[-1]
             if accounts == "false":  # its own metrics alone: the accounts' come through /probe
-                return await self._metrics(request, gzip, exposition.own_chunks(gzip))
+                return await self._metrics(request, gzip, metrics.own_chunks(gzip))
             if accounts != "true":
                 return await self._send(request, 400, TEXT, [b"accounts: expected true or false\n"])
             # Compressed after publishes, not per scrape: a gzip client gets those bytes as they are.
-            return await self._metrics(
-                request, gzip, exposition.gzip_chunks() if gzip else exposition.chunks()
-            )
+            return await self._metrics(request, gzip, metrics.gzip_chunks() if gzip else metrics.chunks())
         if path == "/probe":
             target = urllib.parse.parse_qs(query).get("target", [""])[0]
             if target and store.knows(target):
-                chunks = exposition.gzip_chunks(target) if gzip else exposition.chunks(target)
+                chunks = metrics.gzip_chunks(target) if gzip else metrics.chunks(target)
                 return await self._metrics(request, gzip, chunks)
             reason = "unknown target" if target else "no target given: /probe?target=WHATSAPP_ID"
             return await self._send(request, 404, TEXT, [f"{reason} (see /sd for the accounts)\n".encode()])
@@ -358,7 +356,7 @@ class ExporterServer:
         if path == "/healthz":
             return await self._send(request, 200, TEXT, [b"OK\n"])
         if path == "/ready":
-            ready, detail = exposition.ready()  # as of the /metrics served now
+            ready, detail = metrics.ready()  # ready once /metrics shows it too
             text = f"{'Ready' if ready else 'Not ready'}: {detail}\n"
             return await self._send(request, 200 if ready else 503, TEXT, [text.encode()])
         return await self._send(request, 404, TEXT, [b"Not found\n"])
