@@ -117,7 +117,7 @@ def _deflated(text: Iterable[bytes], end: int) -> tuple[tuple[bytes, ...], int, 
     """The gzip header then the text's raw deflate stream ended by ``end``; the text's CRC-32 and size."""
     deflate = DEFLATE.compressobj(GZIP_LEVEL, DEFLATE.DEFLATED, -15)  # raw deflate: framed here
     # Kept in pieces of about INFLATE_PIECE, never joined whole: a large body is not held twice
-    # while it is made, and its pieces come from the heap (see render.INFLATE_PIECE).
+    # while it is made.
     out, run, crc, size = [GZIP_HEADER], bytearray(), 0, 0
     for piece in text:
         run += deflate.compress(piece)

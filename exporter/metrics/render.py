@@ -40,9 +40,8 @@ GZIP_LEVEL = 1
 # Samples of a poll at least this large are kept deflated (inflated again when the body is
 # rebuilt): a large account's text is held at a fraction of its size.
 KEEP_PLAIN_BELOW = 64 * 1024
-# Kept text is inflated in pieces this small: glibc serves them from its heap, where a large one
-# would be mapped and, once freed, raise the size above which it maps (its dynamic threshold), so
-# that a poll's large transients then stay on the heap and the peak RSS grows.
+# Kept text is inflated again in pieces this small: a rebuild of the body holds one piece of
+# text at a time, not a family's whole text.
 INFLATE_PIECE = 64 * 1024
 
 
