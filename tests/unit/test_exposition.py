@@ -512,3 +512,28 @@ def test_ready_only_once_the_metrics_served_show_every_account():
     exposition.update()
     assert exposition.ready() == (True, "2 of 2 accounts polled")
     assert 'whatsgate_up{account="support",whatsapp_id="W1"}' in b"".join(exposition.chunks()).decode()
+
+
+def test_a_per_scrape_family_named_like_a_snapshot_family_joins_its_group():
+    """The text format wants one group per family: a per-scrape family with a snapshot family's
+    name is merged into that group, plain and gzip alike."""
+    from prometheus_client.core import GaugeMetricFamily
+
+    store = new_store()
+    exposition = Exposition(store)
+    store.publish(state_for(PAYLOAD))
+    exposition.update()
+
+    class Live:
+        def collect(self):  # type: ignore[no-untyped-def]
+            family = GaugeMetricFamily("whatsgate_up", "per scrape", labels=["account", "whatsapp_id"])
+            family.add_metric(["live", "L1"], 1.0)
+            yield family
+
+    exposition.live.append(Live())
+    plain = b"".join(exposition.chunks())
+    assert gzip.decompress(b"".join(exposition.gzip_chunks())) == plain
+    text = plain.decode()
+    assert text.count("# TYPE whatsgate_up gauge") == 1
+    group = text.split("# TYPE whatsgate_up gauge\n", 1)[1].split("# HELP", 1)[0]
+    assert 'whatsapp_id="W1"' in group and 'whatsapp_id="L1"' in group
