@@ -139,7 +139,7 @@ def _member(text: Iterable[bytes]) -> list[bytes]:
 class Body:
     """The snapshots' part of /metrics as of one rebuild, deflated: the start of a gzip member."""
 
-    key: tuple[object, object, tuple[Fresh, ...], float]  # what it was built from
+    key: tuple[int, tuple[Fresh, ...], float]  # what it was built from: no snapshot itself
     names: frozenset[str]  # its families', to merge a per-scrape family of the same name into
     head: tuple[bytes, ...]  # the gzip header and the text's deflate stream, sync-flushed: open for the rest
     crc: int  # the CRC-32 of the text
@@ -180,17 +180,12 @@ class Exposition:
     def _build(self, last: Body | None) -> Body:
         store = self.store
         ready = store.ready()  # read before the snapshots: /ready never claims more than /metrics shows
+        version = store.version  # read first: a publish after it makes the next look rebuild
         accounts, discovery, stale_after = store.snapshots(), store.discovery, store.stale_after
         now = store.clock()
         fresh = tuple(_fresh(account, now, stale_after) for account in accounts.values())
-        key = (accounts, discovery, fresh, stale_after)
-        if (
-            last is not None
-            and last.key[0] is accounts  # both replaced whole when they change
-            and last.key[1] is discovery
-            and last.key[2:] == key[2:]
-            and last.ready == ready
-        ):
+        key = (version, fresh, stale_after)
+        if last is not None and last.key == key and last.ready == ready:
             return last
         rendered = render(DiscoveryCollector(discovery)) if discovery is not None else ()
         families = _families(zip(accounts.values(), fresh, strict=True), self._build_info, rendered)

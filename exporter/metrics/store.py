@@ -32,6 +32,9 @@ class Store:
     _expected: frozenset[str] = frozenset()
     _subscribers: tuple[threading.Event, ...] = ()
     _needs_discovery: bool = False
+    # One more at every change of the snapshots: what the exposition compares, rather than holding
+    # on to the snapshots themselves (an account's last one would stay alive beside its new one).
+    version: int = 0
 
     def subscribe(self, wake: threading.Event) -> None:
         """Set ``wake`` after every publish; the subscriber does its work on its own thread."""
@@ -69,17 +72,21 @@ class Store:
             done = prepared if isinstance(prepared, RenderedData) else None
             rendered = render_account(state, self._accounts.get(key), done)
             self._accounts = {**self._accounts, key: rendered}
+            self.version += 1
             del rendered
             memory.trim()  # the poll's transient (decoded JSON, render) is freed by now
         self._notify()
 
     def publish_discovery(self, state: DiscoveryState) -> None:
-        self.discovery = state
+        with self._lock:
+            self.discovery = state
+            self.version += 1
         self._notify()
 
     def remove(self, whatsapp_id: str) -> None:
         with self._lock:
             self._accounts = {k: v for k, v in self._accounts.items() if k != whatsapp_id}
+            self.version += 1
             self._expected = self._expected - {whatsapp_id}
         self._notify()
 
