@@ -1,9 +1,9 @@
 """The small figures behind design choices that comments used to state (issue 18, item 8).
 
 In one process, no exporter started: the sizes of one 10,000-chat account's get-chats answer,
-records and per-chat text; deflating that text with ISA-L and with zlib; CRC-32 and CRC
-combining; the direct renderer's number formatting against prometheus-client's; building a
-schedule's days back to 1970; hmac.digest against hmac.new. Timings are the best of
+records and per-chat text; deflating that text with ISA-L and with zlib, and its CRC-32; the
+direct renderer's number formatting against prometheus-client's; building a schedule's days back
+to 1970; hmac.digest against hmac.new. Timings are the best of
 ``--repeat`` runs. bench/RESULTS.md records what it printed, with the date.
 
     python bench/bench_figures.py [--chats 10000] [--repeat 7]
@@ -31,8 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the
 from chat_collector import ChatCollector
 from prometheus_client.utils import floatToGoString
 
-from exporter.metrics import fastrender, gzipstream
-from exporter.metrics.render import render_plain
+from exporter.metrics import fastrender
+from exporter.metrics.render import DEFLATE, render_plain
 from exporter.model import Account, ChatsConfig
 from exporter.simulator.data import BENCH_NOW, make_chats
 from exporter.snapshot.schedule import Schedule
@@ -97,7 +97,7 @@ def main() -> None:
         f" decoding the answer (parse_chats) {ms(decode)}"
     )
 
-    isal = gzipstream._DEFLATE
+    isal = DEFLATE
     for name, module in (("isal", isal), ("zlib", zlib)):
         if name == "isal" and module is zlib:
             print("isal: not installed")
@@ -113,22 +113,6 @@ def main() -> None:
             f"{name} deflate level 1 of the per-chat text: {ms(best(deflate, repeat))}, {mb(len(packed))}"
             f" ({len(plain) / len(packed):.1f}x smaller); CRC-32 of it: {ms(crc)}"
         )
-
-    # Combining the CRCs of 236 pieces (10 accounts x 10,000 chats), C against the Python fallback.
-    lengths = [len(plain) // 24] * 236
-    crcs = [zlib.crc32(str(i).encode()) for i in range(236)]
-
-    def combine(one: Callable[[int, int, int], int]) -> None:
-        crc = 0
-        for c, length in zip(crcs, lengths, strict=True):
-            crc = one(crc, c, length)
-
-    def python_combine(crc: int, crc2: int, length2: int) -> int:
-        return gzipstream._multmodp(gzipstream._shift_factor(length2), crc) ^ crc2
-
-    if isal is not zlib:
-        print(f"combining 236 CRCs: isal {ms(best(lambda: combine(isal.crc32_combine), repeat))}", end="")
-    print(f", Python fallback {ms(best(lambda: combine(python_combine), repeat))}")
 
     stamps = [float(BENCH_NOW - i * 37) for i in range(n)]
     direct = best(lambda: fastrender.numbers(stamps), repeat)

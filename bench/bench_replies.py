@@ -81,7 +81,7 @@ def cpu_per_event(chats: int, events: int, repeat: int) -> None:
             }
         )
         client = WhatsGateClient(sim.url, sim.api_key, timeout=60)
-        store = Store(stale_after=3600, include_process_metrics=False)
+        store = Store(stale_after=3600)
         store.expect(WID)
         chats_poller = AccountPoller(config.accounts[0], client, lambda: config, store)
         events_poller = EventsPoller(chats_poller, client)

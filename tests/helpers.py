@@ -12,6 +12,7 @@ import contextlib
 import http.server
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -29,6 +30,8 @@ import requests
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from exporter.metrics.exposition import Exposition
+from exporter.metrics.store import Store
 from exporter.model import Chat, Session
 from exporter.simulator import SimAccount, Simulator
 from exporter.whatsgate.parse import parse_chats, parse_sessions
@@ -585,3 +588,18 @@ class Recorder:
             lambda: self.find(status, labels), timeout=timeout, what=f"{status} notification of {labels}"
         )
         return self.find(status, labels)[0]
+
+
+# A line of prometheus-client's process_* and python_* families, which /metrics ends with.
+_PROCESS_LINE = re.compile(rb"(# (HELP|TYPE) )?(process|python)_")
+
+
+def without_process(text: bytes) -> bytes:
+    """/metrics without the process_* and python_* families (they change from scrape to scrape)."""
+    return b"".join(line for line in text.splitlines(keepends=True) if not _PROCESS_LINE.match(line))
+
+
+def metrics_body(store: Store) -> bytes:
+    """The plain /metrics body once the exposition has rebuilt after the store's last publish,
+    without the process_* and python_* families."""
+    return without_process(b"".join(Exposition(store).chunks()))

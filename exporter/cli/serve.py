@@ -1,6 +1,6 @@
 """Serving: build the exporter from the flags and the config, then run it until SIGTERM or SIGINT.
 
-:func:`build` makes every part (store, pollers, agent, web server, state file
+:func:`build` makes every part (store, exposition, pollers, agent, web server, state file
 writer, reloader) and wires them so that data flows one way: config → poller →
 snapshot → store → HTTP. :func:`run` starts them, waits, and stops them in
 order. A start-up problem is one log line and exit code 1, never a traceback.
@@ -25,6 +25,7 @@ from ..config.settings import Config, load_config
 from ..config.sharding import Shard
 from ..config.sharding import parse_flag as parse_shard
 from ..metrics.collectors import ReloadCollector, ShardCollector
+from ..metrics.exposition import Exposition
 from ..metrics.store import Store
 from ..poller import Supervisor
 from ..simulator import Simulator
@@ -49,6 +50,7 @@ class Exporter:
 
     config: Config
     server: ExporterServer
+    exposition: Exposition
     supervisor: Supervisor
     agent: Agent
     client: WhatsGateClient
@@ -101,9 +103,15 @@ def build(args: argparse.Namespace) -> Exporter:
         redaction.redact(credential)
 
     store = Store(stale_after=config.stale_after)
+    exposition = Exposition(store)
+    store.subscribe(exposition.wake)
     try:
         server = ExporterServer(
-            parse_listen_address(args.listen_address), store, args.telemetry_path, web_config=web_config
+            parse_listen_address(args.listen_address),
+            store,
+            exposition,
+            args.telemetry_path,
+            web_config=web_config,
         )
     except OSError as exc:
         if simulator is not None:
@@ -126,7 +134,7 @@ def build(args: argparse.Namespace) -> Exporter:
     # The agent always runs (it is idle without thresholds), so a reload can add some.
     agent = Agent(config, args.external_url or server.external_url)
     store.subscribe(agent.wake)
-    store.live.append(AlertsCollector(agent))
+    exposition.live.append(AlertsCollector(agent))
     server.alerts = agent.evaluator.alerts
     if config.alertmanager is not None and not config.thresholds:
         log.warning("alertmanager.url is set but no thresholds are configured: nothing to send")
@@ -143,10 +151,10 @@ def build(args: argparse.Namespace) -> Exporter:
         store.stale_after = new.stale_after
 
     reloader = Reloader(load, apply, running=config)
-    store.live.extend([ReloadCollector(reloader), ShardCollector(config.shard)])
+    exposition.live.extend([ReloadCollector(reloader), ShardCollector(config.shard)])
     if args.enable_lifecycle:
         server.reload = lambda: reloader.reload("/-/reload")
-    return Exporter(config, server, supervisor, agent, client, reloader, writer, simulator)
+    return Exporter(config, server, exposition, supervisor, agent, client, reloader, writer, simulator)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -206,6 +214,7 @@ def _serve(exporter: Exporter, args: argparse.Namespace, stopping: threading.Eve
             }
         },
     )
+    exporter.exposition.start()
     exporter.supervisor.start()
     if exporter.writer is not None:
         exporter.writer.start()
@@ -222,6 +231,7 @@ def _serve(exporter: Exporter, args: argparse.Namespace, stopping: threading.Eve
     finally:
         stopping.set()
         exporter.supervisor.stop()
+        exporter.exposition.stop()
         if exporter.writer is not None:
             exporter.writer.stop()
         exporter.agent.stop()

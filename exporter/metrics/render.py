@@ -1,21 +1,21 @@
-"""Rendering snapshots to exposition text, and compressing it, once per poll.
+"""Rendering snapshots to exposition text, once per poll.
 
 A snapshot changes once per poll but is scraped many times, and at 10,000
 chats an account renders to megabytes of text: rebuilding metric families on
-each scrape would cost seconds, and compressing them per scrape hundreds of ms.
-So each collector is rendered when its snapshot is published, and kept per
-family as a header and a :class:`Packed` body that
-:class:`~exporter.metrics.store.Store` stitches together per scrape, plain or
-gzip. The small families go through prometheus-client's own ``generate_latest``;
-the per-chat ones, the hot path, through :mod:`exporter.metrics.fastrender`,
-which a differential test holds byte-identical to it.
+each scrape would cost seconds. So each collector is rendered when its snapshot
+is published, and kept per family as a header and its samples, which
+:mod:`exporter.metrics.exposition` joins into the /metrics body. The small
+families go through prometheus-client's own ``generate_latest``; the per-chat
+ones, the hot path, through :mod:`exporter.metrics.fastrender`, which a
+differential test holds byte-identical to it.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Hashable, Iterable, Sequence
+import zlib
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from types import ModuleType
 
 from prometheus_client import generate_latest
 from prometheus_client.metrics_core import Metric
@@ -25,46 +25,50 @@ from .. import memory
 from ..snapshot.state import AccountState, ChatData
 from . import fastrender
 from .collectors import AggregateCollector, HealthCollector, ReplyCollector, UnansweredCollector
-from .gzipstream import Deflated
+
+DEFLATE: ModuleType
+try:
+    # ISA-L's deflate (python-isal): at level 1, several times zlib's speed with slightly smaller
+    # output (bench/RESULTS.md); the whole /metrics text is deflated again after publishes.
+    from isal import isal_zlib as DEFLATE
+except ImportError:  # pragma: no cover - a platform without isal's wheels: the standard library
+    DEFLATE = zlib
 
 # Level 1: the per-chat text is very repetitive, so level 1 already shrinks it most of the
-# way (bench/RESULTS.md); higher levels save little for CPU that every poll would pay.
+# way (bench/RESULTS.md); higher levels save little for CPU that every rebuild would pay.
 GZIP_LEVEL = 1
-# Bodies above this keep only their deflated text (plain is inflated for the rare client
-# without gzip): a large account's text is held at a fraction of its size.
+# Samples of a poll at least this large are kept deflated (inflated again when the body is
+# rebuilt): a large account's text is held at a fraction of its size.
 KEEP_PLAIN_BELOW = 64 * 1024
+# Kept text is inflated again in pieces this small: a rebuild of the body holds one piece of
+# text at a time, not a family's whole text.
+INFLATE_PIECE = 64 * 1024
 
 
-class Packed(Deflated):
-    """Exposition text deflated once (see :mod:`.gzipstream`), and kept plain too unless it is large."""
+class Packed:
+    """Exposition text kept deflated (raw deflate, no framing)."""
 
-    __slots__ = ("_plain",)
+    __slots__ = ("data", "size")
 
     def __init__(self, plain: bytes) -> None:
-        super().__init__(plain, GZIP_LEVEL)
-        self._plain = plain if len(plain) < KEEP_PLAIN_BELOW else None
+        self.data = DEFLATE.compress(plain, level=GZIP_LEVEL, wbits=-15)
+        self.size = len(plain)
 
-    def plain(self) -> bytes:
-        return self._plain if self._plain is not None else self.inflate()
-
-    def __bool__(self) -> bool:
-        return self.size > 0
-
-
-# The same few headers recur in every account's rendering: packed once each.
-_HEADERS: dict[bytes, Packed] = {}
+    def plain(self) -> Iterator[bytes]:
+        """The text again, in pieces of at most :data:`INFLATE_PIECE` bytes."""
+        inflate, data = DEFLATE.decompressobj(-15), self.data
+        while piece := inflate.decompress(data, INFLATE_PIECE):
+            yield piece
+            data = inflate.unconsumed_tail
 
 
-def packed_header(header: bytes) -> Packed:
-    found = _HEADERS.get(header)
-    if found is None:
-        found = _HEADERS[header] = Packed(header)
-    return found
+# The same few headers recur in every account's rendering: one copy of each is kept.
+_HEADERS: dict[bytes, bytes] = {}
 
 
-# (name, header, samples) of each family, in the order the collector yields them. Samples
-# rendered per poll are Packed; those rendered per scrape (alert state) stay plain bytes.
-Entry = tuple[str, Packed, "Packed | bytes"]
+# (name, header, samples) of each family, in the order the collector yields them; large
+# samples rendered per poll are Packed.
+Entry = tuple[str, bytes, "Packed | bytes"]
 Rendered = tuple[Entry, ...]
 
 
@@ -81,7 +85,8 @@ class Collected:
 def _split(families: Iterable[tuple[str, bytes, bytes]], pack: bool) -> Rendered:
     out = []
     for name, header, samples in families:
-        out.append((name, packed_header(header), Packed(samples) if pack else samples))
+        kept = Packed(samples) if pack and len(samples) >= KEEP_PLAIN_BELOW else samples
+        out.append((name, _HEADERS.setdefault(header, header), kept))
         del samples  # else this family's text is still held while the next one is written
     return tuple(out)
 
@@ -99,24 +104,16 @@ def render_families(families: Iterable[Metric]) -> Iterable[tuple[str, bytes, by
         yield family.name, text[:cut], text[cut:]
 
 
-def render(collector: Collector, heavy: bool = True) -> Rendered:
-    """Render every family of a collector; ``heavy`` ones (per poll) are also compressed.
-
-    ``heavy=False`` is for the few small collectors rendered during a scrape,
-    which must not wait for a poll's heavy work to finish.
-    """
-    with memory.HEAVY_WORK if heavy else contextlib.nullcontext():
-        return _split(render_plain(collector), pack=heavy)
+def render(collector: Collector) -> Rendered:
+    """Render every family of a collector (at a publish), its large samples kept deflated."""
+    with memory.HEAVY_WORK:
+        return _split(render_plain(collector), pack=True)
 
 
 def _written(families: list[Metric]) -> tuple[object, ...]:
-    """Everything of these families that generate_latest writes, as values taken now.
-
-    Not the Metric objects themselves: a collector may keep one and change it in place,
-    and Metric's equality takes -0.0 for 0.0, which generate_latest writes apart. A
-    sample's value, timestamp and exemplar are taken by their repr, which tells -0.0
-    from 0.0 (and NaN from nothing else, as the text does).
-    """
+    """Everything of these families that generate_latest writes, as values taken now: not the
+    Metric objects (a collector may change one in place), and values by their repr (Metric's
+    equality takes -0.0 for 0.0, which generate_latest writes apart)."""
     return tuple(
         (
             m.name,
@@ -131,21 +128,14 @@ def _written(families: list[Metric]) -> tuple[object, ...]:
 
 class LiveRenderer:
     """Renders the small collectors read at every scrape (alert state, reload, shard), again
-    only when what they collect has changed.
+    only when what they collect (:func:`_written`) has changed: writing a family with
+    generate_latest was most of a gzip scrape's own Python work. Concurrent scrapes each
+    read the memo once and may replace it; the worst case renders twice.
 
-    Collecting them is cheap; writing each family with generate_latest is not, and was
-    most of a gzip scrape's own Python work. generate_latest's output
-    depends only on what :func:`_written` takes of the families, so the same values give
-    the same text. Scrapes may call this at the same time: each reads the memo once and
-    may replace it; the worst case renders twice.
-
-    A collector may also say when its families can have changed, with a ``version()``
-    method whose result compares equal for as long as ``collect()`` would give the same
-    families (None: it cannot say). While it does, the scrape does not even collect it:
-    on a cold core, as a scrape seconds after the last one finds it, collecting and
-    comparing the reload and shard families is a cost worth skipping. The version is read before
-    the families, so a change between the two readings renders again at the next scrape
-    rather than never.
+    A collector with a ``version()`` (equal for as long as ``collect()`` would give the same
+    families; None: it cannot say) is not even collected while it stays the same: on the
+    cold core a scrape finds, collecting is a cost worth skipping. The version is read
+    first, so a change between the two readings renders again at the next scrape.
     """
 
     def __init__(self) -> None:
@@ -188,7 +178,7 @@ class RenderedAccount:
 
 
 def render_chats(state: AccountState, data: ChatData) -> Rendered:
-    """The per-chat families, written directly (the hot path) and compressed."""
+    """The per-chat families, written directly (the hot path), large samples kept deflated."""
     waits = data.wait_by_chat
     with memory.HEAVY_WORK:
         return _split(fastrender.render_chats(state.account, data.selection.chats, waits), pack=True)

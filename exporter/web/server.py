@@ -30,6 +30,7 @@ from aiohttp import web
 from .. import __version__
 from ..alerting.evaluator import Alert
 from ..config.webconfig import WebConfig
+from ..metrics.exposition import Exposition
 from ..metrics.store import Store
 from ..page.status import status_page
 from .auth import Gate
@@ -110,12 +111,14 @@ class ExporterServer:
         self,
         address: tuple[str, int],
         store: Store,
+        exposition: Exposition,
         telemetry_path: str = "/metrics",
         web_config: WebConfigWatcher | None = None,
     ) -> None:
         self.socket = bind(*address)
         self.server_address: tuple[str, int] = self.socket.getsockname()[:2]
         self.store = store
+        self.exposition = exposition
         self.telemetry_path = telemetry_path
         self.web_config = web_config
         # The alerting agent's alerts for the status page (firing ones are shown); set by cli.
@@ -298,19 +301,19 @@ class ExporterServer:
         if request.method not in ("GET", "HEAD"):
             return await self._send(request, 501, TEXT, [b"Unsupported method\n"])
         gzip = accepts_gzip(request.headers.get("Accept-Encoding"))
-        store = self.store
+        store, metrics = self.store, self.exposition
         if path == self.telemetry_path:
             accounts = urllib.parse.parse_qs(query).get("accounts", ["true"])[-1]
             if accounts == "false":  # its own metrics alone: the accounts' come through /probe
-                return await self._metrics(request, gzip, store.own_chunks(gzip))
+                return await self._metrics(request, gzip, metrics.own_chunks(gzip))
             if accounts != "true":
                 return await self._send(request, 400, TEXT, [b"accounts: expected true or false\n"])
-            # Compressed once per poll: a gzip client gets those bytes as they are.
-            return await self._metrics(request, gzip, store.gzip_chunks() if gzip else store.chunks())
+            # Compressed after publishes, not per scrape: a gzip client gets those bytes as they are.
+            return await self._metrics(request, gzip, metrics.gzip_chunks() if gzip else metrics.chunks())
         if path == "/probe":
             target = urllib.parse.parse_qs(query).get("target", [""])[0]
             if target and store.knows(target):
-                chunks = store.gzip_chunks(target) if gzip else store.chunks(target)
+                chunks = metrics.gzip_chunks(target) if gzip else metrics.chunks(target)
                 return await self._metrics(request, gzip, chunks)
             reason = "unknown target" if target else "no target given: /probe?target=WHATSAPP_ID"
             return await self._send(request, 404, TEXT, [f"{reason} (see /sd for the accounts)\n".encode()])
@@ -325,7 +328,7 @@ class ExporterServer:
         if path == "/healthz":
             return await self._send(request, 200, TEXT, [b"OK\n"])
         if path == "/ready":
-            ready, detail = store.ready()
+            ready, detail = metrics.ready()  # ready once /metrics shows it too
             text = f"{'Ready' if ready else 'Not ready'}: {detail}\n"
             return await self._send(request, 200 if ready else 503, TEXT, [text.encode()])
         return await self._send(request, 404, TEXT, [b"Not found\n"])

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from helpers import promtool_check_metrics
+from helpers import metrics_body, promtool_check_metrics
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
@@ -130,7 +130,7 @@ def test_every_poll_publishes_the_answer_or_a_counted_failure(api: str, bodies: 
             "accounts": [{"whatsapp_id": "W1", "name": "fuzz"}],
         }
     )
-    store = Store(stale_after=300, include_process_metrics=False)
+    store = Store(stale_after=300)
     store.expect("W1")
     client = WhatsGateClient(api, "k", timeout=2)
     poller = AccountPoller(config.accounts[0], client, lambda: config, store)
@@ -139,7 +139,7 @@ def test_every_poll_publishes_the_answer_or_a_counted_failure(api: str, bodies: 
     for body in bodies:
         Answers.body = body
         state = poller.poll_once()
-        text = b"".join(store.chunks()).decode()
+        text = metrics_body(store).decode()
         got = samples(text)
         up = got[("whatsgate_up", ACCOUNT)]
         failed = sum(v for (name, labels), v in got.items() if name == "whatsgate_poll_errors_total")

@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 import yaml
-from helpers import tool
+from helpers import metrics_body, tool
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
@@ -252,7 +252,7 @@ def series_key(name: str, labels: dict[str, str]) -> str:
 def run(steps: list[tuple[dict[str, Any], ...]], raw_thresholds: list[dict[str, Any]], tmp: Path) -> None:
     config = config_of(raw_thresholds)
     clock = [T0]
-    store = Store(stale_after=config.stale_after, clock=lambda: clock[0], include_process_metrics=False)
+    store = Store(stale_after=config.stale_after, clock=lambda: clock[0])
     agent = Evaluator(config, clock=lambda: clock[0], keep_resolved=False)
     states = {a.whatsapp_id: AccountState(a) for a in ACCOUNTS}
     for a in ACCOUNTS:
@@ -273,7 +273,7 @@ def run(steps: list[tuple[dict[str, Any], ...]], raw_thresholds: list[dict[str, 
         discovery = DiscoveryState(up=True, sessions=sessions, last_success=now)
         store.publish_discovery(discovery)
         agent.evaluate_sessions(discovery)
-        body = b"".join(store.chunks()).decode()
+        body = metrics_body(store).decode()
         scraped = {}
         for family in text_string_to_metric_families(body):
             for s in family.samples:

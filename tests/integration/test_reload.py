@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from helpers import chat_obj, wait_until
+from helpers import chat_obj, metrics_body, wait_until
 
 from exporter.alerting.agent import Agent
 from exporter.config.reload import Reloader
@@ -49,7 +49,7 @@ def config(sim: Simulator, accounts: list[dict[str, Any]], **extra: Any) -> Conf
 
 class Running:
     def __init__(self, sim: Simulator, initial: Config) -> None:
-        self.store = Store(stale_after=300, include_process_metrics=False)
+        self.store = Store(stale_after=300)
         self.client = WhatsGateClient(sim.url, KEY, timeout=2)
         self.supervisor = Supervisor(initial, self.client, self.store)
         self.agent = Agent(initial, "http://test/")
@@ -70,7 +70,7 @@ class Running:
         self.agent.start(lambda: (self.store.states(), self.store.discovery))
 
     def metrics(self) -> str:
-        return b"".join(self.store.chunks()).decode()
+        return metrics_body(self.store).decode()
 
     def state(self, whatsapp_id: str):
         return next((s for s in self.store.states() if s.account.whatsapp_id == whatsapp_id), None)

@@ -200,7 +200,7 @@ def test_waits_the_first_good_poll_does_not_confirm_are_not_kept(sim: Simulator,
             "poll_interval": "1s",
         }
     )
-    store = Store(stale_after=300, include_process_metrics=False)
+    store = Store(stale_after=300)
     client = WhatsGateClient(sim.url, KEY, timeout=2)
     supervisor = Supervisor(config, client, store, restored=restored)
     del restored

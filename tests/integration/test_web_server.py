@@ -31,6 +31,8 @@ import requests
 import trustme
 from helpers import REPO, free_port, wait_until
 
+from exporter.metrics import exposition as exposition_module
+from exporter.metrics.exposition import Exposition
 from exporter.metrics.store import Store
 from exporter.model import Account, Chat, ChatsConfig
 from exporter.snapshot.state import AccountState, ChatData
@@ -46,7 +48,11 @@ def serving(
 ) -> Iterator[ExporterServer]:
     """A real server on a free loopback port; ``attrs`` override its limits (timeouts, cap)."""
     kwargs: dict[str, Any] = {"web_config": web} if web is not None else {}
-    server = ExporterServer(("127.0.0.1", 0), store or Store(stale_after=60), path, **kwargs)
+    store = store or Store(stale_after=60)
+    exposition = Exposition(store)
+    store.subscribe(exposition.wake)
+    exposition.start()
+    server = ExporterServer(("127.0.0.1", 0), store, exposition, path, **kwargs)
     for name, value in attrs.items():
         setattr(server, name, value)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -57,6 +63,7 @@ def serving(
         server.shutdown()
         server.server_close()
         thread.join(5)
+        exposition.stop()
 
 
 def base(server: ExporterServer) -> str:
@@ -143,7 +150,6 @@ def test_a_slow_web_config_reload_does_not_hold_requests_up(tmp_path: Path):
 
 def test_metrics_without_accounts_is_the_exporters_own_metrics_alone():
     store = many_pieces_store(chats=3)
-    store.include_process_metrics = True
     with serving(store) as server:
         own = requests.get(f"{base(server)}/metrics?accounts=false", timeout=5)
         assert own.status_code == 200 and own.headers["Content-Encoding"] == "gzip"
@@ -161,13 +167,14 @@ def test_keep_alive_serves_many_requests_on_one_connection():
             assert session.get(f"{base(server)}/healthz", timeout=5).status_code == 200
 
 
-def test_python_clients_read_the_whole_gzip_body_whatever_their_read_size():
+def test_python_clients_read_the_whole_gzip_body_whatever_their_read_size(monkeypatch: pytest.MonkeyPatch):
     """requests (urllib3) read a gzip /metrics body whole, at any read size, for /metrics and /probe.
 
     Regression: the body was a stream of gzip members, one per packed piece, and
     urllib3 2.6-2.8 silently truncates or repeats text when a member ends exactly
     where one of its reads stops; CI once saw a /metrics missing its last families.
     """
+    monkeypatch.setattr(exposition_module, "PROCESS_METRICS_MAX_AGE", 3600.0)  # the same body each time
     store = many_pieces_store(chats=300)
     with serving(store) as server:
         for path in ("/metrics", "/probe?target=wa-1"):
@@ -410,7 +417,8 @@ def test_the_servers_threads_are_few_and_end_with_it(tmp_path: Path):
         for user in ("alice", "bob", "carol"):
             requests.get(f"{base(server)}/healthz", auth=(user, "wrong"), timeout=5)
         assert requests.get(f"{base(server)}/", auth=("alice", "s3cret"), timeout=5).ok
-        assert len(set(threading.enumerate()) - before) <= 4
+        server_threads = {t for t in threading.enumerate() if t.name != "exposition"} - before
+        assert len(server_threads) <= 4  # the exposition's thread is the store's listener, not the server's
         for sock in held:
             sock.close()
     wait_until(lambda: set(threading.enumerate()) <= before, timeout=5, what="threads to end")
@@ -578,7 +586,7 @@ def test_client_hanging_up_mid_response_is_one_log_line(caplog, capfd):
 
 def many_pieces_store(chats: int = 3000) -> Store:
     """Three accounts of ``chats`` chats each: a /metrics of a few hundred pieces (1.5 MB plain at 3,000)."""
-    store = Store(stale_after=3600, include_process_metrics=False)
+    store = Store(stale_after=3600)
     answer = [
         Chat(f"{i}@c.us", f"name {i}", False, False, i % 3, 1_700_000_000 + i, False, False)
         for i in range(chats)
@@ -608,11 +616,12 @@ def read_response(sock: socket.socket, pause: float = 0.0) -> tuple[bytes, bytes
 
 
 @pytest.mark.parametrize("accept", ["gzip", "identity"])
-def test_a_slow_reader_gets_the_whole_body(accept: str):
+def test_a_slow_reader_gets_the_whole_body(accept: str, monkeypatch: pytest.MonkeyPatch):
     """The gathering write goes on after partial sends, in order, nothing lost (see test_writer)."""
-    store = many_pieces_store()
-    expected = b"".join(store.gzip_chunks() if accept == "gzip" else store.chunks())
-    with serving(store) as server:
+    monkeypatch.setattr(exposition_module, "PROCESS_METRICS_MAX_AGE", 3600.0)  # the same body twice
+    with serving(many_pieces_store()) as server:
+        exposition = server.exposition
+        expected = b"".join(exposition.gzip_chunks() if accept == "gzip" else exposition.chunks())
         sock = socket.create_connection(server.server_address, timeout=10)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
         sock.sendall(f"GET /metrics HTTP/1.1\r\nHost: x\r\nAccept-Encoding: {accept}\r\n\r\n".encode())

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from helpers import metrics_body
 
 from exporter.metrics.store import Store
 from exporter.model import Account, Session
@@ -65,7 +66,7 @@ def test_more_pages_than_the_cap_is_an_error_not_a_silent_cut():
 class World:
     def __init__(self, answer: Callable[[int, int], tuple[list[Session], int]]) -> None:
         self.now = 1000.0
-        self.store = Store(stale_after=300, clock=lambda: self.now, include_process_metrics=False)
+        self.store = Store(stale_after=300, clock=lambda: self.now)
         self.store.expect_discovery()
         self.synced: list[set[str]] = []
         self.discovery = Discovery(
@@ -78,7 +79,7 @@ class World:
         )
 
     def metrics(self) -> str:
-        return b"".join(self.store.chunks()).decode()
+        return metrics_body(self.store).decode()
 
 
 def test_an_empty_answer_keeps_accounts_through_the_grace_period_then_counts_their_removal():

@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.utils import floatToGoString
 
 from exporter.metrics import fastrender
+from exporter.metrics.exposition import Exposition
 from exporter.metrics.render import render_plain
 from exporter.metrics.store import Store
 from exporter.model import Account, Chat, ChatsConfig, Group
@@ -158,18 +159,17 @@ def test_many_chats_identical() -> None:
 
 
 def test_gzip_body_inflates_to_the_plain_body() -> None:
-    store = Store(stale_after=300, clock=lambda: 10.0, include_process_metrics=False)
+    store = Store(stale_after=300, clock=lambda: 10.0)
     store.expect("W1")
     chats = [Chat(f"{i}@c.us", f"n{i}", False, False, i, i, False, False) for i in range(20_000)]
     data = ChatData.build(chats, ChatsConfig(max_per_account=0), 10.0)
     store.publish(AccountState(Account("W1", "one")).succeeded(data, 0.1))
-    plain = b"".join(store.chunks())
-    chunks = store.gzip_chunks()
-    assert len(chunks) > 3  # deflated per family and account at publish, not per scrape
-    body = b"".join(chunks)
+    exposition = Exposition(store)
+    plain = b"".join(exposition.chunks())
+    body = b"".join(exposition.gzip_chunks())
     inflate = zlib.decompressobj(31)
     assert inflate.decompress(body) == plain
-    assert inflate.eof and inflate.unused_data == b""  # one gzip member: see gzipstream for why
+    assert inflate.eof and inflate.unused_data == b""  # one gzip member: see exposition for why
     assert gzip.decompress(body) == plain  # and its CRC and length are right
     assert len(body) < len(plain) / 5
     assert plain.count(b"\nwhatsgate_chat_unread_messages{") == 20_000

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from helpers import chat_obj, chats_of, group_obj
+from helpers import chat_obj, chats_of, group_obj, metrics_body
 
 from exporter.config.schedules import parse_schedules
 from exporter.config.settings import parse_config
@@ -42,7 +42,7 @@ def body() -> bytes:
             chat_obj("status@broadcast", 0, name="Status"),
         ]
     )
-    store = Store(stale_after=300, clock=lambda: NOW, include_process_metrics=False)
+    store = Store(stale_after=300, clock=lambda: NOW)
     support = Account("79990001122", "support", "office")
     store.expect(support.whatsapp_id)
     data = ChatData.build(chats, config.chats, NOW, config.waiting, schedule)
@@ -50,7 +50,7 @@ def body() -> bytes:
     sales = Account("79990003344", "sales")
     store.expect(sales.whatsapp_id)
     store.publish(AccountState(sales).failed("timeout", "get-chats: no answer", 1.5))
-    return b"".join(store.chunks())
+    return metrics_body(store)
 
 
 def test_the_metrics_body_is_exactly_the_golden_one():

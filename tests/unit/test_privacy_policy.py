@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import REPO, chat_obj, chats_of, group_obj
+from helpers import REPO, chat_obj, chats_of, group_obj, metrics_body
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.cli import logfmt
@@ -207,10 +207,10 @@ def run(tmp_path: Path, mode: str, **extra: object) -> list[tuple[AccountState, 
             cfg.privacy,
         )
         state = state.succeeded(data, 0.1)
-        store = Store(stale_after=300, clock=lambda: T0 + 120, include_process_metrics=False)
+        store = Store(stale_after=300, clock=lambda: T0 + 120)
         store.expect("W1")
         store.publish(state)
-        out.append((state, b"".join(store.chunks()).decode()))
+        out.append((state, metrics_body(store).decode()))
     return out
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from helpers import promtool_check_metrics
+from helpers import metrics_body, promtool_check_metrics
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.metrics.store import Store
@@ -59,10 +59,10 @@ def state(events_success: float | None, max_per_account: int = 1000) -> AccountS
 
 
 def scrape(s: AccountState | None, stale_after: float = 300.0) -> tuple[str, dict[str, dict]]:
-    store = Store(stale_after=stale_after, clock=lambda: NOW, include_process_metrics=False)
+    store = Store(stale_after=stale_after, clock=lambda: NOW)
     store.expect(ACCOUNT.whatsapp_id)
     store.publish(s or AccountState(ACCOUNT).succeeded(state(NOW).data, 0.1))  # type: ignore[arg-type]
-    text = b"".join(store.chunks()).decode()
+    text = metrics_body(store).decode()
     families = {
         f.name: {(sample.name, tuple(sorted(sample.labels.items()))): sample.value for sample in f.samples}
         for f in text_string_to_metric_families(text)

@@ -11,7 +11,8 @@ import pytest
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.metrics import store as store_module
+from exporter.metrics import exposition as exposition_module
+from exporter.metrics.exposition import Exposition
 from exporter.metrics.store import Store
 
 
@@ -23,7 +24,7 @@ def families(text: bytes) -> dict[str, set[tuple[str, tuple[tuple[str, str], ...
 
 
 def test_the_body_ends_with_the_default_registrys_families() -> None:
-    body = b"".join(Store(stale_after=300).chunks())
+    body = b"".join(Exposition(Store(stale_after=300)).chunks())
     ours = families(body)
     theirs = families(generate_latest(REGISTRY))
     assert theirs and {name: ours.get(name) for name in theirs} == theirs
@@ -44,18 +45,12 @@ def test_scrapes_close_together_share_one_rendering_of_the_process_metrics(
         renders.append(registry)
         return generate_latest(REGISTRY)
 
-    monkeypatch.setattr(store_module, "generate_latest", counting)
-    store = Store(stale_after=300)
-    first = b"".join(store.chunks())
+    monkeypatch.setattr(exposition_module, "generate_latest", counting)
+    exposition = Exposition(Store(stale_after=300))
+    first = b"".join(exposition.chunks())
     assert b"# TYPE python_info gauge" in first
-    assert gzip.decompress(b"".join(store.gzip_chunks())) == first  # the same rendering, deflated
+    assert gzip.decompress(b"".join(exposition.gzip_chunks())) == first  # the same rendering, deflated
     assert renders == [REGISTRY]
-    monkeypatch.setattr(store_module, "PROCESS_METRICS_MAX_AGE", 0.0)  # now every scrape renders
-    store.chunks()
+    monkeypatch.setattr(exposition_module, "PROCESS_METRICS_MAX_AGE", 0.0)  # now every scrape renders
+    exposition.chunks()
     assert renders == [REGISTRY, REGISTRY]
-
-
-def test_without_process_metrics_the_registry_is_not_rendered(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(store_module, "generate_latest", lambda registry: pytest.fail("rendered"))
-    body = b"".join(Store(stale_after=300, include_process_metrics=False).chunks())
-    assert b"python_info" not in body and b"process_" not in body

@@ -1,0 +1,288 @@
+"""The /metrics body: the store's snapshots rendered as one text, and that text compressed
+into one gzip member, rebuilt on the exposition's own thread after publishes.
+
+Publishing only wakes this thread (it subscribes to the store); it rebuilds the body from
+whatever the store holds then, so a burst of publishes costs one rebuild, and swaps it
+in with one assignment. The text format wants each family's samples in one group, so
+every account's samples of a family go together: a publish of one account changes the
+text in many places, and the whole text is deflated again (ISA-L's level 1, see
+:mod:`.render`), once per rebuild rather than once per scrape.
+
+Why one gzip member: RFC 1952 lets a stream hold many, and Go's reader (Prometheus)
+reads them all, but httpx and aiohttp keep only the first, and urllib3 2.6 to 2.8
+(requests) truncates or repeats text when a member ends on one of its read boundaries.
+So the member's deflate stream is left open (a sync flush) and each scrape ends it
+with its own small part (alert state, reload, shard, process metrics), whose CRC-32
+continues the snapshots' one.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from prometheus_client import REGISTRY, generate_latest
+from prometheus_client.registry import Collector
+
+from .. import memory
+from .collectors import BuildInfoCollector, DiscoveryCollector
+from .render import (
+    DEFLATE,
+    GZIP_LEVEL,
+    INFLATE_PIECE,
+    LiveRenderer,
+    Packed,
+    Rendered,
+    RenderedAccount,
+    render,
+)
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+# Seconds a rendering of the process metrics is shared between scrapes (see _process_metrics).
+PROCESS_METRICS_MAX_AGE = 1.0
+# Seconds between two rebuilds at least (publishes in a burst cost one), and between two looks
+# at whether data has turned stale (stale_after is minutes).
+INTERVAL = 1.0
+# Deflate, no flags, no modification time, no extra flags, OS "unknown" (RFC 1952 section 2.3).
+GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
+
+# Family name -> its header, and family name -> its samples from every snapshot, in first-seen order.
+_Families = tuple[dict[str, bytes], dict[str, list["Packed | bytes"]]]
+
+
+def _add(families: _Families, rendered: Rendered) -> None:
+    headers, bodies = families
+    for name, header, samples in rendered:
+        if name not in headers:
+            headers[name] = header
+            bodies[name] = []
+        if samples:
+            bodies[name].append(samples)
+
+
+def _text(families: _Families) -> Iterable[bytes]:
+    """Each family's header followed by its samples, families in first-seen order."""
+    headers, bodies = families
+    for name, header in headers.items():
+        yield header
+        for samples in bodies[name]:
+            if isinstance(samples, Packed):
+                yield from samples.plain()
+            else:
+                yield samples
+
+
+Fresh = tuple[bool, bool]  # an account's chat data, and its event log's, are not stale
+
+
+def _fresh(account: RenderedAccount, now: float, stale_after: float) -> Fresh:
+    replies = account.state.replies
+    return (
+        account.data is not None and not account.state.is_stale(now, stale_after),
+        replies is not None and not replies.is_stale(now, stale_after),
+    )
+
+
+def _families(
+    accounts: Iterable[tuple[RenderedAccount, Fresh]],
+    build_info: Rendered = (),
+    discovery: Rendered = (),
+    live: Rendered = (),
+) -> _Families:
+    """The build info; each account's health, aggregates and (if fresh) chats, its reply families
+    and (if its event log is fresh) who waits for an answer; the discovery and live families."""
+    families: _Families = ({}, {})
+    _add(families, build_info)
+    for account, (fresh, replies_fresh) in accounts:
+        _add(families, account.health)
+        if account.data is not None:
+            _add(families, account.data.aggregates)
+            if fresh:
+                _add(families, account.data.chats)
+        _add(families, account.replies)
+        if replies_fresh:
+            _add(families, account.unanswered)
+    _add(families, discovery)
+    _add(families, live)
+    return families
+
+
+def _deflated(text: Iterable[bytes], end: int) -> tuple[tuple[bytes, ...], int, int]:
+    """The gzip header then the text's raw deflate stream ended by ``end``; the text's CRC-32 and size."""
+    deflate = DEFLATE.compressobj(GZIP_LEVEL, DEFLATE.DEFLATED, -15)  # raw deflate: framed here
+    # Kept in pieces of about INFLATE_PIECE, never joined whole: a large body is not held twice
+    # while it is made.
+    out, run, crc, size = [GZIP_HEADER], bytearray(), 0, 0
+    for piece in text:
+        run += deflate.compress(piece)
+        crc, size = DEFLATE.crc32(piece, crc), size + len(piece)
+        if len(run) >= INFLATE_PIECE:
+            out.append(bytes(run))
+            run.clear()
+    run += deflate.flush(end)
+    return (*out, bytes(run)), crc, size
+
+
+def _member(text: Iterable[bytes]) -> list[bytes]:
+    """One whole gzip member of the text (for the small bodies, compressed per request)."""
+    head, crc, size = _deflated(text, DEFLATE.Z_FINISH)
+    return [*head, struct.pack("<II", crc, size & 0xFFFFFFFF)]
+
+
+@dataclass(frozen=True)
+class Body:
+    """The snapshots' part of /metrics as of one rebuild, deflated: the start of a gzip member."""
+
+    key: tuple[int, tuple[Fresh, ...], float]  # what it was built from: no snapshot itself
+    names: frozenset[str]  # its families', to merge a per-scrape family of the same name into
+    head: tuple[bytes, ...]  # the gzip header and the text's deflate stream, sync-flushed: open for the rest
+    crc: int  # the CRC-32 of the text
+    size: int
+    discovery: Rendered
+    ready: tuple[bool, str]  # the store's readiness when this was built (see Exposition.ready)
+
+
+class Exposition:
+    """Renders the store's snapshots into the /metrics body, on its own thread."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        # Small collectors rendered at every scrape (alert state, reload, shard), after the snapshots.
+        self.live: list[Collector] = []
+        self.wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._build_info = render(BuildInfoCollector())
+        self._render_live = LiveRenderer()
+        self._process: tuple[float, bytes] | None = None  # (when, text) of the last process metrics
+        # The last scrape's own part: (its pieces, their text, deflated and finished).
+        self._tail: tuple[tuple[bytes, ...], bytes, bytes] | None = None
+        self.body = self._build(None)
+
+    # --- the rebuilding thread ------------------------------------------------------------------
+
+    def update(self) -> bool:
+        """Rebuild the body if a publish or data turning stale changed it; whether it did."""
+        body = self._build(self.body)
+        if body is self.body:
+            return False
+        self.body = body  # one assignment: a scrape sees the old body or the new one
+        del body
+        memory.trim()  # the old body and the rebuild's transient text are freed by now
+        return True
+
+    def _build(self, last: Body | None) -> Body:
+        store = self.store
+        ready = store.ready()  # read before the snapshots: /ready never claims more than /metrics shows
+        version = store.version  # read first: a publish after it makes the next look rebuild
+        accounts, discovery, stale_after = store.snapshots(), store.discovery, store.stale_after
+        now = store.clock()
+        fresh = tuple(_fresh(account, now, stale_after) for account in accounts.values())
+        key = (version, fresh, stale_after)
+        if last is not None and last.key == key and last.ready == ready:
+            return last
+        rendered = render(DiscoveryCollector(discovery)) if discovery is not None else ()
+        families = _families(zip(accounts.values(), fresh, strict=True), self._build_info, rendered)
+        with memory.HEAVY_WORK:  # one account's text inflated at a time, not beside a poll's
+            # A sync flush, not a finish: a scrape appends its own part to the same stream.
+            head, crc, size = _deflated(_text(families), DEFLATE.Z_SYNC_FLUSH)
+        return Body(key, frozenset(families[0]), head, crc, size, rendered, ready)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.wake.wait(INTERVAL)
+            self.wake.clear()
+            try:
+                if not self._stop.is_set() and self.update():
+                    self._stop.wait(INTERVAL)
+            except Exception:  # the exporter's own bug: /metrics stays as it was, the thread goes on
+                log.error("rebuilding /metrics failed", exc_info=True)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="exposition", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.wake.set()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    # --- read by the web server -----------------------------------------------------------------
+
+    def ready(self) -> tuple[bool, str]:
+        """The store's readiness, and ready only once the body served shows it too."""
+        ready, detail = self.store.ready()
+        if ready and self.body.ready != (ready, detail):  # the rebuild after the polls is under way
+            return False, f"{detail}; /metrics not rebuilt yet"
+        return ready, detail
+
+    def _live(self) -> Rendered:
+        return tuple(entry for collector in self.live for entry in self._render_live(collector))
+
+    def _process_metrics(self) -> bytes:
+        """prometheus-client's default registry (ProcessCollector's process_*, and python_*), rendered
+        at most once per :data:`PROCESS_METRICS_MAX_AGE`: its dozen /proc reads each give up the
+        GIL, and getting it back during a poll costs up to a switch interval (cli/serve.py) each,
+        which was most of a scrape's p99 while accounts re-poll. Prometheus scrapes seconds
+        apart at most, so a second-old CPU counter is never what it sees twice."""
+        now = time.monotonic()
+        cached = self._process
+        if cached is None or now - cached[0] >= PROCESS_METRICS_MAX_AGE:
+            cached = self._process = (now, generate_latest(REGISTRY))
+        return cached[1]
+
+    def _scrape(self, only: str | None) -> tuple[Body, list[bytes] | None, list[bytes]]:
+        """The body served now and this scrape's own part (alert state, reload, shard, process
+        metrics); or, for a /probe, or a per-scrape family named like a snapshot family (never
+        so far: merged slowly but right), None and the whole text from the snapshots as they
+        are now."""
+        body = self.body  # one read: the thread may replace it
+        store, now = self.store, self.store.clock()
+        if only is not None:
+            one = [(a, _fresh(a, now, store.stale_after)) for k, a in store.snapshots().items() if k == only]
+            return body, None, list(_text(_families(one)))
+        live = self._live()
+        if any(name in body.names for name, _, _ in live):
+            fresh = [(a, _fresh(a, now, store.stale_after)) for a in store.snapshots().values()]
+            families = _families(fresh, self._build_info, body.discovery, live)
+            return body, None, [*_text(families), self._process_metrics()]
+        return body, [], [*_text(_families((), live=live)), self._process_metrics()]
+
+    def chunks(self, only: str | None = None) -> list[bytes]:
+        """The whole /metrics body (or one account's, for /probe), as byte strings to write in order."""
+        body, head, text = self._scrape(only)
+        if head is None:
+            return text
+        # Piece by piece (about INFLATE_PIECE of deflate each), after the gzip header.
+        head.extend(map(DEFLATE.decompressobj(-15).decompress, body.head[1:]))
+        return [*head, *text]
+
+    def gzip_chunks(self, only: str | None = None) -> list[bytes]:
+        """The same body as one gzip member: the snapshots' part as deflated at the last rebuild,
+        then this scrape's part, deflated only when it changed (scrapes close together share
+        the process metrics' text, and the alert state seldom changes)."""
+        body, head, text = self._scrape(only)
+        if head is None:
+            return _member(text)
+        pieces = tuple(text)
+        tail = self._tail  # one read: other scrapes may replace it
+        if tail is None or tail[0] != pieces:  # the same objects, usually: compared by identity first
+            joined = b"".join(pieces)
+            deflate = DEFLATE.compressobj(GZIP_LEVEL, DEFLATE.DEFLATED, -15)
+            tail = self._tail = (pieces, joined, deflate.compress(joined) + deflate.flush())
+        crc = DEFLATE.crc32(tail[1], body.crc)  # continued over this part: the CRC of the whole text
+        return [*body.head, tail[2], struct.pack("<II", crc, (body.size + len(tail[1])) & 0xFFFFFFFF)]
+
+    def own_chunks(self, gzip: bool = False) -> list[bytes]:
+        """The exporter's own metrics alone (``/metrics?accounts=false``): build and discovery info,
+        alert state, reload, shard, process; none of an account's, which /probe serves."""
+        families = _families((), self._build_info, self.body.discovery, self._live())
+        text = [*_text(families), self._process_metrics()]
+        return _member(text) if gzip else text
