@@ -363,6 +363,7 @@ def test_fault_parameters_are_checked(sim: Simulator) -> None:
     assert post(sim, "").json()["data"] == []
 
 
+@pytest.mark.timing
 def test_stop_is_prompt_with_hanging_clients() -> None:
     simulator = Simulator([SimAccount(f"acc-{i}", "x") for i in range(6)], api_key=KEY)
     simulator.start()
@@ -406,6 +407,7 @@ def test_many_sessions_start_at_once_and_page_quickly() -> None:
         simulator.stop()
 
 
+@pytest.mark.timing
 def test_concurrent_hostile_requests_do_not_serialise(sim: Simulator) -> None:
     sim.set_fault("acc-1", "slow", delay=0.3)
     results: list[float] = []
