@@ -176,6 +176,7 @@ def silent(conn: Conn) -> None:
     conn.wait(60)
 
 
+@pytest.mark.timing
 @pytest.mark.parametrize(
     ("handler", "detail"),
     [
@@ -196,6 +197,7 @@ def test_slow_answer_is_a_timeout_within_the_deadline(
     assert detail in exc.detail and "(whatsgate.timeout is 1s" in exc.detail
 
 
+@pytest.mark.timing
 def test_drip_over_tls_is_a_timeout_within_the_deadline(
     serve: Callable[..., Server], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -219,6 +221,7 @@ def test_drip_over_tls_is_a_timeout_within_the_deadline(
         client.close()
 
 
+@pytest.mark.timing
 def test_connect_timeout_respects_the_deadline_and_says_so() -> None:
     """A listener whose accept queue is full drops SYNs: connect() hangs, like a black-holed host."""
     listener = socket.socket()
@@ -312,6 +315,7 @@ print(json.dumps(result))
 """
 
 
+@pytest.mark.timing
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc for peak RSS")
 def test_gzip_bomb_is_refused_with_memory_bounded(serve: Callable[..., Server]) -> None:
     bomb, inflated = gzip_bomb()

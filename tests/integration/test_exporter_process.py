@@ -139,6 +139,7 @@ def test_each_fault_is_counted_and_isolated(sim: Simulator, tmp_path: Path, faul
     assert KEY not in exporter.logs()
 
 
+@pytest.mark.timing
 def test_a_slow_account_does_not_delay_another_or_the_endpoint(sim: Simulator, tmp_path: Path):
     exporter = start_exporter(tmp_path, config_for(sim, timeout="5s"))
     try:

@@ -15,7 +15,10 @@ import sys
 import pytest
 from helpers import REPO
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
+pytestmark = [
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status"),
+    pytest.mark.timing,  # peak RSS: alone, after the parallel tests (scripts/test)
+]
 
 MIB = 1 << 20
 

@@ -83,6 +83,7 @@ def test_probe_and_sd(sim: Simulator, tmp_path: Path):
         stop(exporter.proc)
 
 
+@pytest.mark.timing
 def test_health_at_once_and_a_prompt_stop_during_a_slow_first_discovery(tmp_path: Path):
     slow = Simulator([SimAccount("wa-1", "one")], api_key=KEY, dynamic=False)
     slow.start()

@@ -86,6 +86,7 @@ def test_drip_sends_a_valid_body_one_byte_at_a_time(sim: Simulator) -> None:
     assert len(pieces) >= 10  # in many small pieces, not one answer
 
 
+@pytest.mark.timing
 def test_drip_defeats_a_per_read_timeout(sim: Simulator) -> None:
     """Every read succeeds within 0.2 s, so only a deadline for the whole call stops it."""
     sim.set_fault("acc-2", "drip", delay=0.02)
@@ -127,6 +128,7 @@ def test_chunked_forever(sim: Simulator) -> None:
     assert received > 200_000  # far beyond any real answer of this account, and still going
 
 
+@pytest.mark.timing
 def test_chunked_forever_paces_chunks_by_delay(sim: Simulator) -> None:
     sim.set_fault("acc-2", "chunked_forever", delay=0.1)
     with post(sim, "acc-2", stream=True, timeout=0.5) as response:
@@ -363,6 +365,7 @@ def test_fault_parameters_are_checked(sim: Simulator) -> None:
     assert post(sim, "").json()["data"] == []
 
 
+@pytest.mark.timing
 def test_stop_is_prompt_with_hanging_clients() -> None:
     simulator = Simulator([SimAccount(f"acc-{i}", "x") for i in range(6)], api_key=KEY)
     simulator.start()
@@ -406,6 +409,7 @@ def test_many_sessions_start_at_once_and_page_quickly() -> None:
         simulator.stop()
 
 
+@pytest.mark.timing
 def test_concurrent_hostile_requests_do_not_serialise(sim: Simulator) -> None:
     sim.set_fault("acc-1", "slow", delay=0.3)
     results: list[float] = []

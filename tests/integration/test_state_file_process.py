@@ -216,6 +216,7 @@ def test_waits_the_first_good_poll_does_not_confirm_are_not_kept(sim: Simulator,
         client.close()
 
 
+@pytest.mark.timing
 def test_an_oversized_state_file_is_refused_unread(tmp_path: Path):
     """Issue 21, 7: 300 MB of whitespace around a valid state file; read, it peaked at 636 MB.
     Refused before reading, it costs the process nothing (peak RSS of a fresh interpreter)."""

@@ -31,6 +31,8 @@ import requests
 import trustme
 from helpers import free_port, stop
 
+pytestmark = pytest.mark.timing  # p90s and RSS: alone, after the parallel tests (scripts/test)
+
 P90_LIMIT = 0.5  # seconds
 
 
