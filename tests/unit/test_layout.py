@@ -175,3 +175,18 @@ def test_no_linux_only_system_calls_so_the_exporter_runs_on_macos_too():
         for match in linux_only.finditer(path.read_text(encoding="utf-8"))
     ]
     assert not offenders, offenders
+
+
+def _lines(path: Path) -> int:
+    return len(path.read_text(encoding="utf-8").splitlines())
+
+
+def test_the_layout_stays_within_the_budgets_issue_18_set():
+    """At most four modules at the top of the package, web/ under 1,100 lines, no module over 400:
+    a module that grows past them splits by concept. (metrics/' budget of 1,500 is not met yet.)"""
+    top = sorted(p.name for p in PACKAGE.glob("*.py"))
+    assert len(top) <= 4, top
+    web = sum(_lines(p) for p in (PACKAGE / "web").rglob("*.py"))
+    assert web < 1100, f"exporter/web/ has {web} lines, its budget is 1,100"
+    over = {str(p.relative_to(REPO)): _lines(p) for p in PACKAGE.rglob("*.py") if _lines(p) > 400}
+    assert not over, over
