@@ -164,6 +164,10 @@ class Exposition:
         # The last scrape's own part: (its pieces, their text, deflated and finished).
         self._tail: tuple[tuple[bytes, ...], bytes, bytes] | None = None
         self.body = self._build(None)
+        # The last rebuild raised (an exporter bug): the body is as old as the last one that worked,
+        # its accounts' up and staleness included, so /metrics answers 503 until a rebuild works
+        # rather than serve it as current.
+        self.failing = False
 
     # --- the rebuilding thread ------------------------------------------------------------------
 
@@ -199,9 +203,12 @@ class Exposition:
             self.wake.wait(INTERVAL)
             self.wake.clear()
             try:
-                if not self._stop.is_set() and self.update():
+                changed = not self._stop.is_set() and self.update()
+                self.failing = False
+                if changed:
                     self._stop.wait(INTERVAL)
-            except Exception:  # the exporter's own bug: /metrics stays as it was, the thread goes on
+            except Exception:  # the exporter's own bug: /metrics answers 503, the thread goes on
+                self.failing = True
                 log.error("rebuilding /metrics failed", exc_info=True)
 
     def start(self) -> None:

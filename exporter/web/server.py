@@ -308,6 +308,8 @@ class ExporterServer:
                 return await self._metrics(request, gzip, metrics.own_chunks(gzip))
             if accounts != "true":
                 return await self._send(request, 400, TEXT, [b"accounts: expected true or false\n"])
+            if metrics.failing:  # what it would serve is older than the snapshots: never as current
+                return await self._send(request, 503, TEXT, [b"rendering /metrics failed: see the log\n"])
             # Compressed after publishes, not per scrape: a gzip client gets those bytes as they are.
             return await self._metrics(request, gzip, metrics.gzip_chunks() if gzip else metrics.chunks())
         if path == "/probe":

@@ -788,3 +788,36 @@ def test_a_body_is_read_whole_and_the_next_request_answered() -> None:
             )
         statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", answer)
         assert statuses == [b"404", b"200"], answer
+
+
+@pytest.mark.parametrize("accept", ["gzip", "identity"])
+def test_metrics_answers_503_while_its_rebuilds_fail(accept: str, monkeypatch: pytest.MonkeyPatch):
+    """Never an old body as current: while rebuilding /metrics fails (an exporter bug), a scrape
+    gets a 503 (Prometheus: up 0), not the last body that worked with its accounts' up 1; the
+    exporter's own metrics and a rebuild that works again answer as before."""
+    monkeypatch.setattr(exposition_module, "INTERVAL", 0.05)
+    real, broken = Exposition._build, [False]
+
+    def build(self: Exposition, last: Any) -> Any:
+        if broken[0]:
+            raise RuntimeError("a bug")
+        return real(self, last)
+
+    monkeypatch.setattr(Exposition, "_build", build)
+    headers = {"Accept-Encoding": accept}
+    with serving(many_pieces_store(chats=3)) as server:
+        url = f"{base(server)}/metrics"
+        assert b"whatsgate_up{" in requests.get(url, headers=headers, timeout=5).content
+        broken[0] = True
+        server.store.publish(server.store.snapshots()["wa-0"].state.failed("timeout", "no answer", 1.0))
+        wait_until(lambda: server.exposition.failing, timeout=5, what="the failed rebuild")
+        answer = requests.get(url, headers=headers, timeout=5)
+        assert answer.status_code == 503 and b"whatsgate_up" not in answer.content
+        assert requests.get(f"{url}?accounts=false", headers=headers, timeout=5).status_code == 200
+        broken[0] = False
+        wait_until(lambda: not server.exposition.failing, timeout=5, what="a rebuild that works")
+        answer = requests.get(url, headers=headers, timeout=5)
+        assert (
+            answer.status_code == 200
+            and b'whatsgate_up{account="line 0",whatsapp_id="wa-0"} 0' in answer.content
+        )
