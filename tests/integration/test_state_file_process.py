@@ -124,8 +124,8 @@ def test_a_reload_continues_the_live_wait_never_the_start_up_file(
     assert since(exporter, "wa-1", "1@c.us") == new_message
 
 
-# stale_after is 3 s: among six busy workers the first poll came later than that and found the
-# session gone already (CI, once), so this runs with the timing tests, alone.
+# stale_after is 3 s: among six busy workers in CI the file's wait was once not restored (the first
+# poll likely came after a session seen gone for that long), so this runs with the timing tests, alone.
 @pytest.mark.timing
 def test_a_session_back_from_gone_starts_from_the_live_state(
     sim: Simulator, exporters: list[Exporter], tmp_path: Path
