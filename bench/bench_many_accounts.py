@@ -12,7 +12,9 @@ the poll lag (whatsgate_poll_delay_seconds) median and max across accounts.
 from __future__ import annotations
 
 import argparse
+import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -37,6 +39,12 @@ def proc_status(pid: int) -> dict[str, int]:
     return out
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--accounts", type=int, default=10_000)
@@ -51,6 +59,8 @@ def main() -> None:
     key = "many-accounts-key"
     sim = Simulator.generate(accounts=args.accounts, chats=args.chats, participants=5, api_key=key)
     url = sim.start()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    setup_cpu = usage.ru_utime + usage.ru_stime  # generating the accounts, before the exporter starts
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "config.yaml"
         config.write_text(
@@ -75,6 +85,12 @@ def main() -> None:
                     raise SystemExit("not ready within 15 minutes")
                 time.sleep(1)
             ready_after = time.monotonic() - started
+            exporter_cpu = cpu_seconds(proc.pid)
+            # This process is the simulator (its server threads) and the /ready probe.
+            usage = resource.getrusage(resource.RUSAGE_SELF)
+            simulator_cpu = usage.ru_utime + usage.ru_stime - setup_cpu
+            commands = ("sessions-get", "get-chats", "events-get", "get-history")
+            calls = {command: sim.request_count(command) for command in commands}
             gz, plain, threads = [], [], []
             end = time.monotonic() + args.duration
             raw = b""
@@ -103,6 +119,8 @@ def main() -> None:
         f"accounts={args.accounts} chats={args.chats} interval={args.interval} concurrency={args.concurrency}"
     )
     print(f"ready after {ready_after:.1f} s; accounts up: {up}; body {len(body) / 1e6:.1f} MB plain")
+    print(f"CPU until ready: exporter {exporter_cpu:.1f} s, simulator {simulator_cpu:.1f} s")
+    print("requests until ready: " + ", ".join(f"{c} {n}" for c, n in calls.items()))
     print(f"threads: max {max(threads)}, last {threads[-1]}")
     print(f"RSS {status['VmRSS'] / 1024:.0f} MB, peak {status['VmHWM'] / 1024:.0f} MB")
     print(

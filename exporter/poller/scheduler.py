@@ -20,6 +20,14 @@ to halve, not to vanish. Heavy jobs start in due order, so none starves. Light
 jobs (most accounts) have a queue of their own and are never held back, though
 they count in the load. A heavy job that waits does so before its request
 starts (its deadline is not running), and the wait shows as lag.
+
+A *background* job (an account's event log) gives way to due foreground jobs (get-chats
+polls): it ranks as if due ``patience`` seconds later. When every account starts at once,
+thousands of first get-chats polls are due together, and each account's first events poll
+(an events-get and up to ``replies.history_per_poll`` get-history calls) would otherwise
+take its turn between them: /ready, which waits for every get-chats poll, came after all
+of that work too. A background job that has waited ``patience`` longer than a due
+foreground job goes first, so none starves; its lag shows as for any job.
 """
 
 from __future__ import annotations
@@ -45,17 +53,23 @@ class Scheduler:
         clock: Callable[[], float] = time.monotonic,
         budget: int = 0,
         weight: Callable[[str], int] = lambda _key: 0,
+        patience: Callable[[], float] = lambda: 60.0,
     ) -> None:
         """``budget``: the most that running jobs may weigh together (0: no limit);
-        ``weight(key)``: a job's weight, read under the scheduler's lock (keep it cheap)."""
+        ``weight(key)``: a job's weight, read under the scheduler's lock (keep it cheap);
+        ``patience()``: how long a due background job gives way to due foreground jobs."""
         self.workers = workers
         self.clock = clock
         self.budget = budget
         self.weight = weight
+        self.patience = patience
         self._load = 0  # the weight of the running jobs
-        # Due time, insertion order, key: one heap for light jobs and one for heavy ones.
+        # Due time, insertion order, key: one heap for light jobs, one for heavy ones, and one for
+        # background jobs (light, whatever they weigh: an events poll holds no chat list).
         self._light: list[tuple[float, int, str]] = []
         self._heavy: list[tuple[float, int, str]] = []
+        self._background: list[tuple[float, int, str]] = []
+        self._in_background: set[str] = set()
         self._jobs: dict[str, Job] = {}
         self._generation: dict[str, int] = {}  # a removed and re-added key must not run twice
         self._order = itertools.count()
@@ -71,15 +85,25 @@ class Scheduler:
             return 0
 
     def _push(self, due: float, generation: int, key: str) -> None:
-        heavy = self.budget > 0 and self._weigh(key) > self.budget // 8
-        heapq.heappush(self._heavy if heavy else self._light, (due, generation, key))
+        if key in self._in_background:
+            queue = self._background
+        elif self.budget > 0 and self._weigh(key) > self.budget // 8:
+            queue = self._heavy
+        else:
+            queue = self._light
+        heapq.heappush(queue, (due, generation, key))
 
-    def add(self, key: str, job: Job, delay: float = 0.0) -> None:
-        """Run ``job`` after ``delay`` seconds, then as often as it says."""
+    def add(self, key: str, job: Job, delay: float = 0.0, *, background: bool = False) -> None:
+        """Run ``job`` after ``delay`` seconds, then as often as it says; a ``background`` job
+        gives way to due foreground jobs (see the module's documentation)."""
         with self._cond:
             if key in self._jobs:
                 return
             self._jobs[key] = job
+            if background:
+                self._in_background.add(key)
+            else:
+                self._in_background.discard(key)
             generation = next(self._order)
             self._generation[key] = generation
             self._push(self.clock() + delay, generation, key)
@@ -90,6 +114,7 @@ class Scheduler:
         with self._cond:
             self._jobs.pop(key, None)
             self._generation.pop(key, None)
+            self._in_background.discard(key)
             self._cond.notify_all()  # it may have been the heavy job the others waited behind
 
     def keys(self) -> set[str]:
@@ -119,8 +144,9 @@ class Scheduler:
             while not self._stopping:
                 now = self.clock()
                 soonest: float | None = None
-                chosen: tuple[float, list[tuple[float, int, str]], int] | None = None  # due, queue, weight
-                for queue in (self._light, self._heavy):
+                # rank (the due time, a background job's moved back by patience), queue, weight
+                chosen: tuple[float, list[tuple[float, int, str]], int] | None = None
+                for queue in (self._light, self._heavy, self._background):
                     head = self._head(queue)
                     if head is None:
                         continue
@@ -128,15 +154,17 @@ class Scheduler:
                     if due > now:
                         soonest = due if soonest is None else min(soonest, due)
                         continue
-                    weight = self._weigh(key)
+                    weight, rank = self._weigh(key), due
                     if queue is self._heavy:
                         # Capped at half the budget: a huge account needs the load below half,
                         # not at zero, which a steady stream of light jobs might never allow.
                         weight = min(weight, self.budget // 2)
                         if self._load + weight > self.budget:
                             continue  # a job ending notifies
-                    if chosen is None or due < chosen[0]:
-                        chosen = (due, queue, weight)
+                    elif queue is self._background:
+                        rank = due + self.patience()
+                    if chosen is None or rank < chosen[0]:
+                        chosen = (rank, queue, weight)
                 if chosen is not None:
                     _, queue, weight = chosen
                     due, generation, key = heapq.heappop(queue)

@@ -44,7 +44,12 @@ class Supervisor:
         self.client = client
         self.store = store
         self.clock = clock
-        self.scheduler = Scheduler(config.poll_concurrency, budget=CHATS_IN_FLIGHT, weight=self._weight)
+        self.scheduler = Scheduler(
+            config.poll_concurrency,
+            budget=CHATS_IN_FLIGHT,
+            weight=self._weight,
+            patience=lambda: self.config.poll_interval,
+        )
         self.pollers: dict[str, AccountPoller] = {}
         self._lock = threading.Lock()  # pollers is changed by discovery while stop() or a reload reads it
         self._discovery_stop = threading.Event()
@@ -134,9 +139,11 @@ class Supervisor:
         self.scheduler.add(account.whatsapp_id, poller.run)
         # The account's event log (reply times), a job of its own: it never delays the get-chats
         # poll. Always scheduled, it reads nothing while replies.enabled is false (a reload may
-        # turn it on).
+        # turn it on). In the background: it gives way to due get-chats polls, its own account's
+        # and the others' (up to a poll interval), so thousands of accounts starting together are
+        # all polled, and ready, before their event logs and get-history backfills are read.
         events = EventsPoller(poller, self.client, self.clock)
-        self.scheduler.add(account.whatsapp_id + EVENTS_JOB, events.run)
+        self.scheduler.add(account.whatsapp_id + EVENTS_JOB, events.run, background=True)
 
     def saved(self) -> dict[str, Entry]:
         """What the state file keeps: each account's open waits as of its last good poll and, for an

@@ -403,6 +403,50 @@ def test_the_supervisor_runs_the_events_job_next_to_get_chats(sim: Simulator) ->
         client.close()
 
 
+class RecordingClient(WhatsGateClient):
+    """The real client, noting each command as it is sent."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sent: list[str] = []
+
+    def call(self, command: str, body: dict[str, Any], parse: Any) -> Any:
+        self.sent.append(command)
+        return super().call(command, body, parse)
+
+
+def test_every_account_is_polled_before_an_event_log_is_read(clock: Clock) -> None:
+    """Issue 18: with one worker, the first account's events poll (an events-get and a
+    get-history per chat) must not go before the other accounts' first get-chats polls:
+    /ready waits for those, and at 10,000 accounts the events work came first."""
+    chats = [chat_obj(cid, 1, ts=T0 - 86400) for cid in (A, B, C)]
+    ids = [f"W{i}" for i in range(1, 6)]
+    sim = Simulator([SimAccount(wid, wid, chats=[dict(c) for c in chats]) for wid in ids], clock=clock)
+    sim.start()
+    config = parse_config(
+        {
+            "whatsgate": {"url": sim.url, "api_key": sim.api_key, "timeout": "2s"},
+            "accounts": [{"whatsapp_id": wid} for wid in ids],
+            "poll_interval": "1m",
+            "poll_concurrency": 1,
+        }
+    )
+    store = Store(stale_after=config.stale_after)
+    client = RecordingClient(config.whatsgate.url, sim.api_key, timeout=2)
+    supervisor = Supervisor(config, client, store)
+    supervisor.start()
+    try:
+        wait_until(lambda: store.ready()[0], 10)
+        wait_until(lambda: all(s.replies is not None and s.replies.up for s in store.states()), 10)
+        # Then, once no get-chats poll is due, each account's log is read and its chats backfilled.
+        assert client.sent[: len(ids)] == ["get-chats"] * len(ids), client.sent
+        assert client.sent.count("events-get") >= len(ids) and "get-history" in client.sent
+    finally:
+        supervisor.stop()
+        client.close()
+        sim.stop()
+
+
 def test_a_chat_gone_from_get_chats_ends_its_span_unobserved(setup: Setup, sim: Simulator) -> None:
     sim.receive("W1", B, T0)
     setup.poll()

@@ -150,3 +150,30 @@ def test_a_failing_weight_counts_as_light_and_the_workers_survive():
     time.sleep(0.3)
     scheduler.stop()
     assert len(runs) >= 3
+
+
+def test_a_background_job_gives_way_to_due_jobs_for_its_patience_then_runs():
+    """Issue 18: an account's events job waits behind due get-chats polls, but never starves."""
+    scheduler = Scheduler(workers=1, patience=lambda: 0.2)
+    order: list[str] = []
+    lags: list[float] = []
+
+    def busy(_lag: float) -> float:
+        order.append("fg")
+        time.sleep(0.005)
+        return 0.0  # always due again: the worker never runs out of foreground work
+
+    def background(lag: float) -> float:
+        order.append("bg")
+        lags.append(lag)
+        return 10.0
+
+    scheduler.add("bg", background, background=True)  # due first
+    scheduler.add("fg", busy)
+    scheduler.start()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and "bg" not in order:
+        time.sleep(0.02)
+    scheduler.stop()
+    assert order[0] == "fg" and "bg" in order, order[:5]
+    assert lags[0] >= 0.15, lags
