@@ -36,6 +36,17 @@ def unanswered(state: AccountState, now: float, stale_after: float) -> Sequence[
 Waits = Callable[[AccountState, float, float], Sequence[Wait] | None]
 
 
+def _kept(
+    waits: Waits, t: Narrowing, state: AccountState, now: float, stale_after: float
+) -> list[Wait] | None:
+    """The current waits of the chat types the threshold keeps; None while they are not known."""
+    found = waits(state, now, stale_after)
+    if found is None:
+        return None
+    types = t.chat_types or CHAT_TYPES
+    return [w for w in found if w.chat_type in types]
+
+
 @dataclass(frozen=True)
 class OldestWaiting(Kind):
     """The account's longest current wait, over the chat types the threshold keeps."""
@@ -49,12 +60,9 @@ class OldestWaiting(Kind):
     def measure(
         self, t: Narrowing, state: AccountState, now: float, stale_after: float
     ) -> Iterator[Instance]:
-        found = self.waits(state, now, stale_after)
-        if found is not None:
-            types = t.chat_types or CHAT_TYPES
-            waits = [w.seconds for w in found if w.chat_type in types]
-            if waits:
-                yield account_labels(state), max(waits), {}
+        kept = _kept(self.waits, t, state, now, stale_after)
+        if kept:
+            yield account_labels(state), max(w.seconds for w in kept), {}
 
 
 @dataclass(frozen=True)
@@ -72,12 +80,10 @@ class ChatsWaiting(Kind):
     def measure(
         self, t: Narrowing, state: AccountState, now: float, stale_after: float
     ) -> Iterator[Instance]:
-        found = self.waits(state, now, stale_after)
-        if found is not None:
-            types = t.chat_types or CHAT_TYPES
+        kept = _kept(self.waits, t, state, now, stale_after)
+        if kept is not None:
             longer = t.longer_than or 0.0
-            count = sum(1 for w in found if w.chat_type in types and w.seconds > longer)
-            yield account_labels(state), float(count), {}
+            yield account_labels(state), float(sum(1 for w in kept if w.seconds > longer)), {}
 
 
 @dataclass(frozen=True)
