@@ -430,15 +430,19 @@ def test_concurrent_hostile_requests_do_not_serialise(sim: Simulator) -> None:
 
 def test_hanging_answers_end_when_their_client_hangs_up(sim: Simulator) -> None:
     """Otherwise every timed-out poll would leave a thread behind for the simulator's life."""
-    baseline = threading.active_count()
+    before = set(threading.enumerate())  # the new threads are counted: others may end meanwhile
+
+    def new() -> set[threading.Thread]:
+        return {t for t in threading.enumerate() if t not in before and t.is_alive()}
+
     sim.set_fault("acc-2", "silent")
     socks = [raw_request(sim) for _ in range(10)]
     deadline = time.monotonic() + 2
-    while threading.active_count() < baseline + 10 and time.monotonic() < deadline:
+    while len(new()) < 10 and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert threading.active_count() >= baseline + 10
+    assert len(new()) >= 10
     for sock in socks:
         sock.close()
-    while threading.active_count() > baseline and time.monotonic() < deadline + 2:
+    while new() and time.monotonic() < deadline + 2:
         time.sleep(0.02)
-    assert threading.active_count() <= baseline
+    assert new() == set()
