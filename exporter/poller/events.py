@@ -147,11 +147,13 @@ class EventsPoller:
 
     def _messages(
         self, events: Sequence[Event], config: Config, index: ChatIndex | None
-    ) -> tuple[list[Message], int, int]:
-        """The messages of the chats that count (privacy applied), the disconnects, and the events skipped."""
+    ) -> tuple[list[Message], dict[str, str], int, int]:
+        """The messages of the chats that count (privacy applied), their chats' real ids by shown
+        id, the disconnects, and the events skipped."""
         plain = config.privacy.chat_ids == PLAIN
         chat_types = config.waiting.chat_types
         messages: list[Message] = []
+        reals: dict[str, str] = {}
         disconnects = skipped = 0
         for event in events:
             action, message = event.action, event.message
@@ -166,21 +168,28 @@ class EventsPoller:
                 if (index is None or shown not in index.counted) and type_of(real) not in chat_types:
                     continue
                 messages.append(message if plain else msgspec.structs.replace(message, chat_id=shown))
+                reals[shown] = real
             elif action == DISCONNECT:
                 disconnects += 1
             elif action not in KNOWN_ACTIONS:
                 skipped += 1
-        return messages, disconnects, skipped
+        return messages, reals, disconnects, skipped
 
-    def _backfill(self, tracker: Tracker, index: ChatIndex | None, config: Config) -> tuple[Tracker, int]:
-        """get-history for the most urgent counted chats the tracker does not know, at most
-        ``replies.history_per_poll``; a failure stops the backfill of this poll, never the poll."""
-        budget, skipped = config.replies.history_per_poll, 0
-        if index is None or budget <= 0:
-            return tracker, 0
+    def _backfill(
+        self,
+        tracker: Tracker,
+        wanted: Iterable[tuple[str, str, str, float | None]],
+        budget: int,
+        config: Config,
+    ) -> tuple[Tracker, int, int]:
+        """get-history for ``wanted`` (shown id, real id, chat type, and the time before which
+        its messages count, None: all) the tracker does not know, at most ``budget`` calls; a
+        failure stops the backfill of this poll, never the poll. Returns the tracker, the
+        messages skipped and the budget left."""
         plain = config.privacy.chat_ids == PLAIN
         wid = self.poller.account.whatsapp_id
-        for shown, real in index.urgency:
+        skipped = 0
+        for shown, real, chat_type, before in wanted:
             if budget <= 0:
                 break
             if tracker.knows(shown):
@@ -201,7 +210,7 @@ class EventsPoller:
                         },
                     )
                 self._history_failing = True
-                break
+                return tracker, skipped, 0
             if self._history_failing:
                 log.info("get-history recovered", extra={"fields": self._fields()})
             self._history_failing = False
@@ -212,8 +221,28 @@ class EventsPoller:
                 if m.chat_id == real
             ]
             skipped += len(history) - len(mine)
-            tracker = tracker.backfill(shown, index.counted[shown], mine, config.replies)
-        return tracker, skipped
+            if before is not None:  # the messages this poll's events bring are advanced after
+                mine = [m for m in mine if m.timestamp < before]
+            tracker = tracker.backfill(shown, chat_type, mine, config.replies)
+        return tracker, skipped, budget
+
+    @staticmethod
+    def _unknown_writing(
+        messages: Sequence[Message], reals: Mapping[str, str], tracker: Tracker, index: ChatIndex | None
+    ) -> list[tuple[str, str, str, float | None]]:
+        """The chats the tracker does not know whose first message in ``messages`` is the
+        customer's, with the time of that message: their earlier past decides since when the
+        customer has waited, and only get-history can tell it."""
+        first: dict[str, Message] = {}
+        for m in messages:
+            if m.chat_id not in first and not tracker.knows(m.chat_id):
+                first[m.chat_id] = m
+        counted = index.counted if index is not None else {}
+        return [
+            (cid, reals[cid], counted.get(cid) or type_of(reals[cid]), m.timestamp)
+            for cid, m in first.items()
+            if not m.outgoing
+        ]
 
     def poll_once(self) -> AccountState:
         """Read the log once and publish the account's new state, failed or not; returns it."""
@@ -236,13 +265,25 @@ class EventsPoller:
                 self.source, account.whatsapp_id, previous.cursor, config.replies.max_pages, self.newest_first
             )
             self.newest_first = read.newest_first
-            messages, disconnects, skipped = self._messages(read.events, config, index)
-            tracker = previous.tracker.advance(
-                messages, index.counted if index else {}, config.replies, schedule
+            messages, reals, disconnects, skipped = self._messages(read.events, config, index)
+            budget = config.replies.history_per_poll
+            # A customer writing in a chat not known yet may have waited since an earlier message:
+            # its history goes first, and no span is guessed from the new message alone. With
+            # history_per_poll 0 nothing can tell, and the new message opens the span.
+            writing = self._unknown_writing(messages, reals, previous.tracker, index)
+            tracker, dropped, budget = self._backfill(previous.tracker, writing, budget, config)
+            tracker = tracker.advance(
+                messages,
+                index.counted if index else {},
+                config.replies,
+                schedule,
+                guess=config.replies.history_per_poll <= 0,
             )
             if index is not None:
                 tracker = tracker.keep_only(index.counted, index.polled_at)
-            tracker, dropped = self._backfill(tracker, index, config)
+                urgent = ((s, r, index.counted[s], None) for s, r in index.urgency)
+                tracker, more, budget = self._backfill(tracker, urgent, budget, config)
+                dropped += more
             skipped += read.skipped + dropped
             now = self.clock()
             replies = dataclasses.replace(

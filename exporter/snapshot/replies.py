@@ -107,6 +107,7 @@ class Tracker:
         config: RepliesConfig,
         schedule: Schedule | None,
         ignored: Collection[str] = (),
+        guess: bool = True,
     ) -> Tracker:
         """The state after ``messages`` (sorted by the caller: event_date, id).
 
@@ -115,6 +116,11 @@ class Tracker:
         read-only, excluded): their messages change nothing and are not counted. A chat in
         neither (new since get-chats) is typed by its id (``@g.us``: group) and tracked until
         :meth:`keep_only` says otherwise; ``status@broadcast`` is never a chat.
+
+        ``guess``: whether an incoming message of a chat the tracker does not know opens its span
+        (the customer may have waited since an earlier message that only get-history can tell).
+        False: it is counted in received, and the chat stays unknown until get-history or our
+        next message makes it known.
 
         Per message of a tracked chat: older than the chat's newest processed message, it changes
         nothing; an event id already processed in this call
@@ -139,6 +145,9 @@ class Tracker:
             track = chats.get(cid)
             chat_type = chat_types.get(cid) or (track.chat_type if track is not None else type_of(cid))
             if track is None:
+                if not guess and not m.outgoing:
+                    received[chat_type] = received.get(chat_type, 0) + 1
+                    continue
                 cid = sys.intern(cid)  # the chat index's key too: one string per chat id
             elif m.timestamp < track.newest:
                 continue

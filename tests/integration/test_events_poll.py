@@ -457,3 +457,69 @@ def test_a_chat_gone_from_get_chats_ends_its_span_unobserved(setup: Setup, sim: 
     tracker = setup.replies.tracker
     assert spans(setup.replies) == {} and not tracker.knows(B)
     assert sum(h.count for h in tracker.histograms.values()) == 0
+
+
+def test_a_new_message_of_a_chat_not_backfilled_yet_keeps_the_earlier_wait(
+    sim: Simulator, clock: Clock
+) -> None:
+    # A first start without a state file: C's customer wrote, the chat was read, never answered.
+    # B is unread, so it takes the one get-history call of the first poll; C stays unknown.
+    sim.receive("W1", B, T0 + 100)
+    sim.receive("W1", C, T0 + 200)
+    sim.read("W1", C)
+    made = Setup(sim, clock, make_config(sim, history_per_poll=1))
+    try:
+        made.poll()
+        assert spans(made.replies) == {B: T0 + 100} and not made.replies.tracker.knows(C)
+        # C's customer writes again before C was backfilled: they have waited since T0+200.
+        clock.now += 60
+        sim.receive("W1", C, clock.now - 10)
+        made.poll()
+        assert spans(made.replies)[C] == T0 + 200  # not the new message's time: never guessed
+        clock.now += 60
+        sim.reply("W1", C, clock.now - 5)
+        made.poll()
+        histogram = made.replies.tracker.histograms[(CONTACT, FIRST)]
+        assert (histogram.count, histogram.sum) == (1, clock.now - 5 - (T0 + 200))
+    finally:
+        made.client.close()
+
+
+def test_without_get_history_a_new_message_of_an_unknown_chat_opens_the_wait(
+    sim: Simulator, clock: Clock
+) -> None:
+    sim.receive("W1", C, T0 + 200)
+    sim.read("W1", C)
+    made = Setup(sim, clock, make_config(sim, history_per_poll=0))
+    try:
+        made.poll()
+        clock.now += 60
+        sim.receive("W1", C, clock.now - 10)
+        made.poll()
+        assert spans(made.replies) == {C: clock.now - 10}  # nothing can tell more: the best known
+        assert history_calls(sim) == 0
+    finally:
+        made.client.close()
+
+
+def test_unknown_chats_writing_beyond_the_history_budget_stay_absent(sim: Simulator, clock: Clock) -> None:
+    made = Setup(sim, clock, make_config(sim, history_per_poll=1))
+    try:
+        made.poll()
+        known = made.replies.tracker.chats.keys()
+        clock.now += 60
+        for chat in (A, B, C):
+            if chat not in known:
+                sim.receive("W1", chat, clock.now - 10)
+        made.poll()
+        waiting = spans(made.replies)
+        assert len([c for c in waiting if c not in known]) == 1  # the one get-history call
+        clock.now += 60
+        made.poll()
+        clock.now += 60
+        made.poll()
+        assert {c: t for c, t in spans(made.replies).items() if c not in known} == {
+            c: clock.now - 130 for c in (A, B, C) if c not in known
+        }
+    finally:
+        made.client.close()
