@@ -25,6 +25,7 @@ from typing import Protocol
 
 import msgspec
 
+from ..config import redaction
 from ..config.settings import Config
 from ..model import INTERNAL, REASONS, Account, Chat
 from ..snapshot.privacy import PLAIN
@@ -152,6 +153,9 @@ class EventsPoller:
         id, the disconnects, and the events skipped."""
         plain = config.privacy.chat_ids == PLAIN
         chat_types = config.waiting.chat_types
+        # A server echoing the API key into a chat id: scrubbed as get-chats scrubs it, so that
+        # it reaches no label, page or state file, and the chat is the one get-chats lists.
+        keyed = redaction.mentions_secret(e.message.chat_id for e in events if e.message is not None)
         messages: list[Message] = []
         reals: dict[str, str] = {}
         disconnects = skipped = 0
@@ -162,12 +166,13 @@ class EventsPoller:
                     skipped += 1  # no usable message, or its id says the other direction
                     continue
                 real = message.chat_id
-                shown = real if plain else config.privacy.chat_id(real)
+                listed = redaction.scrub(real) if keyed else real
+                shown = listed if plain else config.privacy.chat_id(listed)
                 if real == STATUS_BROADCAST or (index is not None and shown in index.excluded):
                     continue  # a chat that does not count changes nothing
                 if (index is None or shown not in index.counted) and type_of(real) not in chat_types:
                     continue
-                messages.append(message if plain else msgspec.structs.replace(message, chat_id=shown))
+                messages.append(message if shown == real else msgspec.structs.replace(message, chat_id=shown))
                 reals[shown] = real
             elif action == DISCONNECT:
                 disconnects += 1

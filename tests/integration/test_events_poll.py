@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from helpers import chat_obj, wait_until
 
+from exporter.config import redaction
 from exporter.config.settings import Config, parse_config
 from exporter.metrics.store import Store
 from exporter.model import CONTACT
@@ -523,3 +524,19 @@ def test_unknown_chats_writing_beyond_the_history_budget_stay_absent(sim: Simula
         }
     finally:
         made.client.close()
+
+
+def test_a_chat_id_holding_the_api_key_is_scrubbed_in_the_event_log_as_in_get_chats(
+    setup: Setup, sim: Simulator
+) -> None:
+    redaction.redact(sim.api_key)  # as the exporter does with its key at start-up
+    keyed = f"{sim.api_key}@c.us"  # a server echoing the key into a chat id
+    setup.poll()
+    setup.clock.now += 60
+    setup.chats.poll_once()
+    sim.receive("W1", keyed, setup.clock.now)  # after get-chats: the events poll sees it first
+    setup.events.poll_once()
+    replies = setup.replies
+    shown = [*replies.tracker.chats, *(w.chat_id for w in replies.unanswered)]
+    assert shown and not [c for c in shown if sim.api_key in c]
+    assert "<secret>@c.us" in spans(replies)  # counted, under the id get-chats shows it by
