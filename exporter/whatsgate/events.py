@@ -15,7 +15,8 @@ A message's direction and chat come from its ``id`` (``true_CHAT_...``: sent by 
 ``false_CHAT_...``: received), as documented; ``from``/``to`` only when the id has no chat
 part. A timestamp must be a finite Unix time in seconds, not more than :data:`FUTURE` ahead of
 this machine's clock: a message dated in the future would make every later answer look older
-than it and so keep its customer counted as unanswered.
+than it and so keep its customer counted as unanswered. An event dated after tomorrow (UTC) is
+skipped and counted likewise: as the cursor it would hide every later event.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ from .parse import InvalidResponse, _json_type
 
 # Clocks differ: a phone's, WhatsGate's, this machine's. Minutes ahead is skew; more is an error.
 FUTURE = 300.0
+# event_date is local time in an undocumented zone, at most 14 hours ahead of UTC: a date after
+# tomorrow (UTC) is a broken clock's, and taken as the cursor it would hide every later event.
+DATE_AHEAD = 86400.0
 _Count = Annotated[int, msgspec.Meta(ge=0)]
 
 
@@ -113,8 +117,17 @@ def _usable(raw: _Message, event_id: int | None, latest: float) -> Message | Non
     return Message(chat, outgoing, ts, event_id)
 
 
-def _reduced(event: _WholeEvent | _EventHead, data: _Data | None, latest: float) -> Event | None:
-    if not event.event_date or not event.event_date.isprintable():
+def _latest_date() -> str:
+    """The latest event_date accepted, written as documented (``YYYY-MM-DD HH:MM:SS``): the cursor
+    compares dates as strings, so any date that sorts after it is refused."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(time.time() + DATE_AHEAD))
+
+
+def _reduced(
+    event: _WholeEvent | _EventHead, data: _Data | None, latest: float, latest_date: str
+) -> Event | None:
+    date = event.event_date
+    if not date or not date.isprintable() or date > latest_date:
         return None
     message = None
     if event.event_action in _MESSAGE_ACTIONS and data is not None and data.message is not None:
@@ -154,14 +167,14 @@ def _again(body: bytes | bytearray, kind: type[_L]) -> _L:
     raise InvalidResponse(why)
 
 
-def _converted_event(obj: Any, latest: float) -> Event | None:
+def _converted_event(obj: Any, latest: float, latest_date: str) -> Event | None:
     try:
         event = msgspec.convert(obj, _WholeEvent)
-        return _reduced(event, event.event_data, latest)
+        return _reduced(event, event.event_data, latest, latest_date)
     except _REFUSED:
         pass
     try:  # its message is unusable: it keeps its id, so that the cursor reads it only once
-        return _reduced(msgspec.convert(obj, _EventHead), None, latest)
+        return _reduced(msgspec.convert(obj, _EventHead), None, latest, latest_date)
     except _REFUSED:
         return None
 
@@ -169,18 +182,22 @@ def _converted_event(obj: Any, latest: float) -> Event | None:
 def decode_events(body: bytes | bytearray) -> EventsPage:
     """An events-get answer, or InvalidResponse when it is not the documented envelope with
     ``result: OK``."""
-    latest = time.time() + FUTURE
+    latest, latest_date = time.time() + FUTURE, _latest_date()
     try:
         whole = _whole.decode(body)
     except (msgspec.DecodeError, UnicodeError):
         pass
     else:
         _ok(whole.result)
-        found = [e for event in whole.data if (e := _reduced(event, event.event_data, latest)) is not None]
+        found = [
+            e
+            for event in whole.data
+            if (e := _reduced(event, event.event_data, latest, latest_date)) is not None
+        ]
         return EventsPage(tuple(found), whole.page, whole.pages, len(whole.data) - len(found))
     paged = _again(body, _Paged)
     _ok(paged.result)
-    events = [e for obj in paged.data if (e := _converted_event(obj, latest)) is not None]
+    events = [e for obj in paged.data if (e := _converted_event(obj, latest, latest_date)) is not None]
     return EventsPage(tuple(events), paged.page, paged.pages, len(paged.data) - len(events))
 
 

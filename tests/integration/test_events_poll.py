@@ -540,3 +540,19 @@ def test_a_chat_id_holding_the_api_key_is_scrubbed_in_the_event_log_as_in_get_ch
     shown = [*replies.tracker.chats, *(w.chat_id for w in replies.unanswered)]
     assert shown and not [c for c in shown if sim.api_key in c]
     assert "<secret>@c.us" in spans(replies)  # counted, under the id get-chats shows it by
+
+
+def test_one_event_dated_far_ahead_does_not_stop_the_log(setup: Setup, sim: Simulator) -> None:
+    setup.poll()
+    setup.clock.now += 60
+    sim.receive("W1", B, setup.clock.now - 30)
+    sim.add_event("W1", "error", {}, at=setup.clock.now + 10 * 365 * 86400)  # a broken clock's date
+    setup.poll()
+    assert spans(setup.replies) == {B: setup.clock.now - 30}
+    setup.clock.now += 60
+    sim.reply("W1", B, setup.clock.now - 10)
+    setup.poll()
+    replies = setup.replies
+    assert spans(replies) == {}  # the answer was read: the cursor did not jump ten years ahead
+    assert replies.tracker.histograms[(CONTACT, FIRST)].count == 1
+    assert replies.cursor is not None and replies.cursor.date < "2027"
