@@ -20,7 +20,9 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Protocol
 
+from ..model import INVALID_RESPONSE
 from ..snapshot.replies import Cursor, Message
+from ..whatsgate.client import PollError
 
 PAGE_CNT = 100  # events-get's documented maximum page size
 
@@ -128,10 +130,16 @@ def read_log(
     if newest_first and cursor is not None:
         # Newest first, events that arrive while the pages are read push the oldest ones onto a new
         # last page: an answer that says there are more pages than were read asks for them too.
+        # More new pages than max_pages is no such arrival but a broken count; reading them all
+        # would flood the rate-limited API, and skipping them would lose the oldest events.
         for _ in range(3):
             latest = max(first.pages, *(p.pages for p in got.values()))
             if latest <= max(got):
                 break
+            if latest - max(got) > max(max_pages, 3):
+                raise PollError(
+                    INVALID_RESPONSE, f"events-get: pages: {latest} announced after {first.pages} at page 1"
+                )
             for page in range(max(got) + 1, latest + 1):
                 fetch(page)
     pages = requests

@@ -11,6 +11,7 @@ import pytest
 
 from exporter.poller.eventlog import read_log
 from exporter.snapshot.replies import Cursor, Message
+from exporter.whatsgate.client import PollError
 
 
 @dataclass(frozen=True)
@@ -200,3 +201,25 @@ def test_chat_index_keeps_the_unknown_chats_two_events_polls_can_ask_for_most_ur
     assert set(index.counted) == {"1@c.us", "2@c.us", "3@c.us", "4@c.us", "5@c.us"}
     assert index.excluded == {"6@c.us"}
     assert len(ChatIndex.build(found, config, 1000.0).urgency) == 4
+
+
+@dataclass
+class Inflating(Log):
+    """A newest-first server whose later pages announce ever more pages (broken or hostile)."""
+
+    def events_page(self, whatsapp_id: str, date: str | None, page: int, page_cnt: int = 100) -> Page:
+        got = super().events_page(whatsapp_id, date, page, page_cnt)
+        return Page(got.events, page, got.pages if page == 1 else 1_000_000)
+
+
+@pytest.mark.parametrize("max_pages", [20, 2])
+def test_pages_announced_by_later_answers_are_read_within_max_pages(max_pages: int) -> None:
+    log = Inflating(events(250), newest_first=True)
+    read = read_log(log, "W1", None, max_pages, None)
+    assert read.newest_first is True
+    log.events += events(250, start_id=251, start_second=250)
+    log.requests.clear()
+    with pytest.raises(PollError) as failed:  # a failed events poll (events_up 0), said why
+        read_log(log, "W1", read.cursor, max_pages, True)
+    assert failed.value.reason == "invalid_response" and "1000000" in failed.value.detail
+    assert len(log.requests) <= max(max_pages, 3) + 3  # not a million requests in one poll
