@@ -19,7 +19,9 @@ from .flags import build_parser
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "healthcheck":
-        return healthcheck.check(args.listen_address, args.web_config_file)
+        return healthcheck.check(
+            args.sub_listen_address or args.listen_address, args.sub_web_config_file or args.web_config_file
+        )
     if args.command == "hash-password":
         return hashpw.run(args.cost)
     if args.command is not None:

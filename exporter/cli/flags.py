@@ -162,11 +162,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="Write the rules of --demo: its own thresholds, or with --config.file the file's, as the"
         " demo takes them (the compose stack's prometheus/alerts.yml is this).",
     )
-    sub.add_parser(
+    health = sub.add_parser(
         "healthcheck",
         help="Exit 0 if the exporter on this host answers /healthz (for container HEALTHCHECKs).",
         description="Ask /healthz on the loopback address of --web.listen-address, over https when"
         " --web.config.file serves TLS; any answer (200, or 401 with basic auth on) within 4 s is healthy.",
+    )
+    # The two flags it needs also after its name, as --config.file after the other commands'.
+    health.add_argument(
+        "--web.listen-address", dest="sub_listen_address", metavar="[HOST]:PORT", help="The exporter's."
+    )
+    health.add_argument(
+        "--web.config.file", dest="sub_web_config_file", metavar="FILE", help="The exporter's."
     )
     hashpw = sub.add_parser(
         "hash-password",

@@ -329,3 +329,15 @@ def test_a_log_line_into_a_broken_pipe_is_dropped_quietly(capsys: pytest.Capture
         root.setLevel(level)
     # logging's default for a failed write is a "--- Logging error ---" traceback on stderr.
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("before", [True, False])
+def test_healthcheck_takes_its_flags_before_or_after_its_name(
+    before: bool, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The README says: give healthcheck the same --web.listen-address and --web.config.file."""
+    asked: list[tuple[str, str | None]] = []
+    monkeypatch.setattr("exporter.cli.healthcheck.check", lambda *args: asked.append(args) or 0)
+    flags = ["--web.listen-address", "127.0.0.1:9100", "--web.config.file", str(tmp_path / "web.yml")]
+    assert main([*flags, "healthcheck"] if before else ["healthcheck", *flags]) == 0
+    assert asked == [("127.0.0.1:9100", str(tmp_path / "web.yml"))]
