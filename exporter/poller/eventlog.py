@@ -157,6 +157,13 @@ def read_log(
         key=_key,
     )
     if not new:
+        if truncated:
+            # Past max_pages of events after the cursor, a server applying the date bound always
+            # has some on the oldest pages: one that ignores it would stall the log for ever.
+            raise PollError(
+                INVALID_RESPONSE,
+                f"events-get: {total} pages, none after the date sent (date bound not applied)",
+            )
         return Read((), cursor, truncated, skipped, newest_first, pages)
     top = new[-1].date
     ids = {e.id for e in new if e.date == top} | (seen if top == cursor.date else set())

@@ -223,3 +223,24 @@ def test_pages_announced_by_later_answers_are_read_within_max_pages(max_pages: i
         read_log(log, "W1", read.cursor, max_pages, True)
     assert failed.value.reason == "invalid_response" and "1000000" in failed.value.detail
     assert len(log.requests) <= max(max_pages, 3) + 3  # not a million requests in one poll
+
+
+@dataclass
+class IgnoringDate(Log):
+    """A server that answers the whole log whatever ``date`` says (broken, or a renamed field)."""
+
+    def events_page(self, whatsapp_id: str, date: str | None, page: int, page_cnt: int = 100) -> Page:
+        self.requests.append((date, page))
+        return super().events_page(whatsapp_id, None, page, page_cnt)
+
+
+@pytest.mark.parametrize("newest_first", [False, True])
+def test_a_server_ignoring_the_date_bound_fails_the_poll_instead_of_stalling(newest_first: bool) -> None:
+    log = IgnoringDate(events(3000), newest_first)  # 30 pages; what is new lies past max_pages
+    cursor = Cursor(date(2900), (2901,))
+    with pytest.raises(PollError) as failed:  # events_up 0, said why: not a silent stall
+        read_log(log, "W1", cursor, 20, newest_first)
+    assert failed.value.reason == "invalid_response" and "date" in failed.value.detail
+    small = IgnoringDate(events(300), newest_first)  # within max_pages: every page read, no harm
+    read = read_log(small, "W1", Cursor(date(250), (251,)), 20, newest_first)
+    assert [e.id for e in read.events] == list(range(252, 301))
