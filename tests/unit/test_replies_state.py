@@ -251,3 +251,12 @@ def test_one_call_or_two_give_the_same_state(ms: list[Message], cut: int) -> Non
         state[m.chat_id] = not m.outgoing
     assert sum(h.count for h in whole.histograms.values()) == closed
     assert len(whole.unanswered(T0 + 30_000, None)) == opened - closed
+
+
+def test_without_guessing_a_customer_message_leaves_an_unknown_chat_unknown() -> None:
+    known = run(out(B, T0))
+    t = known.advance([inc(A, T0 + 10), inc(B, T0 + 20)], TYPES, CONFIG, None, guess=False)
+    assert not t.knows(A) and t.unanswered(T0 + 30, None) == [Wait(B, "contact", T0 + 20, 10.0)]
+    assert t.received == {"contact": 2, "group": 0}  # counted all the same
+    t = t.advance([out(A, T0 + 40), inc(A, T0 + 50)], TYPES, CONFIG, None, guess=False)
+    assert t.knows(A) and [w.since for w in t.unanswered(T0 + 60, None) if w.chat_id == A] == [T0 + 50]
