@@ -239,8 +239,10 @@ class EventsPoller:
         customer's, with the time of that message: their earlier past decides since when the
         customer has waited, and only get-history can tell it."""
         first: dict[str, Message] = {}
-        for m in messages:
-            if m.chat_id not in first and not tracker.knows(m.chat_id):
+        for m in messages:  # the earliest of each chat, as Tracker.advance takes them
+            if not tracker.knows(m.chat_id) and (
+                m.chat_id not in first or m.timestamp < first[m.chat_id].timestamp
+            ):
                 first[m.chat_id] = m
         counted = index.counted if index is not None else {}
         return [

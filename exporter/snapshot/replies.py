@@ -109,7 +109,9 @@ class Tracker:
         ignored: Collection[str] = (),
         guess: bool = True,
     ) -> Tracker:
-        """The state after ``messages`` (sorted by the caller: event_date, id).
+        """The state after ``messages`` (given in the log's order: event_date, id), taken in the
+        order of their own timestamps (ties: the log's order): an answer logged after the
+        customer's next message still answers the message before it.
 
         ``chat_types``: chat id -> chat type of the chats that count (from the last get-chats,
         privacy applied); ``ignored``: the chats get-chats listed that do not count (muted,
@@ -134,7 +136,7 @@ class Tracker:
         observed: dict[tuple[str, str], list[float]] = {}
         seen: set[int] = set()
         gap = config.conversation_gap
-        for m in messages:
+        for m in sorted(messages, key=_timestamp):
             cid = m.chat_id
             if cid in ignored or cid == STATUS_BROADCAST:
                 continue
@@ -279,6 +281,10 @@ class Tracker:
             if isinstance(cid, str) and track is not None:
                 kept[sys.intern(cid)] = track
         return dataclasses.replace(empty, chats=MappingProxyType(kept)), len(chats) - len(kept)
+
+
+def _timestamp(m: Message) -> float:
+    return m.timestamp
 
 
 STATUS_BROADCAST = "status@broadcast"  # WhatsApp's status updates: listed as a chat, never a customer

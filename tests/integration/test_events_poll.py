@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import random
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -556,3 +557,85 @@ def test_one_event_dated_far_ahead_does_not_stop_the_log(setup: Setup, sim: Simu
     assert spans(replies) == {}  # the answer was read: the cursor did not jump ten years ahead
     assert replies.tracker.histograms[(CONTACT, FIRST)].count == 1
     assert replies.cursor is not None and replies.cursor.date < "2027"
+
+
+def test_an_answer_logged_after_the_customers_next_message_still_answers(
+    setup: Setup, sim: Simulator
+) -> None:
+    setup.poll()
+    now = setup.clock.now
+    sim.receive("W1", B, now + 10)
+    setup.clock.now += 60
+    setup.poll()
+    # Our answer at +70 is logged 30 s late, after the customer's next message at +80.
+    sim.reply("W1", B, now + 70, logged_at=now + 100)
+    sim.receive("W1", B, now + 80)
+    setup.clock.now += 60
+    setup.poll()
+    replies = setup.replies
+    assert spans(replies) == {B: now + 80}  # waiting since the message after our answer
+    histogram = replies.tracker.histograms[(CONTACT, FIRST)]
+    assert (histogram.count, histogram.sum) == (1, 60.0)
+
+
+TRUTH_CHATS = [f"7999000{i:04d}@c.us" for i in range(12)]
+
+
+def true_start(sim: Simulator, chat: str) -> float | None:
+    msgs = sorted(sim.history("W1", chat), key=lambda m: (m["timestamp"], m["id"].startswith("true_")))
+    last_out = max((i for i, m in enumerate(msgs) if m["id"].startswith("true_")), default=-1)
+    return next((m["timestamp"] for m in msgs[last_out + 1 :] if not m["id"].startswith("true_")), None)
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_every_span_shown_is_the_true_one(seed: int) -> None:
+    """At random, against the simulator's own message log: every unanswered span shown is the
+    true one (the first customer message after our last, by the messages' own timestamps), and
+    the chats not shown are the ones not known yet (absent, never guessed). A first start without
+    a state file, a small get-history budget, new chats, reads, either page order, and events
+    logged up to 30 s after their message."""
+    rng = random.Random(seed)
+    clock = Clock(T0)
+    sim = Simulator(
+        [SimAccount("W1", "one", chats=[chat_obj(c, 0, ts=T0 - 86400) for c in TRUTH_CHATS[:6]])], clock=clock
+    )
+    sim.start()
+    try:
+        # A past before the exporter starts: customers who wrote, were read, answered or not.
+        for _ in range(30):
+            clock.now += rng.randint(1, 600)
+            chat = rng.choice(TRUTH_CHATS[:6])
+            (sim.reply if rng.random() < 0.4 else sim.receive)("W1", chat, clock.now)
+            if rng.random() < 0.3:
+                sim.read("W1", chat)
+        config = parse_config(
+            {
+                "whatsgate": {"url": sim.url, "api_key": sim.api_key, "timeout": "2s"},
+                "accounts": [{"whatsapp_id": "W1"}],
+                "replies": {"history_per_poll": rng.choice([1, 2, 3])},
+            }
+        )
+        sim.set_options(newest_first=rng.random() < 0.5)
+        made = Setup(sim, clock, config)
+        try:
+            for _ in range(12):
+                for _ in range(rng.randint(0, 5)):
+                    clock.now += rng.randint(1, 50)
+                    chat = rng.choice(TRUTH_CHATS)  # new chats too
+                    late = clock.now + rng.choice([0, 0, 0, 5, 30])  # logged late, at times
+                    (sim.reply if rng.random() < 0.4 else sim.receive)("W1", chat, clock.now, logged_at=late)
+                    if rng.random() < 0.3:
+                        sim.read("W1", chat)
+                clock.now += 60
+                made.poll()
+                tracker = made.replies.tracker
+                shown = {w.chat_id: w.since for w in made.replies.unanswered}
+                for chat in TRUTH_CHATS:
+                    if tracker.knows(chat):
+                        assert shown.get(chat) == true_start(sim, chat), (seed, chat)
+                    else:
+                        assert chat not in shown
+        finally:
+            made.client.close()
+    finally:
+        sim.stop()
