@@ -125,7 +125,9 @@ class Tracker:
         next message makes it known.
 
         Per message of a tracked chat: older than the chat's newest processed message, it changes
-        nothing; an event id already processed in this call
+        nothing, unless it is our answer within the open span (logged late, after the customer's
+        next message was processed): that answers the span, and the chat is forgotten (``guess``:
+        waits again from its newest message); an event id already processed in this call
         changes nothing at all (across calls the cursor keeps ids apart). Otherwise it counts in
         received/sent and: incoming with no open span opens one (``first`` when no message either
         way came in the ``conversation_gap`` before it, a message exactly ``conversation_gap``
@@ -152,6 +154,19 @@ class Tracker:
                     continue
                 cid = sys.intern(cid)  # the chat index's key too: one string per chat id
             elif m.timestamp < track.newest:
+                if m.outgoing and track.open_since is not None and m.timestamp >= track.open_since:
+                    # Our answer, logged after an earlier poll saw the customer's next message: it
+                    # answered the span. Since when they wait again, only get-history can tell: the
+                    # chat is learnt again (guessing: from their newest message).
+                    sent[chat_type] = sent.get(chat_type, 0) + 1
+                    response = FIRST if track.first else NEXT
+                    seconds = wait_seconds(track.open_since, m.timestamp, schedule)
+                    observed.setdefault((chat_type, response), []).append(seconds)
+                    if guess:
+                        first = track.newest - m.timestamp > gap
+                        chats[cid] = ChatTrack(chat_type, track.newest, track.newest, track.newest, first)
+                    else:
+                        del chats[cid]
                 continue
             if m.outgoing:
                 sent[chat_type] = sent.get(chat_type, 0) + 1

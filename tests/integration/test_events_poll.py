@@ -578,6 +578,30 @@ def test_an_answer_logged_after_the_customers_next_message_still_answers(
     assert (histogram.count, histogram.sum) == (1, 60.0)
 
 
+def test_an_answer_logged_after_a_poll_saw_the_customers_next_message_still_answers(
+    setup: Setup, sim: Simulator
+) -> None:
+    setup.poll()
+    now = setup.clock.now
+    sim.receive("W1", B, now + 10)
+    setup.clock.now += 60
+    setup.poll()
+    sim.receive("W1", B, now + 80)  # after our answer at +70, which is not logged yet
+    setup.clock.now += 60
+    setup.poll()
+    assert spans(setup.replies) == {B: now + 10}
+    sim.reply("W1", B, now + 70, logged_at=now + 125)
+    setup.clock.now += 60
+    setup.poll()
+    replies = setup.replies
+    histogram = replies.tracker.histograms[(CONTACT, FIRST)]
+    assert (histogram.count, histogram.sum) == (1, 60.0)  # the answer answered
+    assert B not in spans(replies)  # since when the customer waits again: not guessed
+    setup.clock.now += 60
+    setup.poll()
+    assert spans(setup.replies) == {B: now + 80}  # from get-history
+
+
 TRUTH_CHATS = [f"7999000{i:04d}@c.us" for i in range(12)]
 
 

@@ -260,3 +260,14 @@ def test_without_guessing_a_customer_message_leaves_an_unknown_chat_unknown() ->
     assert t.received == {"contact": 2, "group": 0}  # counted all the same
     t = t.advance([out(A, T0 + 40), inc(A, T0 + 50)], TYPES, CONFIG, None, guess=False)
     assert t.knows(A) and [w.since for w in t.unanswered(T0 + 60, None) if w.chat_id == A] == [T0 + 50]
+
+
+@pytest.mark.parametrize("guess", [True, False])
+def test_our_answer_processed_after_the_customers_next_message_answers_the_span(guess: bool) -> None:
+    t = run(inc(A, T0), inc(A, T0 + 100))  # the second came after our answer at +60, logged late
+    t = t.advance([out(A, T0 + 60)], TYPES, CONFIG, None, guess=guess)
+    assert observed(t) == (1, 60.0, (1, 1, 1)) and t.sent["contact"] == 1
+    assert t.unanswered(T0 + 200, None) == ([Wait(A, "contact", T0 + 100, 100.0)] if guess else [])
+    assert t.knows(A) is guess  # without guessing, get-history tells since when
+    before = run(inc(A, T0 + 100))
+    assert before.advance([out(A, T0 + 60)], TYPES, CONFIG, None) == before  # before the span: nothing
