@@ -14,7 +14,9 @@ RESERVED_PATHS = ("/", "/healthz", "/ready", "/-/reload", "/probe", "/sd")
 USAGE = """
   whatsgate-exporter [FLAGS]                                       serve metrics
   whatsgate-exporter [FLAGS] check-config [--config.file] FILE
-  whatsgate-exporter [FLAGS] rules (--config.file FILE | --demo) [--output FILE]"""
+  whatsgate-exporter [FLAGS] rules (--config.file FILE | --demo) [--output FILE]
+  whatsgate-exporter [FLAGS] healthcheck
+  whatsgate-exporter hash-password [--cost N]"""
 EPILOG = """\
 Without a COMMAND it runs the exporter: polls WhatsGate and serves metrics on
 --web.listen-address at --web.telemetry-path, until SIGTERM or SIGINT.

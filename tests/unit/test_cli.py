@@ -341,3 +341,11 @@ def test_healthcheck_takes_its_flags_before_or_after_its_name(
     flags = ["--web.listen-address", "127.0.0.1:9100", "--web.config.file", str(tmp_path / "web.yml")]
     assert main([*flags, "healthcheck"] if before else ["healthcheck", *flags]) == 0
     assert asked == [("127.0.0.1:9100", str(tmp_path / "web.yml"))]
+
+
+def test_the_usage_lines_name_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    usage = capsys.readouterr().out.split("\n\n")[0]
+    for command in ("check-config", "rules", "healthcheck", "hash-password"):
+        assert f" {command}" in usage, command
