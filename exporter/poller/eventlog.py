@@ -142,6 +142,15 @@ def read_log(
                 )
             for page in range(max(got) + 1, latest + 1):
                 fetch(page)
+    if 1 in got:
+        # A server that answers page 1 whatever page is asked for: its order cannot be told (page 1
+        # is also the last), and newest first the cursor would jump past every event between.
+        on_first = {e.id for e in got[1].events}
+        for number, answer in got.items():
+            if number > 1 and answer.events and all(e.id in on_first for e in answer.events):
+                raise PollError(
+                    INVALID_RESPONSE, f"events-get: page {number} repeats page 1 (page not applied)"
+                )
     pages = requests
     skipped = sum(p.skipped for p in got.values())
     read = {e.id: e for p in got.values() for e in p.events}

@@ -244,3 +244,23 @@ def test_a_server_ignoring_the_date_bound_fails_the_poll_instead_of_stalling(new
     small = IgnoringDate(events(300), newest_first)  # within max_pages: every page read, no harm
     read = read_log(small, "W1", Cursor(date(250), (251,)), 20, newest_first)
     assert [e.id for e in read.events] == list(range(252, 301))
+
+
+@dataclass
+class IgnoringPage(Log):
+    """A server that answers page 1 whatever ``page`` asks for (broken, or a renamed field)."""
+
+    def events_page(self, whatsapp_id: str, date: str | None, page: int, page_cnt: int = 100) -> Page:
+        got = super().events_page(whatsapp_id, date, 1, page_cnt)
+        self.requests[-1] = (date, page)
+        return got
+
+
+@pytest.mark.parametrize("newest_first", [False, True])
+def test_a_server_ignoring_the_page_number_fails_the_poll_instead_of_losing_events(
+    newest_first: bool,
+) -> None:
+    log = IgnoringPage(events(450, start_id=1001), newest_first)
+    with pytest.raises(PollError) as failed:  # events_up 0, said why: not 350 events lost
+        read_log(log, "W1", Cursor(date(0), (1001,)), 20, None)
+    assert failed.value.reason == "invalid_response" and "page" in failed.value.detail
