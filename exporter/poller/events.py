@@ -276,7 +276,8 @@ class EventsPoller:
             budget = config.replies.history_per_poll
             # A customer writing in a chat not known yet may have waited since an earlier message:
             # its history goes first, and no span is guessed from the new message alone. With
-            # history_per_poll 0 nothing can tell, and the new message opens the span.
+            # history_per_poll 0, or get-history failing, nothing can tell, and the new message
+            # opens the span: a new customer must not stay uncounted until our first answer.
             writing = self._unknown_writing(messages, reals, previous.tracker, index)
             tracker, dropped, budget = self._backfill(previous.tracker, writing, budget, config)
             tracker = tracker.advance(
@@ -284,7 +285,7 @@ class EventsPoller:
                 index.counted if index else {},
                 config.replies,
                 schedule,
-                guess=config.replies.history_per_poll <= 0,
+                guess=config.replies.history_per_poll <= 0 or self._history_failing,
             )
             if index is not None:
                 tracker = tracker.keep_only(index.counted, index.polled_at)

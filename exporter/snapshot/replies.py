@@ -9,12 +9,15 @@ the ``replies-state`` branch implements the bodies, the others only call them):
   account's schedule, as waits: :func:`exporter.snapshot.waiting.wait_seconds`) is observed once
   in the ``(chat_type, response)`` histogram: ``response="first"`` when no message either way
   came in the ``conversation_gap`` before the span opened, else ``"next"``.
-* Messages older than what a chat has already processed change nothing. A duplicate (same
+* Messages are taken in the order of their own timestamps. Messages older than what a chat has
+  already processed change nothing, but for our answer within the open span (logged late):
+  it answers the span (:meth:`Tracker.advance`). A duplicate (same
   event id, or same timestamp+direction already processed) is not counted twice.
 * A chat that get-chats no longer lists, or that stops counting (``waiting.*`` rules, read-only,
   ``status@broadcast``), ends its span without an observation (:meth:`Tracker.keep_only`).
-* A chat is *known* once a message of it was processed or its history backfilled; until then it
-  has no unanswered series (absent, never guessed).
+* A chat is *known* once its history was backfilled or our message processed (or, where nothing
+  else can tell, a customer's message); until then it has no unanswered series (absent, never
+  guessed).
 
 Everything is immutable; an update returns a new :class:`Tracker`, as :class:`Waits` does.
 """

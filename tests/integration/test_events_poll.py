@@ -602,6 +602,18 @@ def test_an_answer_logged_after_a_poll_saw_the_customers_next_message_still_answ
     assert spans(setup.replies) == {B: now + 80}  # from get-history
 
 
+def test_while_get_history_fails_a_customer_writing_in_an_unknown_chat_is_still_counted(
+    setup: Setup, sim: Simulator
+) -> None:
+    sim.set_fault("W1", "unauthorized", command="get-history")  # e.g. a key without the right
+    setup.poll()
+    setup.clock.now += 60
+    sim.receive("W1", C, setup.clock.now - 10)
+    setup.poll()
+    # Nothing can tell more: waiting since the message seen, not absent until our answer.
+    assert spans(setup.replies) == {C: setup.clock.now - 10}
+
+
 TRUTH_CHATS = [f"7999000{i:04d}@c.us" for i in range(12)]
 
 
