@@ -599,6 +599,14 @@ def without_process(text: bytes) -> bytes:
     return b"".join(line for line in text.splitlines(keepends=True) if not _PROCESS_LINE.match(line))
 
 
+def rendering(store: Store) -> Store:
+    """The store with an exposition subscribed as when serving (cli/serve.py): a poll's chats are
+    rendered at the poll, then released."""
+    exposition = Exposition(store)
+    store.subscribe(exposition.wake, render=exposition.prepare)
+    return store
+
+
 def metrics_body(store: Store) -> bytes:
     """The plain /metrics body once the exposition has rebuilt after the store's last publish,
     without the process_* and python_* families."""

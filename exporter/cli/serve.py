@@ -104,7 +104,7 @@ def build(args: argparse.Namespace) -> Exporter:
 
     store = Store(stale_after=config.stale_after)
     exposition = Exposition(store)
-    store.subscribe(exposition.wake)
+    store.subscribe(exposition.wake, render=exposition.prepare)
     try:
         server = ExporterServer(
             parse_listen_address(args.listen_address),

@@ -3,7 +3,9 @@ into one gzip member, rebuilt on the exposition's own thread after publishes.
 
 Publishing only wakes this thread (it subscribes to the store); it rebuilds the body from
 whatever the store holds then, so a burst of publishes costs one rebuild, and swaps it
-in with one assignment. The text format wants each family's samples in one group, so
+in with one assignment. It renders only the snapshots it has not rendered yet, one account
+at a time (:func:`.render.render_account`), and keeps each account's rendering until the
+account's next snapshot. The text format wants each family's samples in one group, so
 every account's samples of a family go together: a publish of one account changes the
 text in many places, and the whole text is deflated again (ISA-L's level 1, see
 :mod:`.render`), once per rebuild rather than once per scrape.
@@ -22,13 +24,14 @@ import logging
 import struct
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.registry import Collector
 
 from .. import memory
+from ..snapshot.state import AccountState
 from .collectors import BuildInfoCollector, DiscoveryCollector
 from .render import (
     DEFLATE,
@@ -38,7 +41,10 @@ from .render import (
     Packed,
     Rendered,
     RenderedAccount,
+    RenderedData,
     render,
+    render_account,
+    render_data,
 )
 from .store import Store
 
@@ -81,10 +87,15 @@ def _text(families: _Families) -> Iterable[bytes]:
 Fresh = tuple[bool, bool]  # an account's chat data, and its event log's, are not stale
 
 
-def _fresh(account: RenderedAccount, now: float, stale_after: float) -> Fresh:
-    replies = account.state.replies
+def _current(state: AccountState, last: RenderedAccount | None) -> RenderedAccount:
+    """An account's snapshot rendered: the last rendering while the snapshot is the same object."""
+    return last if last is not None and last.state is state else render_account(state, last)
+
+
+def _fresh(state: AccountState, now: float, stale_after: float) -> Fresh:
+    replies = state.replies
     return (
-        account.data is not None and not account.state.is_stale(now, stale_after),
+        state.data is not None and not state.is_stale(now, stale_after),
         replies is not None and not replies.is_stale(now, stale_after),
     )
 
@@ -146,6 +157,7 @@ class Body:
     size: int
     discovery: Rendered
     ready: tuple[bool, str]  # the store's readiness when this was built (see Exposition.ready)
+    accounts: Mapping[str, RenderedAccount]  # every account's rendering, reused by the next rebuild
 
 
 class Exposition:
@@ -169,6 +181,10 @@ class Exposition:
         # rather than serve it as current.
         self.failing = False
 
+    def prepare(self, state: AccountState) -> RenderedData | None:
+        """A poll's chat data rendered on the poller's thread (:meth:`Store.prepare` says why)."""
+        return render_data(state)
+
     # --- the rebuilding thread ------------------------------------------------------------------
 
     def update(self) -> bool:
@@ -185,18 +201,21 @@ class Exposition:
         store = self.store
         ready = store.ready()  # read before the snapshots: /ready never claims more than /metrics shows
         version = store.version  # read first: a publish after it makes the next look rebuild
-        accounts, discovery, stale_after = store.snapshots(), store.discovery, store.stale_after
+        states, discovery, stale_after = store.snapshots(), store.discovery, store.stale_after
         now = store.clock()
-        fresh = tuple(_fresh(account, now, stale_after) for account in accounts.values())
+        fresh = tuple(_fresh(state, now, stale_after) for state in states.values())
         key = (version, fresh, stale_after)
         if last is not None and last.key == key and last.ready == ready:
             return last
+        before = last.accounts if last is not None else {}
+        accounts = {k: _current(state, before.get(k)) for k, state in states.items()}
+        del before
         rendered = render(DiscoveryCollector(discovery)) if discovery is not None else ()
         families = _families(zip(accounts.values(), fresh, strict=True), self._build_info, rendered)
         with memory.HEAVY_WORK:  # one account's text inflated at a time, not beside a poll's
             # A sync flush, not a finish: a scrape appends its own part to the same stream.
             head, crc, size = _deflated(_text(families), DEFLATE.Z_SYNC_FLUSH)
-        return Body(key, frozenset(families[0]), head, crc, size, rendered, ready)
+        return Body(key, frozenset(families[0]), head, crc, size, rendered, ready, accounts)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -247,17 +266,22 @@ class Exposition:
 
     def _scrape(self, only: str | None) -> tuple[Body, list[bytes] | None, list[bytes]]:
         """The body served now and this scrape's own part (alert state, reload, shard, process
-        metrics); or, for a /probe, or a per-scrape family named like a snapshot family (never
-        so far: merged slowly but right), None and the whole text from the snapshots as they
-        are now."""
+        metrics); or None and the whole text: for a /probe, of the account's snapshot as it is
+        now; for a per-scrape family named like a snapshot family (never so far: merged slowly
+        but right), of the body's snapshots."""
         body = self.body  # one read: the thread may replace it
         store, now = self.store, self.store.clock()
         if only is not None:
-            one = [(a, _fresh(a, now, store.stale_after)) for k, a in store.snapshots().items() if k == only]
+            state = store.snapshots().get(only)
+            one = (
+                []
+                if state is None
+                else [(_current(state, body.accounts.get(only)), _fresh(state, now, store.stale_after))]
+            )
             return body, None, list(_text(_families(one)))
         live = self._live()
         if any(name in body.names for name, _, _ in live):
-            fresh = [(a, _fresh(a, now, store.stale_after)) for a in store.snapshots().values()]
+            fresh = [(a, _fresh(a.state, now, store.stale_after)) for a in body.accounts.values()]
             families = _families(fresh, self._build_info, body.discovery, live)
             return body, None, [*_text(families), self._process_metrics()]
         return body, [], [*_text(_families((), live=live)), self._process_metrics()]

@@ -2,9 +2,10 @@
 
 A snapshot changes once per poll but is scraped many times, and at 10,000
 chats an account renders to megabytes of text: rebuilding metric families on
-each scrape would cost seconds. So each collector is rendered when its snapshot
-is published, and kept per family as a header and its samples, which
-:mod:`exporter.metrics.exposition` joins into the /metrics body. The small
+each scrape would cost seconds. So each snapshot is rendered once, the first
+time :mod:`exporter.metrics.exposition` sees it (a poll's chats on the poller's
+thread, before they are released), and kept per family as a header and its
+samples, which the exposition joins into the /metrics body. The small
 families go through prometheus-client's own ``generate_latest``; the per-chat
 ones, the hot path, through :mod:`exporter.metrics.fastrender`, which a
 differential test holds byte-identical to it.
@@ -105,7 +106,7 @@ def render_families(families: Iterable[Metric]) -> Iterable[tuple[str, bytes, by
 
 
 def render(collector: Collector) -> Rendered:
-    """Render every family of a collector (at a publish), its large samples kept deflated."""
+    """Render every family of a collector (once per snapshot), its large samples kept deflated."""
     with memory.HEAVY_WORK:
         return _split(render_plain(collector), pack=True)
 
@@ -161,13 +162,14 @@ class LiveRenderer:
 class RenderedData:
     """One successful poll's data, rendered; reused as is while later polls fail."""
 
-    data: ChatData
     aggregates: Rendered
     chats: Rendered
 
 
 @dataclass(frozen=True)
 class RenderedAccount:
+    """One snapshot rendered: the exposition's, kept until the account's next snapshot."""
+
     state: AccountState
     health: Rendered
     data: RenderedData | None = None
@@ -189,40 +191,34 @@ def render_data(state: AccountState) -> RenderedData | None:
     if state.data is None:
         return None
     return RenderedData(
-        data=state.data,
         aggregates=render(AggregateCollector(state.account, state.data)),
         chats=render_chats(state, state.data),
     )
 
 
-def render_account(
-    state: AccountState, previous: RenderedAccount | None = None, prepared: RenderedData | None = None
-) -> RenderedAccount:
-    """Render a new state; the chat data is rendered only when it is new (not on a failed poll)."""
-    data = previous.data if previous else None
-    if state.data is None:
-        data = None
-    elif prepared is not None:
-        # Rendered from this poll's data, which the state may now hold released (without its
-        # chats): the rendering is kept, tied to the data the state holds.
-        data = (
-            prepared
-            if prepared.data is state.data
-            else RenderedData(state.data, prepared.aggregates, prepared.chats)
-        )
-    elif data is None or data.data is not state.data:
-        data = render_data(state)
+def render_account(state: AccountState, previous: RenderedAccount | None = None) -> RenderedAccount:
+    """Render a new snapshot; its chat data only when neither its poll (``ChatData.rendered``) nor an
+    earlier snapshot of the same data (a failed poll, an events poll) has."""
+    data = state.data
+    rendered: RenderedData | None = None
+    if data is not None:
+        if isinstance(data.rendered, RenderedData):
+            rendered = data.rendered
+        elif previous is not None and previous.state.data is data:
+            rendered = previous.data
+        else:
+            rendered = render_data(state)
     replies = state.replies
     unanswered: Rendered = ()
     if replies is not None:
         # Rendered at every publish of either poll: small (a few families, and per-chat series
         # only for the unanswered chats among the selected ones), so prometheus-client writes them.
-        selected = state.data.selected if state.data is not None else frozenset()
+        selected = data.selected if data is not None else frozenset()
         unanswered = render(UnansweredCollector(state.account, replies, selected))
     return RenderedAccount(
         state=state,
         health=render(HealthCollector(state)),
-        data=data,
+        data=rendered,
         replies=render(ReplyCollector(state.account, replies)) if replies is not None else (),
         unanswered=unanswered,
     )

@@ -47,9 +47,12 @@ class ChatData:
     # keys, not a frozenset: the same lookups in a table less than half the size, which is one
     # entry per chat of every account between polls (bench/RESULTS.md).
     selected: Collection[str] = frozenset()
+    # What the exposition made of these chats on the poller's thread (Store.prepare), carried with
+    # the data so it outlives the chats (see released); opaque to this layer.
+    rendered: object = field(default=None, compare=False, repr=False)
 
     def released(self) -> ChatData:
-        """This snapshot after rendering, for when no alert reads chats one by one.
+        """This snapshot after rendering (:attr:`rendered`), for when no alert reads chats one by one.
 
         Rendering is the last reader of every chat: the per-chat series are kept as text
         from then on. Only alerts on single chats read them again, and the status page

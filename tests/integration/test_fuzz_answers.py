@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from helpers import metrics_body, promtool_check_metrics
+from helpers import metrics_body, promtool_check_metrics, rendering
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
@@ -130,7 +130,7 @@ def test_every_poll_publishes_the_answer_or_a_counted_failure(api: str, bodies: 
             "accounts": [{"whatsapp_id": "W1", "name": "fuzz"}],
         }
     )
-    store = Store(stale_after=300)
+    store = rendering(Store(stale_after=300))
     store.expect("W1")
     client = WhatsGateClient(api, "k", timeout=2)
     poller = AccountPoller(config.accounts[0], client, lambda: config, store)

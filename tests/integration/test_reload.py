@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from helpers import chat_obj, metrics_body, wait_until
+from helpers import chat_obj, metrics_body, rendering, wait_until
 
 from exporter.alerting.agent import Agent
 from exporter.config.reload import Reloader
@@ -49,7 +49,7 @@ def config(sim: Simulator, accounts: list[dict[str, Any]], **extra: Any) -> Conf
 
 class Running:
     def __init__(self, sim: Simulator, initial: Config) -> None:
-        self.store = Store(stale_after=300)
+        self.store = rendering(Store(stale_after=300))
         self.client = WhatsGateClient(sim.url, KEY, timeout=2)
         self.supervisor = Supervisor(initial, self.client, self.store)
         self.agent = Agent(initial, "http://test/")

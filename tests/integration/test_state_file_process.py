@@ -27,6 +27,7 @@ from helpers import (
     chat_obj,
     config_for,
     get,
+    rendering,
     simulating,
     start_exporter,
     stop,
@@ -203,7 +204,7 @@ def test_waits_the_first_good_poll_does_not_confirm_are_not_kept(sim: Simulator,
             "poll_interval": "1s",
         }
     )
-    store = Store(stale_after=300)
+    store = rendering(Store(stale_after=300))
     client = WhatsGateClient(sim.url, KEY, timeout=2)
     supervisor = Supervisor(config, client, store, restored=restored)
     del restored

@@ -131,10 +131,12 @@ def test_failure_keeps_last_data_and_counts_reason():
     store = new_store()
     good = state_for(PAYLOAD)
     store.publish(good)
-    first = store.snapshots()["W1"].data
+    exposition = Exposition(store)
+    first = exposition.body.accounts["W1"].data
     bad = good.failed("timeout", "get-chats: no answer within 10s", 10.0)
     store.publish(bad)
-    assert store.snapshots()["W1"].data is first  # rendered once, reused while polls fail
+    assert exposition.update()
+    assert exposition.body.accounts["W1"].data is first  # rendered once, reused while polls fail
     m = scrape(store)
     assert value(m, "whatsgate_up", whatsapp_id="W1") == 0
     assert value(m, "whatsgate_poll_errors_total", whatsapp_id="W1", reason="timeout") == 1
