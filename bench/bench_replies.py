@@ -33,11 +33,11 @@ import requests
 
 from exporter.config.settings import parse_config
 from exporter.metrics.exposition import Exposition
-from exporter.metrics.store import Store
 from exporter.poller import AccountPoller
 from exporter.poller.events import EventsPoller
 from exporter.simulator import Simulator
 from exporter.snapshot.state import AccountState
+from exporter.snapshot.store import Store
 from exporter.whatsgate.client import WhatsGateClient
 from exporter.whatsgate.events import EventsPage, decode_events
 

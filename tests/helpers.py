@@ -31,9 +31,9 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.metrics.exposition import Exposition
-from exporter.metrics.store import Store
 from exporter.model import Chat, Session
 from exporter.simulator import SimAccount, Simulator
+from exporter.snapshot.store import Store
 from exporter.whatsgate.parse import parse_chats, parse_sessions
 
 REPO = Path(__file__).resolve().parent.parent

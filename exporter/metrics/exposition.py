@@ -32,6 +32,7 @@ from prometheus_client.registry import Collector
 
 from .. import memory
 from ..snapshot.state import AccountState
+from ..snapshot.store import Store
 from .collectors import BuildInfoCollector, DiscoveryCollector
 from .render import (
     DEFLATE,
@@ -46,7 +47,6 @@ from .render import (
     render_account,
     render_data,
 )
-from .store import Store
 
 log = logging.getLogger(__name__)
 

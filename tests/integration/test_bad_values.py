@@ -13,9 +13,9 @@ from helpers import metrics_body, rendering, serving
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.config.settings import parse_config
-from exporter.metrics.store import Store
 from exporter.model import INVALID_RESPONSE
 from exporter.poller import AccountPoller
+from exporter.snapshot.store import Store
 from exporter.whatsgate.client import WhatsGateClient
 
 BAD = {

@@ -19,7 +19,6 @@ import pytest
 from helpers import chat_obj, rendering, wait_until
 
 from exporter.config.settings import Config, parse_config
-from exporter.metrics.store import Store
 from exporter.model import CONTACT
 from exporter.poller import AccountPoller, Supervisor
 from exporter.poller.events import EVENTS_JOB, EventsPoller
@@ -27,6 +26,7 @@ from exporter.simulator import SimAccount, Simulator
 from exporter.snapshot import statefile
 from exporter.snapshot.replies import FIRST, Cursor, ReplyData
 from exporter.snapshot.state import AccountState
+from exporter.snapshot.store import Store
 from exporter.whatsgate.client import WhatsGateClient
 
 T0 = 1_767_225_600  # 2026-01-01 00:00:00 UTC

@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.config.settings import parse_config
-from exporter.metrics.store import Store
 from exporter.poller import AccountPoller
+from exporter.snapshot.store import Store
 from exporter.whatsgate.client import WhatsGateClient
 
 NAMES = st.text(alphabet=st.characters(codec="utf-8") | st.sampled_from('"\\\n😀של\x00\ud800'), max_size=12)

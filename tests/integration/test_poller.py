@@ -17,12 +17,12 @@ from helpers import chat_obj, group_obj, metrics_body, rendering
 from exporter.cli import logfmt
 from exporter.config import redaction
 from exporter.config.settings import parse_config
-from exporter.metrics.store import Store
 from exporter.model import Chat
 from exporter.poller import AccountPoller, next_delay
 from exporter.poller.discovery import Discovery
 from exporter.simulator import SimAccount, Simulator
 from exporter.snapshot.state import NAMED_WAITS
+from exporter.snapshot.store import Store
 from exporter.whatsgate.client import WhatsGateClient
 
 KEY = "SECRET-poller-key-0123456789"

@@ -14,9 +14,9 @@ from exporter.alerting.agent import Agent
 from exporter.config.reload import Reloader
 from exporter.config.schema import ConfigError
 from exporter.config.settings import Config, parse_config
-from exporter.metrics.store import Store
 from exporter.poller import Supervisor
 from exporter.simulator import SimAccount, Simulator
+from exporter.snapshot.store import Store
 from exporter.whatsgate.client import WhatsGateClient
 
 KEY = "SECRET-reload-key-0123456789"

@@ -35,10 +35,10 @@ from helpers import (
 )
 
 from exporter.config.settings import parse_config
-from exporter.metrics.store import Store
 from exporter.poller import Supervisor
 from exporter.simulator import SimAccount, Simulator
 from exporter.snapshot import statefile
+from exporter.snapshot.store import Store
 from exporter.whatsgate.client import WhatsGateClient
 
 SINCE = "whatsgate_chat_waiting_since_timestamp_seconds"

@@ -33,9 +33,9 @@ from helpers import REPO, free_port, wait_until
 
 from exporter.metrics import exposition as exposition_module
 from exporter.metrics.exposition import Exposition
-from exporter.metrics.store import Store
 from exporter.model import Account, Chat, ChatsConfig
 from exporter.snapshot.state import AccountState, ChatData
+from exporter.snapshot.store import Store
 from exporter.web.server import ExporterServer
 from exporter.web.watcher import WebConfigWatcher
 

@@ -18,8 +18,8 @@ from exporter.config.settings import parse_config
 from exporter.metrics import exposition as exposition_module
 from exporter.metrics.collectors import HealthCollector
 from exporter.metrics.exposition import Exposition
-from exporter.metrics.store import Store
 from exporter.snapshot.state import AccountState, ChatData
+from exporter.snapshot.store import Store
 
 NOW = 1_800_000_000.0
 WEIRD = 'Quote " back\\slash\nnew line ✨ שלום مرحبا'

@@ -9,10 +9,10 @@ from helpers import metrics_body, promtool_check_metrics
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.metrics.exposition import Exposition
-from exporter.metrics.store import Store
 from exporter.model import Account, Chat, ChatsConfig
 from exporter.snapshot.replies import Message, RepliesConfig, ReplyData, Tracker
 from exporter.snapshot.state import AccountState, ChatData
+from exporter.snapshot.store import Store
 
 NOW = 1_800_000_000.0
 ACCOUNT = Account("wa-1", "support")

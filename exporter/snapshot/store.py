@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from .. import memory
-from ..snapshot.state import AccountState, DiscoveryState
+from .state import AccountState, DiscoveryState
 
 
 @dataclass
