@@ -266,18 +266,15 @@ class Exposition:
 
     def _scrape(self, only: str | None) -> tuple[Body, list[bytes] | None, list[bytes]]:
         """The body served now and this scrape's own part (alert state, reload, shard, process
-        metrics); or None and the whole text: for a /probe, of the account's snapshot as it is
-        now; for a per-scrape family named like a snapshot family (never so far: merged slowly
-        but right), of the body's snapshots."""
+        metrics); or, for a /probe, or a per-scrape family named like a snapshot family (never
+        so far: merged slowly but right), None and the whole text from the body's snapshots."""
         body = self.body  # one read: the thread may replace it
         store, now = self.store, self.store.clock()
         if only is not None:
-            state = store.snapshots().get(only)
-            one = (
-                []
-                if state is None
-                else [(_current(state, body.accounts.get(only)), _fresh(state, now, store.stale_after))]
-            )
+            # As of the last rebuild, as /metrics: rendering here would run on the server's event
+            # loop, and wait there for HEAVY_WORK while a poll or a rebuild holds it.
+            account = body.accounts.get(only) if store.knows(only) else None
+            one = [] if account is None else [(account, _fresh(account.state, now, store.stale_after))]
             return body, None, list(_text(_families(one)))
         live = self._live()
         if any(name in body.names for name, _, _ in live):
