@@ -38,9 +38,11 @@ except ImportError:  # pragma: no cover - a platform without isal's wheels: the 
 # Level 1: the per-chat text is very repetitive, so level 1 already shrinks it most of the
 # way (bench/RESULTS.md); higher levels save little for CPU that every rebuild would pay.
 GZIP_LEVEL = 1
-# Samples of a poll at least this large are kept deflated (inflated again when the body is
-# rebuilt): a large account's text is held at a fraction of its size.
-KEEP_PLAIN_BELOW = 64 * 1024
+# Samples of a snapshot at least this large are kept deflated (inflated again when the body is
+# rebuilt), which is every per-chat family of even a small account: with many small accounts,
+# their text kept plain was most of what each held (bench/RESULTS.md). Below it, a deflated
+# copy saves less than its own objects cost.
+KEEP_PLAIN_BELOW = 256
 # Kept text is inflated again in pieces this small: a rebuild of the body holds one piece of
 # text at a time, not a family's whole text.
 INFLATE_PIECE = 64 * 1024
