@@ -151,7 +151,6 @@ class Body:
     """The snapshots' part of /metrics as of one rebuild, deflated: the start of a gzip member."""
 
     key: tuple[int, tuple[Fresh, ...], float]  # what it was built from: no snapshot itself
-    names: frozenset[str]  # its families', to merge a per-scrape family of the same name into
     head: tuple[bytes, ...]  # the gzip header and the text's deflate stream, sync-flushed: open for the rest
     crc: int  # the CRC-32 of the text
     size: int
@@ -215,7 +214,7 @@ class Exposition:
         with memory.HEAVY_WORK:  # one account's text inflated at a time, not beside a poll's
             # A sync flush, not a finish: a scrape appends its own part to the same stream.
             head, crc, size = _deflated(_text(families), DEFLATE.Z_SYNC_FLUSH)
-        return Body(key, frozenset(families[0]), head, crc, size, rendered, ready, accounts)
+        return Body(key, head, crc, size, rendered, ready, accounts)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -266,8 +265,9 @@ class Exposition:
 
     def _scrape(self, only: str | None) -> tuple[Body, list[bytes] | None, list[bytes]]:
         """The body served now and this scrape's own part (alert state, reload, shard, process
-        metrics); or, for a /probe, or a per-scrape family named like a snapshot family (never
-        so far: merged slowly but right), None and the whole text from the body's snapshots."""
+        metrics); or, for a /probe, None and the account's whole text as of the body. The
+        per-scrape families are named apart from the snapshots' (tests/unit/test_exposition.py),
+        so each stays one group in the text."""
         body = self.body  # one read: the thread may replace it
         store, now = self.store, self.store.clock()
         if only is not None:
@@ -276,12 +276,7 @@ class Exposition:
             account = body.accounts.get(only) if store.knows(only) else None
             one = [] if account is None else [(account, _fresh(account.state, now, store.stale_after))]
             return body, None, list(_text(_families(one)))
-        live = self._live()
-        if any(name in body.names for name, _, _ in live):
-            fresh = [(a, _fresh(a.state, now, store.stale_after)) for a in body.accounts.values()]
-            families = _families(fresh, self._build_info, body.discovery, live)
-            return body, None, [*_text(families), self._process_metrics()]
-        return body, [], [*_text(_families((), live=live)), self._process_metrics()]
+        return body, [], [*_text(_families((), live=self._live())), self._process_metrics()]
 
     def chunks(self, only: str | None = None) -> list[bytes]:
         """The whole /metrics body (or one account's, for /probe), as byte strings to write in order."""

@@ -518,26 +518,41 @@ def test_ready_only_once_the_metrics_served_show_every_account():
     assert 'whatsgate_up{account="support",whatsapp_id="W1"}' in b"".join(exposition.chunks()).decode()
 
 
-def test_a_per_scrape_family_named_like_a_snapshot_family_joins_its_group():
-    """The text format wants one group per family: a per-scrape family with a snapshot family's
-    name is merged into that group, plain and gzip alike."""
-    from prometheus_client.core import GaugeMetricFamily
+def test_the_per_scrape_families_are_named_apart_from_every_snapshot_family():
+    """A scrape writes its own families after the body's (Exposition._scrape): one named like a
+    snapshot family would split that family into two groups, which the text format forbids."""
+    import dataclasses
 
+    from exporter.alerting.agent import Agent, AlertsCollector
+    from exporter.config.reload import Reloader
+    from exporter.config.sharding import Shard
+    from exporter.metrics.collectors import ReloadCollector, ShardCollector
+    from exporter.metrics.render import render
+    from exporter.snapshot.replies import ReplyData, Tracker
+    from exporter.snapshot.state import DiscoveryState
+
+    config = parse_config(
+        {
+            "whatsgate": {"api_key": "k"},
+            "accounts": [{"whatsapp_id": "W1"}],
+            "alertmanager": {"url": "http://alertmanager:9093"},
+            "thresholds": [{"name": "Busy", "metric": "unread_messages", "above": 1}],
+        }
+    )
+    reloader = Reloader(load=lambda: config, apply=lambda config: None)
+    live = [
+        AlertsCollector(Agent(config, "http://exporter/")),
+        ReloadCollector(reloader),
+        ShardCollector(Shard(0, 2)),
+    ]
+    per_scrape = {name for collector in live for name, _, _ in render(collector)}
+    assert len(per_scrape) == 6  # every family they can write
     store = new_store()
-    exposition = Exposition(store)
-    store.publish(state_for(PAYLOAD))
-    exposition.update()
-
-    class Live:
-        def collect(self):  # type: ignore[no-untyped-def]
-            family = GaugeMetricFamily("whatsgate_up", "per scrape", labels=["account", "whatsapp_id"])
-            family.add_metric(["live", "L1"], 1.0)
-            yield family
-
-    exposition.live.append(Live())
-    plain = b"".join(exposition.chunks())
-    assert gzip.decompress(b"".join(exposition.gzip_chunks())) == plain
-    text = plain.decode()
-    assert text.count("# TYPE whatsgate_up gauge") == 1
-    group = text.split("# TYPE whatsgate_up gauge\n", 1)[1].split("# HELP", 1)[0]
-    assert 'whatsapp_id="W1"' in group and 'whatsapp_id="L1"' in group
+    replies = ReplyData(Tracker.empty((60.0,)), up=True, last_success=NOW, unanswered=())
+    store.publish(dataclasses.replace(state_for(PAYLOAD), replies=replies))
+    store.publish_discovery(DiscoveryState(up=True, last_success=NOW))
+    text = b"".join(Exposition(store).chunks()).decode()
+    snapshot = {line.split()[2] for line in text.splitlines() if line.startswith("# TYPE")}
+    assert {"whatsgate_chat_unread_messages", "whatsgate_response_duration_seconds"} <= snapshot
+    assert "whatsgate_discovery_up" in snapshot and "whatsgate_exporter_build_info" in snapshot
+    assert not per_scrape & snapshot
