@@ -284,10 +284,6 @@ class ShardCollector(Collector):
     def __init__(self, shard: Shard) -> None:
         self.shard = shard
 
-    def version(self) -> Shard:
-        """What collect() writes from (see render.LiveRenderer): fixed for the process's life."""
-        return self.shard
-
     def collect(self) -> Iterator[Metric]:
         info = d.SHARD_INFO.family()
         info.add_metric([str(self.shard.index), str(self.shard.total)], 1.0)
@@ -310,11 +306,6 @@ class ReloadCollector(Collector):
 
     def __init__(self, reloader: ReloadStatus) -> None:
         self.reloader = reloader
-
-    def version(self) -> tuple[bool, str]:
-        """What collect() writes, read without making families (see render.LiveRenderer); the
-        time by its repr, which tells -0.0 from 0.0 as the text does."""
-        return self.reloader.successful, repr(self.reloader.last_success)
 
     def collect(self) -> Iterator[Metric]:
         ok = d.CONFIG_RELOAD_SUCCESSFUL.family()

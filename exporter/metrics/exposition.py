@@ -38,7 +38,6 @@ from .render import (
     DEFLATE,
     GZIP_LEVEL,
     INFLATE_PIECE,
-    LiveRenderer,
     Packed,
     Rendered,
     RenderedAccount,
@@ -170,7 +169,6 @@ class Exposition:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._build_info = render(BuildInfoCollector())
-        self._render_live = LiveRenderer()
         self._process: tuple[float, bytes] | None = None  # (when, text) of the last process metrics
         # The last scrape's own part: (its pieces, their text, deflated and finished).
         self._tail: tuple[tuple[bytes, ...], bytes, bytes] | None = None
@@ -249,7 +247,7 @@ class Exposition:
         return ready, detail
 
     def _live(self) -> Rendered:
-        return tuple(entry for collector in self.live for entry in self._render_live(collector))
+        return tuple(entry for collector in self.live for entry in render(collector, pack=False))
 
     def _process_metrics(self) -> bytes:
         """prometheus-client's default registry (ProcessCollector's process_*, and python_*), rendered

@@ -14,7 +14,7 @@ differential test holds byte-identical to it.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -96,68 +96,20 @@ def _split(families: Iterable[tuple[str, bytes, bytes]], pack: bool) -> Rendered
 
 def render_plain(collector: Collector) -> Iterable[tuple[str, bytes, bytes]]:
     """Each family of a collector by generate_latest, split into its two header lines and its samples."""
-    return render_families(collector.collect())
-
-
-def render_families(families: Iterable[Metric]) -> Iterable[tuple[str, bytes, bytes]]:
-    """:func:`render_plain` of families already collected."""
-    for family in families:
+    for family in collector.collect():
         text = generate_latest(Collected((family,)))
         cut = text.index(b"\n", text.index(b"\n") + 1) + 1
         yield family.name, text[:cut], text[cut:]
 
 
-def render(collector: Collector) -> Rendered:
-    """Render every family of a collector (once per snapshot), its large samples kept deflated."""
+def render(collector: Collector, pack: bool = True) -> Rendered:
+    """Render every family of a collector: a snapshot's once, its large samples kept deflated, one
+    collector at a time; or (``pack`` false) a per-scrape one's, small, plain and on the caller's
+    thread."""
+    if not pack:
+        return _split(render_plain(collector), pack=False)
     with memory.HEAVY_WORK:
         return _split(render_plain(collector), pack=True)
-
-
-def _written(families: list[Metric]) -> tuple[object, ...]:
-    """Everything of these families that generate_latest writes, as values taken now: not the
-    Metric objects (a collector may change one in place), and values by their repr (Metric's
-    equality takes -0.0 for 0.0, which generate_latest writes apart)."""
-    return tuple(
-        (
-            m.name,
-            m.documentation,
-            m.type,
-            m.unit,
-            tuple((s.name, tuple(s.labels.items()), repr(s[2:])) for s in m.samples),
-        )
-        for m in families
-    )
-
-
-class LiveRenderer:
-    """Renders the small collectors read at every scrape (alert state, reload, shard), again
-    only when what they collect (:func:`_written`) has changed: writing a family with
-    generate_latest was most of a gzip scrape's own Python work. Concurrent scrapes each
-    read the memo once and may replace it; the worst case renders twice.
-
-    A collector with a ``version()`` (equal for as long as ``collect()`` would give the same
-    families; None: it cannot say) is not even collected while it stays the same: on the
-    cold core a scrape finds, collecting is a cost worth skipping. The version is read
-    first, so a change between the two readings renders again at the next scrape.
-    """
-
-    def __init__(self) -> None:
-        self._memo: dict[int, tuple[Hashable, tuple[object, ...], Rendered]] = {}
-
-    def __call__(self, collector: Collector) -> Rendered:
-        memo = self._memo.get(id(collector))
-        version: Callable[[], Hashable] | None = getattr(collector, "version", None)
-        stamp = version() if version is not None else None
-        if memo is not None and stamp is not None and memo[0] == stamp:
-            return memo[2]
-        families = list(collector.collect())
-        key = _written(families)
-        if memo is not None and memo[1] == key:
-            rendered = memo[2]
-        else:
-            rendered = _split(render_families(families), pack=False)
-        self._memo[id(collector)] = (stamp, key, rendered)
-        return rendered
 
 
 @dataclass(frozen=True)

@@ -260,38 +260,6 @@ def test_scrapes_between_polls_reuse_the_snapshots_but_see_staleness_polls_and_l
     assert value(fresh, "whatsgate_test_live") == 4
 
 
-def test_per_scrape_collectors_are_written_again_only_when_they_change(monkeypatch):  # type: ignore[no-untyped-def]
-    """The alert state, reload and shard families are collected at every scrape but written with
-    generate_latest only when what they collect differs from the last scrape's."""
-    from prometheus_client import generate_latest
-    from prometheus_client.core import GaugeMetricFamily
-
-    from exporter.metrics import render as render_module
-
-    exposition = Exposition(Store(stale_after=300, clock=lambda: NOW))
-    level = [1.0]
-
-    class Live:
-        def collect(self):  # type: ignore[no-untyped-def]
-            yield GaugeMetricFamily("whatsgate_test_live", "per scrape", value=level[0])
-
-    written: list[bytes] = []
-
-    def counting(registry):  # type: ignore[no-untyped-def]
-        text = generate_latest(registry)
-        written.append(text)
-        return text
-
-    exposition.live.append(Live())
-    monkeypatch.setattr(render_module, "generate_latest", counting)
-    first, second = scrape(exposition), scrape(exposition)
-    assert value(first, "whatsgate_test_live") == value(second, "whatsgate_test_live") == 1.0
-    assert sum(b"whatsgate_test_live" in text for text in written) == 1  # the second scrape reused it
-    level[0] = 2.0
-    assert value(scrape(exposition), "whatsgate_test_live") == 2.0
-    assert sum(b"whatsgate_test_live" in text for text in written) == 2
-
-
 def test_gzip_scrapes_reuse_the_rebuilt_body_and_see_every_change(monkeypatch):  # type: ignore[no-untyped-def]
     """The snapshots' part is deflated once per rebuild (after a publish, or data turning stale),
     not per scrape, and a scrape deflates its own part only when that changed; a publish, a
@@ -372,41 +340,7 @@ def test_per_scrape_collectors_that_change_a_kept_family_in_place_or_sign_of_zer
     assert b"whatsgate_test_signed -0.0" in body
 
 
-def test_a_per_scrape_collector_with_a_version_is_collected_only_when_it_changes():  # type: ignore[no-untyped-def]
-    """version() unchanged: the scrape reuses the text without collecting; changed: collected
-    and written anew. A collector without version() is collected at every scrape."""
-    from prometheus_client.core import GaugeMetricFamily
-
-    exposition = Exposition(Store(stale_after=300, clock=lambda: NOW))
-    state = {"version": 1, "value": 1.0}
-    collected: list[str] = []
-
-    class Versioned:
-        def version(self) -> int:
-            return state["version"]  # type: ignore[return-value]
-
-        def collect(self):  # type: ignore[no-untyped-def]
-            collected.append("versioned")
-            yield GaugeMetricFamily("whatsgate_test_versioned", "has a version", value=state["value"])
-
-    class Plain:
-        def collect(self):  # type: ignore[no-untyped-def]
-            collected.append("plain")
-            yield GaugeMetricFamily("whatsgate_test_plain", "has none", value=1.0)
-
-    exposition.live.extend([Versioned(), Plain()])
-    for _ in range(3):
-        assert b"whatsgate_test_versioned 1.0" in b"".join(exposition.chunks())
-    assert collected.count("versioned") == 1 and collected.count("plain") == 3
-    state["value"] = 2.0  # changed without a new version: the collector broke its word, text kept
-    assert b"whatsgate_test_versioned 1.0" in b"".join(exposition.chunks())
-    state["version"] = 2
-    assert b"whatsgate_test_versioned 2.0" in b"".join(exposition.chunks())
-    assert b"whatsgate_test_versioned 2.0" in gzip.decompress(b"".join(exposition.gzip_chunks()))
-    assert collected.count("versioned") == 2
-
-
-def test_the_reload_and_shard_collectors_versions_follow_what_they_write():  # type: ignore[no-untyped-def]
+def test_the_reload_and_shard_families_follow_what_they_write():  # type: ignore[no-untyped-def]
     from exporter.config.reload import Reloader
     from exporter.config.sharding import Shard
     from exporter.metrics.collectors import ReloadCollector, ShardCollector
