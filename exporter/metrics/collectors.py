@@ -69,13 +69,18 @@ def _by_reason(definition: d.MetricDef, acc: list[str], errors: Mapping[str, int
 
 
 class AggregateCollector(Collector):
-    """Per-account counts; they count every chat, whatever the per-chat filters and cap.
+    """Per-account counts and waits; they count every chat, whatever the per-chat filters and cap.
 
     Sample::
 
         whatsgate_chats{account="support",chat_type="contact",whatsapp_id="79990001122"} 812.0
         whatsgate_unread_messages{account="support",chat_type="group",whatsapp_id="79990001122"} 37.0
         whatsgate_chats_omitted{account="support",reason="max_per_account",whatsapp_id="79990001122"} 0.0
+        whatsgate_oldest_waiting_since_timestamp_seconds{account="support",chat_type="contact",...} 1.7645e+09
+        whatsgate_oldest_waiting_seconds{account="support",chat_type="contact",...} 1260.0
+        whatsgate_chats_waiting{account="support",chat_type="contact",longer_than="900",...} 2.0
+        whatsgate_wait_duration_seconds_bucket{account="support",chat_type="contact",le="300.0",...} 17.0
+        whatsgate_business_hours_open{account="support",whatsapp_id="79990001122"} 1.0
     """
 
     def __init__(self, account: Account, data: ChatData) -> None:
@@ -93,27 +98,7 @@ class AggregateCollector(Collector):
         omitted.add_metric([*acc, "filtered"], float(self.data.selection.filtered))
         omitted.add_metric([*acc, "max_per_account"], float(self.data.selection.over_limit))
         yield omitted
-        yield from WaitingCollector(self.account, self.data).collect()
-
-
-class WaitingCollector(Collector):
-    """How long customers wait, per account over all waiting chats (never capped by ``chats.*``).
-
-    Sample::
-
-        whatsgate_oldest_waiting_since_timestamp_seconds{account="support",chat_type="contact",...} 1.7645e+09
-        whatsgate_oldest_waiting_seconds{account="support",chat_type="contact",...} 1260.0
-        whatsgate_chats_waiting{account="support",chat_type="contact",longer_than="900",...} 2.0
-        whatsgate_wait_duration_seconds_bucket{account="support",chat_type="contact",le="300.0",...} 17.0
-        whatsgate_business_hours_open{account="support",whatsapp_id="79990001122"} 1.0
-    """
-
-    def __init__(self, account: Account, data: ChatData) -> None:
-        self.account = account
-        self.data = data
-
-    def collect(self) -> Iterator[Metric]:
-        acc = list(self.account.labels)
+        # How long customers wait, over all waiting chats (never capped by ``chats.*``).
         histograms = self.data.waits.histograms
         buckets = histograms[CHAT_TYPES[0]].buckets
         yield from _wait_families(acc, self.data.waiting, buckets, WAIT_FAMILIES)

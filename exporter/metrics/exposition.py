@@ -86,11 +86,6 @@ def _text(families: _Families) -> Iterable[bytes]:
 Fresh = tuple[bool, bool]  # an account's chat data, and its event log's, are not stale
 
 
-def _current(state: AccountState, last: RenderedAccount | None) -> RenderedAccount:
-    """An account's snapshot rendered: the last rendering while the snapshot is the same object."""
-    return last if last is not None and last.state is state else render_account(state, last)
-
-
 def _fresh(state: AccountState, now: float, stale_after: float) -> Fresh:
     replies = state.replies
     return (
@@ -205,7 +200,7 @@ class Exposition:
         if last is not None and last.key == key and last.ready == ready:
             return last
         before = last.accounts if last is not None else {}
-        accounts = {k: _current(state, before.get(k)) for k, state in states.items()}
+        accounts = {k: render_account(state, before.get(k)) for k, state in states.items()}
         del before
         rendered = render(DiscoveryCollector(discovery)) if discovery is not None else ()
         families = _families(zip(accounts.values(), fresh, strict=True), self._build_info, rendered)

@@ -232,36 +232,33 @@ Rows = tuple["list[int] | None", list[str]]
 
 @dataclass(frozen=True)
 class ChatFamily:
-    """One per-chat family: its definition, its rows and its per-chat labels.
-
-    The per-chat labels must sort next to each other among the family's label names
+    """One per-chat family: its definition (its labels after the account's are the per-chat ones)
+    and its rows. The per-chat labels must sort next to each other among the family's label names
     (they do: account < chat_* < name < whatsapp_id), so that each sample line is the
     account's part, the chat's part and the value.
     """
 
     definition: d.MetricDef
     rows: Callable[[Columns], Rows]
-    labels: tuple[str, ...]
 
     def __post_init__(self) -> None:
-        names = sorted(self.definition.label_names)
-        first = names.index(self.labels[0])
-        if names[first : first + len(self.labels)] != sorted(self.labels):
+        names, labels = sorted(self.definition.label_names), self.definition.labels
+        if names[names.index(labels[0]) :][: len(labels)] != sorted(labels):
             raise ValueError(f"{self.definition.name}: per-chat labels must sort next to each other")
 
     def frame(self, account: Account) -> tuple[str, str]:
         """What comes before and after the chat labels: ``name{account="..",`` and ``,whatsapp_id=".."} ``."""
         known = dict(zip(d.ACCOUNT_LABELS, account.labels, strict=True))
         names = sorted(self.definition.label_names)
-        first = names.index(self.labels[0])
+        first = names.index(self.definition.labels[0])
         before = [f'{n}="{escape(known[n])}",' for n in names[:first]]
-        after = [f',{n}="{escape(known[n])}"' for n in names[first + len(self.labels) :]]
+        after = [f',{n}="{escape(known[n])}"' for n in names[first + len(self.definition.labels) :]]
         return f"{self.definition.sample_name}{{{''.join(before)}", f"{''.join(after)}}} "
 
     def render(self, account: Account, columns: Columns) -> Family:
         before, after = self.frame(account)
         rows, values = self.rows(columns)
-        names = sorted(self.labels)
+        names = sorted(self.definition.labels)
         labels = [columns.label(n) for n in names]
         if rows is not None:
             labels = [[column[i] for i in rows] for column in labels]
@@ -330,17 +327,16 @@ def _created(cols: Columns) -> Rows:
     return _group_rows(cols, lambda c: c.group.created if c.group is not None and c.group.created else None)
 
 
-# In the reference collector's order (tests/chat_collector.py). The label names are those of each
-# definition after the account's.
+# In the reference collector's order (tests/chat_collector.py).
 CHAT_FAMILIES: tuple[ChatFamily, ...] = (
-    ChatFamily(d.CHAT_UNREAD, _unread, d.CHAT_UNREAD.labels),
-    ChatFamily(d.CHAT_LAST_ACTIVITY, _last_activity, d.CHAT_LAST_ACTIVITY.labels),
-    ChatFamily(d.CHAT_INFO, _info, d.CHAT_INFO.labels),
-    ChatFamily(d.CHAT_WAITING_SINCE, _waiting_since, d.CHAT_WAITING_SINCE.labels),
-    ChatFamily(d.CHAT_WAITING_SECONDS, _waiting_seconds, d.CHAT_WAITING_SECONDS.labels),
-    ChatFamily(d.GROUP_PARTICIPANTS, _members, d.GROUP_PARTICIPANTS.labels),
-    ChatFamily(d.GROUP_ADMINS, _admins, d.GROUP_ADMINS.labels),
-    ChatFamily(d.GROUP_CREATED, _created, d.GROUP_CREATED.labels),
+    ChatFamily(d.CHAT_UNREAD, _unread),
+    ChatFamily(d.CHAT_LAST_ACTIVITY, _last_activity),
+    ChatFamily(d.CHAT_INFO, _info),
+    ChatFamily(d.CHAT_WAITING_SINCE, _waiting_since),
+    ChatFamily(d.CHAT_WAITING_SECONDS, _waiting_seconds),
+    ChatFamily(d.GROUP_PARTICIPANTS, _members),
+    ChatFamily(d.GROUP_ADMINS, _admins),
+    ChatFamily(d.GROUP_CREATED, _created),
 )
 
 

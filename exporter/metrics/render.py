@@ -14,12 +14,11 @@ differential test holds byte-identical to it.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 
 from prometheus_client import generate_latest
-from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from .. import memory
@@ -48,18 +47,19 @@ KEEP_PLAIN_BELOW = 256
 INFLATE_PIECE = 64 * 1024
 
 
-class Packed:
-    """Exposition text kept deflated (raw deflate, no framing)."""
+class Packed(bytes):
+    """Exposition text kept deflated (raw deflate, no framing): bytes themselves, so that each
+    piece of each small account is one object."""
 
-    __slots__ = ("data", "size")
+    __slots__ = ()
 
-    def __init__(self, plain: bytes) -> None:
-        self.data = DEFLATE.compress(plain, level=GZIP_LEVEL, wbits=-15)
-        self.size = len(plain)
+    @classmethod
+    def of(cls, plain: bytes) -> Packed:
+        return cls(DEFLATE.compress(plain, level=GZIP_LEVEL, wbits=-15))
 
     def plain(self) -> Iterator[bytes]:
         """The text again, in pieces of at most :data:`INFLATE_PIECE` bytes."""
-        inflate, data = DEFLATE.decompressobj(-15), self.data
+        inflate, data = DEFLATE.decompressobj(-15), bytes(self)
         while piece := inflate.decompress(data, INFLATE_PIECE):
             yield piece
             data = inflate.unconsumed_tail
@@ -75,20 +75,10 @@ Entry = tuple[str, bytes, "Packed | bytes"]
 Rendered = tuple[Entry, ...]
 
 
-class Collected:
-    """Families already collected, as a registry-like collector for generate_latest."""
-
-    def __init__(self, families: Sequence[Metric]) -> None:
-        self.families = families
-
-    def collect(self) -> Sequence[Metric]:
-        return self.families
-
-
 def _split(families: Iterable[tuple[str, bytes, bytes]], pack: bool) -> Rendered:
     out = []
     for name, header, samples in families:
-        kept = Packed(samples) if pack and len(samples) >= KEEP_PLAIN_BELOW else samples
+        kept = Packed.of(samples) if pack and len(samples) >= KEEP_PLAIN_BELOW else samples
         out.append((name, _HEADERS.setdefault(header, header), kept))
         del samples  # else this family's text is still held while the next one is written
     return tuple(out)
@@ -97,7 +87,7 @@ def _split(families: Iterable[tuple[str, bytes, bytes]], pack: bool) -> Rendered
 def render_plain(collector: Collector) -> Iterable[tuple[str, bytes, bytes]]:
     """Each family of a collector by generate_latest, split into its two header lines and its samples."""
     for family in collector.collect():
-        text = generate_latest(Collected((family,)))
+        text = generate_latest(SimpleNamespace(collect=[family].__iter__))  # a registry of one family
         cut = text.index(b"\n", text.index(b"\n") + 1) + 1
         yield family.name, text[:cut], text[cut:]
 
@@ -151,8 +141,11 @@ def render_data(state: AccountState) -> RenderedData | None:
 
 
 def render_account(state: AccountState, previous: RenderedAccount | None = None) -> RenderedAccount:
-    """Render a new snapshot; its chat data only when neither its poll (``ChatData.rendered``) nor an
-    earlier snapshot of the same data (a failed poll, an events poll) has."""
+    """A snapshot rendered: ``previous`` while it is the same snapshot; its chat data only when
+    neither its poll (``ChatData.rendered``) nor an earlier snapshot of the same data (a failed
+    poll, an events poll) has."""
+    if previous is not None and previous.state is state:
+        return previous
     data = state.data
     rendered: RenderedData | None = None
     if data is not None:
