@@ -282,61 +282,50 @@ def _interleave(first: str, columns: Sequence[Sequence[str]], seps: Sequence[str
     return "".join(parts)
 
 
-def _unread(cols: Columns) -> Rows:
-    return None, numbers(list(map(attrgetter("unread"), cols.chats)))
-
-
-def _last_activity(cols: Columns) -> Rows:
-    return None, numbers(list(map(attrgetter("last_activity"), cols.chats)))
+def _every(attr: str) -> Callable[[Columns], Rows]:
+    """Every chat's ``attr``."""
+    return lambda cols: (None, numbers(list(map(attrgetter(attr), cols.chats))))
 
 
 def _info(cols: Columns) -> Rows:
     return None, [number(1)] * len(cols.chats)
 
 
-def _waiting_since(cols: Columns) -> Rows:
-    chats, waits = cols.chats, cols.waits
-    return cols.waiting, numbers([waits[chats[i].id].since for i in cols.waiting])
+def _waiting(attr: str) -> Callable[[Columns], Rows]:
+    """The waiting chats, and ``attr`` of each one's wait."""
+    get = attrgetter(attr)
+
+    def rows(cols: Columns) -> Rows:
+        chats, waits = cols.chats, cols.waits
+        return cols.waiting, numbers([get(waits[chats[i].id]) for i in cols.waiting])
+
+    return rows
 
 
-def _waiting_seconds(cols: Columns) -> Rows:
-    chats, waits = cols.chats, cols.waits
-    return cols.waiting, numbers([waits[chats[i].id].seconds for i in cols.waiting])
+def _groups(attr: str) -> Callable[[Columns], Rows]:
+    """The chats with group data whose ``attr`` of it is known (not None; a ``created`` of 0 is
+    not known either), and that value of each."""
+    get = attrgetter(f"group.{attr}")
 
+    def rows(cols: Columns) -> Rows:
+        chats = cols.chats
+        found = [(i, get(chats[i])) for i in cols.groups]
+        found = [(i, v) for i, v in found if v is not None and (v or attr != "created")]
+        return [i for i, _ in found], numbers([v for _, v in found])
 
-def _group_rows(cols: Columns, value: Callable[[Chat], float | None]) -> Rows:
-    chats = cols.chats
-    rows, values = [], []
-    for i in cols.groups:
-        v = value(chats[i])
-        if v is not None:
-            rows.append(i)
-            values.append(v)
-    return rows, numbers(values)
-
-
-def _members(cols: Columns) -> Rows:
-    return _group_rows(cols, lambda c: c.group.member_count if c.group is not None else None)
-
-
-def _admins(cols: Columns) -> Rows:
-    return _group_rows(cols, lambda c: c.group.admins if c.group is not None else None)
-
-
-def _created(cols: Columns) -> Rows:
-    return _group_rows(cols, lambda c: c.group.created if c.group is not None and c.group.created else None)
+    return rows
 
 
 # In the reference collector's order (tests/chat_collector.py).
 CHAT_FAMILIES: tuple[ChatFamily, ...] = (
-    ChatFamily(d.CHAT_UNREAD, _unread),
-    ChatFamily(d.CHAT_LAST_ACTIVITY, _last_activity),
+    ChatFamily(d.CHAT_UNREAD, _every("unread")),
+    ChatFamily(d.CHAT_LAST_ACTIVITY, _every("last_activity")),
     ChatFamily(d.CHAT_INFO, _info),
-    ChatFamily(d.CHAT_WAITING_SINCE, _waiting_since),
-    ChatFamily(d.CHAT_WAITING_SECONDS, _waiting_seconds),
-    ChatFamily(d.GROUP_PARTICIPANTS, _members),
-    ChatFamily(d.GROUP_ADMINS, _admins),
-    ChatFamily(d.GROUP_CREATED, _created),
+    ChatFamily(d.CHAT_WAITING_SINCE, _waiting("since")),
+    ChatFamily(d.CHAT_WAITING_SECONDS, _waiting("seconds")),
+    ChatFamily(d.GROUP_PARTICIPANTS, _groups("member_count")),
+    ChatFamily(d.GROUP_ADMINS, _groups("admins")),
+    ChatFamily(d.GROUP_CREATED, _groups("created")),
 )
 
 
