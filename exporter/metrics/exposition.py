@@ -36,6 +36,7 @@ from ..snapshot.store import Store
 from .collectors import BuildInfoCollector, DiscoveryCollector
 from .render import (
     DEFLATE,
+    EMPTY,
     GZIP_LEVEL,
     INFLATE_PIECE,
     Packed,
@@ -63,7 +64,7 @@ _Families = tuple[dict[str, bytes], dict[str, list["Packed | bytes"]]]
 
 def _add(families: _Families, rendered: Rendered) -> None:
     headers, bodies = families
-    for name, header, samples in rendered:
+    for (name, header), samples in zip(*rendered, strict=True):
         if name not in headers:
             headers[name] = header
             bodies[name] = []
@@ -96,9 +97,9 @@ def _fresh(state: AccountState, now: float, stale_after: float) -> Fresh:
 
 def _families(
     accounts: Iterable[tuple[RenderedAccount, Fresh]],
-    build_info: Rendered = (),
-    discovery: Rendered = (),
-    live: Rendered = (),
+    build_info: Rendered = EMPTY,
+    discovery: Rendered = EMPTY,
+    live: Iterable[Rendered] = (),
 ) -> _Families:
     """The build info; each account's health, aggregates and (if fresh) chats, its reply families
     and (if its event log is fresh) who waits for an answer; the discovery and live families."""
@@ -114,7 +115,8 @@ def _families(
         if replies_fresh:
             _add(families, account.unanswered)
     _add(families, discovery)
-    _add(families, live)
+    for rendered in live:
+        _add(families, rendered)
     return families
 
 
@@ -201,8 +203,7 @@ class Exposition:
             return last
         before = last.accounts if last is not None else {}
         accounts = {k: render_account(state, before.get(k)) for k, state in states.items()}
-        del before
-        rendered = render(DiscoveryCollector(discovery)) if discovery is not None else ()
+        rendered = render(DiscoveryCollector(discovery)) if discovery is not None else EMPTY
         families = _families(zip(accounts.values(), fresh, strict=True), self._build_info, rendered)
         with memory.HEAVY_WORK:  # one account's text inflated at a time, not beside a poll's
             # A sync flush, not a finish: a scrape appends its own part to the same stream.
@@ -241,8 +242,8 @@ class Exposition:
             return False, f"{detail}; /metrics not rebuilt yet"
         return ready, detail
 
-    def _live(self) -> Rendered:
-        return tuple(entry for collector in self.live for entry in render(collector, pack=False))
+    def _live(self) -> list[Rendered]:
+        return [render(collector, pack=False) for collector in self.live]
 
     def _process_metrics(self) -> bytes:
         """prometheus-client's default registry (ProcessCollector's process_*, and python_*), rendered

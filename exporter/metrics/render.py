@@ -65,23 +65,25 @@ class Packed(bytes):
             data = inflate.unconsumed_tail
 
 
-# The same few headers recur in every account's rendering: one copy of each is kept.
-_HEADERS: dict[bytes, bytes] = {}
-
-
-# (name, header, samples) of each family, in the order the collector yields them; large
-# samples rendered per poll are Packed.
-Entry = tuple[str, bytes, "Packed | bytes"]
-Rendered = tuple[Entry, ...]
+# A collector's families as (name, header) each, in its order: the same for every account, so
+# one copy of each layout is kept (with many small accounts, a tuple per family per account was
+# a large share of what each held: bench/RESULTS.md).
+Layout = tuple[tuple[str, bytes], ...]
+_LAYOUTS: dict[Layout, Layout] = {}
+# A collector rendered: its layout, and each family's samples (large ones rendered per snapshot
+# are Packed).
+Rendered = tuple[Layout, tuple["Packed | bytes", ...]]
+EMPTY: Rendered = ((), ())
 
 
 def _split(families: Iterable[tuple[str, bytes, bytes]], pack: bool) -> Rendered:
-    out = []
+    layout, kept = [], []
     for name, header, samples in families:
-        kept = Packed.of(samples) if pack and len(samples) >= KEEP_PLAIN_BELOW else samples
-        out.append((name, _HEADERS.setdefault(header, header), kept))
+        layout.append((name, header))
+        kept.append(Packed.of(samples) if pack and len(samples) >= KEEP_PLAIN_BELOW else samples)
         del samples  # else this family's text is still held while the next one is written
-    return tuple(out)
+    key = tuple(layout)
+    return _LAYOUTS.setdefault(key, key), tuple(kept)
 
 
 def render_plain(collector: Collector) -> Iterable[tuple[str, bytes, bytes]]:
@@ -102,7 +104,7 @@ def render(collector: Collector, pack: bool = True) -> Rendered:
         return _split(render_plain(collector), pack=True)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RenderedData:
     """One successful poll's data, rendered; reused as is while later polls fail."""
 
@@ -110,7 +112,7 @@ class RenderedData:
     chats: Rendered
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RenderedAccount:
     """One snapshot rendered: the exposition's, kept until the account's next snapshot."""
 
@@ -119,8 +121,8 @@ class RenderedAccount:
     data: RenderedData | None = None
     # The event log's families (while replies are read): always exported, and who waits for an
     # answer now, dropped at scrape time while the events poll is stale.
-    replies: Rendered = ()
-    unanswered: Rendered = ()
+    replies: Rendered = EMPTY
+    unanswered: Rendered = EMPTY
 
 
 def render_chats(state: AccountState, data: ChatData) -> Rendered:
@@ -135,8 +137,7 @@ def render_data(state: AccountState) -> RenderedData | None:
     if state.data is None:
         return None
     return RenderedData(
-        aggregates=render(AggregateCollector(state.account, state.data)),
-        chats=render_chats(state, state.data),
+        render(AggregateCollector(state.account, state.data)), render_chats(state, state.data)
     )
 
 
@@ -156,7 +157,7 @@ def render_account(state: AccountState, previous: RenderedAccount | None = None)
         else:
             rendered = render_data(state)
     replies = state.replies
-    unanswered: Rendered = ()
+    unanswered = EMPTY
     if replies is not None:
         # Rendered at every publish of either poll: small (a few families, and per-chat series
         # only for the unanswered chats among the selected ones), so prometheus-client writes them.
@@ -166,6 +167,6 @@ def render_account(state: AccountState, previous: RenderedAccount | None = None)
         state=state,
         health=render(HealthCollector(state)),
         data=rendered,
-        replies=render(ReplyCollector(state.account, replies)) if replies is not None else (),
+        replies=render(ReplyCollector(state.account, replies)) if replies is not None else EMPTY,
         unanswered=unanswered,
     )

@@ -479,7 +479,7 @@ def test_the_per_scrape_families_are_named_apart_from_every_snapshot_family():
         ReloadCollector(reloader),
         ShardCollector(Shard(0, 2)),
     ]
-    per_scrape = {name for collector in live for name, _, _ in render(collector)}
+    per_scrape = {name for collector in live for name, _ in render(collector)[0]}
     assert len(per_scrape) == 6  # every family they can write
     store = new_store()
     replies = ReplyData(Tracker.empty((60.0,)), up=True, last_success=NOW, unanswered=())
