@@ -14,12 +14,12 @@ The per-chat series themselves are written straight to text by :mod:`.fastrender
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from typing import Protocol
 
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from .. import __version__
+from ..config.reload import Reloader
 from ..config.sharding import Shard
 from ..model import CHAT_TYPES, Account
 from ..snapshot.replies import RESPONSE_TYPES, ReplyData
@@ -275,13 +275,6 @@ class ShardCollector(Collector):
         yield info
 
 
-class ReloadStatus(Protocol):
-    """What the reloader (:class:`exporter.config.reload.Reloader`) tells of the last reload."""
-
-    successful: bool
-    last_success: float
-
-
 class ReloadCollector(Collector):
     """Sample::
 
@@ -289,7 +282,7 @@ class ReloadCollector(Collector):
     whatsgate_exporter_config_last_reload_success_timestamp_seconds 1.7644e+09
     """
 
-    def __init__(self, reloader: ReloadStatus) -> None:
+    def __init__(self, reloader: Reloader) -> None:
         self.reloader = reloader
 
     def collect(self) -> Iterator[Metric]:
