@@ -268,7 +268,8 @@ class Exposition:
             # As of the last rebuild, as /metrics: rendering here would run on the server's event
             # loop, and wait there for HEAVY_WORK while a poll or a rebuild holds it.
             account = body.accounts.get(only) if store.knows(only) else None
-            one = [] if account is None else [(account, _fresh(account.state, now, store.stale_after))]
+            state = account and (account.state() or store.snapshots().get(only))  # newer: as fresh
+            one = [] if not (account and state) else [(account, _fresh(state, now, store.stale_after))]
             return body, None, list(_text(_families(one)))
         return body, [], [*_text(_families((), live=self._live())), self._process_metrics()]
 

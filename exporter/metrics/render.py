@@ -13,6 +13,7 @@ differential test holds byte-identical to it.
 
 from __future__ import annotations
 
+import weakref
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -116,7 +117,9 @@ class RenderedData:
 class RenderedAccount:
     """One snapshot rendered: the exposition's, kept until the account's next snapshot."""
 
-    state: AccountState
+    # Weakly: the body must not keep an account's previous snapshot (its chat data) alive beside
+    # the store's newer one until the next rebuild.
+    state: weakref.ref[AccountState]
     health: Rendered
     data: RenderedData | None = None
     # The event log's families (while replies are read): always exported, and who waits for an
@@ -145,14 +148,15 @@ def render_account(state: AccountState, previous: RenderedAccount | None = None)
     """A snapshot rendered: ``previous`` while it is the same snapshot; its chat data only when
     neither its poll (``ChatData.rendered``) nor an earlier snapshot of the same data (a failed
     poll, an events poll) has."""
-    if previous is not None and previous.state is state:
+    last = previous.state() if previous is not None else None
+    if previous is not None and last is state:
         return previous
     data = state.data
     rendered: RenderedData | None = None
     if data is not None:
         if isinstance(data.rendered, RenderedData):
             rendered = data.rendered
-        elif previous is not None and previous.state.data is data:
+        elif previous is not None and last is not None and last.data is data:
             rendered = previous.data
         else:
             rendered = render_data(state)
@@ -164,7 +168,7 @@ def render_account(state: AccountState, previous: RenderedAccount | None = None)
         selected = data.selected if data is not None else frozenset()
         unanswered = render(UnansweredCollector(state.account, replies, selected))
     return RenderedAccount(
-        state=state,
+        state=weakref.ref(state),
         health=render(HealthCollector(state)),
         data=rendered,
         replies=render(ReplyCollector(state.account, replies)) if replies is not None else EMPTY,

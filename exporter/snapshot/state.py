@@ -143,10 +143,17 @@ def _counted(errors: Mapping[str, int], reason: str) -> Mapping[str, int]:
     return MappingProxyType({**errors, reason: errors.get(reason, 0) + 1})
 
 
+class _WeaklyHeld:
+    """A slotted snapshot that can be held weakly (the exposition's body does; ``weakref_slot``
+    needs Python 3.11)."""
+
+    __slots__ = ("__weakref__",)
+
+
 # Slots (no __dict__ per instance) on the records every account keeps one of between polls:
 # with many small accounts they are much of what an account costs (bench/RESULTS.md).
 @dataclass(frozen=True, slots=True)
-class AccountState:
+class AccountState(_WeaklyHeld):
     account: Account
     up: bool = False
     polls: int = 0

@@ -490,3 +490,23 @@ def test_the_per_scrape_families_are_named_apart_from_every_snapshot_family():
     assert {"whatsgate_chat_unread_messages", "whatsgate_response_duration_seconds"} <= snapshot
     assert "whatsgate_discovery_up" in snapshot and "whatsgate_exporter_build_info" in snapshot
     assert not per_scrape & snapshot
+
+
+def test_the_body_holds_no_snapshot_a_newer_one_replaced_and_probe_still_answers():
+    """The body keeps each account's rendering until the next rebuild, but not its snapshot: a
+    re-polled account's previous chat data is freed at the publish, not a rebuild later; /probe
+    in between serves the rendering of the last rebuild with the newer snapshot's staleness."""
+    import gc
+    import weakref
+
+    store = new_store()
+    exposition = Exposition(store)
+    store.publish(state_for(PAYLOAD))
+    exposition.update()
+    first = weakref.ref(store.snapshots()["W1"].data)
+    store.publish(state_for(PAYLOAD, polled_at=NOW + 1))
+    gc.collect()
+    assert first() is None  # its chat data: only the store held it
+    probe = b"".join(exposition.chunks("W1")).decode()
+    assert 'whatsgate_up{account="support",whatsapp_id="W1"} 1.0' in probe
+    assert "whatsgate_chat_unread_messages{" in probe

@@ -148,4 +148,4 @@ def test_an_events_poll_renders_the_replies_again_and_not_the_chats() -> None:
     store.publish(later)
     assert exposition.update()
     after = exposition.body.accounts[ACCOUNT.whatsapp_id]
-    assert after.state is later and after.data is before.data and after.replies != before.replies
+    assert after.state() is later and after.data is before.data and after.replies != before.replies
