@@ -32,11 +32,12 @@ import common
 import requests
 
 from exporter.config.settings import parse_config
-from exporter.metrics.store import Store
+from exporter.metrics.exposition import Exposition
 from exporter.poller import AccountPoller
 from exporter.poller.events import EventsPoller
 from exporter.simulator import Simulator
 from exporter.snapshot.state import AccountState
+from exporter.snapshot.store import Store
 from exporter.whatsgate.client import WhatsGateClient
 from exporter.whatsgate.events import EventsPage, decode_events
 
@@ -59,11 +60,25 @@ class Pages:
 
 
 class Quiet:
-    def publish(self, state: AccountState, prepared: object = None) -> None:
+    def publish(self, state: AccountState) -> None:
         pass
 
     def prepare(self, state: AccountState) -> object:
         return None
+
+
+class Rendered:
+    """Publishes to the store, and renders the account again as the exposition's thread would."""
+
+    def __init__(self, store: Store) -> None:
+        self.store, self.exposition = store, Exposition(store)
+
+    def publish(self, state: AccountState) -> None:
+        self.store.publish(state)
+        self.exposition.update()
+
+    def prepare(self, state: AccountState) -> object:
+        return self.exposition.prepare(state)
 
 
 def cpu_per_event(chats: int, events: int, repeat: int) -> None:
@@ -104,7 +119,10 @@ def cpu_per_event(chats: int, events: int, repeat: int) -> None:
         size = sum(map(len, bodies.values()))
         print(f"{chats} chats, one poll's events: {read} events in {pages} pages, {size / 1e6:.2f} MB")
         events_poller.source = Pages(bodies)
-        sinks = {"the poll's own work": Quiet(), "with publishing (the account rendered again)": store}
+        sinks = {
+            "the poll's own work": Quiet(),
+            "with publishing (the account rendered again)": Rendered(store),
+        }
         for label, sink in sinks.items():
             chats_poller.sink = sink
             ratios, ours, base = [], [], []

@@ -31,9 +31,9 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.metrics.exposition import Exposition
-from exporter.metrics.store import Store
 from exporter.model import Chat, Session
 from exporter.simulator import SimAccount, Simulator
+from exporter.snapshot.store import Store
 from exporter.whatsgate.parse import parse_chats, parse_sessions
 
 REPO = Path(__file__).resolve().parent.parent
@@ -597,6 +597,14 @@ _PROCESS_LINE = re.compile(rb"(# (HELP|TYPE) )?(process|python)_")
 def without_process(text: bytes) -> bytes:
     """/metrics without the process_* and python_* families (they change from scrape to scrape)."""
     return b"".join(line for line in text.splitlines(keepends=True) if not _PROCESS_LINE.match(line))
+
+
+def rendering(store: Store) -> Store:
+    """The store with an exposition subscribed as when serving (cli/serve.py): a poll's chats are
+    rendered at the poll, then released."""
+    exposition = Exposition(store)
+    store.subscribe(exposition.wake, render=exposition.prepare)
+    return store
 
 
 def metrics_body(store: Store) -> bytes:

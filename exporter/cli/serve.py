@@ -26,10 +26,10 @@ from ..config.sharding import Shard
 from ..config.sharding import parse_flag as parse_shard
 from ..metrics.collectors import ReloadCollector, ShardCollector
 from ..metrics.exposition import Exposition
-from ..metrics.store import Store
 from ..poller import Supervisor
 from ..simulator import Simulator
 from ..snapshot import statefile
+from ..snapshot.store import Store
 from ..web.listen import parse_listen_address
 from ..web.server import ExporterServer
 from ..web.watcher import WebConfigWatcher
@@ -104,7 +104,7 @@ def build(args: argparse.Namespace) -> Exporter:
 
     store = Store(stale_after=config.stale_after)
     exposition = Exposition(store)
-    store.subscribe(exposition.wake)
+    store.subscribe(exposition.wake, render=exposition.prepare)
     try:
         server = ExporterServer(
             parse_listen_address(args.listen_address),

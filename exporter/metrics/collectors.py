@@ -14,12 +14,12 @@ The per-chat series themselves are written straight to text by :mod:`.fastrender
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from typing import Protocol
 
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from .. import __version__
+from ..config.reload import Reloader
 from ..config.sharding import Shard
 from ..model import CHAT_TYPES, Account
 from ..snapshot.replies import RESPONSE_TYPES, ReplyData
@@ -69,13 +69,18 @@ def _by_reason(definition: d.MetricDef, acc: list[str], errors: Mapping[str, int
 
 
 class AggregateCollector(Collector):
-    """Per-account counts; they count every chat, whatever the per-chat filters and cap.
+    """Per-account counts and waits; they count every chat, whatever the per-chat filters and cap.
 
     Sample::
 
         whatsgate_chats{account="support",chat_type="contact",whatsapp_id="79990001122"} 812.0
         whatsgate_unread_messages{account="support",chat_type="group",whatsapp_id="79990001122"} 37.0
         whatsgate_chats_omitted{account="support",reason="max_per_account",whatsapp_id="79990001122"} 0.0
+        whatsgate_oldest_waiting_since_timestamp_seconds{account="support",chat_type="contact",...} 1.7645e+09
+        whatsgate_oldest_waiting_seconds{account="support",chat_type="contact",...} 1260.0
+        whatsgate_chats_waiting{account="support",chat_type="contact",longer_than="900",...} 2.0
+        whatsgate_wait_duration_seconds_bucket{account="support",chat_type="contact",le="300.0",...} 17.0
+        whatsgate_business_hours_open{account="support",whatsapp_id="79990001122"} 1.0
     """
 
     def __init__(self, account: Account, data: ChatData) -> None:
@@ -93,27 +98,7 @@ class AggregateCollector(Collector):
         omitted.add_metric([*acc, "filtered"], float(self.data.selection.filtered))
         omitted.add_metric([*acc, "max_per_account"], float(self.data.selection.over_limit))
         yield omitted
-        yield from WaitingCollector(self.account, self.data).collect()
-
-
-class WaitingCollector(Collector):
-    """How long customers wait, per account over all waiting chats (never capped by ``chats.*``).
-
-    Sample::
-
-        whatsgate_oldest_waiting_since_timestamp_seconds{account="support",chat_type="contact",...} 1.7645e+09
-        whatsgate_oldest_waiting_seconds{account="support",chat_type="contact",...} 1260.0
-        whatsgate_chats_waiting{account="support",chat_type="contact",longer_than="900",...} 2.0
-        whatsgate_wait_duration_seconds_bucket{account="support",chat_type="contact",le="300.0",...} 17.0
-        whatsgate_business_hours_open{account="support",whatsapp_id="79990001122"} 1.0
-    """
-
-    def __init__(self, account: Account, data: ChatData) -> None:
-        self.account = account
-        self.data = data
-
-    def collect(self) -> Iterator[Metric]:
-        acc = list(self.account.labels)
+        # How long customers wait, over all waiting chats (never capped by ``chats.*``).
         histograms = self.data.waits.histograms
         buckets = histograms[CHAT_TYPES[0]].buckets
         yield from _wait_families(acc, self.data.waiting, buckets, WAIT_FAMILIES)
@@ -284,21 +269,10 @@ class ShardCollector(Collector):
     def __init__(self, shard: Shard) -> None:
         self.shard = shard
 
-    def version(self) -> Shard:
-        """What collect() writes from (see render.LiveRenderer): fixed for the process's life."""
-        return self.shard
-
     def collect(self) -> Iterator[Metric]:
         info = d.SHARD_INFO.family()
         info.add_metric([str(self.shard.index), str(self.shard.total)], 1.0)
         yield info
-
-
-class ReloadStatus(Protocol):
-    """What the reloader (:class:`exporter.config.reload.Reloader`) tells of the last reload."""
-
-    successful: bool
-    last_success: float
 
 
 class ReloadCollector(Collector):
@@ -308,13 +282,8 @@ class ReloadCollector(Collector):
     whatsgate_exporter_config_last_reload_success_timestamp_seconds 1.7644e+09
     """
 
-    def __init__(self, reloader: ReloadStatus) -> None:
+    def __init__(self, reloader: Reloader) -> None:
         self.reloader = reloader
-
-    def version(self) -> tuple[bool, str]:
-        """What collect() writes, read without making families (see render.LiveRenderer); the
-        time by its repr, which tells -0.0 from 0.0 as the text does."""
-        return self.reloader.successful, repr(self.reloader.last_success)
 
     def collect(self) -> Iterator[Metric]:
         ok = d.CONFIG_RELOAD_SUCCESSFUL.family()

@@ -47,16 +47,7 @@ class MetricDef:
     @property
     def sample_name(self) -> str:
         """The name in its ``# HELP`` and ``# TYPE`` lines (counters with ``_total``, as generate_latest)."""
-        return self.sample_names[0] if self.type != "histogram" else self.name
-
-    @property
-    def sample_names(self) -> tuple[str, ...]:
-        """The names its samples carry in the exposition (``_total``, ``_bucket``, ...)."""
-        if self.type == "counter":
-            return (f"{self.name}_total",)
-        if self.type == "histogram":
-            return tuple(f"{self.name}{suffix}" for suffix in ("_bucket", "_sum", "_count"))
-        return (self.name,)
+        return f"{self.name}_total" if self.type == "counter" else self.name
 
     def family(self) -> GaugeMetricFamily | CounterMetricFamily:
         """A fresh, empty family to add samples to."""

@@ -3,7 +3,9 @@ into one gzip member, rebuilt on the exposition's own thread after publishes.
 
 Publishing only wakes this thread (it subscribes to the store); it rebuilds the body from
 whatever the store holds then, so a burst of publishes costs one rebuild, and swaps it
-in with one assignment. The text format wants each family's samples in one group, so
+in with one assignment. It renders only the snapshots it has not rendered yet, one account
+at a time (:func:`.render.render_account`), and keeps each account's rendering until the
+account's next snapshot. The text format wants each family's samples in one group, so
 every account's samples of a family go together: a publish of one account changes the
 text in many places, and the whole text is deflated again (ISA-L's level 1, see
 :mod:`.render`), once per rebuild rather than once per scrape.
@@ -22,25 +24,29 @@ import logging
 import struct
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.registry import Collector
 
 from .. import memory
+from ..snapshot.state import AccountState
+from ..snapshot.store import Store
 from .collectors import BuildInfoCollector, DiscoveryCollector
 from .render import (
     DEFLATE,
+    EMPTY,
     GZIP_LEVEL,
     INFLATE_PIECE,
-    LiveRenderer,
     Packed,
     Rendered,
     RenderedAccount,
+    RenderedData,
     render,
+    render_account,
+    render_data,
 )
-from .store import Store
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +64,7 @@ _Families = tuple[dict[str, bytes], dict[str, list["Packed | bytes"]]]
 
 def _add(families: _Families, rendered: Rendered) -> None:
     headers, bodies = families
-    for name, header, samples in rendered:
+    for (name, header), samples in zip(*rendered, strict=True):
         if name not in headers:
             headers[name] = header
             bodies[name] = []
@@ -81,19 +87,19 @@ def _text(families: _Families) -> Iterable[bytes]:
 Fresh = tuple[bool, bool]  # an account's chat data, and its event log's, are not stale
 
 
-def _fresh(account: RenderedAccount, now: float, stale_after: float) -> Fresh:
-    replies = account.state.replies
+def _fresh(state: AccountState, now: float, stale_after: float) -> Fresh:
+    replies = state.replies
     return (
-        account.data is not None and not account.state.is_stale(now, stale_after),
+        state.data is not None and not state.is_stale(now, stale_after),
         replies is not None and not replies.is_stale(now, stale_after),
     )
 
 
 def _families(
     accounts: Iterable[tuple[RenderedAccount, Fresh]],
-    build_info: Rendered = (),
-    discovery: Rendered = (),
-    live: Rendered = (),
+    build_info: Rendered = EMPTY,
+    discovery: Rendered = EMPTY,
+    live: Iterable[Rendered] = (),
 ) -> _Families:
     """The build info; each account's health, aggregates and (if fresh) chats, its reply families
     and (if its event log is fresh) who waits for an answer; the discovery and live families."""
@@ -109,7 +115,8 @@ def _families(
         if replies_fresh:
             _add(families, account.unanswered)
     _add(families, discovery)
-    _add(families, live)
+    for rendered in live:
+        _add(families, rendered)
     return families
 
 
@@ -140,12 +147,12 @@ class Body:
     """The snapshots' part of /metrics as of one rebuild, deflated: the start of a gzip member."""
 
     key: tuple[int, tuple[Fresh, ...], float]  # what it was built from: no snapshot itself
-    names: frozenset[str]  # its families', to merge a per-scrape family of the same name into
     head: tuple[bytes, ...]  # the gzip header and the text's deflate stream, sync-flushed: open for the rest
     crc: int  # the CRC-32 of the text
     size: int
     discovery: Rendered
     ready: tuple[bool, str]  # the store's readiness when this was built (see Exposition.ready)
+    accounts: Mapping[str, RenderedAccount]  # every account's rendering, reused by the next rebuild
 
 
 class Exposition:
@@ -159,7 +166,6 @@ class Exposition:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._build_info = render(BuildInfoCollector())
-        self._render_live = LiveRenderer()
         self._process: tuple[float, bytes] | None = None  # (when, text) of the last process metrics
         # The last scrape's own part: (its pieces, their text, deflated and finished).
         self._tail: tuple[tuple[bytes, ...], bytes, bytes] | None = None
@@ -168,6 +174,10 @@ class Exposition:
         # its accounts' up and staleness included, so /metrics answers 503 until a rebuild works
         # rather than serve it as current.
         self.failing = False
+
+    def prepare(self, state: AccountState) -> RenderedData | None:
+        """A poll's chat data rendered on the poller's thread (:meth:`Store.prepare` says why)."""
+        return render_data(state)
 
     # --- the rebuilding thread ------------------------------------------------------------------
 
@@ -185,18 +195,20 @@ class Exposition:
         store = self.store
         ready = store.ready()  # read before the snapshots: /ready never claims more than /metrics shows
         version = store.version  # read first: a publish after it makes the next look rebuild
-        accounts, discovery, stale_after = store.snapshots(), store.discovery, store.stale_after
+        states, discovery, stale_after = store.snapshots(), store.discovery, store.stale_after
         now = store.clock()
-        fresh = tuple(_fresh(account, now, stale_after) for account in accounts.values())
+        fresh = tuple(_fresh(state, now, stale_after) for state in states.values())
         key = (version, fresh, stale_after)
         if last is not None and last.key == key and last.ready == ready:
             return last
-        rendered = render(DiscoveryCollector(discovery)) if discovery is not None else ()
+        before = last.accounts if last is not None else {}
+        accounts = {k: render_account(state, before.get(k)) for k, state in states.items()}
+        rendered = render(DiscoveryCollector(discovery)) if discovery is not None else EMPTY
         families = _families(zip(accounts.values(), fresh, strict=True), self._build_info, rendered)
         with memory.HEAVY_WORK:  # one account's text inflated at a time, not beside a poll's
             # A sync flush, not a finish: a scrape appends its own part to the same stream.
             head, crc, size = _deflated(_text(families), DEFLATE.Z_SYNC_FLUSH)
-        return Body(key, frozenset(families[0]), head, crc, size, rendered, ready)
+        return Body(key, head, crc, size, rendered, ready, accounts)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -230,8 +242,8 @@ class Exposition:
             return False, f"{detail}; /metrics not rebuilt yet"
         return ready, detail
 
-    def _live(self) -> Rendered:
-        return tuple(entry for collector in self.live for entry in self._render_live(collector))
+    def _live(self) -> list[Rendered]:
+        return [render(collector, pack=False) for collector in self.live]
 
     def _process_metrics(self) -> bytes:
         """prometheus-client's default registry (ProcessCollector's process_*, and python_*), rendered
@@ -247,20 +259,19 @@ class Exposition:
 
     def _scrape(self, only: str | None) -> tuple[Body, list[bytes] | None, list[bytes]]:
         """The body served now and this scrape's own part (alert state, reload, shard, process
-        metrics); or, for a /probe, or a per-scrape family named like a snapshot family (never
-        so far: merged slowly but right), None and the whole text from the snapshots as they
-        are now."""
+        metrics); or, for a /probe, None and the account's whole text as of the body. The
+        per-scrape families are named apart from the snapshots' (tests/unit/test_exposition.py),
+        so each stays one group in the text."""
         body = self.body  # one read: the thread may replace it
         store, now = self.store, self.store.clock()
         if only is not None:
-            one = [(a, _fresh(a, now, store.stale_after)) for k, a in store.snapshots().items() if k == only]
+            # As of the last rebuild, as /metrics: rendering here would run on the server's event
+            # loop, and wait there for HEAVY_WORK while a poll or a rebuild holds it.
+            account = body.accounts.get(only) if store.knows(only) else None
+            state = account and (account.state() or store.snapshots().get(only))  # newer: as fresh
+            one = [] if not (account and state) else [(account, _fresh(state, now, store.stale_after))]
             return body, None, list(_text(_families(one)))
-        live = self._live()
-        if any(name in body.names for name, _, _ in live):
-            fresh = [(a, _fresh(a, now, store.stale_after)) for a in store.snapshots().values()]
-            families = _families(fresh, self._build_info, body.discovery, live)
-            return body, None, [*_text(families), self._process_metrics()]
-        return body, [], [*_text(_families((), live=live)), self._process_metrics()]
+        return body, [], [*_text(_families((), live=self._live())), self._process_metrics()]
 
     def chunks(self, only: str | None = None) -> list[bytes]:
         """The whole /metrics body (or one account's, for /probe), as byte strings to write in order."""

@@ -232,36 +232,33 @@ Rows = tuple["list[int] | None", list[str]]
 
 @dataclass(frozen=True)
 class ChatFamily:
-    """One per-chat family: its definition, its rows and its per-chat labels.
-
-    The per-chat labels must sort next to each other among the family's label names
+    """One per-chat family: its definition (its labels after the account's are the per-chat ones)
+    and its rows. The per-chat labels must sort next to each other among the family's label names
     (they do: account < chat_* < name < whatsapp_id), so that each sample line is the
     account's part, the chat's part and the value.
     """
 
     definition: d.MetricDef
     rows: Callable[[Columns], Rows]
-    labels: tuple[str, ...]
 
     def __post_init__(self) -> None:
-        names = sorted(self.definition.label_names)
-        first = names.index(self.labels[0])
-        if names[first : first + len(self.labels)] != sorted(self.labels):
+        names, labels = sorted(self.definition.label_names), self.definition.labels
+        if names[names.index(labels[0]) :][: len(labels)] != sorted(labels):
             raise ValueError(f"{self.definition.name}: per-chat labels must sort next to each other")
 
     def frame(self, account: Account) -> tuple[str, str]:
         """What comes before and after the chat labels: ``name{account="..",`` and ``,whatsapp_id=".."} ``."""
         known = dict(zip(d.ACCOUNT_LABELS, account.labels, strict=True))
         names = sorted(self.definition.label_names)
-        first = names.index(self.labels[0])
+        first = names.index(self.definition.labels[0])
         before = [f'{n}="{escape(known[n])}",' for n in names[:first]]
-        after = [f',{n}="{escape(known[n])}"' for n in names[first + len(self.labels) :]]
+        after = [f',{n}="{escape(known[n])}"' for n in names[first + len(self.definition.labels) :]]
         return f"{self.definition.sample_name}{{{''.join(before)}", f"{''.join(after)}}} "
 
     def render(self, account: Account, columns: Columns) -> Family:
         before, after = self.frame(account)
         rows, values = self.rows(columns)
-        names = sorted(self.labels)
+        names = sorted(self.definition.labels)
         labels = [columns.label(n) for n in names]
         if rows is not None:
             labels = [[column[i] for i in rows] for column in labels]
@@ -285,62 +282,50 @@ def _interleave(first: str, columns: Sequence[Sequence[str]], seps: Sequence[str
     return "".join(parts)
 
 
-def _unread(cols: Columns) -> Rows:
-    return None, numbers(list(map(attrgetter("unread"), cols.chats)))
-
-
-def _last_activity(cols: Columns) -> Rows:
-    return None, numbers(list(map(attrgetter("last_activity"), cols.chats)))
+def _every(attr: str) -> Callable[[Columns], Rows]:
+    """Every chat's ``attr``."""
+    return lambda cols: (None, numbers(list(map(attrgetter(attr), cols.chats))))
 
 
 def _info(cols: Columns) -> Rows:
     return None, [number(1)] * len(cols.chats)
 
 
-def _waiting_since(cols: Columns) -> Rows:
-    chats, waits = cols.chats, cols.waits
-    return cols.waiting, numbers([waits[chats[i].id].since for i in cols.waiting])
+def _waiting(attr: str) -> Callable[[Columns], Rows]:
+    """The waiting chats, and ``attr`` of each one's wait."""
+    get = attrgetter(attr)
+
+    def rows(cols: Columns) -> Rows:
+        chats, waits = cols.chats, cols.waits
+        return cols.waiting, numbers([get(waits[chats[i].id]) for i in cols.waiting])
+
+    return rows
 
 
-def _waiting_seconds(cols: Columns) -> Rows:
-    chats, waits = cols.chats, cols.waits
-    return cols.waiting, numbers([waits[chats[i].id].seconds for i in cols.waiting])
+def _groups(attr: str) -> Callable[[Columns], Rows]:
+    """The chats with group data whose ``attr`` of it is known (not None; a ``created`` of 0 is
+    not known either), and that value of each."""
+    get = attrgetter(f"group.{attr}")
+
+    def rows(cols: Columns) -> Rows:
+        chats = cols.chats
+        found = [(i, get(chats[i])) for i in cols.groups]
+        found = [(i, v) for i, v in found if v is not None and (v or attr != "created")]
+        return [i for i, _ in found], numbers([v for _, v in found])
+
+    return rows
 
 
-def _group_rows(cols: Columns, value: Callable[[Chat], float | None]) -> Rows:
-    chats = cols.chats
-    rows, values = [], []
-    for i in cols.groups:
-        v = value(chats[i])
-        if v is not None:
-            rows.append(i)
-            values.append(v)
-    return rows, numbers(values)
-
-
-def _members(cols: Columns) -> Rows:
-    return _group_rows(cols, lambda c: c.group.member_count if c.group is not None else None)
-
-
-def _admins(cols: Columns) -> Rows:
-    return _group_rows(cols, lambda c: c.group.admins if c.group is not None else None)
-
-
-def _created(cols: Columns) -> Rows:
-    return _group_rows(cols, lambda c: c.group.created if c.group is not None and c.group.created else None)
-
-
-# In the reference collector's order (tests/chat_collector.py). The label names are those of each
-# definition after the account's.
+# In the reference collector's order (tests/chat_collector.py).
 CHAT_FAMILIES: tuple[ChatFamily, ...] = (
-    ChatFamily(d.CHAT_UNREAD, _unread, d.CHAT_UNREAD.labels),
-    ChatFamily(d.CHAT_LAST_ACTIVITY, _last_activity, d.CHAT_LAST_ACTIVITY.labels),
-    ChatFamily(d.CHAT_INFO, _info, d.CHAT_INFO.labels),
-    ChatFamily(d.CHAT_WAITING_SINCE, _waiting_since, d.CHAT_WAITING_SINCE.labels),
-    ChatFamily(d.CHAT_WAITING_SECONDS, _waiting_seconds, d.CHAT_WAITING_SECONDS.labels),
-    ChatFamily(d.GROUP_PARTICIPANTS, _members, d.GROUP_PARTICIPANTS.labels),
-    ChatFamily(d.GROUP_ADMINS, _admins, d.GROUP_ADMINS.labels),
-    ChatFamily(d.GROUP_CREATED, _created, d.GROUP_CREATED.labels),
+    ChatFamily(d.CHAT_UNREAD, _every("unread")),
+    ChatFamily(d.CHAT_LAST_ACTIVITY, _every("last_activity")),
+    ChatFamily(d.CHAT_INFO, _info),
+    ChatFamily(d.CHAT_WAITING_SINCE, _waiting("since")),
+    ChatFamily(d.CHAT_WAITING_SECONDS, _waiting("seconds")),
+    ChatFamily(d.GROUP_PARTICIPANTS, _groups("member_count")),
+    ChatFamily(d.GROUP_ADMINS, _groups("admins")),
+    ChatFamily(d.GROUP_CREATED, _groups("created")),
 )
 
 

@@ -2,9 +2,10 @@
 
 A snapshot changes once per poll but is scraped many times, and at 10,000
 chats an account renders to megabytes of text: rebuilding metric families on
-each scrape would cost seconds. So each collector is rendered when its snapshot
-is published, and kept per family as a header and its samples, which
-:mod:`exporter.metrics.exposition` joins into the /metrics body. The small
+each scrape would cost seconds. So each snapshot is rendered once, the first
+time :mod:`exporter.metrics.exposition` sees it (a poll's chats on the poller's
+thread, before they are released), and kept per family as a header and its
+samples, which the exposition joins into the /metrics body. The small
 families go through prometheus-client's own ``generate_latest``; the per-chat
 ones, the hot path, through :mod:`exporter.metrics.fastrender`, which a
 differential test holds byte-identical to it.
@@ -12,13 +13,13 @@ differential test holds byte-identical to it.
 
 from __future__ import annotations
 
+import weakref
 import zlib
-from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 
 from prometheus_client import generate_latest
-from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from .. import memory
@@ -37,144 +38,94 @@ except ImportError:  # pragma: no cover - a platform without isal's wheels: the 
 # Level 1: the per-chat text is very repetitive, so level 1 already shrinks it most of the
 # way (bench/RESULTS.md); higher levels save little for CPU that every rebuild would pay.
 GZIP_LEVEL = 1
-# Samples of a poll at least this large are kept deflated (inflated again when the body is
-# rebuilt): a large account's text is held at a fraction of its size.
-KEEP_PLAIN_BELOW = 64 * 1024
+# Samples of a snapshot at least this large are kept deflated (inflated again when the body is
+# rebuilt), which is every per-chat family of even a small account: with many small accounts,
+# their text kept plain was most of what each held (bench/RESULTS.md). Below it, a deflated
+# copy saves less than its own objects cost.
+KEEP_PLAIN_BELOW = 256
 # Kept text is inflated again in pieces this small: a rebuild of the body holds one piece of
 # text at a time, not a family's whole text.
 INFLATE_PIECE = 64 * 1024
 
 
-class Packed:
-    """Exposition text kept deflated (raw deflate, no framing)."""
+class Packed(bytes):
+    """Exposition text kept deflated (raw deflate, no framing): bytes themselves, so that each
+    piece of each small account is one object."""
 
-    __slots__ = ("data", "size")
+    __slots__ = ()
 
-    def __init__(self, plain: bytes) -> None:
-        self.data = DEFLATE.compress(plain, level=GZIP_LEVEL, wbits=-15)
-        self.size = len(plain)
+    @classmethod
+    def of(cls, plain: bytes) -> Packed:
+        return cls(DEFLATE.compress(plain, level=GZIP_LEVEL, wbits=-15))
 
     def plain(self) -> Iterator[bytes]:
         """The text again, in pieces of at most :data:`INFLATE_PIECE` bytes."""
-        inflate, data = DEFLATE.decompressobj(-15), self.data
+        inflate, data = DEFLATE.decompressobj(-15), bytes(self)
         while piece := inflate.decompress(data, INFLATE_PIECE):
             yield piece
             data = inflate.unconsumed_tail
 
 
-# The same few headers recur in every account's rendering: one copy of each is kept.
-_HEADERS: dict[bytes, bytes] = {}
-
-
-# (name, header, samples) of each family, in the order the collector yields them; large
-# samples rendered per poll are Packed.
-Entry = tuple[str, bytes, "Packed | bytes"]
-Rendered = tuple[Entry, ...]
-
-
-class Collected:
-    """Families already collected, as a registry-like collector for generate_latest."""
-
-    def __init__(self, families: Sequence[Metric]) -> None:
-        self.families = families
-
-    def collect(self) -> Sequence[Metric]:
-        return self.families
+# A collector's families as (name, header) each, in its order: the same for every account, so
+# one copy of each layout is kept (with many small accounts, a tuple per family per account was
+# a large share of what each held: bench/RESULTS.md).
+Layout = tuple[tuple[str, bytes], ...]
+_LAYOUTS: dict[Layout, Layout] = {}
+# A collector rendered: its layout, and each family's samples (large ones rendered per snapshot
+# are Packed).
+Rendered = tuple[Layout, tuple["Packed | bytes", ...]]
+EMPTY: Rendered = ((), ())
 
 
 def _split(families: Iterable[tuple[str, bytes, bytes]], pack: bool) -> Rendered:
-    out = []
+    layout, kept = [], []
     for name, header, samples in families:
-        kept = Packed(samples) if pack and len(samples) >= KEEP_PLAIN_BELOW else samples
-        out.append((name, _HEADERS.setdefault(header, header), kept))
+        layout.append((name, header))
+        kept.append(Packed.of(samples) if pack and len(samples) >= KEEP_PLAIN_BELOW else samples)
         del samples  # else this family's text is still held while the next one is written
-    return tuple(out)
+    key = tuple(layout)
+    return _LAYOUTS.setdefault(key, key), tuple(kept)
 
 
 def render_plain(collector: Collector) -> Iterable[tuple[str, bytes, bytes]]:
     """Each family of a collector by generate_latest, split into its two header lines and its samples."""
-    return render_families(collector.collect())
-
-
-def render_families(families: Iterable[Metric]) -> Iterable[tuple[str, bytes, bytes]]:
-    """:func:`render_plain` of families already collected."""
-    for family in families:
-        text = generate_latest(Collected((family,)))
+    for family in collector.collect():
+        text = generate_latest(SimpleNamespace(collect=[family].__iter__))  # a registry of one family
         cut = text.index(b"\n", text.index(b"\n") + 1) + 1
         yield family.name, text[:cut], text[cut:]
 
 
-def render(collector: Collector) -> Rendered:
-    """Render every family of a collector (at a publish), its large samples kept deflated."""
+def render(collector: Collector, pack: bool = True) -> Rendered:
+    """Render every family of a collector: a snapshot's once, its large samples kept deflated, one
+    collector at a time; or (``pack`` false) a per-scrape one's, small, plain and on the caller's
+    thread."""
+    if not pack:
+        return _split(render_plain(collector), pack=False)
     with memory.HEAVY_WORK:
         return _split(render_plain(collector), pack=True)
 
 
-def _written(families: list[Metric]) -> tuple[object, ...]:
-    """Everything of these families that generate_latest writes, as values taken now: not the
-    Metric objects (a collector may change one in place), and values by their repr (Metric's
-    equality takes -0.0 for 0.0, which generate_latest writes apart)."""
-    return tuple(
-        (
-            m.name,
-            m.documentation,
-            m.type,
-            m.unit,
-            tuple((s.name, tuple(s.labels.items()), repr(s[2:])) for s in m.samples),
-        )
-        for m in families
-    )
-
-
-class LiveRenderer:
-    """Renders the small collectors read at every scrape (alert state, reload, shard), again
-    only when what they collect (:func:`_written`) has changed: writing a family with
-    generate_latest was most of a gzip scrape's own Python work. Concurrent scrapes each
-    read the memo once and may replace it; the worst case renders twice.
-
-    A collector with a ``version()`` (equal for as long as ``collect()`` would give the same
-    families; None: it cannot say) is not even collected while it stays the same: on the
-    cold core a scrape finds, collecting is a cost worth skipping. The version is read
-    first, so a change between the two readings renders again at the next scrape.
-    """
-
-    def __init__(self) -> None:
-        self._memo: dict[int, tuple[Hashable, tuple[object, ...], Rendered]] = {}
-
-    def __call__(self, collector: Collector) -> Rendered:
-        memo = self._memo.get(id(collector))
-        version: Callable[[], Hashable] | None = getattr(collector, "version", None)
-        stamp = version() if version is not None else None
-        if memo is not None and stamp is not None and memo[0] == stamp:
-            return memo[2]
-        families = list(collector.collect())
-        key = _written(families)
-        if memo is not None and memo[1] == key:
-            rendered = memo[2]
-        else:
-            rendered = _split(render_families(families), pack=False)
-        self._memo[id(collector)] = (stamp, key, rendered)
-        return rendered
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RenderedData:
     """One successful poll's data, rendered; reused as is while later polls fail."""
 
-    data: ChatData
     aggregates: Rendered
     chats: Rendered
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RenderedAccount:
-    state: AccountState
+    """One snapshot rendered: the exposition's, kept until the account's next snapshot."""
+
+    # Weakly: the body must not keep an account's previous snapshot (its chat data) alive beside
+    # the store's newer one until the next rebuild.
+    state: weakref.ref[AccountState]
     health: Rendered
     data: RenderedData | None = None
     # The event log's families (while replies are read): always exported, and who waits for an
     # answer now, dropped at scrape time while the events poll is stale.
-    replies: Rendered = ()
-    unanswered: Rendered = ()
+    replies: Rendered = EMPTY
+    unanswered: Rendered = EMPTY
 
 
 def render_chats(state: AccountState, data: ChatData) -> Rendered:
@@ -189,40 +140,37 @@ def render_data(state: AccountState) -> RenderedData | None:
     if state.data is None:
         return None
     return RenderedData(
-        data=state.data,
-        aggregates=render(AggregateCollector(state.account, state.data)),
-        chats=render_chats(state, state.data),
+        render(AggregateCollector(state.account, state.data)), render_chats(state, state.data)
     )
 
 
-def render_account(
-    state: AccountState, previous: RenderedAccount | None = None, prepared: RenderedData | None = None
-) -> RenderedAccount:
-    """Render a new state; the chat data is rendered only when it is new (not on a failed poll)."""
-    data = previous.data if previous else None
-    if state.data is None:
-        data = None
-    elif prepared is not None:
-        # Rendered from this poll's data, which the state may now hold released (without its
-        # chats): the rendering is kept, tied to the data the state holds.
-        data = (
-            prepared
-            if prepared.data is state.data
-            else RenderedData(state.data, prepared.aggregates, prepared.chats)
-        )
-    elif data is None or data.data is not state.data:
-        data = render_data(state)
+def render_account(state: AccountState, previous: RenderedAccount | None = None) -> RenderedAccount:
+    """A snapshot rendered: ``previous`` while it is the same snapshot; its chat data only when
+    neither its poll (``ChatData.rendered``) nor an earlier snapshot of the same data (a failed
+    poll, an events poll) has."""
+    last = previous.state() if previous is not None else None
+    if previous is not None and last is state:
+        return previous
+    data = state.data
+    rendered: RenderedData | None = None
+    if data is not None:
+        if isinstance(data.rendered, RenderedData):
+            rendered = data.rendered
+        elif previous is not None and last is not None and last.data is data:
+            rendered = previous.data
+        else:
+            rendered = render_data(state)
     replies = state.replies
-    unanswered: Rendered = ()
+    unanswered = EMPTY
     if replies is not None:
         # Rendered at every publish of either poll: small (a few families, and per-chat series
         # only for the unanswered chats among the selected ones), so prometheus-client writes them.
-        selected = state.data.selected if state.data is not None else frozenset()
+        selected = data.selected if data is not None else frozenset()
         unanswered = render(UnansweredCollector(state.account, replies, selected))
     return RenderedAccount(
-        state=state,
+        state=weakref.ref(state),
         health=render(HealthCollector(state)),
-        data=data,
-        replies=render(ReplyCollector(state.account, replies)) if replies is not None else (),
+        data=rendered,
+        replies=render(ReplyCollector(state.account, replies)) if replies is not None else EMPTY,
         unanswered=unanswered,
     )

@@ -40,10 +40,11 @@ MAX_BACKOFF_FACTOR = 4
 class Sink(Protocol):
     """Where snapshots go (the store): rendering is split out so the poll's duration covers it."""
 
-    def prepare(self, state: AccountState) -> object: ...
-    def publish(self, state: AccountState, prepared: object = None) -> None:
-        """``prepared``: what prepare() gave for this poll's state; the state may hold its data
-        released (:meth:`~exporter.snapshot.state.ChatData.released`)."""
+    def prepare(self, state: AccountState) -> object:
+        """This poll's chat data rendered (None: nothing renders it), published with the data
+        (``ChatData.rendered``), which may then drop its chats (``ChatData.released``)."""
+
+    def publish(self, state: AccountState) -> None: ...
 
 
 def next_delay(interval: float, consecutive_failures: int) -> float:
@@ -191,7 +192,7 @@ class AccountPoller:
                 }
             },
         )
-        return self._publish(state, None)
+        return self._publish(state)
 
     def _succeed(
         self, data: ChatData, config: Config, started: float, lag: float, chats: int
@@ -199,8 +200,10 @@ class AccountPoller:
         """Publish a good poll on the current state (its replies as the events job left them)."""
         previous = self.state
         prepared = self.sink.prepare(previous.succeeded(data, 0.0, lag))
-        if not config.alerts_read_chats:
-            data = data.released()  # rendered: nothing downstream reads the chats one by one
+        if prepared is not None:
+            data = dataclasses.replace(data, rendered=prepared)
+            if not config.alerts_read_chats:
+                data = data.released()  # rendered: nothing downstream reads the chats one by one
         state = previous.succeeded(data, time.monotonic() - started, lag)
         if previous.consecutive_failures:
             log.info(
@@ -217,14 +220,14 @@ class AccountPoller:
                 }
             },
         )
-        published = self._publish(state, prepared)
+        published = self._publish(state)
         if published.data is not None:
             self.restored = None  # consumed: the state file now keeps this poll's waits
         return published
 
-    def _publish(self, state: AccountState, prepared: object) -> AccountState:
+    def _publish(self, state: AccountState) -> AccountState:
         try:
-            self.sink.publish(state, prepared)
+            self.sink.publish(state)
         except Exception as exc:
             # Even the health series could not be published: count it as a failed poll on the
             # state kept here, so the next successful publish tells the truth about it.

@@ -44,7 +44,7 @@ EVENTS_JOB = "#events"  # the scheduler key of an account's events job: its What
 
 
 class Publisher(Protocol):
-    def publish(self, state: AccountState, prepared: object = None) -> None: ...
+    def publish(self, state: AccountState) -> None: ...
 
 
 class AccountJob(Protocol):
@@ -341,7 +341,7 @@ class EventsPoller:
         with poller.lock:
             state = dataclasses.replace(poller.state, replies=replies)
             try:
-                poller.sink.publish(state, None)
+                poller.sink.publish(state)
             except Exception:
                 log.error(
                     "publishing the events poll failed", exc_info=True, extra={"fields": self._fields()}

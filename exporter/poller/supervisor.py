@@ -13,9 +13,9 @@ import time
 from collections.abc import Callable, Mapping
 
 from ..config.settings import Config
-from ..metrics.store import Store
 from ..model import Account
 from ..snapshot.statefile import Entry
+from ..snapshot.store import Store
 from ..whatsgate.client import WhatsGateClient
 from .account import AccountPoller
 from .discovery import Discovery

@@ -47,9 +47,12 @@ class ChatData:
     # keys, not a frozenset: the same lookups in a table less than half the size, which is one
     # entry per chat of every account between polls (bench/RESULTS.md).
     selected: Collection[str] = frozenset()
+    # What the exposition made of these chats on the poller's thread (Store.prepare), carried with
+    # the data so it outlives the chats (see released); opaque to this layer.
+    rendered: object = field(default=None, compare=False, repr=False)
 
     def released(self) -> ChatData:
-        """This snapshot after rendering, for when no alert reads chats one by one.
+        """This snapshot after rendering (:attr:`rendered`), for when no alert reads chats one by one.
 
         Rendering is the last reader of every chat: the per-chat series are kept as text
         from then on. Only alerts on single chats read them again, and the status page
@@ -140,10 +143,17 @@ def _counted(errors: Mapping[str, int], reason: str) -> Mapping[str, int]:
     return MappingProxyType({**errors, reason: errors.get(reason, 0) + 1})
 
 
+class _WeaklyHeld:
+    """A slotted snapshot that can be held weakly (the exposition's body does; ``weakref_slot``
+    needs Python 3.11)."""
+
+    __slots__ = ("__weakref__",)
+
+
 # Slots (no __dict__ per instance) on the records every account keeps one of between polls:
 # with many small accounts they are much of what an account costs (bench/RESULTS.md).
 @dataclass(frozen=True, slots=True)
-class AccountState:
+class AccountState(_WeaklyHeld):
     account: Account
     up: bool = False
     polls: int = 0

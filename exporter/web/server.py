@@ -31,8 +31,8 @@ from .. import __version__
 from ..alerting.evaluator import Alert
 from ..config.webconfig import WebConfig
 from ..metrics.exposition import Exposition
-from ..metrics.store import Store
 from ..page.status import status_page
+from ..snapshot.store import Store
 from .auth import Gate
 from .connections import AiohttpLog, Connection, Connections, Episodes, default_max_connections
 from .encoding import accepts_gzip

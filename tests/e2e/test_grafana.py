@@ -69,7 +69,10 @@ def datasource_refs(node: object) -> Iterator[object]:
 def exported_metric_names() -> set[str]:
     """The metric names the exporter defines, as its samples carry them (counters as *_total)."""
     defined = [m for m in vars(definitions).values() if isinstance(m, definitions.MetricDef)]
-    return {name for m in defined for name in m.sample_names}
+    histograms = {
+        f"{m.name}{end}" for m in defined if m.type == "histogram" for end in ("_bucket", "_sum", "_count")
+    }
+    return {m.sample_name for m in defined if m.type != "histogram"} | histograms
 
 
 # --- the JSON model ---------------------------------------------------------------------------

@@ -9,13 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from helpers import metrics_body, serving
+from helpers import metrics_body, rendering, serving
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.config.settings import parse_config
-from exporter.metrics.store import Store
 from exporter.model import INVALID_RESPONSE
 from exporter.poller import AccountPoller
+from exporter.snapshot.store import Store
 from exporter.whatsgate.client import WhatsGateClient
 
 BAD = {
@@ -52,7 +52,7 @@ def group_with(fragment: bytes) -> bytes:
 def poll(body: bytes) -> tuple[Any, str]:
     """One poll of an account whose API (a real loopback server) answers ``body``: the published
     state and the rendered /metrics."""
-    store = Store(stale_after=300)
+    store = rendering(Store(stale_after=300))
     store.expect("W1")
     with serving(body) as url:
         cfg = parse_config(

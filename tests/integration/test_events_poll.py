@@ -17,11 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import chat_obj, wait_until
+from helpers import chat_obj, rendering, wait_until
 
 from exporter.config import redaction
 from exporter.config.settings import Config, parse_config
-from exporter.metrics.store import Store
 from exporter.model import CONTACT
 from exporter.poller import AccountPoller, Supervisor
 from exporter.poller.events import EVENTS_JOB, EventsPoller
@@ -29,6 +28,7 @@ from exporter.simulator import SimAccount, Simulator
 from exporter.snapshot import statefile
 from exporter.snapshot.replies import FIRST, Cursor, ReplyData
 from exporter.snapshot.state import AccountState
+from exporter.snapshot.store import Store
 from exporter.whatsgate.client import WhatsGateClient
 
 T0 = 1_767_225_600  # 2026-01-01 00:00:00 UTC
@@ -48,7 +48,7 @@ class Setup:
 
     def __init__(self, sim: Simulator, clock: Clock, config: Config, restored: Any = None) -> None:
         self.sim, self.clock, self.config = sim, clock, config
-        self.store = Store(stale_after=config.stale_after)
+        self.store = rendering(Store(stale_after=config.stale_after))
         self.store.expect("W1")
         self.client = WhatsGateClient(config.whatsgate.url, sim.api_key, timeout=2)
         self.chats = AccountPoller(
@@ -389,7 +389,7 @@ def test_the_supervisor_runs_the_events_job_next_to_get_chats(sim: Simulator) ->
     """Wiring: one events job per account in the shared scheduler, removed with the account."""
     sim.receive("W1", B)
     config = make_config(sim)
-    store = Store(stale_after=config.stale_after)
+    store = rendering(Store(stale_after=config.stale_after))
     client = WhatsGateClient(config.whatsgate.url, sim.api_key, timeout=2)
     supervisor = Supervisor(config, client, store)
     supervisor.start()

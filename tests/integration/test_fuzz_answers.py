@@ -16,14 +16,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from helpers import metrics_body, promtool_check_metrics
+from helpers import metrics_body, promtool_check_metrics, rendering
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.config.settings import parse_config
-from exporter.metrics.store import Store
 from exporter.poller import AccountPoller
+from exporter.snapshot.store import Store
 from exporter.whatsgate.client import WhatsGateClient
 
 NAMES = st.text(alphabet=st.characters(codec="utf-8") | st.sampled_from('"\\\n😀של\x00\ud800'), max_size=12)
@@ -130,7 +130,7 @@ def test_every_poll_publishes_the_answer_or_a_counted_failure(api: str, bodies: 
             "accounts": [{"whatsapp_id": "W1", "name": "fuzz"}],
         }
     )
-    store = Store(stale_after=300)
+    store = rendering(Store(stale_after=300))
     store.expect("W1")
     client = WhatsGateClient(api, "k", timeout=2)
     poller = AccountPoller(config.accounts[0], client, lambda: config, store)

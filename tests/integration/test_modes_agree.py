@@ -36,10 +36,10 @@ from exporter.alerting.evaluator import Evaluator
 from exporter.alerting.kinds import KINDS
 from exporter.alerting.rules import rule_file
 from exporter.config.settings import Config, parse_config
-from exporter.metrics.store import Store
 from exporter.model import Account, Chat, Group, Session
 from exporter.snapshot.replies import Message, ReplyData, Tracker
 from exporter.snapshot.state import AccountState, ChatData, DiscoveryState
+from exporter.snapshot.store import Store
 
 pytestmark = pytest.mark.realtools
 

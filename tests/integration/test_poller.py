@@ -12,17 +12,17 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from helpers import chat_obj, group_obj, metrics_body
+from helpers import chat_obj, group_obj, metrics_body, rendering
 
 from exporter.cli import logfmt
 from exporter.config import redaction
 from exporter.config.settings import parse_config
-from exporter.metrics.store import Store
 from exporter.model import Chat
 from exporter.poller import AccountPoller, next_delay
 from exporter.poller.discovery import Discovery
 from exporter.simulator import SimAccount, Simulator
 from exporter.snapshot.state import NAMED_WAITS
+from exporter.snapshot.store import Store
 from exporter.whatsgate.client import WhatsGateClient
 
 KEY = "SECRET-poller-key-0123456789"
@@ -45,7 +45,7 @@ def setup(sim: Simulator) -> Iterator[tuple[AccountPoller, Store]]:
             "poll_interval": "1m",
         }
     )
-    store = Store(stale_after=300)
+    store = rendering(Store(stale_after=300))
     store.expect("W1")
     client = WhatsGateClient(config.whatsgate.url, KEY, timeout=2)
     yield AccountPoller(config.accounts[0], client, lambda: config, store), store
@@ -79,7 +79,7 @@ def test_published_snapshots_drop_their_chats_unless_an_alert_reads_them(sim):
     sim.remove_chat("W1", "1@c.us")
     for i in range(30):
         sim.add_chat("W1", chat_obj(f"{i}@c.us", i % 3))  # 20 of them waiting
-    store = Store(stale_after=300)
+    store = rendering(Store(stale_after=300))
     store.expect("W1")
     raw = {
         "whatsgate": {"url": sim.url, "api_key": KEY, "timeout": "2s"},
@@ -183,7 +183,7 @@ def test_backoff_doubles_and_is_capped():
 def test_a_lone_surrogate_in_sessions_get_is_a_discovery_error_not_a_crash(sim):
     """The simulator lists one extra session whose unique_id and status hold \\ud800."""
     client = WhatsGateClient(sim.url, KEY, timeout=2)
-    store = Store(stale_after=300)
+    store = rendering(Store(stale_after=300))
     found: list[set[str]] = []
     discovery = Discovery(
         client, dict, lambda: 300.0, store.publish_discovery, lambda accounts: found.append(set(accounts))

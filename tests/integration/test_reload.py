@@ -8,15 +8,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from helpers import chat_obj, metrics_body, wait_until
+from helpers import chat_obj, metrics_body, rendering, wait_until
 
 from exporter.alerting.agent import Agent
 from exporter.config.reload import Reloader
 from exporter.config.schema import ConfigError
 from exporter.config.settings import Config, parse_config
-from exporter.metrics.store import Store
 from exporter.poller import Supervisor
 from exporter.simulator import SimAccount, Simulator
+from exporter.snapshot.store import Store
 from exporter.whatsgate.client import WhatsGateClient
 
 KEY = "SECRET-reload-key-0123456789"
@@ -49,7 +49,7 @@ def config(sim: Simulator, accounts: list[dict[str, Any]], **extra: Any) -> Conf
 
 class Running:
     def __init__(self, sim: Simulator, initial: Config) -> None:
-        self.store = Store(stale_after=300)
+        self.store = rendering(Store(stale_after=300))
         self.client = WhatsGateClient(sim.url, KEY, timeout=2)
         self.supervisor = Supervisor(initial, self.client, self.store)
         self.agent = Agent(initial, "http://test/")

@@ -27,6 +27,7 @@ from helpers import (
     chat_obj,
     config_for,
     get,
+    rendering,
     simulating,
     start_exporter,
     stop,
@@ -34,10 +35,10 @@ from helpers import (
 )
 
 from exporter.config.settings import parse_config
-from exporter.metrics.store import Store
 from exporter.poller import Supervisor
 from exporter.simulator import SimAccount, Simulator
 from exporter.snapshot import statefile
+from exporter.snapshot.store import Store
 from exporter.whatsgate.client import WhatsGateClient
 
 SINCE = "whatsgate_chat_waiting_since_timestamp_seconds"
@@ -203,7 +204,7 @@ def test_waits_the_first_good_poll_does_not_confirm_are_not_kept(sim: Simulator,
             "poll_interval": "1s",
         }
     )
-    store = Store(stale_after=300)
+    store = rendering(Store(stale_after=300))
     client = WhatsGateClient(sim.url, KEY, timeout=2)
     supervisor = Supervisor(config, client, store, restored=restored)
     del restored

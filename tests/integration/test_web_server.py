@@ -33,9 +33,9 @@ from helpers import REPO, free_port, wait_until
 
 from exporter.metrics import exposition as exposition_module
 from exporter.metrics.exposition import Exposition
-from exporter.metrics.store import Store
 from exporter.model import Account, Chat, ChatsConfig
 from exporter.snapshot.state import AccountState, ChatData
+from exporter.snapshot.store import Store
 from exporter.web.server import ExporterServer
 from exporter.web.watcher import WebConfigWatcher
 
@@ -50,7 +50,7 @@ def serving(
     kwargs: dict[str, Any] = {"web_config": web} if web is not None else {}
     store = store or Store(stale_after=60)
     exposition = Exposition(store)
-    store.subscribe(exposition.wake)
+    store.subscribe(exposition.wake, render=exposition.prepare)
     exposition.start()
     server = ExporterServer(("127.0.0.1", 0), store, exposition, path, **kwargs)
     for name, value in attrs.items():
@@ -810,7 +810,7 @@ def test_metrics_answers_503_while_its_rebuilds_fail(accept: str, monkeypatch: p
         url = f"{base(server)}/metrics"
         assert b"whatsgate_up{" in requests.get(url, headers=headers, timeout=5).content
         broken[0] = True
-        server.store.publish(server.store.snapshots()["wa-0"].state.failed("timeout", "no answer", 1.0))
+        server.store.publish(server.store.snapshots()["wa-0"].failed("timeout", "no answer", 1.0))
         wait_until(lambda: server.exposition.failing, timeout=5, what="the failed rebuild")
         answer = requests.get(url, headers=headers, timeout=5)
         assert answer.status_code == 503 and b"whatsgate_up" not in answer.content

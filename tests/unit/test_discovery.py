@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from helpers import metrics_body
 
-from exporter.metrics.store import Store
 from exporter.model import Account, Session
 from exporter.poller.discovery import Discovery
+from exporter.snapshot.store import Store
 from exporter.whatsgate.client import PollError, paginate
 
 

@@ -18,8 +18,8 @@ from exporter.config.settings import parse_config
 from exporter.metrics import exposition as exposition_module
 from exporter.metrics.collectors import HealthCollector
 from exporter.metrics.exposition import Exposition
-from exporter.metrics.store import Store
 from exporter.snapshot.state import AccountState, ChatData
+from exporter.snapshot.store import Store
 
 NOW = 1_800_000_000.0
 WEIRD = 'Quote " back\\slash\nnew line ✨ שלום مرحبا'
@@ -131,10 +131,12 @@ def test_failure_keeps_last_data_and_counts_reason():
     store = new_store()
     good = state_for(PAYLOAD)
     store.publish(good)
-    first = store.snapshots()["W1"].data
+    exposition = Exposition(store)
+    first = exposition.body.accounts["W1"].data
     bad = good.failed("timeout", "get-chats: no answer within 10s", 10.0)
     store.publish(bad)
-    assert store.snapshots()["W1"].data is first  # rendered once, reused while polls fail
+    assert exposition.update()
+    assert exposition.body.accounts["W1"].data is first  # rendered once, reused while polls fail
     m = scrape(store)
     assert value(m, "whatsgate_up", whatsapp_id="W1") == 0
     assert value(m, "whatsgate_poll_errors_total", whatsapp_id="W1", reason="timeout") == 1
@@ -258,38 +260,6 @@ def test_scrapes_between_polls_reuse_the_snapshots_but_see_staleness_polls_and_l
     assert value(fresh, "whatsgate_test_live") == 4
 
 
-def test_per_scrape_collectors_are_written_again_only_when_they_change(monkeypatch):  # type: ignore[no-untyped-def]
-    """The alert state, reload and shard families are collected at every scrape but written with
-    generate_latest only when what they collect differs from the last scrape's."""
-    from prometheus_client import generate_latest
-    from prometheus_client.core import GaugeMetricFamily
-
-    from exporter.metrics import render as render_module
-
-    exposition = Exposition(Store(stale_after=300, clock=lambda: NOW))
-    level = [1.0]
-
-    class Live:
-        def collect(self):  # type: ignore[no-untyped-def]
-            yield GaugeMetricFamily("whatsgate_test_live", "per scrape", value=level[0])
-
-    written: list[bytes] = []
-
-    def counting(registry):  # type: ignore[no-untyped-def]
-        text = generate_latest(registry)
-        written.append(text)
-        return text
-
-    exposition.live.append(Live())
-    monkeypatch.setattr(render_module, "generate_latest", counting)
-    first, second = scrape(exposition), scrape(exposition)
-    assert value(first, "whatsgate_test_live") == value(second, "whatsgate_test_live") == 1.0
-    assert sum(b"whatsgate_test_live" in text for text in written) == 1  # the second scrape reused it
-    level[0] = 2.0
-    assert value(scrape(exposition), "whatsgate_test_live") == 2.0
-    assert sum(b"whatsgate_test_live" in text for text in written) == 2
-
-
 def test_gzip_scrapes_reuse_the_rebuilt_body_and_see_every_change(monkeypatch):  # type: ignore[no-untyped-def]
     """The snapshots' part is deflated once per rebuild (after a publish, or data turning stale),
     not per scrape, and a scrape deflates its own part only when that changed; a publish, a
@@ -370,41 +340,7 @@ def test_per_scrape_collectors_that_change_a_kept_family_in_place_or_sign_of_zer
     assert b"whatsgate_test_signed -0.0" in body
 
 
-def test_a_per_scrape_collector_with_a_version_is_collected_only_when_it_changes():  # type: ignore[no-untyped-def]
-    """version() unchanged: the scrape reuses the text without collecting; changed: collected
-    and written anew. A collector without version() is collected at every scrape."""
-    from prometheus_client.core import GaugeMetricFamily
-
-    exposition = Exposition(Store(stale_after=300, clock=lambda: NOW))
-    state = {"version": 1, "value": 1.0}
-    collected: list[str] = []
-
-    class Versioned:
-        def version(self) -> int:
-            return state["version"]  # type: ignore[return-value]
-
-        def collect(self):  # type: ignore[no-untyped-def]
-            collected.append("versioned")
-            yield GaugeMetricFamily("whatsgate_test_versioned", "has a version", value=state["value"])
-
-    class Plain:
-        def collect(self):  # type: ignore[no-untyped-def]
-            collected.append("plain")
-            yield GaugeMetricFamily("whatsgate_test_plain", "has none", value=1.0)
-
-    exposition.live.extend([Versioned(), Plain()])
-    for _ in range(3):
-        assert b"whatsgate_test_versioned 1.0" in b"".join(exposition.chunks())
-    assert collected.count("versioned") == 1 and collected.count("plain") == 3
-    state["value"] = 2.0  # changed without a new version: the collector broke its word, text kept
-    assert b"whatsgate_test_versioned 1.0" in b"".join(exposition.chunks())
-    state["version"] = 2
-    assert b"whatsgate_test_versioned 2.0" in b"".join(exposition.chunks())
-    assert b"whatsgate_test_versioned 2.0" in gzip.decompress(b"".join(exposition.gzip_chunks()))
-    assert collected.count("versioned") == 2
-
-
-def test_the_reload_and_shard_collectors_versions_follow_what_they_write():  # type: ignore[no-untyped-def]
+def test_the_reload_and_shard_families_follow_what_they_write():  # type: ignore[no-untyped-def]
     from exporter.config.reload import Reloader
     from exporter.config.sharding import Shard
     from exporter.metrics.collectors import ReloadCollector, ShardCollector
@@ -516,26 +452,61 @@ def test_ready_only_once_the_metrics_served_show_every_account():
     assert 'whatsgate_up{account="support",whatsapp_id="W1"}' in b"".join(exposition.chunks()).decode()
 
 
-def test_a_per_scrape_family_named_like_a_snapshot_family_joins_its_group():
-    """The text format wants one group per family: a per-scrape family with a snapshot family's
-    name is merged into that group, plain and gzip alike."""
-    from prometheus_client.core import GaugeMetricFamily
+def test_the_per_scrape_families_are_named_apart_from_every_snapshot_family():
+    """A scrape writes its own families after the body's (Exposition._scrape): one named like a
+    snapshot family would split that family into two groups, which the text format forbids."""
+    import dataclasses
+
+    from exporter.alerting.agent import Agent, AlertsCollector
+    from exporter.config.reload import Reloader
+    from exporter.config.sharding import Shard
+    from exporter.metrics.collectors import ReloadCollector, ShardCollector
+    from exporter.metrics.render import render
+    from exporter.snapshot.replies import ReplyData, Tracker
+    from exporter.snapshot.state import DiscoveryState
+
+    config = parse_config(
+        {
+            "whatsgate": {"api_key": "k"},
+            "accounts": [{"whatsapp_id": "W1"}],
+            "alertmanager": {"url": "http://alertmanager:9093"},
+            "thresholds": [{"name": "Busy", "metric": "unread_messages", "above": 1}],
+        }
+    )
+    reloader = Reloader(load=lambda: config, apply=lambda config: None)
+    live = [
+        AlertsCollector(Agent(config, "http://exporter/")),
+        ReloadCollector(reloader),
+        ShardCollector(Shard(0, 2)),
+    ]
+    per_scrape = {name for collector in live for name, _ in render(collector)[0]}
+    assert len(per_scrape) == 6  # every family they can write
+    store = new_store()
+    replies = ReplyData(Tracker.empty((60.0,)), up=True, last_success=NOW, unanswered=())
+    store.publish(dataclasses.replace(state_for(PAYLOAD), replies=replies))
+    store.publish_discovery(DiscoveryState(up=True, last_success=NOW))
+    text = b"".join(Exposition(store).chunks()).decode()
+    snapshot = {line.split()[2] for line in text.splitlines() if line.startswith("# TYPE")}
+    assert {"whatsgate_chat_unread_messages", "whatsgate_response_duration_seconds"} <= snapshot
+    assert "whatsgate_discovery_up" in snapshot and "whatsgate_exporter_build_info" in snapshot
+    assert not per_scrape & snapshot
+
+
+def test_the_body_holds_no_snapshot_a_newer_one_replaced_and_probe_still_answers():
+    """The body keeps each account's rendering until the next rebuild, but not its snapshot: a
+    re-polled account's previous chat data is freed at the publish, not a rebuild later; /probe
+    in between serves the rendering of the last rebuild with the newer snapshot's staleness."""
+    import gc
+    import weakref
 
     store = new_store()
     exposition = Exposition(store)
     store.publish(state_for(PAYLOAD))
     exposition.update()
-
-    class Live:
-        def collect(self):  # type: ignore[no-untyped-def]
-            family = GaugeMetricFamily("whatsgate_up", "per scrape", labels=["account", "whatsapp_id"])
-            family.add_metric(["live", "L1"], 1.0)
-            yield family
-
-    exposition.live.append(Live())
-    plain = b"".join(exposition.chunks())
-    assert gzip.decompress(b"".join(exposition.gzip_chunks())) == plain
-    text = plain.decode()
-    assert text.count("# TYPE whatsgate_up gauge") == 1
-    group = text.split("# TYPE whatsgate_up gauge\n", 1)[1].split("# HELP", 1)[0]
-    assert 'whatsapp_id="W1"' in group and 'whatsapp_id="L1"' in group
+    first = weakref.ref(store.snapshots()["W1"].data)
+    store.publish(state_for(PAYLOAD, polled_at=NOW + 1))
+    gc.collect()
+    assert first() is None  # its chat data: only the store held it
+    probe = b"".join(exposition.chunks("W1")).decode()
+    assert 'whatsgate_up{account="support",whatsapp_id="W1"} 1.0' in probe
+    assert "whatsgate_chat_unread_messages{" in probe

@@ -20,9 +20,9 @@ from prometheus_client.utils import floatToGoString
 from exporter.metrics import fastrender
 from exporter.metrics.exposition import Exposition
 from exporter.metrics.render import render_plain
-from exporter.metrics.store import Store
 from exporter.model import Account, Chat, ChatsConfig, Group
 from exporter.snapshot.state import AccountState, ChatData
+from exporter.snapshot.store import Store
 from exporter.web.encoding import accepts_gzip
 from exporter.whatsgate.parse import MAX_NUMBER
 

@@ -15,9 +15,9 @@ from helpers import chat_obj, chats_of, group_obj, metrics_body, promtool_check_
 
 from exporter.config.schedules import parse_schedules
 from exporter.config.settings import parse_config
-from exporter.metrics.store import Store
 from exporter.model import Account
 from exporter.snapshot.state import AccountState, ChatData
+from exporter.snapshot.store import Store
 
 GOLDEN = Path(__file__).parent / "golden" / "metrics_small.txt"
 NOW = 1_767_261_600.0  # 2026-01-01 10:00 UTC, a Thursday: the office below is open

@@ -69,7 +69,7 @@ def test_the_model_and_the_simulator_depend_on_nothing_of_the_product():
 
 
 def test_the_data_layers_never_import_the_layers_above():
-    above = ("exporter.poller", "exporter.web", "exporter.page", "exporter.cli", "exporter.metrics.store")
+    above = ("exporter.poller", "exporter.web", "exporter.page", "exporter.cli", "exporter.metrics")
     for module, deps in import_graph().items():
         if module.startswith(("exporter.snapshot", "exporter.whatsgate", "exporter.model")):
             assert not [d for d in deps if d.startswith(above)], module
@@ -182,11 +182,13 @@ def _lines(path: Path) -> int:
 
 
 def test_the_layout_stays_within_the_budgets_issue_18_set():
-    """At most four modules at the top of the package, web/ under 1,100 lines, no module over 400:
-    a module that grows past them splits by concept. (metrics/' budget of 1,500 is not met yet.)"""
+    """At most four modules at the top of the package, web/ under 1,100 lines, metrics/ under 1,500,
+    no module over 400: a module that grows past them splits by concept."""
     top = sorted(p.name for p in PACKAGE.glob("*.py"))
     assert len(top) <= 4, top
     web = sum(_lines(p) for p in (PACKAGE / "web").rglob("*.py"))
     assert web < 1100, f"exporter/web/ has {web} lines, its budget is 1,100"
+    metrics = sum(_lines(p) for p in (PACKAGE / "metrics").rglob("*.py"))
+    assert metrics < 1500, f"exporter/metrics/ has {metrics} lines, its budget is 1,500"
     over = {str(p.relative_to(REPO)): _lines(p) for p in PACKAGE.rglob("*.py") if _lines(p) > 400}
     assert not over, over

@@ -17,10 +17,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from exporter.cli import logfmt
 from exporter.config.schema import ConfigError
 from exporter.config.settings import Config, parse_config
-from exporter.metrics.store import Store
 from exporter.model import Account
 from exporter.snapshot.privacy import HIDDEN, Privacy
 from exporter.snapshot.state import AccountState, ChatData
+from exporter.snapshot.store import Store
 
 KEY = b"k3y-for-the-privacy-tests-0123456789"
 ALICE = "79991112233@c.us"

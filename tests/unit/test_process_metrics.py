@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.metrics import exposition as exposition_module
 from exporter.metrics.exposition import Exposition
-from exporter.metrics.store import Store
+from exporter.snapshot.store import Store
 
 
 def families(text: bytes) -> dict[str, set[tuple[str, tuple[tuple[str, str], ...]]]]:

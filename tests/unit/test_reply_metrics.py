@@ -8,10 +8,11 @@ import dataclasses
 from helpers import metrics_body, promtool_check_metrics
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.metrics.store import Store
+from exporter.metrics.exposition import Exposition
 from exporter.model import Account, Chat, ChatsConfig
 from exporter.snapshot.replies import Message, RepliesConfig, ReplyData, Tracker
 from exporter.snapshot.state import AccountState, ChatData
+from exporter.snapshot.store import Store
 
 NOW = 1_800_000_000.0
 ACCOUNT = Account("wa-1", "support")
@@ -131,3 +132,20 @@ def test_chats_waiting_for_an_answer_are_kept_first_under_the_cap() -> None:
     assert [c.id for c in ChatData.build(chats, capped, polled_at=NOW).selection.chats] == [A]
     data = ChatData.build(chats, capped, polled_at=NOW, unanswered=frozenset({C}))
     assert [c.id for c in data.selection.chats] == [C] and data.selected == {C}
+
+
+def test_an_events_poll_renders_the_replies_again_and_not_the_chats() -> None:
+    """An events poll publishes the same chat data with new replies: the exposition renders the
+    replies again and keeps the chats' rendering (the heavy part at 10,000 chats)."""
+    store = Store(stale_after=300, clock=lambda: NOW)
+    store.expect(ACCOUNT.whatsapp_id)
+    first = state(NOW)
+    store.publish(first)
+    exposition = Exposition(store)
+    before = exposition.body.accounts[ACCOUNT.whatsapp_id]
+    assert first.replies is not None and before.data is not None
+    later = dataclasses.replace(first, replies=dataclasses.replace(first.replies, last_success=NOW + 60))
+    store.publish(later)
+    assert exposition.update()
+    after = exposition.body.accounts[ACCOUNT.whatsapp_id]
+    assert after.state() is later and after.data is before.data and after.replies != before.replies

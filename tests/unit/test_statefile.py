@@ -18,12 +18,12 @@ from hypothesis import strategies as st
 
 from exporter.config.settings import parse_config
 from exporter.config.sharding import Shard, shard_of
-from exporter.metrics.store import Store
 from exporter.model import CONTACT, GROUP, Account, ChatsConfig
 from exporter.poller import Supervisor
 from exporter.snapshot import statefile
 from exporter.snapshot.state import AccountState, ChatData
 from exporter.snapshot.statefile import Entry, Reading, waits_from_json, waits_to_json
+from exporter.snapshot.store import Store
 from exporter.whatsgate.client import WhatsGateClient
 
 T = 1_780_000_000.0

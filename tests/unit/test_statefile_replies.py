@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 
 from exporter.config.settings import parse_config
-from exporter.metrics.store import Store
 from exporter.model import CONTACT
 from exporter.poller import AccountPoller
 from exporter.snapshot import statefile
 from exporter.snapshot.replies import Cursor
 from exporter.snapshot.statefile import Entry, SavedReplies, replies_from_json
+from exporter.snapshot.store import Store
 from exporter.whatsgate.client import WhatsGateClient
 
 T = 1_780_000_000.0
