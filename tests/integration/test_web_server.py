@@ -109,7 +109,8 @@ def test_ready_turns_200_after_first_poll_and_routes_answer():
         ready = requests.get(f"{url}/ready", timeout=5)
         assert ready.status_code == 503 and ready.text == "Not ready: 0 of 1 accounts polled\n"
         store.publish(AccountState(account).failed("timeout", "x", 1.0))
-        assert requests.get(f"{url}/ready", timeout=5).status_code == 200
+        # Ready once the exposition's thread has rebuilt /metrics with the account, not before.
+        wait_until(lambda: requests.get(f"{url}/ready", timeout=5).status_code == 200, what="/ready")
         metrics = requests.get(f"{url}/custom", timeout=5)
         assert metrics.status_code == 200 and 'whatsgate_up{account="support"' in metrics.text
         assert requests.get(f"{url}/metrics", timeout=5).status_code == 404
