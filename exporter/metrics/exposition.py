@@ -22,7 +22,7 @@ import logging
 import struct
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from prometheus_client import REGISTRY, generate_latest
@@ -49,6 +49,10 @@ PROCESS_METRICS_MAX_AGE = 1.0
 # Seconds between two rebuilds at least (publishes in a burst cost one), and between two looks
 # at whether data has turned stale (stale_after is minutes).
 INTERVAL = 1.0
+# The plain text is inflated again per scrape in pieces of at most this many bytes, each written
+# before the next is made: a plain scrape holds one piece, not the whole text, and the event loop
+# serves other requests between pieces.
+PLAIN_PIECE = 256 * 1024
 # Deflate, no flags, no modification time, no extra flags, OS "unknown" (RFC 1952 section 2.3).
 GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
 
@@ -133,6 +137,24 @@ def _member(text: Iterable[bytes]) -> list[bytes]:
     """One whole gzip member of the text (for the small bodies, compressed per request)."""
     head, crc, size = _deflated(text, DEFLATE.Z_FINISH)
     return [*head, struct.pack("<II", crc, size & 0xFFFFFFFF)]
+
+
+@dataclass(frozen=True)
+class Plain:
+    """A plain /metrics body: the snapshots' text still deflated, then the scrape's own text. Each
+    iteration inflates it afresh, piece by piece as the pieces are taken (see PLAIN_PIECE)."""
+
+    deflated: tuple[bytes, ...]  # a raw deflate stream, sync-flushed (Body.head without the gzip header)
+    text: tuple[bytes, ...]
+    size: int  # of the whole text: the Content-Length, before any of it is inflated
+
+    def __iter__(self) -> Iterator[bytes]:
+        inflate = DEFLATE.decompressobj(-15)
+        for data in self.deflated:
+            while piece := inflate.decompress(data, PLAIN_PIECE):
+                yield piece
+                data = inflate.unconsumed_tail
+        yield from self.text
 
 
 @dataclass(frozen=True)
@@ -262,14 +284,12 @@ class Exposition:
             return body, None, [*_text(families), self._process_metrics()]
         return body, [], [*_text(_families((), live=live)), self._process_metrics()]
 
-    def chunks(self, only: str | None = None) -> list[bytes]:
-        """The whole /metrics body (or one account's, for /probe), as byte strings to write in order."""
+    def chunks(self, only: str | None = None) -> Plain:
+        """The whole /metrics body (or one account's, for /probe), its size known before its bytes."""
         body, head, text = self._scrape(only)
         if head is None:
-            return text
-        # Piece by piece (about INFLATE_PIECE of deflate each), after the gzip header.
-        head.extend(map(DEFLATE.decompressobj(-15).decompress, body.head[1:]))
-        return [*head, *text]
+            return Plain((), tuple(text), sum(map(len, text)))
+        return Plain(body.head[1:], tuple(text), body.size + sum(map(len, text)))
 
     def gzip_chunks(self, only: str | None = None) -> list[bytes]:
         """The same body as one gzip member: the snapshots' part as deflated at the last rebuild,
