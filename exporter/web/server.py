@@ -55,7 +55,7 @@ RELOAD_WAIT = 0.25  # seconds a request waits for a web config reload before goi
 
 def pieces(chunks: Iterable[bytes], size: int = _PIECE) -> Iterator[bytes | memoryview]:
     """The body's chunks as writes of about ``size`` bytes: large chunks cut, runs of small ones
-    joined, one of a quarter ``size`` or more written alone rather than copied into a run. Each
+    joined, one of half ``size`` or more written alone rather than copied into a run. Each
     write is a system call that gives up the GIL, and getting it back while a poll renders takes
     up to a switch interval: a body of many small chunks written one by one was most of a
     scrape's time during re-polls."""
@@ -64,7 +64,7 @@ def pieces(chunks: Iterable[bytes], size: int = _PIECE) -> Iterator[bytes | memo
     for chunk in chunks:
         if not chunk:
             continue
-        if len(chunk) >= size // 4:
+        if len(chunk) >= size // 2:
             if batch:
                 yield b"".join(batch)
                 batch, held = [], 0
