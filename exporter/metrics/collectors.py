@@ -52,11 +52,12 @@ class HealthCollector(Collector):
         yield _by_reason(d.POLL_ERRORS, acc, s.errors)
 
 
-def _sample(definition: d.MetricDef, acc: list[str], value: float | None) -> Metric:
-    """A family of one account's one sample, or of none (``value`` None: not known yet)."""
+def _sample(definition: d.MetricDef, labels: list[str], value: float | None) -> Metric:
+    """A family of one sample (one account's, or the exporter's), or of none (``value`` None: not
+    known yet)."""
     family = definition.family()
     if value is not None:
-        family.add_metric(acc, value)
+        family.add_metric(labels, value)
     return family
 
 
@@ -242,25 +243,19 @@ class DiscoveryCollector(Collector):
             for known in sorted({*KNOWN_SESSION_STATUSES, current}):
                 status.add_metric([*account.labels, known], 1.0 if known == current else 0.0)
         yield status
-        up = d.DISCOVERY_UP.family()
-        up.add_metric([], 1.0 if self.state.up else 0.0)
-        yield up
+        yield _sample(d.DISCOVERY_UP, [], 1.0 if self.state.up else 0.0)
         errors = d.DISCOVERY_ERRORS.family()
         for reason, count in self.state.errors.items():
             errors.add_metric([reason], float(count))
         yield errors
-        removed = d.DISCOVERY_REMOVED.family()
-        removed.add_metric([], float(self.state.removed))
-        yield removed
+        yield _sample(d.DISCOVERY_REMOVED, [], float(self.state.removed))
 
 
 class BuildInfoCollector(Collector):
     """Sample: ``whatsgate_exporter_build_info{version="0.1.0"} 1.0``."""
 
     def collect(self) -> Iterator[Metric]:
-        info = d.BUILD_INFO.family()
-        info.add_metric([__version__], 1.0)
-        yield info
+        yield _sample(d.BUILD_INFO, [__version__], 1.0)
 
 
 class ShardCollector(Collector):
@@ -270,9 +265,7 @@ class ShardCollector(Collector):
         self.shard = shard
 
     def collect(self) -> Iterator[Metric]:
-        info = d.SHARD_INFO.family()
-        info.add_metric([str(self.shard.index), str(self.shard.total)], 1.0)
-        yield info
+        yield _sample(d.SHARD_INFO, [str(self.shard.index), str(self.shard.total)], 1.0)
 
 
 class ReloadCollector(Collector):
@@ -286,9 +279,5 @@ class ReloadCollector(Collector):
         self.reloader = reloader
 
     def collect(self) -> Iterator[Metric]:
-        ok = d.CONFIG_RELOAD_SUCCESSFUL.family()
-        ok.add_metric([], 1.0 if self.reloader.successful else 0.0)
-        yield ok
-        when = d.CONFIG_RELOAD_SUCCESS_TIME.family()
-        when.add_metric([], self.reloader.last_success)
-        yield when
+        yield _sample(d.CONFIG_RELOAD_SUCCESSFUL, [], 1.0 if self.reloader.successful else 0.0)
+        yield _sample(d.CONFIG_RELOAD_SUCCESS_TIME, [], self.reloader.last_success)

@@ -88,36 +88,20 @@ POLL_ERRORS = MetricDef(
 
 # --- per-account aggregates: (definition, the TypeSummary field it shows) --------------------------
 
-CHATS = MetricDef(
-    "whatsgate_chats", "gauge", "Chats of the account, by chat type." + POLL_NOTE, ("chat_type",)
+
+def _count(name: str, text: str) -> MetricDef:
+    """A per-account count by chat type, from get-chats."""
+    return MetricDef(name, "gauge", text + POLL_NOTE, ("chat_type",))
+
+
+CHATS = _count("whatsgate_chats", "Chats of the account, by chat type.")
+CHATS_UNREAD = _count("whatsgate_chats_unread", "Chats with at least one unread message, by chat type.")
+UNREAD_MESSAGES = _count("whatsgate_unread_messages", "Unread messages summed over all chats, by chat type.")
+CHATS_READ_ONLY = _count(
+    "whatsgate_chats_read_only", "Chats where sending is blocked (isReadOnly), by chat type."
 )
-CHATS_UNREAD = MetricDef(
-    "whatsgate_chats_unread",
-    "gauge",
-    "Chats with at least one unread message, by chat type." + POLL_NOTE,
-    ("chat_type",),
-)
-UNREAD_MESSAGES = MetricDef(
-    "whatsgate_unread_messages",
-    "gauge",
-    "Unread messages summed over all chats, by chat type." + POLL_NOTE,
-    ("chat_type",),
-)
-CHATS_READ_ONLY = MetricDef(
-    "whatsgate_chats_read_only",
-    "gauge",
-    "Chats where sending is blocked (isReadOnly), by chat type." + POLL_NOTE,
-    ("chat_type",),
-)
-CHATS_MUTED = MetricDef(
-    "whatsgate_chats_muted",
-    "gauge",
-    "Chats with notifications muted, by chat type." + POLL_NOTE,
-    ("chat_type",),
-)
-CHATS_PINNED = MetricDef(
-    "whatsgate_chats_pinned", "gauge", "Pinned chats, by chat type." + POLL_NOTE, ("chat_type",)
-)
+CHATS_MUTED = _count("whatsgate_chats_muted", "Chats with notifications muted, by chat type.")
+CHATS_PINNED = _count("whatsgate_chats_pinned", "Pinned chats, by chat type.")
 AGGREGATES: tuple[tuple[MetricDef, str], ...] = (
     (CHATS, "chats"),
     (CHATS_UNREAD, "chats_unread"),

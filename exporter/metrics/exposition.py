@@ -24,7 +24,7 @@ import logging
 import struct
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from prometheus_client import REGISTRY, generate_latest
@@ -43,6 +43,7 @@ from .render import (
     Rendered,
     RenderedAccount,
     RenderedData,
+    inflated,
     render,
     render_account,
     render_data,
@@ -55,6 +56,8 @@ PROCESS_METRICS_MAX_AGE = 1.0
 # Seconds between two rebuilds at least (publishes in a burst cost one), and between two looks
 # at whether data has turned stale (stale_after is minutes).
 INTERVAL = 1.0
+# A plain scrape's text is inflated in pieces this large, each written before the next is made.
+PLAIN_PIECE = 256 * 1024
 # Deflate, no flags, no modification time, no extra flags, OS "unknown" (RFC 1952 section 2.3).
 GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
 
@@ -79,7 +82,7 @@ def _text(families: _Families) -> Iterable[bytes]:
         yield header
         for samples in bodies[name]:
             if isinstance(samples, Packed):
-                yield from samples.plain()
+                yield from inflated((samples,))
             else:
                 yield samples
 
@@ -140,6 +143,20 @@ def _member(text: Iterable[bytes]) -> list[bytes]:
     """One whole gzip member of the text (for the small bodies, compressed per request)."""
     head, crc, size = _deflated(text, DEFLATE.Z_FINISH)
     return [*head, struct.pack("<II", crc, size & 0xFFFFFFFF)]
+
+
+@dataclass(frozen=True)
+class Plain:
+    """A plain /metrics body: the snapshots' text inflated afresh as it is written, then the
+    scrape's own text. A plain scrape holds one piece, and the event loop serves others between."""
+
+    deflated: tuple[bytes, ...]  # Body.head without the gzip header
+    text: tuple[bytes, ...]
+    size: int  # of the whole text: the Content-Length, known before any of it is inflated
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from inflated(self.deflated, PLAIN_PIECE)
+        yield from self.text
 
 
 @dataclass(frozen=True)
@@ -273,14 +290,12 @@ class Exposition:
             return body, None, list(_text(_families(one)))
         return body, [], [*_text(_families((), live=self._live())), self._process_metrics()]
 
-    def chunks(self, only: str | None = None) -> list[bytes]:
-        """The whole /metrics body (or one account's, for /probe), as byte strings to write in order."""
+    def chunks(self, only: str | None = None) -> Plain:
+        """The whole /metrics body (or one account's, for /probe), its size known before its bytes."""
         body, head, text = self._scrape(only)
         if head is None:
-            return text
-        # Piece by piece (about INFLATE_PIECE of deflate each), after the gzip header.
-        head.extend(map(DEFLATE.decompressobj(-15).decompress, body.head[1:]))
-        return [*head, *text]
+            return Plain((), tuple(text), sum(map(len, text)))
+        return Plain(body.head[1:], tuple(text), body.size + sum(map(len, text)))
 
     def gzip_chunks(self, only: str | None = None) -> list[bytes]:
         """The same body as one gzip member: the snapshots' part as deflated at the last rebuild,

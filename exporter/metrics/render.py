@@ -58,10 +58,12 @@ class Packed(bytes):
     def of(cls, plain: bytes) -> Packed:
         return cls(DEFLATE.compress(plain, level=GZIP_LEVEL, wbits=-15))
 
-    def plain(self) -> Iterator[bytes]:
-        """The text again, in pieces of at most :data:`INFLATE_PIECE` bytes."""
-        inflate, data = DEFLATE.decompressobj(-15), bytes(self)
-        while piece := inflate.decompress(data, INFLATE_PIECE):
+
+def inflated(stream: Iterable[bytes], size: int = INFLATE_PIECE) -> Iterator[bytes]:
+    """A raw deflate stream's text, in pieces of at most ``size`` bytes, each made when taken."""
+    inflate = DEFLATE.decompressobj(-15)
+    for data in stream:
+        while piece := inflate.decompress(data, size):
             yield piece
             data = inflate.unconsumed_tail
 

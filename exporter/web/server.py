@@ -21,7 +21,7 @@ import ssl
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -30,7 +30,7 @@ from aiohttp import web
 from .. import __version__
 from ..alerting.evaluator import Alert
 from ..config.webconfig import WebConfig
-from ..metrics.exposition import Exposition
+from ..metrics.exposition import Exposition, Plain
 from ..page.status import status_page
 from ..snapshot.store import Store
 from .auth import Gate
@@ -53,17 +53,18 @@ NO_WEB_CONFIG = Gate.of(WebConfig())
 RELOAD_WAIT = 0.25  # seconds a request waits for a web config reload before going on without it
 
 
-def pieces(chunks: list[bytes], size: int = _PIECE) -> Iterator[bytes | memoryview]:
+def pieces(chunks: Iterable[bytes], size: int = _PIECE) -> Iterator[bytes | memoryview]:
     """The body's chunks as writes of about ``size`` bytes: large chunks cut, runs of small ones
-    joined. Each write is a system call that gives up the GIL, and getting it back while a poll
-    renders takes up to a switch interval: a body of many small chunks written one by one was
-    most of a scrape's time during re-polls."""
+    joined, one of half ``size`` or more written alone rather than copied into a run. Each
+    write is a system call that gives up the GIL, and getting it back while a poll renders takes
+    up to a switch interval: a body of many small chunks written one by one was most of a
+    scrape's time during re-polls."""
     batch: list[bytes] = []
     held = 0
     for chunk in chunks:
         if not chunk:
             continue
-        if len(chunk) >= size:
+        if len(chunk) >= size // 2:
             if batch:
                 yield b"".join(batch)
                 batch, held = [], 0
@@ -335,7 +336,9 @@ class ExporterServer:
             return await self._send(request, 200 if ready else 503, TEXT, [text.encode()])
         return await self._send(request, 404, TEXT, [b"Not found\n"])
 
-    async def _metrics(self, request: web.BaseRequest, gzip: bool, chunks: list[bytes]) -> web.StreamResponse:
+    async def _metrics(
+        self, request: web.BaseRequest, gzip: bool, chunks: list[bytes] | Plain
+    ) -> web.StreamResponse:
         # Vary: the body depends on Accept-Encoding, so caches must not mix the two.
         headers = (("Content-Encoding", "gzip"),) if gzip else ()
         return await self._send(
@@ -347,11 +350,12 @@ class ExporterServer:
         request: web.BaseRequest,
         status: int,
         content_type: str,
-        chunks: list[bytes],
+        chunks: list[bytes] | Plain,
         headers: Sequence[tuple[str, str]] = (),
     ) -> web.StreamResponse:
         response = web.StreamResponse(status=status, headers={"Content-Type": content_type, **dict(headers)})
-        response.content_length = sum(map(len, chunks))
+        # A plain /metrics is inflated while it is written (its size is known before): never held whole.
+        response.content_length = chunks.size if isinstance(chunks, Plain) else sum(map(len, chunks))
         try:
             await asyncio.wait_for(self._write(request, response, chunks), self.write_timeout)
         except asyncio.TimeoutError:
@@ -365,7 +369,7 @@ class ExporterServer:
         return response
 
     @staticmethod
-    async def _write(request: web.BaseRequest, response: web.StreamResponse, chunks: list[bytes]) -> None:
+    async def _write(request: web.BaseRequest, response: web.StreamResponse, chunks: Iterable[bytes]) -> None:
         await response.prepare(request)
         if request.method != "HEAD":
             for piece in pieces(chunks):

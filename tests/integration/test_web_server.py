@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+import tracemalloc
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -573,6 +574,25 @@ def test_at_the_cap_a_newcomer_closes_the_least_recently_active_connection_whate
                 sock.close()
     full = [r for r in caplog.records if "connection limit" in r.getMessage()]
     assert len(full) == 1 and full[0].fields["count"] == 1  # type: ignore[attr-defined]
+
+
+def test_a_plain_scrape_being_written_holds_a_piece_of_the_text_not_all_of_it():
+    """The plain text is inflated while it is written: a scrape whose reader lags holds what the
+    socket buffers and one piece, not the whole text (tens of MB at 20,000 chats), and the others
+    are served meanwhile."""
+    with serving(many_pieces_store(chats=20000)) as server:
+        size = sum(map(len, server.exposition.chunks()))
+        tracemalloc.start()
+        try:
+            sock = _stalled_scrape(server)
+            sock.recv(1000)  # the answer is being written
+            time.sleep(0.5)
+            assert requests.get(f"{base(server)}/healthz", timeout=3).ok
+            held = tracemalloc.get_traced_memory()[0]
+            sock.close()
+        finally:
+            tracemalloc.stop()
+    assert size > 20_000_000 and held < size / 10, (held, size)
 
 
 def test_connection_cap_closes_the_oldest_idle_connection_for_a_newcomer():
