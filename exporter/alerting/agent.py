@@ -2,8 +2,11 @@
 
 Publishing a snapshot only sets :attr:`Agent.wake`; the evaluation runs here,
 never on a poller's thread, so a slow or failing evaluation cannot delay a
-poll or count against an account. Time alone can breach a threshold (stale
-data) and end a ``for``, so everything is also evaluated on a timer.
+poll or count against an account. A wake evaluates only the accounts published
+or removed (their alerts resolve) since the version of the store it last saw:
+a wake comes at every publish, so going over every account at each made a first
+cycle quadratic in the accounts. Time alone can breach a threshold (stale data)
+and end a ``for``, so everything is also evaluated on a timer.
 """
 
 from __future__ import annotations
@@ -11,7 +14,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
+from typing import Protocol
 
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
@@ -24,7 +28,13 @@ from .sender import Sender
 
 log = logging.getLogger(__name__)
 
-Sources = Callable[[], tuple[Sequence[AccountState], DiscoveryState | None]]
+
+class Source(Protocol):
+    """What the agent reads of the store."""
+
+    discovery: DiscoveryState | None
+
+    def changes(self, since: int) -> tuple[int, dict[str, AccountState | None]]: ...
 
 
 class Agent:
@@ -39,8 +49,8 @@ class Agent:
         self.tick = min(15.0, config.poll_interval)
         self.wake = threading.Event()
         self.stop_event = threading.Event()
-        # The snapshots last evaluated: a wake re-evaluates only what was published since.
-        self._seen: dict[str, AccountState] = {}
+        # The store's version and discovery last evaluated: a wake evaluates only what changed since.
+        self._seen = 0
         self._seen_discovery: DiscoveryState | None = None
 
     def apply(self, config: Config) -> None:
@@ -63,26 +73,30 @@ class Agent:
                 self.sender.start()
         self.wake.set()
 
-    def evaluate(self, sources: Sources, everything: bool = True) -> None:
-        """Evaluate new snapshots (all of them when ``everything``), then wake the sender."""
-        states, discovery = sources()
+    def evaluate(self, store: Source, everything: bool = True) -> None:
+        """Evaluate what changed since the last evaluation (everything when ``everything``), then
+        wake the sender."""
+        self._seen, changed = store.changes(0 if everything else self._seen)
+        discovery = store.discovery
         with self.evaluator.batch():
-            for state in states:
-                if everything or self._seen.get(state.account.whatsapp_id) is not state:
+            for state in changed.values():
+                if state is not None:
                     self.evaluator.evaluate_account(state)
-            self._seen = {state.account.whatsapp_id: state for state in states}
-            self.evaluator.retain(set(self._seen))
+            if everything:
+                self.evaluator.retain({key for key, state in changed.items() if state is not None})
+            else:
+                self.evaluator.forget(key for key, state in changed.items() if state is None)
             if discovery is not None and (everything or discovery is not self._seen_discovery):
                 self.evaluator.evaluate_sessions(discovery)
                 self._seen_discovery = discovery
         if self.sender is not None:
             self.sender.wake.set()
 
-    def _loop(self, sources: Sources) -> None:
+    def _loop(self, store: Source) -> None:
         next_full = 0.0
         while not self.stop_event.is_set():
             self.wake.wait(max(0.0, next_full - time.monotonic()))
-            self.wake.clear()  # before reading the sources, so no publish made after is missed
+            self.wake.clear()  # before reading the store, so no publish made after is missed
             if self.stop_event.is_set():
                 break
             now = time.monotonic()
@@ -90,12 +104,12 @@ class Agent:
             if everything:
                 next_full = now + self.tick
             try:
-                self.evaluate(sources, everything)
+                self.evaluate(store, everything)
             except Exception:  # a bug here must not stop alerting for good
                 log.exception("alert evaluation crashed")
 
-    def start(self, sources: Sources) -> None:
-        threading.Thread(target=self._loop, args=(sources,), name="alert-eval", daemon=True).start()
+    def start(self, store: Source) -> None:
+        threading.Thread(target=self._loop, args=(store,), name="alert-eval", daemon=True).start()
         self._started = True
         if self.sender is not None:
             self.sender.start()

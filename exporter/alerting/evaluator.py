@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from ..config.settings import Config
@@ -154,10 +154,14 @@ class Evaluator:
         self._update(_SESSIONS, found, now)
 
     def retain(self, whatsapp_ids: set[str]) -> None:
-        """Accounts no longer polled (their session is gone): their firing alerts resolve now."""
+        """Keep only these accounts: the others' firing alerts resolve now (see :meth:`forget`)."""
         with self._lock:
             gone = [p for p in self._active if p != _SESSIONS and p not in whatsapp_ids]
-        for partition in gone:
+        self.forget(gone)
+
+    def forget(self, whatsapp_ids: Iterable[str]) -> None:
+        """Accounts no longer polled (their session is gone): their firing alerts resolve now."""
+        for partition in whatsapp_ids:
             self._update(partition, [], self.clock())
             with self._lock:
                 del self._active[partition]

@@ -218,8 +218,7 @@ def _serve(exporter: Exporter, args: argparse.Namespace, stopping: threading.Eve
     exporter.supervisor.start()
     if exporter.writer is not None:
         exporter.writer.start()
-    store = exporter.supervisor.store
-    exporter.agent.start(lambda: (store.states(), store.discovery))
+    exporter.agent.start(exporter.supervisor.store)
     if exporter.simulator is not None:
         log.info(f"Demo: simulated WhatsGate API at {exporter.simulator.url}")
     # What is really bound (every interface, or one address), then where to point a browser.

@@ -67,7 +67,7 @@ class Running:
 
         self.reloader = Reloader(load, apply)
         self.supervisor.start()
-        self.agent.start(lambda: (self.store.states(), self.store.discovery))
+        self.agent.start(self.store)
 
     def metrics(self) -> str:
         return metrics_body(self.store).decode()

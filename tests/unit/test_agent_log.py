@@ -10,6 +10,7 @@ from exporter.alerting.agent import Agent
 from exporter.config.settings import parse_config
 from exporter.model import Chat
 from exporter.snapshot.state import AccountState, ChatData
+from exporter.snapshot.store import Store
 
 NOW = 1_800_000_000.0
 CONFIG = parse_config(
@@ -33,15 +34,23 @@ def state(account: int, unread: int, chats: int = 12) -> AccountState:
     return AccountState(CONFIG.accounts[account]).succeeded(data, 0.1)
 
 
+def published(*states: AccountState) -> Store:
+    store = Store(stale_after=300)
+    for s in states:
+        store.expect(s.account.whatsapp_id)
+        store.publish(s)
+    return store
+
+
 def lines(caplog: pytest.LogCaptureFixture, level: int = logging.INFO) -> list[logging.LogRecord]:
     return [r for r in caplog.records if r.name == "exporter.alerting.evaluator" and r.levelno == level]
 
 
 def test_a_burst_of_changes_is_one_line_with_counts(caplog: pytest.LogCaptureFixture) -> None:
     agent = Agent(CONFIG, "http://exporter:9877/", clock=lambda: NOW)
-    states = [state(0, 5), state(1, 5)]
+    store = published(state(0, 5), state(1, 5))
     with caplog.at_level(logging.DEBUG, logger="exporter.alerting.evaluator"):
-        agent.evaluate(lambda: (states, None))
+        agent.evaluate(store)
     (line,) = lines(caplog)
     assert line.getMessage() == "alerts changed"
     assert line.fields == {  # type: ignore[attr-defined]
@@ -51,9 +60,9 @@ def test_a_burst_of_changes_is_one_line_with_counts(caplog: pytest.LogCaptureFix
     }
     assert len(lines(caplog, logging.DEBUG)) == 26  # each alert's labels, at debug
     caplog.clear()
-    states = [state(0, 0), state(1, 5)]  # support's chats are read
+    store.publish(state(0, 0))  # support's chats are read
     with caplog.at_level(logging.INFO, logger="exporter.alerting.evaluator"):
-        agent.evaluate(lambda: (states, None))
+        agent.evaluate(store)
     (line,) = lines(caplog)
     assert line.fields == {"firing": 0, "resolved": 13, "alerts": "Busy resolved 1, Unread resolved 12"}  # type: ignore[attr-defined]
 
@@ -61,7 +70,7 @@ def test_a_burst_of_changes_is_one_line_with_counts(caplog: pytest.LogCaptureFix
 def test_one_change_is_one_line_with_its_labels(caplog: pytest.LogCaptureFixture) -> None:
     agent = Agent(CONFIG, "http://exporter:9877/", clock=lambda: NOW)
     with caplog.at_level(logging.INFO, logger="exporter.alerting.evaluator"):
-        agent.evaluate(lambda: ([state(0, 5, chats=1)], None))
+        agent.evaluate(published(state(0, 5, chats=1)))
     (line,) = lines(caplog)
     assert line.getMessage() == "alert firing"
     assert line.fields == {  # type: ignore[attr-defined]
