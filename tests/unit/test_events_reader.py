@@ -5,12 +5,17 @@ The source is a small in-memory event log, paged as events-get documents it (an 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import pytest
 
+from exporter.config.settings import Config, parse_config
 from exporter.poller.eventlog import read_log
-from exporter.snapshot.replies import Cursor, Message
+from exporter.poller.events import ChatIndex, EventsPoller
+from exporter.snapshot.replies import Cursor, Message, Tracker
+from exporter.snapshot.waiting import Wait
 from exporter.whatsgate.client import PollError
 
 
@@ -264,3 +269,118 @@ def test_a_server_ignoring_the_page_number_fails_the_poll_instead_of_losing_even
     with pytest.raises(PollError) as failed:  # events_up 0, said why: not 350 events lost
         read_log(log, "W1", Cursor(date(0), (1001,)), 20, None)
     assert failed.value.reason == "invalid_response" and "page" in failed.value.detail
+
+
+# The events poll's get-history side (poller/events.py): which unknown chats are asked for, and
+# what a backfill spends, drops and logs. A stub account and source; no HTTP.
+
+
+def _config() -> Config:
+    return parse_config(
+        {
+            "whatsgate": {"url": "http://gw.test", "api_key": "k"},
+            "accounts": [{"whatsapp_id": "W1", "name": "support"}],
+            "replies": {"history_per_poll": 2},
+        }
+    )
+
+
+@dataclass
+class Histories:
+    answers: dict[str, tuple[tuple[Message, ...], int]]
+    failing: PollError | None = None
+    asked: list[str] = field(default_factory=list)
+
+    def history(self, whatsapp_id: str, chat_id: str) -> tuple[tuple[Message, ...], int]:
+        assert whatsapp_id == "W1"
+        self.asked.append(chat_id)
+        if self.failing is not None:
+            raise self.failing
+        return self.answers.get(chat_id, ((), 0))
+
+
+def _events_poller(source: Histories) -> EventsPoller:
+    job = SimpleNamespace(account=SimpleNamespace(name="support", whatsapp_id="W1"))
+    return EventsPoller(job, source)  # type: ignore[arg-type]
+
+
+CA, CB, CK, CG = "79990000001@c.us", "79990000002@c.us", "79990000003@c.us", "120363000000000001@g.us"
+T = 1_800_000_000.0
+
+
+def test_unknown_writing_asks_only_for_unknown_chats_whose_earliest_message_is_the_customers() -> None:
+    known = Tracker.empty().advance([Message(CK, True, T, 1)], {}, _config().replies, None)
+    messages = [
+        Message(CK, False, T + 10, 2),  # known already: its past is in the tracker
+        Message(CA, False, T + 30, 3),
+        Message(CA, False, T + 20, 4),  # the earliest of A, though logged after
+        Message(CB, True, T + 5, 5),  # our message first, then theirs in the same second:
+        Message(CB, False, T + 5, 6),  # advance takes ours first (log order), so B becomes known
+        Message(CG, False, T + 40, 7),
+    ]
+    reals = {c: c for c in (CA, CB, CK, CG)}
+    index = ChatIndex(T, {CA: "group", CK: "contact"}, frozenset(), ())
+    assert EventsPoller._unknown_writing(messages, reals, known, index) == [
+        (CA, CA, "group", T + 20),  # get-chats' type wins over the id's
+        (CG, CG, "group", T + 40),  # not listed yet: typed by its real id
+    ]
+    assert EventsPoller._unknown_writing(messages[2:3], reals, known, None) == [(CA, CA, "contact", T + 20)]
+
+
+def test_backfill_skips_known_chats_counts_what_it_drops_and_keeps_only_messages_before_the_poll() -> None:
+    config = _config()
+    known = Tracker.empty().advance([Message(CK, True, T, 1)], {}, config.replies, None)
+    source = Histories(
+        {
+            # A: one unusable message dropped by the client, one of another chat; our answer, then the
+            # customer's message this poll's events bring (at `before`): advanced after, not here.
+            CA: (
+                (
+                    Message(CA, True, T + 10, None),
+                    Message(CB, False, T, None),
+                    Message(CA, False, T + 50, None),
+                ),
+                1,
+            ),
+            CB: ((Message(CB, False, T + 20, None),), 2),
+        }
+    )
+    wanted = [
+        (CK, CK, "contact", None),
+        (CA, CA, "contact", T + 50),
+        (CB, CB, "contact", None),
+        (CG, CG, "group", None),
+    ]
+    tracker, skipped, budget = _events_poller(source)._backfill(known, wanted, 2, config)
+    assert source.asked == [CA, CB]  # K known: no call spent on it; G beyond the budget
+    assert (skipped, budget) == (1 + 1 + 2, 0)
+    assert tracker.knows(CA) and tracker.knows(CB) and not tracker.knows(CG)
+    assert tracker.unanswered(T + 100, None) == [Wait(CB, "contact", T + 20, 80.0)]  # A answered
+
+
+def test_a_backfill_failure_spends_the_budget_and_is_logged_once_then_its_recovery(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="exporter.poller.events")
+    config = _config()
+    source = Histories({}, failing=PollError("unauthorized", "HTTP 401: who are you"))
+    poller = _events_poller(source)
+    wanted = [(CA, CA, "contact", None), (CB, CB, "contact", None)]
+    tracker, skipped, budget = poller._backfill(Tracker.empty(), wanted, 2, config)
+    assert (source.asked, skipped, budget, tracker.chats) == ([CA], 0, 0, {})  # the poll's urgent ones wait
+    fields = {"account": "support", "whatsapp_id": "W1"}
+    failed = (
+        "WARNING",
+        "get-history failed",
+        {**fields, "reason": "unauthorized", "err": "HTTP 401: who are you"},
+    )
+    assert records(caplog) == [failed]  # at the first failure
+    poller._backfill(Tracker.empty(), wanted, 2, config)
+    source.failing = None
+    poller._backfill(Tracker.empty(), wanted, 2, config)
+    poller._backfill(Tracker.empty(), wanted, 2, config)
+    assert records(caplog) == [failed, ("INFO", "get-history recovered", fields)]  # one line per change
+
+
+def records(caplog: pytest.LogCaptureFixture) -> list[tuple[str, str, object]]:
+    return [(r.levelname, r.getMessage(), getattr(r, "fields", None)) for r in caplog.records]
