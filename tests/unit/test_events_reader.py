@@ -231,6 +231,52 @@ def test_pages_announced_by_later_answers_are_read_within_max_pages(max_pages: i
 
 
 @dataclass
+class Announcing(Log):
+    """A newest-first server whose answers after page 1 announce ``more`` pages past the page asked
+    for (``growing``) or past the true last page: events arriving, or a broken count."""
+
+    more: int = 0
+    growing: bool = False
+
+    def events_page(self, whatsapp_id: str, date: str | None, page: int, page_cnt: int = 100) -> Page:
+        got = super().events_page(whatsapp_id, date, page, page_cnt)
+        return Page(
+            got.events, page, got.pages if page == 1 else (page if self.growing else got.pages) + self.more
+        )
+
+
+@pytest.mark.parametrize(
+    ("max_pages", "more", "asked"),
+    [
+        (20, 20, [1, 2, 3, *range(4, 24)]),  # max_pages new pages: read, each once
+        (20, 21, None),  # more: a broken count
+        (2, 3, [1, 3, 2, 4, 5, 6]),  # truncated: the oldest end read, then at most 3 new pages
+        (2, 4, None),
+    ],
+)
+def test_pages_announced_after_page_1_are_read_once_up_to_max_pages(
+    max_pages: int, more: int, asked: list[int] | None
+) -> None:
+    log = Announcing(events(250), newest_first=True, more=more)  # 3 pages after the cursor
+    cursor = Cursor(date(0), (1,))
+    if asked is None:
+        with pytest.raises(PollError) as failed:
+            read_log(log, "W1", cursor, max_pages, True)
+        assert failed.value.reason == "invalid_response" and "announced" in failed.value.detail
+        return
+    read = read_log(log, "W1", cursor, max_pages, True)
+    assert [page for _, page in log.requests] == asked
+    if max_pages == 20:
+        assert [e.id for e in read.events] == list(range(2, 251))
+
+
+def test_announced_pages_are_caught_up_three_times_at_most() -> None:
+    log = Announcing(events(250), newest_first=True, more=1, growing=True)  # each page: one more
+    read_log(log, "W1", Cursor(date(0), (1,)), 20, True)
+    assert [page for _, page in log.requests] == [1, 2, 3, 4, 5, 6]  # 3 pages, then 3 rounds of one
+
+
+@dataclass
 class IgnoringDate(Log):
     """A server that answers the whole log whatever ``date`` says (broken, or a renamed field)."""
 
@@ -261,11 +307,12 @@ class IgnoringPage(Log):
         return got
 
 
+@pytest.mark.parametrize("n", [450, 150])  # 150: page 2 is the one that repeats page 1
 @pytest.mark.parametrize("newest_first", [False, True])
 def test_a_server_ignoring_the_page_number_fails_the_poll_instead_of_losing_events(
-    newest_first: bool,
+    newest_first: bool, n: int
 ) -> None:
-    log = IgnoringPage(events(450, start_id=1001), newest_first)
+    log = IgnoringPage(events(n, start_id=1001), newest_first)
     with pytest.raises(PollError) as failed:  # events_up 0, said why: not 350 events lost
         read_log(log, "W1", Cursor(date(0), (1001,)), 20, None)
     assert failed.value.reason == "invalid_response" and "page" in failed.value.detail
