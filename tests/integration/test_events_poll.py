@@ -675,3 +675,24 @@ def test_every_span_shown_is_the_true_one(seed: int) -> None:
             made.client.close()
     finally:
         sim.stop()
+
+
+def test_messages_dropped_by_both_get_history_passes_are_counted_as_skipped(
+    setup: Setup, sim: Simulator
+) -> None:
+    # A message dated twenty years ahead (a broken phone clock): its event carries no usable
+    # message, and get-history drops it, in the pass for a customer writing (B) as in the pass
+    # for the most urgent chats (C): every one is counted once in skipped.
+    setup.config = make_config(sim, history_per_poll=0)
+    setup.poll()
+    setup.config = make_config(sim, history_per_poll=2)
+    setup.clock.now += 60
+    ahead = T0 + 20 * 365 * 86400
+    sim.receive("W1", C, ahead, logged_at=setup.clock.now - 50)
+    sim.receive("W1", B, ahead, logged_at=setup.clock.now - 40)
+    sim.receive("W1", B, setup.clock.now - 10)
+    setup.poll()
+    replies = setup.replies
+    assert spans(replies) == {B: setup.clock.now - 10}
+    assert replies.tracker.knows(C) and not replies.tracker.knows(A)  # the budget spent on B and C
+    assert replies.skipped == 2 + 2  # the two events, then one message in each history
