@@ -16,7 +16,7 @@ from responses import matchers
 from exporter.model import API_ERROR, INVALID_RESPONSE, UNAUTHORIZED
 from exporter.snapshot.replies import Message
 from exporter.whatsgate.client import PollError, WhatsGateClient
-from exporter.whatsgate.events import Event, EventsPage
+from exporter.whatsgate.events import Event, EventsPage, decode_events
 
 URL = "https://gw.test/api/v1"
 KEY = "SECRET-abc123"
@@ -324,3 +324,36 @@ def test_a_lone_surrogate_where_no_string_belongs_skips_only_its_event(client: W
     with pytest.raises(PollError) as err:  # the envelope's page missing, its key a lone surrogate
         client.events_page("W1", None, 1)
     assert err.value.reason == INVALID_RESPONSE
+
+
+@pytest.mark.parametrize("surrogate", [False, True])  # msgspec's whole answer, or json.loads item by item
+def test_dates_and_times_ahead_are_taken_up_to_their_bounds(
+    monkeypatch: pytest.MonkeyPatch, surrogate: bool
+) -> None:
+    # This machine's clock at 2026-03-01 00:30:00 UTC: an event_date up to a day ahead (local time
+    # of an undocumented zone) is taken, a message up to FUTURE (300 s) ahead too; beyond, skipped.
+    now = 1772325000
+    monkeypatch.setattr(time, "time", lambda: float(now))
+    chat = "79991112233@c.us"
+    body = json.dumps(
+        answer(
+            [
+                event(1, "message", {"message": message(f"false_{chat}_A", now)}, "2026-03-01 12:00:00"),
+                event(2, "create", {"message": message(f"true_{chat}_B", now + 300)}, "2026-03-02 00:30:00"),
+                event(3, "create", {"message": message(f"true_{chat}_C", now + 301)}, "2026-03-02 00:30:00"),
+                event(4, "error", {}, "2026-03-02 00:30:01"),
+                event(5, "error", {}, "2026-03-05 00:00:00"),
+            ],
+            pages=4,
+            page=2,
+        )
+    )
+    if surrogate:
+        body = body.replace(f"hello {MARKER}", "cut \\ud83d", 1)
+    page = decode_events(body.encode())
+    assert [(e.id, e.message) for e in page.events] == [
+        (1, Message(chat, False, now, 1)),
+        (2, Message(chat, True, now + 300, 2)),
+        (3, None),  # its event kept at the cursor, its message skipped
+    ]
+    assert (page.page, page.pages, page.skipped) == (2, 4, 2)
