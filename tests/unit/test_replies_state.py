@@ -271,3 +271,53 @@ def test_our_answer_processed_after_the_customers_next_message_answers_the_span(
     assert t.knows(A) is guess  # without guessing, get-history tells since when
     before = run(inc(A, T0 + 100))
     assert before.advance([out(A, T0 + 60)], TYPES, CONFIG, None) == before  # before the span: nothing
+
+
+def test_without_guessing_a_customer_message_of_an_unknown_chat_adds_to_received() -> None:
+    t = run(inc(B, T0)).advance([inc(A, T0 + 10)], TYPES, CONFIG, None, guess=False)
+    assert t.received == {"contact": 2, "group": 0} and not t.knows(A)
+
+
+def test_a_message_older_than_the_chat_leaves_the_later_ones_of_the_call_processed() -> None:
+    t = run(inc(A, T0 + 100))
+    t = run(inc(A, T0 + 50), out(A, T0 + 200), tracker=t)
+    assert observed(t)[:2] == (1, 100.0) and t.unanswered(T0 + 300, None) == []
+
+
+def test_a_late_answer_in_the_second_its_span_opened_answers_it_and_adds_to_sent() -> None:
+    t = run(out(B, T0 - 10), inc(A, T0), inc(A, T0 + 100))
+    t = run(out(A, T0), tracker=t)
+    assert observed(t)[:2] == (1, 0.0) and t.sent["contact"] == 2
+
+
+def test_a_late_answer_to_a_next_span_is_observed_as_next() -> None:
+    t = run(out(A, T0 - 100), inc(A, T0), inc(A, T0 + 100))  # within the gap of our message: next
+    t = run(out(A, T0 + 60), tracker=t)
+    assert observed(t, response=NEXT)[:2] == (1, 60.0) and observed(t)[0] == 0
+
+
+def test_a_late_answer_counts_open_time_only() -> None:
+    office = parse_schedules(
+        {"office": {"timezone": "UTC", "hours": {"mon": ["09:00-18:00"], "tue": ["09:00-18:00"]}}}
+    )["office"]
+    evening = datetime(2027, 3, 1, 17, 55, tzinfo=timezone.utc).timestamp()  # a Monday
+    morning = datetime(2027, 3, 2, 9, 10, tzinfo=timezone.utc).timestamp()
+    t = run(inc(A, evening), inc(A, morning + 600), schedule=office)
+    t = run(out(A, morning), tracker=t, schedule=office)  # logged after the customer's next message
+    assert observed(t)[:2] == (1, 900.0)
+
+
+@pytest.mark.parametrize(
+    ("after", "response"),
+    [(3601.0, FIRST), (3600.0, NEXT), (10.0, NEXT)],  # exactly the gap after our answer: next
+)
+def test_guessing_after_a_late_answer_the_customer_waits_from_their_newest_message(
+    after: float, response: str
+) -> None:
+    answer = T0 + 60
+    t = run(inc(A, T0), inc(A, answer + after))
+    t = run(out(A, answer), tracker=t)
+    newest = answer + after
+    assert t.chats[A] == ChatTrack("contact", newest, newest, newest, response == FIRST)
+    t = run(out(A, newest + 30), tracker=t)
+    assert observed(t, response=response)[0] == (2 if response == FIRST else 1)
