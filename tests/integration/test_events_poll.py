@@ -696,3 +696,30 @@ def test_messages_dropped_by_both_get_history_passes_are_counted_as_skipped(
     assert spans(replies) == {B: setup.clock.now - 10}
     assert replies.tracker.knows(C) and not replies.tracker.knows(A)  # the budget spent on B and C
     assert replies.skipped == 2 + 2  # the two events, then one message in each history
+
+
+def test_the_accounts_schedule_counts_open_time_only_in_waits_and_answers(
+    sim: Simulator, clock: Clock
+) -> None:
+    config = parse_config(
+        {
+            "whatsgate": {"url": sim.url, "api_key": sim.api_key, "timeout": "2s"},
+            "accounts": [{"whatsapp_id": "W1", "name": "support", "schedule": "night"}],
+            "schedules": {"night": {"timezone": "UTC", "hours": {"thu": ["00:00-01:02"]}}},  # T0: a Thursday
+            "replies": {"history_per_poll": 2},
+        }
+    )
+    made = Setup(sim, clock, config)
+    try:
+        made.poll()
+        sim.receive("W1", B, T0 + 3610)  # 01:00:10: open for 110 s more
+        clock.now = T0 + 3800
+        made.poll()
+        assert [(w.chat_id, w.seconds) for w in made.replies.unanswered] == [(B, 110.0)]
+        sim.reply("W1", B, T0 + 3850)
+        clock.now = T0 + 3860
+        made.poll()
+        histogram = made.replies.tracker.histograms[(CONTACT, FIRST)]
+        assert (histogram.count, histogram.sum) == (1, 110.0)
+    finally:
+        made.client.close()
