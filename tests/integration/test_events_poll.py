@@ -723,3 +723,31 @@ def test_the_accounts_schedule_counts_open_time_only_in_waits_and_answers(
         assert (histogram.count, histogram.sum) == (1, 110.0)
     finally:
         made.client.close()
+
+
+def test_under_hashed_ids_a_group_writing_is_typed_and_counted_by_get_chats(
+    sim: Simulator, clock: Clock, tmp_path: Path
+) -> None:
+    # A hashed id no longer ends in @g.us: only get-chats can tell the new span is a group's.
+    key = tmp_path / "key"
+    key.write_text("a secret key of enough length\n")
+    config = parse_config(
+        {
+            "whatsgate": {"url": sim.url, "api_key": sim.api_key, "timeout": "2s"},
+            "accounts": [{"whatsapp_id": "W1", "name": "support"}],
+            "privacy": {"chat_ids": "hash", "key_file": str(key)},
+            "waiting": {"chat_types": ["contact", "group"]},
+            "replies": {"history_per_poll": 0},
+        }
+    )
+    made = Setup(sim, clock, config)
+    try:
+        group = "120363000000000001@g.us"
+        sim.receive("W1", group, T0)
+        made.poll()
+        sim.receive("W1", group, T0 + 5)
+        made.poll()
+        assert [w.chat_type for w in made.replies.unanswered] == ["group"]
+        assert made.replies.tracker.received == {"contact": 0, "group": 1}  # counted as a group's too
+    finally:
+        made.client.close()
