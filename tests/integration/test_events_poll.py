@@ -79,6 +79,20 @@ def make_config(sim: Simulator, **replies: Any) -> Config:
     )
 
 
+def hashed_config(sim: Simulator, tmp_path: Path, **sections: Any) -> Config:
+    """Chat ids hashed under a key in ``tmp_path``, then ``sections``; poll_interval the default."""
+    key = tmp_path / "key"
+    key.write_text("a secret key of enough length\n")
+    return parse_config(
+        {
+            "whatsgate": {"url": sim.url, "api_key": sim.api_key, "timeout": "2s"},
+            "accounts": [{"whatsapp_id": "W1", "name": "support"}],
+            "privacy": {"chat_ids": "hash", "key_file": str(key)},
+            **sections,
+        }
+    )
+
+
 @pytest.fixture
 def clock() -> Clock:
     return Clock(T0 + 3600)
@@ -290,18 +304,7 @@ def test_messages_of_chats_that_do_not_count_change_nothing(setup: Setup, sim: S
 
 
 def test_privacy_keys_the_tracker_as_the_chats(sim: Simulator, clock: Clock, tmp_path: Path) -> None:
-    key = tmp_path / "key"
-    key.write_text("a secret key of enough length\n")
-    config = make_config(sim)
-    config = parse_config(
-        {
-            "whatsgate": {"url": sim.url, "api_key": sim.api_key, "timeout": "2s"},
-            "accounts": [{"whatsapp_id": "W1", "name": "support"}],
-            "privacy": {"chat_ids": "hash", "key_file": str(key)},
-            "replies": {"history_per_poll": 2},
-        }
-    )
-    made = Setup(sim, clock, config)
+    made = Setup(sim, clock, hashed_config(sim, tmp_path, replies={"history_per_poll": 2}))
     try:
         sim.receive("W1", B, T0)
         state = made.poll()
@@ -729,16 +732,8 @@ def test_under_hashed_ids_a_group_writing_is_typed_and_counted_by_get_chats(
     sim: Simulator, clock: Clock, tmp_path: Path
 ) -> None:
     # A hashed id no longer ends in @g.us: only get-chats can tell the new span is a group's.
-    key = tmp_path / "key"
-    key.write_text("a secret key of enough length\n")
-    config = parse_config(
-        {
-            "whatsgate": {"url": sim.url, "api_key": sim.api_key, "timeout": "2s"},
-            "accounts": [{"whatsapp_id": "W1", "name": "support"}],
-            "privacy": {"chat_ids": "hash", "key_file": str(key)},
-            "waiting": {"chat_types": ["contact", "group"]},
-            "replies": {"history_per_poll": 0},
-        }
+    config = hashed_config(
+        sim, tmp_path, waiting={"chat_types": ["contact", "group"]}, replies={"history_per_poll": 0}
     )
     made = Setup(sim, clock, config)
     try:
