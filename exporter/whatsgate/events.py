@@ -117,10 +117,10 @@ def _usable(raw: _Message, event_id: int | None, latest: float) -> Message | Non
     return Message(chat, outgoing, ts, event_id)
 
 
-def _latest_date() -> str:
+def _latest_date(now: float) -> str:
     """The latest event_date accepted, written as documented (``YYYY-MM-DD HH:MM:SS``): the cursor
     compares dates as strings, so any date that sorts after it is refused."""
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(time.time() + DATE_AHEAD))
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(now + DATE_AHEAD))
 
 
 def _reduced(
@@ -182,7 +182,8 @@ def _converted_event(obj: Any, latest: float, latest_date: str) -> Event | None:
 def decode_events(body: bytes | bytearray) -> EventsPage:
     """An events-get answer, or InvalidResponse when it is not the documented envelope with
     ``result: OK``."""
-    latest, latest_date = time.time() + FUTURE, _latest_date()
+    now = time.time()  # one reading for both bounds
+    latest, latest_date = now + FUTURE, _latest_date(now)
     try:
         whole = _whole.decode(body)
     except (msgspec.DecodeError, UnicodeError):
