@@ -127,10 +127,15 @@ class Scheduler:
             thread.start()
             self._threads.append(thread)
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 0.0) -> None:
+        """No new run starts; runs under way get up to ``grace`` seconds in all to finish."""
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
+        deadline = time.monotonic() + grace  # real time: ``clock`` may be a test's
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(max(0.0, deadline - time.monotonic()))
 
     def _head(self, queue: list[tuple[float, int, str]]) -> tuple[float, int, str] | None:
         """The first entry of a queue that is still current (removed jobs are dropped)."""

@@ -92,9 +92,10 @@ class Supervisor:
             daemon=True,
         ).start()
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 0.0) -> None:
+        """No new poll starts; polls under way get up to ``grace`` seconds to finish."""
         self._discovery_stop.set()
-        self.scheduler.stop()
+        self.scheduler.stop(grace)
 
     def apply(self, config: Config) -> None:
         """A reloaded config: one assignment for every setting read at poll time, then the accounts.

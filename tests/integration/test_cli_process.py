@@ -74,7 +74,9 @@ def test_json_start_up_and_shutdown_lines_are_all_json(tmp_path: Path):
     messages = [line["msg"] for line in lines]
     assert f"Serving metrics on http://127.0.0.1:{port}/metrics" in messages, messages
     assert any(m.startswith("Demo: simulated WhatsGate API at http://127.0.0.1:") for m in messages), messages
-    assert messages[-1] == "shutting down" and all(line["level"] == "info" for line in lines)
+    # Polls under way at SIGTERM finish (and the agent evaluates them) before the client closes:
+    # whatever follows the shutdown line is their info, never a failure the shutdown caused.
+    assert "shutting down" in messages and all(line["level"] == "info" for line in lines), lines
 
 
 def test_logfmt_is_the_default_for_the_start_up_lines(tmp_path: Path):

@@ -77,6 +77,40 @@ def test_removed_job_is_not_run_again():
     assert count >= 2 and len(runs) == count
 
 
+def test_stop_waits_for_a_run_under_way_within_its_grace_and_starts_no_new_one():
+    scheduler = Scheduler(workers=2)
+    started, release, finished = threading.Event(), threading.Event(), threading.Event()
+    runs: list[float] = []
+
+    def slow(_lag: float) -> float:
+        runs.append(_lag)
+        started.set()
+        release.wait(5)
+        finished.set()
+        return 0.0  # due again at once: only stopping keeps it from running
+
+    scheduler.add("a", slow)
+    scheduler.start()
+    assert started.wait(5)
+    threading.Timer(0.2, release.set).start()
+    scheduler.stop(grace=5.0)
+    assert finished.is_set() and len(runs) == 1
+
+
+def test_stop_gives_up_on_a_run_that_outlasts_its_grace():
+    scheduler = Scheduler(workers=1)
+    started, release = threading.Event(), threading.Event()
+    scheduler.add("a", lambda _lag: started.set() or release.wait(30) or 60.0)
+    scheduler.start()
+    assert started.wait(5)
+    stopper = threading.Thread(target=scheduler.stop, args=(0.1,))
+    stopper.start()
+    stopper.join(10)
+    hung = stopper.is_alive()
+    release.set()
+    assert not hung  # returned long before the run ended
+
+
 def test_accounts_are_spread_over_the_interval_by_a_stable_phase():
     from exporter.poller.account import phase
 
