@@ -114,14 +114,20 @@ _SESSIONS = msgspec.json.Decoder(_Sessions)
 
 def parse_chats(body: bytes | bytearray) -> list[Chat]:
     """The chats of a ``get-chats`` answer, or :class:`InvalidResponse` naming the first bad field."""
-    answer = _read(body, _CHATS, _Chats)
+    data = _read(body, _CHATS, _Chats).data
+    # Taken from the end of the reversed list, each decoded chat is freed as soon as its record
+    # exists (its strings go on in the record): the answer's chats are not held twice at once,
+    # which was the peak of a poll (bench/RESULTS.md, "Memory at 10 x 10,000").
+    data.reverse()
+    pop = data.pop
     chats: list[Chat] = []
     append = chats.append
-    for c in answer.data:
+    for i in range(len(data)):
+        c = pop()
         unread, ts = c.unreadCount, c.timestamp
         if type(unread) is float or type(ts) is float:  # whole counts, times cut to the second
             unread, ts = int(unread), int(ts)
-        group = _group(c.groupMetadata, answer.data, c) if c.isGroup else None
+        group = _group(c.groupMetadata, i, c) if c.isGroup else None
         # unread and ts are ints now (mypy cannot follow the type() test).
         append(Chat(c.id, c.name, c.isGroup, c.isReadOnly, unread, ts, c.pinned, c.isMuted, group))  # type: ignore[arg-type]
     if len({c.id for c in chats}) != len(chats):
@@ -134,10 +140,10 @@ def parse_chats(body: bytes | bytearray) -> list[Chat]:
     return chats
 
 
-def _group(meta: _Meta | msgspec.UnsetType | None, data: list[_Chat], chat: _Chat) -> Group:
+def _group(meta: _Meta | msgspec.UnsetType | None, i: int, chat: _Chat) -> Group:
+    """A group chat's metadata as its record keeps it; ``i``: the chat's index in the answer."""
     if meta is msgspec.UNSET or meta is None:
         why = "missing" if meta is msgspec.UNSET else "expected object, got null"
-        i = next(i for i, c in enumerate(data) if c is chat)
         raise InvalidResponse(f"{_where(i, chat.id)}.groupMetadata: {why}")
     size, created = int(meta.size), int(meta.creation)
     if meta.participants is None:
@@ -303,8 +309,9 @@ _JSON_TYPES = {str: "string", _LoneSurrogate: "string", bool: "boolean", int: "i
 _JSON_TYPES.update({list: "array", dict: "object"})
 
 
-# Checked this much at a time, so that the check holds no copy of a large answer.
-_UTF8_SLICE = 1 << 20
+# Checked this much at a time, so that the check holds no copy of a large answer: it runs beside
+# the decoded answer, and each slice becomes text of up to 4 bytes per byte while it is checked.
+_UTF8_SLICE = 1 << 16
 
 
 def _decodes_as_json_loads_does(body: bytes | bytearray) -> bool:
