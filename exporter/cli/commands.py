@@ -17,7 +17,6 @@ from ..alerting.rules import rule_file
 from ..config.files import write_atomically
 from ..config.schema import ConfigError
 from ..config.settings import load_config
-from ..simulator import DEFAULT_API_KEY
 from . import logfmt
 from .demo import demo_config
 
@@ -67,6 +66,8 @@ def print_rules(path: str | None, output: str | None = None, demo: bool = False)
     except ConfigError as exc:
         return _config_errors(f"{path}", exc)  # path is set: only a file's config can fail
     if demo:
+        from ..simulator import DEFAULT_API_KEY  # rules --demo only: see demo.demo_config
+
         config = demo_config(DEMO_URL, DEFAULT_API_KEY, config)
     assert config is not None
     if not config.thresholds:

@@ -18,7 +18,6 @@ from ..config.schedules import parse_schedules
 from ..config.schema import parse_duration
 from ..config.settings import Config, WhatsGateConfig, parse_config
 from ..model import Account
-from ..simulator import DEMO_ACCOUNT_SCHEDULES, DEMO_ACCOUNTS, DEMO_SCHEDULES
 
 POLL_INTERVAL = "5s"
 
@@ -65,6 +64,9 @@ THRESHOLDS = [
 
 def demo_config(url: str, api_key: str, base: Config | None) -> Config:
     """The demo's config: the simulator's accounts, plus whatever else ``base`` sets (e.g. thresholds)."""
+    # Here, not at the top: serving imports this module, and without --demo needs no simulator.
+    from ..simulator import DEMO_ACCOUNT_SCHEDULES, DEMO_ACCOUNTS, DEMO_SCHEDULES
+
     if base is None:
         base = parse_config({"thresholds": copy.deepcopy(THRESHOLDS)}, polling=False)
     # Short aliases ("support", "sales", ...) as the account label, as a real config would have.

@@ -15,6 +15,7 @@ import signal
 import sys
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .. import __version__, memory
 from ..alerting.agent import Agent, AlertsCollector
@@ -27,7 +28,6 @@ from ..config.sharding import parse_flag as parse_shard
 from ..metrics.collectors import ReloadCollector, ShardCollector
 from ..metrics.exposition import Exposition
 from ..poller import Supervisor
-from ..simulator import Simulator
 from ..snapshot import statefile
 from ..snapshot.store import Store
 from ..web.listen import parse_listen_address
@@ -36,6 +36,9 @@ from ..web.watcher import WebConfigWatcher
 from ..whatsgate.client import WhatsGateClient
 from . import logfmt
 from .demo import demo_config
+
+if TYPE_CHECKING:  # imported by --demo alone: a running exporter does without its modules
+    from ..simulator import Simulator
 
 # On SIGTERM, polls under way get this long to finish before the client closes (and the demo's
 # simulator stops): a poll cut off by the shutdown itself would log a failure nothing caused,
@@ -93,7 +96,11 @@ def build(args: argparse.Namespace) -> Exporter:
         web_config = WebConfigWatcher(args.web_config_file) if args.web_config_file else None
     except ConfigError as exc:
         raise StartupError(f"web config error: {exc}") from None
-    simulator = Simulator.demo() if args.demo else None
+    simulator: Simulator | None = None
+    if args.demo:
+        from ..simulator import Simulator
+
+        simulator = Simulator.demo()
 
     def finish(loaded: Config | None) -> Config:
         """The config to run: the file's (or the demo's), with the --shard flag over it."""

@@ -11,6 +11,8 @@ import io
 import logging
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -349,3 +351,12 @@ def test_the_usage_lines_name_every_command(capsys: pytest.CaptureFixture[str]) 
     usage = capsys.readouterr().out.split("\n\n")[0]
     for command in ("check-config", "rules", "healthcheck", "hash-password"):
         assert f" {command}" in usage, command
+
+
+def test_serving_without_demo_imports_no_simulator() -> None:
+    """The simulator's modules cost a running exporter memory it never uses: only --demo (and
+    ``rules --demo``) import them."""
+    probe = "import sys, exporter.cli; print(sorted(m for m in sys.modules if 'simulator' in m))"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip() == "[]"
