@@ -28,6 +28,7 @@ import msgspec
 from ..config import redaction
 from ..config.settings import Config
 from ..model import INTERNAL, REASONS, Account, Chat
+from ..snapshot.chatids import ChatTypes
 from ..snapshot.privacy import PLAIN
 from ..snapshot.replies import STATUS_BROADCAST, Message, ReplyData, Tracker, type_of
 from ..snapshot.state import AccountState
@@ -105,9 +106,7 @@ class ChatIndex:
             if known is None or not known(shown):
                 order.append((chat.unread == 0, -chat.last_activity, shown, chat.id))
         urgent = heapq.nsmallest(2 * config.replies.history_per_poll, order)
-        return cls(
-            polled_at, MappingProxyType(counted), frozenset(excluded), tuple((s, r) for *_, s, r in urgent)
-        )
+        return cls(polled_at, ChatTypes(counted), frozenset(excluded), tuple((s, r) for *_, s, r in urgent))
 
 
 def _counted_errors(errors: Mapping[str, int], reason: str) -> Mapping[str, int]:

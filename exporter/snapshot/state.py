@@ -15,6 +15,7 @@ from operator import attrgetter
 from types import MappingProxyType
 
 from ..model import CHAT_TYPES, REASONS, Account, Chat, ChatsConfig, Session
+from .chatids import ChatIds
 from .privacy import PLAIN_POLICY, Privacy
 from .replies import ReplyData
 from .schedule import Schedule
@@ -43,9 +44,8 @@ class ChatData:
     # Whether the account's business hours were open at the poll; None without a schedule.
     business_hours_open: bool | None = None
     # The ids of the chats with per-chat series (at most chats.max_per_account): kept when the
-    # chats are released, for the per-chat reply series rendered at every events poll. A dict's
-    # keys, not a frozenset: the same lookups in a table less than half the size, which is one
-    # entry per chat of every account between polls (bench/RESULTS.md).
+    # chats are released, for the per-chat reply series rendered at every events poll: one entry
+    # per chat of every account between polls, so a sorted tuple (chatids.py), not a hash table.
     selected: Collection[str] = frozenset()
     # What the exposition made of these chats on the poller's thread (Store.prepare), carried with
     # the data so it outlives the chats (see released); opaque to this layer.
@@ -127,7 +127,7 @@ class ChatData:
             waiting=current,
             business_hours_open=None if schedule is None else schedule.is_open(polled_at),
             # Interned as the tracker's keys are (Waits.advance): one string per chat id.
-            selected=dict.fromkeys(map(sys.intern, map(CHAT_ID, selection.chats))).keys(),
+            selected=ChatIds(map(sys.intern, map(CHAT_ID, selection.chats))),
         )
 
 
