@@ -16,10 +16,9 @@ import dataclasses
 import heapq
 import logging
 import random
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from types import MappingProxyType
 from typing import Protocol
 
@@ -28,7 +27,7 @@ import msgspec
 from ..config import redaction
 from ..config.settings import Config
 from ..model import INTERNAL, REASONS, Account, Chat
-from ..snapshot.chatids import ChatTypes
+from ..snapshot.chatids import ChatIds, ChatTypes
 from ..snapshot.privacy import PLAIN
 from ..snapshot.replies import STATUS_BROADCAST, Message, ReplyData, Tracker, type_of
 from ..snapshot.state import AccountState
@@ -75,7 +74,7 @@ class ChatIndex:
 
     polled_at: float
     counted: Mapping[str, str]  # shown chat id -> chat type, for the chats that count
-    excluded: frozenset[str]  # shown ids of listed chats that do not count
+    excluded: Set[str]  # shown ids of listed chats that do not count
     # (shown id, real id) of the counted chats the tracker did not know at the poll, most urgent
     # first (unread, then newest activity): the order get-history backfills them in, and only as
     # many as two events polls can ask for (it is rebuilt at every get-chats poll), so that an
@@ -97,8 +96,8 @@ class ChatIndex:
         excluded: set[str] = set()
         order: list[tuple[bool, int, str, str]] = []
         for chat in found:
-            # Interned, as the tracker's keys are: one string per chat id between polls, not two.
-            shown = sys.intern(privacy.chat_id(chat.id))
+            # Kept joined in one string each (snapshot/chatids.py), not as this string.
+            shown = privacy.chat_id(chat.id)
             if chat.id == STATUS_BROADCAST or not waiting.counts(chat):
                 excluded.add(shown)
                 continue
@@ -106,7 +105,7 @@ class ChatIndex:
             if known is None or not known(shown):
                 order.append((chat.unread == 0, -chat.last_activity, shown, chat.id))
         urgent = heapq.nsmallest(2 * config.replies.history_per_poll, order)
-        return cls(polled_at, ChatTypes(counted), frozenset(excluded), tuple((s, r) for *_, s, r in urgent))
+        return cls(polled_at, ChatTypes(counted), ChatIds(excluded), tuple((s, r) for *_, s, r in urgent))
 
 
 def _counted_errors(errors: Mapping[str, int], reason: str) -> Mapping[str, int]:

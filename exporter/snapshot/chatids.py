@@ -2,71 +2,90 @@
 
 An account's selected chats (the snapshot's) and counted chats (the events poll's index) are
 read only by lookups, a few per message of the event log, and are rebuilt whole at every
-get-chats poll. A dict or set keeps a hash table of its ids, several times the size of a tuple
-of them; so these keep their ids sorted in a tuple (and a chat type as one byte each) and look
-one up by bisection (bench/RESULTS.md, "Memory at 10 x 10,000").
+get-chats poll. A dict or set of ids keeps a hash table and a string object per id (and the
+interpreter's table of interned strings an entry more); so these keep their ids joined in one
+string, with where each ends and its hash (and a chat type as one byte each), and look one up
+by bisecting the hashes (bench/RESULTS.md, "Memory at 10 x 10,000"). The ids of chats that
+wait stay strings where the waits keep them.
 """
 
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping, Set
+from itertools import accumulate
 
 from ..model import CHAT_TYPES
 
 
-def _find(ids: tuple[str, ...], key: object) -> int:
-    """The index of ``key`` in the sorted ``ids``, or -1."""
-    if not isinstance(key, str):
+class _Joined:
+    """Distinct ids in one string, in the order of their hashes (``_hashes``, Python's own: never
+    saved); ``_ends[i]`` is where the i-th ends in it. A lookup bisects the hashes, then compares
+    the text of each id with the same hash."""
+
+    __slots__ = ("_ends", "_hashes", "_text")
+
+    def __init__(self, ordered: list[str]) -> None:
+        """``ordered``: distinct ids, sorted by their hash."""
+        self._hashes = array("q", map(hash, ordered))
+        self._text = "".join(ordered)
+        # Unsigned 32-bit offsets: the ids come from one answer, which max_response_size keeps
+        # far below their range (an answer beyond would fail its poll with OverflowError here).
+        self._ends = array("I", accumulate(map(len, ordered)))
+
+    def _id(self, i: int) -> str:
+        return self._text[self._ends[i - 1] if i else 0 : self._ends[i]]
+
+    def _find(self, key: object) -> int:
+        """The index of ``key``, or -1."""
+        if type(key) is not str:  # a subclass may hash otherwise
+            return -1
+        hashes, h = self._hashes, hash(key)
+        i = bisect_left(hashes, h)
+        while i < len(hashes) and hashes[i] == h:
+            if self._id(i) == key:
+                return i
+            i += 1
         return -1
-    i = bisect_left(ids, key)
-    return i if i < len(ids) and ids[i] == key else -1
-
-
-class ChatIds(Set[str]):
-    """A set of chat ids, read only (equal to any set of the same ids)."""
-
-    __slots__ = ("_ids",)
-
-    def __init__(self, ids: Iterable[str] = ()) -> None:
-        self._ids = tuple(sorted(set(ids)))
 
     def __contains__(self, key: object) -> bool:
-        return _find(self._ids, key) >= 0
+        return self._find(key) >= 0
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._ids)
+        return map(self._id, range(len(self._ends)))
 
     def __len__(self) -> int:
-        return len(self._ids)
+        return len(self._ends)
+
+
+class ChatIds(_Joined, Set[str]):
+    """A set of chat ids, read only (equal to any set of the same ids)."""
+
+    __slots__ = ()
+
+    def __init__(self, ids: Iterable[str] = ()) -> None:
+        super().__init__(sorted(set(ids), key=hash))
 
     def __repr__(self) -> str:
-        return f"ChatIds({list(self._ids)!r})"
+        return f"ChatIds({list(self)!r})"
 
 
-class ChatTypes(Mapping[str, str]):
+class ChatTypes(_Joined, Mapping[str, str]):
     """Chat id -> chat type (one of model.CHAT_TYPES), read only."""
 
-    __slots__ = ("_codes", "_ids")
+    __slots__ = ("_codes",)
 
     def __init__(self, types: Mapping[str, str]) -> None:
-        self._ids = tuple(sorted(types))
-        self._codes = bytes(map(CHAT_TYPES.index, map(types.__getitem__, self._ids)))
+        ordered = sorted(types, key=hash)
+        super().__init__(ordered)
+        self._codes = bytes(map(CHAT_TYPES.index, map(types.__getitem__, ordered)))
 
     def __getitem__(self, key: str) -> str:
-        i = _find(self._ids, key)
+        i = self._find(key)
         if i < 0:
             raise KeyError(key)
         return CHAT_TYPES[self._codes[i]]
-
-    def __contains__(self, key: object) -> bool:
-        return _find(self._ids, key) >= 0
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._ids)
-
-    def __len__(self) -> int:
-        return len(self._ids)
 
     def __repr__(self) -> str:
         return f"ChatTypes({dict(self)!r})"

@@ -8,7 +8,6 @@ poll, never a mix of two.
 from __future__ import annotations
 
 import functools
-import sys
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from operator import attrgetter
@@ -126,8 +125,7 @@ class ChatData:
             waits=waits,
             waiting=current,
             business_hours_open=None if schedule is None else schedule.is_open(polled_at),
-            # Interned as the tracker's keys are (Waits.advance): one string per chat id.
-            selected=ChatIds(map(sys.intern, map(CHAT_ID, selection.chats))),
+            selected=ChatIds(map(CHAT_ID, selection.chats)),
         )
 
 
