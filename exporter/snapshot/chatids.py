@@ -28,11 +28,11 @@ class _Joined:
 
     def __init__(self, ordered: list[str]) -> None:
         """``ordered``: distinct ids, sorted by their hash."""
-        self._hashes = array("q", map(hash, ordered))
+        self._hashes = array("q", list(map(hash, ordered)))  # from a list: filled in one go
         self._text = "".join(ordered)
         # Unsigned 32-bit offsets: the ids come from one answer, which max_response_size keeps
         # far below their range (an answer beyond would fail its poll with OverflowError here).
-        self._ends = array("I", accumulate(map(len, ordered)))
+        self._ends = array("I", list(accumulate(map(len, ordered))))
 
     def _id(self, i: int) -> str:
         return self._text[self._ends[i - 1] if i else 0 : self._ends[i]]
