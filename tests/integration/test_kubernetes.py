@@ -43,6 +43,7 @@ from exporter.cli.flags import DEFAULT_LISTEN
 from exporter.config.settings import parse_config
 from exporter.config.sharding import shard_of
 from exporter.simulator import SimAccount, Simulator
+from exporter.snapshot import statefile
 from exporter.whatsgate.budget import SHARED_BYTES
 
 pytestmark = pytest.mark.realtools
@@ -407,6 +408,14 @@ def test_the_memory_limit_holds_the_worst_case_the_readme_states(tmp_path: Path)
     ).whatsgate.max_response_size
     worst = quantity(limits["requests"]["memory"]) + SHARED_BYTES + largest + int(1.7 * largest)
     assert quantity(limits["limits"]["memory"]) >= worst
+
+
+def test_the_state_volume_holds_the_largest_state_file_twice(tmp_path: Path):
+    """The state file is written whole beside the old one, then renamed over it (up to
+    statefile.MAX_BYTES each): the claim was 64Mi, so a shard's file past half the cap could no
+    longer be written, and only a log line said so."""
+    (claim,) = one(build(tmp_path), "StatefulSet")["spec"]["volumeClaimTemplates"]
+    assert quantity(claim["spec"]["resources"]["requests"]["storage"]) >= 2 * statefile.MAX_BYTES
 
 
 @pytest.mark.parametrize("web_config", [False, True], ids=["plain", "web-config"])
