@@ -110,10 +110,16 @@ class Evaluator:
         (``endsAt``) resolved there, and fired again a ``for`` later, as a new page. One whose
         labels this agent finds breached again continues firing since its ``startsAt``, as
         Prometheus restores its alerts' ``for`` state; only until its ``endsAt``, while
-        Alertmanager itself still holds it. Empty label values are absent in Alertmanager.
+        Alertmanager itself still holds it. Empty label values are absent in Alertmanager; alerts
+        of other sources (other alert names) are not kept.
         """
+        names = {threshold.name for threshold in self.thresholds}
         with self._lock:
-            self._restored = {frozenset((k, v) for k, v in lb.items() if v): (s, e) for lb, s, e in alerts}
+            self._restored = {
+                frozenset((k, v) for k, v in lb.items() if v): (s, e)
+                for lb, s, e in alerts
+                if lb.get("alertname") in names
+            }
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
