@@ -93,6 +93,8 @@ class Agent:
             self.sender.wake.set()
 
     def _loop(self, store: Source) -> None:
+        if self.sender is not None:  # before the first evaluation: firing alerts go on firing
+            self.evaluator.restore(self.sender.active_alerts())
         next_full = 0.0
         while not self.stop_event.is_set():
             self.wake.wait(max(0.0, next_full - time.monotonic()))

@@ -99,6 +99,27 @@ class Evaluator:
         # Alerts that fired or resolved in the current batch (see batch()): logged together.
         self._changed: list[tuple[str, Key]] = []
         self._batches = 0
+        # Alerts Alertmanager still held as firing when the agent started (see restore()).
+        self._restored: dict[frozenset[tuple[str, str]], tuple[float, float]] = {}
+
+    def restore(self, alerts: Iterable[tuple[Mapping[str, str], float, float]]) -> None:
+        """Alerts (labels, startsAt, endsAt) that Alertmanager holds as firing, from before a restart.
+
+        The pending/firing state lives in this process alone, so a restart began every ``for``
+        again: an alert with a ``for`` longer than Alertmanager keeps an alert without news
+        (``endsAt``) resolved there, and fired again a ``for`` later, as a new page. One whose
+        labels this agent finds breached again continues firing since its ``startsAt``, as
+        Prometheus restores its alerts' ``for`` state; only until its ``endsAt``, while
+        Alertmanager itself still holds it. Empty label values are absent in Alertmanager; alerts
+        of other sources (other alert names) are not kept.
+        """
+        names = {threshold.name for threshold in self.thresholds}
+        with self._lock:
+            self._restored = {
+                frozenset((k, v) for k, v in lb.items() if v): (s, e)
+                for lb, s, e in alerts
+                if lb.get("alertname") in names
+            }
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
@@ -179,15 +200,18 @@ class Evaluator:
                 key: Key = tuple(sorted(all_labels.items()))
                 previous = before.get(key)
                 since = previous.active_since if previous else now
+                fired_before = previous.fired_at if previous else None
+                if previous is None:  # new here, but maybe firing before a restart
+                    restored = self._restored.pop(frozenset(kv for kv in key if kv[1]), None)
+                    if restored is not None and restored[0] <= now < restored[1]:
+                        since = fired_before = restored[0]
                 fields = {
                     **{k: v for k, v in labels.items() if k != "name"},
                     **extra,
                     **threshold.fields(limit),
                     "value": threshold.format_value(value),
                 }
-                fired = (previous.fired_at if previous else None) or (
-                    now if now - since >= limit.for_ else None
-                )
+                fired = fired_before or (now if now - since >= limit.for_ else None)
                 after[key] = Alert(
                     labels=key,
                     annotations=(

@@ -5,12 +5,15 @@ It posts the whole current set (firing, and recently resolved) to
 otherwise, with ``endsAt`` four resend intervals ahead for firing alerts, as
 Prometheus does. So an Alertmanager that was down simply receives the current
 truth when it comes back, and one that never hears from the exporter again
-resolves its alerts on its own.
+resolves its alerts on its own. At start the agent reads back the alerts
+Alertmanager holds as firing (:meth:`Sender.active_alerts`), so a restart does
+not begin their ``for`` again.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -32,6 +35,29 @@ def _rfc3339(ts: float) -> str:
     return (
         datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     )
+
+
+_FRACTION = re.compile(r"\.(\d+)")
+
+
+def _from_rfc3339(text: str) -> float:
+    # Python 3.10's fromisoformat takes neither "Z" nor Alertmanager's nanoseconds.
+    text = _FRACTION.sub(lambda m: "." + (m.group(1) + "000000")[:6], text.replace("Z", "+00:00"), count=1)
+    return datetime.fromisoformat(text).timestamp()
+
+
+def firing_alerts(body: object) -> list[tuple[dict[str, str], float, float]]:
+    """(labels, startsAt, endsAt) of each alert in a ``GET /api/v2/alerts`` answer; entries that
+    are not alerts as its API describes them are left out."""
+    found = []
+    for alert in body if isinstance(body, list) else ():
+        try:
+            labels, starts, ends = alert["labels"], alert["startsAt"], alert["endsAt"]
+            if isinstance(labels, dict) and all(isinstance(v, str) for v in labels.values()):
+                found.append((labels, _from_rfc3339(starts), _from_rfc3339(ends)))
+        except (KeyError, TypeError, ValueError, OverflowError):
+            continue
+    return found
 
 
 def payload(
@@ -104,6 +130,23 @@ class Sender:
             )
         self.last_error = problem
         return False
+
+    def active_alerts(self) -> list[tuple[dict[str, str], float, float]]:
+        """The alerts Alertmanager holds now (labels, startsAt, endsAt); none, with one log line,
+        when it cannot say."""
+        url = f"{self.config.url}/api/v2/alerts"
+        try:
+            response = self.session.get(url, params={"active": "true"}, timeout=self.config.timeout)
+            if response.status_code != 200:
+                raise ValueError(f"HTTP {response.status_code}: {redaction.excerpt(response.text)}")
+            return firing_alerts(response.json())
+        except (requests.RequestException, ValueError) as exc:
+            problem = describe_error(exc) if isinstance(exc, requests.RequestException) else str(exc)
+            log.warning(
+                "cannot read the firing alerts back from alertmanager",
+                extra={"fields": {"url": url, "err": problem}},
+            )
+            return []
 
     def run(self) -> None:
         retry = 1.0

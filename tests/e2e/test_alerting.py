@@ -38,6 +38,7 @@ from helpers import (
     promtool_check_metrics,
     run_exporter,
     simulating,
+    stop,
     tool,
     wait_until,
     webhook_only,
@@ -277,6 +278,43 @@ def test_agent_catches_up_when_alertmanager_comes_back(
     wait_until(lambda: "alertmanager reachable again" in exporter.logs(), what="recovery logged")
     log = exporter.logs()
     assert log.count("alertmanager notification failed") == 1 and log.count("reachable again") == 1
+
+
+def test_a_restarted_agent_keeps_firing_what_alertmanager_holds(
+    sim: Simulator, hook: Recorder, procs: list, tmp_path: Path
+):
+    """The agent's pending/firing state lived in the process alone: after a restart, an alert
+    whose ``for`` is longer than Alertmanager keeps an alert without news (``endsAt``, four
+    resend intervals) was resolved there, and fired again a ``for`` later: a resolved and a new
+    page for every restart or rollout. Prometheus keeps its own ``for`` state across restarts."""
+    am = run_alertmanager(procs, tmp_path, hook.url)
+    threshold = "thresholds:\n  - {name: HeldAcrossRestarts, metric: unread_messages, above: 30, for: 15s}\n"
+    config = config_for(sim, threshold + f"alertmanager:\n  url: {am}\n  resend_interval: 1s\n")
+    labels = {
+        "alertname": "HeldAcrossRestarts",
+        "severity": "warning",
+        "account": "support",
+        "whatsapp_id": "wa-1",
+    }
+    sim.set_chat("wa-1", "11@c.us", unreadCount=40)
+    runs = [tmp_path / "first", tmp_path / "second"]
+    for run in runs:
+        run.mkdir()
+    first = run_exporter(procs, runs[0], config)
+
+    def held() -> list[str]:
+        active = requests.get(f"{am}/api/v2/alerts", timeout=5).json()
+        return [a["startsAt"] for a in active if a["labels"] == labels]
+
+    wait_until(lambda: held() != [], timeout=WAIT, what="the alert firing in Alertmanager")
+    (starts,) = held()
+    stop(first.proc)
+    run_exporter(procs, runs[1], config)
+    until = time.monotonic() + 15  # past endsAt (4 s after the last news) and well into a new for:
+    while time.monotonic() < until:
+        assert held() == [starts], "the alert ended in Alertmanager, or began again, after the restart"
+        time.sleep(0.5)
+    assert hook.find("resolved", labels) == []
 
 
 def test_agent_backs_off_while_alertmanager_is_down(sim: Simulator, procs: list, tmp_path: Path):

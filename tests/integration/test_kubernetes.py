@@ -40,8 +40,11 @@ from prometheus_client.samples import Sample
 
 from exporter import __version__
 from exporter.cli.flags import DEFAULT_LISTEN
+from exporter.config.settings import parse_config
 from exporter.config.sharding import shard_of
 from exporter.simulator import SimAccount, Simulator
+from exporter.snapshot import statefile
+from exporter.whatsgate.budget import SHARED_BYTES
 
 pytestmark = pytest.mark.realtools
 
@@ -379,6 +382,40 @@ def simulator() -> Simulator:
         [SimAccount(w, f"line {i}", chats=c) for i, (w, c) in enumerate(zip(SESSIONS, chats, strict=True))],
         KEY,
     )
+
+
+MEBI = {"Mi": 2**20, "Gi": 2**30}
+
+
+def quantity(text: str) -> int:
+    """A Kubernetes memory quantity in the binary units the manifests use, in bytes."""
+    return int(text[:-2]) * MEBI[text[-2:]]
+
+
+def test_the_memory_limit_holds_the_worst_case_the_readme_states(tmp_path: Path):
+    """README, Many accounts: answers in flight share a pool plus one answer of up to
+    max_response_size, and one answer is decoded at a time, at most about 1.7 times
+    max_response_size, above the exporter's own memory (the request). A limit below that
+    turns one large or hostile answer into an OOMKill and a restart loop, where the exporter
+    itself would have refused the answer as invalid_response and gone on (the limit was 256Mi:
+    the stated worst case at the default size is 341 MiB)."""
+    resources = build(tmp_path)
+    limits = container(resources)["resources"]
+    shipped = generated(resources, "ConfigMap", "whatsgate-exporter-config")["data"]["config.yaml"]
+    whatsgate = {k: v for k, v in yaml.safe_load(shipped)["whatsgate"].items() if k != "api_key_file"}
+    largest = parse_config(
+        {"whatsgate": {**whatsgate, "api_key": "k"}, "discover": True}
+    ).whatsgate.max_response_size
+    worst = quantity(limits["requests"]["memory"]) + SHARED_BYTES + largest + int(1.7 * largest)
+    assert quantity(limits["limits"]["memory"]) >= worst
+
+
+def test_the_state_volume_holds_the_largest_state_file_twice(tmp_path: Path):
+    """The state file is written whole beside the old one, then renamed over it (up to
+    statefile.MAX_BYTES each): the claim was 64Mi, so a shard's file past half the cap could no
+    longer be written, and only a log line said so."""
+    (claim,) = one(build(tmp_path), "StatefulSet")["spec"]["volumeClaimTemplates"]
+    assert quantity(claim["spec"]["resources"]["requests"]["storage"]) >= 2 * statefile.MAX_BYTES
 
 
 @pytest.mark.parametrize("web_config", [False, True], ids=["plain", "web-config"])

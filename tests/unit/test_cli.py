@@ -345,6 +345,30 @@ def test_healthcheck_takes_its_flags_before_or_after_its_name(
     assert asked == [("127.0.0.1:9100", str(tmp_path / "web.yml"))]
 
 
+def test_healthcheck_imports_nothing_of_the_server() -> None:
+    """It is the Kubernetes probe (deploy/kubernetes/web-config), run every few seconds in the
+    pod's cgroup: it imported the whole server (aiohttp, prometheus-client, the pollers and
+    alerting) to make one request (its cost before and after: bench/RESULTS.md)."""
+    script = (
+        "import sys\n"
+        "from exporter.cli import main\n"
+        "main(['healthcheck', '--web.listen-address', '127.0.0.1:1'])\n"
+        "print(' '.join(sorted(sys.modules)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    loaded = set(done.stdout.split())
+    assert "exporter.cli.healthcheck" in loaded, done.stderr
+    heavy = {"aiohttp", "prometheus_client", "requests", "bcrypt", "exporter.cli.serve", "exporter.alerting"}
+    assert not loaded & heavy
+
+
 def test_the_usage_lines_name_every_command(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["--help"])
