@@ -19,14 +19,16 @@ MAX_BYTES = 72  # bcrypt ignores (bcrypt 5 refuses) what lies beyond: refuse it 
 
 
 def read_password(stdin: TextIO) -> str:
-    """From a terminal: asked twice, must match. From a pipe: the first line, its newline removed."""
+    """From a terminal: asked twice, must match. From a pipe: the first line, its line ending
+    removed, "\r\n" too (a file saved on Windows: the "\r" would be hashed, and the password
+    typed at login would not match)."""
     if stdin.isatty():
         first = getpass.getpass("Password: ")
         if getpass.getpass("Again: ") != first:
             raise ValueError("the two passwords differ")
         return first
     line = stdin.readline()
-    return line[:-1] if line.endswith("\n") else line
+    return line.removesuffix("\n").removesuffix("\r")
 
 
 def check_cost(cost: int) -> None:

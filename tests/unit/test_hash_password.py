@@ -27,6 +27,11 @@ def test_piped_password_hashes_the_first_line_without_its_newline(capsys: pytest
     assert "s3cret" not in out + err
 
 
+def test_a_piped_line_ending_in_crlf_hashes_without_either(capsys: pytest.CaptureFixture[str]) -> None:
+    assert hashpw.run(4, io.StringIO("s3cret\r\n")) == 0
+    assert bcrypt.checkpw(b"s3cret", capsys.readouterr().out.strip().encode())
+
+
 def test_terminal_asks_twice(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     answers = iter(["pw-one", "pw-one"])
     monkeypatch.setattr(hashpw.getpass, "getpass", lambda _prompt: next(answers))
