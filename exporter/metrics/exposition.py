@@ -242,6 +242,7 @@ class Exposition:
                 log.error("rebuilding /metrics failed", exc_info=True)
 
     def start(self) -> None:
+        self._own_part(PROCESS_METRICS_MAX_AGE)  # the first, before a scrape can come: then ahead
         self._thread = threading.Thread(target=self._run, name="exposition", daemon=True)
         self._ahead = threading.Thread(target=self._run_ahead, name="exposition-own", daemon=True)
         self._thread.start()
@@ -255,13 +256,11 @@ class Exposition:
 
     def _run_ahead(self) -> None:
         """The scrapes' own part, made before they ask for it (off the server's event loop)."""
-        while True:
+        while not self._stop.wait(PROCESS_METRICS_MAX_AGE):
             try:
                 self._own_part(PROCESS_METRICS_MAX_AGE)
             except Exception:  # a collector's bug: the scrapes raise it too
                 log.error("rendering /metrics' own part failed", exc_info=True)
-            if self._stop.wait(PROCESS_METRICS_MAX_AGE):
-                return
 
     # --- read by the web server -----------------------------------------------------------------
 
