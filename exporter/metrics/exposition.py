@@ -308,9 +308,9 @@ class Exposition:
     def chunks(self, only: str | None = None) -> Plain:
         """The whole /metrics body (or one account's, for /probe), its size known before its bytes."""
         body = self.body  # one read: the thread may replace it
-        if only is not None:
-            text = self._probe(body, only)
-            return Plain((), tuple(text), sum(map(len, text)))
+        if only is not None:  # one account's text, joined: written in a few large pieces
+            text = b"".join(self._probe(body, only))
+            return Plain((), (text,), len(text))
         _, own, _ = self._own_part(2 * PROCESS_METRICS_MAX_AGE)
         return Plain(body.head[1:], (own,), body.size + len(own))
 
