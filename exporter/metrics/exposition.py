@@ -51,7 +51,7 @@ from .render import (
 
 log = logging.getLogger(__name__)
 
-# Seconds a rendering of the process metrics is shared between scrapes (see _process_metrics).
+# Seconds between two renderings of the process metrics, made ahead of the scrapes (see _process_metrics).
 PROCESS_METRICS_MAX_AGE = 1.0
 # Seconds between two rebuilds at least (publishes in a burst cost one), and between two looks
 # at whether data has turned stale (stale_after is minutes).
@@ -182,6 +182,7 @@ class Exposition:
         self.wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._ahead: threading.Thread | None = None
         self._build_info = render(BuildInfoCollector())
         self._process: tuple[float, bytes] | None = None  # (when, text) of the last process metrics
         # The last scrape's own part: (its pieces, their text, deflated and finished).
@@ -241,14 +242,25 @@ class Exposition:
                 log.error("rebuilding /metrics failed", exc_info=True)
 
     def start(self) -> None:
+        self._own_part(PROCESS_METRICS_MAX_AGE)  # the first, before a scrape can come: then ahead
         self._thread = threading.Thread(target=self._run, name="exposition", daemon=True)
+        self._ahead = threading.Thread(target=self._run_ahead, name="exposition-own", daemon=True)
         self._thread.start()
+        self._ahead.start()
 
     def stop(self) -> None:
         self._stop.set()
         self.wake.set()
-        if self._thread is not None:
-            self._thread.join(5)
+        for thread in filter(None, (self._thread, self._ahead)):
+            thread.join(5)
+
+    def _run_ahead(self) -> None:
+        """The scrapes' own part, made before they ask for it (off the server's event loop)."""
+        while not self._stop.wait(PROCESS_METRICS_MAX_AGE):
+            try:
+                self._own_part(PROCESS_METRICS_MAX_AGE)
+            except Exception:  # a collector's bug: the scrapes raise it too
+                log.error("rendering /metrics' own part failed", exc_info=True)
 
     # --- read by the web server -----------------------------------------------------------------
 
@@ -262,60 +274,59 @@ class Exposition:
     def _live(self) -> list[Rendered]:
         return [render(collector, pack=False) for collector in self.live]
 
-    def _process_metrics(self) -> bytes:
+    def _process_metrics(self, max_age: float) -> bytes:
         """prometheus-client's default registry (ProcessCollector's process_*, and python_*), rendered
-        at most once per :data:`PROCESS_METRICS_MAX_AGE`: its dozen /proc reads each give up the
-        GIL, and getting it back during a poll costs up to a switch interval (cli/serve.py) each,
-        which was most of a scrape's p99 while accounts re-poll. Prometheus scrapes seconds
-        apart at most, so a second-old CPU counter is never what it sees twice."""
+        at most once per ``max_age``. Its dozen /proc reads each give up the GIL, and getting it back
+        during a poll costs up to a switch interval (cli/serve.py): the exposition-own thread renders
+        them, and a scrape only when that thread is a whole period late (or not running)."""
         now = time.monotonic()
         cached = self._process
-        if cached is None or now - cached[0] >= PROCESS_METRICS_MAX_AGE:
+        if cached is None or now - cached[0] >= max_age:
             cached = self._process = (now, generate_latest(REGISTRY))
         return cached[1]
 
-    def _scrape(self, only: str | None) -> tuple[Body, list[bytes] | None, list[bytes]]:
-        """The body served now and this scrape's own part (alert state, reload, shard, process
-        metrics); or, for a /probe, None and the account's whole text as of the body. The
-        per-scrape families are named apart from the snapshots' (tests/unit/test_exposition.py),
-        so each stays one group in the text."""
-        body = self.body  # one read: the thread may replace it
-        store, now = self.store, self.store.clock()
-        if only is not None:
-            # As of the last rebuild, as /metrics: rendering here would run on the server's event
-            # loop, and wait there for HEAVY_WORK while a poll or a rebuild holds it.
-            account = body.accounts.get(only) if store.knows(only) else None
-            state = account and (account.state() or store.snapshots().get(only))  # newer: as fresh
-            one = [] if not (account and state) else [(account, _fresh(state, now, store.stale_after))]
-            return body, None, list(_text(_families(one)))
-        return body, [], [*_text(_families((), live=self._live())), self._process_metrics()]
-
-    def chunks(self, only: str | None = None) -> Plain:
-        """The whole /metrics body (or one account's, for /probe), its size known before its bytes."""
-        body, head, text = self._scrape(only)
-        if head is None:
-            return Plain((), tuple(text), sum(map(len, text)))
-        return Plain(body.head[1:], tuple(text), body.size + sum(map(len, text)))
-
-    def gzip_chunks(self, only: str | None = None) -> list[bytes]:
-        """The same body as one gzip member: the snapshots' part as deflated at the last rebuild,
-        then this scrape's part, deflated only when it changed (scrapes close together share
-        the process metrics' text, and the alert state seldom changes)."""
-        body, head, text = self._scrape(only)
-        if head is None:
-            return _member(text)
-        pieces = tuple(text)
+    def _own_part(self, max_age: float) -> tuple[tuple[bytes, ...], bytes, bytes]:
+        """A scrape's own part (alert state, reload, shard, process metrics): its pieces, their text,
+        and that text deflated and finished, only when it changed. Its families are named apart from
+        the snapshots' (tests/unit/test_exposition.py), so each stays one group in the text."""
+        pieces = (*_text(_families((), live=self._live())), self._process_metrics(max_age))
         tail = self._tail  # one read: other scrapes may replace it
         if tail is None or tail[0] != pieces:  # the same objects, usually: compared by identity first
             joined = b"".join(pieces)
             deflate = DEFLATE.compressobj(GZIP_LEVEL, DEFLATE.DEFLATED, -15)
             tail = self._tail = (pieces, joined, deflate.compress(joined) + deflate.flush())
-        crc = DEFLATE.crc32(tail[1], body.crc)  # continued over this part: the CRC of the whole text
-        return [*body.head, tail[2], struct.pack("<II", crc, (body.size + len(tail[1])) & 0xFFFFFFFF)]
+        return tail
+
+    def _probe(self, body: Body, only: str) -> list[bytes]:
+        """One account's text as of the body (rendering it here would wait on the loop for HEAVY_WORK)."""
+        store, now = self.store, self.store.clock()
+        account = body.accounts.get(only) if store.knows(only) else None
+        state = account and (account.state() or store.snapshots().get(only))  # newer: as fresh
+        one = [] if not (account and state) else [(account, _fresh(state, now, store.stale_after))]
+        return list(_text(_families(one)))
+
+    def chunks(self, only: str | None = None) -> Plain:
+        """The whole /metrics body (or one account's, for /probe), its size known before its bytes."""
+        body = self.body  # one read: the thread may replace it
+        if only is not None:  # one account's text, joined: written in a few large pieces
+            text = b"".join(self._probe(body, only))
+            return Plain((), (text,), len(text))
+        _, own, _ = self._own_part(2 * PROCESS_METRICS_MAX_AGE)
+        return Plain(body.head[1:], (own,), body.size + len(own))
+
+    def gzip_chunks(self, only: str | None = None) -> list[bytes]:
+        """The same body as one gzip member: the snapshots' part as deflated at the last rebuild,
+        then this scrape's own part, deflated ahead (:meth:`_own_part`)."""
+        body = self.body  # one read: the thread may replace it
+        if only is not None:
+            return _member(self._probe(body, only))
+        _, own, deflated = self._own_part(2 * PROCESS_METRICS_MAX_AGE)
+        crc = DEFLATE.crc32(own, body.crc)  # continued over this part: the CRC of the whole text
+        return [*body.head, deflated, struct.pack("<II", crc, (body.size + len(own)) & 0xFFFFFFFF)]
 
     def own_chunks(self, gzip: bool = False) -> list[bytes]:
         """The exporter's own metrics alone (``/metrics?accounts=false``): build and discovery info,
         alert state, reload, shard, process; none of an account's, which /probe serves."""
         families = _families((), self._build_info, self.body.discovery, self._live())
-        text = [*_text(families), self._process_metrics()]
+        text = [*_text(families), self._process_metrics(2 * PROCESS_METRICS_MAX_AGE)]
         return _member(text) if gzip else text

@@ -21,7 +21,7 @@ import ssl
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -38,6 +38,7 @@ from .connections import AiohttpLog, Connection, Connections, Episodes, default_
 from .encoding import accepts_gzip
 from .listen import bind, shown, written
 from .watcher import WebConfigWatcher
+from .writes import handed_over, pieces
 
 log = logging.getLogger(__name__)
 
@@ -46,39 +47,8 @@ log = logging.getLogger(__name__)
 CONTENT_TYPE_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 TEXT = "text/plain; charset=utf-8"
 SERVER = f"whatsgate-exporter/{__version__}"
-# A body is written in pieces of at most this many bytes, each waiting for the client to take
-# the one before (aiohttp's writer drains past a small limit): what a connection holds unsent stays small.
-_PIECE = 256 * 1024
 NO_WEB_CONFIG = Gate.of(WebConfig())
 RELOAD_WAIT = 0.25  # seconds a request waits for a web config reload before going on without it
-
-
-def pieces(chunks: Iterable[bytes], size: int = _PIECE) -> Iterator[bytes | memoryview]:
-    """The body's chunks as writes of about ``size`` bytes: large chunks cut, runs of small ones
-    joined, one of half ``size`` or more written alone rather than copied into a run. Each
-    write is a system call that gives up the GIL, and getting it back while a poll renders takes
-    up to a switch interval: a body of many small chunks written one by one was most of a
-    scrape's time during re-polls."""
-    batch: list[bytes] = []
-    held = 0
-    for chunk in chunks:
-        if not chunk:
-            continue
-        if len(chunk) >= size // 2:
-            if batch:
-                yield b"".join(batch)
-                batch, held = [], 0
-            view = memoryview(chunk)
-            for start in range(0, len(view), size):
-                yield view[start : start + size]
-            continue
-        batch.append(chunk)
-        held += len(chunk)
-        if held >= size:
-            yield b"".join(batch)
-            batch, held = [], 0
-    if batch:
-        yield b"".join(batch)
 
 
 class _Request(web.BaseRequest):
@@ -369,10 +339,13 @@ class ExporterServer:
         return response
 
     @staticmethod
-    async def _write(request: web.BaseRequest, response: web.StreamResponse, chunks: Iterable[bytes]) -> None:
+    async def _write(
+        request: web.BaseRequest, response: web.StreamResponse, chunks: Plain | list[bytes]
+    ) -> None:
         await response.prepare(request)
         if request.method != "HEAD":
-            for piece in pieces(chunks):
+            rest = chunks if isinstance(chunks, Plain) else handed_over(request.transport, chunks)
+            for piece in pieces(rest):
                 await response.write(piece)
         await response.write_eof()
 

@@ -85,13 +85,5 @@ class WebConfigWatcher:
             return
         self.config = config
         self._seen = self._fingerprint(config)
-        log.info(
-            "web config reloaded",
-            extra={
-                "fields": {
-                    "file": str(self.path),
-                    "tls": config.context is not None,
-                    "users": len(config.auth.users),
-                }
-            },
-        )
+        fields = {"file": str(self.path), "tls": config.context is not None, "users": len(config.auth.users)}
+        log.info("web config reloaded", extra={"fields": fields})

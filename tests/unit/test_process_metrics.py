@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import gzip
 import sys
+import threading
 
 import pytest
+from helpers import wait_until
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -54,3 +56,32 @@ def test_scrapes_close_together_share_one_rendering_of_the_process_metrics(
     monkeypatch.setattr(exposition_module, "PROCESS_METRICS_MAX_AGE", 0.0)  # now every scrape renders
     exposition.chunks()
     assert renders == [REGISTRY, REGISTRY]
+
+
+def test_a_scrape_takes_the_process_metrics_rendered_ahead_by_the_exposition(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Once started, the exposition renders the process metrics (and the scrapes' own part) on a
+    thread of its own, and a scrape seconds after the last one renders none itself: on the server's
+    event loop their /proc reads cost a scrape the GIL several times. Regression: a scrape more than
+    PROCESS_METRICS_MAX_AGE after the last rendered them."""
+    renders: list[str] = []
+
+    def counting(registry: object) -> bytes:
+        renders.append(threading.current_thread().name)
+        return generate_latest(REGISTRY)
+
+    monkeypatch.setattr(exposition_module, "generate_latest", counting)
+    monkeypatch.setattr(exposition_module, "PROCESS_METRICS_MAX_AGE", 0.2)
+    exposition = Exposition(Store(stale_after=300))
+    exposition.start()  # renders the first, on this thread
+    del renders[:]
+    try:
+        for rendered in range(1, 4):
+            wait_until(lambda: len(renders) >= rendered, timeout=5, what="the process metrics rendered ahead")  # noqa: B023
+            plain = b"".join(exposition.chunks())
+            assert gzip.decompress(b"".join(exposition.gzip_chunks())) == plain
+            assert b"# TYPE python_info gauge" in plain
+    finally:
+        exposition.stop()
+    assert set(renders) == {"exposition-own"}
