@@ -344,6 +344,8 @@ class ExporterServer:
     ) -> None:
         await response.prepare(request)
         if request.method != "HEAD":
+            # The body may go to the socket beside aiohttp's writer (writes.py): headers first.
+            request.writer.send_headers()
             rest = chunks if isinstance(chunks, Plain) else handed_over(request.transport, chunks)
             for piece in pieces(rest):
                 await response.write(piece)

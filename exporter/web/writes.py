@@ -35,8 +35,7 @@ def handed_over(transport: asyncio.BaseTransport | None, chunks: list[bytes]) ->
 
 
 def pieces(chunks: Iterable[bytes | memoryview], size: int = PIECE) -> Iterator[memoryview]:
-    """Each chunk in writes of at most ``size`` bytes. Runs of small chunks are not joined: a body is
-    one text, or large pieces (deflated, or inflated as written), or a list given to :func:`handed_over`."""
+    """Each chunk in writes of at most ``size`` bytes; small ones are not joined (see handed_over)."""
     for chunk in chunks:
         view = memoryview(chunk)
         for start in range(0, len(view), size):

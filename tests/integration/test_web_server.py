@@ -30,6 +30,7 @@ import bcrypt
 import pytest
 import requests
 import trustme
+from aiohttp import web
 from helpers import REPO, free_port, wait_until
 
 from exporter.metrics import exposition as exposition_module
@@ -191,6 +192,16 @@ def test_python_clients_read_the_whole_gzip_body_whatever_their_read_size(monkey
                     assert answer.headers["Content-Encoding"] == "gzip"
                     body = b"".join(answer.iter_content(chunk_size=size))
                 assert body == plain.content, (path, size)
+
+
+def test_a_gzip_body_follows_its_headers_when_aiohttp_holds_them_back(monkeypatch: pytest.MonkeyPatch):
+    """The body is handed to the socket beside aiohttp's writer (web/writes.py): the headers must
+    be on the wire first. aiohttp's web.Response keeps its headers until the first body write, and
+    a StreamResponse might too in a later aiohttp: made so here."""
+    monkeypatch.setattr(web.StreamResponse, "_send_headers_immediately", False)
+    with serving(many_pieces_store(chats=30)) as server:
+        answer = requests.get(f"{base(server)}/metrics", timeout=5)
+        assert answer.headers["Content-Encoding"] == "gzip" and 'whatsgate_up{account="line 1"' in answer.text
 
 
 # --- basic auth and headers ------------------------------------------------------------------
