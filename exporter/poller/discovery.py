@@ -98,8 +98,9 @@ class Discovery:
             last_success=now,
             removed=self.state.removed + removed,
         )
-        self.publish(self.state)
+        # The sessions expected first: published, the success makes /ready count what is expected.
         self.sync({whatsapp_id: account for whatsapp_id, (account, _) in current.items()})
+        self.publish(self.state)
 
     def _redacted(self, sessions: list[Session]) -> list[Session]:
         """The sessions fit to show: secrets scrubbed from their fields, ids holding one left out."""

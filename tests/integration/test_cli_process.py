@@ -53,7 +53,7 @@ def serves(proc: subprocess.Popen[str], port: int) -> None:
 
 def terminate(proc: subprocess.Popen[str]) -> int:
     proc.terminate()
-    return proc.wait(10)
+    return proc.wait(20)  # polls under way get up to cli.serve.SHUTDOWN_GRACE (5 s) to finish
 
 
 # --- every line in the chosen format ----------------------------------------------------------

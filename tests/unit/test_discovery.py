@@ -117,3 +117,23 @@ def test_not_ready_until_discovery_has_worked_once():
     world.discovery.discover_once()
     assert world.store.ready()[0]  # no account expected yet by this store: discovery alone
     assert "whatsgate_discovery_up 1.0" in world.metrics()
+
+
+def test_the_sessions_found_are_expected_before_discovery_says_it_worked():
+    """Regression (CI, the Kubernetes test): discovery published its success before the supervisor
+    expected the sessions it found, so in between /ready said "0 of 0 accounts polled" and a
+    rebuild then served a /metrics with no account at all."""
+    world = World(lambda _n, _page: (sessions("a", "b"), 1))
+    seen_at_publish: list[tuple[bool, str]] = []
+
+    def publish(state: Any) -> None:
+        world.store.publish_discovery(state)
+        seen_at_publish.append(world.store.ready())
+
+    def sync(found: dict[str, Account]) -> None:  # what the supervisor does with them
+        for whatsapp_id in found:
+            world.store.expect(whatsapp_id)
+
+    world.discovery.publish, world.discovery.sync = publish, sync
+    world.discovery.discover_once()
+    assert seen_at_publish == [(False, "0 of 2 accounts polled")]
