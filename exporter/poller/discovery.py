@@ -98,7 +98,8 @@ class Discovery:
             last_success=now,
             removed=self.state.removed + removed,
         )
-        # The sessions expected first: published, the success makes /ready count what is expected.
+        # Expected before the success is published: from then on /ready counts these sessions,
+        # and between the two it would have counted none ("0 of 0 accounts polled": ready).
         self.sync({whatsapp_id: account for whatsapp_id, (account, _) in current.items()})
         self.publish(self.state)
 
