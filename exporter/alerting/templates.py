@@ -16,8 +16,24 @@ _ACTIONS = {
     "chat_id": "{{ $labels.chat_id }}",
     "chat_type": "{{ $labels.chat_type }}",
     "chat_name": "{{ $labels.name }}",
+    # A chat without a name (privacy.names: drop) is named by its id, not as "": the same
+    # choice as chat_fields below, the name label being absent then.
+    "chat": '{{ if $labels.name }}"{{ $labels.name }}"{{ else }}{{ $labels.chat_id }}{{ end }}',
+    "chat_with_id": (
+        '{{ if $labels.name }}"{{ $labels.name }}" ({{ $labels.chat_id }})'
+        "{{ else }}{{ $labels.chat_id }}{{ end }}"
+    ),
     "status": "{{ $labels.status }}",
 }
+
+
+def chat_fields(chat_id: str, name: str) -> dict[str, str]:
+    """The agent's text fields naming a chat, as the rule file's actions above write them."""
+    return {
+        "chat_name": name,
+        "chat": f'"{name}"' if name else chat_id,
+        "chat_with_id": f'"{name}" ({chat_id})' if name else chat_id,
+    }
 
 
 def render_text(template: str, fields: Mapping[str, str]) -> str:

@@ -45,8 +45,8 @@ _ALL: tuple[Kind, ...] = (
         "chat_unread_messages",
         "chat",
         "count",
-        '{value} unread messages in {chat_type} "{chat_name}" on {account}',
-        'Chat "{chat_name}" ({chat_id}) on WhatsApp account {account} ({whatsapp_id}) has {value}'
+        "{value} unread messages in {chat_type} {chat} on {account}",
+        "Chat {chat_with_id} on WhatsApp account {account} ({whatsapp_id}) has {value}"
         " unread messages ({condition}).",
         narrows_chat_types=True,
         metric=d.CHAT_UNREAD,
@@ -55,8 +55,8 @@ _ALL: tuple[Kind, ...] = (
         "group_participants",
         "group",
         "count",
-        'Group "{chat_name}" on {account} has {value} participants',
-        'Group "{chat_name}" ({chat_id}) on WhatsApp account {account} ({whatsapp_id}) has {value}'
+        "Group {chat} on {account} has {value} participants",
+        "Group {chat_with_id} on WhatsApp account {account} ({whatsapp_id}) has {value}"
         " participants ({condition}).",
         metric=d.GROUP_PARTICIPANTS,
         read=group_members,
@@ -65,8 +65,8 @@ _ALL: tuple[Kind, ...] = (
         "group_admins",
         "group",
         "count",
-        'Group "{chat_name}" on {account} has {value} admins',
-        'Group "{chat_name}" ({chat_id}) on WhatsApp account {account} ({whatsapp_id}) has {value}'
+        "Group {chat} on {account} has {value} admins",
+        "Group {chat_with_id} on WhatsApp account {account} ({whatsapp_id}) has {value}"
         " admins and super-admins ({condition}).",
         metric=d.GROUP_ADMINS,
         read=group_admins,
@@ -75,8 +75,8 @@ _ALL: tuple[Kind, ...] = (
         "chat_waiting",
         "chat",
         "duration",
-        'Chat "{chat_name}" on {account} unread for {value}',
-        '{chat_type} "{chat_name}" ({chat_id}) on WhatsApp account {account} ({whatsapp_id}) has been'
+        "Chat {chat} on {account} unread for {value}",
+        "{chat_type} {chat_with_id} on WhatsApp account {account} ({whatsapp_id}) has been"
         " unread for {value} ({condition}).",
         narrows_chat_types=True,
         metric=d.CHAT_WAITING_SECONDS,
@@ -104,8 +104,8 @@ _ALL: tuple[Kind, ...] = (
         "chat_unanswered",
         "chat",
         "duration",
-        'Customer "{chat_name}" on {account} waiting for an answer for {value}',
-        '{chat_type} "{chat_name}" ({chat_id}) on WhatsApp account {account} ({whatsapp_id}) has been'
+        "Customer {chat} on {account} waiting for an answer for {value}",
+        "{chat_type} {chat_with_id} on WhatsApp account {account} ({whatsapp_id}) has been"
         " waiting for an answer for {value} ({condition}).",
         narrows_chat_types=True,
         on_replies=True,
@@ -174,8 +174,8 @@ KINDS: dict[str, Kind] = {kind.name: kind for kind in _ALL}
 
 SCOPE_FIELDS = {
     "account": {"account", "whatsapp_id"},
-    "chat": {"account", "whatsapp_id", "chat_id", "chat_type", "chat_name"},
-    "group": {"account", "whatsapp_id", "chat_id", "chat_name"},
+    "chat": {"account", "whatsapp_id", "chat_id", "chat_type", "chat_name", "chat", "chat_with_id"},
+    "group": {"account", "whatsapp_id", "chat_id", "chat_name", "chat", "chat_with_id"},
     "session": {"account", "whatsapp_id", "status"},
 }
 COMMON_FIELDS = {
