@@ -183,6 +183,18 @@ def test_the_customers_waiting_longest_are_listed_as_on_the_status_page():
         assert since in exprs and "group_left (name) whatsgate_chat_info" in exprs, found[0]["title"]
 
 
+def test_firing_alerts_keep_one_row_per_chat():
+    """Two chats firing the same alert are two rows, also when they share a name or have none
+    (privacy.names: drop): the aggregation keeps chat_id, and the table shows it."""
+    (table,) = [p for p in panels(load()) if p["title"] == "Firing alerts"]
+    (target,) = table["targets"]
+    by = re.match(r"max by \(([^)]*)\)", target["expr"])
+    assert by and "chat_id" in {label.strip() for label in by.group(1).split(",")}, target["expr"]
+    (organize,) = [t for t in table["transformations"] if t["id"] == "organize"]
+    assert "chat_id" not in organize["options"]["excludeByName"]
+    assert "chat_id" in organize["options"]["renameByName"]
+
+
 # A selector: a metric name and its optional {matchers}; the matchers' strings may hold braces.
 SELECTOR = re.compile(r'\b(whatsgate_\w+|ALERTS|up)\b(?!\s*\()\s*(\{(?:[^{}"]|"(?:[^"\\]|\\.)*")*\})?')
 MATCHER = re.compile(r'(\w+)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"')
