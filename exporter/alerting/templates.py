@@ -24,7 +24,18 @@ _ACTIONS = {
         "{{ else }}{{ $labels.chat_id }}{{ end }}"
     ),
     "status": "{{ $labels.status }}",
+    # An account without a name of its own (discovered, or listed without one) has its id as
+    # its name: said once, not as "7999 (7999)". The same choice as account_fields below.
+    "account_with_id": (
+        "{{ $labels.account }}{{ if ne $labels.account $labels.whatsapp_id }}"
+        " ({{ $labels.whatsapp_id }}){{ end }}"
+    ),
 }
+
+
+def account_fields(account: str, whatsapp_id: str) -> dict[str, str]:
+    """The agent's text field naming an account, as the rule file's action above writes it."""
+    return {"account_with_id": account if account == whatsapp_id else f"{account} ({whatsapp_id})"}
 
 
 def chat_fields(chat_id: str, name: str) -> dict[str, str]:

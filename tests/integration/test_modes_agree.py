@@ -122,11 +122,11 @@ def thresholds(draw: st.DrawFn) -> list[dict[str, Any]]:
     return out
 
 
-def config_of(raw_thresholds: list[dict[str, Any]]) -> Config:
+def config_of(raw_thresholds: list[dict[str, Any]], accounts: tuple[Account, ...] = ACCOUNTS) -> Config:
     return parse_config(
         {
             "whatsgate": {"url": "http://gw.test", "api_key": "k"},
-            "accounts": [{"whatsapp_id": a.whatsapp_id, "name": a.name} for a in ACCOUNTS],
+            "accounts": [{"whatsapp_id": a.whatsapp_id, "name": a.name} for a in accounts],
             "poll_interval": "1m",
             "stale_after": "2m",
             "waiting": {"buckets": ["1m", "2m"]},
@@ -267,27 +267,28 @@ def run(
     tmp: Path,
     nameless: frozenset[str] = frozenset(),
     annotations: bool = False,
+    accounts: tuple[Account, ...] = ACCOUNTS,
 ) -> None:
     """``annotations``: compare them too; ``nameless``: chats without a name (privacy.names: drop)."""
-    config = config_of(raw_thresholds)
+    config = config_of(raw_thresholds, accounts)
     clock = [T0]
     store = Store(stale_after=config.stale_after, clock=lambda: clock[0])
     agent = Evaluator(config, clock=lambda: clock[0], keep_resolved=False)
-    states = {a.whatsapp_id: AccountState(a) for a in ACCOUNTS}
-    for a in ACCOUNTS:
+    states = {a.whatsapp_id: AccountState(a) for a in accounts}
+    for a in accounts:
         store.expect(a.whatsapp_id)
     samples: list[dict[str, float]] = []
     firing: list[set[tuple[tuple[str, str], ...]]] = []
     for i, step in enumerate(steps):
         now = clock[0] = T0 + i * STEP
-        for account, account_step in zip(ACCOUNTS, step, strict=True):
+        for account, account_step in zip(accounts, step, strict=True):
             state = states[account.whatsapp_id] = advance(
                 states[account.whatsapp_id], account_step, now, config, nameless
             )
             store.publish(state)
             agent.evaluate_account(state)
         sessions = tuple(
-            (a, Session(a.whatsapp_id, a.name, s["session"])) for a, s in zip(ACCOUNTS, step, strict=True)
+            (a, Session(a.whatsapp_id, a.name, s["session"])) for a, s in zip(accounts, step, strict=True)
         )
         discovery = DiscoveryState(up=True, sessions=sessions, last_success=now)
         store.publish_discovery(discovery)
@@ -368,25 +369,42 @@ def test_the_agent_fires_what_prometheus_fires(
 
 def test_default_texts_agree_and_read_well_for_chats_without_a_name(tmp_path: Path) -> None:
     """privacy.names: drop leaves chats nameless: the texts then name the chat by its id, never
-    as Chat "", and Prometheus writes what the agent writes, word for word."""
+    as Chat "", and Prometheus writes what the agent writes, word for word. An account without a
+    name of its own (discovered, or listed without one) is named by its id once, not twice."""
     chat = {"present": True, "unread": 3, "muted": False, "pinned": False, "age": 150}
     step = {"chats_ok": True, "events_ok": True, "session": "READY"}
     quiet = step | {"chats": tuple(chat | {"incoming": False, "outgoing": False} for _ in CHATS)}
     asking = step | {"chats": tuple(chat | {"incoming": True, "outgoing": False} for _ in CHATS)}
     steps = [(asking, quiet)] + [(quiet, quiet)] * 4
     per_chat = [kind for kind in KINDS.values() if kind.scope in ("chat", "group")]
-    limits = {"chat_waiting": "1m", "chat_unanswered": "1m"}
-    raw = [{"name": f"T{k.name}", "metric": k.name, "above": limits.get(k.name, 0)} for k in per_chat]
+    limits = {
+        "chat_waiting": "1m",
+        "chat_unanswered": "1m",
+        "oldest_waiting": "1m",
+        "oldest_unanswered": "1m",
+    }
+    kinds = [k.name for k in per_chat] + ["unread_messages", "oldest_waiting", "oldest_unanswered"]
+    raw = [{"name": f"T{k}", "metric": k, "above": limits.get(k, 0)} for k in kinds]
     nameless = frozenset({CHATS[0], CHATS[2]})
-    run(steps, raw, tmp_path, nameless=nameless, annotations=True)
+    accounts = (Account("wa-1", "support"), Account("wa-2", "wa-2"))
+    run(steps, raw, tmp_path, nameless=nameless, annotations=True, accounts=accounts)
 
     test_file = yaml.safe_load((tmp_path / "test.yml").read_text())
     alerts = [a for t in test_file["tests"][0]["alert_rule_test"] for a in t["exp_alerts"]]
     named = [a for a in alerts if "name" in a["exp_labels"]]
-    unnamed = [a for a in alerts if "name" not in a["exp_labels"]]
+    unnamed = [a for a in alerts if "chat_id" in a["exp_labels"] and "name" not in a["exp_labels"]]
     assert named and unnamed, "both kinds of chat must fire"
     for alert in unnamed:
         for text in alert["exp_annotations"].values():
             assert '""' not in text and alert["exp_labels"]["chat_id"] in text, text
     for alert in named:
         assert all(f'"{alert["exp_labels"]["name"]}"' in t for t in alert["exp_annotations"].values())
+    accounts_seen = set()
+    for alert in alerts:
+        description = alert["exp_annotations"]["description"]
+        accounts_seen.add(alert["exp_labels"]["whatsapp_id"])
+        if alert["exp_labels"]["whatsapp_id"] == "wa-1":
+            assert "WhatsApp account support (wa-1)" in description, description
+        else:
+            assert "WhatsApp account wa-2 " in description and "(wa-2)" not in description, description
+    assert accounts_seen == {"wa-1", "wa-2"}
