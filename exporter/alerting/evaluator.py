@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from ..config.settings import Config
 from ..snapshot.state import AccountState, DiscoveryState
 from .kinds.history import History
-from .templates import render_text
+from .templates import account_fields, render_text
 from .thresholds import Threshold, breached
 
 log = logging.getLogger(__name__)
@@ -207,6 +207,7 @@ class Evaluator:
                         since = fired_before = restored[0]
                 fields = {
                     **{k: v for k, v in labels.items() if k != "name"},
+                    **account_fields(labels["account"], labels["whatsapp_id"]),
                     **extra,
                     **threshold.fields(limit),
                     "value": threshold.format_value(value),

@@ -16,8 +16,35 @@ _ACTIONS = {
     "chat_id": "{{ $labels.chat_id }}",
     "chat_type": "{{ $labels.chat_type }}",
     "chat_name": "{{ $labels.name }}",
+    # A chat without a name (privacy.names: drop) is named by its id, not as "": the same
+    # choice as chat_fields below, the name label being absent then.
+    "chat": '{{ if $labels.name }}"{{ $labels.name }}"{{ else }}{{ $labels.chat_id }}{{ end }}',
+    "chat_with_id": (
+        '{{ if $labels.name }}"{{ $labels.name }}" ({{ $labels.chat_id }})'
+        "{{ else }}{{ $labels.chat_id }}{{ end }}"
+    ),
     "status": "{{ $labels.status }}",
+    # An account without a name of its own (discovered, or listed without one) has its id as
+    # its name: said once, not as "7999 (7999)". The same choice as account_fields below.
+    "account_with_id": (
+        "{{ $labels.account }}{{ if ne $labels.account $labels.whatsapp_id }}"
+        " ({{ $labels.whatsapp_id }}){{ end }}"
+    ),
 }
+
+
+def account_fields(account: str, whatsapp_id: str) -> dict[str, str]:
+    """The agent's text field naming an account, as the rule file's action above writes it."""
+    return {"account_with_id": account if account == whatsapp_id else f"{account} ({whatsapp_id})"}
+
+
+def chat_fields(chat_id: str, name: str) -> dict[str, str]:
+    """The agent's text fields naming a chat, as the rule file's actions above write them."""
+    return {
+        "chat_name": name,
+        "chat": f'"{name}"' if name else chat_id,
+        "chat_with_id": f'"{name}" ({chat_id})' if name else chat_id,
+    }
 
 
 def render_text(template: str, fields: Mapping[str, str]) -> str:

@@ -234,7 +234,7 @@ def _users(users: dict[Any, Any]) -> dict[str, bytes]:
         if not isinstance(user, str) or not user or ":" in user:
             raise ConfigError(key, "a user name must be a non-empty string without ':'")
         if not isinstance(hashed, str) or not BCRYPT.match(hashed):
-            raise ConfigError(key, "not a bcrypt hash (make one with: htpasswd -nBC 10 \"\" | tr -d ':\\n')")
+            raise ConfigError(key, "not a bcrypt hash (make one with: whatsgate-exporter hash-password)")
         out[user] = hashed.encode()
     return out
 

@@ -96,7 +96,7 @@ DOWN_ALERT = {
 }
 DOWN_ANNOTATIONS = {
     "summary": "WhatsGate polls of wa-2 are failing",
-    "description": "get-chats for WhatsApp account wa-2 (wa-2) has failed for at least 0s;"
+    "description": "get-chats for WhatsApp account wa-2 has failed for at least 0s;"
     " whatsgate_poll_errors_total tells the reason.",
 }
 
@@ -618,7 +618,7 @@ def test_chat_narrowing_in_prometheus_matches_names_across_a_newline(tmp_path: P
         if "He said" in name:
             annotations = {
                 "summary": f'5 unread messages in contact "{name}" on 100',
-                "description": f'Chat "{name}" ({cid}) on WhatsApp account 100 (100) has 5 unread messages'
+                "description": f'Chat "{name}" ({cid}) on WhatsApp account 100 has 5 unread messages'
                 " (above 1).",
             }
             expected.append(({**chat, "name": name, "severity": "warning"}, annotations))

@@ -167,6 +167,34 @@ def test_queries_use_defined_variables_and_exported_metrics():
                 assert "$account" in expr, f"{p['title']}: not filtered by the account variable"
 
 
+def test_the_customers_waiting_longest_are_listed_as_on_the_status_page():
+    """Reply times are what the exporter is for: the chats waiting longest for an answer have a
+    table, as those unread longest do, each by name and with the time its wait began."""
+    tables = [p for p in panels(load()) if p["type"] == "table"]
+    for waited, since in (
+        ("whatsgate_chat_unanswered_seconds", "whatsgate_chat_unanswered_since_timestamp_seconds"),
+        ("whatsgate_chat_waiting_seconds", "whatsgate_chat_waiting_since_timestamp_seconds"),
+    ):
+        found = [
+            p for p in tables if any(re.search(rf"\btopk\(\d+, {waited}\b", t["expr"]) for t in p["targets"])
+        ]
+        assert len(found) == 1, f"no table of the chats longest in {waited}"
+        exprs = " ".join(t["expr"] for t in found[0]["targets"])
+        assert since in exprs and "group_left (name) whatsgate_chat_info" in exprs, found[0]["title"]
+
+
+def test_firing_alerts_keep_one_row_per_chat():
+    """Two chats firing the same alert are two rows, also when they share a name or have none
+    (privacy.names: drop): the aggregation keeps chat_id, and the table shows it."""
+    (table,) = [p for p in panels(load()) if p["title"] == "Firing alerts"]
+    (target,) = table["targets"]
+    by = re.match(r"max by \(([^)]*)\)", target["expr"])
+    assert by and "chat_id" in {label.strip() for label in by.group(1).split(",")}, target["expr"]
+    (organize,) = [t for t in table["transformations"] if t["id"] == "organize"]
+    assert "chat_id" not in organize["options"]["excludeByName"]
+    assert "chat_id" in organize["options"]["renameByName"]
+
+
 # A selector: a metric name and its optional {matchers}; the matchers' strings may hold braces.
 SELECTOR = re.compile(r'\b(whatsgate_\w+|ALERTS|up)\b(?!\s*\()\s*(\{(?:[^{}"]|"(?:[^"\\]|\\.)*")*\})?')
 MATCHER = re.compile(r'(\w+)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"')

@@ -404,6 +404,29 @@ def test_the_stacks_rules_are_the_demos_rules():
     )
 
 
+# What a team watches first: customers waiting for an answer and for a read, and the exporter's
+# own health. The example config alerts on each; so must the configs deploy/ ships.
+WATCHED_FIRST = {
+    "chat_unanswered",
+    "oldest_unanswered",
+    "chats_unanswered",
+    "responses_within",
+    "chat_waiting",
+    "oldest_waiting",
+    "chats_waiting",
+    "account_down",
+    "stale",
+}
+
+
+@pytest.mark.parametrize("config", ["deploy/exporter/config.yaml", "deploy/kubernetes/config.yaml"])
+def test_shipped_configs_alert_on_what_the_example_does(config: str):
+    example = {t["metric"] for t in load_yaml(REPO / "config.example.yaml")["thresholds"]}
+    assert example >= WATCHED_FIRST, WATCHED_FIRST - example
+    shipped = {t["metric"] for t in load_yaml(REPO / config).get("thresholds") or []}
+    assert shipped >= WATCHED_FIRST, f"{config} has no threshold on {sorted(WATCHED_FIRST - shipped)}"
+
+
 def test_alertmanager_names_alerts_that_exist():
     config = (REPO / "deploy" / "alertmanager" / "alertmanager.yml").read_text(encoding="utf-8")
     named = set(re.findall(r"alertname\s*=\s*\\?\"?(\w+)", config))

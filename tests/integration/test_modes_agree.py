@@ -11,9 +11,11 @@ the expected alerts of a ``promtool test rules`` run over the generated rule fil
 promtool then says whether Prometheus fires exactly the same alerts, with identical label sets,
 at the same evaluations (pending, firing and resolving included).
 
-Annotations are left out of the comparison (the rule file's are removed): their wording is
+Annotations are left out of that comparison (the rule file's are removed): their wording is
 pinned by the unit tests and the end-to-end tests, and it is labels and times that decide who
-is paged. More examples: ``MODES_AGREE_EXAMPLES=500`` (scripts/mutation uses it).
+is paged. One fixed scenario compares them too, default texts of the per-chat kinds, on chats
+with a name and without one (privacy.names: drop). More examples: ``MODES_AGREE_EXAMPLES=500``
+(scripts/mutation uses it).
 """
 
 from __future__ import annotations
@@ -120,11 +122,11 @@ def thresholds(draw: st.DrawFn) -> list[dict[str, Any]]:
     return out
 
 
-def config_of(raw_thresholds: list[dict[str, Any]]) -> Config:
+def config_of(raw_thresholds: list[dict[str, Any]], accounts: tuple[Account, ...] = ACCOUNTS) -> Config:
     return parse_config(
         {
             "whatsgate": {"url": "http://gw.test", "api_key": "k"},
-            "accounts": [{"whatsapp_id": a.whatsapp_id, "name": a.name} for a in ACCOUNTS],
+            "accounts": [{"whatsapp_id": a.whatsapp_id, "name": a.name} for a in accounts],
             "poll_interval": "1m",
             "stale_after": "2m",
             "waiting": {"buckets": ["1m", "2m"]},
@@ -188,11 +190,11 @@ def scenario(draw: st.DrawFn) -> list[tuple[dict[str, Any], ...]]:
     return steps
 
 
-def chat_of(cid: str, s: dict[str, Any], now: float) -> Chat:
+def chat_of(cid: str, s: dict[str, Any], now: float, nameless: frozenset[str] = frozenset()) -> Chat:
     group = Group(0, 4, 1, 4) if cid.endswith("@g.us") else None
     return Chat(
         cid,
-        f"Chat {cid[-6:]}",
+        "" if cid in nameless else f"Chat {cid[-6:]}",
         group is not None,
         False,
         s["unread"],
@@ -203,9 +205,19 @@ def chat_of(cid: str, s: dict[str, Any], now: float) -> Chat:
     )
 
 
-def advance(state: AccountState, step: dict[str, Any], now: float, config: Config) -> AccountState:
+def advance(
+    state: AccountState,
+    step: dict[str, Any],
+    now: float,
+    config: Config,
+    nameless: frozenset[str] = frozenset(),
+) -> AccountState:
     if step["chats_ok"]:
-        chats = [chat_of(cid, s, now) for cid, s in zip(CHATS, step["chats"], strict=True) if s["present"]]
+        chats = [
+            chat_of(cid, s, now, nameless)
+            for cid, s in zip(CHATS, step["chats"], strict=True)
+            if s["present"]
+        ]
         data = ChatData.build(
             chats,
             config.chats,
@@ -249,26 +261,34 @@ def series_key(name: str, labels: dict[str, str]) -> str:
     return f"{name}{{{inner}}}"
 
 
-def run(steps: list[tuple[dict[str, Any], ...]], raw_thresholds: list[dict[str, Any]], tmp: Path) -> None:
-    config = config_of(raw_thresholds)
+def run(
+    steps: list[tuple[dict[str, Any], ...]],
+    raw_thresholds: list[dict[str, Any]],
+    tmp: Path,
+    nameless: frozenset[str] = frozenset(),
+    annotations: bool = False,
+    accounts: tuple[Account, ...] = ACCOUNTS,
+) -> None:
+    """``annotations``: compare them too; ``nameless``: chats without a name (privacy.names: drop)."""
+    config = config_of(raw_thresholds, accounts)
     clock = [T0]
     store = Store(stale_after=config.stale_after, clock=lambda: clock[0])
     agent = Evaluator(config, clock=lambda: clock[0], keep_resolved=False)
-    states = {a.whatsapp_id: AccountState(a) for a in ACCOUNTS}
-    for a in ACCOUNTS:
+    states = {a.whatsapp_id: AccountState(a) for a in accounts}
+    for a in accounts:
         store.expect(a.whatsapp_id)
     samples: list[dict[str, float]] = []
     firing: list[set[tuple[tuple[str, str], ...]]] = []
     for i, step in enumerate(steps):
         now = clock[0] = T0 + i * STEP
-        for account, account_step in zip(ACCOUNTS, step, strict=True):
+        for account, account_step in zip(accounts, step, strict=True):
             state = states[account.whatsapp_id] = advance(
-                states[account.whatsapp_id], account_step, now, config
+                states[account.whatsapp_id], account_step, now, config, nameless
             )
             store.publish(state)
             agent.evaluate_account(state)
         sessions = tuple(
-            (a, Session(a.whatsapp_id, a.name, s["session"])) for a, s in zip(ACCOUNTS, step, strict=True)
+            (a, Session(a.whatsapp_id, a.name, s["session"])) for a, s in zip(accounts, step, strict=True)
         )
         discovery = DiscoveryState(up=True, sessions=sessions, last_success=now)
         store.publish_discovery(discovery)
@@ -279,7 +299,7 @@ def run(steps: list[tuple[dict[str, Any], ...]], raw_thresholds: list[dict[str, 
             for s in family.samples:
                 scraped[series_key(s.name, s.labels)] = s.value
         samples.append(scraped)
-        firing.append({a.labels for a in agent.alerts() if a.firing})
+        firing.append({(a.labels, a.annotations if annotations else ()) for a in agent.alerts() if a.firing})
 
     # promtool's input: every series over every step; "stale" where it disappears, as a scrape.
     names = sorted({key for scraped in samples for key in scraped})
@@ -297,14 +317,16 @@ def run(steps: list[tuple[dict[str, Any], ...]], raw_thresholds: list[dict[str, 
     rules = yaml.safe_load(rule_file(config.thresholds))
     for group in rules["groups"]:
         for rule in group["rules"]:
-            rule.pop("annotations", None)
+            if not annotations:
+                rule.pop("annotations", None)
     alertnames = sorted({t.name for t in config.thresholds})
     tests = []
     for i, alerts in enumerate(firing):
         for name in alertnames:
             expected = [
                 {"exp_labels": {k: v for k, v in labels if k != "alertname"}}
-                for labels in sorted(alerts)
+                | ({"exp_annotations": dict(texts)} if annotations else {})
+                for labels, texts in sorted(alerts)
                 if dict(labels)["alertname"] == name
             ]
             tests.append({"eval_time": f"{LEAD + i}m", "alertname": name, "exp_alerts": expected})
@@ -314,7 +336,7 @@ def run(steps: list[tuple[dict[str, Any], ...]], raw_thresholds: list[dict[str, 
         "evaluation_interval": "1m",
         "tests": [{"interval": "1m", "input_series": input_series, "alert_rule_test": tests}],
     }
-    (tmp / "test.yml").write_text(yaml.safe_dump(test_file, width=10_000))
+    (tmp / "test.yml").write_text(yaml.safe_dump(test_file, width=10_000, allow_unicode=True))
     done = subprocess.run(
         [tool("promtool"), "test", "rules", "test.yml"], capture_output=True, text=True, timeout=120, cwd=tmp
     )
@@ -343,3 +365,46 @@ def test_the_agent_fires_what_prometheus_fires(
     steps: list[Any], raw: list[dict[str, Any]], workdir: Path
 ) -> None:
     run(steps, raw, workdir)
+
+
+def test_default_texts_agree_and_read_well_for_chats_without_a_name(tmp_path: Path) -> None:
+    """privacy.names: drop leaves chats nameless: the texts then name the chat by its id, never
+    as Chat "", and Prometheus writes what the agent writes, word for word. An account without a
+    name of its own (discovered, or listed without one) is named by its id once, not twice."""
+    chat = {"present": True, "unread": 3, "muted": False, "pinned": False, "age": 150}
+    step = {"chats_ok": True, "events_ok": True, "session": "READY"}
+    quiet = step | {"chats": tuple(chat | {"incoming": False, "outgoing": False} for _ in CHATS)}
+    asking = step | {"chats": tuple(chat | {"incoming": True, "outgoing": False} for _ in CHATS)}
+    steps = [(asking, quiet)] + [(quiet, quiet)] * 4
+    per_chat = [kind for kind in KINDS.values() if kind.scope in ("chat", "group")]
+    limits = {
+        "chat_waiting": "1m",
+        "chat_unanswered": "1m",
+        "oldest_waiting": "1m",
+        "oldest_unanswered": "1m",
+    }
+    kinds = [k.name for k in per_chat] + ["unread_messages", "oldest_waiting", "oldest_unanswered"]
+    raw = [{"name": f"T{k}", "metric": k, "above": limits.get(k, 0)} for k in kinds]
+    nameless = frozenset({CHATS[0], CHATS[2]})
+    accounts = (Account("wa-1", "support"), Account("wa-2", "wa-2"))
+    run(steps, raw, tmp_path, nameless=nameless, annotations=True, accounts=accounts)
+
+    test_file = yaml.safe_load((tmp_path / "test.yml").read_text())
+    alerts = [a for t in test_file["tests"][0]["alert_rule_test"] for a in t["exp_alerts"]]
+    named = [a for a in alerts if "name" in a["exp_labels"]]
+    unnamed = [a for a in alerts if "chat_id" in a["exp_labels"] and "name" not in a["exp_labels"]]
+    assert named and unnamed, "both kinds of chat must fire"
+    for alert in unnamed:
+        for text in alert["exp_annotations"].values():
+            assert '""' not in text and alert["exp_labels"]["chat_id"] in text, text
+    for alert in named:
+        assert all(f'"{alert["exp_labels"]["name"]}"' in t for t in alert["exp_annotations"].values())
+    accounts_seen = set()
+    for alert in alerts:
+        description = alert["exp_annotations"]["description"]
+        accounts_seen.add(alert["exp_labels"]["whatsapp_id"])
+        if alert["exp_labels"]["whatsapp_id"] == "wa-1":
+            assert "WhatsApp account support (wa-1)" in description, description
+        else:
+            assert "WhatsApp account wa-2 " in description and "(wa-2)" not in description, description
+    assert accounts_seen == {"wa-1", "wa-2"}

@@ -170,10 +170,14 @@ def test_chat_unread_messages_gives_each_chat_its_count_with_its_labels():
     by_id = {labels["chat_id"]: (labels, extra) for labels, _, extra in found}
     assert by_id["1@c.us"] == (
         {**ACCOUNT, "chat_id": "1@c.us", "chat_type": "contact", "name": "VIP Anna"},
-        {"chat_name": "VIP Anna"},
+        {"chat_name": "VIP Anna", "chat": '"VIP Anna"', "chat_with_id": '"VIP Anna" (1@c.us)'},
     )
-    # An empty name is no label, as in Prometheus, but the template field stays (empty).
-    assert by_id["4@c.us"] == ({**ACCOUNT, "chat_id": "4@c.us", "chat_type": "contact"}, {"chat_name": ""})
+    # An empty name is no label, as in Prometheus; the template field stays (empty), and the
+    # fields that name the chat name it by its id.
+    assert by_id["4@c.us"] == (
+        {**ACCOUNT, "chat_id": "4@c.us", "chat_type": "contact"},
+        {"chat_name": "", "chat": "4@c.us", "chat_with_id": "4@c.us"},
+    )
     assert by_id["3@g.us"][0]["chat_type"] == "group"
 
 
@@ -226,7 +230,8 @@ def test_group_participants_and_admins_are_of_groups_only_without_a_chat_type_la
 def test_privacy_names_drop_leaves_no_name_label_and_the_regex_only_the_id():
     state = snapshot(privacy=Privacy(names="drop"))
     found = measure(threshold(metric="chat_unread_messages"), state)
-    assert found and all("name" not in labels and extra == {"chat_name": ""} for labels, _, extra in found)
+    assert found and all("name" not in labels and extra["chat_name"] == "" for labels, _, extra in found)
+    assert all(extra["chat"] == extra["chat_with_id"] == labels["chat_id"] for labels, _, extra in found)
     assert values(threshold(metric="chat_unread_messages", chats=["VIP"]), state) == {}
 
 

@@ -133,6 +133,16 @@ def test_every_bad_key_is_one_line_naming_it(tls_dir: Path, text: str, expected:
     assert expected.format(d=tls_dir) in error(text, tls_dir)
 
 
+def test_a_plain_password_is_answered_with_the_command_that_hashes_it(tmp_path: Path):
+    """htpasswd is seldom installed (which is why hash-password exists): the hint names our own."""
+    path = tmp_path / "web.yml"
+    path.write_text("basic_auth_users:\n  bob: plain-password\n")
+    with pytest.raises(ConfigError) as raised:
+        load_web_config(path)
+    assert "whatsgate-exporter hash-password" in str(raised.value)
+    assert "plain-password" not in str(raised.value)
+
+
 def test_allowed_headers_are_sent_and_blank_ones_unset():
     text = (
         "http_server_config:\n  http2: true\n  headers:\n    Strict-Transport-Security: max-age=31536000\n"

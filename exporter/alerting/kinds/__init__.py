@@ -27,7 +27,7 @@ def _aggregate(name: str, metric: MetricDef, field: str, what: str) -> Aggregate
         "account",
         "count",
         f"{{value}} {what} on WhatsApp account {{account}}",
-        f"WhatsApp account {{account}} ({{whatsapp_id}}) has {{value}} {what} ({{condition}}).",
+        f"WhatsApp account {{account_with_id}} has {{value}} {what} ({{condition}}).",
         narrows_chat_types=True,
         metric=metric,
         field=field,
@@ -45,8 +45,8 @@ _ALL: tuple[Kind, ...] = (
         "chat_unread_messages",
         "chat",
         "count",
-        '{value} unread messages in {chat_type} "{chat_name}" on {account}',
-        'Chat "{chat_name}" ({chat_id}) on WhatsApp account {account} ({whatsapp_id}) has {value}'
+        "{value} unread messages in {chat_type} {chat} on {account}",
+        "Chat {chat_with_id} on WhatsApp account {account_with_id} has {value}"
         " unread messages ({condition}).",
         narrows_chat_types=True,
         metric=d.CHAT_UNREAD,
@@ -55,9 +55,8 @@ _ALL: tuple[Kind, ...] = (
         "group_participants",
         "group",
         "count",
-        'Group "{chat_name}" on {account} has {value} participants',
-        'Group "{chat_name}" ({chat_id}) on WhatsApp account {account} ({whatsapp_id}) has {value}'
-        " participants ({condition}).",
+        "Group {chat} on {account} has {value} participants",
+        "Group {chat_with_id} on WhatsApp account {account_with_id} has {value} participants ({condition}).",
         metric=d.GROUP_PARTICIPANTS,
         read=group_members,
     ),
@@ -65,8 +64,8 @@ _ALL: tuple[Kind, ...] = (
         "group_admins",
         "group",
         "count",
-        'Group "{chat_name}" on {account} has {value} admins',
-        'Group "{chat_name}" ({chat_id}) on WhatsApp account {account} ({whatsapp_id}) has {value}'
+        "Group {chat} on {account} has {value} admins",
+        "Group {chat_with_id} on WhatsApp account {account_with_id} has {value}"
         " admins and super-admins ({condition}).",
         metric=d.GROUP_ADMINS,
         read=group_admins,
@@ -75,8 +74,8 @@ _ALL: tuple[Kind, ...] = (
         "chat_waiting",
         "chat",
         "duration",
-        'Chat "{chat_name}" on {account} unread for {value}',
-        '{chat_type} "{chat_name}" ({chat_id}) on WhatsApp account {account} ({whatsapp_id}) has been'
+        "Chat {chat} on {account} unread for {value}",
+        "{chat_type} {chat_with_id} on WhatsApp account {account_with_id} has been"
         " unread for {value} ({condition}).",
         narrows_chat_types=True,
         metric=d.CHAT_WAITING_SECONDS,
@@ -87,7 +86,7 @@ _ALL: tuple[Kind, ...] = (
         "account",
         "duration",
         "A chat on {account} unread for {value}",
-        "The longest-unread chat on WhatsApp account {account} ({whatsapp_id}) has been unread for"
+        "The longest-unread chat on WhatsApp account {account_with_id} has been unread for"
         " {value} ({condition}).",
         narrows_chat_types=True,
     ),
@@ -96,7 +95,7 @@ _ALL: tuple[Kind, ...] = (
         "account",
         "count",
         "{value} chats on {account} unread for longer than {longer_than}",
-        "WhatsApp account {account} ({whatsapp_id}) has {value} chats unread for longer than {longer_than}"
+        "WhatsApp account {account_with_id} has {value} chats unread for longer than {longer_than}"
         " ({condition}).",
         narrows_chat_types=True,
     ),
@@ -104,8 +103,8 @@ _ALL: tuple[Kind, ...] = (
         "chat_unanswered",
         "chat",
         "duration",
-        'Customer "{chat_name}" on {account} waiting for an answer for {value}',
-        '{chat_type} "{chat_name}" ({chat_id}) on WhatsApp account {account} ({whatsapp_id}) has been'
+        "Customer {chat} on {account} waiting for an answer for {value}",
+        "{chat_type} {chat_with_id} on WhatsApp account {account_with_id} has been"
         " waiting for an answer for {value} ({condition}).",
         narrows_chat_types=True,
         on_replies=True,
@@ -115,7 +114,7 @@ _ALL: tuple[Kind, ...] = (
         "account",
         "duration",
         "A customer on {account} waiting for an answer for {value}",
-        "The longest unanswered customer on WhatsApp account {account} ({whatsapp_id}) has been waiting"
+        "The longest unanswered customer on WhatsApp account {account_with_id} has been waiting"
         " for an answer for {value} ({condition}).",
         narrows_chat_types=True,
         on_replies=True,
@@ -127,7 +126,7 @@ _ALL: tuple[Kind, ...] = (
         "account",
         "count",
         "{value} customers on {account} waiting for an answer for longer than {longer_than}",
-        "WhatsApp account {account} ({whatsapp_id}) has {value} chats waiting for an answer for longer"
+        "WhatsApp account {account_with_id} has {value} chats waiting for an answer for longer"
         " than {longer_than} ({condition}).",
         narrows_chat_types=True,
         on_replies=True,
@@ -139,7 +138,7 @@ _ALL: tuple[Kind, ...] = (
         "account",
         "fraction",
         "Only {value} of {response} responses on {account} within {target} over the last {window}",
-        "On WhatsApp account {account} ({whatsapp_id}), {value} of {response} responses came within"
+        "On WhatsApp account {account_with_id}, {value} of {response} responses came within"
         " {target} over the last {window} ({condition}).",
         narrows_chat_types=True,
         on_replies=True,
@@ -149,7 +148,7 @@ _ALL: tuple[Kind, ...] = (
         "account",
         "none",
         "WhatsGate polls of {account} are failing",
-        "get-chats for WhatsApp account {account} ({whatsapp_id}) has failed for at least {for};"
+        "get-chats for WhatsApp account {account_with_id} has failed for at least {for};"
         " whatsgate_poll_errors_total tells the reason.",
     ),
     Stale(
@@ -157,26 +156,26 @@ _ALL: tuple[Kind, ...] = (
         "account",
         "duration",
         "No fresh WhatsGate data for {account} for {value}",
-        "The last successful poll of WhatsApp account {account} ({whatsapp_id}) was {value} ago"
-        " ({condition}).",
+        "The last successful poll of WhatsApp account {account_with_id} was {value} ago ({condition}).",
     ),
     SessionNotReady(
         "session_not_ready",
         "session",
         "none",
         "WhatsApp session of {account} is {status}, not READY",
-        "sessions-get reports status {status} for WhatsApp account {account} ({whatsapp_id});"
+        "sessions-get reports status {status} for WhatsApp account {account_with_id};"
         " AUTH means the session waits for a QR authorisation.",
         on_sessions=True,
     ),
 )
 KINDS: dict[str, Kind] = {kind.name: kind for kind in _ALL}
 
+_ACCOUNT_FIELDS = {"account", "whatsapp_id", "account_with_id"}
 SCOPE_FIELDS = {
-    "account": {"account", "whatsapp_id"},
-    "chat": {"account", "whatsapp_id", "chat_id", "chat_type", "chat_name"},
-    "group": {"account", "whatsapp_id", "chat_id", "chat_name"},
-    "session": {"account", "whatsapp_id", "status"},
+    "account": _ACCOUNT_FIELDS,
+    "chat": _ACCOUNT_FIELDS | {"chat_id", "chat_type", "chat_name", "chat", "chat_with_id"},
+    "group": _ACCOUNT_FIELDS | {"chat_id", "chat_name", "chat", "chat_with_id"},
+    "session": _ACCOUNT_FIELDS | {"status"},
 }
 COMMON_FIELDS = {
     "value",

@@ -17,7 +17,7 @@ from .history import History
 
 Labels = dict[str, str]
 # One measured thing before comparison: its labels (besides alertname/severity),
-# its value, and the extra template fields that are not labels (chat_name).
+# its value, and the extra template fields that are not labels (chat_name, chat, chat_with_id).
 Instance = tuple[Labels, float, Mapping[str, str]]
 
 

@@ -10,7 +10,7 @@ from ...metrics import definitions as d
 from ...metrics.definitions import MetricDef
 from ...model import CHAT_TYPES, GROUP, Chat, matches_any
 from ...snapshot.state import AccountState, ChatData
-from ..templates import promql_string
+from ..templates import chat_fields, promql_string
 from .base import Instance, Kind, Narrowing, account_labels, selector
 
 
@@ -91,7 +91,7 @@ class PerChat(Kind):
                 labels["chat_type"] = chat.chat_type
             if chat.name:  # as Prometheus does: an empty label (privacy.names: drop) is no label
                 labels["name"] = chat.name
-            yield labels, value, {"chat_name": chat.name}
+            yield labels, value, chat_fields(chat.id, chat.name)
 
 
 def group_admins(chat: Chat, _data: ChatData) -> float | None:
