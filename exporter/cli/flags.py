@@ -145,8 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
         "check-config",
         help="Validate a configuration file and exit (0 valid, 1 not); warn about thresholds that"
         " can never fire.",
-        description="Validate a configuration file: FILE: OK (...) and exit 0, or one line naming"
-        " the key and exit 1. Thresholds that can never fire are warnings on stderr (still 0).",
+        description="Validate a configuration file: FILE: OK (...) and exit 0, or every problem, one"
+        " line each naming the key, and exit 1. Thresholds that can never fire are warnings on"
+        " stderr (still 0).",
     )
     check.add_argument("file", metavar="FILE", nargs="?", help="Same as --config.file FILE.")
     _config_file_flag(check, "sub_config_file", "The configuration file to check.")
@@ -162,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="sub_demo",
         action="store_true",
         help="Write the rules of --demo: its own thresholds, or with --config.file the file's, as the"
-        " demo takes them (the compose stack's prometheus/alerts.yml is this).",
+        " demo takes them (the compose stack's deploy/prometheus/alerts.yml is this).",
     )
     health = sub.add_parser(
         "healthcheck",
