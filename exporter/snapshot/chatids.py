@@ -4,8 +4,8 @@ An account's selected chats (the snapshot's) and counted chats (the events poll'
 read only by lookups, a few per message of the event log, and are rebuilt whole at every
 get-chats poll. A dict or set of ids keeps a hash table and a string object per id (and the
 interpreter's table of interned strings an entry more); so these keep their ids joined in one
-string, with where each ends and its hash (and a chat type as one byte each), and look one up
-by bisecting the hashes (bench/RESULTS.md, "Memory at 10 x 10,000"). The open waits are
+string, with where each ends and the low 32 bits of its hash (and a chat type as one byte each),
+and look one up by bisecting those (bench/RESULTS.md, "Memory at 10 x 10,000"). The open waits are
 kept the same way, each wait's chat type and start beside its id (:class:`WaitStarts`): an
 account with 70 % of its chats unread keeps thousands of them between polls.
 """
@@ -20,16 +20,23 @@ from itertools import accumulate
 from ..model import CHAT_TYPES
 
 
+def _hash(chat_id: str) -> int:
+    """The low 32 bits of Python's hash (never saved), half the room of the whole: ids that share
+    them are told apart by their text, and among an account's 10,000 ids two share them about
+    once in a hundred accounts."""
+    return hash(chat_id) & 0xFFFFFFFF
+
+
 class _Joined:
-    """Distinct ids in one string, in the order of their hashes (``_hashes``, Python's own: never
-    saved); ``_ends[i]`` is where the i-th ends in it. A lookup bisects the hashes, then compares
-    the text of each id with the same hash."""
+    """Distinct ids in one string, in the order of their hashes (``_hashes``: :func:`_hash`);
+    ``_ends[i]`` is where the i-th ends in it. A lookup bisects the hashes, then compares the
+    text of each id with the same hash."""
 
     __slots__ = ("_ends", "_hashes", "_text")
 
     def __init__(self, ordered: list[str]) -> None:
-        """``ordered``: distinct ids, sorted by their hash."""
-        self._hashes = array("q", list(map(hash, ordered)))  # from a list: filled in one go
+        """``ordered``: distinct ids, sorted by :func:`_hash`."""
+        self._hashes = array("I", list(map(_hash, ordered)))  # from a list: filled in one go
         self._text = "".join(ordered)
         # Unsigned 32-bit offsets: the ids come from one answer, which max_response_size keeps
         # far below their range (an answer beyond would fail its poll with OverflowError here).
@@ -42,7 +49,7 @@ class _Joined:
         """The index of ``key``, or -1."""
         if type(key) is not str:  # a subclass may hash otherwise
             return -1
-        hashes, h = self._hashes, hash(key)
+        hashes, h = self._hashes, _hash(key)
         i = bisect_left(hashes, h)
         while i < len(hashes) and hashes[i] == h:
             if self._id(i) == key:
@@ -66,7 +73,7 @@ class ChatIds(_Joined, Set[str]):
     __slots__ = ()
 
     def __init__(self, ids: Iterable[str] = ()) -> None:
-        super().__init__(sorted(set(ids), key=hash))
+        super().__init__(sorted(set(ids), key=_hash))
 
     def __repr__(self) -> str:
         return f"ChatIds({list(self)!r})"
@@ -78,7 +85,7 @@ class ChatTypes(_Joined, Mapping[str, str]):
     __slots__ = ("_codes",)
 
     def __init__(self, types: Mapping[str, str]) -> None:
-        ordered = sorted(types, key=hash)
+        ordered = sorted(types, key=_hash)
         super().__init__(ordered)
         self._codes = bytes(map(CHAT_TYPES.index, map(types.__getitem__, ordered)))
 
@@ -100,7 +107,7 @@ class WaitStarts(_Joined, Mapping[str, tuple[str, float]]):
     __slots__ = ("_codes", "_starts")
 
     def __init__(self, since: Mapping[str, tuple[str, float]]) -> None:
-        ordered = sorted(since, key=hash)
+        ordered = sorted(since, key=_hash)
         super().__init__(ordered)
         entries = list(map(since.__getitem__, ordered))
         self._codes = bytes([CHAT_TYPES.index(kind) for kind, _ in entries])
