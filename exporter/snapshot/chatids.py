@@ -16,8 +16,11 @@ from array import array
 from bisect import bisect_left
 from collections.abc import ItemsView, Iterable, Iterator, Mapping, Set
 from itertools import accumulate
+from typing import TypeVar
 
 from ..model import CHAT_TYPES
+
+_S = TypeVar("_S")
 
 
 def _hash(chat_id: str) -> int:
@@ -97,6 +100,91 @@ class ChatTypes(_Joined, Mapping[str, str]):
 
     def __repr__(self) -> str:
         return f"ChatTypes({dict(self)!r})"
+
+
+# A code of a ChatTable's: the chat is listed but not counted (ChatTable.counted).
+_NOT_COUNTED = 255
+
+
+class ChatTable(_Joined):
+    """Every chat id of an answer, each with its chat type if it counts: the events poll's chat
+    index (which chats count, which do not) and the snapshot's selected chats as views of one
+    table, not a table each (bench/RESULTS.md, "sixth session")."""
+
+    __slots__ = ("_codes",)
+
+    def __init__(self, listed: Mapping[str, str | None]) -> None:
+        """``listed``: chat id -> its chat type if it counts, else None."""
+        ordered = sorted(listed, key=_hash)
+        super().__init__(ordered)
+        kinds = map(listed.__getitem__, ordered)
+        self._codes = bytes([_NOT_COUNTED if kind is None else CHAT_TYPES.index(kind) for kind in kinds])
+
+    def counted(self) -> Mapping[str, str]:
+        """Chat id -> chat type of the chats that count."""
+        return _Counted(self)
+
+    def subset(self, ids: Set[str]) -> Set[str] | None:
+        """``ids`` as a view of this table; None if one of them is not in it."""
+        flags = bytes(map(ids.__contains__, self))
+        return _Subset(self, flags) if flags.count(1) == len(ids) else None
+
+    def excluded(self) -> Set[str]:
+        """The chats that do not count."""
+        return _Subset(self, bytes(code == _NOT_COUNTED for code in self._codes))
+
+
+class _Counted(Mapping[str, str]):
+    __slots__ = ("_len", "_table")
+
+    def __init__(self, table: ChatTable) -> None:
+        self._table = table
+        self._len = len(table) - table._codes.count(_NOT_COUNTED)
+
+    def __getitem__(self, key: str) -> str:
+        table = self._table
+        i = table._find(key)
+        if i < 0 or table._codes[i] == _NOT_COUNTED:
+            raise KeyError(key)
+        return CHAT_TYPES[table._codes[i]]
+
+    def __iter__(self) -> Iterator[str]:
+        table = self._table
+        return (table._id(i) for i, code in enumerate(table._codes) if code != _NOT_COUNTED)
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __repr__(self) -> str:
+        return f"counted({dict(self)!r})"
+
+
+class _Subset(Set[str]):
+    """The ids of a table whose flag is 1: a byte each, beside a table kept anyway."""
+
+    __slots__ = ("_flags", "_len", "_table")
+
+    def __init__(self, table: _Joined, flags: bytes) -> None:
+        self._table, self._flags, self._len = table, flags, flags.count(1)
+
+    @classmethod
+    def _from_iterable(cls, ids: Iterable[_S]) -> frozenset[_S]:
+        """What the set operators (``a - b``, ``a & b``) make: a plain set."""
+        return frozenset(ids)
+
+    def __contains__(self, key: object) -> bool:
+        i = self._table._find(key)
+        return i >= 0 and self._flags[i] == 1
+
+    def __iter__(self) -> Iterator[str]:
+        table = self._table
+        return (table._id(i) for i, flag in enumerate(self._flags) if flag)
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __repr__(self) -> str:
+        return f"subset({set(self)!r})"
 
 
 class WaitStarts(_Joined, Mapping[str, tuple[str, float]]):
