@@ -30,6 +30,14 @@ def _hash(chat_id: str) -> int:
     return hash(chat_id) & 0xFFFFFFFF
 
 
+def _by_hash(ids: Iterable[str]) -> tuple[list[int], list[str]]:
+    """Those hashes, and distinct ``ids`` sorted by them (:func:`_hash`)."""
+    ids = list(ids)
+    hashes = [h & 0xFFFFFFFF for h in map(hash, ids)]
+    order = sorted(range(len(ids)), key=hashes.__getitem__)
+    return list(map(hashes.__getitem__, order)), list(map(ids.__getitem__, order))
+
+
 class _Joined:
     """Distinct ids in one string, in the order of their hashes (``_hashes``: :func:`_hash`);
     ``_ends[i]`` is where the i-th ends in it. A lookup bisects the hashes, then compares the
@@ -37,9 +45,13 @@ class _Joined:
 
     __slots__ = ("_ends", "_hashes", "_text")
 
-    def __init__(self, ordered: list[str]) -> None:
-        """``ordered``: distinct ids, sorted by :func:`_hash`."""
-        self._hashes = array("I", list(map(_hash, ordered)))  # from a list: filled in one go
+    def __init__(self, ids: Iterable[str]) -> None:
+        """``ids``: distinct."""
+        self._join(*_by_hash(ids))
+
+    def _join(self, hashes: list[int], ordered: list[str]) -> None:
+        """``ordered`` and ``hashes`` as :func:`_by_hash` gives them."""
+        self._hashes = array("I", hashes)
         self._text = "".join(ordered)
         # Unsigned 32-bit offsets: the ids come from one answer, which max_response_size keeps
         # far below their range (an answer beyond would fail its poll with OverflowError here).
@@ -64,7 +76,9 @@ class _Joined:
         return self._find(key) >= 0
 
     def __iter__(self) -> Iterator[str]:
-        return map(self._id, range(len(self._ends)))
+        ends = self._ends
+        begins = array("I", [0]) + ends[:-1] if ends else ends
+        return map(self._text.__getitem__, map(slice, begins, ends))
 
     def __len__(self) -> int:
         return len(self._ends)
@@ -76,7 +90,7 @@ class ChatIds(_Joined, Set[str]):
     __slots__ = ()
 
     def __init__(self, ids: Iterable[str] = ()) -> None:
-        super().__init__(sorted(set(ids), key=_hash))
+        super().__init__(set(ids))
 
     def __repr__(self) -> str:
         return f"ChatIds({list(self)!r})"
@@ -88,8 +102,8 @@ class ChatTypes(_Joined, Mapping[str, str]):
     __slots__ = ("_codes",)
 
     def __init__(self, types: Mapping[str, str]) -> None:
-        ordered = sorted(types, key=_hash)
-        super().__init__(ordered)
+        hashes, ordered = _by_hash(types)
+        self._join(hashes, ordered)
         self._codes = bytes(map(CHAT_TYPES.index, map(types.__getitem__, ordered)))
 
     def __getitem__(self, key: str) -> str:
@@ -115,8 +129,8 @@ class ChatTable(_Joined):
 
     def __init__(self, listed: Mapping[str, str | None]) -> None:
         """``listed``: chat id -> its chat type if it counts, else None."""
-        ordered = sorted(listed, key=_hash)
-        super().__init__(ordered)
+        hashes, ordered = _by_hash(listed)
+        self._join(hashes, ordered)
         kinds = map(listed.__getitem__, ordered)
         self._codes = bytes([_NOT_COUNTED if kind is None else CHAT_TYPES.index(kind) for kind in kinds])
 
@@ -195,8 +209,8 @@ class WaitStarts(_Joined, Mapping[str, tuple[str, float]]):
     __slots__ = ("_codes", "_starts")
 
     def __init__(self, since: Mapping[str, tuple[str, float]]) -> None:
-        ordered = sorted(since, key=_hash)
-        super().__init__(ordered)
+        hashes, ordered = _by_hash(since)
+        self._join(hashes, ordered)
         entries = list(map(since.__getitem__, ordered))
         self._codes = bytes([CHAT_TYPES.index(kind) for kind, _ in entries])
         self._starts = array("d", [start for _, start in entries])
@@ -213,6 +227,16 @@ class WaitStarts(_Joined, Mapping[str, tuple[str, float]]):
     def at(self, i: int) -> tuple[str, str, float]:
         """The ``i``-th wait in this table's order (that of ``iter``): chat id, chat type, start."""
         return self._id(i), CHAT_TYPES[self._codes[i]], self._starts[i]
+
+    def columns(self, order: Iterable[int]) -> tuple[Iterator[str], Iterator[str], Iterator[float]]:
+        """The chat ids, chat types and starts of the waits at ``order``'s indices, in that order:
+        one pass of built-in maps, with no call of this module's per wait."""
+        order = list(order)
+        text, ends = self._text, self._ends
+        begins = array("I", [0]) + ends[:-1] if ends else ends
+        ids = map(text.__getitem__, map(slice, map(begins.__getitem__, order), map(ends.__getitem__, order)))
+        kinds = map(CHAT_TYPES.__getitem__, map(self._codes.__getitem__, order))
+        return ids, kinds, map(self._starts.__getitem__, order)
 
     @property
     def starts(self) -> array[float]:
