@@ -7,7 +7,8 @@ interpreter's table of interned strings an entry more); so these keep their ids 
 string, with where each ends and the low 32 bits of its hash (and a chat type as one byte each),
 and look one up by bisecting those (bench/RESULTS.md, "Memory at 10 x 10,000"). The open waits are
 kept the same way, each wait's chat type and start beside its id (:class:`WaitStarts`): an
-account with 70 % of its chats unread keeps thousands of them between polls.
+account with 70 % of its chats unread keeps thousands of them between polls. While replies are
+read, the selected and the counted chats are views of one table (:class:`ChatTable`).
 """
 
 from __future__ import annotations
@@ -123,7 +124,7 @@ _NOT_COUNTED = 255
 class ChatTable(_Joined):
     """Every chat id of an answer, each with its chat type if it counts: the events poll's chat
     index (which chats count, which do not) and the snapshot's selected chats as views of one
-    table, not a table each (bench/RESULTS.md, "sixth session")."""
+    table, not a table each (bench/RESULTS.md, "Memory at 10 x 10,000, sixth session")."""
 
     __slots__ = ("_codes",)
 

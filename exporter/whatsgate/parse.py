@@ -129,7 +129,7 @@ def parse_chats(body: bytes | bytearray) -> list[Chat]:
     # The answer's chats are decoded one at a time, each freed as soon as its record exists (its
     # strings go on in the record): the decoded answer is never held whole beside the records,
     # and the decoding holds the GIL a chat at a time, not for the whole answer in one call
-    # (bench/RESULTS.md, "Memory at 10 x 10,000").
+    # (bench/RESULTS.md, "Memory at 10 x 10,000, sixth session").
     answer = _read(body, _RAW_CHATS, _Chats)
     try:
         chats = _records(answer.data)
