@@ -97,26 +97,6 @@ class ChatIds(_Joined, Set[str]):
         return f"ChatIds({list(self)!r})"
 
 
-class ChatTypes(_Joined, Mapping[str, str]):
-    """Chat id -> chat type (one of model.CHAT_TYPES), read only."""
-
-    __slots__ = ("_codes",)
-
-    def __init__(self, types: Mapping[str, str]) -> None:
-        hashes, ordered = _by_hash(types)
-        self._join(hashes, ordered)
-        self._codes = bytes(map(CHAT_TYPES.index, map(types.__getitem__, ordered)))
-
-    def __getitem__(self, key: str) -> str:
-        i = self._find(key)
-        if i < 0:
-            raise KeyError(key)
-        return CHAT_TYPES[self._codes[i]]
-
-    def __repr__(self) -> str:
-        return f"ChatTypes({dict(self)!r})"
-
-
 # A code of a ChatTable's: the chat is listed but not counted (ChatTable.counted).
 _NOT_COUNTED = 255
 

@@ -15,7 +15,7 @@ from exporter.config.settings import parse_config
 from exporter.model import CHAT_TYPES, Chat, ChatsConfig
 from exporter.poller import AccountPoller
 from exporter.poller.events import ChatIndex
-from exporter.snapshot.chatids import ChatIds, ChatTable, ChatTypes
+from exporter.snapshot.chatids import ChatIds, ChatTable
 from exporter.snapshot.state import ChatData
 from exporter.snapshot.store import Store
 from exporter.whatsgate.client import WhatsGateClient
@@ -31,16 +31,6 @@ def test_chat_ids_answer_as_a_set(kept: list[str], asked: list[str]) -> None:
         assert (key in chat_ids) == (key in set(kept))
     assert sorted(chat_ids) == sorted(set(kept))
     assert 1 not in chat_ids and None not in chat_ids
-
-
-@given(st.dictionaries(ids, st.sampled_from(CHAT_TYPES)), st.lists(ids))
-def test_chat_types_answer_as_a_dict(kept: dict[str, str], asked: list[str]) -> None:
-    types = ChatTypes(kept)
-    assert types == kept and len(types) == len(kept)
-    for key in asked + list(kept):
-        assert (key in types) == (key in kept)
-        assert types.get(key) == kept.get(key)
-    assert 1 not in types and types.get(1) is None  # type: ignore[call-overload]
 
 
 @given(st.dictionaries(ids, st.sampled_from([*CHAT_TYPES, None])), st.lists(ids), st.lists(ids))
@@ -121,8 +111,8 @@ def test_ids_that_share_their_hashs_low_32_bits_are_told_apart_by_their_text() -
     ids = ChatIds([first, second, "other@c.us"])
     assert first in ids and second in ids and len(ids) == 3 and set(ids) == {first, second, "other@c.us"}
     assert ChatIds([first]) == {first} and second not in ChatIds([first])
-    types = ChatTypes({first: "contact", second: "group"})
-    assert (types[first], types[second]) == ("contact", "group")
+    types = ChatTable({first: "contact", second: None}).counted()
+    assert types == {first: "contact"} and second not in types
 
 
 def test_a_poll_keeps_the_selected_and_the_counted_chats_ids_once() -> None:
