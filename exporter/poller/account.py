@@ -162,6 +162,11 @@ class AccountPoller:
                 if config.replies.enabled
                 else None
             )
+            if self.chat_index is not None and self.chat_index.table is not None:
+                # The selected chats are listed chats: kept as a byte each beside the index's ids.
+                selected = self.chat_index.table.subset(set(map(CHAT_ID, data.selection.chats)))
+                if selected is not None:
+                    data = dataclasses.replace(data, selected=selected)
             del found
             with self.lock:  # released when prepare raises: the failure below takes it again
                 return self._succeed(data, config, started, lag, chats)

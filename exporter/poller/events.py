@@ -27,7 +27,7 @@ import msgspec
 from ..config import redaction
 from ..config.settings import Config
 from ..model import INTERNAL, REASONS, Account, Chat
-from ..snapshot.chatids import ChatIds, ChatTypes
+from ..snapshot.chatids import ChatTable
 from ..snapshot.privacy import PLAIN
 from ..snapshot.replies import STATUS_BROADCAST, Message, ReplyData, Tracker, type_of
 from ..snapshot.state import AccountState
@@ -81,6 +81,9 @@ class ChatIndex:
     # account of 10,000 chats keeps a few entries here, not one per chat. The real id is what
     # get-history is asked for.
     urgency: tuple[tuple[str, str], ...]
+    # Every listed chat's shown id, once: counted and excluded are views of it, and so may the
+    # snapshot's selected chats be (ChatTable.subset).
+    table: ChatTable | None = dataclasses.field(default=None, compare=False, repr=False)
 
     @classmethod
     def build(
@@ -92,20 +95,20 @@ class ChatIndex:
     ) -> ChatIndex:
         """``known``: whether the tracker knows a chat (by its shown id); None: it knows none."""
         privacy, waiting = config.privacy, config.waiting
-        counted: dict[str, str] = {}
-        excluded: set[str] = set()
+        listed: dict[str, str | None] = {}
         order: list[tuple[bool, int, str, str]] = []
         for chat in found:
-            # Kept joined in one string each (snapshot/chatids.py), not as this string.
+            # Kept joined in one string (snapshot/chatids.py), not as this string.
             shown = privacy.chat_id(chat.id)
             if chat.id == STATUS_BROADCAST or not waiting.counts(chat):
-                excluded.add(shown)
+                listed[shown] = None
                 continue
-            counted[shown] = chat.chat_type
+            listed[shown] = chat.chat_type
             if known is None or not known(shown):
                 order.append((chat.unread == 0, -chat.last_activity, shown, chat.id))
         urgent = heapq.nsmallest(2 * config.replies.history_per_poll, order)
-        return cls(polled_at, ChatTypes(counted), ChatIds(excluded), tuple((s, r) for *_, s, r in urgent))
+        table = ChatTable(listed)
+        return cls(polled_at, table.counted(), table.excluded(), tuple((s, r) for *_, s, r in urgent), table)
 
 
 def _counted_errors(errors: Mapping[str, int], reason: str) -> Mapping[str, int]:

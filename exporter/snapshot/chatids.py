@@ -4,31 +4,55 @@ An account's selected chats (the snapshot's) and counted chats (the events poll'
 read only by lookups, a few per message of the event log, and are rebuilt whole at every
 get-chats poll. A dict or set of ids keeps a hash table and a string object per id (and the
 interpreter's table of interned strings an entry more); so these keep their ids joined in one
-string, with where each ends and its hash (and a chat type as one byte each), and look one up
-by bisecting the hashes (bench/RESULTS.md, "Memory at 10 x 10,000"). The ids of chats that
-wait stay strings where the waits keep them.
+string, with where each ends and the low 32 bits of its hash (and a chat type as one byte each),
+and look one up by bisecting those (bench/RESULTS.md, "Memory at 10 x 10,000"). The open waits are
+kept the same way, each wait's chat type and start beside its id (:class:`WaitStarts`): an
+account with 70 % of its chats unread keeps thousands of them between polls. While replies are
+read, the selected and the counted chats are views of one table (:class:`ChatTable`).
 """
 
 from __future__ import annotations
 
 from array import array
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator, Mapping, Set
+from collections.abc import ItemsView, Iterable, Iterator, Mapping, Set
 from itertools import accumulate
+from typing import TypeVar
 
 from ..model import CHAT_TYPES
 
+_S = TypeVar("_S")
+
+
+def _hash(chat_id: str) -> int:
+    """The low 32 bits of Python's hash (never saved), half the room of the whole: ids that share
+    them are told apart by their text, and among an account's 10,000 ids two share them about
+    once in a hundred accounts."""
+    return hash(chat_id) & 0xFFFFFFFF
+
+
+def _by_hash(ids: Iterable[str]) -> tuple[list[int], list[str]]:
+    """Those hashes, and distinct ``ids`` sorted by them (:func:`_hash`)."""
+    ids = list(ids)
+    hashes = [h & 0xFFFFFFFF for h in map(hash, ids)]
+    order = sorted(range(len(ids)), key=hashes.__getitem__)
+    return list(map(hashes.__getitem__, order)), list(map(ids.__getitem__, order))
+
 
 class _Joined:
-    """Distinct ids in one string, in the order of their hashes (``_hashes``, Python's own: never
-    saved); ``_ends[i]`` is where the i-th ends in it. A lookup bisects the hashes, then compares
-    the text of each id with the same hash."""
+    """Distinct ids in one string, in the order of their hashes (``_hashes``: :func:`_hash`);
+    ``_ends[i]`` is where the i-th ends in it. A lookup bisects the hashes, then compares the
+    text of each id with the same hash."""
 
     __slots__ = ("_ends", "_hashes", "_text")
 
-    def __init__(self, ordered: list[str]) -> None:
-        """``ordered``: distinct ids, sorted by their hash."""
-        self._hashes = array("q", list(map(hash, ordered)))  # from a list: filled in one go
+    def __init__(self, ids: Iterable[str]) -> None:
+        """``ids``: distinct."""
+        self._join(*_by_hash(ids))
+
+    def _join(self, hashes: list[int], ordered: list[str]) -> None:
+        """``ordered`` and ``hashes`` as :func:`_by_hash` gives them."""
+        self._hashes = array("I", hashes)
         self._text = "".join(ordered)
         # Unsigned 32-bit offsets: the ids come from one answer, which max_response_size keeps
         # far below their range (an answer beyond would fail its poll with OverflowError here).
@@ -41,7 +65,7 @@ class _Joined:
         """The index of ``key``, or -1."""
         if type(key) is not str:  # a subclass may hash otherwise
             return -1
-        hashes, h = self._hashes, hash(key)
+        hashes, h = self._hashes, _hash(key)
         i = bisect_left(hashes, h)
         while i < len(hashes) and hashes[i] == h:
             if self._id(i) == key:
@@ -53,7 +77,9 @@ class _Joined:
         return self._find(key) >= 0
 
     def __iter__(self) -> Iterator[str]:
-        return map(self._id, range(len(self._ends)))
+        ends = self._ends
+        begins = array("I", [0]) + ends[:-1] if ends else ends
+        return map(self._text.__getitem__, map(slice, begins, ends))
 
     def __len__(self) -> int:
         return len(self._ends)
@@ -65,27 +91,149 @@ class ChatIds(_Joined, Set[str]):
     __slots__ = ()
 
     def __init__(self, ids: Iterable[str] = ()) -> None:
-        super().__init__(sorted(set(ids), key=hash))
+        super().__init__(set(ids))
 
     def __repr__(self) -> str:
         return f"ChatIds({list(self)!r})"
 
 
-class ChatTypes(_Joined, Mapping[str, str]):
-    """Chat id -> chat type (one of model.CHAT_TYPES), read only."""
+# A code of a ChatTable's: the chat is listed but not counted (ChatTable.counted).
+_NOT_COUNTED = 255
+
+
+class ChatTable(_Joined):
+    """Every chat id of an answer, each with its chat type if it counts: the events poll's chat
+    index (which chats count, which do not) and the snapshot's selected chats as views of one
+    table, not a table each (bench/RESULTS.md, "Memory at 10 x 10,000, sixth session")."""
 
     __slots__ = ("_codes",)
 
-    def __init__(self, types: Mapping[str, str]) -> None:
-        ordered = sorted(types, key=hash)
-        super().__init__(ordered)
-        self._codes = bytes(map(CHAT_TYPES.index, map(types.__getitem__, ordered)))
+    def __init__(self, listed: Mapping[str, str | None]) -> None:
+        """``listed``: chat id -> its chat type if it counts, else None."""
+        hashes, ordered = _by_hash(listed)
+        self._join(hashes, ordered)
+        kinds = map(listed.__getitem__, ordered)
+        self._codes = bytes([_NOT_COUNTED if kind is None else CHAT_TYPES.index(kind) for kind in kinds])
+
+    def counted(self) -> Mapping[str, str]:
+        """Chat id -> chat type of the chats that count."""
+        return _Counted(self)
+
+    def subset(self, ids: Set[str]) -> Set[str] | None:
+        """``ids`` as a view of this table; None if one of them is not in it."""
+        flags = bytes(map(ids.__contains__, self))
+        return _Subset(self, flags) if flags.count(1) == len(ids) else None
+
+    def excluded(self) -> Set[str]:
+        """The chats that do not count."""
+        return _Subset(self, bytes(code == _NOT_COUNTED for code in self._codes))
+
+
+class _Counted(Mapping[str, str]):
+    __slots__ = ("_len", "_table")
+
+    def __init__(self, table: ChatTable) -> None:
+        self._table = table
+        self._len = len(table) - table._codes.count(_NOT_COUNTED)
 
     def __getitem__(self, key: str) -> str:
+        table = self._table
+        i = table._find(key)
+        if i < 0 or table._codes[i] == _NOT_COUNTED:
+            raise KeyError(key)
+        return CHAT_TYPES[table._codes[i]]
+
+    def __iter__(self) -> Iterator[str]:
+        table = self._table
+        return (table._id(i) for i, code in enumerate(table._codes) if code != _NOT_COUNTED)
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __repr__(self) -> str:
+        return f"counted({dict(self)!r})"
+
+
+class _Subset(Set[str]):
+    """The ids of a table whose flag is 1: a byte each, beside a table kept anyway."""
+
+    __slots__ = ("_flags", "_len", "_table")
+
+    def __init__(self, table: _Joined, flags: bytes) -> None:
+        self._table, self._flags, self._len = table, flags, flags.count(1)
+
+    @classmethod
+    def _from_iterable(cls, ids: Iterable[_S]) -> frozenset[_S]:
+        """What the set operators (``a - b``, ``a & b``) make: a plain set."""
+        return frozenset(ids)
+
+    def __contains__(self, key: object) -> bool:
+        i = self._table._find(key)
+        return i >= 0 and self._flags[i] == 1
+
+    def __iter__(self) -> Iterator[str]:
+        table = self._table
+        return (table._id(i) for i, flag in enumerate(self._flags) if flag)
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __repr__(self) -> str:
+        return f"subset({set(self)!r})"
+
+
+class WaitStarts(_Joined, Mapping[str, tuple[str, float]]):
+    """Chat id -> (chat type, start) of each open wait (waiting.Waits.since), read only: a wait
+    costs its id's text, a hash, an end, a start and a byte, not a string, a tuple, a float and
+    a hash table's entry."""
+
+    __slots__ = ("_codes", "_starts")
+
+    def __init__(self, since: Mapping[str, tuple[str, float]]) -> None:
+        hashes, ordered = _by_hash(since)
+        self._join(hashes, ordered)
+        entries = list(map(since.__getitem__, ordered))
+        self._codes = bytes([CHAT_TYPES.index(kind) for kind, _ in entries])
+        self._starts = array("d", [start for _, start in entries])
+
+    def __getitem__(self, key: str) -> tuple[str, float]:
         i = self._find(key)
         if i < 0:
             raise KeyError(key)
-        return CHAT_TYPES[self._codes[i]]
+        return CHAT_TYPES[self._codes[i]], self._starts[i]
+
+    def items(self) -> ItemsView[str, tuple[str, float]]:
+        return _WaitItems(self)
+
+    def at(self, i: int) -> tuple[str, str, float]:
+        """The ``i``-th wait in this table's order (that of ``iter``): chat id, chat type, start."""
+        return self._id(i), CHAT_TYPES[self._codes[i]], self._starts[i]
+
+    def columns(self, order: Iterable[int]) -> tuple[Iterator[str], Iterator[str], Iterator[float]]:
+        """The chat ids, chat types and starts of the waits at ``order``'s indices, in that order:
+        one pass of built-in maps, with no call of this module's per wait."""
+        order = list(order)
+        text, ends = self._text, self._ends
+        begins = array("I", [0]) + ends[:-1] if ends else ends
+        ids = map(text.__getitem__, map(slice, map(begins.__getitem__, order), map(ends.__getitem__, order)))
+        kinds = map(CHAT_TYPES.__getitem__, map(self._codes.__getitem__, order))
+        return ids, kinds, map(self._starts.__getitem__, order)
+
+    @property
+    def starts(self) -> array[float]:
+        """Every wait's start, in this table's order."""
+        return self._starts
 
     def __repr__(self) -> str:
-        return f"ChatTypes({dict(self)!r})"
+        return f"WaitStarts({dict(self)!r})"
+
+
+class _WaitItems(ItemsView[str, tuple[str, float]]):
+    """A table's items in one pass (the statefile writes them all), not a lookup per id."""
+
+    _mapping: WaitStarts
+
+    def __iter__(self) -> Iterator[tuple[str, tuple[str, float]]]:
+        table = self._mapping
+        kinds = map(CHAT_TYPES.__getitem__, table._codes)
+        return zip(table, zip(kinds, table._starts, strict=True), strict=True)

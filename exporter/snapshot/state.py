@@ -39,7 +39,7 @@ class ChatData:
     # The open waits and time-to-read histograms after this poll, and the current waits
     # (longest first) as of it.
     waits: Waits
-    waiting: tuple[Wait, ...] = ()
+    waiting: Sequence[Wait] = ()  # a waiting.WaitList after a poll
     # Whether the account's business hours were open at the poll; None without a schedule.
     business_hours_open: bool | None = None
     # The ids of the chats with per-chat series (at most chats.max_per_account): kept when the
@@ -114,7 +114,7 @@ class ChatData:
                 return privacy.per_chat and rules.selects(real[cid].id, real[cid].name)
 
         waits = previous.advance(chats, polled_at, waiting, schedule, counted)
-        current = tuple(waits.waiting(polled_at, schedule))
+        current = waits.waiting(polled_at, schedule)
         first: Collection[str] = waits.since if not unanswered else {*waits.since, *unanswered}
         selection = select_chats(chats, selects, rules.max_per_account, first)
         return cls(

@@ -29,16 +29,19 @@ restart, as Prometheus expects of counters.
 
 from __future__ import annotations
 
+import operator
 import re
-import sys
+from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import overload
 
 import msgspec
 
 from ..model import CHAT_TYPES, Chat, matches_any
+from .chatids import WaitStarts
 from .schedule import Schedule
 
 DEFAULT_BUCKETS = (300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 86400.0)
@@ -103,10 +106,10 @@ _EMPTY: dict[str, Histogram] = {}
 class Wait(msgspec.Struct, frozen=True, gc=False):
     """One chat waiting now.
 
-    A msgspec Struct with gc=False rather than a dataclass: an account keeps thousands
-    of these between polls, and the cycle collector (which holds the GIL, delaying
-    scrapes) would walk each of them on every full collection. It holds only strings
-    and floats, so it can never be part of a cycle.
+    A msgspec Struct with gc=False rather than a dataclass: a render or an alert check reads
+    thousands of these (a :class:`WaitList` makes them as they are read), and the cycle
+    collector (which holds the GIL, delaying scrapes) would walk each of them on every full
+    collection meanwhile. It holds only strings and floats, so it can never be part of a cycle.
     """
 
     chat_id: str
@@ -147,7 +150,8 @@ class Waits:
         transformed by privacy mode (include/exclude match the real ids and names, which the
         transformed chats no longer carry); None: ``config.counts`` decides on ``chats`` themselves.
         """
-        old = self.since
+        # A table's items in one pass: cheaper than a lookup in it per chat of the answer.
+        old = dict(self.since.items()) if isinstance(self.since, WaitStarts) else self.since
         since: dict[str, tuple[str, float]] = {}
         ended: dict[str, tuple[str, float]] = {}  # by chat id: a duplicated chat is observed once
         counts = config.counts if counted is None else lambda chat: chat.id in counted
@@ -157,15 +161,11 @@ class Waits:
                 if not counts(chat):
                     continue
                 kind = chat.chat_type
-                # Interned: the key is then the string the last poll's tracker (and the events
-                # poll's index) already holds, and the answer's own copy goes with the answer.
-                # Else every poll's ids would stay behind, scattered among its freed transients.
-                cid = sys.intern(chat.id)
                 if prev is None:
                     ts = chat.last_activity
-                    since[cid] = (kind, float(ts) if ts < now else float(now))
+                    since[chat.id] = (kind, float(ts) if ts < now else float(now))
                 else:
-                    since[cid] = prev if prev[0] == kind else (kind, prev[1])
+                    since[chat.id] = prev if prev[0] == kind else (kind, prev[1])
             elif prev is not None and counts(chat):
                 ended[chat.id] = (chat.chat_type, prev[1])
         histograms = self.histograms
@@ -174,19 +174,63 @@ class Waits:
             for kind, start in ended.values():
                 updated[kind] = updated[kind].observe(wait_seconds(start, now, schedule))
             histograms = MappingProxyType(updated)
-        return Waits(MappingProxyType(since), histograms)
+        # Joined (chatids.py): the answer's id strings, tuples and floats go with this poll's
+        # transients instead of staying behind, one small object each, between them.
+        return Waits(WaitStarts(since) if since else _NO_WAITS, histograms)
 
-    def waiting(self, now: float, schedule: Schedule | None) -> list[Wait]:
+    def waiting(self, now: float, schedule: Schedule | None) -> WaitList:
         """Every open wait as of ``now``, longest first (ties: earliest start, then chat id)."""
-        items = list(self.since.items())
-        starts = [start for _, (_, start) in items]
+        table = self.since if isinstance(self.since, WaitStarts) else WaitStarts(self.since)
+        starts = table.starts.tolist()
         if schedule is not None:
             seconds = schedule.open_seconds_to(starts, now)
         else:
             seconds = [now - start if now > start else 0.0 for start in starts]
-        out = [Wait(cid, kind, start, s) for (cid, (kind, start)), s in zip(items, seconds, strict=True)]
-        out.sort(key=lambda w: (-w.seconds, w.since, w.chat_id))
-        return out
+        ids = list(table)
+        order = sorted(range(len(ids)), key=lambda i: (-seconds[i], starts[i], ids[i]))
+        return WaitList(table, array("I", order), array("d", [seconds[i] for i in order]))
+
+
+class WaitList(Sequence[Wait]):
+    """The open waits as of a poll, longest first, read only: a :class:`Wait` is made when read.
+
+    A snapshot keeps these until the next poll, one per open wait, beside the table they come
+    from; each costs an index and its seconds here, not an object with two floats.
+    """
+
+    __slots__ = ("_order", "_seconds", "_table")
+
+    def __init__(self, table: WaitStarts, order: array[int], seconds: array[float]) -> None:
+        self._table, self._order, self._seconds = table, order, seconds
+
+    def _wait(self, i: int) -> Wait:
+        chat_id, chat_type, since = self._table.at(self._order[i])
+        return Wait(chat_id, chat_type, since, self._seconds[i])
+
+    @overload
+    def __getitem__(self, i: int) -> Wait: ...
+    @overload
+    def __getitem__(self, i: slice) -> tuple[Wait, ...]: ...
+    def __getitem__(self, i: int | slice) -> Wait | tuple[Wait, ...]:
+        if isinstance(i, slice):
+            return tuple(map(self._wait, range(len(self._order))[i]))
+        return self._wait(range(len(self._order))[i])  # negative and out-of-range as a tuple's
+
+    def __iter__(self) -> Iterator[Wait]:
+        return map(Wait, *self._table.columns(self._order), self._seconds)
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, str):
+            return NotImplemented
+        return len(self) == len(other) and all(map(operator.eq, self, other))
+
+    __hash__ = None  # type: ignore[assignment]  # as a list's: equal to lists and tuples
+
+    def __repr__(self) -> str:
+        return f"WaitList({list(self)!r})"
 
 
 def oldest_by_type(waits: Iterable[Wait]) -> dict[str, Wait]:

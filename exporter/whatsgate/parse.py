@@ -96,6 +96,12 @@ class _Chats(_Answer):
     data: Annotated[list[_Chat], msgspec.Meta(max_length=MAX_CHATS)]
 
 
+class _RawChats(_Answer):
+    """:class:`_Chats` with each chat left as its bytes, decoded one at a time (parse_chats)."""
+
+    data: Annotated[list[msgspec.Raw], msgspec.Meta(max_length=MAX_CHATS)]
+
+
 class _Session(msgspec.Struct, gc=False):
     unique_id: str
     status: str
@@ -108,28 +114,27 @@ class _Sessions(_Answer):
 
 
 _A = TypeVar("_A", bound=_Answer)
-_CHATS = msgspec.json.Decoder(_Chats)
+_B = TypeVar("_B", bound=_Answer)
+_RAW_CHATS = msgspec.json.Decoder(_RawChats)
+_CHAT = msgspec.json.Decoder(_Chat)
 _SESSIONS = msgspec.json.Decoder(_Sessions)
+
+
+class _Undecodable(Exception):
+    """A chat msgspec's reader refused: the answer is read again as json.loads reads it."""
 
 
 def parse_chats(body: bytes | bytearray) -> list[Chat]:
     """The chats of a ``get-chats`` answer, or :class:`InvalidResponse` naming the first bad field."""
-    data = _read(body, _CHATS, _Chats).data
-    # Taken from the end of the reversed list, each decoded chat is freed as soon as its record
-    # exists (its strings go on in the record): the answer's chats are not held twice at once,
-    # which was the peak of a poll (bench/RESULTS.md, "Memory at 10 x 10,000").
-    data.reverse()
-    pop = data.pop
-    chats: list[Chat] = []
-    append = chats.append
-    for i in range(len(data)):
-        c = pop()
-        unread, ts = c.unreadCount, c.timestamp
-        if type(unread) is float or type(ts) is float:  # whole counts, times cut to the second
-            unread, ts = int(unread), int(ts)
-        group = _group(c.groupMetadata, i, c) if c.isGroup else None
-        # unread and ts are ints now (mypy cannot follow the type() test).
-        append(Chat(c.id, c.name, c.isGroup, c.isReadOnly, unread, ts, c.pinned, c.isMuted, group))  # type: ignore[arg-type]
+    # The answer's chats are decoded one at a time, each freed as soon as its record exists (its
+    # strings go on in the record): the decoded answer is never held whole beside the records,
+    # and the decoding holds the GIL a chat at a time, not for the whole answer in one call
+    # (bench/RESULTS.md, "Memory at 10 x 10,000, sixth session").
+    answer = _read(body, _RAW_CHATS, _Chats)
+    try:
+        chats = _records(answer.data)
+    except _Undecodable:
+        chats = _records(_again(body, _Chats).data)
     if len({c.id for c in chats}) != len(chats):
         seen: set[str] = set()
         for chat in chats:
@@ -137,6 +142,29 @@ def parse_chats(body: bytes | bytearray) -> list[Chat]:
                 # Two series with the same labels would make the whole scrape invalid.
                 raise InvalidResponse(f"data: chat id {chat.id!r} appears twice")
             seen.add(chat.id)
+    return chats
+
+
+def _records(data: list[msgspec.Raw] | list[_Chat]) -> list[Chat]:
+    """The answer's chats (undecoded or decoded) as records, each taken from the end of the
+    reversed list: the list lets go of each chat as its record is made."""
+    data.reverse()
+    pop, decode = data.pop, _CHAT.decode
+    chats: list[Chat] = []
+    append = chats.append
+    for i in range(len(data)):
+        c = pop()
+        if isinstance(c, msgspec.Raw):
+            try:
+                c = decode(c)
+            except (msgspec.DecodeError, UnicodeDecodeError):  # ValidationError is a DecodeError
+                raise _Undecodable from None
+        unread, ts = c.unreadCount, c.timestamp
+        if type(unread) is float or type(ts) is float:  # whole counts, times cut to the second
+            unread, ts = int(unread), int(ts)
+        group = _group(c.groupMetadata, i, c) if c.isGroup else None
+        # unread and ts are ints now (mypy cannot follow the type() test).
+        append(Chat(c.id, c.name, c.isGroup, c.isReadOnly, unread, ts, c.pinned, c.isMuted, group))  # type: ignore[arg-type]
     return chats
 
 
@@ -165,10 +193,11 @@ def parse_sessions(body: bytes | bytearray) -> tuple[list[Session], int]:
     return sessions, pages
 
 
-def _read(body: bytes | bytearray, decoder: msgspec.json.Decoder[_A], kind: type[_A]) -> _A:
-    """The answer decoded into ``kind``, its envelope checked (the client says why it is not OK)."""
+def _read(body: bytes | bytearray, decoder: msgspec.json.Decoder[_A], kind: type[_B]) -> _A | _B:
+    """The answer decoded by ``decoder``, or into ``kind`` when that refuses it, its envelope
+    checked (the client says why it is not OK)."""
     try:
-        answer = decoder.decode(body)
+        answer: _A | _B = decoder.decode(body)
     except (msgspec.DecodeError, UnicodeDecodeError):  # ValidationError is a DecodeError
         answer = _again(body, kind)
     else:

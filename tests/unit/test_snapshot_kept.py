@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from exporter.model import Chat, ChatsConfig
+import gc
+
+from exporter.model import CHAT_TYPES, Chat, ChatsConfig
 from exporter.snapshot.state import NAMED_WAITS, ChatData
 
 
@@ -46,18 +48,42 @@ def fresh(text: str) -> str:
     return "".join(list(text))
 
 
-def test_chat_ids_kept_between_polls_are_one_string_per_chat() -> None:
-    """Each poll decodes its ids anew: what a snapshot keeps must be the ids it already held, so
-    the answer's copies go with the answer (one string per chat id, not one per poll)."""
+def strings_held(*roots: object) -> list[str]:
+    """The strings reachable from ``roots`` (through containers, slotted objects and structs, not
+    types), but the chat types, which every snapshot shares."""
+    found: dict[int, str] = {}
+    todo, seen = list(roots), set()
+    while todo:
+        obj = todo.pop()
+        if id(obj) in seen or isinstance(obj, type):
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, str):
+            if obj not in CHAT_TYPES:
+                found[id(obj)] = obj
+            continue
+        if isinstance(obj, dict):  # a dict of str keys does not show them to the collector
+            todo.extend(obj)
+        # A struct with gc=False neither shows its fields.
+        todo.extend(getattr(obj, f) for f in getattr(obj, "__struct_fields__", ()))
+        todo.extend(gc.get_referents(obj))
+    return list(found.values())
+
+
+def test_chat_ids_kept_between_polls_are_joined_not_one_string_per_chat() -> None:
+    """Each poll decodes its ids anew: the open waits a snapshot keeps hold them in one string
+    (snapshot/chatids.py), so the answer's copies go with the answer and no object per wait stays
+    behind between polls."""
     ids = [f"7999{i:07d}@c.us" for i in range(4)]
     first = ChatData.build([chat(fresh(i), 1) for i in ids], ChatsConfig(max_per_account=0), 1000.0)
     second = ChatData.build(
         [chat(fresh(i), 1) for i in ids], ChatsConfig(max_per_account=0), 1060.0, previous=first.waits
     )
-    held = {id(k) for k in first.waits.since}
-    assert {id(k) for k in second.waits.since} == held
-    assert second.selected == set(ids)  # kept joined in one string (snapshot/chatids.py), no id's own
-    assert {id(w.chat_id) for w in second.waiting} == held
+    assert dict(second.waits.since) == {i: ("contact", 100.0) for i in ids}  # the first poll's
+    assert [w.chat_id for w in second.waiting] == ids  # equally long: by chat id
+    assert second.selected == set(ids)
+    held = strings_held(second.waits.since, second.waiting, second.selected)
+    assert len(held) == 2 and all(sorted(text) == sorted("".join(ids)) for text in held)
 
 
 def test_accounts_share_their_empty_histograms() -> None:
