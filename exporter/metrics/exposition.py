@@ -1,21 +1,19 @@
-"""The /metrics body: the store's snapshots rendered as one text, and that text compressed
-into one gzip member, rebuilt on the exposition's own thread after publishes.
+"""The /metrics body: the store's snapshots rendered as one text, and that text compressed into one gzip
+member, rebuilt on the exposition's own thread after publishes.
 
-Publishing only wakes this thread (it subscribes to the store); it rebuilds the body from
-whatever the store holds then, so a burst of publishes costs one rebuild, and swaps it
-in with one assignment. It renders only the snapshots it has not rendered yet, one account
-at a time (:func:`.render.render_account`), and keeps each account's rendering until the
-account's next snapshot. The text format wants each family's samples in one group, so
-every account's samples of a family go together: a publish of one account changes the
-text in many places, and the whole text is deflated again (ISA-L's level 1, see
-:mod:`.render`), once per rebuild rather than once per scrape.
+Publishing only wakes this thread (it subscribes to the store); it rebuilds the body from whatever the
+store holds then, so a burst of publishes costs one rebuild, and swaps it in with one assignment. It
+renders only the snapshots it has not rendered yet, one account at a time
+(:func:`.render.render_account`), and keeps each account's rendering until the account's next snapshot.
+The text format wants each family's samples in one group, so every account's samples of a family go
+together: a publish of one account changes the text in many places, and the whole text is deflated again
+(ISA-L's level 1, see :mod:`.render`), once per rebuild rather than once per scrape.
 
-Why one gzip member: RFC 1952 lets a stream hold many, and Go's reader (Prometheus)
-reads them all, but httpx and aiohttp keep only the first, and urllib3 2.6 to 2.8
-(requests) truncates or repeats text when a member ends on one of its read boundaries.
-So the member's deflate stream is left open (a sync flush) and each scrape ends it
-with its own small part (alert state, reload, shard, process metrics), whose CRC-32
-continues the snapshots' one.
+Why one gzip member: RFC 1952 lets a stream hold many, and Go's reader (Prometheus) reads them all, but
+httpx and aiohttp keep only the first, and urllib3 2.6 to 2.8 (requests) truncates or repeats text when
+a member ends on one of its read boundaries. So the member's deflate stream is left open (a sync flush)
+and each scrape ends it with its own small part (alert state, reload, shard, process metrics), whose
+CRC-32 continues the snapshots' one.
 """
 
 from __future__ import annotations
@@ -26,6 +24,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.registry import Collector
@@ -39,7 +38,6 @@ from .render import (
     EMPTY,
     GZIP_LEVEL,
     INFLATE_PIECE,
-    Packed,
     Rendered,
     RenderedAccount,
     RenderedData,
@@ -47,6 +45,7 @@ from .render import (
     render,
     render_account,
     render_data,
+    samples,
 )
 
 log = logging.getLogger(__name__)
@@ -61,18 +60,19 @@ PLAIN_PIECE = 256 * 1024
 # Deflate, no flags, no modification time, no extra flags, OS "unknown" (RFC 1952 section 2.3).
 GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
 
-# Family name -> its header, and family name -> its samples from every snapshot, in first-seen order.
-_Families = tuple[dict[str, bytes], dict[str, list["Packed | bytes"]]]
+# Family name -> its header, and family name -> where its samples are in every snapshot's
+# rendering (the rendering, then the family's index in it), in first-seen order.
+_Families = tuple[dict[str, bytes], dict[str, list[Any]]]
 
 
 def _add(families: _Families, rendered: Rendered) -> None:
     headers, bodies = families
-    for (name, header), samples in zip(*rendered, strict=True):
+    layout, kept = rendered
+    for index, (name, header) in enumerate(layout):
         if name not in headers:
             headers[name] = header
             bodies[name] = []
-        if samples:
-            bodies[name].append(samples)
+        bodies[name] += (kept, index)
 
 
 def _text(families: _Families) -> Iterable[bytes]:
@@ -80,11 +80,8 @@ def _text(families: _Families) -> Iterable[bytes]:
     headers, bodies = families
     for name, header in headers.items():
         yield header
-        for samples in bodies[name]:
-            if isinstance(samples, Packed):
-                yield from inflated((samples,))
-            else:
-                yield samples
+        for kept, index in zip(bodies[name][::2], bodies[name][1::2], strict=True):
+            yield from samples(kept, name, index)
 
 
 Fresh = tuple[bool, bool]  # an account's chat data, and its event log's, are not stale

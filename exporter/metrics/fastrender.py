@@ -1,25 +1,21 @@
 """The per-chat families written straight to exposition text (format 0.0.4).
 
-At 10,000 chats an account has ~33,000 per-chat samples, and building them as
-prometheus-client families and rendering those with ``generate_latest`` costs
-far more than decoding the answer (bench/RESULTS.md): each sample is a namedtuple with a label
-dict that is sorted, re-escaped and formatted one by one. Here each family
-becomes one line template, made once per render from its
-:class:`~exporter.metrics.definitions.MetricDef`: the label names in
-``generate_latest``'s (sorted) order, the account's labels escaped once. The
-chats are taken as columns (ids, types, names, values: each extracted, escaped
-and formatted once per render, in C-level passes where possible), and a family's
-text is one ``str.join`` of its columns interleaved with the constant pieces
-between them: no string per sample line is ever built, which is what makes
-the direct text cheap.
+At 10,000 chats an account has ~33,000 per-chat samples, and building them as prometheus-client families
+and rendering those with ``generate_latest`` costs far more than decoding the answer (bench/RESULTS.md):
+each sample is a namedtuple with a label dict that is sorted, re-escaped and formatted one by one. Here
+each family becomes one line template, made once per render from its
+:class:`~exporter.metrics.definitions.MetricDef`: the label names in ``generate_latest``'s (sorted)
+order, the account's labels escaped once. The chats are taken as columns (ids, types, names, values:
+each extracted, escaped and formatted once per render, in C-level passes where possible), and a family's
+text is one ``str.join`` of its columns interleaved with the constant pieces between them: no string per
+sample line is ever built, which is what makes the direct text cheap.
 
-The reference definition is a prometheus-client collector kept with the tests
-(``ChatCollector`` in tests/chat_collector.py): tests/unit/test_fastrender.py
-requires this module's output to be byte-identical to ``generate_latest`` of that
-collector for generated and fuzzed snapshots. A new per-chat family is one more :class:`ChatFamily` row in
-:data:`CHAT_FAMILIES` (in the collector's order); a family without a row, or any
-other family, goes the reference way (:func:`exporter.metrics.render.render`),
-and the differential test fails until the row exists.
+The reference definition is a prometheus-client collector kept with the tests (``ChatCollector`` in
+tests/chat_collector.py): tests/unit/test_fastrender.py requires this module's output to be
+byte-identical to ``generate_latest`` of that collector for generated and fuzzed snapshots. A new
+per-chat family is one more :class:`ChatFamily` row in :data:`CHAT_FAMILIES` (in the collector's order);
+a family without a row, or any other family, goes the reference way
+(:func:`exporter.metrics.render.render`), and the differential test fails until the row exists.
 """
 
 from __future__ import annotations

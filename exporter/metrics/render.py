@@ -1,23 +1,24 @@
 """Rendering snapshots to exposition text, once per poll.
 
-A snapshot changes once per poll but is scraped many times, and at 10,000
-chats an account renders to megabytes of text: rebuilding metric families on
-each scrape would cost seconds. So each snapshot is rendered once, the first
-time :mod:`exporter.metrics.exposition` sees it (a poll's chats on the poller's
-thread, before they are released), and kept per family as a header and its
-samples, which the exposition joins into the /metrics body. The small
-families go through prometheus-client's own ``generate_latest``; the per-chat
-ones, the hot path, through :mod:`exporter.metrics.fastrender`, which a
-differential test holds byte-identical to it.
+A snapshot changes once per poll but is scraped many times, and at 10,000 chats an account renders to
+megabytes of text: rebuilding metric families on each scrape would cost seconds. So each snapshot is
+rendered once, the first time :mod:`exporter.metrics.exposition` sees it (a poll's chats on the poller's
+thread, before they are released), and kept per collector as one deflated object (:class:`Packed`),
+which the exposition inflates family by family into the /metrics body. The small families go through
+prometheus-client's own ``generate_latest``; the per-chat ones, the hot path, through
+:mod:`exporter.metrics.fastrender`, which a differential test holds byte-identical to it.
 """
 
 from __future__ import annotations
 
+import struct
 import weakref
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import accumulate, chain
 from types import ModuleType, SimpleNamespace
+from typing import Any
 
 from prometheus_client import generate_latest
 from prometheus_client.registry import Collector
@@ -38,34 +39,46 @@ except ImportError:  # pragma: no cover - a platform without isal's wheels: the 
 # Level 1: the per-chat text is very repetitive, so level 1 already shrinks it most of the
 # way (bench/RESULTS.md); higher levels save little for CPU that every rebuild would pay.
 GZIP_LEVEL = 1
-# Samples of a snapshot at least this large are kept deflated (inflated again when the body is
-# rebuilt), which is every per-chat family of even a small account: with many small accounts,
-# their text kept plain was most of what each held (bench/RESULTS.md). Below it, a deflated
-# copy saves less than its own objects cost.
-KEEP_PLAIN_BELOW = 256
 # Kept text is inflated again in pieces this small: a rebuild of the body holds one piece of
 # text at a time, not a family's whole text.
 INFLATE_PIECE = 64 * 1024
+# A family's deflate dictionary: its header and the first DICTIONARY_SIZE bytes of its samples this
+# process rendered, fixed from then on. An account's samples of a family resemble another's (names,
+# labels, value formats), so even a few lines deflate to a fraction of themselves, where without it
+# the small families of many small accounts were most of what each held (bench/RESULTS.md).
+DICTIONARY_SIZE = 2048
+_DICTIONARIES: dict[str, bytes] = {}
 
 
 class Packed(bytes):
-    """Exposition text kept deflated (raw deflate, no framing): bytes themselves, so that each
-    piece of each small account is one object."""
+    """A collector's families of one snapshot in one object (each a few dozen bytes of Python
+    overhead apart): where each family's samples start and the last ends (little-endian uint32),
+    then the samples, each family's deflated on its own with its dictionary (raw deflate)."""
 
     __slots__ = ()
 
-    @classmethod
-    def of(cls, plain: bytes) -> Packed:
-        return cls(DEFLATE.compress(plain, level=GZIP_LEVEL, wbits=-15))
 
-
-def inflated(stream: Iterable[bytes], size: int = INFLATE_PIECE) -> Iterator[bytes]:
-    """A raw deflate stream's text, in pieces of at most ``size`` bytes, each made when taken."""
-    inflate = DEFLATE.decompressobj(-15)
+def inflated(stream: Iterable[bytes], size: int = INFLATE_PIECE, inflate: Any = None) -> Iterator[bytes]:
+    """A raw deflate stream's text (or the rest of ``inflate``'s), in pieces of at most ``size``
+    bytes, each made when taken."""
+    inflate = inflate or DEFLATE.decompressobj(-15)
     for data in stream:
         while piece := inflate.decompress(data, size):
             yield piece
             data = inflate.unconsumed_tail
+
+
+def samples(rendered: bytes, name: str, index: int) -> Iterable[bytes]:
+    """The text of the family at ``index`` (named ``name``) of a collector's rendering."""
+    start, end = struct.unpack_from("<2I", rendered, 4 * index)
+    if not isinstance(rendered, Packed):
+        return (rendered[start:end],)
+    if start == end:
+        return ()
+    inflate = DEFLATE.decompressobj(-15, _DICTIONARIES[name])
+    text = inflate.decompress(memoryview(rendered)[start:end], INFLATE_PIECE)
+    # All of it in one call, usually; else the rest in pieces.
+    return (text,) if inflate.eof else chain((text,), inflated((inflate.unconsumed_tail,), inflate=inflate))
 
 
 # A collector's families as (name, header) each, in its order: the same for every account, so
@@ -73,20 +86,25 @@ def inflated(stream: Iterable[bytes], size: int = INFLATE_PIECE) -> Iterator[byt
 # a large share of what each held: bench/RESULTS.md).
 Layout = tuple[tuple[str, bytes], ...]
 _LAYOUTS: dict[Layout, Layout] = {}
-# A collector rendered: its layout, and each family's samples (large ones rendered per snapshot
-# are Packed).
-Rendered = tuple[Layout, tuple["Packed | bytes", ...]]
-EMPTY: Rendered = ((), ())
+# A collector rendered: its layout, and its families' samples (Packed, rendered per snapshot;
+# or plain, rendered per scrape), read with :func:`samples`.
+Rendered = tuple[Layout, bytes]
+EMPTY: Rendered = ((), b"")
 
 
 def _split(families: Iterable[tuple[str, bytes, bytes]], pack: bool) -> Rendered:
     layout, kept = [], []
-    for name, header, samples in families:
+    for name, header, text in families:
         layout.append((name, header))
-        kept.append(Packed.of(samples) if pack and len(samples) >= KEEP_PLAIN_BELOW else samples)
-        del samples  # else this family's text is still held while the next one is written
-    key = tuple(layout)
-    return _LAYOUTS.setdefault(key, key), tuple(kept)
+        if pack and text:
+            zdict = _DICTIONARIES.setdefault(name, header + text[:DICTIONARY_SIZE])
+            deflate = DEFLATE.compressobj(GZIP_LEVEL, DEFLATE.DEFLATED, -15, 8, 0, zdict)
+            text = deflate.compress(text) + deflate.flush()
+        kept.append(text)
+        del text  # else this family's text is still held while the next one is written
+    key, ends = tuple(layout), list(accumulate(map(len, kept), initial=4 * len(kept) + 4))
+    joined = b"".join((struct.pack(f"<{len(ends)}I", *ends), *kept))
+    return _LAYOUTS.setdefault(key, key), Packed(joined) if pack else joined
 
 
 def render_plain(collector: Collector) -> Iterable[tuple[str, bytes, bytes]]:
@@ -131,8 +149,9 @@ class RenderedAccount:
 
 
 def render_chats(state: AccountState, data: ChatData) -> Rendered:
-    """The per-chat families, written directly (the hot path), large samples kept deflated."""
-    waits = data.wait_by_chat
+    """The per-chat families, written directly (the hot path). Their waits by chat made here, not
+    ``data.wait_by_chat``, which the snapshot would keep for its life (a chat_waiting threshold's)."""
+    waits = {wait.chat_id: wait for wait in data.waiting}
     with memory.HEAVY_WORK:
         return _split(fastrender.render_chats(state.account, data.selection.chats, waits), pack=True)
 
