@@ -60,8 +60,7 @@ PLAIN_PIECE = 256 * 1024
 # Deflate, no flags, no modification time, no extra flags, OS "unknown" (RFC 1952 section 2.3).
 GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
 
-# Family name -> its header, and family name -> where its samples are in every snapshot's
-# rendering (the rendering, then the family's index in it), in first-seen order.
+# Family name -> its header, and -> each rendering holding it then its index there, in first-seen order.
 _Families = tuple[dict[str, bytes], dict[str, list[Any]]]
 
 

@@ -11,12 +11,13 @@ prometheus-client's own ``generate_latest``; the per-chat ones, the hot path, th
 
 from __future__ import annotations
 
+import re
 import struct
 import weakref
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from itertools import accumulate, chain
+from itertools import accumulate, chain, pairwise
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
@@ -51,16 +52,14 @@ _DICTIONARIES: dict[str, bytes] = {}
 
 
 class Packed(bytes):
-    """A collector's families of one snapshot in one object (each a few dozen bytes of Python
-    overhead apart): where each family's samples start and the last ends (little-endian uint32),
-    then the samples, each family's deflated on its own with its dictionary (raw deflate)."""
+    """A collector's families of one snapshot in one object, not one each with its overhead: where each
+    family's samples start and the last ends (uint32), then each one's, deflated with its dictionary."""
 
     __slots__ = ()
 
 
 def inflated(stream: Iterable[bytes], size: int = INFLATE_PIECE, inflate: Any = None) -> Iterator[bytes]:
-    """A raw deflate stream's text (or the rest of ``inflate``'s), in pieces of at most ``size``
-    bytes, each made when taken."""
+    """A raw deflate stream's text (or the rest of ``inflate``'s), in pieces of at most ``size`` bytes."""
     inflate = inflate or DEFLATE.decompressobj(-15)
     for data in stream:
         while piece := inflate.decompress(data, size):
@@ -69,7 +68,7 @@ def inflated(stream: Iterable[bytes], size: int = INFLATE_PIECE, inflate: Any = 
 
 
 def samples(rendered: bytes, name: str, index: int) -> Iterable[bytes]:
-    """The text of the family at ``index`` (named ``name``) of a collector's rendering."""
+    """The text of the family at ``index`` (named ``name``) of a collector's rendering: one piece, usually."""
     start, end = struct.unpack_from("<2I", rendered, 4 * index)
     if not isinstance(rendered, Packed):
         return (rendered[start:end],)
@@ -77,13 +76,11 @@ def samples(rendered: bytes, name: str, index: int) -> Iterable[bytes]:
         return ()
     inflate = DEFLATE.decompressobj(-15, _DICTIONARIES[name])
     text = inflate.decompress(memoryview(rendered)[start:end], INFLATE_PIECE)
-    # All of it in one call, usually; else the rest in pieces.
     return (text,) if inflate.eof else chain((text,), inflated((inflate.unconsumed_tail,), inflate=inflate))
 
 
-# A collector's families as (name, header) each, in its order: the same for every account, so
-# one copy of each layout is kept (with many small accounts, a tuple per family per account was
-# a large share of what each held: bench/RESULTS.md).
+# A collector's families as (name, header) each, in its order: the same for every account, so one copy
+# of each is kept (a tuple per family per account was a large share of what each held).
 Layout = tuple[tuple[str, bytes], ...]
 _LAYOUTS: dict[Layout, Layout] = {}
 # A collector rendered: its layout, and its families' samples (Packed, rendered per snapshot;
@@ -108,11 +105,15 @@ def _split(families: Iterable[tuple[str, bytes, bytes]], pack: bool) -> Rendered
 
 
 def render_plain(collector: Collector) -> Iterable[tuple[str, bytes, bytes]]:
-    """Each family of a collector by generate_latest, split into its two header lines and its samples."""
-    for family in collector.collect():
-        text = generate_latest(SimpleNamespace(collect=[family].__iter__))  # a registry of one family
-        cut = text.index(b"\n", text.index(b"\n") + 1) + 1
-        yield family.name, text[:cut], text[cut:]
+    """Each family of a collector, by one generate_latest, split into its two header lines and its
+    samples: a family starts at its "# HELP" line, and no other line starts so (newlines in help
+    texts and label values are escaped)."""
+    families = list(collector.collect())
+    text = generate_latest(SimpleNamespace(collect=families.__iter__))  # a registry of these
+    starts = [found.start() for found in re.finditer(rb"^# HELP ", text, re.MULTILINE)]
+    for family, (start, end) in zip(families, pairwise([*starts, len(text)]), strict=True):
+        cut = text.index(b"\n", text.index(b"\n", start) + 1) + 1
+        yield family.name, text[start:cut], text[cut:end]
 
 
 def render(collector: Collector, pack: bool = True) -> Rendered:
