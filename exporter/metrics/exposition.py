@@ -1,19 +1,21 @@
-"""The /metrics body: the store's snapshots rendered as one text, and that text compressed into one gzip
-member, rebuilt on the exposition's own thread after publishes.
+"""The /metrics body: the store's snapshots rendered as one text, and that text compressed
+into one gzip member, rebuilt on the exposition's own thread after publishes.
 
-Publishing only wakes this thread (it subscribes to the store); it rebuilds the body from whatever the
-store holds then, so a burst of publishes costs one rebuild, and swaps it in with one assignment. It
-renders only the snapshots it has not rendered yet, one account at a time
-(:func:`.render.render_account`), and keeps each account's rendering until the account's next snapshot.
-The text format wants each family's samples in one group, so every account's samples of a family go
-together: a publish of one account changes the text in many places, and the whole text is deflated again
-(ISA-L's level 1, see :mod:`.render`), once per rebuild rather than once per scrape.
+Publishing only wakes this thread (it subscribes to the store); it rebuilds the body from
+whatever the store holds then, so a burst of publishes costs one rebuild, and swaps it
+in with one assignment. It renders only the snapshots it has not rendered yet, one account
+at a time (:func:`.render.render_account`), and keeps each account's rendering until the
+account's next snapshot. The text format wants each family's samples in one group, so
+every account's samples of a family go together: a publish of one account changes the
+text in many places, and the whole text is deflated again (ISA-L's level 1, see
+:mod:`.render`), once per rebuild rather than once per scrape.
 
-Why one gzip member: RFC 1952 lets a stream hold many, and Go's reader (Prometheus) reads them all, but
-httpx and aiohttp keep only the first, and urllib3 2.6 to 2.8 (requests) truncates or repeats text when
-a member ends on one of its read boundaries. So the member's deflate stream is left open (a sync flush)
-and each scrape ends it with its own small part (alert state, reload, shard, process metrics), whose
-CRC-32 continues the snapshots' one.
+Why one gzip member: RFC 1952 lets a stream hold many, and Go's reader (Prometheus)
+reads them all, but httpx and aiohttp keep only the first, and urllib3 2.6 to 2.8
+(requests) truncates or repeats text when a member ends on one of its read boundaries.
+So the member's deflate stream is left open (a sync flush) and each scrape ends it
+with its own small part (alert state, reload, shard, process metrics), whose CRC-32
+continues the snapshots' one.
 """
 
 from __future__ import annotations

@@ -133,20 +133,19 @@ _ZERO_OR_PAD = bytes(1 if b in b"0?" else 0 for b in range(256))
 
 
 def _exponent_form(digits: bytes, count: int, exponent: int) -> list[str]:
-    """``1734642660`` -> ``1.73464266e+09``: ``count`` numbers of the same ``exponent``
-    (6 to 15), given as rows of one width (digits only, the first not 0, shorter rows
-    padded at the end with ``?``), each with its mantissa's trailing zeros dropped, and
-    its point too if nothing follows it (``1e+09``), as ``floatToGoString`` does.
+    """``1734642660`` -> ``1.73464266e+09``: ``count`` numbers of the same ``exponent`` (6 to 15), given as
+    rows of one width (digits only, the first not 0, shorter rows padded at the end with ``?``), each with
+    its mantissa's trailing zeros dropped, and its point too if nothing follows it (``1e+09``), as
+    ``floatToGoString`` does.
 
-    Done on whole columns rather than per number, several times faster than formatting each:
-    with all rows of one width, a column of digits is a strided slice, so the output's
-    columns are strided slice assignments into one bytearray (one row each: first digit,
-    point, other digits, exponent, newline). Trailing zeros are marked from the right,
-    a column at a time, with the rows of a column taken as one big integer (one byte
-    each, 1 where the byte is a zero or padding): AND-ing it into the mask of the
-    columns to its right leaves 1 exactly where a zero is trailing. OR-ing ``mask *
-    0x0F`` into a column turns those ``0`` into ``?`` (0x30 | 0x0F), and ``mask * 0x11``
-    turns an unneeded point into ``?`` (0x2E | 0x11); one ``replace`` drops every ``?``.
+    Done on whole columns rather than per number, several times faster than formatting each: with all rows
+    of one width, a column of digits is a strided slice, so the output's columns are strided slice
+    assignments into one bytearray (one row each: first digit, point, other digits, exponent, newline).
+    Trailing zeros are marked from the right, a column at a time, with the rows of a column taken as one
+    big integer (one byte each, 1 where the byte is a zero or padding): AND-ing it into the mask of the
+    columns to its right leaves 1 exactly where a zero is trailing. OR-ing ``mask * 0x0F`` into a column
+    turns those ``0`` into ``?`` (0x30 | 0x0F), and ``mask * 0x11`` turns an unneeded point into ``?``
+    (0x2E | 0x11); one ``replace`` drops every ``?``.
     """
     width = len(digits) // count
     tail = f"e+{exponent:02d}\n".encode()

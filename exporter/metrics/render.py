@@ -117,9 +117,8 @@ def render_plain(collector: Collector) -> Iterable[tuple[str, bytes, bytes]]:
 
 
 def render(collector: Collector, pack: bool = True) -> Rendered:
-    """Render every family of a collector: a snapshot's once, its large samples kept deflated, one
-    collector at a time; or (``pack`` false) a per-scrape one's, small, plain and on the caller's
-    thread."""
+    """Render every family of a collector: a snapshot's once, deflated, one collector at a time; or
+    (``pack`` false) a per-scrape one's, small, plain and on the caller's thread."""
     if not pack:
         return _split(render_plain(collector), pack=False)
     with memory.HEAVY_WORK:
