@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 from prometheus_client import REGISTRY, generate_latest
@@ -71,17 +72,15 @@ def _add(families: _Families, rendered: Rendered) -> None:
     layout, kept = rendered
     for index, (name, header) in enumerate(layout):
         if name not in headers:
-            headers[name] = header
-            bodies[name] = []
+            headers[name], bodies[name] = header, []
         bodies[name] += (kept, index)
 
 
 def _text(families: _Families) -> Iterable[bytes]:
     """Each family's header followed by its samples, families in first-seen order."""
-    headers, bodies = families
-    for name, header in headers.items():
+    for name, header in families[0].items():
         yield header
-        for kept, index in zip(bodies[name][::2], bodies[name][1::2], strict=True):
+        for kept, index in zip(families[1][name][::2], families[1][name][1::2], strict=True):
             yield from samples(kept, name, index)
 
 
@@ -125,11 +124,15 @@ def _deflated(text: Iterable[bytes], end: int) -> tuple[tuple[bytes, ...], int, 
     """The gzip header then the text's raw deflate stream ended by ``end``; the text's CRC-32 and size."""
     deflate = DEFLATE.compressobj(GZIP_LEVEL, DEFLATE.DEFLATED, -15)  # raw deflate: framed here
     # Kept in pieces of about INFLATE_PIECE, never joined whole: a large body is not held twice
-    # while it is made.
-    out, run, crc, size = [GZIP_HEADER], bytearray(), 0, 0
-    for piece in text:
-        run += deflate.compress(piece)
-        crc, size = DEFLATE.crc32(piece, crc), size + len(piece)
+    # while it is made. The text's pieces, most of them a few lines, are deflated a run at a time.
+    out, run, crc, size, pending = [GZIP_HEADER], bytearray(), 0, 0, bytearray()
+    for piece in chain(text, (b"",)):
+        pending += piece
+        if piece and len(pending) < INFLATE_PIECE:
+            continue
+        run += deflate.compress(pending)
+        crc, size = DEFLATE.crc32(pending, crc), size + len(pending)
+        pending.clear()
         if len(run) >= INFLATE_PIECE:
             out.append(bytes(run))
             run.clear()

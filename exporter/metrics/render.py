@@ -44,9 +44,8 @@ GZIP_LEVEL = 1
 # text at a time, not a family's whole text.
 INFLATE_PIECE = 64 * 1024
 # A family's deflate dictionary: its header and the first DICTIONARY_SIZE bytes of its samples this
-# process rendered, fixed from then on. An account's samples of a family resemble another's (names,
-# labels, value formats), so even a few lines deflate to a fraction of themselves, where without it
-# the small families of many small accounts were most of what each held (bench/RESULTS.md).
+# process rendered, fixed from then on. Accounts' samples of a family look alike, so with it even a few
+# lines deflate to a fraction of themselves (small accounts' text was most of what each held).
 DICTIONARY_SIZE = 2048
 _DICTIONARIES: dict[str, bytes] = {}
 
@@ -158,11 +157,9 @@ def render_chats(state: AccountState, data: ChatData) -> Rendered:
 
 def render_data(state: AccountState) -> RenderedData | None:
     """Render the chat data of a state (None when it has none)."""
-    if state.data is None:
+    if (data := state.data) is None:
         return None
-    return RenderedData(
-        render(AggregateCollector(state.account, state.data)), render_chats(state, state.data)
-    )
+    return RenderedData(render(AggregateCollector(state.account, data)), render_chats(state, data))
 
 
 def render_account(state: AccountState, previous: RenderedAccount | None = None) -> RenderedAccount:
