@@ -3,10 +3,10 @@
 A snapshot changes once per poll but is scraped many times, and at 10,000 chats an account renders to
 megabytes of text: rebuilding metric families on each scrape would cost seconds. So each snapshot is
 rendered once, the first time :mod:`exporter.metrics.exposition` sees it (a poll's chats on the poller's
-thread, before they are released), and kept per collector as one deflated object (:class:`Packed`),
-which the exposition inflates family by family into the /metrics body. The small families go through
-prometheus-client's own ``generate_latest``; the per-chat ones, the hot path, through
-:mod:`exporter.metrics.fastrender`, which a differential test holds byte-identical to it.
+thread, before they are released), and kept per collector as one object (:data:`Rendered`), its large
+families deflated, which the exposition joins family by family into the /metrics body. The small
+families go through prometheus-client's own ``generate_latest``; the per-chat ones, the hot path,
+through :mod:`exporter.metrics.fastrender`, which a differential test holds byte-identical to it.
 """
 
 from __future__ import annotations
@@ -43,18 +43,17 @@ GZIP_LEVEL = 1
 # Kept text is inflated again in pieces this small: a rebuild of the body holds one piece of
 # text at a time, not a family's whole text.
 INFLATE_PIECE = 64 * 1024
+# Samples of a snapshot at least this large are kept deflated, smaller ones plain: each inflate at a
+# rebuild gives up the GIL, which costs up to a switch interval to get back while polls run, so the few
+# lines of most small families are not worth it.
+KEEP_PLAIN_BELOW = 256
 # A family's deflate dictionary: its header and the first DICTIONARY_SIZE bytes of its samples this
 # process rendered, fixed from then on. Accounts' samples of a family look alike, so with it even a few
 # lines deflate to a fraction of themselves (small accounts' text was most of what each held).
 DICTIONARY_SIZE = 2048
 _DICTIONARIES: dict[str, bytes] = {}
-
-
-class Packed(bytes):
-    """A collector's families of one snapshot in one object, not one each with its overhead: where each
-    family's samples start and the last ends (uint32), then each one's, deflated with its dictionary."""
-
-    __slots__ = ()
+# The top bit of where a family's samples end: they are deflated.
+DEFLATED = 1 << 31
 
 
 def inflated(stream: Iterable[bytes], size: int = INFLATE_PIECE, inflate: Any = None) -> Iterator[bytes]:
@@ -69,12 +68,11 @@ def inflated(stream: Iterable[bytes], size: int = INFLATE_PIECE, inflate: Any = 
 def samples(rendered: bytes, name: str, index: int) -> Iterable[bytes]:
     """The text of the family at ``index`` (named ``name``) of a collector's rendering: one piece, usually."""
     start, end = struct.unpack_from("<2I", rendered, 4 * index)
-    if not isinstance(rendered, Packed):
-        return (rendered[start:end],)
-    if start == end:
-        return ()
+    start &= DEFLATED - 1
+    if end < DEFLATED:
+        return (rendered[start:end],) if start < end else ()
     inflate = DEFLATE.decompressobj(-15, _DICTIONARIES[name])
-    text = inflate.decompress(memoryview(rendered)[start:end], INFLATE_PIECE)
+    text = inflate.decompress(memoryview(rendered)[start : end - DEFLATED], INFLATE_PIECE)
     return (text,) if inflate.eof else chain((text,), inflated((inflate.unconsumed_tail,), inflate=inflate))
 
 
@@ -82,25 +80,26 @@ def samples(rendered: bytes, name: str, index: int) -> Iterable[bytes]:
 # of each is kept (a tuple per family per account was a large share of what each held).
 Layout = tuple[tuple[str, bytes], ...]
 _LAYOUTS: dict[Layout, Layout] = {}
-# A collector rendered: its layout, and its families' samples (Packed, rendered per snapshot;
-# or plain, rendered per scrape), read with :func:`samples`.
+# A collector rendered: its layout, and its families' samples in one object (not one each with its
+# overhead): where each starts and the last ends (uint32), then each one's, read with :func:`samples`.
 Rendered = tuple[Layout, bytes]
 EMPTY: Rendered = ((), b"")
 
 
 def _split(families: Iterable[tuple[str, bytes, bytes]], pack: bool) -> Rendered:
-    layout, kept = [], []
+    layout, kept, flags = [], [], []
     for name, header, text in families:
         layout.append((name, header))
-        if pack and text:
+        flags.append(DEFLATED if pack and len(text) >= KEEP_PLAIN_BELOW else 0)
+        if flags[-1]:
             zdict = _DICTIONARIES.setdefault(name, header + text[:DICTIONARY_SIZE])
             deflate = DEFLATE.compressobj(GZIP_LEVEL, DEFLATE.DEFLATED, -15, 8, 0, zdict)
             text = deflate.compress(text) + deflate.flush()
         kept.append(text)
         del text  # else this family's text is still held while the next one is written
     key, ends = tuple(layout), list(accumulate(map(len, kept), initial=4 * len(kept) + 4))
-    joined = b"".join((struct.pack(f"<{len(ends)}I", *ends), *kept))
-    return _LAYOUTS.setdefault(key, key), Packed(joined) if pack else joined
+    ends[1:] = [end | flag for end, flag in zip(ends[1:], flags, strict=True)]
+    return _LAYOUTS.setdefault(key, key), b"".join((struct.pack(f"<{len(ends)}I", *ends), *kept))
 
 
 def render_plain(collector: Collector) -> Iterable[tuple[str, bytes, bytes]]:

@@ -536,7 +536,7 @@ def test_a_family_longer_than_a_piece_inflated_at_once_is_written_whole():
 def test_many_small_accounts_are_each_rendered_into_a_few_kilobytes():
     """With many small accounts, their renderings were most of what the exporter held (issue 18:
     10,000 accounts of 20 chats within 150 MB): each collector's families are kept in one object,
-    deflated with a dictionary per family."""
+    the large ones deflated with a dictionary per family."""
     import gc
     import tracemalloc
 
@@ -559,4 +559,4 @@ def test_many_small_accounts_are_each_rendered_into_a_few_kilobytes():
         held = tracemalloc.get_traced_memory()[0] / len(rendered)
     finally:
         tracemalloc.stop()
-    assert held < 3000, f"{held:.0f} bytes per account"
+    assert held < 5000, f"{held:.0f} bytes per account"
