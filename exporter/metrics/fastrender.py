@@ -191,8 +191,7 @@ class Columns:
 
     def label(self, name: str) -> list[str]:
         """The escaped values of one per-chat label (``chat_id``, ``chat_type``, ``name``)."""
-        column: list[str] = getattr(self, f"label_{name}")
-        return column
+        return cast("list[str]", getattr(self, f"label_{name}"))
 
     @cached_property
     def label_chat_id(self) -> list[str]:
@@ -227,11 +226,10 @@ Rows = tuple["list[int] | None", list[str]]
 
 @dataclass(frozen=True)
 class ChatFamily:
-    """One per-chat family: its definition (its labels after the account's are the per-chat ones)
-    and its rows. The per-chat labels must sort next to each other among the family's label names
-    (they do: account < chat_* < name < whatsapp_id), so that each sample line is the
-    account's part, the chat's part and the value.
-    """
+    """One per-chat family: its definition (its labels after the account's are the per-chat ones) and its
+    rows. The per-chat labels must sort next to each other among the family's label names (they do:
+    account < chat_* < name < whatsapp_id), so that each sample line is the account's part, the chat's
+    part and the value."""
 
     definition: d.MetricDef
     rows: Callable[[Columns], Rows]
@@ -327,10 +325,7 @@ CHAT_FAMILIES: tuple[ChatFamily, ...] = (
 def render_chats(
     account: Account, chats: Sequence[Chat], waits: Mapping[str, Wait] | None = None
 ) -> Iterator[Family]:
-    """The per-chat families of the selected chats, as ``render`` of the reference collector would give.
-
-    One family at a time: the caller compresses each before the next is written, so only
-    one family's text is held at once, not all eight.
-    """
+    """The per-chat families of the selected chats, as ``render`` of the reference collector would give,
+    one at a time: the caller compresses each before the next is written (one family's text held, not 8)."""
     columns = Columns(chats, waits or {})
     return (family.render(account, columns) for family in CHAT_FAMILIES)

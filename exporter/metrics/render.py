@@ -16,6 +16,7 @@ import struct
 import weakref
 import zlib
 from collections.abc import Iterable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from itertools import accumulate, chain, pairwise
 from types import ModuleType, SimpleNamespace
@@ -117,10 +118,8 @@ def render_plain(collector: Collector) -> Iterable[tuple[str, bytes, bytes]]:
 def render(collector: Collector, pack: bool = True) -> Rendered:
     """Render every family of a collector: a snapshot's once, deflated, one collector at a time; or
     (``pack`` false) a per-scrape one's, small, plain and on the caller's thread."""
-    if not pack:
-        return _split(render_plain(collector), pack=False)
-    with memory.HEAVY_WORK:
-        return _split(render_plain(collector), pack=True)
+    with memory.HEAVY_WORK if pack else nullcontext():
+        return _split(render_plain(collector), pack)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,9 +161,8 @@ def render_data(state: AccountState) -> RenderedData | None:
 
 
 def render_account(state: AccountState, previous: RenderedAccount | None = None) -> RenderedAccount:
-    """A snapshot rendered: ``previous`` while it is the same snapshot; its chat data only when
-    neither its poll (``ChatData.rendered``) nor an earlier snapshot of the same data (a failed
-    poll, an events poll) has."""
+    """A snapshot rendered: ``previous`` while it is the same snapshot; its chat data only when neither
+    its poll (``ChatData.rendered``) nor an earlier snapshot of the same data (a failed poll) has."""
     last = previous.state() if previous is not None else None
     if previous is not None and last is state:
         return previous
