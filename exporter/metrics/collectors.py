@@ -1,14 +1,12 @@
 """Metric families built from immutable snapshots.
 
-Each collector wraps one snapshot and yields fresh families, built from the
-definitions in :mod:`exporter.metrics.definitions`. They hold no state of
-their own, so they are used both ways: rendered once per snapshot by
-:mod:`exporter.metrics.render` (the hot path), and registered like any
-prometheus-client collector where a registry is wanted (tests, tools).
-
-The split into health, aggregates and per-chat series follows what may be
-dropped independently: per-chat series go when the data is stale, health stays.
-The per-chat series themselves are written straight to text by :mod:`.fastrender`.
+Each collector wraps one snapshot and yields fresh families, built from the definitions in
+:mod:`exporter.metrics.definitions`. They hold no state of their own, so they are used both ways:
+rendered once per snapshot by :mod:`exporter.metrics.render` (the hot path), and registered like any
+prometheus-client collector where a registry is wanted (tests, tools). The split into health,
+aggregates and per-chat series follows what may be dropped independently: per-chat series go when the
+data is stale, health stays. The per-chat series themselves are written straight to text by
+:mod:`.fastrender`.
 """
 
 from __future__ import annotations
@@ -53,8 +51,7 @@ class HealthCollector(Collector):
 
 
 def _sample(definition: d.MetricDef, labels: list[str], value: float | None) -> Metric:
-    """A family of one sample (one account's, or the exporter's), or of none (``value`` None: not
-    known yet)."""
+    """A family of one sample (an account's, or the exporter's), or of none (``value`` None: unknown)."""
     family = definition.family()
     if value is not None:
         family.add_metric(labels, value)

@@ -1,9 +1,8 @@
 """Every metric the exporter exposes, defined once: name, type, labels, help.
 
-The collectors build their families from these definitions, the PromQL
-builder of the threshold kinds writes their names from them, and the tests
-(golden body, dashboard queries, README table) read them too, so a rename
-happens in one place or fails a test.
+The collectors build their families from these definitions, the PromQL builder of the threshold kinds
+writes their names from them, and the tests (golden body, dashboard queries, README table) read them
+too, so a rename happens in one place or fails a test.
 """
 
 from __future__ import annotations

@@ -26,6 +26,8 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from itertools import chain
+from typing import Any
 
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.registry import Collector
@@ -39,7 +41,6 @@ from .render import (
     EMPTY,
     GZIP_LEVEL,
     INFLATE_PIECE,
-    Packed,
     Rendered,
     RenderedAccount,
     RenderedData,
@@ -47,6 +48,7 @@ from .render import (
     render,
     render_account,
     render_data,
+    samples,
 )
 
 log = logging.getLogger(__name__)
@@ -61,30 +63,25 @@ PLAIN_PIECE = 256 * 1024
 # Deflate, no flags, no modification time, no extra flags, OS "unknown" (RFC 1952 section 2.3).
 GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
 
-# Family name -> its header, and family name -> its samples from every snapshot, in first-seen order.
-_Families = tuple[dict[str, bytes], dict[str, list["Packed | bytes"]]]
+# Family name -> its header, and -> each rendering holding it then its index there, in first-seen order.
+_Families = tuple[dict[str, bytes], dict[str, list[Any]]]
 
 
 def _add(families: _Families, rendered: Rendered) -> None:
     headers, bodies = families
-    for (name, header), samples in zip(*rendered, strict=True):
+    layout, kept = rendered
+    for index, (name, header) in enumerate(layout):
         if name not in headers:
-            headers[name] = header
-            bodies[name] = []
-        if samples:
-            bodies[name].append(samples)
+            headers[name], bodies[name] = header, []
+        bodies[name] += (kept, index)
 
 
 def _text(families: _Families) -> Iterable[bytes]:
     """Each family's header followed by its samples, families in first-seen order."""
-    headers, bodies = families
-    for name, header in headers.items():
+    for name, header in families[0].items():
         yield header
-        for samples in bodies[name]:
-            if isinstance(samples, Packed):
-                yield from inflated((samples,))
-            else:
-                yield samples
+        for kept, index in zip(families[1][name][::2], families[1][name][1::2], strict=True):
+            yield from samples(kept, name, index)
 
 
 Fresh = tuple[bool, bool]  # an account's chat data, and its event log's, are not stale
@@ -127,11 +124,15 @@ def _deflated(text: Iterable[bytes], end: int) -> tuple[tuple[bytes, ...], int, 
     """The gzip header then the text's raw deflate stream ended by ``end``; the text's CRC-32 and size."""
     deflate = DEFLATE.compressobj(GZIP_LEVEL, DEFLATE.DEFLATED, -15)  # raw deflate: framed here
     # Kept in pieces of about INFLATE_PIECE, never joined whole: a large body is not held twice
-    # while it is made.
-    out, run, crc, size = [GZIP_HEADER], bytearray(), 0, 0
-    for piece in text:
-        run += deflate.compress(piece)
-        crc, size = DEFLATE.crc32(piece, crc), size + len(piece)
+    # while it is made. The text's pieces, most of them a few lines, are deflated a run at a time.
+    out, run, crc, size, pending = [GZIP_HEADER], bytearray(), 0, 0, bytearray()
+    for piece in chain(text, (b"",)):
+        pending += piece
+        if piece and len(pending) < INFLATE_PIECE:
+            continue
+        run += deflate.compress(pending)
+        crc, size = DEFLATE.crc32(pending, crc), size + len(pending)
+        pending.clear()
         if len(run) >= INFLATE_PIECE:
             out.append(bytes(run))
             run.clear()

@@ -1,25 +1,21 @@
 """The per-chat families written straight to exposition text (format 0.0.4).
 
-At 10,000 chats an account has ~33,000 per-chat samples, and building them as
-prometheus-client families and rendering those with ``generate_latest`` costs
-far more than decoding the answer (bench/RESULTS.md): each sample is a namedtuple with a label
-dict that is sorted, re-escaped and formatted one by one. Here each family
-becomes one line template, made once per render from its
-:class:`~exporter.metrics.definitions.MetricDef`: the label names in
-``generate_latest``'s (sorted) order, the account's labels escaped once. The
-chats are taken as columns (ids, types, names, values: each extracted, escaped
-and formatted once per render, in C-level passes where possible), and a family's
-text is one ``str.join`` of its columns interleaved with the constant pieces
-between them: no string per sample line is ever built, which is what makes
-the direct text cheap.
+At 10,000 chats an account has ~33,000 per-chat samples, and building them as prometheus-client families
+and rendering those with ``generate_latest`` costs far more than decoding the answer (bench/RESULTS.md):
+each sample is a namedtuple with a label dict that is sorted, re-escaped and formatted one by one. Here
+each family becomes one line template, made once per render from its
+:class:`~exporter.metrics.definitions.MetricDef`: the label names in ``generate_latest``'s (sorted)
+order, the account's labels escaped once. The chats are taken as columns (ids, types, names, values:
+each extracted, escaped and formatted once per render, in C-level passes where possible), and a family's
+text is one ``str.join`` of its columns interleaved with the constant pieces between them: no string per
+sample line is ever built, which is what makes the direct text cheap.
 
-The reference definition is a prometheus-client collector kept with the tests
-(``ChatCollector`` in tests/chat_collector.py): tests/unit/test_fastrender.py
-requires this module's output to be byte-identical to ``generate_latest`` of that
-collector for generated and fuzzed snapshots. A new per-chat family is one more :class:`ChatFamily` row in
-:data:`CHAT_FAMILIES` (in the collector's order); a family without a row, or any
-other family, goes the reference way (:func:`exporter.metrics.render.render`),
-and the differential test fails until the row exists.
+The reference definition is a prometheus-client collector kept with the tests (``ChatCollector`` in
+tests/chat_collector.py): tests/unit/test_fastrender.py requires this module's output to be
+byte-identical to ``generate_latest`` of that collector for generated and fuzzed snapshots. A new
+per-chat family is one more :class:`ChatFamily` row in :data:`CHAT_FAMILIES` (in the collector's order);
+a family without a row, or any other family, goes the reference way
+(:func:`exporter.metrics.render.render`), and the differential test fails until the row exists.
 """
 
 from __future__ import annotations
@@ -137,20 +133,19 @@ _ZERO_OR_PAD = bytes(1 if b in b"0?" else 0 for b in range(256))
 
 
 def _exponent_form(digits: bytes, count: int, exponent: int) -> list[str]:
-    """``1734642660`` -> ``1.73464266e+09``: ``count`` numbers of the same ``exponent``
-    (6 to 15), given as rows of one width (digits only, the first not 0, shorter rows
-    padded at the end with ``?``), each with its mantissa's trailing zeros dropped, and
-    its point too if nothing follows it (``1e+09``), as ``floatToGoString`` does.
+    """``1734642660`` -> ``1.73464266e+09``: ``count`` numbers of the same ``exponent`` (6 to 15), given as
+    rows of one width (digits only, the first not 0, shorter rows padded at the end with ``?``), each with
+    its mantissa's trailing zeros dropped, and its point too if nothing follows it (``1e+09``), as
+    ``floatToGoString`` does.
 
-    Done on whole columns rather than per number, several times faster than formatting each:
-    with all rows of one width, a column of digits is a strided slice, so the output's
-    columns are strided slice assignments into one bytearray (one row each: first digit,
-    point, other digits, exponent, newline). Trailing zeros are marked from the right,
-    a column at a time, with the rows of a column taken as one big integer (one byte
-    each, 1 where the byte is a zero or padding): AND-ing it into the mask of the
-    columns to its right leaves 1 exactly where a zero is trailing. OR-ing ``mask *
-    0x0F`` into a column turns those ``0`` into ``?`` (0x30 | 0x0F), and ``mask * 0x11``
-    turns an unneeded point into ``?`` (0x2E | 0x11); one ``replace`` drops every ``?``.
+    Done on whole columns rather than per number, several times faster than formatting each: with all rows
+    of one width, a column of digits is a strided slice, so the output's columns are strided slice
+    assignments into one bytearray (one row each: first digit, point, other digits, exponent, newline).
+    Trailing zeros are marked from the right, a column at a time, with the rows of a column taken as one
+    big integer (one byte each, 1 where the byte is a zero or padding): AND-ing it into the mask of the
+    columns to its right leaves 1 exactly where a zero is trailing. OR-ing ``mask * 0x0F`` into a column
+    turns those ``0`` into ``?`` (0x30 | 0x0F), and ``mask * 0x11`` turns an unneeded point into ``?``
+    (0x2E | 0x11); one ``replace`` drops every ``?``.
     """
     width = len(digits) // count
     tail = f"e+{exponent:02d}\n".encode()
@@ -196,8 +191,7 @@ class Columns:
 
     def label(self, name: str) -> list[str]:
         """The escaped values of one per-chat label (``chat_id``, ``chat_type``, ``name``)."""
-        column: list[str] = getattr(self, f"label_{name}")
-        return column
+        return cast("list[str]", getattr(self, f"label_{name}"))
 
     @cached_property
     def label_chat_id(self) -> list[str]:
@@ -232,11 +226,10 @@ Rows = tuple["list[int] | None", list[str]]
 
 @dataclass(frozen=True)
 class ChatFamily:
-    """One per-chat family: its definition (its labels after the account's are the per-chat ones)
-    and its rows. The per-chat labels must sort next to each other among the family's label names
-    (they do: account < chat_* < name < whatsapp_id), so that each sample line is the
-    account's part, the chat's part and the value.
-    """
+    """One per-chat family: its definition (its labels after the account's are the per-chat ones) and its
+    rows. The per-chat labels must sort next to each other among the family's label names (they do:
+    account < chat_* < name < whatsapp_id), so that each sample line is the account's part, the chat's
+    part and the value."""
 
     definition: d.MetricDef
     rows: Callable[[Columns], Rows]
@@ -332,10 +325,7 @@ CHAT_FAMILIES: tuple[ChatFamily, ...] = (
 def render_chats(
     account: Account, chats: Sequence[Chat], waits: Mapping[str, Wait] | None = None
 ) -> Iterator[Family]:
-    """The per-chat families of the selected chats, as ``render`` of the reference collector would give.
-
-    One family at a time: the caller compresses each before the next is written, so only
-    one family's text is held at once, not all eight.
-    """
+    """The per-chat families of the selected chats, as ``render`` of the reference collector would give,
+    one at a time: the caller compresses each before the next is written (one family's text held, not 8)."""
     columns = Columns(chats, waits or {})
     return (family.render(account, columns) for family in CHAT_FAMILIES)

@@ -1,23 +1,26 @@
 """Rendering snapshots to exposition text, once per poll.
 
-A snapshot changes once per poll but is scraped many times, and at 10,000
-chats an account renders to megabytes of text: rebuilding metric families on
-each scrape would cost seconds. So each snapshot is rendered once, the first
-time :mod:`exporter.metrics.exposition` sees it (a poll's chats on the poller's
-thread, before they are released), and kept per family as a header and its
-samples, which the exposition joins into the /metrics body. The small
-families go through prometheus-client's own ``generate_latest``; the per-chat
-ones, the hot path, through :mod:`exporter.metrics.fastrender`, which a
-differential test holds byte-identical to it.
+A snapshot changes once per poll but is scraped many times, and at 10,000 chats an account renders to
+megabytes of text: rebuilding metric families on each scrape would cost seconds. So each snapshot is
+rendered once, the first time :mod:`exporter.metrics.exposition` sees it (a poll's chats on the poller's
+thread, before they are released), and kept per collector as one object (:data:`Rendered`), its large
+families deflated, which the exposition joins family by family into the /metrics body. The small
+families go through prometheus-client's own ``generate_latest``; the per-chat ones, the hot path,
+through :mod:`exporter.metrics.fastrender`, which a differential test holds byte-identical to it.
 """
 
 from __future__ import annotations
 
+import re
+import struct
 import weakref
 import zlib
 from collections.abc import Iterable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
+from itertools import accumulate, chain, pairwise
 from types import ModuleType, SimpleNamespace
+from typing import Any
 
 from prometheus_client import generate_latest
 from prometheus_client.registry import Collector
@@ -38,73 +41,85 @@ except ImportError:  # pragma: no cover - a platform without isal's wheels: the 
 # Level 1: the per-chat text is very repetitive, so level 1 already shrinks it most of the
 # way (bench/RESULTS.md); higher levels save little for CPU that every rebuild would pay.
 GZIP_LEVEL = 1
-# Samples of a snapshot at least this large are kept deflated (inflated again when the body is
-# rebuilt), which is every per-chat family of even a small account: with many small accounts,
-# their text kept plain was most of what each held (bench/RESULTS.md). Below it, a deflated
-# copy saves less than its own objects cost.
-KEEP_PLAIN_BELOW = 256
 # Kept text is inflated again in pieces this small: a rebuild of the body holds one piece of
 # text at a time, not a family's whole text.
 INFLATE_PIECE = 64 * 1024
+# Samples of a snapshot at least this large are kept deflated, smaller ones plain: each inflate at a
+# rebuild gives up the GIL, which costs up to a switch interval to get back while polls run, so the few
+# lines of most small families are not worth it.
+KEEP_PLAIN_BELOW = 256
+# A family's deflate dictionary: its header and the first DICTIONARY_SIZE bytes of its samples this
+# process rendered, fixed from then on. Accounts' samples of a family look alike, so with it even a few
+# lines deflate to a fraction of themselves (small accounts' text was most of what each held).
+DICTIONARY_SIZE = 2048
+_DICTIONARIES: dict[str, bytes] = {}
+# The top bit of where a family's samples end: they are deflated.
+DEFLATED = 1 << 31
 
 
-class Packed(bytes):
-    """Exposition text kept deflated (raw deflate, no framing): bytes themselves, so that each
-    piece of each small account is one object."""
-
-    __slots__ = ()
-
-    @classmethod
-    def of(cls, plain: bytes) -> Packed:
-        return cls(DEFLATE.compress(plain, level=GZIP_LEVEL, wbits=-15))
-
-
-def inflated(stream: Iterable[bytes], size: int = INFLATE_PIECE) -> Iterator[bytes]:
-    """A raw deflate stream's text, in pieces of at most ``size`` bytes, each made when taken."""
-    inflate = DEFLATE.decompressobj(-15)
+def inflated(stream: Iterable[bytes], size: int = INFLATE_PIECE, inflate: Any = None) -> Iterator[bytes]:
+    """A raw deflate stream's text (or the rest of ``inflate``'s), in pieces of at most ``size`` bytes."""
+    inflate = inflate or DEFLATE.decompressobj(-15)
     for data in stream:
         while piece := inflate.decompress(data, size):
             yield piece
             data = inflate.unconsumed_tail
 
 
-# A collector's families as (name, header) each, in its order: the same for every account, so
-# one copy of each layout is kept (with many small accounts, a tuple per family per account was
-# a large share of what each held: bench/RESULTS.md).
+def samples(rendered: bytes, name: str, index: int) -> Iterable[bytes]:
+    """The text of the family at ``index`` (named ``name``) of a collector's rendering: one piece, usually."""
+    start, end = struct.unpack_from("<2I", rendered, 4 * index)
+    start &= DEFLATED - 1
+    if end < DEFLATED:
+        return (rendered[start:end],) if start < end else ()
+    inflate = DEFLATE.decompressobj(-15, _DICTIONARIES[name])
+    text = inflate.decompress(memoryview(rendered)[start : end - DEFLATED], INFLATE_PIECE)
+    return (text,) if inflate.eof else chain((text,), inflated((inflate.unconsumed_tail,), inflate=inflate))
+
+
+# A collector's families as (name, header) each, in its order: the same for every account, so one copy
+# of each is kept (a tuple per family per account was a large share of what each held).
 Layout = tuple[tuple[str, bytes], ...]
 _LAYOUTS: dict[Layout, Layout] = {}
-# A collector rendered: its layout, and each family's samples (large ones rendered per snapshot
-# are Packed).
-Rendered = tuple[Layout, tuple["Packed | bytes", ...]]
-EMPTY: Rendered = ((), ())
+# A collector rendered: its layout, and its families' samples in one object (not one each with its
+# overhead): where each starts and the last ends (uint32), then each one's, read with :func:`samples`.
+Rendered = tuple[Layout, bytes]
+EMPTY: Rendered = ((), b"")
 
 
 def _split(families: Iterable[tuple[str, bytes, bytes]], pack: bool) -> Rendered:
-    layout, kept = [], []
-    for name, header, samples in families:
+    layout, kept, flags = [], [], []
+    for name, header, text in families:
         layout.append((name, header))
-        kept.append(Packed.of(samples) if pack and len(samples) >= KEEP_PLAIN_BELOW else samples)
-        del samples  # else this family's text is still held while the next one is written
-    key = tuple(layout)
-    return _LAYOUTS.setdefault(key, key), tuple(kept)
+        flags.append(DEFLATED if pack and len(text) >= KEEP_PLAIN_BELOW else 0)
+        if flags[-1]:
+            zdict = _DICTIONARIES.setdefault(name, header + text[:DICTIONARY_SIZE])
+            deflate = DEFLATE.compressobj(GZIP_LEVEL, DEFLATE.DEFLATED, -15, 8, 0, zdict)
+            text = deflate.compress(text) + deflate.flush()
+        kept.append(text)
+        del text  # else this family's text is still held while the next one is written
+    key, ends = tuple(layout), list(accumulate(map(len, kept), initial=4 * len(kept) + 4))
+    ends[1:] = [end | flag for end, flag in zip(ends[1:], flags, strict=True)]
+    return _LAYOUTS.setdefault(key, key), b"".join((struct.pack(f"<{len(ends)}I", *ends), *kept))
 
 
 def render_plain(collector: Collector) -> Iterable[tuple[str, bytes, bytes]]:
-    """Each family of a collector by generate_latest, split into its two header lines and its samples."""
-    for family in collector.collect():
-        text = generate_latest(SimpleNamespace(collect=[family].__iter__))  # a registry of one family
-        cut = text.index(b"\n", text.index(b"\n") + 1) + 1
-        yield family.name, text[:cut], text[cut:]
+    """Each family of a collector, by one generate_latest, split into its two header lines and its
+    samples: a family starts at its "# HELP" line, and no other line starts so (newlines in help
+    texts and label values are escaped)."""
+    families = list(collector.collect())
+    text = generate_latest(SimpleNamespace(collect=families.__iter__))  # a registry of these
+    starts = [found.start() for found in re.finditer(rb"^# HELP ", text, re.MULTILINE)]
+    for family, (start, end) in zip(families, pairwise([*starts, len(text)]), strict=True):
+        cut = text.index(b"\n", text.index(b"\n", start) + 1) + 1
+        yield family.name, text[start:cut], text[cut:end]
 
 
 def render(collector: Collector, pack: bool = True) -> Rendered:
-    """Render every family of a collector: a snapshot's once, its large samples kept deflated, one
-    collector at a time; or (``pack`` false) a per-scrape one's, small, plain and on the caller's
-    thread."""
-    if not pack:
-        return _split(render_plain(collector), pack=False)
-    with memory.HEAVY_WORK:
-        return _split(render_plain(collector), pack=True)
+    """Render every family of a collector: a snapshot's once, deflated, one collector at a time; or
+    (``pack`` false) a per-scrape one's, small, plain and on the caller's thread."""
+    with memory.HEAVY_WORK if pack else nullcontext():
+        return _split(render_plain(collector), pack)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,25 +146,23 @@ class RenderedAccount:
 
 
 def render_chats(state: AccountState, data: ChatData) -> Rendered:
-    """The per-chat families, written directly (the hot path), large samples kept deflated."""
-    waits = data.wait_by_chat
+    """The per-chat families, written directly (the hot path). Their waits by chat made here, not
+    ``data.wait_by_chat``, which the snapshot would keep for its life (a chat_waiting threshold's)."""
+    waits = {wait.chat_id: wait for wait in data.waiting}
     with memory.HEAVY_WORK:
         return _split(fastrender.render_chats(state.account, data.selection.chats, waits), pack=True)
 
 
 def render_data(state: AccountState) -> RenderedData | None:
     """Render the chat data of a state (None when it has none)."""
-    if state.data is None:
+    if (data := state.data) is None:
         return None
-    return RenderedData(
-        render(AggregateCollector(state.account, state.data)), render_chats(state, state.data)
-    )
+    return RenderedData(render(AggregateCollector(state.account, data)), render_chats(state, data))
 
 
 def render_account(state: AccountState, previous: RenderedAccount | None = None) -> RenderedAccount:
-    """A snapshot rendered: ``previous`` while it is the same snapshot; its chat data only when
-    neither its poll (``ChatData.rendered``) nor an earlier snapshot of the same data (a failed
-    poll, an events poll) has."""
+    """A snapshot rendered: ``previous`` while it is the same snapshot; its chat data only when neither
+    its poll (``ChatData.rendered``) nor an earlier snapshot of the same data (a failed poll) has."""
     last = previous.state() if previous is not None else None
     if previous is not None and last is state:
         return previous

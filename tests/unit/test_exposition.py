@@ -510,3 +510,53 @@ def test_the_body_holds_no_snapshot_a_newer_one_replaced_and_probe_still_answers
     probe = b"".join(exposition.chunks("W1")).decode()
     assert 'whatsgate_up{account="support",whatsapp_id="W1"} 1.0' in probe
     assert "whatsgate_chat_unread_messages{" in probe
+
+
+def test_a_family_longer_than_a_piece_inflated_at_once_is_written_whole():
+    """A kept family is inflated in pieces of at most INFLATE_PIECE: one whose text is longer is
+    still written whole, as prometheus-client writes it."""
+    from prometheus_client import generate_latest
+
+    from exporter.metrics.render import INFLATE_PIECE
+
+    chats = [chat_obj(f"{i}@c.us", unread=i % 7, ts=1_700_000_000 + i) for i in range(3000)]
+    state = state_for({"result": "OK", "data": chats}, make_config(max_per_account=0))
+    store = new_store()
+    store.publish(state)
+    assert state.data is not None
+    registry = CollectorRegistry()
+    registry.register(ChatCollector(state.account, state.data))
+    families = generate_latest(registry).split(b"# HELP ")[1:]
+    assert max(map(len, families)) > 2 * INFLATE_PIECE
+    body = metrics_body(store)
+    for family in families:
+        assert b"# HELP " + family in body
+
+
+def test_many_small_accounts_are_each_rendered_into_a_few_kilobytes():
+    """With many small accounts, their renderings were most of what the exporter held (issue 18:
+    10,000 accounts of 20 chats within 150 MB): each collector's families are kept in one object,
+    the large ones deflated with a dictionary per family."""
+    import gc
+    import tracemalloc
+
+    from exporter.metrics.render import render_account
+    from exporter.model import Account
+
+    config = make_config()
+    chats = [chat_obj(f"7999{i:07d}@c.us", unread=i % 3, ts=1_700_000_000 + 97 * i) for i in range(18)]
+    chats += [group_obj(f"1203{i:014d}@g.us", unread=i, members=5) for i in range(2)]
+    states = []
+    for n in range(300):
+        data = ChatData.build(chats_of(chats), config.chats, NOW)
+        states.append(AccountState(Account(f"7999{n:07d}", f"account-{n}")).succeeded(data, 0.25))
+    render_account(states[0])  # the dictionaries and layouts, made once for every account
+    gc.collect()
+    tracemalloc.start()
+    try:
+        rendered = [render_account(state) for state in states]
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] / len(rendered)
+    finally:
+        tracemalloc.stop()
+    assert held < 5000, f"{held:.0f} bytes per account"
