@@ -134,7 +134,9 @@ def main() -> None:
     )
     print(
         f"/metrics gzip: p50 {statistics.median(gz) * 1000:.0f} ms,"
-        f" p90 {statistics.quantiles(gz, n=10)[-1] * 1000:.0f} ms over {len(gz)} scrapes;"
+        # quantiles needs two scrapes: a short --duration may fit one.
+        f" p90 {(statistics.quantiles(gz, n=10)[-1] if len(gz) > 1 else gz[0]) * 1000:.0f} ms"
+        f" over {len(gz)} scrapes;"
         f" plain: p50 {statistics.median(plain) * 1000:.0f} ms"
     )
     if lags:
