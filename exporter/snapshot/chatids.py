@@ -77,9 +77,12 @@ class _Joined:
         return self._find(key) >= 0
 
     def __iter__(self) -> Iterator[str]:
+        return map(self._text.__getitem__, map(slice, self._begins(), self._ends))
+
+    def _begins(self) -> array[int]:
+        """Where each id starts in the joined text (each ends where the next begins)."""
         ends = self._ends
-        begins = array("I", [0]) + ends[:-1] if ends else ends
-        return map(self._text.__getitem__, map(slice, begins, ends))
+        return array("I", [0]) + ends[:-1] if ends else ends
 
     def __len__(self) -> int:
         return len(self._ends)
@@ -213,8 +216,7 @@ class WaitStarts(_Joined, Mapping[str, tuple[str, float]]):
         """The chat ids, chat types and starts of the waits at ``order``'s indices, in that order:
         one pass of built-in maps, with no call of this module's per wait."""
         order = list(order)
-        text, ends = self._text, self._ends
-        begins = array("I", [0]) + ends[:-1] if ends else ends
+        text, ends, begins = self._text, self._ends, self._begins()
         ids = map(text.__getitem__, map(slice, map(begins.__getitem__, order), map(ends.__getitem__, order)))
         kinds = map(CHAT_TYPES.__getitem__, map(self._codes.__getitem__, order))
         return ids, kinds, map(self._starts.__getitem__, order)
