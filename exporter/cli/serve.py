@@ -26,6 +26,7 @@ from ..config.settings import Config, load_config
 from ..config.sharding import Shard
 from ..config.sharding import parse_flag as parse_shard
 from ..metrics.collectors import ReloadCollector, ShardCollector
+from ..metrics.definitions import STATE_FILE_WRITE_ERRORS
 from ..metrics.exposition import Exposition
 from ..poller import Supervisor
 from ..snapshot import statefile
@@ -144,6 +145,7 @@ def build(args: argparse.Namespace) -> Exporter:
     if config.state_file is not None:
         writer = statefile.StateWriter(config.state_file, supervisor.saved)
         store.subscribe(writer.wake)
+        exposition.live.append(statefile.WriteErrors(writer, STATE_FILE_WRITE_ERRORS.family))
     # The agent always runs (it is idle without thresholds), so a reload can add some.
     agent = Agent(config, args.external_url or server.external_url)
     store.subscribe(agent.wake)

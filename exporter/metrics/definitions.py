@@ -1,8 +1,5 @@
-"""Every metric the exporter exposes, defined once: name, type, labels, help.
-
-The collectors build their families from these definitions, the PromQL builder of the threshold kinds
-writes their names from them, and the tests (golden body, dashboard queries, README table) read them
-too, so a rename happens in one place or fails a test.
+"""Every metric the exporter exposes, defined once: name, type, labels, help. The collectors, the threshold
+kinds' PromQL and the tests (golden body, dashboards, README table) read them: a rename is one change.
 """
 
 from __future__ import annotations
@@ -332,6 +329,9 @@ CONFIG_RELOAD_SUCCESS_TIME = MetricDef(
     "gauge",
     "Unix time of the last successful configuration load (start-up or reload).",
     per_account=False,
+)
+STATE_FILE_WRITE_ERRORS = MetricDef(
+    "whatsgate_exporter_state_file_write_errors", "counter", "Failed writes of the state_file.", (), False
 )
 SHARD_INFO = MetricDef(
     "whatsgate_exporter_shard_info",

@@ -32,11 +32,14 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
+
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from ..config.files import write_atomically
 from ..model import CHAT_TYPES
@@ -307,12 +310,14 @@ class StateWriter:
         self.stop_event = threading.Event()
         self._failing = False
         self._left_out = 0
+        self.errors = 0  # failed writes since start (the log tells only each episode's first)
         self._thread: threading.Thread | None = None
 
     def write_once(self) -> None:
         try:
             left_out = save(self.path, self.entries())
         except OSError as exc:
+            self.errors += 1
             if not self._failing:  # one line per episode, not one per poll
                 log.warning(
                     "cannot write state file", extra={"fields": {"path": str(self.path), "err": exc.strerror}}
@@ -349,3 +354,22 @@ class StateWriter:
         if self._thread is not None:
             self._thread.join(5)
         self.write_once()
+
+
+class WriteErrors(Collector):
+    """The writer's failed writes as a counter, its family made by the metric's definition (passed in:
+    this layer does not import the metrics). A counter, not the time of the last good write: writes
+    follow polls, so the age that means trouble would depend on poll_interval, while a counter that
+    moves means failing writes under any config. It is there at 0 from the start, so that the first
+    failure is an increase Prometheus sees."""
+
+    def __init__(
+        self, writer: StateWriter, family: Callable[[], CounterMetricFamily | GaugeMetricFamily]
+    ) -> None:
+        self.writer = writer
+        self.family = family
+
+    def collect(self) -> Iterator[Metric]:
+        errors = self.family()
+        errors.add_metric([], float(self.writer.errors))
+        yield errors

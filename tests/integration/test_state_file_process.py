@@ -249,3 +249,27 @@ def test_an_oversized_state_file_is_refused_unread(tmp_path: Path):
     count, before, peak = (int(x) for x in figures.split())
     assert count == 0 and lines == ["state file unusable, starting fresh"]
     assert peak - before < 10 * 1024, f"loading grew the peak RSS by {(peak - before) // 1024} MB"
+
+
+ERRORS = "whatsgate_exporter_state_file_write_errors_total"
+
+
+def test_failing_writes_are_counted_for_an_alert_and_only_with_a_state_file(
+    sim: Simulator, exporters: list[Exporter], tmp_path: Path
+):
+    """A write that fails is one log line per episode: the counter lets an operator alert on it. It is
+    there at 0 while writes work (the first failure is an increase), and absent without a state file."""
+    state = tmp_path / "state.json"
+    exporter = start_exporter(tmp_path, config_for(sim, f"state_file: {state}\n"))
+    exporters.append(exporter)
+    wait_until(state.exists, what="the state file written")
+    assert get(exporter.scrape(), ERRORS) == 0
+    state.unlink()
+    (state / "in the way").mkdir(parents=True)  # a rename onto a full directory fails, even for root
+    wait_until(lambda: (get(exporter.scrape(), ERRORS) or 0) >= 2, what="failed writes counted")
+    assert exporter.logs().count("cannot write state file") == 1
+
+    (tmp_path / "without").mkdir()
+    without = start_exporter(tmp_path / "without", config_for(sim))
+    exporters.append(without)
+    assert ERRORS not in without.scrape()

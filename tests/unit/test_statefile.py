@@ -161,6 +161,7 @@ def test_an_unwritable_directory_is_one_line_per_episode(tmp_path: Path, caplog)
         writer.write_once()
         writer.write_once()
     assert [r.getMessage() for r in caplog.records] == ["cannot write state file"]
+    assert writer.errors == 2  # but each failed write counted, for the metric
 
 
 def test_restored_entries_stay_in_the_file_until_stale_after_says_the_account_is_gone():
