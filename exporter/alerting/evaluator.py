@@ -70,9 +70,13 @@ def _log_changes(changed: Sequence[tuple[str, Key]]) -> None:
     for what, key in changed:
         log.debug(f"alert {what}", extra={"fields": dict(key)})
     counts = Counter((dict(key)["alertname"], what) for what, key in changed)
+    # Which account, when one changed (an evaluation is per account): "firing=3" after "firing=6"
+    # otherwise reads like a total that fell. The session alerts carry an account too.
+    accounts = {dict(key).get("account", "") for _, key in changed}
     fields: dict[str, object] = {
         FIRING: sum(1 for what, _ in changed if what == FIRING),
         RESOLVED: sum(1 for what, _ in changed if what == RESOLVED),
+        **({"account": accounts.pop()} if len(accounts) == 1 else {"accounts": len(accounts)}),
         "alerts": ", ".join(f"{name} {what} {n}" for (name, what), n in sorted(counts.items())),
     }
     log.info("alerts changed", extra={"fields": fields})

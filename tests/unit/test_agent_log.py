@@ -56,6 +56,7 @@ def test_a_burst_of_changes_is_one_line_with_counts(caplog: pytest.LogCaptureFix
     assert line.fields == {  # type: ignore[attr-defined]
         "firing": 26,
         "resolved": 0,
+        "accounts": 2,
         "alerts": "Busy firing 2, Unread firing 24",
     }
     assert len(lines(caplog, logging.DEBUG)) == 26  # each alert's labels, at debug
@@ -64,7 +65,12 @@ def test_a_burst_of_changes_is_one_line_with_counts(caplog: pytest.LogCaptureFix
     with caplog.at_level(logging.INFO, logger="exporter.alerting.evaluator"):
         agent.evaluate(store)
     (line,) = lines(caplog)
-    assert line.fields == {"firing": 0, "resolved": 13, "alerts": "Busy resolved 1, Unread resolved 12"}  # type: ignore[attr-defined]
+    assert line.fields == {  # type: ignore[attr-defined]
+        "firing": 0,
+        "resolved": 13,
+        "account": "support",  # the one account that changed, not a count that looks like a total
+        "alerts": "Busy resolved 1, Unread resolved 12",
+    }
 
 
 def test_one_change_is_one_line_with_its_labels(caplog: pytest.LogCaptureFixture) -> None:
