@@ -144,10 +144,15 @@ def _alerts_table(firing: Sequence[Alert], with_account: bool = False) -> str:
         labels = dict(alert.labels)
         severity = labels.get("severity", "")
         account = f"<td><bdi>{_esc(labels.get('account', ''))}</bdi></td>" if with_account else ""
+        summary = dict(alert.annotations).get("summary", "")
+        if labels.get("chat_id"):
+            # The alert's text names a chat without a name by its id ({chat}): here as in the chat
+            # tables, so the page keeps ids off it and one chat reads the same in both tables.
+            summary = summary.replace(labels["chat_id"], chat_label(labels["chat_id"], None))
         rows.append(
             f'<tr>{account}<th scope="row">{_esc(labels.get("alertname", ""))}</th>'
             f'<td class="{_esc(severity)}">{_esc(severity)}</td>'
-            f"<td><bdi>{_esc(dict(alert.annotations).get('summary', ''))}</bdi></td></tr>"
+            f"<td><bdi>{_esc(summary)}</bdi></td></tr>"
         )
     if len(firing) > len(shown):
         caption = f"Firing alerts: the {len(shown)} most severe of {len(firing)}"

@@ -165,6 +165,16 @@ def test_an_accounts_firing_alerts_are_in_its_section(cfg, states):
     ]
 
 
+def test_an_alert_on_a_chat_without_a_name_names_it_as_the_chat_tables_do(states):
+    """Its alert text says the chat's id ({chat}); on the page, as in its chat tables, only the last
+    four characters: the page keeps phone numbers off it, whatever the alert texts say elsewhere."""
+    raw = {**CONFIG, "thresholds": [{"name": "CustomerWaiting", "metric": "chat_waiting", "above": "2h15m"}]}
+    page = render(parse_config(raw), states)
+    rows = [row for t in html_tables(page) if t.caption.startswith("Firing alerts") for row in t.rows]
+    assert ["CustomerWaiting", "warning", "Chat …0003 on support unread for 2h 30m 0s"] in rows
+    assert "7999000" not in page
+
+
 def test_at_most_ten_alerts_per_account_most_severe_first(states):
     # Every wait breaches this one: 13 warnings on support, shown as the first ten, after a critical.
     raw = {
