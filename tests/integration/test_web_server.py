@@ -38,6 +38,7 @@ from exporter.metrics.exposition import Exposition
 from exporter.model import Account, Chat, ChatsConfig
 from exporter.snapshot.state import AccountState, ChatData
 from exporter.snapshot.store import Store
+from exporter.web import watcher as watcher_module
 from exporter.web.server import ExporterServer
 from exporter.web.watcher import WebConfigWatcher
 
@@ -334,6 +335,25 @@ def test_an_emptied_or_truncated_web_config_keeps_the_last_good_one(tmp_path: Pa
         assert requests.get(url, timeout=5).status_code == 401
         assert requests.get(url, auth=("alice", "s3cret"), timeout=5).status_code == 200
     assert [r.getMessage() for r in caplog.records] == ["web config reload failed: keeping the last good one"]
+
+
+def test_an_edit_that_lands_while_a_reload_runs_is_loaded_at_the_next_look(tmp_path: Path, monkeypatch):
+    """A reload takes a while (a bcrypt hash at the users' highest cost): an edit written meanwhile,
+    such as a revoked user, was marked as seen without being read, and never applied."""
+    watcher = web_config(tmp_path, USERS)
+    bob = bcrypt.hashpw(b"b0b", bcrypt.gensalt(4)).decode()
+    real = watcher_module.load_web_config
+
+    def load(path: Path) -> Any:
+        config = real(path)
+        (tmp_path / "web.yml").write_text(USERS, encoding="utf-8")  # bob revoked while this one loads
+        return config
+
+    (tmp_path / "web.yml").write_text(USERS + f"  bob: '{bob}'\n", encoding="utf-8")
+    monkeypatch.setattr(watcher_module, "load_web_config", load)
+    assert "bob" in watcher.get().auth.users
+    monkeypatch.setattr(watcher_module, "load_web_config", real)
+    assert "bob" not in watcher.get().auth.users
 
 
 def test_a_reload_cannot_turn_tls_off(tmp_path: Path, ca: trustme.CA):
