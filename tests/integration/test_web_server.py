@@ -825,6 +825,28 @@ def test_an_authorization_header_that_is_not_ascii_gets_a_400(tmp_path: Path) ->
         assert requests.get(f"{base(server)}/healthz", auth=("alice", "s3cret"), timeout=5).ok
 
 
+@pytest.mark.parametrize(
+    "request_",
+    [b"GET /metrics HTTP/1.0\r\n\r\n", b"GET /metrics HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\n"],
+    ids=["http-1.0", "http-1.1-gzip"],
+)
+def test_a_client_that_half_closes_after_its_request_gets_the_whole_answer(request_: bytes) -> None:
+    """HTTP/1.0 tools and `nc -N` shut their side down once the request is sent: answered (aiohttp
+    alone closes at the client's end, the answer unwritten), then closed; with nothing asked, closed."""
+    with serving(many_pieces_store(chats=300)) as server:
+        for ask in (request_, b""):
+            with socket.create_connection(server.server_address, timeout=5) as sock:
+                sock.sendall(ask)
+                sock.shutdown(socket.SHUT_WR)
+                answer = b"".join(iter(lambda: sock.recv(65536), b""))  # to the server's close
+            head, _, body = answer.partition(b"\r\n\r\n")
+            if ask:
+                length = int(re.search(rb"Content-Length: (\d+)", head)[1])  # type: ignore[index]
+                assert re.match(rb"HTTP/1\.[01] 200 ", head) and len(body) == length > 10_000, head
+            else:
+                assert answer == b""
+
+
 def test_a_body_is_read_whole_and_the_next_request_answered() -> None:
     """Framing that can be trusted: the body (a request's bytes, with its length, or as one chunk)
     is read and dropped, and only the request after it is answered next. (A length given twice,
