@@ -262,7 +262,7 @@ class ExporterServer:
         if not known:
             challenge = (("WWW-Authenticate", 'Basic realm="whatsgate-exporter"'),)
             return await self._send(request, 401, TEXT, [b"Unauthorized\n"], headers=challenge)
-        path, _, query = request.raw_path.partition("?")
+        path, query = request.rel_url.raw_path, request.rel_url.raw_query_string  # absolute-form too
         if request.method == "POST":
             if path != "/-/reload":
                 return await self._send(request, 404, TEXT, [b"Not found\n"])

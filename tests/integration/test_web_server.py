@@ -847,6 +847,19 @@ def test_a_client_that_half_closes_after_its_request_gets_the_whole_answer(reque
                 assert answer == b""
 
 
+def test_a_request_target_in_absolute_form_is_served_as_its_path() -> None:
+    """RFC 9112, section 3.2.2: a server must accept ``GET http://host/path`` (what a client sends
+    to a proxy); it was answered 404, its whole URL taken for the path."""
+    with serving() as server:
+        for target, expected in (
+            (b"http://exporter:9877/metrics?accounts=false", b"200"),
+            (b"HTTP://x/no", b"404"),
+        ):
+            answer = _exchange(server, b"GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % target)
+            assert re.findall(rb"HTTP/1\.1 (\d{3}) ", answer) == [expected], answer[:200]
+            assert (b"whatsgate_exporter_build_info" in answer) == (expected == b"200")
+
+
 def test_a_body_is_read_whole_and_the_next_request_answered() -> None:
     """Framing that can be trusted: the body (a request's bytes, with its length, or as one chunk)
     is read and dropped, and only the request after it is answered next. (A length given twice,
