@@ -356,7 +356,7 @@ class ExporterServer:
             }
             for whatsapp_id, account in self.store.accounts()
         ]
-        return json.dumps(groups, ensure_ascii=False).encode()
+        return json.dumps(groups, ensure_ascii=False).encode(errors="replace")  # a Host not UTF-8: "?"
 
     def _landing(self) -> str:
         return status_page(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import logging
 import re
 import socket
@@ -845,6 +846,17 @@ def test_a_client_that_half_closes_after_its_request_gets_the_whole_answer(reque
                 assert re.match(rb"HTTP/1\.[01] 200 ", head) and len(body) == length > 10_000, head
             else:
                 assert answer == b""
+
+
+def test_service_discovery_answers_whatever_bytes_the_host_header_holds() -> None:
+    """/sd names the Host the client asked for; one that is not UTF-8 was a 500 (an encoding error)."""
+    store = many_pieces_store(chats=3)
+    with serving(store) as server:
+        for host, shown in ((b"\xff:1", "?:1"), ("\u044f:2".encode(), "\u044f:2")):
+            answer = _exchange(server, b"GET /sd HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % host)
+            head, _, body = answer.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200 "), head
+            assert json.loads(body)[0]["targets"] == [shown]
 
 
 def test_a_request_target_in_absolute_form_is_served_as_its_path() -> None:
