@@ -16,7 +16,9 @@ a proxy in front:
 * TLS started per connection with the web config's context of the moment, so
   rotated certificates and client-certificate settings apply without a restart;
   a plain HTTP request to the TLS port gets a 400 saying to use https, as Go's
-  servers answer it.
+  servers answer it;
+* a client that half-closes once its request is sent (HTTP/1.0 tools do) gets its
+  answer, unless it waits for bcrypt: to the server a hang-up reads the same.
 
 Abnormal events are logged one line per episode, with a count (:class:`Episodes`).
 """
@@ -80,8 +82,7 @@ class AiohttpLog:
 
     def exception(self, msg: str, *args: object, exc_info: Any = None, **_: Any) -> None:
         # The exception's kind only: its message may quote the request (an Authorization value).
-        exc = exc_info if isinstance(exc_info, BaseException) else None
-        err = type(exc).__name__ if exc is not None else "error"
+        err = type(exc_info).__name__ if isinstance(exc_info, BaseException) else "error"
         self.episodes.note("bad_request", "bad request", err=err)
 
     error = warning = exception
@@ -101,9 +102,10 @@ class Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.client = ""
         self.busy = False  # a request of it is being answered
-        self._more = False  # bytes came while busy: the next request's deadline starts after it
+        self._more = False  # bytes came since a request last began: the next one is in hand, or partly
         self._started = False  # inner has the connection
         self._discard = False  # a plain HTTP request on the TLS port, answered: what follows is dropped
+        self.half_closed = False  # by the client, with a request in hand
         self._timer: asyncio.TimerHandle | None = None
         self._peek: socket.socket | None = None
         self._handshaking: asyncio.Task[None] | None = None  # held: the loop keeps only weak references
@@ -126,14 +128,17 @@ class Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._discard:
             return
-        if self.busy:
-            self._more = True
-        elif self._timer is None:
+        if not self.busy and self._timer is None:
             self._deadline()  # the first bytes of the next request on a kept-alive connection
+        self._more = True  # bytes of a request not begun yet
         self.inner.data_received(data)
 
     def eof_received(self) -> bool | None:
-        return self.inner.eof_received() if self._started else None
+        if self.pool.tls_on() or self in self.pool.waiting or not (self.busy or self._more):
+            return None  # closed: nothing asked, a hang-up mid-check, or TLS (which cannot half-close)
+        self.half_closed = True
+        self.inner.close()  # aiohttp's: the request begun (or the next) answered, then closed; no more
+        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel()
@@ -162,8 +167,7 @@ class Connection(asyncio.Protocol):
     def end(self) -> None:
         self.busy = False
         self.pool.touch(self)
-        if self._more:
-            self._more = False
+        if self._more:  # the next request's first bytes came meanwhile: its deadline starts now
             self._deadline()
 
     # --- deadline -------------------------------------------------------------------------------
@@ -239,8 +243,7 @@ class Connection(asyncio.Protocol):
                 raw, self, context, server_side=True, ssl_handshake_timeout=self._remaining()
             )
         except (OSError, ssl.SSLError, asyncio.TimeoutError) as exc:
-            reason = exc.reason if isinstance(exc, ssl.SSLError) else None
-            err = reason or str(exc) or type(exc).__name__
+            err = (exc.reason if isinstance(exc, ssl.SSLError) else None) or str(exc) or type(exc).__name__
             self.pool.episodes.note("tls", "tls handshake failed", client=self.client, err=err)
             raw.abort()
             self.pool.forget(self)  # a failed handshake's end is not passed on to us
@@ -275,7 +278,7 @@ class Connections:
         self.max_connections = max_connections
         self.episodes = episodes
         self._open: dict[Connection, None] = {}  # insertion order: least recently active first
-        self._checking: dict[Connection, None] = {}  # waiting for bcrypt, oldest first
+        self.waiting: dict[Connection, None] = {}  # waiting for bcrypt, oldest first
         self._of: dict[object, Connection] = {}  # aiohttp's handler → its connection
 
     def __call__(self) -> Connection:
@@ -290,7 +293,7 @@ class Connections:
     def admit(self, conn: Connection) -> None:
         """Count a new connection in, closing the least recently active one when at the cap."""
         if len(self._open) >= self.max_connections > 0:
-            victim = next(iter(self._checking), None) or next(iter(self._open))
+            victim = next(iter(self.waiting), None) or next(iter(self._open))
             self.episodes.note(
                 "full",
                 f"connection limit reached ({self.max_connections}): closing the least recently active",
@@ -311,16 +314,18 @@ class Connections:
     def checking(self, conn: Connection | None) -> Iterator[None]:
         """While ``conn``'s password check waits for bcrypt: the first to close for a newcomer."""
         if conn is not None:
-            self._checking[conn] = None
+            if conn.half_closed:  # or hung up: no bcrypt check for it, as for a client gone
+                raise asyncio.CancelledError
+            self.waiting[conn] = None
         try:
             yield
         finally:
             if conn is not None:
-                self._checking.pop(conn, None)
+                self.waiting.pop(conn, None)
 
     def forget(self, conn: Connection) -> None:
         self._open.pop(conn, None)
-        self._checking.pop(conn, None)
+        self.waiting.pop(conn, None)
         self._of.pop(conn.inner, None)
 
     def close_all(self) -> None:

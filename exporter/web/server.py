@@ -48,6 +48,7 @@ CONTENT_TYPE_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 TEXT = "text/plain; charset=utf-8"
 SERVER = f"whatsgate-exporter/{__version__}"
 NO_WEB_CONFIG = Gate.of(WebConfig())
+Body = list[bytes] | Plain  # a response's bytes: chunks, or a plain /metrics inflated while written
 RELOAD_WAIT = 0.25  # seconds a request waits for a web config reload before going on without it
 
 
@@ -261,7 +262,7 @@ class ExporterServer:
         if not known:
             challenge = (("WWW-Authenticate", 'Basic realm="whatsgate-exporter"'),)
             return await self._send(request, 401, TEXT, [b"Unauthorized\n"], headers=challenge)
-        path, _, query = request.raw_path.partition("?")
+        path, query = request.rel_url.raw_path, request.rel_url.raw_query_string  # absolute-form too
         if request.method == "POST":
             if path != "/-/reload":
                 return await self._send(request, 404, TEXT, [b"Not found\n"])
@@ -306,21 +307,17 @@ class ExporterServer:
             return await self._send(request, 200 if ready else 503, TEXT, [text.encode()])
         return await self._send(request, 404, TEXT, [b"Not found\n"])
 
-    async def _metrics(
-        self, request: web.BaseRequest, gzip: bool, chunks: list[bytes] | Plain
-    ) -> web.StreamResponse:
+    async def _metrics(self, request: web.BaseRequest, gzip: bool, chunks: Body) -> web.StreamResponse:
         # Vary: the body depends on Accept-Encoding, so caches must not mix the two.
-        headers = (("Content-Encoding", "gzip"),) if gzip else ()
-        return await self._send(
-            request, 200, CONTENT_TYPE_TEXT, chunks, headers=(*headers, ("Vary", "Accept-Encoding"))
-        )
+        headers = ((("Content-Encoding", "gzip"),) if gzip else ()) + (("Vary", "Accept-Encoding"),)
+        return await self._send(request, 200, CONTENT_TYPE_TEXT, chunks, headers)
 
     async def _send(
         self,
         request: web.BaseRequest,
         status: int,
         content_type: str,
-        chunks: list[bytes] | Plain,
+        chunks: Body,
         headers: Sequence[tuple[str, str]] = (),
     ) -> web.StreamResponse:
         response = web.StreamResponse(status=status, headers={"Content-Type": content_type, **dict(headers)})
@@ -339,9 +336,7 @@ class ExporterServer:
         return response
 
     @staticmethod
-    async def _write(
-        request: web.BaseRequest, response: web.StreamResponse, chunks: Plain | list[bytes]
-    ) -> None:
+    async def _write(request: web.BaseRequest, response: web.StreamResponse, chunks: Body) -> None:
         await response.prepare(request)
         if request.method != "HEAD":
             # The body may go to the socket beside aiohttp's writer (writes.py): headers first.
@@ -361,7 +356,7 @@ class ExporterServer:
             }
             for whatsapp_id, account in self.store.accounts()
         ]
-        return json.dumps(groups, ensure_ascii=False).encode()
+        return json.dumps(groups, ensure_ascii=False).encode(errors="replace")  # a Host not UTF-8: "?"
 
     def _landing(self) -> str:
         return status_page(

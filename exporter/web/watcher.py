@@ -57,12 +57,9 @@ class WebConfigWatcher:
         return time.monotonic() - self._checked >= self.interval
 
     def get(self) -> Gate:
-        now = time.monotonic()
-        if now - self._checked < self.interval:
-            return self.config
         with self._lock:
-            if now - self._checked >= self.interval:
-                self._checked = now
+            if self.due():
+                self._checked = time.monotonic()
                 self._reload()
         return self.config
 
@@ -83,7 +80,10 @@ class WebConfigWatcher:
                 extra={"fields": {"file": str(self.path), "err": str(exc)}},
             )
             return
-        self.config = config
-        self._seen = self._fingerprint(config)
+        # The files as looked at before the load, not after: an edit landing during the load (a
+        # bcrypt hash to make) is then new at the next look, and loaded.
+        if config.files != self.config.files:
+            seen = self._fingerprint(config)
+        self.config, self._seen = config, seen
         fields = {"file": str(self.path), "tls": config.context is not None, "users": len(config.auth.users)}
         log.info("web config reloaded", extra={"fields": fields})

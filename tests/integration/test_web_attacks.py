@@ -209,6 +209,7 @@ def test_32_pipelining_clients_that_never_read(tmp_path: Path) -> None:
         with Attack(pipeline):
             p90 = p90_of_scrapes(lambda: requests.get(f"{url}/metrics", timeout=30))
             grown = rss_mb(pid) - before
+    print(f"RSS {before:.0f} MB before, grew {grown:.0f} MB")  # for -s runs
     assert p90 < P90_LIMIT, p90
     assert grown < 64, f"RSS grew {grown:.0f} MB"
 
@@ -264,6 +265,7 @@ def test_a_connect_flood_at_a_low_descriptor_limit_never_stalls_accepting(
             took = scrape_times(
                 lambda: requests.get(f"{url}/metrics", verify=ca or True, timeout=30), 10, 0.1
             )
+    print(f"scrapes {', '.join(f'{t * 1000:.0f}' for t in took)} ms")  # for -s runs
     assert max(took) < 1.0, took
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import logging
 import re
 import socket
@@ -38,6 +39,7 @@ from exporter.metrics.exposition import Exposition
 from exporter.model import Account, Chat, ChatsConfig
 from exporter.snapshot.state import AccountState, ChatData
 from exporter.snapshot.store import Store
+from exporter.web import watcher as watcher_module
 from exporter.web.server import ExporterServer
 from exporter.web.watcher import WebConfigWatcher
 
@@ -334,6 +336,25 @@ def test_an_emptied_or_truncated_web_config_keeps_the_last_good_one(tmp_path: Pa
         assert requests.get(url, timeout=5).status_code == 401
         assert requests.get(url, auth=("alice", "s3cret"), timeout=5).status_code == 200
     assert [r.getMessage() for r in caplog.records] == ["web config reload failed: keeping the last good one"]
+
+
+def test_an_edit_that_lands_while_a_reload_runs_is_loaded_at_the_next_look(tmp_path: Path, monkeypatch):
+    """A reload takes a while (a bcrypt hash at the users' highest cost): an edit written meanwhile,
+    such as a revoked user, was marked as seen without being read, and never applied."""
+    watcher = web_config(tmp_path, USERS)
+    bob = bcrypt.hashpw(b"b0b", bcrypt.gensalt(4)).decode()
+    real = watcher_module.load_web_config
+
+    def load(path: Path) -> Any:
+        config = real(path)
+        (tmp_path / "web.yml").write_text(USERS, encoding="utf-8")  # bob revoked while this one loads
+        return config
+
+    (tmp_path / "web.yml").write_text(USERS + f"  bob: '{bob}'\n", encoding="utf-8")
+    monkeypatch.setattr(watcher_module, "load_web_config", load)
+    assert "bob" in watcher.get().auth.users
+    monkeypatch.setattr(watcher_module, "load_web_config", real)
+    assert "bob" not in watcher.get().auth.users
 
 
 def test_a_reload_cannot_turn_tls_off(tmp_path: Path, ca: trustme.CA):
@@ -803,6 +824,52 @@ def test_an_authorization_header_that_is_not_ascii_gets_a_400(tmp_path: Path) ->
         answer = _exchange(server, b"GET / HTTP/1.1\r\nHost: x\r\nAuthorization: Basic \xff\xfe\r\n\r\n")
         assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
         assert requests.get(f"{base(server)}/healthz", auth=("alice", "s3cret"), timeout=5).ok
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [b"GET /metrics HTTP/1.0\r\n\r\n", b"GET /metrics HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\n"],
+    ids=["http-1.0", "http-1.1-gzip"],
+)
+def test_a_client_that_half_closes_after_its_request_gets_the_whole_answer(request_: bytes) -> None:
+    """HTTP/1.0 tools and `nc -N` shut their side down once the request is sent: answered (aiohttp
+    alone closes at the client's end, the answer unwritten), then closed; with nothing asked, closed."""
+    with serving(many_pieces_store(chats=300)) as server:
+        for ask in (request_, b""):
+            with socket.create_connection(server.server_address, timeout=5) as sock:
+                sock.sendall(ask)
+                sock.shutdown(socket.SHUT_WR)
+                answer = b"".join(iter(lambda: sock.recv(65536), b""))  # to the server's close
+            head, _, body = answer.partition(b"\r\n\r\n")
+            if ask:
+                length = int(re.search(rb"Content-Length: (\d+)", head)[1])  # type: ignore[index]
+                assert re.match(rb"HTTP/1\.[01] 200 ", head) and len(body) == length > 10_000, head
+            else:
+                assert answer == b""
+
+
+def test_service_discovery_answers_whatever_bytes_the_host_header_holds() -> None:
+    """/sd names the Host the client asked for; one that is not UTF-8 was a 500 (an encoding error)."""
+    store = many_pieces_store(chats=3)
+    with serving(store) as server:
+        for host, shown in ((b"\xff:1", "?:1"), ("\u044f:2".encode(), "\u044f:2")):
+            answer = _exchange(server, b"GET /sd HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % host)
+            head, _, body = answer.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200 "), head
+            assert json.loads(body)[0]["targets"] == [shown]
+
+
+def test_a_request_target_in_absolute_form_is_served_as_its_path() -> None:
+    """RFC 9112, section 3.2.2: a server must accept ``GET http://host/path`` (what a client sends
+    to a proxy); it was answered 404, its whole URL taken for the path."""
+    with serving() as server:
+        for target, expected in (
+            (b"http://exporter:9877/metrics?accounts=false", b"200"),
+            (b"HTTP://x/no", b"404"),
+        ):
+            answer = _exchange(server, b"GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % target)
+            assert re.findall(rb"HTTP/1\.1 (\d{3}) ", answer) == [expected], answer[:200]
+            assert (b"whatsgate_exporter_build_info" in answer) == (expected == b"200")
 
 
 def test_a_body_is_read_whole_and_the_next_request_answered() -> None:
