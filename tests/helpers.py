@@ -294,10 +294,14 @@ def start_exporter(tmp_path: Path, config: str, *extra: str, wait_ready: bool = 
         assert proc.poll() is None, f"exporter exited: {exporter.logs()}"
         try:
             return requests.get(f"{exporter.url}/ready", timeout=1).status_code == 200
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # a loaded machine answers in more than 1 s
             return False
 
-    wait_until(ready if wait_ready else lambda: _listening(exporter), what="exporter ready")
+    try:
+        wait_until(ready if wait_ready else lambda: _listening(exporter), what="exporter ready")
+    except BaseException:
+        stop(proc)  # not handed to the caller yet: nobody else would end it
+        raise
     return exporter
 
 
