@@ -196,7 +196,8 @@ class Exposition:
 
     def prepare(self, state: AccountState) -> RenderedData | None:
         """A poll's chat data rendered on the poller's thread (:meth:`Store.prepare` says why)."""
-        return render_data(state)
+        with memory.HEAVY_WORK:
+            return render_data(state)
 
     # --- the rebuilding thread ------------------------------------------------------------------
 
@@ -221,10 +222,12 @@ class Exposition:
         if last is not None and last.key == key and last.ready == ready:
             return last
         before = last.accounts if last is not None else {}
-        accounts = {k: render_account(state, before.get(k)) for k, state in states.items()}
-        rendered = render(DiscoveryCollector(discovery)) if discovery is not None else EMPTY
-        families = _families(zip(accounts.values(), fresh, strict=True), self._build_info, rendered)
-        with memory.HEAVY_WORK:  # one account's text inflated at a time, not beside a poll's
+        # Once per rebuild: taken per render, the rebuild /ready waits for queued behind the polls'
+        # decodes thousands of times at 10,000 accounts (bench/RESULTS.md). They wait for it instead.
+        with memory.HEAVY_WORK:
+            accounts = {k: render_account(state, before.get(k)) for k, state in states.items()}
+            rendered = render(DiscoveryCollector(discovery)) if discovery is not None else EMPTY
+            families = _families(zip(accounts.values(), fresh, strict=True), self._build_info, rendered)
             # A sync flush, not a finish: a scrape appends its own part to the same stream.
             head, crc, size = _deflated(_text(families), DEFLATE.Z_SYNC_FLUSH)
         return Body(key, head, crc, size, rendered, ready, accounts)

@@ -16,7 +16,6 @@ import struct
 import weakref
 import zlib
 from collections.abc import Iterable, Iterator
-from contextlib import nullcontext
 from dataclasses import dataclass
 from itertools import accumulate, chain, pairwise
 from types import ModuleType, SimpleNamespace
@@ -25,7 +24,6 @@ from typing import Any
 from prometheus_client import generate_latest
 from prometheus_client.registry import Collector
 
-from .. import memory
 from ..snapshot.state import AccountState, ChatData
 from . import fastrender
 from .collectors import AggregateCollector, HealthCollector, ReplyCollector, UnansweredCollector
@@ -116,10 +114,10 @@ def render_plain(collector: Collector) -> Iterable[tuple[str, bytes, bytes]]:
 
 
 def render(collector: Collector, pack: bool = True) -> Rendered:
-    """Render every family of a collector: a snapshot's once, deflated, one collector at a time; or
-    (``pack`` false) a per-scrape one's, small, plain and on the caller's thread."""
-    with memory.HEAVY_WORK if pack else nullcontext():
-        return _split(render_plain(collector), pack)
+    """Render every family of a collector: a snapshot's once, deflated; or (``pack`` false) a
+    per-scrape one's, small and plain. A snapshot's renders run under ``memory.HEAVY_WORK``,
+    taken by the caller (:mod:`.exposition`) once for all it renders."""
+    return _split(render_plain(collector), pack)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,8 +147,7 @@ def render_chats(state: AccountState, data: ChatData) -> Rendered:
     """The per-chat families, written directly (the hot path). Their waits by chat made here, not
     ``data.wait_by_chat``, which the snapshot would keep for its life (a chat_waiting threshold's)."""
     waits = {wait.chat_id: wait for wait in data.waiting}
-    with memory.HEAVY_WORK:
-        return _split(fastrender.render_chats(state.account, data.selection.chats, waits), pack=True)
+    return _split(fastrender.render_chats(state.account, data.selection.chats, waits), pack=True)
 
 
 def render_data(state: AccountState) -> RenderedData | None:

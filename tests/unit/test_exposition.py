@@ -560,3 +560,38 @@ def test_many_small_accounts_are_each_rendered_into_a_few_kilobytes():
     finally:
         tracemalloc.stop()
     assert held < 5000, f"{held:.0f} bytes per account"
+
+
+def test_a_rebuild_takes_the_heavy_work_lock_once_not_once_per_account(monkeypatch):  # type: ignore[no-untyped-def]
+    """The polls' decodes take memory.HEAVY_WORK too: taken per rendering (three per account), a
+    rebuild of 10,000 accounts queued behind them thousands of times, and /ready waited for it."""
+    import threading
+
+    from exporter import memory
+    from exporter.model import Account
+
+    class Counted:
+        def __init__(self) -> None:
+            self.lock, self.taken = threading.Lock(), 0
+
+        def __enter__(self) -> None:
+            self.lock.acquire()
+            self.taken += 1
+
+        def __exit__(self, *exc: object) -> None:
+            self.lock.release()
+
+    config = make_config()
+    store = Store(stale_after=300, clock=lambda: NOW)
+    exposition = Exposition(store)
+    counted = Counted()
+    monkeypatch.setattr(memory, "HEAVY_WORK", counted)
+    for n in range(20):
+        data = ChatData.build(chats_of(PAYLOAD["data"]), config.chats, NOW)
+        state = AccountState(Account(f"7999{n:07d}", f"account-{n}")).succeeded(data, 0.25)
+        store.expect(state.account.whatsapp_id)
+        store.publish(state)
+    assert exposition.update()
+    assert counted.taken == 1
+    last = (("account", "account-19"), ("whatsapp_id", "79990000019"))
+    assert scrape(exposition)["whatsgate_up"][last] == 1.0
