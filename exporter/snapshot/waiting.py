@@ -251,6 +251,11 @@ class WaitList(Sequence[Wait]):
     def __len__(self) -> int:
         return len(self._order)
 
+    def by_chat(self) -> Mapping[str, Wait]:
+        """These waits by chat id: each :class:`Wait` made when looked up, none kept."""
+        ids = self._table.columns(self._order)[0]
+        return _ByChat(dict(zip(ids, range(len(self._order)), strict=True)), self)
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Sequence) or isinstance(other, str):
             return NotImplemented
@@ -260,6 +265,27 @@ class WaitList(Sequence[Wait]):
 
     def __repr__(self) -> str:
         return f"WaitList({list(self)!r})"
+
+
+class _ByChat(Mapping[str, Wait]):
+    """:meth:`WaitList.by_chat`: each waiting chat's index in the list, by chat id."""
+
+    __slots__ = ("_index", "_waits")
+
+    def __init__(self, index: dict[str, int], waits: WaitList) -> None:
+        self._index, self._waits = index, waits
+
+    def __getitem__(self, chat_id: str) -> Wait:
+        return self._waits._wait(self._index[chat_id])
+
+    def __contains__(self, chat_id: object) -> bool:
+        return chat_id in self._index
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
 
 
 def oldest_by_type(waits: Iterable[Wait]) -> dict[str, Wait]:
