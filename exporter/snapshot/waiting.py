@@ -288,6 +288,13 @@ class _ByChat(Mapping[str, Wait]):
         return len(self._index)
 
 
+def by_chat(waits: Mapping[str, Wait] | Iterable[Wait]) -> Mapping[str, Wait]:
+    """Waits by chat id: a :class:`WaitList`'s through its columns (:meth:`WaitList.by_chat`)."""
+    if isinstance(waits, WaitList):
+        return waits.by_chat()
+    return waits if isinstance(waits, Mapping) else {wait.chat_id: wait for wait in waits}
+
+
 def oldest_by_type(waits: Iterable[Wait]) -> dict[str, Wait]:
     """The oldest wait per chat type (earliest start; ties: longest, then chat id); no entry without waits."""
     if isinstance(waits, WaitList):
