@@ -31,7 +31,7 @@ from typing import cast
 from prometheus_client import utils
 
 from ..model import CONTACT, GROUP, Account, Chat
-from ..snapshot.waiting import Wait
+from ..snapshot.waiting import Wait, by_chat
 from . import definitions as d
 
 # name, "# HELP/# TYPE" header, samples: what render.render makes of one family.
@@ -185,9 +185,9 @@ def escaped(values: list[str]) -> list[str]:
 class Columns:
     """The selected chats of one render as columns, each made at most once and only if used."""
 
-    def __init__(self, chats: Sequence[Chat], waits: Mapping[str, Wait]) -> None:
+    def __init__(self, chats: Sequence[Chat], waits: Mapping[str, Wait] | Sequence[Wait]) -> None:
         self.chats = chats
-        self.waits = waits
+        self.waits = by_chat(waits)
 
     def label(self, name: str) -> list[str]:
         """The escaped values of one per-chat label (``chat_id``, ``chat_type``, ``name``)."""
@@ -323,9 +323,9 @@ CHAT_FAMILIES: tuple[ChatFamily, ...] = (
 
 
 def render_chats(
-    account: Account, chats: Sequence[Chat], waits: Mapping[str, Wait] | None = None
+    account: Account, chats: Sequence[Chat], waits: Mapping[str, Wait] | Sequence[Wait] = ()
 ) -> Iterator[Family]:
     """The per-chat families of the selected chats, as ``render`` of the reference collector would give,
     one at a time: the caller compresses each before the next is written (one family's text held, not 8)."""
-    columns = Columns(chats, waits or {})
+    columns = Columns(chats, waits)
     return (family.render(account, columns) for family in CHAT_FAMILIES)

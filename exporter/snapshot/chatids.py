@@ -226,6 +226,11 @@ class WaitStarts(_Joined, Mapping[str, tuple[str, float]]):
         """Every wait's start, in this table's order."""
         return self._starts
 
+    @property
+    def codes(self) -> bytes:
+        """Every wait's chat type as its index in CHAT_TYPES, in this table's order."""
+        return self._codes
+
     def __repr__(self) -> str:
         return f"WaitStarts({dict(self)!r})"
 

@@ -35,6 +35,7 @@ from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import compress
 from types import MappingProxyType
 from typing import overload
 
@@ -99,6 +100,8 @@ class Histogram:
 
 
 _NO_WAITS: Mapping[str, tuple[str, float]] = MappingProxyType({})
+# Per chat type's code: a bytes.translate table that makes that code 1 and every other 0.
+_ONE_CODE = tuple(bytes(int(i == code) for i in range(256)) for code in range(len(CHAT_TYPES)))
 # Each bucket list's empty histogram (Histogram.empty): as many as bucket lists ever configured.
 _EMPTY: dict[str, Histogram] = {}
 
@@ -219,8 +222,39 @@ class WaitList(Sequence[Wait]):
     def __iter__(self) -> Iterator[Wait]:
         return map(Wait, *self._table.columns(self._order), self._seconds)
 
+    def _of_type(self, code: int) -> list[int]:
+        """The positions (longest first) of the waits of one chat type (its index in CHAT_TYPES)."""
+        codes = bytes(map(self._table.codes.__getitem__, self._order))
+        return list(compress(range(len(codes)), codes.translate(_ONE_CODE[code])))
+
+    def oldest_by_type(self) -> dict[str, Wait]:
+        """:func:`oldest_by_type` of these waits, a :class:`Wait` made for each type's oldest only.
+
+        The first of a type's earliest starts in this list's order is its oldest: the list is
+        sorted by longest first, then start, then chat id, which are the ties' order."""
+        oldest: dict[str, Wait] = {}
+        starts = self._table.starts
+        for code, kind in enumerate(CHAT_TYPES):
+            if positions := self._of_type(code):
+                since = [starts[self._order[j]] for j in positions]
+                oldest[kind] = self._wait(positions[since.index(min(since))])
+        return oldest
+
+    def longer_than_counts(self, buckets: Sequence[float]) -> dict[str, tuple[int, ...]]:
+        """:func:`longer_than_counts` of these waits, without a :class:`Wait` per wait."""
+        out = {}
+        for code, kind in enumerate(CHAT_TYPES):
+            values = [self._seconds[j] for j in reversed(self._of_type(code))]  # shortest first
+            out[kind] = tuple(len(values) - bisect_right(values, b) for b in buckets)
+        return out
+
     def __len__(self) -> int:
         return len(self._order)
+
+    def by_chat(self) -> Mapping[str, Wait]:
+        """These waits by chat id: each :class:`Wait` made when looked up, none kept."""
+        ids = self._table.columns(self._order)[0]
+        return _ByChat(dict(zip(ids, range(len(self._order)), strict=True)), self)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Sequence) or isinstance(other, str):
@@ -233,8 +267,38 @@ class WaitList(Sequence[Wait]):
         return f"WaitList({list(self)!r})"
 
 
+class _ByChat(Mapping[str, Wait]):
+    """:meth:`WaitList.by_chat`: each waiting chat's index in the list, by chat id."""
+
+    __slots__ = ("_index", "_waits")
+
+    def __init__(self, index: dict[str, int], waits: WaitList) -> None:
+        self._index, self._waits = index, waits
+
+    def __getitem__(self, chat_id: str) -> Wait:
+        return self._waits._wait(self._index[chat_id])
+
+    def __contains__(self, chat_id: object) -> bool:
+        return chat_id in self._index
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+
+def by_chat(waits: Mapping[str, Wait] | Iterable[Wait]) -> Mapping[str, Wait]:
+    """Waits by chat id: a :class:`WaitList`'s through its columns (:meth:`WaitList.by_chat`)."""
+    if isinstance(waits, WaitList):
+        return waits.by_chat()
+    return waits if isinstance(waits, Mapping) else {wait.chat_id: wait for wait in waits}
+
+
 def oldest_by_type(waits: Iterable[Wait]) -> dict[str, Wait]:
     """The oldest wait per chat type (earliest start; ties: longest, then chat id); no entry without waits."""
+    if isinstance(waits, WaitList):
+        return waits.oldest_by_type()
     oldest: dict[str, Wait] = {}
     for w in waits:
         cur = oldest.get(w.chat_type)
@@ -245,6 +309,8 @@ def oldest_by_type(waits: Iterable[Wait]) -> dict[str, Wait]:
 
 def longer_than_counts(waits: Iterable[Wait], buckets: Sequence[float]) -> dict[str, tuple[int, ...]]:
     """Per chat type (both always present), how many waits lasted strictly longer than each bucket."""
+    if isinstance(waits, WaitList):
+        return waits.longer_than_counts(buckets)
     seconds: dict[str, list[float]] = {t: [] for t in CHAT_TYPES}
     for w in waits:
         seconds.setdefault(w.chat_type, []).append(w.seconds)

@@ -80,9 +80,14 @@ def reference(account: Account, chats: list[Chat]) -> list[tuple[str, bytes, byt
 
 
 def direct(account: Account, chats: list[Chat]) -> list[tuple[str, bytes, bytes]]:
+    """The direct rendering, its waits given as the snapshot's list (read by its columns), which
+    must be what the same waits by chat id, or as a plain tuple, give."""
     data = snapshot(chats)
-    waits = {wait.chat_id: wait for wait in data.waiting}
-    return list(fastrender.render_chats(account, data.selection.chats, waits))
+    by_chat = {wait.chat_id: wait for wait in data.waiting}
+    rendered = list(fastrender.render_chats(account, data.selection.chats, data.waiting))
+    assert rendered == list(fastrender.render_chats(account, data.selection.chats, by_chat))
+    assert rendered == list(fastrender.render_chats(account, data.selection.chats, tuple(data.waiting)))
+    return rendered
 
 
 @settings(max_examples=300, deadline=None)

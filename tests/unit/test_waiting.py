@@ -14,13 +14,17 @@ from hypothesis import strategies as st
 from exporter.config.schedules import parse_schedules
 from exporter.config.schema import ConfigError
 from exporter.config.waiting import parse_waiting
-from exporter.model import CONTACT, GROUP, Chat
+from exporter.metrics.collectors import AggregateCollector
+from exporter.metrics.render import render_plain
+from exporter.model import CONTACT, GROUP, Account, Chat, ChatsConfig
 from exporter.snapshot.schedule import Schedule
+from exporter.snapshot.state import ChatData
 from exporter.snapshot.waiting import (
     DEFAULT_BUCKETS,
     Histogram,
     Wait,
     WaitingConfig,
+    WaitList,
     Waits,
     longer_than_counts,
     oldest_by_type,
@@ -273,6 +277,43 @@ def test_oldest_per_type_and_counts_longer_than_each_bucket() -> None:
     }
     assert oldest_by_type([]) == {}
     assert longer_than_counts([], (60.0,)) == {CONTACT: (0,), GROUP: (0,)}
+
+
+WAITS = st.dictionaries(
+    st.sampled_from([f"{n}@c.us" for n in range(12)]),
+    # Few distinct starts, some in closed hours: ties in start and in seconds both occur.
+    st.tuples(st.sampled_from([CONTACT, GROUP]), st.sampled_from([-7200.0, -3600.0, -300.0, 0.0, 60.0])),
+)
+MONDAY_10 = moscow(2026, 3, 2, 10)  # the office opened at 9: a start at 8 or 9 has waited 3600 s
+
+
+@settings(max_examples=200, deadline=None)
+@given(WAITS, st.booleans(), st.lists(st.sampled_from([0.0, 300.0, 3599.0, 3600.0, 7200.0]), max_size=3))
+def test_a_wait_lists_oldest_and_counts_are_those_of_its_waits_one_by_one(
+    since: dict[str, tuple[str, float]], office: bool, buckets: list[float]
+) -> None:
+    """The aggregates read a WaitList by its columns (no Wait per wait): equal to reading its waits."""
+    schedule = parse_schedules(OFFICE)["office"] if office else None
+    starts = {chat_id: (kind, MONDAY_10 + offset) for chat_id, (kind, offset) in since.items()}
+    current = Waits(starts, Waits.empty().histograms).waiting(MONDAY_10, schedule)
+    one_by_one = list(current)
+    assert oldest_by_type(current) == oldest_by_type(one_by_one)
+    buckets.sort()
+    assert longer_than_counts(current, buckets) == longer_than_counts(one_by_one, buckets)
+
+
+def test_the_aggregates_read_the_waits_without_a_wait_object_each(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A render reads thousands of waits per account: the oldest and the counts longer than each
+    bucket come from the list's columns, not from a Wait made per wait and dropped."""
+    chats = [chat(f"c{i}", 1, ts=T - 60 * i, group=i % 3 == 0) for i in range(30)]
+    data = ChatData.build(chats, ChatsConfig(), polled_at=T, waiting=ALL)
+    expected = list(render_plain(AggregateCollector(Account("7999", "support"), data)))
+
+    def one_by_one(self: WaitList) -> None:
+        raise AssertionError("a Wait made per wait")
+
+    monkeypatch.setattr(WaitList, "__iter__", one_by_one)
+    assert list(render_plain(AggregateCollector(Account("7999", "support"), data))) == expected
 
 
 def test_histogram_counts_are_cumulative_with_inf_as_count() -> None:
