@@ -144,10 +144,10 @@ class RenderedAccount:
 
 
 def render_chats(state: AccountState, data: ChatData) -> Rendered:
-    """The per-chat families, written directly (the hot path). Their waits by chat made here, not
-    ``data.wait_by_chat``, which the snapshot would keep for its life (a chat_waiting threshold's)."""
-    waits = {wait.chat_id: wait for wait in data.waiting}
-    return _split(fastrender.render_chats(state.account, data.selection.chats, waits), pack=True)
+    """The per-chat families, written directly (the hot path). Their waits read from the snapshot's
+    list by chat id (no Wait kept per wait), not ``data.wait_by_chat``, which the snapshot would
+    keep for its life (a chat_waiting threshold's)."""
+    return _split(fastrender.render_chats(state.account, data.selection.chats, data.waiting), pack=True)
 
 
 def render_data(state: AccountState) -> RenderedData | None:
