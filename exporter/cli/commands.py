@@ -10,6 +10,7 @@ mode, in :mod:`exporter.cli.serve`, is the one whose every line is a log line).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from ..alerting.lint import cannot_fire
@@ -55,6 +56,14 @@ def check_config(path: str) -> int:
     print(f"{path}: OK ({found}, poll every {config.poll_interval:g}s)")
     for warning in cannot_fire(config.thresholds, config.discover, config.replies.enabled):
         print(f"{path}: warning: {warning}", file=sys.stderr)
+    # A warning, not an error: the file may be checked away from where it runs (a volume mounted
+    # there). Where it runs, every write would fail: waits and reply times would not survive a restart.
+    if config.state_file is not None and not os.access(config.state_file.parent, os.W_OK | os.X_OK):
+        where = config.state_file.parent
+        print(
+            f"{path}: warning: state_file: cannot write in {where} here (missing or not writable)",
+            file=sys.stderr,
+        )
     return 0
 
 

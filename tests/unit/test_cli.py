@@ -384,3 +384,19 @@ def test_serving_without_demo_imports_no_simulator() -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_check_config_warns_when_the_state_files_directory_cannot_be_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "missing" / "state.json"
+    path = write(tmp_path, ACCOUNTS + f"state_file: {missing}\n")
+    code, out, err = run(["check-config", str(path)], capsys)
+    assert code == 0 and ": OK (" in out
+    assert (
+        one_line(err)
+        == f"{path}: warning: state_file: cannot write in {missing.parent} here (missing or not writable)"
+    )
+    missing.parent.mkdir()
+    code, out, err = run(["check-config", str(path)], capsys)
+    assert (code, err) == (0, "")
