@@ -222,10 +222,11 @@ class WaitList(Sequence[Wait]):
     def __iter__(self) -> Iterator[Wait]:
         return map(Wait, *self._table.columns(self._order), self._seconds)
 
-    def _of_type(self, code: int) -> list[int]:
-        """The positions (longest first) of the waits of one chat type (its index in CHAT_TYPES)."""
-        codes = bytes(map(self._table.codes.__getitem__, self._order))
-        return list(compress(range(len(codes)), codes.translate(_ONE_CODE[code])))
+    def _by_type(self) -> Iterator[tuple[str, list[int]]]:
+        """Each chat type with the positions (longest first) of its waits."""
+        codes = bytes(map(self._table.codes.__getitem__, self._order))  # each wait's type, once
+        for code, kind in enumerate(CHAT_TYPES):
+            yield kind, list(compress(range(len(codes)), codes.translate(_ONE_CODE[code])))
 
     def oldest_by_type(self) -> dict[str, Wait]:
         """:func:`oldest_by_type` of these waits, a :class:`Wait` made for each type's oldest only.
@@ -234,8 +235,8 @@ class WaitList(Sequence[Wait]):
         sorted by longest first, then start, then chat id, which are the ties' order."""
         oldest: dict[str, Wait] = {}
         starts = self._table.starts
-        for code, kind in enumerate(CHAT_TYPES):
-            if positions := self._of_type(code):
+        for kind, positions in self._by_type():
+            if positions:
                 since = [starts[self._order[j]] for j in positions]
                 oldest[kind] = self._wait(positions[since.index(min(since))])
         return oldest
@@ -243,8 +244,8 @@ class WaitList(Sequence[Wait]):
     def longer_than_counts(self, buckets: Sequence[float]) -> dict[str, tuple[int, ...]]:
         """:func:`longer_than_counts` of these waits, without a :class:`Wait` per wait."""
         out = {}
-        for code, kind in enumerate(CHAT_TYPES):
-            values = [self._seconds[j] for j in reversed(self._of_type(code))]  # shortest first
+        for kind, positions in self._by_type():
+            values = [self._seconds[j] for j in reversed(positions)]  # shortest first
             out[kind] = tuple(len(values) - bisect_right(values, b) for b in buckets)
         return out
 
