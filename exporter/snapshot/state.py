@@ -19,7 +19,7 @@ from .privacy import PLAIN_POLICY, Privacy
 from .replies import ReplyData
 from .schedule import Schedule
 from .summary import Selection, TypeSummary, needed, select_chats, summarize
-from .waiting import Wait, WaitingConfig, Waits
+from .waiting import Wait, WaitingConfig, Waits, by_chat
 
 CHAT_ID = attrgetter("id")
 # The longest waits whose chat names a released snapshot keeps: the status page shows them.
@@ -73,7 +73,7 @@ class ChatData:
         Derived once per snapshot, on first use (a frozen dataclass's cached_property writes
         the instance's own __dict__, not a field, so the snapshot stays immutable to readers).
         """
-        return MappingProxyType({wait.chat_id: wait for wait in self.waiting})
+        return MappingProxyType(by_chat(self.waiting))  # a WaitList's: each Wait made when looked up
 
     @classmethod
     def build(
