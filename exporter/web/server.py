@@ -275,7 +275,7 @@ class ExporterServer:
         allowed = "POST" if path == "/-/reload" else "GET, HEAD" if path in self._paths else ""
         if not allowed:
             return await self._send(request, 404, TEXT, [b"Not found\n"])
-        if request.method not in allowed.split(", "):  # any other method, as Go's servers: RFC 9110's 405
+        if request.method not in allowed.split(", "):  # any other: RFC 9110's 405, as client_python's
             no = f"Method Not Allowed: use {allowed}\n".encode()
             return await self._send(request, 405, TEXT, [no], headers=(("Allow", allowed),))
         if path == "/-/reload":

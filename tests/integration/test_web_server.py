@@ -926,7 +926,7 @@ def test_metrics_answers_503_while_its_rebuilds_fail(accept: str, monkeypatch: p
 
 
 def test_a_method_a_path_does_not_take_is_a_405_naming_those_it_does() -> None:
-    """RFC 9110, section 15.5.6, as Go's exporters (ServeMux) and client_python's WSGI app answer:
+    """RFC 9110, section 15.5.6, as client_python's WSGI app answers (Go's promhttp serves any method):
     a 405 with an Allow header; it was a 501 (PUT, DELETE, OPTIONS) or a 404 (POST /metrics)."""
     with serving() as server:
         for method, path, allow in (
