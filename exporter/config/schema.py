@@ -71,6 +71,18 @@ class Parts(dict[Any, Any]):
 _DURATION_RE = re.compile(r"^((\d+)w)?((\d+)d)?((\d+)h)?((\d+)m(?!s))?((\d+)s)?((\d+)ms)?$")
 
 
+def _duration_hint(value: Any) -> str:
+    """The bare number written as a valid duration, where it can be one: not for true (a bool),
+    a negative, zero or fractional number of milliseconds, which no duration says."""
+    if type(value) not in (int, float) or not 0 < value < 10**12:
+        return ""
+    millis = value * 1000
+    text = (
+        f"{int(value)}s" if value == int(value) else f"{round(millis)}ms" if millis == round(millis) else ""
+    )
+    return f" (write it with a unit, e.g. '{text}')" if text else ""
+
+
 def parse_duration(value: Any, path: str) -> float:
     """Parse a Prometheus-style duration (``30s``, ``5m``, ``1h30m``, ``500ms``) into seconds.
 
@@ -78,8 +90,7 @@ def parse_duration(value: Any, path: str) -> float:
     ambiguous (seconds? milliseconds?) and the fix is one letter.
     """
     if isinstance(value, bool) or not isinstance(value, str):
-        hint = f" (write it with a unit, e.g. '{value}s')" if isinstance(value, int | float) else ""
-        raise ConfigError(path, f"expected a duration such as '30s' or '5m'{hint}")
+        raise ConfigError(path, f"expected a duration such as '30s' or '5m'{_duration_hint(value)}")
     match = _DURATION_RE.match(value.strip())
     if not value.strip() or not match:
         raise ConfigError(path, f"invalid duration {value!r}: use units w, d, h, m, s, ms, e.g. '30s', '5m'")

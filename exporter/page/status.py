@@ -172,7 +172,14 @@ def _unanswered_cell(state: AccountState, now: float, stale_after: float) -> str
         return "<td>—</td>"
     if replies.is_stale(now, stale_after):
         return '<td class="num"><span class="stale">stale</span></td>'
-    return f'<td class="num">{len(replies.unanswered)}</td>'
+    # Failing but not stale yet: a count as of the last read, which replies sent since may have lowered.
+    failing = '<br><span class="down since">events-get failing</span>' if _log_failing(state) else ""
+    return f'<td class="num">{len(replies.unanswered)}{failing}</td>'
+
+
+def _log_failing(state: AccountState) -> bool:
+    """Whether the account's last events poll failed (not merely: none has run yet)."""
+    return state.replies is not None and not state.replies.up and state.replies.last_error is not None
 
 
 def _state_cells(
@@ -236,6 +243,11 @@ def _account_section(
             out.append(f" Last error: <code>{_esc(state.last_error)}</code>.")
     out.append(f" Last successful poll: {_ago(state.last_success, now)}.")
     out.append(f" WhatsApp ID: <code>{_esc(state.account.whatsapp_id)}</code>.</p>")
+    if state.replies is not None and _log_failing(state):  # whatsgate_up says nothing of it
+        out.append('<p>Event log (events-get): <span class="down">down</span>.')
+        out.append(f" Last error: <code>{_esc(state.replies.last_error or '')}</code>.")
+        read = state.replies.last_success
+        out.append(f" Last successful read: {_ago(read, now)}{'; waits are as of then' if read else ''}.</p>")
     if alerts:
         out.append(_alerts_table(alerts))
     data = state.data

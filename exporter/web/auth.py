@@ -59,9 +59,8 @@ class BasicAuth:
             # highest cost in use. Making it is one check at that cost: its time sets the floor,
             # twice it, so that a check on a busy core still ends before the floor does.
             started = time.perf_counter()
-            self._dummy = bcrypt.hashpw(
-                secrets.token_bytes(16), bcrypt.gensalt(max(map(_cost, users.values())))
-            )
+            cost = max(map(_cost, users.values()))
+            self._dummy = bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(cost))
             self.floor = 2 * (time.perf_counter() - started)
 
     @property
@@ -149,10 +148,9 @@ class Bucket:
         now = time.monotonic()
         self._tokens = min(float(self.burst), self._tokens + (now - self._at) / self.interval)
         self._at = now
-        if self._tokens < 1:
-            return False
-        self._tokens -= 1
-        return True
+        allowed = self._tokens >= 1
+        self._tokens -= allowed
+        return allowed
 
 
 @dataclass(frozen=True)

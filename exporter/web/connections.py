@@ -18,7 +18,8 @@ a proxy in front:
   a plain HTTP request to the TLS port gets a 400 saying to use https, as Go's
   servers answer it;
 * a client that half-closes once its request is sent (HTTP/1.0 tools do) gets its
-  answer, unless it waits for bcrypt: to the server a hang-up reads the same.
+  answer, to each request it pipelined before, unless it waits for bcrypt: to the
+  server a hang-up reads the same.
 
 Abnormal events are logged one line per episode, with a count (:class:`Episodes`).
 """
@@ -137,7 +138,8 @@ class Connection(asyncio.Protocol):
         if self.pool.tls_on() or self in self.pool.waiting or not (self.busy or self._more):
             return None  # closed: nothing asked, a hang-up mid-check, or TLS (which cannot half-close)
         self.half_closed = True
-        self.inner.close()  # aiohttp's: the request begun (or the next) answered, then closed; no more
+        if not self.inner._messages:  # else closed once the requests it queued (pipelined) are answered
+            self.inner.close()  # aiohttp's: the request begun (or the next) answered, then closed; no more
         return True
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -167,6 +169,8 @@ class Connection(asyncio.Protocol):
     def end(self) -> None:
         self.busy = False
         self.pool.touch(self)
+        if self.half_closed and not self.inner._messages:  # the last of those the client sent
+            self.inner.close()
         if self._more:  # the next request's first bytes came meanwhile: its deadline starts now
             self._deadline()
 
@@ -294,12 +298,8 @@ class Connections:
         """Count a new connection in, closing the least recently active one when at the cap."""
         if len(self._open) >= self.max_connections > 0:
             victim = next(iter(self.waiting), None) or next(iter(self._open))
-            self.episodes.note(
-                "full",
-                f"connection limit reached ({self.max_connections}): closing the least recently active",
-                logging.WARNING,
-                client=victim.client,
-            )
+            what = f"connection limit reached ({self.max_connections}): closing the least recently active"
+            self.episodes.note("full", what, logging.WARNING, client=victim.client)
             self.forget(victim)
             victim.abort()
         self._open[conn] = None

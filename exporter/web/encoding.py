@@ -30,8 +30,5 @@ def accepts_gzip(header: str | None) -> bool:
         coding = coding.strip().lower()
         if coding:
             named[coding] = max(named.get(coding, 0.0), _quality(params))
-    if "gzip" in named:
-        return named["gzip"] > 0
-    if "x-gzip" in named:
-        return named["x-gzip"] > 0
-    return named.get("*", 0.0) > 0
+    coding = next((c for c in ("gzip", "x-gzip") if c in named), "*")  # the first named decides
+    return named.get(coding, 0.0) > 0

@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 
 from .. import __version__
 from ..alerting.evaluator import Alert
@@ -55,8 +55,9 @@ RELOAD_WAIT = 0.25  # seconds a request waits for a web config reload before goi
 class _Request(web.BaseRequest):
     """Every answer carries the web config's headers, aiohttp's own (a 400 for bad framing) too."""
 
-    ATTRS = web.BaseRequest.ATTRS | frozenset(["extra"])
+    ATTRS = web.BaseRequest.ATTRS | frozenset(["extra", "foreign"])
     extra: tuple[tuple[str, str], ...] = ()
+    foreign = False  # a request line of an HTTP version other than 1.x
 
     async def _prepare_hook(self, response: web.StreamResponse) -> None:
         for name, value in self.extra:
@@ -92,6 +93,7 @@ class ExporterServer:
         self.store = store
         self.exposition = exposition
         self.telemetry_path = telemetry_path
+        self._paths = {telemetry_path, "/probe", "/sd", "/", "/healthz", "/ready"}  # GET and HEAD
         self.web_config = web_config
         # The alerting agent's alerts for the status page (firing ones are shown); set by cli.
         self.alerts: Callable[[], Sequence[Alert]] = lambda: ()
@@ -233,8 +235,13 @@ class ExporterServer:
     # --- requests -------------------------------------------------------------------------------
 
     def _request(self, message: Any, payload: Any, protocol: Any, writer: Any, task: Any) -> _Request:
+        # RFC 9112: chunked framing in HTTP/1.0 is faulty: answered, then closed (a proxy may have framed
+        # it otherwise); "HTTP/2.0" in an HTTP/1 request line gets a 505 in HTTP/1.1, as from Go's servers.
+        foreign = message.version.major != 1
+        if foreign or (message.chunked and message.version < HttpVersion11):
+            message = message._replace(should_close=True, version=min(message.version, HttpVersion11))
         request = _Request(message, payload, protocol, writer, task, asyncio.get_running_loop())
-        request.extra = self._current().headers
+        request.extra, request.foreign = self._current().headers, foreign
         return request
 
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
@@ -263,15 +270,19 @@ class ExporterServer:
             challenge = (("WWW-Authenticate", 'Basic realm="whatsgate-exporter"'),)
             return await self._send(request, 401, TEXT, [b"Unauthorized\n"], headers=challenge)
         path, query = request.rel_url.raw_path, request.rel_url.raw_query_string  # absolute-form too
-        if request.method == "POST":
-            if path != "/-/reload":
-                return await self._send(request, 404, TEXT, [b"Not found\n"])
+        if getattr(request, "foreign", False):  # answered in HTTP/1.1 (_request)
+            return await self._send(request, 505, TEXT, [b"HTTP Version Not Supported\n"])
+        allowed = "POST" if path == "/-/reload" else "GET, HEAD" if path in self._paths else ""
+        if not allowed:
+            return await self._send(request, 404, TEXT, [b"Not found\n"])
+        if request.method not in allowed.split(", "):  # any other: RFC 9110's 405, as client_python's
+            no = f"Method Not Allowed: use {allowed}\n".encode()
+            return await self._send(request, 405, TEXT, [no], headers=(("Allow", allowed),))
+        if path == "/-/reload":
             if self.reload is None:
                 return await self._send(request, 403, TEXT, [b"Lifecycle API is not enabled.\n"])
             ok, message = await asyncio.get_running_loop().run_in_executor(self._work, self.reload)
             return await self._send(request, 200 if ok else 500, TEXT, [f"{message}\n".encode()])
-        if request.method not in ("GET", "HEAD"):
-            return await self._send(request, 501, TEXT, [b"Unsupported method\n"])
         gzip = accepts_gzip(request.headers.get("Accept-Encoding"))
         store, metrics = self.store, self.exposition
         if path == self.telemetry_path:
@@ -293,19 +304,15 @@ class ExporterServer:
             return await self._send(request, 404, TEXT, [f"{reason} (see /sd for the accounts)\n".encode()])
         if path == "/sd":
             return await self._send(request, 200, "application/json", [self._targets(request)])
-        if path == "/-/reload":
-            return await self._send(request, 405, TEXT, [b"Only POST requests allowed.\n"])
         if path == "/":
             # Rendered off the loop: with many accounts the page takes a while to write.
             page = await asyncio.get_running_loop().run_in_executor(self._work, self._landing)
             return await self._send(request, 200, "text/html; charset=utf-8", [page.encode()])
         if path == "/healthz":
             return await self._send(request, 200, TEXT, [b"OK\n"])
-        if path == "/ready":
-            ready, detail = metrics.ready()  # ready once /metrics shows it too
-            text = f"{'Ready' if ready else 'Not ready'}: {detail}\n"
-            return await self._send(request, 200 if ready else 503, TEXT, [text.encode()])
-        return await self._send(request, 404, TEXT, [b"Not found\n"])
+        ready, detail = metrics.ready()  # /ready, the last of _paths: ready once /metrics shows it too
+        text = f"{'Ready' if ready else 'Not ready'}: {detail}\n"
+        return await self._send(request, 200 if ready else 503, TEXT, [text.encode()])
 
     async def _metrics(self, request: web.BaseRequest, gzip: bool, chunks: Body) -> web.StreamResponse:
         # Vary: the body depends on Accept-Encoding, so caches must not mix the two.

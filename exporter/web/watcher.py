@@ -46,8 +46,7 @@ class WebConfigWatcher:
             parts.append(exc.errno)
         for path in config.files:
             try:
-                st = os.stat(path)
-                parts.append((st.st_ino, st.st_size, st.st_mtime_ns))
+                parts.append(((st := os.stat(path)).st_ino, st.st_size, st.st_mtime_ns))
             except OSError as exc:
                 parts.append(exc.errno)
         return tuple(parts)
@@ -75,10 +74,8 @@ class WebConfigWatcher:
             if self.config.context is not None and config.context is None:
                 raise ConfigError("tls_server_config", "no certificate: turning TLS off takes a restart")
         except ConfigError as exc:
-            log.warning(
-                "web config reload failed: keeping the last good one",
-                extra={"fields": {"file": str(self.path), "err": str(exc)}},
-            )
+            failed = {"file": str(self.path), "err": str(exc)}
+            log.warning("web config reload failed: keeping the last good one", extra={"fields": failed})
             return
         # The files as looked at before the load, not after: an edit landing during the load (a
         # bcrypt hash to make) is then new at the next look, and loaded.

@@ -923,3 +923,51 @@ def test_metrics_answers_503_while_its_rebuilds_fail(accept: str, monkeypatch: p
             answer.status_code == 200
             and b'whatsgate_up{account="line 0",whatsapp_id="wa-0"} 0' in answer.content
         )
+
+
+def test_a_method_a_path_does_not_take_is_a_405_naming_those_it_does() -> None:
+    """RFC 9110, section 15.5.6, as client_python's WSGI app answers (Go's promhttp serves any method):
+    a 405 with an Allow header; it was a 501 (PUT, DELETE, OPTIONS) or a 404 (POST /metrics)."""
+    with serving() as server:
+        for method, path, allow in (
+            (b"PUT", b"/metrics", b"GET, HEAD"),
+            (b"DELETE", b"/", b"GET, HEAD"),
+            (b"OPTIONS", b"/healthz", b"GET, HEAD"),
+            (b"POST", b"/metrics", b"GET, HEAD"),
+            (b"GET", b"/-/reload", b"POST"),
+            (b"PUT", b"/nowhere", None),
+        ):
+            request = b"%s %s HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            head = _exchange(server, request % (method, path)).partition(b"\r\n\r\n")[0]
+            expected = b"HTTP/1.1 404 " if allow is None else b"HTTP/1.1 405 "
+            assert head.startswith(expected) and (allow is None or b"\r\nAllow: %s\r\n" % allow in head), head
+
+
+def test_an_http_2_request_line_is_a_505_in_http_1_1() -> None:
+    """ "GET / HTTP/2.0" in HTTP/1 framing was served with a status line "HTTP/2.0 200 OK" that no
+    client can read; Go's servers answer it 505 over HTTP/1.1, and close. (With more bytes after it,
+    aiohttp's parser refuses the lot with a 400.)"""
+    with serving() as server:
+        answer = _exchange(server, b"GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n")
+    assert re.findall(rb"HTTP/\d\.\d (\d{3}) ", answer) == [b"505"], answer[:300]
+    assert answer.startswith(b"HTTP/1.1 505 ")
+
+
+def test_chunked_framing_on_http_1_0_is_answered_then_the_connection_closed() -> None:
+    """RFC 9112, section 6.1: Transfer-Encoding in an HTTP/1.0 request makes its framing faulty
+    (a proxy may ignore it, as Go's does, and read the chunks as the next request): answered,
+    then closed, whatever Connection says; it was kept alive and the next request answered."""
+    with serving() as server:
+        head = b"GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n"
+        answer = _exchange(server, head + b"0\r\n\r\n" + SMUGGLED)
+    assert re.findall(rb"HTTP/1\.[01] (\d{3}) ", answer) == [b"200"], answer[:300]
+
+
+def test_a_client_that_half_closes_after_pipelined_requests_gets_each_answer() -> None:
+    """Every request sent before the client's half-close is answered, in order, then the connection
+    closed; only the first was (aiohttp's close() drops the requests it queued)."""
+    with serving() as server, socket.create_connection(server.server_address, timeout=5) as sock:
+        sock.sendall(SMUGGLED * 2 + b"GET /ready HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.shutdown(socket.SHUT_WR)
+        answer = b"".join(iter(lambda: sock.recv(65536), b""))  # to the server's close
+    assert re.findall(rb"HTTP/1\.1 (\d{3}) ", answer) == [b"200", b"200", b"200"], answer[:600]

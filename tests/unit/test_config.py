@@ -680,3 +680,22 @@ def test_the_values_read_are_plain_builtins() -> None:
     assert {type(v) for v in values} == {str, float, int}
     assert type(config.waiting.buckets) is tuple and {type(b) for b in config.waiting.buckets} == {float}
     msgspec.json.encode(values)
+
+
+@pytest.mark.parametrize("value", [10, 2.0, 1.5, 0.25, -5, 0, True, 1.0001, float("nan")])
+def test_a_bare_numbers_hint_is_a_duration_that_parses_to_it(value: object) -> None:
+    """The hint for a duration written as a bare number was the number and an "s": '-5s', '0s',
+    '1.5s' and 'Trues', none of which parse. Now it names a valid duration of that many seconds,
+    or nothing."""
+    with pytest.raises(ConfigError) as caught:
+        parse_duration(value, "timeout")
+    hint = re.search(r"write it with a unit, e\.g\. '([^']*)'", str(caught.value))
+    if (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and value > 0
+        and (value * 1000) % 1 == 0
+    ):
+        assert hint is not None and parse_duration(hint[1], "timeout") == value
+    else:
+        assert hint is None, str(caught.value)

@@ -307,6 +307,26 @@ def test_customers_waiting_longest_for_an_answer_across_accounts(cfg, states):
     assert overview["archive"][6] == "stale" and overview["vip"][6] == "—"
 
 
+def test_an_event_log_that_fails_is_named_with_its_error_until_its_waits_go_stale(cfg, states):
+    """whatsgate_up stays true to get-chats; while events-get failed (and before stale_after), the
+    page showed its customers waiting as if the log were read, with no word of the failure."""
+    import dataclasses
+
+    _, support, _, sales = states
+    support = with_replies(support, [("1@c.us", 600.0)], last_success=NOW - 120)
+    assert support.replies is not None
+    failing = dataclasses.replace(support.replies, up=False, last_error="events-get: HTTP 502 (text/html)")
+    support = dataclasses.replace(support, replies=failing)
+    sales = with_replies(sales, [("2@c.us", 60.0)])
+    page = render(cfg, [support, sales])
+    overview = {r[0]: r for r in table(page, "Accounts")[1:]}
+    assert overview["support"][6].startswith("1") and "events-get failing" in overview["support"][6]
+    assert overview["sales"][6] == "1"
+    assert page.count("Event log (events-get)") == 1
+    assert "Last error: <code>events-get: HTTP 502 (text/html)</code>" in page
+    assert "Last successful read: 2m 0s ago" in page
+
+
 def pages_seconds(text: str) -> int:
     minutes, _, rest = text.removeprefix("waiting for an answer for ").partition("m ")
     return int(minutes) * 60 + int(rest.removesuffix("s"))
