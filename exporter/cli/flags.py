@@ -144,10 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser(
         "check-config",
         help="Validate a configuration file and exit (0 valid, 1 not); warn about thresholds that"
-        " can never fire.",
+        " can never fire, or always do.",
         description="Validate a configuration file: FILE: OK (...) and exit 0, or every problem, one"
-        " line each naming the key, and exit 1. Thresholds that can never fire are warnings on"
-        " stderr (still 0).",
+        " line each naming the key, and exit 1. Thresholds that can never fire (or always"
+        " do) are warnings on stderr (still 0).",
     )
     check.add_argument("file", metavar="FILE", nargs="?", help="Same as --config.file FILE.")
     _config_file_flag(check, "sub_config_file", "The configuration file to check.")

@@ -239,8 +239,24 @@ ACCOUNTS = 'whatsgate: {api_key: k-123}\naccounts: [{whatsapp_id: "1", name: sup
             "thresholds[1] (Down): overrides.sales: sales is not in the threshold's accounts;"
             " the override never applies",
         ),
+        (
+            "{name: Unread, metric: unread_messages, above: -1}",
+            "thresholds[1] (Unread): above: -1: a count is never below 0; it always fires",
+        ),
+        (
+            "{name: Unread, metric: chats_unread, above: 3, overrides: {support: {above: -0.5}}}",
+            "thresholds[1] (Unread): overrides.support: above: -0.5: a count is never below 0;"
+            " it always fires for support",
+        ),
     ],
-    ids=["session-without-discover", "count-below-zero", "override-below-zero", "override-filtered-out"],
+    ids=[
+        "session-without-discover",
+        "count-below-zero",
+        "override-below-zero",
+        "override-filtered-out",
+        "count-above-minus-one",
+        "override-above-minus-one",
+    ],
 )
 def test_check_config_warns_about_thresholds_that_cannot_fire(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], threshold: str, warning: str
