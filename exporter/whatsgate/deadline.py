@@ -13,15 +13,21 @@ because one client and its connection pool are shared by every poller thread):
   deadline cannot be met;
 - :class:`_DeadlineResponse`: every ``recv`` of the status line, headers and
   body gets the time that is left as its socket timeout, so a drip still ends
-  at the deadline, whatever http.client's buffering does.
+  at the deadline, whatever http.client's buffering does;
+- :class:`_Resolving`: the name lookup before a connect (``getaddrinfo``, which
+  has no timeout: a resolver that does not answer holds it for its own retries)
+  runs on a small pool and is waited for until the deadline, then given up as a
+  connect timeout.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import contextvars
 import http.client
 import io
+import ipaddress
 import socket
 import time
 from collections.abc import Iterator
@@ -29,6 +35,7 @@ from typing import Any, ClassVar
 
 from urllib3 import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 from urllib3.util.retry import Retry
 from urllib3.util.timeout import Timeout
 
@@ -146,11 +153,49 @@ class _DeadlineResponse(http.client.HTTPResponse):
             self.fp = io.BufferedReader(_DeadlineReader(raw, sock))
 
 
-class _HTTPConnection(HTTPConnection):
+# Lookups that hang are left to finish here on their own; a few at once is plenty for one API host.
+_LOOKUPS = concurrent.futures.ThreadPoolExecutor(4, "whatsgate-dns")
+
+
+class _Resolving(HTTPConnection):
+    """A connection whose host name is looked up against the deadline, then connected to by address."""
+
+    def _new_conn(self) -> socket.socket:
+        left, host = remaining(), self._dns_host
+        if left is None or _is_address(host):
+            return super()._new_conn()
+        lookup = _LOOKUPS.submit(socket.getaddrinfo, host, self.port, 0, socket.SOCK_STREAM)
+        try:
+            found = lookup.result(timeout=max(left, _EXPIRED))
+        except concurrent.futures.TimeoutError:
+            raise ConnectTimeoutError(self, f"looking up {self.host} took longer than the deadline") from None
+        except OSError:
+            return super()._new_conn()  # urllib3 says what failed, as without a deadline
+        failed: Exception | None = None
+        for *_, address in found:  # each in turn, as create_connection tries them (::1, then 127.0.0.1)
+            self._dns_host = str(address[0])
+            try:
+                return super()._new_conn()
+            except (NewConnectionError, ConnectTimeoutError) as exc:
+                failed = exc
+            finally:
+                self._dns_host = host
+        raise failed or NewConnectionError(self, f"{self.host} has no address")
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+class _HTTPConnection(_Resolving):
     response_class = _DeadlineResponse
 
 
-class _HTTPSConnection(HTTPSConnection):
+class _HTTPSConnection(_Resolving, HTTPSConnection):
     response_class = _DeadlineResponse
 
 
