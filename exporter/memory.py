@@ -25,8 +25,10 @@ import time
 # Decoding an answer and rendering its snapshot are CPU-bound and hold the GIL,
 # so accounts gain nothing by doing them at the same time. Taking this lock for
 # both bounds the transient memory to one account's worth (tens of MB at
-# 10,000 chats), instead of one per worker.
-HEAVY_WORK = threading.Lock()
+# 10,000 chats), instead of one per worker. Reentrant: a get-chats poll keeps it from
+# its decode to the end of its render (WhatsGateClient.held), and the render takes it
+# again inside. Taken after an account's lock (AccountPoller.lock), never before it.
+HEAVY_WORK = threading.RLock()
 
 _M_ARENA_MAX = -8  # from glibc's malloc.h
 _M_MMAP_THRESHOLD = -3

@@ -30,6 +30,7 @@ import requests
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from exporter import memory
 from exporter.metrics.exposition import Exposition
 from exporter.model import Chat, Session
 from exporter.simulator import SimAccount, Simulator
@@ -609,6 +610,20 @@ def rendering(store: Store) -> Store:
     exposition = Exposition(store)
     store.subscribe(exposition.wake, render=exposition.prepare)
     return store
+
+
+def answering(client: Any, answer: Callable[[str], list[Chat]]) -> None:
+    """Stub a client's get-chats as the poller reads it (``WhatsGateClient.chats``): ``answer`` is
+    the request and the decode, made outside any lock; its chats are then kept with ``first`` and
+    HEAVY_WORK taken until the poller's block ends."""
+
+    @contextlib.contextmanager
+    def chats(whatsapp_id: str, first: Any = contextlib.nullcontext()) -> Iterator[list[Chat]]:  # noqa: B008
+        found = answer(whatsapp_id)
+        with first, memory.HEAVY_WORK:
+            yield found
+
+    client.chats = chats
 
 
 def metrics_body(store: Store) -> bytes:

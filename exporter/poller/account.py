@@ -139,36 +139,39 @@ class AccountPoller:
             restored = Waits(self.restored.since, Waits.empty(config.waiting.buckets).histograms)
         chats = 0
         try:
-            found = self.client.get_chats(self.account.whatsapp_id)
-            chats = self.last_answer_chats = len(found)
-            if redaction.mentions_secret(chain(map(CHAT_ID, found), map(CHAT_NAME, found))):
-                # A server echoing the API key into a chat: it must not reach a label value.
-                found = [c.shown_as(redaction.scrub(c.id), redaction.scrub(c.name)) for c in found]
-                if len({chat.id for chat in found}) < len(found):
-                    raise PollError(INVALID_RESPONSE, "get-chats: chat ids hold the API key")
-            data = ChatData.build(
-                found,
-                config.chats,
-                polled_at=self.clock(),
-                waiting=config.waiting,
-                schedule=config.schedule_for(self.account),
-                previous=previous.data.waits if previous.data is not None else restored,
-                privacy=config.privacy,
-                unanswered=self._unanswered(),
-            )
-            # Only while replies are read: it holds an entry per counted chat between polls.
-            self.chat_index = (
-                ChatIndex.build(found, config, data.polled_at, self._knows())
-                if config.replies.enabled
-                else None
-            )
-            if self.chat_index is not None and self.chat_index.table is not None:
-                # The selected chats are listed chats: kept as a byte each beside the index's ids.
-                selected = self.chat_index.table.subset(set(map(CHAT_ID, data.selection.chats)))
-                if selected is not None:
-                    data = dataclasses.replace(data, selected=selected)
-            del found
-            with self.lock:  # released when prepare raises: the failure below takes it again
+            # The request outside any lock; then the account's lock and HEAVY_WORK, in the order
+            # the render below takes them, kept from the decode to the publish: one account's
+            # chats decoded, built and rendered at a time (memory.HEAVY_WORK, bench/RESULTS.md).
+            # Both are released when anything raises: the failure below takes the lock again.
+            with self.client.chats(self.account.whatsapp_id, self.lock) as found:
+                chats = self.last_answer_chats = len(found)
+                if redaction.mentions_secret(chain(map(CHAT_ID, found), map(CHAT_NAME, found))):
+                    # A server echoing the API key into a chat: it must not reach a label value.
+                    found = [c.shown_as(redaction.scrub(c.id), redaction.scrub(c.name)) for c in found]
+                    if len({chat.id for chat in found}) < len(found):
+                        raise PollError(INVALID_RESPONSE, "get-chats: chat ids hold the API key")
+                data = ChatData.build(
+                    found,
+                    config.chats,
+                    polled_at=self.clock(),
+                    waiting=config.waiting,
+                    schedule=config.schedule_for(self.account),
+                    previous=previous.data.waits if previous.data is not None else restored,
+                    privacy=config.privacy,
+                    unanswered=self._unanswered(),
+                )
+                # Only while replies are read: it holds an entry per counted chat between polls.
+                self.chat_index = (
+                    ChatIndex.build(found, config, data.polled_at, self._knows())
+                    if config.replies.enabled
+                    else None
+                )
+                if self.chat_index is not None and self.chat_index.table is not None:
+                    # The selected chats are listed chats: kept as a byte each beside the index's ids.
+                    selected = self.chat_index.table.subset(set(map(CHAT_ID, data.selection.chats)))
+                    if selected is not None:
+                        data = dataclasses.replace(data, selected=selected)
+                del found
                 return self._succeed(data, config, started, lag, chats)
         except PollError as exc:
             reason, detail = exc.reason, exc.detail

@@ -1,7 +1,7 @@
 """Session discovery (``discover: true``): which accounts to poll, from ``sessions-get``.
 
 Discovery must neither drop nor freeze accounts on a bad answer. Pages are
-followed with checks (:func:`exporter.whatsgate.client.paginate`), and a
+followed with checks (:func:`exporter.whatsgate.sessions.paginate`), and a
 session missing from one answer is dropped only after it has been missing for
 the grace period (``stale_after``), logged and counted. A failed discovery
 changes nothing but ``whatsgate_discovery_up`` and its error count.

@@ -14,10 +14,12 @@ bounded, redacted excerpt.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
 import requests
@@ -41,8 +43,11 @@ from ..model import (
 from ..snapshot.replies import Message
 from .budget import BodyBudget, Ticket, too_many_items
 from .deadline import DeadlineAdapter, DeadlineRetry, DeadlineTimeout, deadline_in, received, remaining
+from .errors import PollError as PollError
 from .events import EventsPage, decode_events, decode_history
-from .parse import InvalidResponse, parse_chats, parse_sessions
+from .parse import InvalidResponse, parse_chats
+from .sessions import MAX_PAGES, PAGE_SIZE
+from .sessions import paginate as paginate
 
 _T = TypeVar("_T")
 # The statuses that point elsewhere (Location); other 3xx are reported by status only.
@@ -63,22 +68,9 @@ DEFAULT_MAX_RESPONSE_SIZE = 64 * 1024 * 1024
 _CHUNK = 256 * 1024
 # The bodies of every client of the process share one budget (see .budget).
 BODIES = BodyBudget()
+# No lock of the caller's to take before HEAVY_WORK (reusable: it does nothing).
+_NOTHING_FIRST: AbstractContextManager[object] = contextlib.nullcontext()
 _CONTENT_TYPE = re.compile(r"[A-Za-z0-9!#$&^_.+-]{1,64}/[A-Za-z0-9!#$&^_.+-]{1,64}")
-
-
-class PollError(Exception):
-    """A failed call, classified. ``str()`` is a one-line, secret-free description."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        self.reason = reason
-        self.detail = detail
-        super().__init__(f"{reason}: {detail}")
-
-
-# sessions-get paging: 100 pages of 100 is 10,000 sessions; past that, say so instead of
-# dropping the rest silently.
-PAGE_SIZE = 100
-MAX_PAGES = 100
 
 
 class WhatsGateClient:
@@ -158,25 +150,56 @@ class WhatsGateClient:
         ``parse``'s words. Everything, from connect to the last byte, must be over within
         ``timeout``; anything that goes wrong, even an exporter bug, is a PollError.
         """
+        with self.held(command, body, parse) as result:
+            return result
+
+    @contextlib.contextmanager
+    def held(
+        self,
+        command: str,
+        body: dict[str, Any],
+        parse: Callable[[bytes | bytearray], _T],
+        first: AbstractContextManager[object] = _NOTHING_FIRST,
+    ) -> Iterator[_T]:
+        """:meth:`call`, its answer decoded under ``memory.HEAVY_WORK`` and kept under it until
+        the block ends: the caller builds and renders what it decoded before another answer is
+        decoded (several accounts' decoded chats alive at once set the small objects' arenas'
+        high-water mark, which is never given back). The request is made outside any lock;
+        ``first`` (the caller's own lock) is taken after it and before HEAVY_WORK, so a caller
+        that takes its lock and then renders keeps one order of the two locks. Only the request
+        and the decode are classified as PollErrors: the block's own exceptions pass as they are."""
+        with contextlib.ExitStack() as locks:
+            yield self._decoded(command, body, parse, locks, first)
+
+    def _decoded(
+        self,
+        command: str,
+        body: dict[str, Any],
+        parse: Callable[[bytes | bytearray], _T],
+        locks: contextlib.ExitStack,
+        first: AbstractContextManager[object],
+    ) -> _T:
+        """Fetch, then take ``first`` and HEAVY_WORK into ``locks`` and decode (see :meth:`held`)."""
         if command not in _READ_ONLY_COMMANDS:
             raise ValueError(f"refusing to call {command!r}: the exporter only reads")
         ticket = self._bodies.ticket()
         try:
             status, headers, content = self._fetch(command, body, ticket)
-            with memory.HEAVY_WORK:
-                refused = ""
-                if status == 200:
-                    if why := too_many_items(content, self._max_size):
-                        # Counted before anything is decoded: an answer of {} is a dict per 3 bytes.
-                        raise PollError(INVALID_RESPONSE, f"{command}: answer holds {why}")
-                    try:
-                        return parse(content)
-                    except InvalidResponse as exc:
-                        refused = self._snippet(str(exc))
-                        if exc.envelope_ok:
-                            raise PollError(INVALID_RESPONSE, f"{command}: {refused}") from None
-                self._classify(command, status, headers, content)
-                raise PollError(INVALID_RESPONSE, f"{command}: {refused}")
+            locks.enter_context(first)
+            locks.enter_context(memory.HEAVY_WORK)
+            refused = ""
+            if status == 200:
+                if why := too_many_items(content, self._max_size):
+                    # Counted before anything is decoded: an answer of {} is a dict per 3 bytes.
+                    raise PollError(INVALID_RESPONSE, f"{command}: answer holds {why}")
+                try:
+                    return parse(content)
+                except InvalidResponse as exc:
+                    refused = self._snippet(str(exc))
+                    if exc.envelope_ok:
+                        raise PollError(INVALID_RESPONSE, f"{command}: {refused}") from None
+            self._classify(command, status, headers, content)
+            raise PollError(INVALID_RESPONSE, f"{command}: {refused}")
         except PollError:
             raise
         except Exception as exc:  # MemoryError, a library bug: classified, never a crash
@@ -322,6 +345,12 @@ class WhatsGateClient:
     def get_chats(self, whatsapp_id: str) -> list[Chat]:
         return self.call("get-chats", {"WhatsappID": whatsapp_id}, parse_chats)
 
+    def chats(
+        self, whatsapp_id: str, first: AbstractContextManager[object] = _NOTHING_FIRST
+    ) -> AbstractContextManager[list[Chat]]:
+        """get-chats, its chats kept under HEAVY_WORK (``first`` before it) until the block ends."""
+        return self.held("get-chats", {"WhatsappID": whatsapp_id}, parse_chats, first)
+
     def events_page(self, whatsapp_id: str, date: str | None, page: int, page_cnt: int = 100) -> EventsPage:
         """One page of the account's event log from ``date`` on (the cursor, sent back exactly as
         received; None: from the start). No ``action`` filter: messages both ways and
@@ -342,45 +371,6 @@ class WhatsGateClient:
     def sessions(self, page_size: int = PAGE_SIZE, max_pages: int = MAX_PAGES) -> list[Session]:
         """All sessions of the key, across ``sessions-get`` pages, checked (see :func:`paginate`)."""
         return paginate(self.call, page_size, max_pages)
-
-
-def paginate(
-    call: Callable[..., Any], page_size: int = PAGE_SIZE, max_pages: int = MAX_PAGES
-) -> list[Session]:
-    """Follow ``sessions-get`` pages; ``call`` is :meth:`WhatsGateClient.call`.
-
-    A discovery must neither drop nor invent sessions on a bad answer: a page
-    count that changes while paging, the same session listed again with other
-    data, and more pages than the cap are errors (``invalid_response``), never
-    silently accepted; a server that ignores ``page`` repeats sessions unchanged,
-    which is harmless, so sessions are de-duplicated by id.
-    """
-    found: dict[str, Session] = {}
-    page, pages, first_pages = 1, 1, None
-    while page <= pages:
-        if page > max_pages:
-            raise PollError(
-                INVALID_RESPONSE, f"sessions-get: more than {max_pages} pages of {page_size} sessions"
-            )
-        sessions, pages = call("sessions-get", {"page": page, "page_cnt": page_size}, parse_sessions)
-        if first_pages is None:
-            first_pages = pages
-        elif pages != first_pages:
-            raise PollError(
-                INVALID_RESPONSE,
-                f"sessions-get: page count changed from {first_pages} to {pages} while paging",
-            )
-        for session in sessions:
-            known = found.get(session.whatsapp_id)
-            if known is not None and known != session:
-                raise PollError(
-                    INVALID_RESPONSE, f"sessions-get: page {page} lists a session again with different data"
-                )
-            found[session.whatsapp_id] = session
-        if not sessions:
-            break
-        page += 1
-    return list(found.values())
 
 
 def _size(n: int) -> str:

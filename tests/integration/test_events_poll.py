@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import chat_obj, rendering, wait_until
+from helpers import answering, chat_obj, rendering, wait_until
 
 from exporter.config import redaction
 from exporter.config.settings import Config, parse_config
@@ -347,7 +347,7 @@ def test_an_events_poll_during_the_get_chats_request_is_kept(setup: Setup, sim: 
         setup.events.poll_once()  # the other job, on another worker, while this request is out
         return found
 
-    setup.client.get_chats = answer_after_an_events_poll  # type: ignore[method-assign]
+    answering(setup.client, answer_after_an_events_poll)
     state = setup.chats.poll_once()
     assert state.up and state.replies is not None and state.replies.up
     assert setup.store.states()[0].replies is state.replies
@@ -415,9 +415,9 @@ class RecordingClient(WhatsGateClient):
         super().__init__(*args, **kwargs)
         self.sent: list[str] = []
 
-    def call(self, command: str, body: dict[str, Any], parse: Any) -> Any:
-        self.sent.append(command)
-        return super().call(command, body, parse)
+    def held(self, command: str, body: dict[str, Any], parse: Any, *first: Any) -> Any:
+        self.sent.append(command)  # every command goes through held, call's too
+        return super().held(command, body, parse, *first)
 
 
 def test_every_account_is_polled_before_an_event_log_is_read(clock: Clock) -> None:

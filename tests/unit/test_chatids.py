@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable
 from types import FunctionType, ModuleType
 
+from helpers import answering
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -128,7 +129,7 @@ def test_a_poll_keeps_the_selected_and_the_counted_chats_ids_once() -> None:
     )
     client = WhatsGateClient(config.whatsgate.url, "k")
     answer = chats(10_000)
-    client.get_chats = lambda _whatsapp_id: answer  # type: ignore[method-assign]
+    answering(client, lambda _whatsapp_id: answer)
     poller = AccountPoller(config.accounts[0], client, lambda: config, Store(300), lambda: 1000.0)
     state = poller.poll_once()
     assert state.up and state.data is not None and poller.chat_index is not None

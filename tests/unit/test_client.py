@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import threading
 import urllib.parse
 from collections.abc import Iterator
 from typing import Any
@@ -13,6 +14,7 @@ import requests
 import responses
 from responses import matchers
 
+from exporter import memory
 from exporter.config.schema import ConfigError
 from exporter.config.settings import parse_config
 from exporter.model import REASONS, Chat, Group, Session
@@ -716,3 +718,21 @@ def test_bad_max_response_size_names_the_key(value: Any) -> None:
         parse_config(
             {"whatsgate": {"api_key": "k", "max_response_size": value}, "accounts": [{"whatsapp_id": "a"}]}
         )
+
+
+def test_chats_keeps_heavy_work_after_first_until_the_block_ends_and_passes_its_errors(
+    mocked: responses.RequestsMock, client: WhatsGateClient
+) -> None:
+    """The poller's hold: the decoded chats under ``first`` then HEAVY_WORK until its block ends;
+    an error of the block's own is its own (not a PollError), and both locks are released."""
+    mocked.post(CHATS_URL, json={"result": "OK", "data": [chat_obj()]})
+    first = threading.Lock()
+    with pytest.raises(KeyError), client.chats("W1", first) as found:
+        assert [c.id for c in found] == ["79991112233@c.us"]
+        assert first.locked() and memory.HEAVY_WORK._is_owned()  # type: ignore[attr-defined]
+        raise KeyError("the block's own")
+    assert not first.locked() and not memory.HEAVY_WORK._is_owned()  # type: ignore[attr-defined]
+    mocked.post(CHATS_URL, status=401, json=UNAUTHORIZED)
+    with pytest.raises(PollError) as failed, client.chats("W1", first):
+        pytest.fail("a refused answer yields nothing")
+    assert failed.value.reason == "unauthorized" and not first.locked()
