@@ -27,7 +27,6 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from itertools import chain
-from typing import Any
 
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.registry import Collector
@@ -63,24 +62,26 @@ PLAIN_PIECE = 256 * 1024
 # Deflate, no flags, no modification time, no extra flags, OS "unknown" (RFC 1952 section 2.3).
 GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
 
-# Family name -> its header, and -> each rendering holding it then its index there, in first-seen order.
-_Families = tuple[dict[str, bytes], dict[str, list[Any]]]
+# Family name -> its header, and -> each rendering holding it, in first-seen order: one entry each, not
+# two with the family's index there (half a rebuild's index at 10,000 accounts, bench/RESULTS.md).
+_Families = tuple[dict[str, bytes], dict[str, list[Rendered]]]
 
 
 def _add(families: _Families, rendered: Rendered) -> None:
-    headers, bodies = families
-    layout, kept = rendered
-    for index, (name, header) in enumerate(layout):
-        if name not in headers:
-            headers[name], bodies[name] = header, []
-        bodies[name] += (kept, index)
+    for name, header in rendered[0]:
+        if name not in families[0]:
+            families[0][name], families[1][name] = header, []
+        families[1][name].append(rendered)
 
 
 def _text(families: _Families) -> Iterable[bytes]:
     """Each family's header followed by its samples, families in first-seen order."""
     for name, header in families[0].items():
         yield header
-        for kept, index in zip(families[1][name][::2], families[1][name][1::2], strict=True):
+        last: object = None
+        for layout, kept in families[1][name]:
+            if layout is not last:  # layouts are shared (render._LAYOUTS): found again on a change only
+                last, index = layout, next(i for i, (n, _) in enumerate(layout) if n == name)
             yield from samples(kept, name, index)
 
 

@@ -595,3 +595,17 @@ def test_a_rebuild_takes_the_heavy_work_lock_once_not_once_per_account(monkeypat
     assert counted.taken == 1
     last = (("account", "account-19"), ("whatsapp_id", "79990000019"))
     assert scrape(exposition)["whatsgate_up"][last] == 1.0
+
+
+def test_a_rebuild_indexes_each_family_by_the_renderings_holding_it_one_entry_each():
+    """At 10,000 accounts the rebuild's family index was 480,000 entries (two per family of each
+    rendering: it and the family's index there), a large share of a rebuild's transient."""
+    from exporter.metrics.render import _split
+
+    one = _split([("a", b"# a\n", b"a 1\n"), ("b", b"# b\n", b"b 1\n")], pack=False)
+    two = _split([("b", b"# b\n", b"b 2\n")], pack=False)  # "b" at another index in another layout
+    families: exposition_module._Families = ({}, {})
+    for rendered in (one, two, one):
+        exposition_module._add(families, rendered)
+    assert families[1] == {"a": [one, one], "b": [one, two, one]}
+    assert b"".join(exposition_module._text(families)) == b"# a\na 1\na 1\n# b\nb 1\nb 2\nb 1\n"
