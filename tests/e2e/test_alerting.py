@@ -289,7 +289,9 @@ def test_a_restarted_agent_keeps_firing_what_alertmanager_holds(
     page for every restart or rollout. Prometheus keeps its own ``for`` state across restarts."""
     am = run_alertmanager(procs, tmp_path, hook.url)
     threshold = "thresholds:\n  - {name: HeldAcrossRestarts, metric: unread_messages, above: 30, for: 15s}\n"
-    config = config_for(sim, threshold + f"alertmanager:\n  url: {am}\n  resend_interval: 1s\n")
+    # endsAt is four resend intervals after the last news: 12 s, so that a restart slowed by a busy
+    # machine (the second exporter's imports and first poll) still comes before it.
+    config = config_for(sim, threshold + f"alertmanager:\n  url: {am}\n  resend_interval: 3s\n")
     labels = {
         "alertname": "HeldAcrossRestarts",
         "severity": "warning",
@@ -310,7 +312,7 @@ def test_a_restarted_agent_keeps_firing_what_alertmanager_holds(
     (starts,) = held()
     stop(first.proc)
     run_exporter(procs, runs[1], config)
-    until = time.monotonic() + 15  # past endsAt (4 s after the last news) and well into a new for:
+    until = time.monotonic() + 20  # past endsAt (12 s after the last news) and past a new for:
     while time.monotonic() < until:
         assert held() == [starts], "the alert ended in Alertmanager, or began again, after the restart"
         time.sleep(0.5)
