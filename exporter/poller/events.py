@@ -65,7 +65,7 @@ class AccountJob(Protocol):
     def chat_index(self) -> ChatIndex | None: ...
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class ChatIndex:
     """What the latest get-chats said about which chats count, for the events poll (privacy applied).
 
@@ -75,15 +75,22 @@ class ChatIndex:
     polled_at: float
     counted: Mapping[str, str]  # shown chat id -> chat type, for the chats that count
     excluded: Set[str]  # shown ids of listed chats that do not count
-    # (shown id, real id) of the counted chats the tracker did not know at the poll, most urgent
-    # first (unread, then newest activity): the order get-history backfills them in, and only as
-    # many as two events polls can ask for (it is rebuilt at every get-chats poll), so that an
-    # account of 10,000 chats keeps a few entries here, not one per chat. The real id is what
-    # get-history is asked for.
-    urgency: tuple[tuple[str, str], ...]
+    # The counted chats the tracker did not know at the poll, most urgent first (unread, then
+    # newest activity): the order get-history backfills them in, and only as many as two events
+    # polls can ask for (it is rebuilt at every get-chats poll). Kept as their positions in
+    # ``table``, not as id strings: every account keeps these until its next poll.
+    urgent: Sequence[int] = ()
+    # Their real ids (what get-history is asked for), in that order, where privacy shows other ids.
+    reals: tuple[str, ...] = ()
     # Every listed chat's shown id, once: counted and excluded are views of it, and so may the
     # snapshot's selected chats be (ChatTable.subset).
     table: ChatTable | None = dataclasses.field(default=None, compare=False, repr=False)
+
+    @property
+    def urgency(self) -> tuple[tuple[str, str], ...]:
+        """(shown id, real id) of the urgent chats, most urgent first."""
+        shown = self.table.ids(self.urgent) if self.table is not None else []
+        return tuple(zip(shown, self.reals or shown, strict=True))
 
     @classmethod
     def build(
@@ -108,7 +115,9 @@ class ChatIndex:
                 order.append((chat.unread == 0, -chat.last_activity, shown, chat.id))
         urgent = heapq.nsmallest(2 * config.replies.history_per_poll, order)
         table = ChatTable(listed)
-        return cls(polled_at, table.counted(), table.excluded(), tuple((s, r) for *_, s, r in urgent), table)
+        reals = () if privacy.chat_ids == PLAIN else tuple(real for *_, real in urgent)
+        positions = table.positions(shown for *_, shown, _ in urgent)
+        return cls(polled_at, table.counted(), table.excluded(), positions, reals, table)
 
 
 def _counted_errors(errors: Mapping[str, int], reason: str) -> Mapping[str, int]:

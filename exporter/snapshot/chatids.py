@@ -118,6 +118,14 @@ class ChatTable(_Joined):
         kinds = map(listed.__getitem__, ordered)
         self._codes = bytes([_NOT_COUNTED if kind is None else CHAT_TYPES.index(kind) for kind in kinds])
 
+    def positions(self, ids: Iterable[str]) -> array[int]:
+        """Where each of ``ids`` (listed chats) is in this table."""
+        return array("I", map(self._find, ids))
+
+    def ids(self, positions: Iterable[int]) -> list[str]:
+        """The ids at ``positions`` (:meth:`positions`), in that order."""
+        return list(map(self._id, positions))
+
     def counted(self) -> Mapping[str, str]:
         """Chat id -> chat type of the chats that count."""
         return _Counted(self)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import gc
+from helpers import strings_held
 
-from exporter.model import CHAT_TYPES, Chat, ChatsConfig
+from exporter.model import Chat, ChatsConfig
 from exporter.snapshot.state import NAMED_WAITS, ChatData
 
 
@@ -46,28 +46,6 @@ def test_released_snapshot_keeps_the_counts_and_the_names_of_the_longest_waits_o
 def fresh(text: str) -> str:
     """An equal string that is a new object, as every decoded answer's ids are."""
     return "".join(list(text))
-
-
-def strings_held(*roots: object) -> list[str]:
-    """The strings reachable from ``roots`` (through containers, slotted objects and structs, not
-    types), but the chat types, which every snapshot shares."""
-    found: dict[int, str] = {}
-    todo, seen = list(roots), set()
-    while todo:
-        obj = todo.pop()
-        if id(obj) in seen or isinstance(obj, type):
-            continue
-        seen.add(id(obj))
-        if isinstance(obj, str):
-            if obj not in CHAT_TYPES:
-                found[id(obj)] = obj
-            continue
-        if isinstance(obj, dict):  # a dict of str keys does not show them to the collector
-            todo.extend(obj)
-        # A struct with gc=False neither shows its fields.
-        todo.extend(getattr(obj, f) for f in getattr(obj, "__struct_fields__", ()))
-        todo.extend(gc.get_referents(obj))
-    return list(found.values())
 
 
 def test_chat_ids_kept_between_polls_are_joined_not_one_string_per_chat() -> None:
