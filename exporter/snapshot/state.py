@@ -31,8 +31,8 @@ class ChatData:
     """The chats of one successful poll, reduced to what metrics and alerts need."""
 
     polled_at: float
-    # The chats kept between polls (in answer order): the selected ones, and the waiting ones
-    # whose names the status page shows. The aggregates (summary) already count every chat.
+    # The chats kept until rendered (in answer order): the selected ones and the waiting ones.
+    # The aggregates (summary) already count every chat.
     chats: tuple[Chat, ...]
     summary: Mapping[str, TypeSummary]
     selection: Selection
@@ -49,22 +49,30 @@ class ChatData:
     # What the exposition made of these chats on the poller's thread (Store.prepare), carried with
     # the data so it outlives the chats (see released); opaque to this layer.
     rendered: object = field(default=None, compare=False, repr=False)
+    # Once released: the names of the chats of the NAMED_WAITS longest waits, in their order (the
+    # status page shows them); their ids are the waits'.
+    named: tuple[str, ...] = ()
 
     def released(self) -> ChatData:
         """This snapshot after rendering (:attr:`rendered`), for when no alert reads chats one by one.
 
         Rendering is the last reader of every chat: the per-chat series are kept as text
         from then on. Only alerts on single chats read them again, and the status page
-        the names of the longest waits. Dropping the rest keeps each chat's record out of
-        the steady state (bench/RESULTS.md). The counts (summary,
+        the names of the longest waits (:attr:`named`). Dropping the rest keeps each chat's
+        record out of the steady state (bench/RESULTS.md). The counts (summary,
         waits, filtered, over_limit) stay as they are.
         """
-        named = {wait.chat_id for wait in self.waiting[:NAMED_WAITS]}
-        return replace(
-            self,
-            chats=tuple(chat for chat in self.chats if chat.id in named),
-            selection=replace(self.selection, chats=()),
-        )
+        names = self.names()  # every waiting chat is kept (summary.needed)
+        named = tuple(names[wait.chat_id] for wait in self.waiting[:NAMED_WAITS])
+        return replace(self, chats=(), selection=replace(self.selection, chats=()), named=named)
+
+    def names(self) -> Mapping[str, str]:
+        """Chat id -> name of the chats this snapshot can name: those kept, or once released,
+        those of the longest waits."""
+        if self.named:
+            top = self.waiting[: len(self.named)]
+            return {wait.chat_id: name for wait, name in zip(top, self.named, strict=True)}
+        return {chat.id: chat.name for chat in self.chats}
 
     @functools.cached_property
     def wait_by_chat(self) -> Mapping[str, Wait]:
