@@ -71,3 +71,4 @@ def test_accounts_share_their_empty_histograms() -> None:
     a = ChatData.build([chat(fresh("a"), 0)], ChatsConfig(), 1000.0)
     b = ChatData.build([chat(fresh("b"), 0)], ChatsConfig(), 1000.0)
     assert all(a.waits.histograms[t] is b.waits.histograms[t] for t in a.waits.histograms)
+    assert a.waits.histograms is b.waits.histograms  # nor a mapping of them
