@@ -7,7 +7,6 @@ poll, never a mix of two.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from operator import attrgetter
@@ -26,8 +25,17 @@ CHAT_ID = attrgetter("id")
 NAMED_WAITS = 10
 
 
-@dataclass(frozen=True)
-class ChatData:
+class _WeaklyHeld:
+    """A slotted snapshot that can be held weakly (the exposition's body does; ``weakref_slot``
+    needs Python 3.11)."""
+
+    __slots__ = ("__weakref__",)
+
+
+# Slots (no __dict__ per instance) on the records every account keeps one of between polls:
+# with many small accounts they are much of what an account costs (bench/RESULTS.md).
+@dataclass(frozen=True, slots=True)
+class ChatData(_WeaklyHeld):
     """The chats of one successful poll, reduced to what metrics and alerts need."""
 
     polled_at: float
@@ -52,6 +60,8 @@ class ChatData:
     # Once released: the names of the chats of the NAMED_WAITS longest waits, in their order (the
     # status page shows them); their ids are the waits'.
     named: tuple[str, ...] = ()
+    # wait_by_chat, once made (slots: no __dict__ for a cached_property).
+    _by_chat: Mapping[str, Wait] | None = field(default=None, init=False, compare=False, repr=False)
 
     def released(self) -> ChatData:
         """This snapshot after rendering (:attr:`rendered`), for when no alert reads chats one by one.
@@ -74,14 +84,16 @@ class ChatData:
             return {wait.chat_id: name for wait, name in zip(top, self.named, strict=True)}
         return {chat.id: chat.name for chat in self.chats}
 
-    @functools.cached_property
+    @property
     def wait_by_chat(self) -> Mapping[str, Wait]:
         """The current waits by chat id: for the per-chat series and the chat_waiting threshold.
 
-        Derived once per snapshot, on first use (a frozen dataclass's cached_property writes
-        the instance's own __dict__, not a field, so the snapshot stays immutable to readers).
+        Derived once per snapshot, on first use, into a field no reader sees (so the snapshot
+        stays immutable to readers).
         """
-        return MappingProxyType(by_chat(self.waiting))  # a WaitList's: each Wait made when looked up
+        if self._by_chat is None:  # a WaitList's: each Wait made when looked up
+            object.__setattr__(self, "_by_chat", MappingProxyType(by_chat(self.waiting)))
+        return self._by_chat  # type: ignore[return-value]  # set just above
 
     @classmethod
     def build(
@@ -128,7 +140,7 @@ class ChatData:
         return cls(
             polled_at=polled_at,
             chats=needed(chats, selection, waits.since),
-            summary=MappingProxyType(summarize(chats)),
+            summary=summarize(chats),
             selection=selection,
             waits=waits,
             waiting=current,
@@ -149,17 +161,8 @@ def _counted(errors: Mapping[str, int], reason: str) -> Mapping[str, int]:
     return MappingProxyType({**errors, reason: errors.get(reason, 0) + 1})
 
 
-class _WeaklyHeld:
-    """A slotted snapshot that can be held weakly (the exposition's body does; ``weakref_slot``
-    needs Python 3.11)."""
-
-    __slots__ = ("__weakref__",)
-
-
-# Slots (no __dict__ per instance) on the records every account keeps one of between polls:
-# with many small accounts they are much of what an account costs (bench/RESULTS.md).
 @dataclass(frozen=True, slots=True)
-class AccountState(_WeaklyHeld):
+class AccountState(_WeaklyHeld):  # slotted as ChatData
     account: Account
     up: bool = False
     polls: int = 0

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import gc
+
 from helpers import strings_held
 
 from exporter.model import Chat, ChatsConfig
 from exporter.snapshot.state import NAMED_WAITS, ChatData
+from exporter.snapshot.summary import TypeSummary
 
 
 def chat(chat_id: str, unread: int) -> Chat:
@@ -72,3 +75,13 @@ def test_accounts_share_their_empty_histograms() -> None:
     b = ChatData.build([chat(fresh("b"), 0)], ChatsConfig(), 1000.0)
     assert all(a.waits.histograms[t] is b.waits.histograms[t] for t in a.waits.histograms)
     assert a.waits.histograms is b.waits.histograms  # nor a mapping of them
+
+
+def test_a_snapshot_keeps_no_dict_of_its_own_nor_of_its_summary() -> None:
+    """Every account keeps one snapshot between polls: slotted, its summary two records."""
+    data = ChatData.build([chat("a", 1), chat("b", 0)], ChatsConfig(), 1000.0)
+    assert not hasattr(data, "__dict__")
+    held = [o for o in gc.get_referents(data.summary) if not isinstance(o, type)]
+    assert held == [data.summary["contact"], data.summary["group"]]
+    assert dict(data.summary) == {"contact": TypeSummary(2, 1, 1), "group": TypeSummary()}
+    assert data.wait_by_chat is data.wait_by_chat and list(data.wait_by_chat) == ["a"]  # made once
