@@ -61,7 +61,7 @@ def metrics(store: Store) -> str:
 def test_success_then_failure_keeps_data_and_counts(setup, sim, caplog):
     poller, store = setup
     first = poller.poll_once()
-    assert first.up and first.data is not None and first.data.chats[0].unread == 4
+    assert first.up and first.data is not None and first.data.summary["contact"].unread_messages == 4
     sim.set_fault("W1", "unauthorized")
     redaction.redact(KEY)
     with caplog.at_level(logging.WARNING):
