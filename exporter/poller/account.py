@@ -167,10 +167,12 @@ class AccountPoller:
                     else None
                 )
                 if self.chat_index is not None and self.chat_index.table is not None:
-                    # The selected chats are listed chats: kept as a byte each beside the index's ids.
+                    # The selected chats are listed chats: kept as a byte each beside the index's ids,
+                    # and the open waits as a position each in it.
                     selected = self.chat_index.table.subset(set(map(CHAT_ID, data.selection.chats)))
                     if selected is not None:
                         data = dataclasses.replace(data, selected=selected)
+                    data = data.sharing(self.chat_index.table)
                 del found
                 return self._succeed(data, config, started, lag, chats)
         except PollError as exc:

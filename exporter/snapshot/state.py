@@ -13,12 +13,12 @@ from operator import attrgetter
 from types import MappingProxyType
 
 from ..model import CHAT_TYPES, REASONS, Account, Chat, ChatsConfig, Session
-from .chatids import ChatIds
+from .chatids import ChatIds, ChatTable, WaitStarts
 from .privacy import PLAIN_POLICY, Privacy
 from .replies import ReplyData
 from .schedule import Schedule
 from .summary import Selection, TypeSummary, needed, select_chats, summarize
-from .waiting import Wait, WaitingConfig, Waits, by_chat
+from .waiting import Wait, WaitingConfig, WaitList, Waits, by_chat
 
 CHAT_ID = attrgetter("id")
 # The longest waits whose chat names a released snapshot keeps: the status page shows them.
@@ -75,6 +75,15 @@ class ChatData(_WeaklyHeld):
         names = self.names()  # every waiting chat is kept (summary.needed)
         named = tuple(names[wait.chat_id] for wait in self.waiting[:NAMED_WAITS])
         return replace(self, chats=(), selection=replace(self.selection, chats=()), named=named)
+
+    def sharing(self, table: ChatTable) -> ChatData:
+        """This snapshot with its open waits a view of ``table`` (the events index's, of every chat
+        of the same poll), when it lists them all: their ids kept once for both, not twice."""
+        since, waiting = self.waits.since, self.waiting
+        shared = since.within(table) if isinstance(since, WaitStarts) else None
+        if shared is None or not isinstance(waiting, WaitList):
+            return self
+        return replace(self, waits=replace(self.waits, since=shared), waiting=waiting.on(shared))
 
     def names(self) -> Mapping[str, str]:
         """Chat id -> name of the chats this snapshot can name: those kept, or once released,

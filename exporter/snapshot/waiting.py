@@ -214,6 +214,10 @@ class WaitList(Sequence[Wait]):
     def __init__(self, table: WaitStarts, order: array[int], seconds: array[float]) -> None:
         self._table, self._order, self._seconds = table, order, seconds
 
+    def on(self, table: WaitStarts) -> WaitList:
+        """These waits on ``table``: these ones' in the same order (:meth:`WaitStarts.within`)."""
+        return WaitList(table, self._order, self._seconds)
+
     def _wait(self, i: int) -> Wait:
         chat_id, chat_type, since = self._table.at(self._order[i])
         return Wait(chat_id, chat_type, since, self._seconds[i])

@@ -16,7 +16,7 @@ from exporter.config.settings import parse_config
 from exporter.model import CHAT_TYPES, Chat, ChatsConfig
 from exporter.poller import AccountPoller
 from exporter.poller.events import ChatIndex
-from exporter.snapshot.chatids import ChatIds, ChatTable
+from exporter.snapshot.chatids import ChatIds, ChatTable, WaitStarts
 from exporter.snapshot.state import ChatData
 from exporter.snapshot.store import Store
 from exporter.whatsgate.client import WhatsGateClient
@@ -114,6 +114,11 @@ def test_ids_that_share_their_hashs_low_32_bits_are_told_apart_by_their_text() -
     assert ChatIds([first]) == {first} and second not in ChatIds([first])
     types = ChatTable({first: "contact", second: None}).counted()
     assert types == {first: "contact"} and second not in types
+    # Open waits found in a table by their hashes: the second of two that share one is not.
+    table = ChatTable({first: "contact", second: "contact"})
+    assert dict(WaitStarts({first: ("contact", 1.0)}).within(table) or {}) == {first: ("contact", 1.0)}
+    assert WaitStarts({second: ("contact", 1.0)}).within(table) is None
+    assert WaitStarts({first: ("contact", 1.0)}).within(ChatTable({})) is None  # past the table's end
 
 
 def test_a_poll_keeps_the_selected_and_the_counted_chats_ids_once() -> None:

@@ -7,6 +7,7 @@ import gc
 from helpers import strings_held
 
 from exporter.model import Chat, ChatsConfig
+from exporter.snapshot.chatids import ChatTable
 from exporter.snapshot.state import NAMED_WAITS, ChatData
 from exporter.snapshot.summary import TypeSummary
 
@@ -85,3 +86,23 @@ def test_a_snapshot_keeps_no_dict_of_its_own_nor_of_its_summary() -> None:
     assert held == [data.summary["contact"], data.summary["group"]]
     assert dict(data.summary) == {"contact": TypeSummary(2, 1, 1), "group": TypeSummary()}
     assert data.wait_by_chat is data.wait_by_chat and list(data.wait_by_chat) == ["a"]  # made once
+
+
+def test_open_waits_become_a_view_of_the_events_index_table_of_the_same_poll() -> None:
+    """With replies read, the events index lists every chat of the poll: the open waits keep a
+    position each in its table, not their ids' text, hashes and ends once more."""
+    ids = [f"7999{i:07d}@c.us" for i in range(8)]
+    data = ChatData.build([chat(fresh(i), n % 2) for n, i in enumerate(ids)], ChatsConfig(), 1000.0)
+    table = ChatTable({fresh(i): "contact" for i in ids})
+    shared = data.sharing(table)
+    since = shared.waits.since
+    assert dict(since) == dict(data.waits.since) and list(shared.waiting) == list(data.waiting)
+    assert shared.waiting[1] == data.waiting[1] and dict(shared.wait_by_chat) == dict(data.wait_by_chat)
+    assert since[ids[1]] == ("contact", 100.0) and ids[0] not in since and "x" not in since
+    assert strings_held(since, shared.waiting) == strings_held(table)  # the table's one string
+    later = [chat(fresh(i), 1) for i in ids]
+    assert (
+        ChatData.build(later, ChatsConfig(), 1060.0, previous=shared.waits).waits
+        == ChatData.build(later, ChatsConfig(), 1060.0, previous=data.waits).waits
+    )
+    assert data.sharing(ChatTable({ids[1]: "contact"})) is data  # a table without every waiting chat
