@@ -141,3 +141,9 @@ def test_a_poll_keeps_the_selected_and_the_counted_chats_ids_once() -> None:
     index, selected = poller.chat_index, state.data.selected
     assert selected == {c.id for c in answer} and len(index.counted) == 10_000 and not index.excluded
     assert held(lambda: (index.counted, index.excluded, selected)) < 30 * 10_000
+    # The 5,000 open waits: a position in the same table each, with a type, a start, and the
+    # current waits' order and seconds (not their ids' text, hashes and ends once more).
+    data = state.data
+    waits = held(lambda: (index.counted, index.excluded, selected, data.waits.since, data.waiting))
+    waits -= held(lambda: (index.counted, index.excluded, selected))
+    assert len(data.waiting) == 5_000 and waits < 26 * 5_000, waits
