@@ -60,6 +60,12 @@ def phase(whatsapp_id: str, interval: float) -> float:
 
 
 class AccountPoller:
+    # Slots: one poller per account, for as long as it is polled.
+    __slots__ = (
+        "account", "chat_index", "client", "clock", "last_answer_chats", "lock",
+        "restored", "restored_replies", "settings", "sink", "state",
+    )  # fmt: skip
+
     def __init__(
         self,
         account: Account,

@@ -127,6 +127,9 @@ def _counted_errors(errors: Mapping[str, int], reason: str) -> Mapping[str, int]
 class EventsPoller:
     """The events job of one account: reads its log, keeps its reply state in ``AccountState.replies``."""
 
+    # Slotted as the account's AccountPoller.
+    __slots__ = ("_failing", "_history_failing", "clock", "newest_first", "poller", "runs", "source")
+
     def __init__(
         self, poller: AccountJob, source: EventSource, clock: Callable[[], float] = time.time
     ) -> None:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from exporter.config.settings import parse_config
 from exporter.model import CHAT_TYPES, Chat, ChatsConfig
 from exporter.poller import AccountPoller
-from exporter.poller.events import ChatIndex
+from exporter.poller.events import ChatIndex, EventsPoller
 from exporter.snapshot.chatids import ChatIds, ChatTable, WaitStarts
 from exporter.snapshot.state import ChatData
 from exporter.snapshot.store import Store
@@ -147,3 +147,5 @@ def test_a_poll_keeps_the_selected_and_the_counted_chats_ids_once() -> None:
     waits = held(lambda: (index.counted, index.excluded, selected, data.waits.since, data.waiting))
     waits -= held(lambda: (index.counted, index.excluded, selected))
     assert len(data.waiting) == 5_000 and waits < 26 * 5_000, waits
+    assert not hasattr(poller, "__dict__")  # one per account, as its events job (poller/events.py)
+    assert not hasattr(EventsPoller(poller, client), "__dict__")
