@@ -7,8 +7,10 @@ poll, never a mix of two.
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from itertools import accumulate
 from operator import attrgetter
 from types import MappingProxyType
 
@@ -57,9 +59,10 @@ class ChatData(_WeaklyHeld):
     # What the exposition made of these chats on the poller's thread (Store.prepare), carried with
     # the data so it outlives the chats (see released); opaque to this layer.
     rendered: object = field(default=None, compare=False, repr=False)
-    # Once released: the names of the chats of the NAMED_WAITS longest waits, in their order (the
-    # status page shows them); their ids are the waits'.
-    named: tuple[str, ...] = ()
+    # Once released: the names of the chats of the NAMED_WAITS longest waits (the status page shows
+    # them), joined in their order, the i-th ending at named_ends[i]; their ids are the waits'.
+    named: str = ""
+    named_ends: Sequence[int] = ()
     # wait_by_chat, once made (slots: no __dict__ for a cached_property).
     _by_chat: Mapping[str, Wait] | None = field(default=None, init=False, compare=False, repr=False)
 
@@ -73,8 +76,11 @@ class ChatData(_WeaklyHeld):
         waits, filtered, over_limit) stay as they are.
         """
         names = self.names()  # every waiting chat is kept (summary.needed)
-        named = tuple(names[wait.chat_id] for wait in self.waiting[:NAMED_WAITS])
-        return replace(self, chats=(), selection=replace(self.selection, chats=()), named=named)
+        named = [names[wait.chat_id] for wait in self.waiting[:NAMED_WAITS]]
+        ends = array("I", accumulate(map(len, named)))
+        return replace(
+            self, chats=(), selection=replace(self.selection, chats=()), named="".join(named), named_ends=ends
+        )
 
     def sharing(self, table: ChatTable) -> ChatData:
         """This snapshot with its open waits a view of ``table`` (the events index's, of every chat
@@ -88,9 +94,9 @@ class ChatData(_WeaklyHeld):
     def names(self) -> Mapping[str, str]:
         """Chat id -> name of the chats this snapshot can name: those kept, or once released,
         those of the longest waits."""
-        if self.named:
-            top = self.waiting[: len(self.named)]
-            return {wait.chat_id: name for wait, name in zip(top, self.named, strict=True)}
+        if ends := self.named_ends:
+            top, cut = self.waiting[: len(ends)], map(slice, (0, *ends), ends)
+            return {wait.chat_id: self.named[at] for wait, at in zip(top, cut, strict=True)}
         return {chat.id: chat.name for chat in self.chats}
 
     @property

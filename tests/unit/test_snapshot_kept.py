@@ -42,8 +42,11 @@ def test_released_snapshot_keeps_the_counts_and_the_names_of_the_longest_waits_o
     longest = [w.chat_id for w in data.waiting[:NAMED_WAITS]]
     assert longest == [f"w{i}" for i in range(NAMED_WAITS)]
     assert released.chats == () and released.names() == {cid: f"name {cid}" for cid in longest}
-    # The names the status page shows, by the waits' ids: no chat record, no id string of its own.
-    assert set(longest).isdisjoint(strings_held(released))
+    # The names the status page shows, by the waits' ids: no chat record, no id string of its own,
+    # and the names in one string.
+    held = strings_held(released)
+    assert set(longest).isdisjoint(held) and f"name {longest[0]}" not in held
+    assert "".join(f"name {cid}" for cid in longest) in held
     assert released.summary == data.summary and released.waits is data.waits
     assert released.waiting == data.waiting and released.polled_at == data.polled_at
     assert (released.selection.filtered, released.selection.over_limit) == (0, 0)
@@ -106,3 +109,11 @@ def test_open_waits_become_a_view_of_the_events_index_table_of_the_same_poll() -
         == ChatData.build(later, ChatsConfig(), 1060.0, previous=data.waits).waits
     )
     assert data.sharing(ChatTable({ids[1]: "contact"})) is data  # a table without every waiting chat
+
+
+def test_released_names_keep_empty_and_wide_names_apart() -> None:
+    chats = [
+        Chat(f"w{i}", name, False, False, 1, 100 + i, False, False) for i, name in enumerate(["", "é😀", "x"])
+    ]
+    released = ChatData.build(chats, ChatsConfig(max_per_account=0), polled_at=1000.0).released()
+    assert released.names() == {"w0": "", "w1": "é😀", "w2": "x"}
