@@ -10,8 +10,8 @@ through :func:`html.escape` with ``quote=True``: names may hold markup, quotes, 
 right-to-left text and emoji (``<bdi>`` keeps RTL names from reordering their cell).
 
 Cost: per account it reads the summary, the ten longest waits (``ChatData.waiting`` is
-already sorted, longest first) and makes ONE pass over the chats, to find those ten
-chats' names; nothing else grows with the number of chats.
+already sorted, longest first) and the names a snapshot keeps for them (``ChatData.names``:
+one pass over the chats while they are kept); nothing else grows with the number of chats.
 """
 
 from __future__ import annotations
@@ -258,7 +258,7 @@ def _account_section(
             f"<p>The figures below are from the last successful poll, {_ago(data.polled_at, now)}.</p>"
         )
     top = data.waiting[:LONGEST_SHOWN]
-    # The one pass over the chats per request: the names of the (at most ten) chats shown.
+    # Once per request: the names of the (at most ten) chats shown.
     names = data.names() if top else {}
     rows = []
     for rank, wait in enumerate(top, 1):
