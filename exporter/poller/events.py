@@ -103,7 +103,8 @@ class ChatIndex:
         """``known``: whether the tracker knows a chat (by its shown id); None: it knows none."""
         privacy, waiting = config.privacy, config.waiting
         listed: dict[str, str | None] = {}
-        order: list[tuple[bool, int, str, str]] = []
+        unknown: list[Chat] = []  # and their shown ids, in that order
+        shown_ids: list[str] = []
         for chat in found:
             # Kept joined in one string (snapshot/chatids.py), not as this string.
             shown = privacy.chat_id(chat.id)
@@ -112,8 +113,11 @@ class ChatIndex:
                 continue
             listed[shown] = chat.chat_type
             if known is None or not known(shown):
-                order.append((chat.unread == 0, -chat.last_activity, shown, chat.id))
-        urgent = heapq.nsmallest(2 * config.replies.history_per_poll, order)
+                unknown.append(chat)
+                shown_ids.append(shown)
+        # Each chat's rank made as it is compared, not every chat's at once (with the answer).
+        ranks = ((c.unread == 0, -c.last_activity, s, c.id) for c, s in zip(unknown, shown_ids, strict=True))
+        urgent = heapq.nsmallest(2 * config.replies.history_per_poll, ranks)
         table = ChatTable(listed)
         reals = () if privacy.chat_ids == PLAIN else tuple(real for *_, real in urgent)
         positions = table.positions(shown for *_, shown, _ in urgent)
