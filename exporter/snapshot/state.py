@@ -121,10 +121,13 @@ class ChatData(_WeaklyHeld):
         previous: Waits | None = None,
         privacy: Privacy = PLAIN_POLICY,
         unanswered: Collection[str] = (),
+        table: ChatTable | None = None,
     ) -> ChatData:
         """``previous``: the waits after the last good poll (or restored from the state file);
         ``unanswered``: the chats waiting for an answer (shown ids), kept first under
-        ``max_per_account`` with the unread ones, so that their per-chat reply series exist.
+        ``max_per_account`` with the unread ones, so that their per-chat reply series exist;
+        ``table``: the events index's of the same chats, whose views the selected chats and the
+        open waits become (:meth:`sharing`).
 
         ``privacy`` is applied here and nowhere else: which chats get series and which
         count as waiting is decided on the real chats, then the chats are transformed,
@@ -152,7 +155,8 @@ class ChatData(_WeaklyHeld):
         current = waits.waiting(polled_at, schedule)
         first: Collection[str] = waits.since if not unanswered else {*waits.since, *unanswered}
         selection = select_chats(chats, selects, rules.max_per_account, first)
-        return cls(
+        selected = table.subset(set(map(CHAT_ID, selection.chats))) if table is not None else None
+        data = cls(
             polled_at=polled_at,
             chats=needed(chats, selection, waits.since),
             summary=summarize(chats),
@@ -160,8 +164,9 @@ class ChatData(_WeaklyHeld):
             waits=waits,
             waiting=current,
             business_hours_open=None if schedule is None else schedule.is_open(polled_at),
-            selected=ChatIds(map(CHAT_ID, selection.chats)),
+            selected=ChatIds(map(CHAT_ID, selection.chats)) if selected is None else selected,
         )
+        return data if table is None else data.sharing(table)
 
 
 _NO_ERRORS: Mapping[str, int] = MappingProxyType(dict.fromkeys(REASONS, 0))
