@@ -259,7 +259,7 @@ class ChatFamily:
 
 
 # Lines written at a time: neither a family's whole text nor its bytes is held (at 10,000 chats most of a
-# render's transient), nor blocks that the heap's top is trimmed of and faulted in again (bench/RESULTS.md).
+# render's transient), and a slice's blocks, under memory.MMAP_THRESHOLD, are reused, not mapped anew.
 # render._split decides plain or deflated on the first slice: the whole family, or SLICE lines.
 SLICE = 512
 
