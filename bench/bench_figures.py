@@ -81,15 +81,19 @@ def main() -> None:
     print(f"records of {n} parsed chats: {mb(held)} ({held / n:.0f} bytes a chat)")
 
     account = Account("79990000001", "Support")
-    families = list(fastrender.render_chats(account, chats))
-    sizes = [len(text) for _, _, text in families]
-    plain = b"".join(text for _, _, text in families)
+    families = [(name, b"".join(pieces)) for name, _, pieces in fastrender.render_chats(account, chats)]
+    sizes = [len(text) for _, text in families]
+    plain = b"".join(text for _, text in families)
     print(f"per-chat text: {mb(len(plain))} in {len(families)} families, the largest {mb(max(sizes))}")
 
     decode = best(lambda: parse_chats(answer), repeat)
     data = ChatData.build(chats, ChatsConfig(max_per_account=0), BENCH_NOW)
     direct = best(
-        lambda: list(fastrender.render_chats(account, data.selection.chats, data.wait_by_chat)), repeat
+        lambda: [
+            b"".join(p)
+            for _, _, p in fastrender.render_chats(account, data.selection.chats, data.wait_by_chat)
+        ],
+        repeat,
     )
     reference = best(lambda: list(render_plain(ChatCollector(account, data))), repeat)
     print(

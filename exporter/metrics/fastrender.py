@@ -3,19 +3,15 @@
 At 10,000 chats an account has ~33,000 per-chat samples, and building them as prometheus-client families
 and rendering those with ``generate_latest`` costs far more than decoding the answer (bench/RESULTS.md):
 each sample is a namedtuple with a label dict that is sorted, re-escaped and formatted one by one. Here
-each family becomes one line template, made once per render from its
-:class:`~exporter.metrics.definitions.MetricDef`: the label names in ``generate_latest``'s (sorted)
-order, the account's labels escaped once. The chats are taken as columns (ids, types, names, values:
-each extracted, escaped and formatted once per render, in C-level passes where possible), and a family's
-text is one ``str.join`` of its columns interleaved with the constant pieces between them: no string per
-sample line is ever built, which is what makes the direct text cheap.
+each family is one line template (label names in ``generate_latest``'s sorted order, the account's labels
+escaped once), and the chats are columns (ids, types, names, values: each extracted, escaped and formatted
+once, in C-level passes where possible); SLICE lines of a family are one ``str.join`` of their columns
+interleaved with the constant pieces between them: no string per sample line is ever built.
 
-The reference definition is a prometheus-client collector kept with the tests (``ChatCollector`` in
-tests/chat_collector.py): tests/unit/test_fastrender.py requires this module's output to be
-byte-identical to ``generate_latest`` of that collector for generated and fuzzed snapshots. A new
-per-chat family is one more :class:`ChatFamily` row in :data:`CHAT_FAMILIES` (in the collector's order);
-a family without a row, or any other family, goes the reference way
-(:func:`exporter.metrics.render.render`), and the differential test fails until the row exists.
+tests/unit/test_fastrender.py holds this module's output byte-identical to ``generate_latest`` of the
+reference collector (``ChatCollector`` in tests/chat_collector.py) for generated and fuzzed snapshots. A
+new per-chat family is one more :class:`ChatFamily` row in :data:`CHAT_FAMILIES` (in the collector's
+order); until it exists, the differential test fails.
 """
 
 from __future__ import annotations
@@ -34,8 +30,7 @@ from ..model import CONTACT, GROUP, Account, Chat
 from ..snapshot.waiting import Wait, by_chat
 from . import definitions as d
 
-# name, "# HELP/# TYPE" header, samples: what render.render makes of one family.
-Family = tuple[str, bytes, bytes]
+Family = tuple[str, bytes, Iterator[bytes]]  # name, "# HELP/# TYPE" header, samples in slices
 
 
 def escape(value: str) -> str:
@@ -220,8 +215,7 @@ class Columns:
         return [i for i, chat_id in enumerate(map(attrgetter("id"), self.chats)) if chat_id in waits]
 
 
-# Which chats have a sample (None: every chat) and the value of each, in that order.
-Rows = tuple["list[int] | None", list[str]]
+Rows = tuple["list[int] | None", list[float]]  # the chats with a sample (None: all), each one's value
 
 
 @dataclass(frozen=True)
@@ -248,18 +242,26 @@ class ChatFamily:
         after = [f',{n}="{escape(known[n])}"' for n in names[first + len(self.definition.labels) :]]
         return f"{self.definition.sample_name}{{{''.join(before)}", f"{''.join(after)}}} "
 
-    def render(self, account: Account, columns: Columns) -> Family:
+    def lines(self, account: Account, columns: Columns) -> Iterator[bytes]:
+        """The samples, SLICE lines at a time, as bytes (the caller deflates each before the next is made)."""
         before, after = self.frame(account)
         rows, values = self.rows(columns)
         names = sorted(self.definition.labels)
-        labels = [columns.label(n) for n in names]
+        cols = [columns.label(n) for n in names]
         if rows is not None:
-            labels = [[column[i] for i in rows] for column in labels]
+            cols = [[column[i] for i in rows] for column in cols]
         # Each line: before, name0="v0", name1="v1" ..., after, value, newline.
         prefix = f'{before}{names[0]}="'
         seps = [f'",{n}="' for n in names[1:]] + [f'"{after}', "\n" + prefix]
-        text = _interleave(prefix, [*labels, values], seps, "\n") if values else ""
-        return self.definition.name, header(self.definition), text.encode()
+        for start in range(0, len(values), SLICE):
+            part = slice(start, start + SLICE)
+            yield _interleave(prefix, [*(c[part] for c in cols), numbers(values[part])], seps, "\n").encode()
+
+
+# Lines written at a time: neither a family's whole text nor its bytes is held (at 10,000 chats most of a
+# render's transient), and a slice's blocks, under memory.MMAP_THRESHOLD, are reused, not mapped anew.
+# render._split decides plain or deflated on the first slice: the whole family, or SLICE lines.
+SLICE = 512
 
 
 def _interleave(first: str, columns: Sequence[Sequence[str]], seps: Sequence[str], last: str) -> str:
@@ -277,11 +279,7 @@ def _interleave(first: str, columns: Sequence[Sequence[str]], seps: Sequence[str
 
 def _every(attr: str) -> Callable[[Columns], Rows]:
     """Every chat's ``attr``."""
-    return lambda cols: (None, numbers(list(map(attrgetter(attr), cols.chats))))
-
-
-def _info(cols: Columns) -> Rows:
-    return None, [number(1)] * len(cols.chats)
+    return lambda cols: (None, list(map(attrgetter(attr), cols.chats)))
 
 
 def _waiting(attr: str) -> Callable[[Columns], Rows]:
@@ -290,7 +288,7 @@ def _waiting(attr: str) -> Callable[[Columns], Rows]:
 
     def rows(cols: Columns) -> Rows:
         chats, waits = cols.chats, cols.waits
-        return cols.waiting, numbers([get(waits[chats[i].id]) for i in cols.waiting])
+        return cols.waiting, [get(waits[chats[i].id]) for i in cols.waiting]
 
     return rows
 
@@ -304,7 +302,7 @@ def _groups(attr: str) -> Callable[[Columns], Rows]:
         chats = cols.chats
         found = [(i, get(chats[i])) for i in cols.groups]
         found = [(i, v) for i, v in found if v is not None and (v or attr != "created")]
-        return [i for i, _ in found], numbers([v for _, v in found])
+        return [i for i, _ in found], [v for _, v in found]
 
     return rows
 
@@ -313,7 +311,7 @@ def _groups(attr: str) -> Callable[[Columns], Rows]:
 CHAT_FAMILIES: tuple[ChatFamily, ...] = (
     ChatFamily(d.CHAT_UNREAD, _every("unread")),
     ChatFamily(d.CHAT_LAST_ACTIVITY, _every("last_activity")),
-    ChatFamily(d.CHAT_INFO, _info),
+    ChatFamily(d.CHAT_INFO, lambda cols: (None, [1] * len(cols.chats))),
     ChatFamily(d.CHAT_WAITING_SINCE, _waiting("since")),
     ChatFamily(d.CHAT_WAITING_SECONDS, _waiting("seconds")),
     ChatFamily(d.GROUP_PARTICIPANTS, _groups("member_count")),
@@ -326,6 +324,6 @@ def render_chats(
     account: Account, chats: Sequence[Chat], waits: Mapping[str, Wait] | Sequence[Wait] = ()
 ) -> Iterator[Family]:
     """The per-chat families of the selected chats, as ``render`` of the reference collector would give,
-    one at a time: the caller compresses each before the next is written (one family's text held, not 8)."""
+    one at a time, each in slices: the caller compresses each slice before the next is written."""
     columns = Columns(chats, waits)
-    return (family.render(account, columns) for family in CHAT_FAMILIES)
+    return ((f.definition.name, header(f.definition), f.lines(account, columns)) for f in CHAT_FAMILIES)

@@ -85,17 +85,19 @@ Rendered = tuple[Layout, bytes]
 EMPTY: Rendered = ((), b"")
 
 
-def _split(families: Iterable[tuple[str, bytes, bytes]], pack: bool) -> Rendered:
+def _split(families: Iterable[tuple[str, bytes, bytes | Iterator[bytes]]], pack: bool) -> Rendered:
     layout, kept, flags = [], [], []
-    for name, header, text in families:
+    for name, header, samples in families:
+        pieces = iter((samples,)) if isinstance(samples, bytes) else samples  # fastrender's: in slices
+        text = next(pieces, b"")
         layout.append((name, header))
         flags.append(DEFLATED if pack and len(text) >= KEEP_PLAIN_BELOW else 0)
         if flags[-1]:
             zdict = _DICTIONARIES.setdefault(name, header + text[:DICTIONARY_SIZE])
             deflate = DEFLATE.compressobj(GZIP_LEVEL, DEFLATE.DEFLATED, -15, 8, 0, zdict)
-            text = deflate.compress(text) + deflate.flush()
-        kept.append(text)
-        del text  # else this family's text is still held while the next one is written
+            text = b"".join([deflate.compress(text), *map(deflate.compress, pieces), deflate.flush()])
+        kept.append(b"".join((text, *pieces)))  # plain: its slices joined (deflated: none are left)
+        del text, samples  # else this family's text is still held while the next one is written
     key, ends = tuple(layout), list(accumulate(map(len, kept), initial=4 * len(kept) + 4))
     ends[1:] = [end | flag for end, flag in zip(ends[1:], flags, strict=True)]
     return _LAYOUTS.setdefault(key, key), b"".join((struct.pack(f"<{len(ends)}I", *ends), *kept))

@@ -8,7 +8,9 @@ reference collector (ChatCollector) for generated and hand-picked snapshots.
 from __future__ import annotations
 
 import gzip
+import tracemalloc
 import zlib
+from collections.abc import Iterable
 
 import pytest
 from chat_collector import ChatCollector
@@ -19,7 +21,7 @@ from prometheus_client.utils import floatToGoString
 
 from exporter.metrics import fastrender
 from exporter.metrics.exposition import Exposition
-from exporter.metrics.render import render_plain
+from exporter.metrics.render import render_chats, render_plain
 from exporter.model import Account, Chat, ChatsConfig, Group
 from exporter.snapshot.state import AccountState, ChatData
 from exporter.snapshot.store import Store
@@ -84,10 +86,14 @@ def direct(account: Account, chats: list[Chat]) -> list[tuple[str, bytes, bytes]
     must be what the same waits by chat id, or as a plain tuple, give."""
     data = snapshot(chats)
     by_chat = {wait.chat_id: wait for wait in data.waiting}
-    rendered = list(fastrender.render_chats(account, data.selection.chats, data.waiting))
-    assert rendered == list(fastrender.render_chats(account, data.selection.chats, by_chat))
-    assert rendered == list(fastrender.render_chats(account, data.selection.chats, tuple(data.waiting)))
+    rendered = joined(fastrender.render_chats(account, data.selection.chats, data.waiting))
+    assert rendered == joined(fastrender.render_chats(account, data.selection.chats, by_chat))
+    assert rendered == joined(fastrender.render_chats(account, data.selection.chats, tuple(data.waiting)))
     return rendered
+
+
+def joined(families: Iterable[fastrender.Family]) -> list[tuple[str, bytes, bytes]]:
+    return [(name, header, b"".join(pieces)) for name, header, pieces in families]
 
 
 @settings(max_examples=300, deadline=None)
@@ -158,6 +164,28 @@ def test_many_chats_identical() -> None:
     ]
     account = Account('7999"\\', "sup\nport")
     assert direct(account, chats) == reference(account, chats)
+
+
+def test_a_render_never_holds_a_familys_whole_text() -> None:
+    """Each family is written, encoded and deflated a slice of lines at a time: at 10,000 chats a
+    family's whole text and its bytes, held at once, were most of a poll's render transient (issue 18).
+    The render's traced peak stays below the largest family's text (it was over twice that)."""
+    chats = [
+        Chat(f"7900{i}@c.us", f"Name {i}", False, False, i % 3, 1_700_000_000 + i, False, False)
+        for i in range(8192)
+    ]
+    data = ChatData.build(chats, ChatsConfig(max_per_account=0), 2.0e9)
+    # A long account name (in every line) makes the text large beside the columns the render keeps.
+    state = AccountState(Account("W1", "a" * 300)).succeeded(data, 0.1)
+    largest = max(len(text) for _, _, text in render_plain(ChatCollector(state.account, data)))
+    tracemalloc.start()
+    try:
+        render_chats(state, data)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert largest > 3_000_000
+    assert peak < largest
 
 
 # --- gzip ---------------------------------------------------------------------------------------------
