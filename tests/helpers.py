@@ -9,6 +9,7 @@ broken pipeline, not a reason to pass.
 from __future__ import annotations
 
 import contextlib
+import gc
 import http.server
 import json
 import os
@@ -32,7 +33,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from exporter import memory
 from exporter.metrics.exposition import Exposition
-from exporter.model import Chat, Session
+from exporter.model import CHAT_TYPES, Chat, Session
 from exporter.simulator import SimAccount, Simulator
 from exporter.snapshot.store import Store
 from exporter.whatsgate.parse import parse_chats, parse_sessions
@@ -630,3 +631,25 @@ def metrics_body(store: Store) -> bytes:
     """The plain /metrics body once the exposition has rebuilt after the store's last publish,
     without the process_* and python_* families."""
     return without_process(b"".join(Exposition(store).chunks()))
+
+
+def strings_held(*roots: object) -> list[str]:
+    """The strings reachable from ``roots`` (through containers, slotted objects and structs, not
+    types), but the chat types, which every snapshot shares."""
+    found: dict[int, str] = {}
+    todo, seen = list(roots), set()
+    while todo:
+        obj = todo.pop()
+        if id(obj) in seen or isinstance(obj, type):
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, str):
+            if obj not in CHAT_TYPES:
+                found[id(obj)] = obj
+            continue
+        if isinstance(obj, dict):  # a dict of str keys does not show them to the collector
+            todo.extend(obj)
+        # A struct with gc=False neither shows its fields.
+        todo.extend(getattr(obj, f) for f in getattr(obj, "__struct_fields__", ()))
+        todo.extend(gc.get_referents(obj))
+    return list(found.values())

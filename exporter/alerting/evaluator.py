@@ -15,6 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
+from types import MappingProxyType
 
 from ..config.settings import Config
 from ..snapshot.state import AccountState, DiscoveryState
@@ -53,6 +54,7 @@ Key = tuple[tuple[str, str], ...]
 # One measured instance of one threshold: (threshold, labels, value, extra template fields).
 Found = tuple[Threshold, dict[str, str], float, Mapping[str, str]]
 _SESSIONS = "\x00sessions"  # the partition of session alerts; no whatsapp_id looks like it
+_NO_ALERTS: Mapping[Key, Alert] = MappingProxyType({})
 
 
 FIRING, RESOLVED = "firing", "resolved"
@@ -94,7 +96,7 @@ class Evaluator:
         self._lock = threading.Lock()
         # Partitioned by whatsapp_id (sessions under a key of their own), so that
         # one account's evaluation replaces only that account's alerts.
-        self._active: dict[str, dict[Key, Alert]] = {}
+        self._active: dict[str, Mapping[Key, Alert]] = {}
         self._resolved: list[Alert] = []
         # Windowed thresholds' samples (responses_within), per account and threshold.
         self._histories: dict[str, dict[Threshold, History]] = {}
@@ -163,8 +165,12 @@ class Evaluator:
             for labels, value, extra in measured:
                 found.append((threshold, labels, value, extra))
         with self._lock:
-            # Replaced whole: a threshold removed by a reload leaves no history behind.
-            self._histories[whatsapp_id] = histories
+            # Replaced whole: a threshold removed by a reload leaves no history behind. None kept
+            # for an account without any (most, without windowed thresholds): no dict each.
+            if histories:
+                self._histories[whatsapp_id] = histories
+            else:
+                self._histories.pop(whatsapp_id, None)
         self._update(whatsapp_id, found, now)
 
     def evaluate_sessions(self, discovery: DiscoveryState) -> None:
@@ -234,7 +240,7 @@ class Evaluator:
                     if self.keep_resolved:
                         self._resolved.append(replace(alert, resolved_at=now))
                     self._changed.append((RESOLVED, alert.labels))
-            self._active[partition] = after
+            self._active[partition] = after or _NO_ALERTS  # most accounts: shared, not a dict each
             recent = [a for a in self._resolved if now - (a.resolved_at or now) <= RESOLVED_RETENTION]
             self._resolved = recent[-MAX_RESOLVED:]
             changed, self._changed = (self._changed, []) if not self._batches else ([], self._changed)

@@ -10,8 +10,8 @@ through :func:`html.escape` with ``quote=True``: names may hold markup, quotes, 
 right-to-left text and emoji (``<bdi>`` keeps RTL names from reordering their cell).
 
 Cost: per account it reads the summary, the ten longest waits (``ChatData.waiting`` is
-already sorted, longest first) and makes ONE pass over the chats, to find those ten
-chats' names; nothing else grows with the number of chats.
+already sorted, longest first) and the names a snapshot keeps for them (``ChatData.names``:
+one pass over the chats while they are kept); nothing else grows with the number of chats.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from collections.abc import Sequence
 from datetime import datetime, tzinfo
 
 from ..alerting.evaluator import Alert
-from ..model import Chat
 from ..snapshot.state import NAMED_WAITS, AccountState, DiscoveryState
 
 REFRESH_SECONDS = 15
@@ -259,13 +258,11 @@ def _account_section(
             f"<p>The figures below are from the last successful poll, {_ago(data.polled_at, now)}.</p>"
         )
     top = data.waiting[:LONGEST_SHOWN]
-    wanted = {w.chat_id for w in top}
-    # The one pass over the chats per request: the names of the (at most ten) chats shown.
-    chats: dict[str, Chat] = {c.id: c for c in data.chats if c.id in wanted} if wanted else {}
+    # Once per request: the names of the (at most ten) chats shown.
+    names = data.names() if top else {}
     rows = []
     for rank, wait in enumerate(top, 1):
-        chat = chats.get(wait.chat_id)
-        label = chat_label(wait.chat_id, chat.name if chat else None)
+        label = chat_label(wait.chat_id, names.get(wait.chat_id))
         rows.append(
             f'<tr><td class="num">{rank}</td><th scope="row"><bdi>{_esc(label)}</bdi></th>'
             f'<td>{_esc(wait.chat_type)}</td><td class="num">{duration(wait.seconds)}</td>'
@@ -296,7 +293,7 @@ def _unanswered_section(
     )
     rows = []
     for rank, (_, state, wait) in enumerate(itertools.islice(merged, UNANSWERED_SHOWN), 1):
-        names = {c.id: c.name for c in state.data.chats} if state.data is not None else {}
+        names = state.data.names() if state.data is not None else {}
         label = chat_label(wait.chat_id, names.get(wait.chat_id))
         rows.append(
             f'<tr><td class="num">{rank}</td><th scope="row"><bdi>{_esc(label)}</bdi></th>'

@@ -60,6 +60,12 @@ def phase(whatsapp_id: str, interval: float) -> float:
 
 
 class AccountPoller:
+    # Slots: one poller per account, for as long as it is polled.
+    __slots__ = (
+        "account", "chat_index", "client", "clock", "last_answer_chats", "lock",
+        "restored", "restored_replies", "settings", "sink", "state",
+    )  # fmt: skip
+
     def __init__(
         self,
         account: Account,
@@ -150,27 +156,27 @@ class AccountPoller:
                     found = [c.shown_as(redaction.scrub(c.id), redaction.scrub(c.name)) for c in found]
                     if len({chat.id for chat in found}) < len(found):
                         raise PollError(INVALID_RESPONSE, "get-chats: chat ids hold the API key")
+                polled_at = self.clock()
+                # Only while replies are read: it holds an entry per counted chat between polls. Its
+                # table lists every chat: the snapshot keeps its selected chats and open waits as views
+                # of it (a byte, a position each), not as ids of their own.
+                index = (
+                    ChatIndex.build(found, config, polled_at, self._knows())
+                    if config.replies.enabled
+                    else None
+                )
                 data = ChatData.build(
                     found,
                     config.chats,
-                    polled_at=self.clock(),
+                    polled_at=polled_at,
                     waiting=config.waiting,
                     schedule=config.schedule_for(self.account),
                     previous=previous.data.waits if previous.data is not None else restored,
                     privacy=config.privacy,
                     unanswered=self._unanswered(),
+                    table=index.table if index is not None else None,
                 )
-                # Only while replies are read: it holds an entry per counted chat between polls.
-                self.chat_index = (
-                    ChatIndex.build(found, config, data.polled_at, self._knows())
-                    if config.replies.enabled
-                    else None
-                )
-                if self.chat_index is not None and self.chat_index.table is not None:
-                    # The selected chats are listed chats: kept as a byte each beside the index's ids.
-                    selected = self.chat_index.table.subset(set(map(CHAT_ID, data.selection.chats)))
-                    if selected is not None:
-                        data = dataclasses.replace(data, selected=selected)
+                self.chat_index = index
                 del found
                 return self._succeed(data, config, started, lag, chats)
         except PollError as exc:

@@ -65,7 +65,7 @@ class AccountJob(Protocol):
     def chat_index(self) -> ChatIndex | None: ...
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class ChatIndex:
     """What the latest get-chats said about which chats count, for the events poll (privacy applied).
 
@@ -75,15 +75,22 @@ class ChatIndex:
     polled_at: float
     counted: Mapping[str, str]  # shown chat id -> chat type, for the chats that count
     excluded: Set[str]  # shown ids of listed chats that do not count
-    # (shown id, real id) of the counted chats the tracker did not know at the poll, most urgent
-    # first (unread, then newest activity): the order get-history backfills them in, and only as
-    # many as two events polls can ask for (it is rebuilt at every get-chats poll), so that an
-    # account of 10,000 chats keeps a few entries here, not one per chat. The real id is what
-    # get-history is asked for.
-    urgency: tuple[tuple[str, str], ...]
+    # The counted chats the tracker did not know at the poll, most urgent first (unread, then
+    # newest activity): the order get-history backfills them in, and only as many as two events
+    # polls can ask for (it is rebuilt at every get-chats poll). Kept as their positions in
+    # ``table``, not as id strings: every account keeps these until its next poll.
+    urgent: Sequence[int] = ()
+    # Their real ids (what get-history is asked for), in that order, where privacy shows other ids.
+    reals: tuple[str, ...] = ()
     # Every listed chat's shown id, once: counted and excluded are views of it, and so may the
     # snapshot's selected chats be (ChatTable.subset).
     table: ChatTable | None = dataclasses.field(default=None, compare=False, repr=False)
+
+    @property
+    def urgency(self) -> tuple[tuple[str, str], ...]:
+        """(shown id, real id) of the urgent chats, most urgent first."""
+        shown = self.table.ids(self.urgent) if self.table is not None else []
+        return tuple(zip(shown, self.reals or shown, strict=True))
 
     @classmethod
     def build(
@@ -96,7 +103,8 @@ class ChatIndex:
         """``known``: whether the tracker knows a chat (by its shown id); None: it knows none."""
         privacy, waiting = config.privacy, config.waiting
         listed: dict[str, str | None] = {}
-        order: list[tuple[bool, int, str, str]] = []
+        unknown: list[Chat] = []  # and their shown ids, in that order
+        shown_ids: list[str] = []
         for chat in found:
             # Kept joined in one string (snapshot/chatids.py), not as this string.
             shown = privacy.chat_id(chat.id)
@@ -105,10 +113,15 @@ class ChatIndex:
                 continue
             listed[shown] = chat.chat_type
             if known is None or not known(shown):
-                order.append((chat.unread == 0, -chat.last_activity, shown, chat.id))
-        urgent = heapq.nsmallest(2 * config.replies.history_per_poll, order)
+                unknown.append(chat)
+                shown_ids.append(shown)
+        # Each chat's rank made as it is compared, not every chat's at once (with the answer).
+        ranks = ((c.unread == 0, -c.last_activity, s, c.id) for c, s in zip(unknown, shown_ids, strict=True))
+        urgent = heapq.nsmallest(2 * config.replies.history_per_poll, ranks)
         table = ChatTable(listed)
-        return cls(polled_at, table.counted(), table.excluded(), tuple((s, r) for *_, s, r in urgent), table)
+        reals = () if privacy.chat_ids == PLAIN else tuple(real for *_, real in urgent)
+        positions = table.positions(shown for *_, shown, _ in urgent)
+        return cls(polled_at, table.counted(), table.excluded(), positions, reals, table)
 
 
 def _counted_errors(errors: Mapping[str, int], reason: str) -> Mapping[str, int]:
@@ -117,6 +130,9 @@ def _counted_errors(errors: Mapping[str, int], reason: str) -> Mapping[str, int]
 
 class EventsPoller:
     """The events job of one account: reads its log, keeps its reply state in ``AccountState.replies``."""
+
+    # Slotted as the account's AccountPoller.
+    __slots__ = ("_failing", "_history_failing", "clock", "newest_first", "poller", "runs", "source")
 
     def __init__(
         self, poller: AccountJob, source: EventSource, clock: Callable[[], float] = time.time

@@ -8,7 +8,8 @@ string, with where each ends and the low 32 bits of its hash (and a chat type as
 and look one up by bisecting those (bench/RESULTS.md, "Memory at 10 x 10,000"). The open waits are
 kept the same way, each wait's chat type and start beside its id (:class:`WaitStarts`): an
 account with 70 % of its chats unread keeps thousands of them between polls. While replies are
-read, the selected and the counted chats are views of one table (:class:`ChatTable`).
+read, the selected and the counted chats, and the open waits, are views of one table
+(:class:`ChatTable`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from __future__ import annotations
 from array import array
 from bisect import bisect_left
 from collections.abc import ItemsView, Iterable, Iterator, Mapping, Set
-from itertools import accumulate
+from itertools import accumulate, repeat
+from operator import sub
 from typing import TypeVar
 
 from ..model import CHAT_TYPES
@@ -118,6 +120,14 @@ class ChatTable(_Joined):
         kinds = map(listed.__getitem__, ordered)
         self._codes = bytes([_NOT_COUNTED if kind is None else CHAT_TYPES.index(kind) for kind in kinds])
 
+    def positions(self, ids: Iterable[str]) -> array[int]:
+        """Where each of ``ids`` (listed chats) is in this table."""
+        return array("I", map(self._find, ids))
+
+    def ids(self, positions: Iterable[int]) -> list[str]:
+        """The ids at ``positions`` (:meth:`positions`), in that order."""
+        return list(map(self._id, positions))
+
     def counted(self) -> Mapping[str, str]:
         """Chat id -> chat type of the chats that count."""
         return _Counted(self)
@@ -185,19 +195,52 @@ class _Subset(Set[str]):
         return f"subset({set(self)!r})"
 
 
-class WaitStarts(_Joined, Mapping[str, tuple[str, float]]):
+class WaitStarts(Mapping[str, tuple[str, float]]):
     """Chat id -> (chat type, start) of each open wait (waiting.Waits.since), read only: a wait
     costs its id's text, a hash, an end, a start and a byte, not a string, a tuple, a float and
-    a hash table's entry."""
+    a hash table's entry. As a view of a table listing every one of its ids (:meth:`within`), a
+    position there instead of the id's text, hash and end."""
 
-    __slots__ = ("_codes", "_starts")
+    __slots__ = ("_codes", "_ids", "_starts", "_where")
 
     def __init__(self, since: Mapping[str, tuple[str, float]]) -> None:
         hashes, ordered = _by_hash(since)
-        self._join(hashes, ordered)
+        self._ids = _Joined.__new__(_Joined)
+        self._ids._join(hashes, ordered)
+        self._where: array[int] | None = None  # each wait's position in _ids; None: its own
         entries = list(map(since.__getitem__, ordered))
         self._codes = bytes([CHAT_TYPES.index(kind) for kind, _ in entries])
         self._starts = array("d", [start for _, start in entries])
+
+    def within(self, table: _Joined) -> WaitStarts | None:
+        """These waits as a view of ``table``; None if it does not list each of their ids (or two
+        of these share a hash there: rare, see :func:`_hash`). Both are in the order of the ids'
+        hashes, so each id's position is found by its hash, and all checked at once by their text."""
+        own = self._ids
+        if self._where is not None:  # a view already
+            return None
+        # A list's items are read faster than an array's (no int made per comparison).
+        where = array("I", map(bisect_left, repeat(table._hashes.tolist()), own._hashes))
+        if where and where[-1] >= len(table):
+            return None
+        # The same text, cut at the same lengths: the same ids.
+        begins = list(map(table._begins().__getitem__, where))
+        ends = list(map(table._ends.__getitem__, where))
+        if list(map(sub, ends, begins)) != list(map(sub, own._ends, own._begins())):
+            return None
+        if own._text != "".join(map(table._text.__getitem__, map(slice, begins, ends))):
+            return None
+        view = WaitStarts.__new__(WaitStarts)
+        view._ids, view._where = table, where
+        view._codes, view._starts = self._codes, self._starts
+        return view
+
+    def _find(self, key: object) -> int:
+        i, where = self._ids._find(key), self._where
+        if where is None or i < 0:
+            return i
+        j = bisect_left(where, i)
+        return j if j < len(where) and where[j] == i else -1
 
     def __getitem__(self, key: str) -> tuple[str, float]:
         i = self._find(key)
@@ -205,21 +248,33 @@ class WaitStarts(_Joined, Mapping[str, tuple[str, float]]):
             raise KeyError(key)
         return CHAT_TYPES[self._codes[i]], self._starts[i]
 
+    def __contains__(self, key: object) -> bool:
+        return self._find(key) >= 0
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ids) if self._where is None else map(self._ids._id, self._where)
+
+    def __len__(self) -> int:
+        return len(self._codes)
+
     def items(self) -> ItemsView[str, tuple[str, float]]:
         return _WaitItems(self)
 
     def at(self, i: int) -> tuple[str, str, float]:
         """The ``i``-th wait in this table's order (that of ``iter``): chat id, chat type, start."""
-        return self._id(i), CHAT_TYPES[self._codes[i]], self._starts[i]
+        where = self._where
+        return self._ids._id(i if where is None else where[i]), CHAT_TYPES[self._codes[i]], self._starts[i]
 
     def columns(self, order: Iterable[int]) -> tuple[Iterator[str], Iterator[str], Iterator[float]]:
         """The chat ids, chat types and starts of the waits at ``order``'s indices, in that order:
         one pass of built-in maps, with no call of this module's per wait."""
         order = list(order)
-        text, ends, begins = self._text, self._ends, self._begins()
-        ids = map(text.__getitem__, map(slice, map(begins.__getitem__, order), map(ends.__getitem__, order)))
+        ids = self._ids
+        text, ends, begins = ids._text, ids._ends, ids._begins()
+        at = order if self._where is None else list(map(self._where.__getitem__, order))
+        chat_ids = map(text.__getitem__, map(slice, map(begins.__getitem__, at), map(ends.__getitem__, at)))
         kinds = map(CHAT_TYPES.__getitem__, map(self._codes.__getitem__, order))
-        return ids, kinds, map(self._starts.__getitem__, order)
+        return chat_ids, kinds, map(self._starts.__getitem__, order)
 
     @property
     def starts(self) -> array[float]:

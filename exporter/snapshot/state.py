@@ -7,32 +7,42 @@ poll, never a mix of two.
 
 from __future__ import annotations
 
-import functools
+from array import array
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from itertools import accumulate
 from operator import attrgetter
 from types import MappingProxyType
 
 from ..model import CHAT_TYPES, REASONS, Account, Chat, ChatsConfig, Session
-from .chatids import ChatIds
+from .chatids import ChatIds, ChatTable, WaitStarts
 from .privacy import PLAIN_POLICY, Privacy
 from .replies import ReplyData
 from .schedule import Schedule
 from .summary import Selection, TypeSummary, needed, select_chats, summarize
-from .waiting import Wait, WaitingConfig, Waits, by_chat
+from .waiting import Wait, WaitingConfig, WaitList, Waits, by_chat
 
 CHAT_ID = attrgetter("id")
 # The longest waits whose chat names a released snapshot keeps: the status page shows them.
 NAMED_WAITS = 10
 
 
-@dataclass(frozen=True)
-class ChatData:
+class _WeaklyHeld:
+    """A slotted snapshot that can be held weakly (the exposition's body does; ``weakref_slot``
+    needs Python 3.11)."""
+
+    __slots__ = ("__weakref__",)
+
+
+# Slots (no __dict__ per instance) on the records every account keeps one of between polls:
+# with many small accounts they are much of what an account costs (bench/RESULTS.md).
+@dataclass(frozen=True, slots=True)
+class ChatData(_WeaklyHeld):
     """The chats of one successful poll, reduced to what metrics and alerts need."""
 
     polled_at: float
-    # The chats kept between polls (in answer order): the selected ones, and the waiting ones
-    # whose names the status page shows. The aggregates (summary) already count every chat.
+    # The chats kept until rendered (in answer order): the selected ones and the waiting ones.
+    # The aggregates (summary) already count every chat.
     chats: tuple[Chat, ...]
     summary: Mapping[str, TypeSummary]
     selection: Selection
@@ -49,31 +59,56 @@ class ChatData:
     # What the exposition made of these chats on the poller's thread (Store.prepare), carried with
     # the data so it outlives the chats (see released); opaque to this layer.
     rendered: object = field(default=None, compare=False, repr=False)
+    # Once released: the names of the chats of the NAMED_WAITS longest waits (the status page shows
+    # them), joined in their order, the i-th ending at named_ends[i]; their ids are the waits'.
+    named: str = ""
+    named_ends: Sequence[int] = ()
+    # wait_by_chat, once made (slots: no __dict__ for a cached_property).
+    _by_chat: Mapping[str, Wait] | None = field(default=None, init=False, compare=False, repr=False)
 
     def released(self) -> ChatData:
         """This snapshot after rendering (:attr:`rendered`), for when no alert reads chats one by one.
 
         Rendering is the last reader of every chat: the per-chat series are kept as text
         from then on. Only alerts on single chats read them again, and the status page
-        the names of the longest waits. Dropping the rest keeps each chat's record out of
-        the steady state (bench/RESULTS.md). The counts (summary,
+        the names of the longest waits (:attr:`named`). Dropping the rest keeps each chat's
+        record out of the steady state (bench/RESULTS.md). The counts (summary,
         waits, filtered, over_limit) stay as they are.
         """
-        named = {wait.chat_id for wait in self.waiting[:NAMED_WAITS]}
+        names = self.names()  # every waiting chat is kept (summary.needed)
+        named = [names[wait.chat_id] for wait in self.waiting[:NAMED_WAITS]]
+        ends = array("I", accumulate(map(len, named)))
         return replace(
-            self,
-            chats=tuple(chat for chat in self.chats if chat.id in named),
-            selection=replace(self.selection, chats=()),
+            self, chats=(), selection=replace(self.selection, chats=()), named="".join(named), named_ends=ends
         )
 
-    @functools.cached_property
+    def sharing(self, table: ChatTable) -> ChatData:
+        """This snapshot with its open waits a view of ``table`` (the events index's, of every chat
+        of the same poll), when it lists them all: their ids kept once for both, not twice."""
+        since, waiting = self.waits.since, self.waiting
+        shared = since.within(table) if isinstance(since, WaitStarts) else None
+        if shared is None or not isinstance(waiting, WaitList):
+            return self
+        return replace(self, waits=replace(self.waits, since=shared), waiting=waiting.on(shared))
+
+    def names(self) -> Mapping[str, str]:
+        """Chat id -> name of the chats this snapshot can name: those kept, or once released,
+        those of the longest waits."""
+        if ends := self.named_ends:
+            top, cut = self.waiting[: len(ends)], map(slice, (0, *ends), ends)
+            return {wait.chat_id: self.named[at] for wait, at in zip(top, cut, strict=True)}
+        return {chat.id: chat.name for chat in self.chats}
+
+    @property
     def wait_by_chat(self) -> Mapping[str, Wait]:
         """The current waits by chat id: for the per-chat series and the chat_waiting threshold.
 
-        Derived once per snapshot, on first use (a frozen dataclass's cached_property writes
-        the instance's own __dict__, not a field, so the snapshot stays immutable to readers).
+        Derived once per snapshot, on first use, into a field no reader sees (so the snapshot
+        stays immutable to readers).
         """
-        return MappingProxyType(by_chat(self.waiting))  # a WaitList's: each Wait made when looked up
+        if self._by_chat is None:  # a WaitList's: each Wait made when looked up
+            object.__setattr__(self, "_by_chat", MappingProxyType(by_chat(self.waiting)))
+        return self._by_chat  # type: ignore[return-value]  # set just above
 
     @classmethod
     def build(
@@ -86,10 +121,13 @@ class ChatData:
         previous: Waits | None = None,
         privacy: Privacy = PLAIN_POLICY,
         unanswered: Collection[str] = (),
+        table: ChatTable | None = None,
     ) -> ChatData:
         """``previous``: the waits after the last good poll (or restored from the state file);
         ``unanswered``: the chats waiting for an answer (shown ids), kept first under
-        ``max_per_account`` with the unread ones, so that their per-chat reply series exist.
+        ``max_per_account`` with the unread ones, so that their per-chat reply series exist;
+        ``table``: the events index's of the same chats, whose views the selected chats and the
+        open waits become (:meth:`sharing`).
 
         ``privacy`` is applied here and nowhere else: which chats get series and which
         count as waiting is decided on the real chats, then the chats are transformed,
@@ -117,16 +155,18 @@ class ChatData:
         current = waits.waiting(polled_at, schedule)
         first: Collection[str] = waits.since if not unanswered else {*waits.since, *unanswered}
         selection = select_chats(chats, selects, rules.max_per_account, first)
-        return cls(
+        selected = table.subset(set(map(CHAT_ID, selection.chats))) if table is not None else None
+        data = cls(
             polled_at=polled_at,
             chats=needed(chats, selection, waits.since),
-            summary=MappingProxyType(summarize(chats)),
+            summary=summarize(chats),
             selection=selection,
             waits=waits,
             waiting=current,
             business_hours_open=None if schedule is None else schedule.is_open(polled_at),
-            selected=ChatIds(map(CHAT_ID, selection.chats)),
+            selected=ChatIds(map(CHAT_ID, selection.chats)) if selected is None else selected,
         )
+        return data if table is None else data.sharing(table)
 
 
 _NO_ERRORS: Mapping[str, int] = MappingProxyType(dict.fromkeys(REASONS, 0))
@@ -141,17 +181,8 @@ def _counted(errors: Mapping[str, int], reason: str) -> Mapping[str, int]:
     return MappingProxyType({**errors, reason: errors.get(reason, 0) + 1})
 
 
-class _WeaklyHeld:
-    """A slotted snapshot that can be held weakly (the exposition's body does; ``weakref_slot``
-    needs Python 3.11)."""
-
-    __slots__ = ("__weakref__",)
-
-
-# Slots (no __dict__ per instance) on the records every account keeps one of between polls:
-# with many small accounts they are much of what an account costs (bench/RESULTS.md).
 @dataclass(frozen=True, slots=True)
-class AccountState(_WeaklyHeld):
+class AccountState(_WeaklyHeld):  # slotted as ChatData
     account: Account
     up: bool = False
     polls: int = 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import compress
 from operator import attrgetter
@@ -22,7 +22,30 @@ class TypeSummary:
     pinned: int = 0
 
 
-def summarize(chats: Iterable[Chat]) -> dict[str, TypeSummary]:
+class Summary(Mapping[str, TypeSummary]):
+    """Each chat type's aggregates, read only: every account keeps one between polls, as two
+    slots rather than a dict and a read-only proxy of it."""
+
+    __slots__ = ("_contacts", "_groups")
+
+    def __init__(self, contacts: TypeSummary, groups: TypeSummary) -> None:
+        self._contacts, self._groups = contacts, groups
+
+    def __getitem__(self, chat_type: str) -> TypeSummary:
+        if chat_type == CONTACT:
+            return self._contacts
+        if chat_type == GROUP:
+            return self._groups
+        raise KeyError(chat_type)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(CHAT_TYPES)
+
+    def __len__(self) -> int:
+        return len(CHAT_TYPES)
+
+
+def summarize(chats: Iterable[Chat]) -> Summary:
     """The aggregates of each chat type.
 
     Summed over all chats and over the groups alone (a tenth of them, typically); the
@@ -34,8 +57,7 @@ def summarize(chats: Iterable[Chat]) -> dict[str, TypeSummary]:
     every = _sums(chats)
     groups = _sums(list(compress(chats, map(attrgetter("is_group"), chats))))
     contacts = TypeSummary(*(total - group for total, group in zip(every, groups, strict=True)))
-    out = {CONTACT: contacts, GROUP: TypeSummary(*groups)}
-    return {t: out[t] for t in CHAT_TYPES}
+    return Summary(contacts, TypeSummary(*groups))
 
 
 def _sums(chats: Sequence[Chat]) -> tuple[int, ...]:

@@ -104,6 +104,7 @@ _NO_WAITS: Mapping[str, tuple[str, float]] = MappingProxyType({})
 _ONE_CODE = tuple(bytes(int(i == code) for i in range(256)) for code in range(len(CHAT_TYPES)))
 # Each bucket list's empty histogram (Histogram.empty): as many as bucket lists ever configured.
 _EMPTY: dict[str, Histogram] = {}
+_EMPTY_HISTOGRAMS: dict[str, Mapping[str, Histogram]] = {}
 
 
 class Wait(msgspec.Struct, frozen=True, gc=False):
@@ -137,7 +138,14 @@ class Waits:
 
     @classmethod
     def empty(cls, buckets: Sequence[float] = DEFAULT_BUCKETS) -> Waits:
-        return cls(_NO_WAITS, MappingProxyType({t: Histogram.empty(buckets) for t in CHAT_TYPES}))
+        """No open waits, and each chat type's :meth:`Histogram.empty`, in one mapping per bucket
+        list (as :data:`_EMPTY`'s): every account starts from it, until its first wait ends."""
+        empty = Histogram.empty(buckets)
+        key = repr(empty.buckets)
+        found = _EMPTY_HISTOGRAMS.get(key)
+        if found is None:
+            found = _EMPTY_HISTOGRAMS.setdefault(key, MappingProxyType(dict.fromkeys(CHAT_TYPES, empty)))
+        return cls(_NO_WAITS, found)
 
     def advance(
         self,
@@ -205,6 +213,10 @@ class WaitList(Sequence[Wait]):
 
     def __init__(self, table: WaitStarts, order: array[int], seconds: array[float]) -> None:
         self._table, self._order, self._seconds = table, order, seconds
+
+    def on(self, table: WaitStarts) -> WaitList:
+        """These waits on ``table``: these ones' in the same order (:meth:`WaitStarts.within`)."""
+        return WaitList(table, self._order, self._seconds)
 
     def _wait(self, i: int) -> Wait:
         chat_id, chat_type, since = self._table.at(self._order[i])

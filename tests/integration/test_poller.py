@@ -61,7 +61,7 @@ def metrics(store: Store) -> str:
 def test_success_then_failure_keeps_data_and_counts(setup, sim, caplog):
     poller, store = setup
     first = poller.poll_once()
-    assert first.up and first.data is not None and first.data.chats[0].unread == 4
+    assert first.up and first.data is not None and first.data.summary["contact"].unread_messages == 4
     sim.set_fault("W1", "unauthorized")
     redaction.redact(KEY)
     with caplog.at_level(logging.WARNING):
@@ -96,8 +96,8 @@ def test_published_snapshots_drop_their_chats_unless_an_alert_reads_them(sim):
             state = AccountPoller(config.accounts[0], client, lambda c=config: c, store).poll_once()
             assert state.up and state.data is not None
             assert len(state.data.selection.chats) == kept
-            # Without the chats kept, only the longest waits' chats stay, for their names.
-            assert len(state.data.chats) == (30 if kept else NAMED_WAITS)
+            # Without the chats kept, only the longest waits' chats' names stay (the status page's).
+            assert len(state.data.chats) == kept and len(state.data.names()) == (30 if kept else NAMED_WAITS)
             assert metrics(store).count("whatsgate_chat_unread_messages{") == 30  # rendered before
             for threshold in config.thresholds:  # the alert's Python evaluation sees every chat
                 assert len(list(threshold.spec.measure(threshold, state, time.time(), 300))) == 30

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from exporter.config.settings import parse_config
 from exporter.model import CHAT_TYPES, Chat, ChatsConfig
 from exporter.poller import AccountPoller
-from exporter.poller.events import ChatIndex
-from exporter.snapshot.chatids import ChatIds, ChatTable
+from exporter.poller.events import ChatIndex, EventsPoller
+from exporter.snapshot.chatids import ChatIds, ChatTable, WaitStarts
 from exporter.snapshot.state import ChatData
 from exporter.snapshot.store import Store
 from exporter.whatsgate.client import WhatsGateClient
@@ -114,6 +114,11 @@ def test_ids_that_share_their_hashs_low_32_bits_are_told_apart_by_their_text() -
     assert ChatIds([first]) == {first} and second not in ChatIds([first])
     types = ChatTable({first: "contact", second: None}).counted()
     assert types == {first: "contact"} and second not in types
+    # Open waits found in a table by their hashes: the second of two that share one is not.
+    table = ChatTable({first: "contact", second: "contact"})
+    assert dict(WaitStarts({first: ("contact", 1.0)}).within(table) or {}) == {first: ("contact", 1.0)}
+    assert WaitStarts({second: ("contact", 1.0)}).within(table) is None
+    assert WaitStarts({first: ("contact", 1.0)}).within(ChatTable({})) is None  # past the table's end
 
 
 def test_a_poll_keeps_the_selected_and_the_counted_chats_ids_once() -> None:
@@ -136,3 +141,11 @@ def test_a_poll_keeps_the_selected_and_the_counted_chats_ids_once() -> None:
     index, selected = poller.chat_index, state.data.selected
     assert selected == {c.id for c in answer} and len(index.counted) == 10_000 and not index.excluded
     assert held(lambda: (index.counted, index.excluded, selected)) < 30 * 10_000
+    # The 5,000 open waits: a position in the same table each, with a type, a start, and the
+    # current waits' order and seconds (not their ids' text, hashes and ends once more).
+    data = state.data
+    waits = held(lambda: (index.counted, index.excluded, selected, data.waits.since, data.waiting))
+    waits -= held(lambda: (index.counted, index.excluded, selected))
+    assert len(data.waiting) == 5_000 and waits < 26 * 5_000, waits
+    assert not hasattr(poller, "__dict__")  # one per account, as its events job (poller/events.py)
+    assert not hasattr(EventsPoller(poller, client), "__dict__")

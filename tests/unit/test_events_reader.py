@@ -206,6 +206,12 @@ def test_chat_index_keeps_the_unknown_chats_two_events_polls_can_ask_for_most_ur
     assert set(index.counted) == {"1@c.us", "2@c.us", "3@c.us", "4@c.us", "5@c.us"}
     assert index.excluded == {"6@c.us"}
     assert len(ChatIndex.build(found, config, 1000.0).urgency) == 4
+    # Every account keeps its index until its next poll: the urgent chats as positions in its
+    # table of ids, not as id strings (privacy plain: the real ids are the shown ones).
+    from helpers import strings_held
+
+    held = strings_held(index)
+    assert len(held) == 1 and sorted(held[0]) == sorted("".join(index.table))
 
 
 @dataclass

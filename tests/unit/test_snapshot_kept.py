@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import gc
 
-from exporter.model import CHAT_TYPES, Chat, ChatsConfig
+from helpers import strings_held
+
+from exporter.model import Chat, ChatsConfig
+from exporter.snapshot.chatids import ChatTable
 from exporter.snapshot.state import NAMED_WAITS, ChatData
+from exporter.snapshot.summary import TypeSummary
 
 
 def chat(chat_id: str, unread: int) -> Chat:
@@ -37,7 +41,12 @@ def test_released_snapshot_keeps_the_counts_and_the_names_of_the_longest_waits_o
     assert released.selection.chats == () and len(data.selection.chats) == 20
     longest = [w.chat_id for w in data.waiting[:NAMED_WAITS]]
     assert longest == [f"w{i}" for i in range(NAMED_WAITS)]
-    assert [c.id for c in released.chats] == longest  # the names the status page shows
+    assert released.chats == () and released.names() == {cid: f"name {cid}" for cid in longest}
+    # The names the status page shows, by the waits' ids: no chat record, no id string of its own,
+    # and the names in one string.
+    held = strings_held(released)
+    assert set(longest).isdisjoint(held) and f"name {longest[0]}" not in held
+    assert "".join(f"name {cid}" for cid in longest) in held
     assert released.summary == data.summary and released.waits is data.waits
     assert released.waiting == data.waiting and released.polled_at == data.polled_at
     assert (released.selection.filtered, released.selection.over_limit) == (0, 0)
@@ -46,28 +55,6 @@ def test_released_snapshot_keeps_the_counts_and_the_names_of_the_longest_waits_o
 def fresh(text: str) -> str:
     """An equal string that is a new object, as every decoded answer's ids are."""
     return "".join(list(text))
-
-
-def strings_held(*roots: object) -> list[str]:
-    """The strings reachable from ``roots`` (through containers, slotted objects and structs, not
-    types), but the chat types, which every snapshot shares."""
-    found: dict[int, str] = {}
-    todo, seen = list(roots), set()
-    while todo:
-        obj = todo.pop()
-        if id(obj) in seen or isinstance(obj, type):
-            continue
-        seen.add(id(obj))
-        if isinstance(obj, str):
-            if obj not in CHAT_TYPES:
-                found[id(obj)] = obj
-            continue
-        if isinstance(obj, dict):  # a dict of str keys does not show them to the collector
-            todo.extend(obj)
-        # A struct with gc=False neither shows its fields.
-        todo.extend(getattr(obj, f) for f in getattr(obj, "__struct_fields__", ()))
-        todo.extend(gc.get_referents(obj))
-    return list(found.values())
 
 
 def test_chat_ids_kept_between_polls_are_joined_not_one_string_per_chat() -> None:
@@ -91,3 +78,42 @@ def test_accounts_share_their_empty_histograms() -> None:
     a = ChatData.build([chat(fresh("a"), 0)], ChatsConfig(), 1000.0)
     b = ChatData.build([chat(fresh("b"), 0)], ChatsConfig(), 1000.0)
     assert all(a.waits.histograms[t] is b.waits.histograms[t] for t in a.waits.histograms)
+    assert a.waits.histograms is b.waits.histograms  # nor a mapping of them
+
+
+def test_a_snapshot_keeps_no_dict_of_its_own_nor_of_its_summary() -> None:
+    """Every account keeps one snapshot between polls: slotted, its summary two records."""
+    data = ChatData.build([chat("a", 1), chat("b", 0)], ChatsConfig(), 1000.0)
+    assert not hasattr(data, "__dict__")
+    held = [o for o in gc.get_referents(data.summary) if not isinstance(o, type)]
+    assert held == [data.summary["contact"], data.summary["group"]]
+    assert dict(data.summary) == {"contact": TypeSummary(2, 1, 1), "group": TypeSummary()}
+    assert data.wait_by_chat is data.wait_by_chat and list(data.wait_by_chat) == ["a"]  # made once
+
+
+def test_open_waits_become_a_view_of_the_events_index_table_of_the_same_poll() -> None:
+    """With replies read, the events index lists every chat of the poll: the open waits keep a
+    position each in its table, not their ids' text, hashes and ends once more."""
+    ids = [f"7999{i:07d}@c.us" for i in range(8)]
+    data = ChatData.build([chat(fresh(i), n % 2) for n, i in enumerate(ids)], ChatsConfig(), 1000.0)
+    table = ChatTable({fresh(i): "contact" for i in ids})
+    shared = data.sharing(table)
+    since = shared.waits.since
+    assert dict(since) == dict(data.waits.since) and list(shared.waiting) == list(data.waiting)
+    assert shared.waiting[1] == data.waiting[1] and dict(shared.wait_by_chat) == dict(data.wait_by_chat)
+    assert since[ids[1]] == ("contact", 100.0) and ids[0] not in since and "x" not in since
+    assert strings_held(since, shared.waiting) == strings_held(table)  # the table's one string
+    later = [chat(fresh(i), 1) for i in ids]
+    assert (
+        ChatData.build(later, ChatsConfig(), 1060.0, previous=shared.waits).waits
+        == ChatData.build(later, ChatsConfig(), 1060.0, previous=data.waits).waits
+    )
+    assert data.sharing(ChatTable({ids[1]: "contact"})) is data  # a table without every waiting chat
+
+
+def test_released_names_keep_empty_and_wide_names_apart() -> None:
+    chats = [
+        Chat(f"w{i}", name, False, False, 1, 100 + i, False, False) for i, name in enumerate(["", "é😀", "x"])
+    ]
+    released = ChatData.build(chats, ChatsConfig(max_per_account=0), polled_at=1000.0).released()
+    assert released.names() == {"w0": "", "w1": "é😀", "w2": "x"}

@@ -305,6 +305,17 @@ def test_alerts_of_an_account_no_longer_polled_resolve():
     assert resolved == [("support", clock.now)]
 
 
+def test_accounts_without_alerts_or_histories_keep_no_dict_each():
+    """Every account is evaluated after every poll: most of a large fleet has nothing to keep."""
+    cfg = config({"name": "Unread", "metric": "unread_messages", "above": 10})
+    ev = Evaluator(cfg, clock=Clock())
+    for i in (0, 1):
+        ev.evaluate_account(state(cfg, i, [chat_obj(f"{i}@c.us", 1, ts=1, name="x")], 1_000_000.0))
+    assert ev._active["W1"] is ev._active["W2"] and not ev._active["W1"] and not ev._histories
+    ev.forget(["W1"])
+    assert set(ev._active) == {"W2"}
+
+
 def test_a_pending_alert_that_clears_is_never_sent():
     cfg = config({"name": "Unread", "metric": "unread_messages", "above": 10, "for": "1m"})
     clock = Clock()
