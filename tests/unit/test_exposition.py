@@ -604,8 +604,6 @@ def test_a_rebuild_indexes_each_family_by_the_renderings_holding_it_one_entry_ea
 
     one = _split([("a", b"# a\n", b"a 1\n"), ("b", b"# b\n", b"b 1\n")], pack=False)
     two = _split([("b", b"# b\n", b"b 2\n")], pack=False)  # "b" at another index in another layout
-    families: exposition_module._Families = ({}, {})
-    for rendered in (one, two, one):
-        exposition_module._add(families, rendered)
+    families = exposition_module._families([(0, [one, two, one])])
     assert families[1] == {"a": [one, one], "b": [one, two, one]}
-    assert b"".join(exposition_module._text(families)) == b"# a\na 1\na 1\n# b\nb 1\nb 2\nb 1\n"
+    assert b"".join(exposition_module._text(families, 1, {})) == b"# a\na 1\na 1\n# b\nb 1\nb 2\nb 1\n"
