@@ -1,32 +1,30 @@
-"""The /metrics body: the store's snapshots rendered as one text, and that text compressed
-into one gzip member, rebuilt on the exposition's own thread after publishes.
+"""The /metrics body: the store's snapshots rendered as one text, and that text compressed into one
+gzip member, rebuilt on the exposition's own thread after publishes (a burst of them costs one rebuild).
 
-Publishing only wakes this thread (it subscribes to the store); it rebuilds the body from
-whatever the store holds then, so a burst of publishes costs one rebuild, and swaps it
-in with one assignment. It renders only the snapshots it has not rendered yet, one account
-at a time (:func:`.render.render_account`), and keeps each account's rendering until the
-account's next snapshot. The text format wants each family's samples in one group, so
-every account's samples of a family go together: a publish of one account changes the
-text in many places, and the whole text is deflated again (ISA-L's level 1, see
-:mod:`.render`), once per rebuild rather than once per scrape.
+Each account's snapshot is rendered once (:func:`.render.render_account`). The text format wants each
+family's samples in one group, so a publish of one account changes the text in many places: a rebuild
+copies the other accounts' samples from the last body's text, inflated as it goes (:func:`_text`), and
+deflates the whole text again (ISA-L's level 1, see :mod:`.render`), once per rebuild, not per scrape.
 
-Why one gzip member: RFC 1952 lets a stream hold many, and Go's reader (Prometheus)
-reads them all, but httpx and aiohttp keep only the first, and urllib3 2.6 to 2.8
-(requests) truncates or repeats text when a member ends on one of its read boundaries.
-So the member's deflate stream is left open (a sync flush) and each scrape ends it
-with its own small part (alert state, reload, shard, process metrics), whose CRC-32
+Why one gzip member: RFC 1952 lets a stream hold many, and Go's reader (Prometheus) reads them all, but
+httpx and aiohttp keep only the first, and urllib3 2.6 to 2.8 (requests) truncates or repeats text when a
+member ends on one of its read boundaries. So the member's deflate stream is left open (a sync flush) and
+each scrape ends it with its own small part (alert state, reload, shard, process metrics), whose CRC-32
 continues the snapshots' one.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import struct
 import threading
 import time
+from array import array
+from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
-from itertools import chain
+from itertools import chain, compress, count
+from operator import is_not, ne, or_
 
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.registry import Collector
@@ -34,91 +32,103 @@ from prometheus_client.registry import Collector
 from .. import memory
 from ..snapshot.state import AccountState
 from ..snapshot.store import Store
+from . import render as rendering
 from .collectors import BuildInfoCollector, DiscoveryCollector
-from .render import (
-    DEFLATE,
-    EMPTY,
-    GZIP_LEVEL,
-    INFLATE_PIECE,
-    Rendered,
-    RenderedAccount,
-    RenderedData,
-    inflated,
-    render,
-    render_account,
-    render_data,
-    samples,
-)
+from .render import DEFLATE, EMPTY, GZIP_LEVEL, INFLATE_PIECE, Rendered, RenderedAccount, inflated, render
 
 log = logging.getLogger(__name__)
 
 # Seconds between two renderings of the process metrics, made ahead of the scrapes (see _process_metrics).
 PROCESS_METRICS_MAX_AGE = 1.0
-# Seconds between two rebuilds at least (publishes in a burst cost one), and between two looks
-# at whether data has turned stale (stale_after is minutes).
+# Seconds between two rebuilds at least (a burst of publishes costs one), and between two looks at stale data.
 INTERVAL = 1.0
-# A plain scrape's text is inflated in pieces this large, each written before the next is made.
+# Text inflated in pieces this large: a plain scrape's (each written before the next), a rebuild's last body.
 PLAIN_PIECE = 256 * 1024
 # Deflate, no flags, no modification time, no extra flags, OS "unknown" (RFC 1952 section 2.3).
 GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
 
-# Family name -> its header, and -> each rendering holding it, in first-seen order: one entry each, not
-# two with the family's index there (half a rebuild's index at 10,000 accounts, bench/RESULTS.md).
-_Families = tuple[dict[str, bytes], dict[str, list[Rendered]]]
-
-
-def _add(families: _Families, rendered: Rendered) -> None:
-    for name, header in rendered[0]:
-        if name not in families[0]:
-            families[0][name], families[1][name] = header, []
-        families[1][name].append(rendered)
-
-
-def _text(families: _Families) -> Iterable[bytes]:
-    """Each family's header followed by its samples, families in first-seen order."""
-    for name, header in families[0].items():
-        yield header
-        last: object = None
-        for layout, kept in families[1][name]:
-            if layout is not last:  # layouts are shared (render._LAYOUTS): found again on a change only
-                last, index = layout, next(i for i, (n, _) in enumerate(layout) if n == name)
-            yield from samples(kept, name, index)
-
-
+# Family name -> its header; -> each rendering holding it, in first-seen order, one entry each (not two with
+# the family's index there: half a rebuild's index at 10,000 accounts, bench/RESULTS.md); -> their sources.
+_Families = tuple[dict[str, bytes], dict[str, list[Rendered]], dict[str, "array[int]"]]
+Index = dict[str, tuple[bytes, "array[int]"]]  # family -> header, each source's samples' length in a body
+Move = tuple[int, int, bool, list[Rendered]]  # a source changed: where it is, was, whether it was, renderings
 Fresh = tuple[bool, bool]  # an account's chat data, and its event log's, are not stale
+Accounts = Mapping[str, RenderedAccount]
 
 
-def _fresh(state: AccountState, now: float, stale_after: float) -> Fresh:
-    replies = state.replies
-    return (
-        state.data is not None and not state.is_stale(now, stale_after),
-        replies is not None and not replies.is_stale(now, stale_after),
-    )
-
-
-def _families(
-    accounts: Iterable[tuple[RenderedAccount, Fresh]],
-    build_info: Rendered = EMPTY,
-    discovery: Rendered = EMPTY,
-    live: Iterable[Rendered] = (),
-) -> _Families:
-    """The build info; each account's health, aggregates and (if fresh) chats, its reply families
-    and (if its event log is fresh) who waits for an answer; the discovery and live families."""
-    families: _Families = ({}, {})
-    _add(families, build_info)
-    for account, (fresh, replies_fresh) in accounts:
-        _add(families, account.health)
-        if account.data is not None:
-            _add(families, account.data.aggregates)
-            if fresh:
-                _add(families, account.data.chats)
-        _add(families, account.replies)
-        if replies_fresh:
-            _add(families, account.unanswered)
-    _add(families, discovery)
-    for rendered in live:
-        _add(families, rendered)
+def _families(sources: Iterable[tuple[int, Iterable[Rendered]]]) -> _Families:
+    """The renderings of each source (0 the build info, then each account, then discovery), by family."""
+    families: _Families = ({}, {}, {})
+    for source, rendered in ((source, one) for source, renderings in sources for one in renderings):
+        for name, header in rendered[0]:
+            if name not in families[0]:
+                families[0][name], families[1][name], families[2][name] = header, [], array("I")
+            families[1][name].append(rendered)
+            families[2][name].append(source)
     return families
+
+
+def _parts(account: RenderedAccount, fresh: Fresh) -> list[Rendered]:
+    """Health, aggregates and (if fresh) chats, reply families and (if fresh) who waits for an answer."""
+    data = [] if account.data is None else [account.data.aggregates, account.data.chats][: 1 + fresh[0]]
+    return [account.health, *data, account.replies, *[account.unanswered][: fresh[1]]]
+
+
+def _fresh(state: AccountState, now: float, after: float) -> Fresh:
+    return not state.is_stale(now, after), not (state.replies is None or state.replies.is_stale(now, after))
+
+
+def _moves(last: Body | None, ends: list[Rendered], now: Accounts, fresh: list[Fresh]) -> list[Move] | None:
+    """The sources changed since ``last`` (build info ``ends[0]``, accounts, discovery ``ends[1]``), in order;
+    None if an account went or moved (a reload), or the families' order changed (one new, or moved)."""
+    if last is None or list(now)[: len(last.accounts)] != list(last.accounts):
+        return None
+    n, accounts, parts = len(last.accounts), list(now.values()), list(map(_parts, now.values(), fresh))
+    layouts = {id(layout): layout for one in chain([ends[:1]], parts, [ends[1:]]) for layout, _ in one}
+    order = {name: header for layout in layouts.values() for name, header in layout}  # each layout read once
+    if list(order.items()) != [(name, header) for name, (header, _) in last.index.items()]:
+        return None
+    changed = map(or_, map(is_not, accounts, last.accounts.values()), map(ne, fresh, last.key[1]))
+    moved = chain(compress(count(1), changed), range(n + 1, len(accounts) + 1))  # then those added
+    moves = [(i, min(i, n + 1), i <= n, parts[i - 1]) for i in moved]
+    return moves + [(len(accounts) + 1, n + 1, True, ends[1:])] * (ends[1] != last.discovery)
+
+
+def _text(
+    families: _Families, n: int, index: Index, last: Body | None = None, moves: Iterable[Move] = ()
+) -> Iterator[bytes]:
+    """Each family's header and samples in first-seen order, the ``n`` sources' lengths into ``index``; or
+    ``last``'s text (same families, same order), the ``moves``' samples anew, the rest copied as inflated."""
+    inflate, deflated = DEFLATE.decompressobj(-15), iter(last.head[1:] if last else ())
+
+    def read(size: int, keep: bool) -> Iterator[bytes]:  # the last body's next size bytes, or passed over
+        while size:  # no input left may still leave output: b"" gets it
+            text = inflate.decompress(inflate.unconsumed_tail or next(deflated, b""), min(size, PLAIN_PIECE))
+            if not text:  # an index that does not fit its text (a bug): _run rebuilds from scratch
+                raise ValueError("the last /metrics body ended before its index")
+            size -= len(text)
+            if keep:
+                yield text
+
+    order = last.index if last else {name: (header, array("I")) for name, header in families[0].items()}
+    end = len(last.accounts) + 1 if last else 0  # where the accounts added since go
+    for name, (header, was) in order.items():
+        index[name] = header, (lens := was[:end] + array("I", bytes(4 * (n - len(was)))) + was[end:])
+        kept, held, at, first, seen = families[1].get(name, []), families[2].get(name, array("I")), 0, 0, None
+        yield from read(len(header), True) if last else (header,)
+        for new, old, skip, _ in chain(moves, [(n, len(was), False, [])]):  # and what is left after them
+            yield from read(sum(was[at:old]), True)
+            yield from read(was[old] if skip else 0, False)
+            at, stop = old + skip, bisect_right(held, new, first)
+            if skip:
+                lens[new] = 0
+            for (layout, data), source in zip(kept[first:stop], held[first:stop], strict=True):
+                if layout is not seen:  # layouts are shared (render._LAYOUTS): found again on a change only
+                    seen, where = layout, next(i for i, (k, _) in enumerate(layout) if k == name)
+                for piece in rendering.samples(data, name, where):
+                    lens[source] += len(piece)
+                    yield piece
+            first = stop
 
 
 def _deflated(text: Iterable[bytes], end: int) -> tuple[tuple[bytes, ...], int, int]:
@@ -147,10 +157,9 @@ def _member(text: Iterable[bytes]) -> list[bytes]:
     return [*head, struct.pack("<II", crc, size & 0xFFFFFFFF)]
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Plain:
-    """A plain /metrics body: the snapshots' text inflated afresh as it is written, then the
-    scrape's own text. A plain scrape holds one piece, and the event loop serves others between."""
+    """The snapshots' text inflated afresh as it is written (one piece held at a time), then the scrape's."""
 
     deflated: tuple[bytes, ...]  # Body.head without the gzip header
     text: tuple[bytes, ...]
@@ -161,7 +170,7 @@ class Plain:
         yield from self.text
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Body:
     """The snapshots' part of /metrics as of one rebuild, deflated: the start of a gzip member."""
 
@@ -171,7 +180,8 @@ class Body:
     size: int
     discovery: Rendered
     ready: tuple[bool, str]  # the store's readiness when this was built (see Exposition.ready)
-    accounts: Mapping[str, RenderedAccount]  # every account's rendering, reused by the next rebuild
+    accounts: Accounts  # every account's rendering, reused by the next rebuild
+    index: Index  # where each source's samples are in the text: the next rebuild copies what did not change
 
 
 class Exposition:
@@ -190,17 +200,14 @@ class Exposition:
         # The last scrape's own part: (its pieces, their text, deflated and finished).
         self._tail: tuple[tuple[bytes, ...], bytes, bytes] | None = None
         self.body = self._build(None)
-        # The last rebuild raised (an exporter bug): the body is as old as the last one that worked,
-        # its accounts' up and staleness included, so /metrics answers 503 until a rebuild works
-        # rather than serve it as current.
+        # The last rebuild raised (an exporter bug): until one works, /metrics answers 503 rather than serve
+        # the last body that worked (its accounts' up and staleness as old) as current.
         self.failing = False
 
-    def prepare(self, state: AccountState) -> RenderedData | None:
+    def prepare(self, state: AccountState) -> rendering.RenderedData | None:
         """A poll's chat data rendered on the poller's thread (:meth:`Store.prepare` says why)."""
         with memory.HEAVY_WORK:
-            return render_data(state)
-
-    # --- the rebuilding thread ------------------------------------------------------------------
+            return rendering.render_data(state)
 
     def update(self) -> bool:
         """Rebuild the body if a publish or data turning stale changed it; whether it did."""
@@ -208,7 +215,6 @@ class Exposition:
         if body is self.body:
             return False
         self.body = body  # one assignment: a scrape sees the old body or the new one
-        del body
         memory.trim()  # the old body and the rebuild's transient text are freed by now
         return True
 
@@ -216,22 +222,26 @@ class Exposition:
         store = self.store
         ready = store.ready()  # read before the snapshots: /ready never claims more than /metrics shows
         version = store.version  # read first: a publish after it makes the next look rebuild
-        states, discovery, stale_after = store.snapshots(), store.discovery, store.stale_after
-        now = store.clock()
-        fresh = tuple(_fresh(state, now, stale_after) for state in states.values())
-        key = (version, fresh, stale_after)
+        states, discovery, after, now = store.snapshots(), store.discovery, store.stale_after, store.clock()
+        fresh = tuple(_fresh(state, now, after) for state in states.values())
+        key = (version, fresh, after)
         if last is not None and last.key == key and last.ready == ready:
             return last
         before = last.accounts if last is not None else {}
         # Once per rebuild: taken per render, the rebuild /ready waits for queued behind the polls'
         # decodes thousands of times at 10,000 accounts (bench/RESULTS.md). They wait for it instead.
         with memory.HEAVY_WORK:
-            accounts = {k: render_account(state, before.get(k)) for k, state in states.items()}
+            accounts = {k: rendering.render_account(state, before.get(k)) for k, state in states.items()}
             rendered = render(DiscoveryCollector(discovery)) if discovery is not None else EMPTY
-            families = _families(zip(accounts.values(), fresh, strict=True), self._build_info, rendered)
+            n, index, ends = len(accounts) + 2, Index(), [self._build_info, rendered]
+            if (moves := _moves(last, ends, accounts, list(fresh))) is not None:
+                text = _text(_families((new, parts) for new, _, _, parts in moves), n, index, last, moves)
+            else:  # every source from its renderings: 0 the build info, 1 to n - 2 the accounts, discovery
+                parts = chain([ends[:1]], map(_parts, accounts.values(), fresh), [ends[1:]])
+                text = _text(_families(enumerate(parts)), n, index)
             # A sync flush, not a finish: a scrape appends its own part to the same stream.
-            head, crc, size = _deflated(_text(families), DEFLATE.Z_SYNC_FLUSH)
-        return Body(key, head, crc, size, rendered, ready, accounts)
+            head, crc, size = _deflated(text, DEFLATE.Z_SYNC_FLUSH)
+        return Body(key, head, crc, size, rendered, ready, accounts, index)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -243,7 +253,8 @@ class Exposition:
                 if changed:
                     self._stop.wait(INTERVAL)
             except Exception:  # the exporter's own bug: /metrics answers 503, the thread goes on
-                self.failing = True
+                self.failing = True  # and the next rebuild is from every rendering, not from this body
+                self.body = dataclasses.replace(self.body, index={})
                 log.error("rebuilding /metrics failed", exc_info=True)
 
     def start(self) -> None:
@@ -267,8 +278,6 @@ class Exposition:
             except Exception:  # a collector's bug: the scrapes raise it too
                 log.error("rendering /metrics' own part failed", exc_info=True)
 
-    # --- read by the web server -----------------------------------------------------------------
-
     def ready(self) -> tuple[bool, str]:
         """The store's readiness, and ready only once the body served shows it too."""
         ready, detail = self.store.ready()
@@ -280,21 +289,17 @@ class Exposition:
         return [render(collector, pack=False) for collector in self.live]
 
     def _process_metrics(self, max_age: float) -> bytes:
-        """prometheus-client's default registry (ProcessCollector's process_*, and python_*), rendered
-        at most once per ``max_age``. Its dozen /proc reads each give up the GIL, and getting it back
-        during a poll costs up to a switch interval (cli/serve.py): the exposition-own thread renders
-        them, and a scrape only when that thread is a whole period late (or not running)."""
-        now = time.monotonic()
-        cached = self._process
-        if cached is None or now - cached[0] >= max_age:
-            cached = self._process = (now, generate_latest(REGISTRY))
+        """prometheus-client's default registry (process_*, python_*), rendered at most once per ``max_age``:
+        its dozen /proc reads each give up the GIL, which a poll's thread then may hold a switch interval
+        (cli/serve.py). The exposition-own thread renders them, a scrape only when that one is late."""
+        if (cached := self._process) is None or time.monotonic() - cached[0] >= max_age:
+            cached = self._process = (time.monotonic(), generate_latest(REGISTRY))
         return cached[1]
 
     def _own_part(self, max_age: float) -> tuple[tuple[bytes, ...], bytes, bytes]:
-        """A scrape's own part (alert state, reload, shard, process metrics): its pieces, their text,
-        and that text deflated and finished, only when it changed. Its families are named apart from
-        the snapshots' (tests/unit/test_exposition.py), so each stays one group in the text."""
-        pieces = (*_text(_families((), live=self._live())), self._process_metrics(max_age))
+        """A scrape's own part (alert state, reload, shard, process): pieces, text, text deflated, made when
+        it changed; its families are named apart from the snapshots' (test_exposition.py): one group each."""
+        pieces = (*_text(_families([(0, self._live())]), 1, {}), self._process_metrics(max_age))
         tail = self._tail  # one read: other scrapes may replace it
         if tail is None or tail[0] != pieces:  # the same objects, usually: compared by identity first
             joined = b"".join(pieces)
@@ -307,8 +312,8 @@ class Exposition:
         store, now = self.store, self.store.clock()
         account = body.accounts.get(only) if store.knows(only) else None
         state = account and (account.state() or store.snapshots().get(only))  # newer: as fresh
-        one = [] if not (account and state) else [(account, _fresh(state, now, store.stale_after))]
-        return list(_text(_families(one)))
+        one = [] if not (account and state) else [(1, _parts(account, _fresh(state, now, store.stale_after)))]
+        return list(_text(_families(one), 2, {}))
 
     def chunks(self, only: str | None = None) -> Plain:
         """The whole /metrics body (or one account's, for /probe), its size known before its bytes."""
@@ -320,8 +325,7 @@ class Exposition:
         return Plain(body.head[1:], (own,), body.size + len(own))
 
     def gzip_chunks(self, only: str | None = None) -> list[bytes]:
-        """The same body as one gzip member: the snapshots' part as deflated at the last rebuild,
-        then this scrape's own part, deflated ahead (:meth:`_own_part`)."""
+        """One gzip member: the last rebuild's deflated snapshots, then the scrape's part (_own_part)."""
         body = self.body  # one read: the thread may replace it
         if only is not None:
             return _member(self._probe(body, only))
@@ -332,6 +336,6 @@ class Exposition:
     def own_chunks(self, gzip: bool = False) -> list[bytes]:
         """The exporter's own metrics alone (``/metrics?accounts=false``): build and discovery info,
         alert state, reload, shard, process; none of an account's, which /probe serves."""
-        families = _families((), self._build_info, self.body.discovery, self._live())
-        text = [*_text(families), self._process_metrics(2 * PROCESS_METRICS_MAX_AGE)]
+        families = _families([(0, [self._build_info, self.body.discovery, *self._live()])])
+        text = [*_text(families, 1, {}), self._process_metrics(2 * PROCESS_METRICS_MAX_AGE)]
         return _member(text) if gzip else text

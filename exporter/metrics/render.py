@@ -42,10 +42,6 @@ GZIP_LEVEL = 1
 # Kept text is inflated again in pieces this small: a rebuild of the body holds one piece of
 # text at a time, not a family's whole text.
 INFLATE_PIECE = 64 * 1024
-# Samples of a snapshot at least this large are kept deflated, smaller ones plain: each inflate at a
-# rebuild gives up the GIL, which costs up to a switch interval to get back while polls run, so the few
-# lines of most small families are not worth it.
-KEEP_PLAIN_BELOW = 256
 # A family's deflate dictionary: its header and the first DICTIONARY_SIZE bytes of its samples this
 # process rendered, fixed from then on. Accounts' samples of a family look alike, so with it even a few
 # lines deflate to a fraction of themselves (small accounts' text was most of what each held).
@@ -91,7 +87,7 @@ def _split(families: Iterable[tuple[str, bytes, bytes | Iterator[bytes]]], pack:
         pieces = iter((samples,)) if isinstance(samples, bytes) else samples  # fastrender's: in slices
         text = next(pieces, b"")
         layout.append((name, header))
-        flags.append(DEFLATED if pack and len(text) >= KEEP_PLAIN_BELOW else 0)
+        flags.append(DEFLATED if pack and text else 0)  # however small: a rebuild inflates only changed ones
         if flags[-1]:
             zdict = _DICTIONARIES.setdefault(name, header + text[:DICTIONARY_SIZE])
             deflate = DEFLATE.compressobj(GZIP_LEVEL, DEFLATE.DEFLATED, -15, 8, 0, zdict)
