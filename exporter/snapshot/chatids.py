@@ -34,11 +34,11 @@ def _hash(chat_id: str) -> int:
 
 
 def _by_hash(ids: Iterable[str]) -> tuple[list[int], list[str]]:
-    """Those hashes, and distinct ``ids`` sorted by them (:func:`_hash`)."""
+    """Those hashes, and distinct ``ids`` sorted by them (:func:`_hash`), ids sharing one by their
+    text: so any table's ids are in the order of every table listing them (:meth:`WaitStarts.within`)."""
     ids = list(ids)
-    hashes = [h & 0xFFFFFFFF for h in map(hash, ids)]
-    order = sorted(range(len(ids)), key=hashes.__getitem__)
-    return list(map(hashes.__getitem__, order)), list(map(ids.__getitem__, order))
+    pairs = sorted(zip([h & 0xFFFFFFFF for h in map(hash, ids)], ids, strict=True))
+    return [h for h, _ in pairs], [i for _, i in pairs]
 
 
 class _Joined:
@@ -77,6 +77,16 @@ class _Joined:
 
     def __contains__(self, key: object) -> bool:
         return self._find(key) >= 0
+
+    def _at(self, table: _Joined, where: array[int]) -> bool:
+        """Whether ``table``'s ids at ``where`` are these: the same text, cut at the same lengths."""
+        if where and where[-1] >= len(table):
+            return False
+        begins = list(map(table._begins().__getitem__, where))
+        ends = list(map(table._ends.__getitem__, where))
+        if list(map(sub, ends, begins)) != list(map(sub, self._ends, self._begins())):
+            return False
+        return self._text == "".join(map(table._text.__getitem__, map(slice, begins, ends)))
 
     def __iter__(self) -> Iterator[str]:
         return map(self._text.__getitem__, map(slice, self._begins(), self._ends))
@@ -213,23 +223,21 @@ class WaitStarts(Mapping[str, tuple[str, float]]):
         self._starts = array("d", [start for _, start in entries])
 
     def within(self, table: _Joined) -> WaitStarts | None:
-        """These waits as a view of ``table``; None if it does not list each of their ids (or two
-        of these share a hash there: rare, see :func:`_hash`). Both are in the order of the ids'
-        hashes, so each id's position is found by its hash, and all checked at once by their text."""
+        """These waits as a view of ``table``; None if it does not list each of their ids. Both are
+        in the same order (:func:`_by_hash`), so each id's position is found by its hash, and all
+        checked at once by their text."""
         own = self._ids
         if self._where is not None:  # a view already
             return None
         # A list's items are read faster than an array's (no int made per comparison).
         where = array("I", map(bisect_left, repeat(table._hashes.tolist()), own._hashes))
-        if where and where[-1] >= len(table):
-            return None
-        # The same text, cut at the same lengths: the same ids.
-        begins = list(map(table._begins().__getitem__, where))
-        ends = list(map(table._ends.__getitem__, where))
-        if list(map(sub, ends, begins)) != list(map(sub, own._ends, own._begins())):
-            return None
-        if own._text != "".join(map(table._text.__getitem__, map(slice, begins, ends))):
-            return None
+        if not own._at(table, where):
+            # Missing, or an id shares its hash with another of the table's (see _hash), where
+            # bisecting found the first: each looked up in turn, in the table's order still.
+            found = list(map(table._find, own))
+            if -1 in found:
+                return None
+            where = array("I", found)
         view = WaitStarts.__new__(WaitStarts)
         view._ids, view._where = table, where
         view._codes, view._starts = self._codes, self._starts

@@ -114,10 +114,15 @@ def test_ids_that_share_their_hashs_low_32_bits_are_told_apart_by_their_text() -
     assert ChatIds([first]) == {first} and second not in ChatIds([first])
     types = ChatTable({first: "contact", second: None}).counted()
     assert types == {first: "contact"} and second not in types
-    # Open waits found in a table by their hashes: the second of two that share one is not.
-    table = ChatTable({first: "contact", second: "contact"})
-    assert dict(WaitStarts({first: ("contact", 1.0)}).within(table) or {}) == {first: ("contact", 1.0)}
-    assert WaitStarts({second: ("contact", 1.0)}).within(table) is None
+    # Open waits as a view of a table, found by their hashes: either of two that share one, or
+    # both, however each was listed (a view's ids keep the table's order: WaitList.on).
+    for listed in ([first, second, "other@c.us"], ["other@c.us", second, first]):
+        table = ChatTable(dict.fromkeys(listed, "contact"))
+        for waits in ([first], [second], [first, second], [second, first], [second, "other@c.us"]):
+            since = {cid: ("contact", float(n)) for n, cid in enumerate(waits)}
+            view = WaitStarts(since).within(table)
+            assert view is not None and dict(view) == since and list(view) == list(WaitStarts(since))
+    assert WaitStarts({second: ("contact", 1.0)}).within(ChatTable({first: "contact"})) is None
     assert WaitStarts({first: ("contact", 1.0)}).within(ChatTable({})) is None  # past the table's end
 
 
