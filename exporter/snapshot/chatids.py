@@ -116,12 +116,18 @@ class ChatIds(_Joined, Set[str]):
 _NOT_COUNTED = 255
 
 
-class ChatTable(_Joined):
+class ChatTable(_Joined, Set[str]):
     """Every chat id of an answer, each with its chat type if it counts: the events poll's chat
     index (which chats count, which do not) and the snapshot's selected chats as views of one
-    table, not a table each (bench/RESULTS.md, "Memory at 10 x 10,000, sixth session")."""
+    table, not a table each (bench/RESULTS.md, "Memory at 10 x 10,000, sixth session"). As a
+    set, the chats it lists: the selected chats when every chat is (:meth:`subset`)."""
 
     __slots__ = ("_codes",)
+
+    @classmethod
+    def _from_iterable(cls, ids: Iterable[_S]) -> frozenset[_S]:
+        """What the set operators (``a - b``, ``a & b``) make: a plain set."""
+        return frozenset(ids)
 
     def __init__(self, listed: Mapping[str, str | None]) -> None:
         """``listed``: chat id -> its chat type if it counts, else None."""
@@ -143,13 +149,16 @@ class ChatTable(_Joined):
         return _Counted(self)
 
     def subset(self, ids: Set[str]) -> Set[str] | None:
-        """``ids`` as a view of this table; None if one of them is not in it."""
+        """``ids`` as a view of this table (the table itself when they are all its chats, as a
+        small account's selected chats are: no byte an id); None if one of them is not in it."""
         flags = bytes(map(ids.__contains__, self))
-        return _Subset(self, flags) if flags.count(1) == len(ids) else None
+        if flags.count(1) != len(ids):
+            return None
+        return self if len(ids) == len(self) else _Subset(self, flags)
 
     def excluded(self) -> Set[str]:
-        """The chats that do not count."""
-        return _Subset(self, bytes(code == _NOT_COUNTED for code in self._codes))
+        """The chats that do not count: their codes read in place, not copied as flags."""
+        return _Excluded(self, self._codes)
 
 
 class _Counted(Mapping[str, str]):
@@ -178,12 +187,13 @@ class _Counted(Mapping[str, str]):
 
 
 class _Subset(Set[str]):
-    """The ids of a table whose flag is 1: a byte each, beside a table kept anyway."""
+    """The ids of a table whose flag is ``_MARK``: a byte each, beside a table kept anyway."""
 
     __slots__ = ("_flags", "_len", "_table")
+    _MARK = 1
 
     def __init__(self, table: _Joined, flags: bytes) -> None:
-        self._table, self._flags, self._len = table, flags, flags.count(1)
+        self._table, self._flags, self._len = table, flags, flags.count(self._MARK)
 
     @classmethod
     def _from_iterable(cls, ids: Iterable[_S]) -> frozenset[_S]:
@@ -192,17 +202,24 @@ class _Subset(Set[str]):
 
     def __contains__(self, key: object) -> bool:
         i = self._table._find(key)
-        return i >= 0 and self._flags[i] == 1
+        return i >= 0 and self._flags[i] == self._MARK
 
     def __iter__(self) -> Iterator[str]:
-        table = self._table
-        return (table._id(i) for i, flag in enumerate(self._flags) if flag)
+        table, mark = self._table, self._MARK
+        return (table._id(i) for i, flag in enumerate(self._flags) if flag == mark)
 
     def __len__(self) -> int:
         return self._len
 
     def __repr__(self) -> str:
         return f"subset({set(self)!r})"
+
+
+class _Excluded(_Subset):
+    """A chat table's chats that do not count, read from its codes (ChatTable.excluded)."""
+
+    __slots__ = ()
+    _MARK = _NOT_COUNTED
 
 
 class WaitStarts(Mapping[str, tuple[str, float]]):

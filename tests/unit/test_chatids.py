@@ -154,3 +154,27 @@ def test_a_poll_keeps_the_selected_and_the_counted_chats_ids_once() -> None:
     assert len(data.waiting) == 5_000 and waits < 26 * 5_000, waits
     assert not hasattr(poller, "__dict__")  # one per account, as its events job (poller/events.py)
     assert not hasattr(EventsPoller(poller, client), "__dict__")
+
+
+def test_when_every_chat_is_selected_the_selected_and_excluded_chats_cost_no_byte_an_id() -> None:
+    """The selected chats of an account whose chats all get series (every small account's) are
+    its chat table itself, and the chats that do not count are read from the table's chat types:
+    neither keeps a flag an id beside the table between polls (they did: a byte an id each)."""
+    config = parse_config(
+        {
+            "whatsgate": {"url": "http://127.0.0.1:9/api/v1", "api_key": "k"},
+            "accounts": [{"whatsapp_id": "W1"}],
+            "chats": {"max_per_account": 0},
+        }
+    )
+    client = WhatsGateClient(config.whatsgate.url, "k")
+    answer = chats(10_000)
+    answering(client, lambda _whatsapp_id: answer)
+    poller = AccountPoller(config.accounts[0], client, lambda: config, Store(300), lambda: 1000.0)
+    state = poller.poll_once()
+    index = poller.chat_index
+    assert state.data is not None and index is not None and index.table is not None
+    selected = state.data.selected
+    assert selected == {c.id for c in answer} and not index.excluded
+    table = held(lambda: index.table)
+    assert held(lambda: (index.table, selected, index.excluded)) - table < 1_000
