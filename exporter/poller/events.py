@@ -387,3 +387,7 @@ class EventsPoller:
         # Half an interval after the account's get-chats poll, so the two rarely share a worker's turn.
         delay = interval + (interval / 2 if self.runs == 1 else 0.0)
         return delay + random.uniform(-0.01, 0.01) * min(interval, 60.0)
+
+    # The scheduler's job is the poller itself, not a bound method kept beside it for every
+    # account between polls.
+    __call__ = run

@@ -137,14 +137,14 @@ class Supervisor:
             )
             self.pollers[account.whatsapp_id] = poller
         self.store.expect(account.whatsapp_id)
-        self.scheduler.add(account.whatsapp_id, poller.run)
+        self.scheduler.add(account.whatsapp_id, poller)
         # The account's event log (reply times), a job of its own: it never delays the get-chats
         # poll. Always scheduled, it reads nothing while replies.enabled is false (a reload may
         # turn it on). In the background: it gives way to due get-chats polls, its own account's
         # and the others' (up to a poll interval), so thousands of accounts starting together are
         # all polled, and ready, before their event logs and get-history backfills are read.
         events = EventsPoller(poller, self.client, self.clock)
-        self.scheduler.add(account.whatsapp_id + EVENTS_JOB, events.run, background=True)
+        self.scheduler.add(account.whatsapp_id + EVENTS_JOB, events, background=True)
 
     def saved(self) -> dict[str, Entry]:
         """What the state file keeps: each account's open waits as of its last good poll and, for an
