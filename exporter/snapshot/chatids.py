@@ -44,9 +44,11 @@ def _by_hash(ids: Iterable[str]) -> tuple[list[int], list[str]]:
 class _Joined:
     """Distinct ids in one string, in the order of their hashes (``_hashes``: :func:`_hash`);
     ``_ends[i]`` is where the i-th ends in it. A lookup bisects the hashes, then compares the
-    text of each id with the same hash."""
+    text of each id with the same hash. Both columns are kept in one array (``_cols``, the
+    hashes then the ends): every account keeps a table between polls, and for its 20 ids an
+    array's header costs as much as their data."""
 
-    __slots__ = ("_ends", "_hashes", "_text")
+    __slots__ = ("_cols", "_text")
 
     def __init__(self, ids: Iterable[str]) -> None:
         """``ids``: distinct."""
@@ -54,22 +56,32 @@ class _Joined:
 
     def _join(self, hashes: list[int], ordered: list[str]) -> None:
         """``ordered`` and ``hashes`` as :func:`_by_hash` gives them."""
-        self._hashes = array("I", hashes)
         self._text = "".join(ordered)
         # Unsigned 32-bit offsets: the ids come from one answer, which max_response_size keeps
         # far below their range (an answer beyond would fail its poll with OverflowError here).
-        self._ends = array("I", list(accumulate(map(len, ordered))))
+        self._cols = array("I", [*hashes, *accumulate(map(len, ordered))])
+
+    @property
+    def _hashes(self) -> array[int]:
+        return self._cols[: len(self)]
+
+    @property
+    def _ends(self) -> array[int]:
+        return self._cols[len(self) :]
 
     def _id(self, i: int) -> str:
-        return self._text[self._ends[i - 1] if i else 0 : self._ends[i]]
+        cols = self._cols
+        n = len(cols) >> 1
+        return self._text[cols[n + i - 1] if i else 0 : cols[n + i]]
 
     def _find(self, key: object) -> int:
         """The index of ``key``, or -1."""
         if type(key) is not str:  # a subclass may hash otherwise
             return -1
-        hashes, h = self._hashes, _hash(key)
-        i = bisect_left(hashes, h)
-        while i < len(hashes) and hashes[i] == h:
+        cols, h = self._cols, _hash(key)
+        n = len(cols) >> 1
+        i = bisect_left(cols, h, 0, n)
+        while i < n and cols[i] == h:
             if self._id(i) == key:
                 return i
             i += 1
@@ -97,7 +109,7 @@ class _Joined:
         return array("I", [0]) + ends[:-1] if ends else ends
 
     def __len__(self) -> int:
-        return len(self._ends)
+        return len(self._cols) >> 1
 
 
 class ChatIds(_Joined, Set[str]):

@@ -178,3 +178,10 @@ def test_when_every_chat_is_selected_the_selected_and_excluded_chats_cost_no_byt
     assert selected == {c.id for c in answer} and not index.excluded
     table = held(lambda: index.table)
     assert held(lambda: (index.table, selected, index.excluded)) - table < 1_000
+
+
+def test_a_small_accounts_chat_table_costs_its_ids_text_and_a_few_hundred_bytes() -> None:
+    """Every account keeps its table between polls: at 20 ids the hashes and the ends (80 bytes
+    each) are kept in one array, not in two, each with a header costing as much as its data."""
+    table = ChatTable({c.id: "contact" for c in chats(20)})
+    assert held(lambda: table) - sys.getsizeof(table._text) < 400
