@@ -120,7 +120,8 @@ class ChatIndex:
         urgent = heapq.nsmallest(2 * config.replies.history_per_poll, ranks)
         table = ChatTable(listed)
         reals = () if privacy.chat_ids == PLAIN else tuple(real for *_, real in urgent)
-        positions = table.positions(shown for *_, shown, _ in urgent)
+        # Once the tracker knows every chat, none: no empty array is kept until the next poll.
+        positions = table.positions(shown for *_, shown, _ in urgent) if urgent else ()
         return cls(polled_at, table.counted(), table.excluded(), positions, reals, table)
 
 

@@ -79,7 +79,7 @@ class ChatData(_WeaklyHeld):
         named = [names[wait.chat_id] for wait in self.waiting[:NAMED_WAITS]]
         ends = array("I", accumulate(map(len, named)))
         return replace(
-            self, chats=(), selection=replace(self.selection, chats=()), named="".join(named), named_ends=ends
+            self, chats=(), selection=self.selection.released(), named="".join(named), named_ends=ends
         )
 
     def sharing(self, table: ChatTable) -> ChatData:

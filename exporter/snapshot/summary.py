@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import compress
 from operator import attrgetter
 
@@ -83,6 +83,14 @@ class Selection:
     chats: tuple[Chat, ...]
     filtered: int
     over_limit: int
+
+    def released(self) -> Selection:
+        """Its counts without its chats (ChatData.released): one record shared by every account
+        none of whose chats was filtered or over the limit (most accounts, between polls)."""
+        return _ALL_SELECTED if self.filtered == self.over_limit == 0 else replace(self, chats=())
+
+
+_ALL_SELECTED = Selection((), 0, 0)
 
 
 def select_chats(

@@ -6,6 +6,7 @@ import gc
 import itertools
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from types import FunctionType, ModuleType
 
 from helpers import answering
@@ -185,3 +186,19 @@ def test_a_small_accounts_chat_table_costs_its_ids_text_and_a_few_hundred_bytes(
     each) are kept in one array, not in two, each with a header costing as much as its data."""
     table = ChatTable({c.id: "contact" for c in chats(20)})
     assert held(lambda: table) - sys.getsizeof(table._text) < 400
+
+
+def test_released_snapshots_share_their_selection_and_a_known_accounts_index_keeps_no_urgent_array() -> None:
+    """Kept by every account between polls: the selection's counts (one record for all the
+    accounts whose chats were neither filtered nor over the limit, not a record each) and the
+    events index's urgent chats (none once the tracker knows every chat: no empty array)."""
+    big = ChatData.build(chats(30), ChatsConfig(max_per_account=20), polled_at=1000.0)
+    first, second = (ChatData.build(chats(20), ChatsConfig(), polled_at=1000.0) for _ in range(2))
+    assert first.released().selection is second.released().selection
+    assert first.released().selection == replace(first.selection, chats=())
+    assert big.released().selection == replace(big.selection, chats=()) and big.selection.over_limit == 10
+    config = parse_config(
+        {"whatsgate": {"url": "http://gw.test", "api_key": "k"}, "accounts": [{"whatsapp_id": "W1"}]}
+    )
+    index = ChatIndex.build(chats(20), config, 1000.0, known=lambda _chat_id: True)
+    assert len(index.counted) == 20 and index.urgent == () and index.urgency == ()
