@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_left
-from collections.abc import ItemsView, Iterable, Iterator, Mapping, Set
+from collections.abc import ItemsView, Iterable, Iterator, Mapping, Sequence, Set
 from itertools import accumulate, repeat
 from operator import sub
 from typing import TypeVar
@@ -24,6 +24,14 @@ from typing import TypeVar
 from ..model import CHAT_TYPES
 
 _S = TypeVar("_S")
+
+
+def indices(values: Iterable[int], size: int) -> Sequence[int]:
+    """``values`` (each below ``size``: positions in a table, or where strings end in one) kept
+    for as long as a snapshot: a byte each when they fit one, in one block (a bytes object), not
+    an array's two (its header and its data), which for a 20-chat account cost as much again."""
+    values = list(values)  # bytes() would copy an array's buffer, not its values
+    return bytes(values) if size <= 256 else array("I", values)
 
 
 def _hash(chat_id: str) -> int:
@@ -148,9 +156,9 @@ class ChatTable(_Joined, Set[str]):
         kinds = map(listed.__getitem__, ordered)
         self._codes = bytes([_NOT_COUNTED if kind is None else CHAT_TYPES.index(kind) for kind in kinds])
 
-    def positions(self, ids: Iterable[str]) -> array[int]:
+    def positions(self, ids: Iterable[str]) -> Sequence[int]:
         """Where each of ``ids`` (listed chats) is in this table."""
-        return array("I", map(self._find, ids))
+        return indices(map(self._find, ids), len(self))
 
     def ids(self, positions: Iterable[int]) -> list[str]:
         """The ids at ``positions`` (:meth:`positions`), in that order."""
@@ -246,7 +254,7 @@ class WaitStarts(Mapping[str, tuple[str, float]]):
         hashes, ordered = _by_hash(since)
         self._ids = _Joined.__new__(_Joined)
         self._ids._join(hashes, ordered)
-        self._where: array[int] | None = None  # each wait's position in _ids; None: its own
+        self._where: Sequence[int] | None = None  # each wait's position in _ids; None: its own
         entries = list(map(since.__getitem__, ordered))
         self._codes = bytes([CHAT_TYPES.index(kind) for kind, _ in entries])
         self._starts = array("d", [start for _, start in entries])
@@ -268,7 +276,7 @@ class WaitStarts(Mapping[str, tuple[str, float]]):
                 return None
             where = array("I", found)
         view = WaitStarts.__new__(WaitStarts)
-        view._ids, view._where = table, where
+        view._ids, view._where = table, indices(where, len(table))
         view._codes, view._starts = self._codes, self._starts
         return view
 

@@ -42,7 +42,7 @@ from typing import overload
 import msgspec
 
 from ..model import CHAT_TYPES, Chat, matches_any
-from .chatids import WaitStarts
+from .chatids import WaitStarts, indices
 from .schedule import Schedule
 
 DEFAULT_BUCKETS = (300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 86400.0)
@@ -199,7 +199,7 @@ class Waits:
             seconds = [now - start if now > start else 0.0 for start in starts]
         ids = list(table)
         order = sorted(range(len(ids)), key=lambda i: (-seconds[i], starts[i], ids[i]))
-        return WaitList(table, array("I", order), array("d", [seconds[i] for i in order]))
+        return WaitList(table, indices(order, len(order)), array("d", [seconds[i] for i in order]))
 
 
 class WaitList(Sequence[Wait]):
@@ -211,7 +211,7 @@ class WaitList(Sequence[Wait]):
 
     __slots__ = ("_order", "_seconds", "_table")
 
-    def __init__(self, table: WaitStarts, order: array[int], seconds: array[float]) -> None:
+    def __init__(self, table: WaitStarts, order: Sequence[int], seconds: array[float]) -> None:
         self._table, self._order, self._seconds = table, order, seconds
 
     def on(self, table: WaitStarts) -> WaitList:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import itertools
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import replace
 from types import FunctionType, ModuleType
@@ -20,6 +21,7 @@ from exporter.poller.events import ChatIndex, EventsPoller
 from exporter.snapshot.chatids import ChatIds, ChatTable, WaitStarts
 from exporter.snapshot.state import ChatData
 from exporter.snapshot.store import Store
+from exporter.snapshot.waiting import WaitList
 from exporter.whatsgate.client import WhatsGateClient
 
 ids = st.text(max_size=6)
@@ -202,3 +204,28 @@ def test_released_snapshots_share_their_selection_and_a_known_accounts_index_kee
     )
     index = ChatIndex.build(chats(20), config, 1000.0, known=lambda _chat_id: True)
     assert len(index.counted) == 20 and index.urgent == () and index.urgency == ()
+
+
+def test_a_small_accounts_positions_cost_a_byte_each() -> None:
+    """Kept between polls by every account: its urgent chats' positions in its table, its open
+    waits' positions there, the current waits' order and where the longest waits' names end. For
+    a table of up to 256 chats each fits a byte, in one block: not an array each, whose header
+    costs as much again as a 20-chat account's data."""
+    config = parse_config(
+        {
+            "whatsgate": {"url": "http://127.0.0.1:9/api/v1", "api_key": "k"},
+            "accounts": [{"whatsapp_id": "W1"}],
+        }
+    )
+    client = WhatsGateClient(config.whatsgate.url, "k")
+    answer = chats(20)
+    answering(client, lambda _whatsapp_id: answer)
+    store = Store(300)
+    store.subscribe(threading.Event(), render=lambda _state: "rendered")  # so the chats are released
+    poller = AccountPoller(config.accounts[0], client, lambda: config, store, lambda: 1000.0)
+    data, index = poller.poll_once().data, poller.chat_index
+    assert data is not None and index is not None and data.named_ends and len(data.waiting) == 10
+    assert isinstance(data.waits.since, WaitStarts) and isinstance(data.waiting, WaitList)
+    kept = (index.urgent, data.waits.since._where, data.waiting._order, data.named_ends)
+    assert [len(k) for k in kept] == [20, 10, 10, 10]
+    assert held(lambda: kept) - sys.getsizeof(kept) < 4 * 40 + 50, [sys.getsizeof(k) for k in kept]
