@@ -51,6 +51,9 @@ class Supervisor:
             patience=lambda: self.config.poll_interval,
         )
         self.pollers: dict[str, AccountPoller] = {}
+        # What every poller reads its settings through: one bound method for all of them, not
+        # one made (and kept) for each account.
+        self._settings: Callable[[], Config] = self.settings
         self._lock = threading.Lock()  # pollers is changed by discovery while stop() or a reload reads it
         self._discovery_stop = threading.Event()
         self.discovery = Discovery(
@@ -133,7 +136,7 @@ class Supervisor:
                 return
             restored = self.restored.pop(account.whatsapp_id, None)
             poller = AccountPoller(
-                account, self.client, self.settings, self.store, self.clock, waits or restored
+                account, self.client, self._settings, self.store, self.clock, waits or restored
             )
             self.pollers[account.whatsapp_id] = poller
         self.store.expect(account.whatsapp_id)
