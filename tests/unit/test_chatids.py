@@ -229,3 +229,14 @@ def test_a_small_accounts_positions_cost_a_byte_each() -> None:
     kept = (index.urgent, data.waits.since._where, data.waiting._order, data.named_ends)
     assert [len(k) for k in kept] == [20, 10, 10, 10]
     assert held(lambda: kept) - sys.getsizeof(kept) < 4 * 40 + 50, [sys.getsizeof(k) for k in kept]
+
+
+def test_the_events_index_keeps_its_table_and_its_urgent_chats_and_little_beside() -> None:
+    """Its counted and excluded chats are views of its table made when read, not objects kept by
+    every account between polls (two of them: 176 bytes here)."""
+    config = parse_config(
+        {"whatsgate": {"url": "http://gw.test", "api_key": "k"}, "accounts": [{"whatsapp_id": "W1"}]}
+    )
+    index = ChatIndex.build(chats(20), config, 1000.0)
+    assert len(index.counted) == 20 and not index.excluded and len(index.urgent) == 20
+    assert held(lambda: index) - held(lambda: index.table) - held(lambda: index.urgent) < 200
