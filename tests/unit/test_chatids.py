@@ -240,3 +240,13 @@ def test_the_events_index_keeps_its_table_and_its_urgent_chats_and_little_beside
     index = ChatIndex.build(chats(20), config, 1000.0)
     assert len(index.counted) == 20 and not index.excluded and len(index.urgent) == 20
     assert held(lambda: index) - held(lambda: index.table) - held(lambda: index.urgent) < 200
+
+
+def test_without_a_schedule_the_current_waits_keep_their_order_alone() -> None:
+    """A wait's seconds, with no schedule, are the poll's time less its start: worked out when
+    read, not kept (8 bytes a wait, beside the order's 4, as they still are under a schedule)."""
+    data = ChatData.build(chats(2_000), ChatsConfig(max_per_account=0), polled_at=1000.0)
+    waiting, since = data.waiting, data.waits.since
+    assert isinstance(waiting, WaitList) and len(waiting) == 1_000
+    assert all(wait.seconds == 1000.0 - wait.since for wait in waiting)
+    assert held(lambda: (waiting, since)) - held(lambda: since) < 6 * 1_000
