@@ -246,7 +246,8 @@ class WaitStarts(Mapping[str, tuple[str, float]]):
     """Chat id -> (chat type, start) of each open wait (waiting.Waits.since), read only: a wait
     costs its id's text, a hash, an end, a start and a byte, not a string, a tuple, a float and
     a hash table's entry. As a view of a table listing every one of its ids (:meth:`within`), a
-    position there instead of the id's text, hash and end."""
+    position there instead of the id's text, hash and end, and of its byte when the table's chat
+    types are the waits' (a chat table of the same poll's)."""
 
     __slots__ = ("_codes", "_ids", "_starts", "_where")
 
@@ -256,7 +257,7 @@ class WaitStarts(Mapping[str, tuple[str, float]]):
         self._ids._join(hashes, ordered)
         self._where: Sequence[int] | None = None  # each wait's position in _ids; None: its own
         entries = list(map(since.__getitem__, ordered))
-        self._codes = bytes([CHAT_TYPES.index(kind) for kind, _ in entries])
+        self._codes: bytes | None = bytes([CHAT_TYPES.index(kind) for kind, _ in entries])
         self._starts = array("d", [start for _, start in entries])
 
     def within(self, table: _Joined) -> WaitStarts | None:
@@ -278,6 +279,8 @@ class WaitStarts(Mapping[str, tuple[str, float]]):
         view = WaitStarts.__new__(WaitStarts)
         view._ids, view._where = table, indices(where, len(table))
         view._codes, view._starts = self._codes, self._starts
+        if isinstance(table, ChatTable) and bytes(map(table._codes.__getitem__, where)) == self._codes:
+            view._codes = None  # read in the table
         return view
 
     def _find(self, key: object) -> int:
@@ -291,7 +294,15 @@ class WaitStarts(Mapping[str, tuple[str, float]]):
         i = self._find(key)
         if i < 0:
             raise KeyError(key)
-        return CHAT_TYPES[self._codes[i]], self._starts[i]
+        return CHAT_TYPES[self._code(i)], self._starts[i]
+
+    def _code(self, i: int) -> int:
+        """The ``i``-th wait's chat type as its index in CHAT_TYPES."""
+        codes, table, where = self._codes, self._ids, self._where
+        if codes is not None:
+            return codes[i]
+        assert isinstance(table, ChatTable) and where is not None  # only a view reads the table's
+        return table._codes[where[i]]
 
     def __contains__(self, key: object) -> bool:
         return self._find(key) >= 0
@@ -300,7 +311,7 @@ class WaitStarts(Mapping[str, tuple[str, float]]):
         return iter(self._ids) if self._where is None else map(self._ids._id, self._where)
 
     def __len__(self) -> int:
-        return len(self._codes)
+        return len(self._starts)
 
     def items(self) -> ItemsView[str, tuple[str, float]]:
         return _WaitItems(self)
@@ -308,7 +319,7 @@ class WaitStarts(Mapping[str, tuple[str, float]]):
     def at(self, i: int) -> tuple[str, str, float]:
         """The ``i``-th wait in this table's order (that of ``iter``): chat id, chat type, start."""
         where = self._where
-        return self._ids._id(i if where is None else where[i]), CHAT_TYPES[self._codes[i]], self._starts[i]
+        return self._ids._id(i if where is None else where[i]), CHAT_TYPES[self._code(i)], self._starts[i]
 
     def columns(self, order: Iterable[int]) -> tuple[Iterator[str], Iterator[str], Iterator[float]]:
         """The chat ids, chat types and starts of the waits at ``order``'s indices, in that order:
@@ -318,7 +329,7 @@ class WaitStarts(Mapping[str, tuple[str, float]]):
         text, ends, begins = ids._text, ids._ends, ids._begins()
         at = order if self._where is None else list(map(self._where.__getitem__, order))
         chat_ids = map(text.__getitem__, map(slice, map(begins.__getitem__, at), map(ends.__getitem__, at)))
-        kinds = map(CHAT_TYPES.__getitem__, map(self._codes.__getitem__, order))
+        kinds = map(CHAT_TYPES.__getitem__, map(self.codes.__getitem__, order))
         return chat_ids, kinds, map(self._starts.__getitem__, order)
 
     @property
@@ -329,7 +340,11 @@ class WaitStarts(Mapping[str, tuple[str, float]]):
     @property
     def codes(self) -> bytes:
         """Every wait's chat type as its index in CHAT_TYPES, in this table's order."""
-        return self._codes
+        if self._codes is not None:
+            return self._codes
+        table, where = self._ids, self._where
+        assert isinstance(table, ChatTable) and where is not None  # only a view reads the table's
+        return bytes(map(table._codes.__getitem__, where))
 
     def __repr__(self) -> str:
         return f"WaitStarts({dict(self)!r})"
@@ -342,5 +357,5 @@ class _WaitItems(ItemsView[str, tuple[str, float]]):
 
     def __iter__(self) -> Iterator[tuple[str, tuple[str, float]]]:
         table = self._mapping
-        kinds = map(CHAT_TYPES.__getitem__, table._codes)
+        kinds = map(CHAT_TYPES.__getitem__, table.codes)
         return zip(table, zip(kinds, table._starts, strict=True), strict=True)

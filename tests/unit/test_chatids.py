@@ -250,3 +250,26 @@ def test_without_a_schedule_the_current_waits_keep_their_order_alone() -> None:
     assert isinstance(waiting, WaitList) and len(waiting) == 1_000
     assert all(wait.seconds == 1000.0 - wait.since for wait in waiting)
     assert held(lambda: (waiting, since)) - held(lambda: since) < 6 * 1_000
+
+
+def test_open_waits_read_their_chat_types_in_the_chat_table_of_their_poll() -> None:
+    """As a view of the events index's table, a wait keeps its position and its start: its chat
+    type is the table's for its chat, not a byte of its own beside."""
+    config = parse_config(
+        {
+            "whatsgate": {"url": "http://127.0.0.1:9/api/v1", "api_key": "k"},
+            "accounts": [{"whatsapp_id": "W1"}],
+            "chats": {"max_per_account": 0},
+        }
+    )
+    client = WhatsGateClient(config.whatsgate.url, "k")
+    groups = [Chat(f"{i}@g.us", "g", True, False, i % 2, 100, False, False) for i in range(1_000)]
+    answer = [*chats(1_000), *groups]
+    answering(client, lambda _whatsapp_id: answer)
+    poller = AccountPoller(config.accounts[0], client, lambda: config, Store(300), lambda: 1000.0)
+    data, index = poller.poll_once().data, poller.chat_index
+    assert data is not None and index is not None
+    since = data.waits.since
+    expected = {c.id: (c.chat_type, float(c.last_activity)) for c in answer if c.unread}
+    assert dict(since) == expected and {w.chat_type for w in data.waiting} == {"contact", "group"}
+    assert held(lambda: (since, index.table)) - held(lambda: index.table) < 12.5 * 1_000
