@@ -260,3 +260,7 @@ class AccountPoller:
             delay += phase(self.account.whatsapp_id, interval)
         # A little jitter keeps accounts that share a phase from staying in lockstep.
         return delay + random.uniform(-0.01, 0.01) * min(interval, 60.0)
+
+    # The scheduler's job is the poller itself, not a bound method kept beside it for every
+    # account between polls.
+    __call__ = run

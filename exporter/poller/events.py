@@ -67,14 +67,13 @@ class AccountJob(Protocol):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ChatIndex:
-    """What the latest get-chats said about which chats count, for the events poll (privacy applied).
-
-    Built by the get-chats poll only while ``replies.enabled``; replaced whole, never edited.
-    """
+    """What the latest get-chats said about which chats count, for the events poll (privacy
+    applied). Built by the get-chats poll only while ``replies.enabled``; replaced whole."""
 
     polled_at: float
-    counted: Mapping[str, str]  # shown chat id -> chat type, for the chats that count
-    excluded: Set[str]  # shown ids of listed chats that do not count
+    # Every listed chat's shown id, once, with its chat type if it counts: the counted, excluded
+    # and the snapshot's selected chats are views of it (the first two made when read).
+    table: ChatTable
     # The counted chats the tracker did not know at the poll, most urgent first (unread, then
     # newest activity): the order get-history backfills them in, and only as many as two events
     # polls can ask for (it is rebuilt at every get-chats poll). Kept as their positions in
@@ -82,14 +81,19 @@ class ChatIndex:
     urgent: Sequence[int] = ()
     # Their real ids (what get-history is asked for), in that order, where privacy shows other ids.
     reals: tuple[str, ...] = ()
-    # Every listed chat's shown id, once: counted and excluded are views of it, and so may the
-    # snapshot's selected chats be (ChatTable.subset).
-    table: ChatTable | None = dataclasses.field(default=None, compare=False, repr=False)
+
+    @property
+    def counted(self) -> Mapping[str, str]:  # shown chat id -> chat type, of the chats that count
+        return self.table.counted()
+
+    @property
+    def excluded(self) -> Set[str]:  # shown ids of listed chats that do not count
+        return self.table.excluded()
 
     @property
     def urgency(self) -> tuple[tuple[str, str], ...]:
         """(shown id, real id) of the urgent chats, most urgent first."""
-        shown = self.table.ids(self.urgent) if self.table is not None else []
+        shown = self.table.ids(self.urgent)
         return tuple(zip(shown, self.reals or shown, strict=True))
 
     @classmethod
@@ -120,8 +124,9 @@ class ChatIndex:
         urgent = heapq.nsmallest(2 * config.replies.history_per_poll, ranks)
         table = ChatTable(listed)
         reals = () if privacy.chat_ids == PLAIN else tuple(real for *_, real in urgent)
-        positions = table.positions(shown for *_, shown, _ in urgent)
-        return cls(polled_at, table.counted(), table.excluded(), positions, reals, table)
+        # Once the tracker knows every chat, none: no empty array is kept until the next poll.
+        positions = table.positions(shown for *_, shown, _ in urgent) if urgent else ()
+        return cls(polled_at, table, positions, reals)
 
 
 def _counted_errors(errors: Mapping[str, int], reason: str) -> Mapping[str, int]:
@@ -173,6 +178,7 @@ class EventsPoller:
         # A server echoing the API key into a chat id: scrubbed as get-chats scrubs it, so that
         # it reaches no label, page or state file, and the chat is the one get-chats lists.
         keyed = redaction.mentions_secret(e.message.chat_id for e in events if e.message is not None)
+        excluded, counted = (index.excluded, index.counted) if index is not None else (frozenset(), {})
         messages: list[Message] = []
         reals: dict[str, str] = {}
         disconnects = skipped = 0
@@ -185,9 +191,9 @@ class EventsPoller:
                 real = message.chat_id
                 listed = redaction.scrub(real) if keyed else real
                 shown = listed if plain else config.privacy.chat_id(listed)
-                if real == STATUS_BROADCAST or (index is not None and shown in index.excluded):
+                if real == STATUS_BROADCAST or shown in excluded:
                     continue  # a chat that does not count changes nothing
-                if (index is None or shown not in index.counted) and type_of(real) not in chat_types:
+                if shown not in counted and type_of(real) not in chat_types:
                     continue
                 messages.append(message if shown == real else msgspec.structs.replace(message, chat_id=shown))
                 reals[shown] = real
@@ -305,8 +311,9 @@ class EventsPoller:
                 guess=config.replies.history_per_poll <= 0 or self._history_failing,
             )
             if index is not None:
-                tracker = tracker.keep_only(index.counted, index.polled_at)
-                urgent = ((s, r, index.counted[s], None) for s, r in index.urgency)
+                counted = index.counted
+                tracker = tracker.keep_only(counted, index.polled_at)
+                urgent = ((s, r, counted[s], None) for s, r in index.urgency)
                 tracker, more, budget = self._backfill(tracker, urgent, budget, config)
                 dropped += more
             skipped += read.skipped + dropped
@@ -387,3 +394,7 @@ class EventsPoller:
         # Half an interval after the account's get-chats poll, so the two rarely share a worker's turn.
         delay = interval + (interval / 2 if self.runs == 1 else 0.0)
         return delay + random.uniform(-0.01, 0.01) * min(interval, 60.0)
+
+    # The scheduler's job is the poller itself, not a bound method kept beside it for every
+    # account between polls.
+    __call__ = run

@@ -69,7 +69,6 @@ class Scheduler:
         self._light: list[tuple[float, int, str]] = []
         self._heavy: list[tuple[float, int, str]] = []
         self._background: list[tuple[float, int, str]] = []
-        self._in_background: set[str] = set()
         self._jobs: dict[str, Job] = {}
         self._generation: dict[str, int] = {}  # a removed and re-added key must not run twice
         self._order = itertools.count()
@@ -84,8 +83,8 @@ class Scheduler:
             log.exception("weighing a job failed", extra={"fields": {"job": key}})
             return 0
 
-    def _push(self, due: float, generation: int, key: str) -> None:
-        if key in self._in_background:
+    def _push(self, due: float, generation: int, key: str, background: bool) -> None:
+        if background:
             queue = self._background
         elif self.budget > 0 and self._weigh(key) > self.budget // 8:
             queue = self._heavy
@@ -100,13 +99,9 @@ class Scheduler:
             if key in self._jobs:
                 return
             self._jobs[key] = job
-            if background:
-                self._in_background.add(key)
-            else:
-                self._in_background.discard(key)
             generation = next(self._order)
             self._generation[key] = generation
-            self._push(self.clock() + delay, generation, key)
+            self._push(self.clock() + delay, generation, key, background)
             self._cond.notify_all()
 
     def remove(self, key: str) -> None:
@@ -114,7 +109,6 @@ class Scheduler:
         with self._cond:
             self._jobs.pop(key, None)
             self._generation.pop(key, None)
-            self._in_background.discard(key)
             self._cond.notify_all()  # it may have been the heavy job the others waited behind
 
     def keys(self) -> set[str]:
@@ -143,8 +137,9 @@ class Scheduler:
             heapq.heappop(queue)
         return queue[0] if queue else None
 
-    def _next(self) -> tuple[str, Job, float, int, int] | None:
-        """Wait for the first due job that may start; None when stopping."""
+    def _next(self) -> tuple[str, Job, float, int, int, bool] | None:
+        """Wait for the first due job that may start, and whether it is a background job (which
+        queue it is in says so: no set of keys beside); None when stopping."""
         with self._cond:
             while not self._stopping:
                 now = self.clock()
@@ -174,13 +169,13 @@ class Scheduler:
                     _, queue, weight = chosen
                     due, generation, key = heapq.heappop(queue)
                     self._load += weight
-                    return key, self._jobs[key], due, generation, weight
+                    return key, self._jobs[key], due, generation, weight, queue is self._background
                 self._cond.wait(None if soonest is None else soonest - now)
             return None
 
     def _work(self) -> None:
         while (task := self._next()) is not None:
-            key, job, due, generation, weight = task
+            key, job, due, generation, weight, background = task
             lag = max(0.0, self.clock() - due)
             delay = 60.0
             try:
@@ -196,5 +191,5 @@ class Scheduler:
                         # stall, a suspended host), start afresh rather than catch up in a burst.
                         now = self.clock()
                         due = due + delay if due + delay >= now - delay else now
-                        self._push(due, generation, key)  # light or heavy by its latest weight
+                        self._push(due, generation, key, background)  # light or heavy: latest weight
                     self._cond.notify_all()  # a heavy job held back by the budget may fit now

@@ -51,6 +51,9 @@ class Supervisor:
             patience=lambda: self.config.poll_interval,
         )
         self.pollers: dict[str, AccountPoller] = {}
+        # What every poller reads its settings through: one bound method for all of them, not
+        # one made (and kept) for each account.
+        self._settings: Callable[[], Config] = self.settings
         self._lock = threading.Lock()  # pollers is changed by discovery while stop() or a reload reads it
         self._discovery_stop = threading.Event()
         self.discovery = Discovery(
@@ -133,18 +136,18 @@ class Supervisor:
                 return
             restored = self.restored.pop(account.whatsapp_id, None)
             poller = AccountPoller(
-                account, self.client, self.settings, self.store, self.clock, waits or restored
+                account, self.client, self._settings, self.store, self.clock, waits or restored
             )
             self.pollers[account.whatsapp_id] = poller
         self.store.expect(account.whatsapp_id)
-        self.scheduler.add(account.whatsapp_id, poller.run)
+        self.scheduler.add(account.whatsapp_id, poller)
         # The account's event log (reply times), a job of its own: it never delays the get-chats
         # poll. Always scheduled, it reads nothing while replies.enabled is false (a reload may
         # turn it on). In the background: it gives way to due get-chats polls, its own account's
         # and the others' (up to a poll interval), so thousands of accounts starting together are
         # all polled, and ready, before their event logs and get-history backfills are read.
         events = EventsPoller(poller, self.client, self.clock)
-        self.scheduler.add(account.whatsapp_id + EVENTS_JOB, events.run, background=True)
+        self.scheduler.add(account.whatsapp_id + EVENTS_JOB, events, background=True)
 
     def saved(self) -> dict[str, Entry]:
         """What the state file keeps: each account's open waits as of its last good poll and, for an

@@ -7,7 +7,6 @@ poll, never a mix of two.
 
 from __future__ import annotations
 
-from array import array
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import accumulate
@@ -15,7 +14,7 @@ from operator import attrgetter
 from types import MappingProxyType
 
 from ..model import CHAT_TYPES, REASONS, Account, Chat, ChatsConfig, Session
-from .chatids import ChatIds, ChatTable, WaitStarts
+from .chatids import ChatIds, ChatTable, WaitStarts, indices
 from .privacy import PLAIN_POLICY, Privacy
 from .replies import ReplyData
 from .schedule import Schedule
@@ -77,9 +76,10 @@ class ChatData(_WeaklyHeld):
         """
         names = self.names()  # every waiting chat is kept (summary.needed)
         named = [names[wait.chat_id] for wait in self.waiting[:NAMED_WAITS]]
-        ends = array("I", accumulate(map(len, named)))
+        lengths = list(accumulate(map(len, named)))
+        ends = indices(lengths, lengths[-1] + 1 if lengths else 0)
         return replace(
-            self, chats=(), selection=replace(self.selection, chats=()), named="".join(named), named_ends=ends
+            self, chats=(), selection=self.selection.released(), named="".join(named), named_ends=ends
         )
 
     def sharing(self, table: ChatTable) -> ChatData:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass, fields, replace
 from itertools import compress
 from operator import attrgetter
 
-from ..model import CHAT_TYPES, CONTACT, GROUP, Chat
+from ..model import CHAT_TYPES, Chat
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,21 +22,24 @@ class TypeSummary:
     pinned: int = 0
 
 
-class Summary(Mapping[str, TypeSummary]):
-    """Each chat type's aggregates, read only: every account keeps one between polls, as two
-    slots rather than a dict and a read-only proxy of it."""
+_FIELDS = tuple(f.name for f in fields(TypeSummary))
 
-    __slots__ = ("_contacts", "_groups")
+
+class Summary(Mapping[str, TypeSummary]):
+    """Each chat type's aggregates, read only: every account keeps one between polls, as one
+    record of both types' counts (a slot each), each type's :class:`TypeSummary` made when read,
+    rather than a record a type beside it."""
+
+    __slots__ = tuple(f"_{kind}_{name}" for kind in CHAT_TYPES for name in _FIELDS)
 
     def __init__(self, contacts: TypeSummary, groups: TypeSummary) -> None:
-        self._contacts, self._groups = contacts, groups
+        for slot, count in zip(self.__slots__, (*astuple(contacts), *astuple(groups)), strict=True):
+            object.__setattr__(self, slot, count)
 
     def __getitem__(self, chat_type: str) -> TypeSummary:
-        if chat_type == CONTACT:
-            return self._contacts
-        if chat_type == GROUP:
-            return self._groups
-        raise KeyError(chat_type)
+        if chat_type not in CHAT_TYPES:
+            raise KeyError(chat_type)
+        return TypeSummary(*(getattr(self, f"_{chat_type}_{name}") for name in _FIELDS))
 
     def __iter__(self) -> Iterator[str]:
         return iter(CHAT_TYPES)
@@ -83,6 +86,14 @@ class Selection:
     chats: tuple[Chat, ...]
     filtered: int
     over_limit: int
+
+    def released(self) -> Selection:
+        """Its counts without its chats (ChatData.released): one record shared by every account
+        none of whose chats was filtered or over the limit (most accounts, between polls)."""
+        return _ALL_SELECTED if self.filtered == self.over_limit == 0 else replace(self, chats=())
+
+
+_ALL_SELECTED = Selection((), 0, 0)
 
 
 def select_chats(

@@ -42,7 +42,7 @@ from typing import overload
 import msgspec
 
 from ..model import CHAT_TYPES, Chat, matches_any
-from .chatids import WaitStarts
+from .chatids import WaitStarts, indices
 from .schedule import Schedule
 
 DEFAULT_BUCKETS = (300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 86400.0)
@@ -199,20 +199,32 @@ class Waits:
             seconds = [now - start if now > start else 0.0 for start in starts]
         ids = list(table)
         order = sorted(range(len(ids)), key=lambda i: (-seconds[i], starts[i], ids[i]))
-        return WaitList(table, array("I", order), array("d", [seconds[i] for i in order]))
+        if schedule is None:  # each wait's seconds worked out again from its start when read
+            return WaitList(table, indices(order, len(order)), float(now))
+        return WaitList(table, indices(order, len(order)), array("d", [seconds[i] for i in order]))
 
 
 class WaitList(Sequence[Wait]):
     """The open waits as of a poll, longest first, read only: a :class:`Wait` is made when read.
 
     A snapshot keeps these until the next poll, one per open wait, beside the table they come
-    from; each costs an index and its seconds here, not an object with two floats.
+    from; each costs an index here, and its seconds under a schedule, not an object with two
+    floats. Without one its seconds are the poll's time less its start, worked out when read.
     """
 
     __slots__ = ("_order", "_seconds", "_table")
 
-    def __init__(self, table: WaitStarts, order: array[int], seconds: array[float]) -> None:
+    def __init__(self, table: WaitStarts, order: Sequence[int], seconds: array[float] | float) -> None:
+        """``seconds``: each wait's, in ``order``; or the poll's time, when no schedule applies."""
         self._table, self._order, self._seconds = table, order, seconds
+
+    def _all_seconds(self) -> Sequence[float]:
+        """Each wait's seconds, longest first (as :meth:`Waits.waiting` worked them out)."""
+        now = self._seconds
+        if not isinstance(now, float):
+            return now
+        starts = map(self._table.starts.__getitem__, self._order)
+        return [now - start if now > start else 0.0 for start in starts]
 
     def on(self, table: WaitStarts) -> WaitList:
         """These waits on ``table``: these ones' in the same order (:meth:`WaitStarts.within`)."""
@@ -220,7 +232,10 @@ class WaitList(Sequence[Wait]):
 
     def _wait(self, i: int) -> Wait:
         chat_id, chat_type, since = self._table.at(self._order[i])
-        return Wait(chat_id, chat_type, since, self._seconds[i])
+        now = self._seconds
+        if not isinstance(now, float):
+            return Wait(chat_id, chat_type, since, now[i])
+        return Wait(chat_id, chat_type, since, now - since if now > since else 0.0)
 
     @overload
     def __getitem__(self, i: int) -> Wait: ...
@@ -232,7 +247,7 @@ class WaitList(Sequence[Wait]):
         return self._wait(range(len(self._order))[i])  # negative and out-of-range as a tuple's
 
     def __iter__(self) -> Iterator[Wait]:
-        return map(Wait, *self._table.columns(self._order), self._seconds)
+        return map(Wait, *self._table.columns(self._order), self._all_seconds())
 
     def _by_type(self) -> Iterator[tuple[str, list[int]]]:
         """Each chat type with the positions (longest first) of its waits."""
@@ -255,9 +270,9 @@ class WaitList(Sequence[Wait]):
 
     def longer_than_counts(self, buckets: Sequence[float]) -> dict[str, tuple[int, ...]]:
         """:func:`longer_than_counts` of these waits, without a :class:`Wait` per wait."""
-        out = {}
+        out, seconds = {}, self._all_seconds()
         for kind, positions in self._by_type():
-            values = [self._seconds[j] for j in reversed(positions)]  # shortest first
+            values = [seconds[j] for j in reversed(positions)]  # shortest first
             out[kind] = tuple(len(values) - bisect_right(values, b) for b in buckets)
         return out
 

@@ -14,6 +14,7 @@ import pytest
 from exporter.config.settings import Config, parse_config
 from exporter.poller.eventlog import read_log
 from exporter.poller.events import ChatIndex, EventsPoller
+from exporter.snapshot.chatids import ChatTable
 from exporter.snapshot.replies import Cursor, Message, Tracker
 from exporter.snapshot.waiting import Wait
 from exporter.whatsgate.client import PollError
@@ -372,7 +373,7 @@ def test_unknown_writing_asks_only_for_unknown_chats_whose_earliest_message_is_t
         Message(CG, False, T + 40, 7),
     ]
     reals = {c: c for c in (CA, CB, CK, CG)}
-    index = ChatIndex(T, {CA: "group", CK: "contact"}, frozenset(), ())
+    index = ChatIndex(T, ChatTable({CA: "group", CK: "contact"}))
     assert EventsPoller._unknown_writing(messages, reals, known, index) == [
         (CA, CA, "group", T + 20),  # get-chats' type wins over the id's
         (CG, CG, "group", T + 40),  # not listed yet: typed by its real id

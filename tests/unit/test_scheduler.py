@@ -214,3 +214,25 @@ def test_a_background_job_gives_way_to_due_jobs_for_its_patience_then_runs():
     scheduler.stop()
     assert order[0] == "fg" and "bg" in order, order[:5]
     assert lags[0] >= 0.15, lags
+
+
+def test_an_account_s_two_jobs_cost_the_scheduler_a_few_hundred_bytes() -> None:
+    """Every account has a get-chats job and a background events job for as long as it is polled:
+    what the scheduler keeps for them (their entries and heap entries, the keys aside) is part of
+    what each of 10,000 accounts costs between polls. Which queue a job is in says whether it is a
+    background job: no set of the background keys beside (it cost 50 bytes an account)."""
+    from test_chatids import held
+
+    def job(_lag: float) -> float:
+        return 1.0
+
+    def build(accounts: int) -> Scheduler:
+        scheduler = Scheduler(workers=1, clock=lambda: 0.0)
+        for i in range(accounts):
+            scheduler.add(f"W{i}", job)
+            scheduler.add(f"W{i}#events", job, background=True)
+        return scheduler
+
+    keys = held(lambda: [f"W{i}{suffix}" for i in range(10_000) for suffix in ("", "#events")])
+    per_account = (held(lambda: build(10_000)) - held(lambda: build(0)) - keys) / 10_000
+    assert per_account < 340, per_account
