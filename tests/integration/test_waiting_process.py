@@ -168,8 +168,9 @@ def test_waits_without_a_schedule(sim: Simulator, exporters: list[Exporter], tmp
     sim.remove_chat("wa-1", "4@c.us")  # disappears: its wait ends, nobody answered it
     sim.set_chat("wa-1", "7@c.us", isMuted=True)  # muted: stops counting, not answered either
     m = poll_after(exporter, time.time())
-    t_seen = time.time()
-    at = polled(m)
+    # The last poll's time on the exporter's own clock: no read is observed later. Not the test's
+    # clock after the scrape: that bound failed once in CI, by 0.6 s (a wall-clock step, likely).
+    at = t_seen = polled(m)
     assert waiting_chats(m) == {"2@c.us"}
     check_wait(m, "2@c.us", now - 300, at - (now - 300))
     assert get(m, OLDEST_SINCE, whatsapp_id="wa-1", chat_type="contact") == now - 300
@@ -185,7 +186,7 @@ def test_waits_without_a_schedule(sim: Simulator, exporters: list[Exporter], tmp
     t_read = time.time()
     sim.set_chat("wa-1", "2@c.us", unreadCount=0)
     m = poll_after(exporter, time.time())
-    t_seen = time.time()
+    t_seen = polled(m)
     assert waiting_chats(m) == set() and OLDEST not in m and OLDEST_SINCE not in m
     buckets, total, count = histogram(m, "contact")
     assert (buckets, count) == ([1, 2, 2, 3], 3)  # ~300 s: le 600
@@ -253,7 +254,7 @@ def test_waits_count_open_hours_only(sim: Simulator, exporters: list[Exporter], 
     t_read = time.time()  # read while open: ~20 s
     sim.set_chat("wa-1", "2@c.us", unreadCount=0)
     m = poll_after(exporter, time.time())
-    t_seen = time.time()
+    t_seen = polled(m)
     buckets, first, count = histogram(m, "contact")
     assert (buckets, count) == ([1, 1, 1, 1], 1)
     assert t_read - recent - 1 <= first <= t_seen - recent
@@ -318,7 +319,7 @@ def test_waits_across_a_restart(sim: Simulator, exporters: list[Exporter], tmp_p
     exporter = start_exporter(tmp_path, config)
     exporters.append(exporter)
     m = poll_after(exporter, t_start)
-    t_seen = time.time()
+    t_seen = polled(m)
     at = polled(m)
     assert waiting_chats(m) == {"1@c.us"}
     buckets, total, count = histogram(m, "contact")
