@@ -112,7 +112,7 @@ def _text(
 
     order = last.index if last else {name: (header, array("I")) for name, header in families[0].items()}
     end = len(last.accounts) + 1 if last else 0  # where the accounts added since go
-    for name, (header, was) in ((name, order.pop(name)) for name in list(order)):  # let go: not two whole
+    for name, (header, was) in order.items():
         index[name] = header, (lens := was[:end] + array("I", bytes(4 * (n - len(was)))) + was[end:])
         kept, held, at, first, seen = families[1].get(name, []), families[2].get(name, array("I")), 0, 0, None
         yield from read(len(header), True) if last else (header,)

@@ -607,32 +607,3 @@ def test_a_rebuild_indexes_each_family_by_the_renderings_holding_it_one_entry_ea
     families = exposition_module._families([(0, [one, two, one])])
     assert families[1] == {"a": [one, one], "b": [one, two, one]}
     assert b"".join(exposition_module._text(families, 1, {})) == b"# a\na 1\na 1\n# b\nb 1\nb 2\nb 1\n"
-
-
-def test_a_rebuild_lets_go_of_the_last_bodys_index_family_by_family():
-    """The last body's index (each source's length in each family) is read once, by the rebuild that
-    copies from it: taken out as each family is read, it is not held whole beside the new one."""
-    store = new_store()
-    exposition = Exposition(store)
-    store.publish(state_for(PAYLOAD))
-    exposition.update()
-    last = exposition.body
-    sizes = []
-
-    def text(*args):  # type: ignore[no-untyped-def]
-        for piece in real(*args):
-            sizes.append(len(last.index))
-            yield piece
-
-    real, exposition_module._text = exposition_module._text, text
-    try:
-        store.publish(state_for(PAYLOAD, polled_at=NOW + 1))
-        assert exposition.update()
-    finally:
-        exposition_module._text = real
-    assert len(set(sizes)) > 2 and last.index == {}  # emptied as the families go, not at the end
-
-    def text_of(body):  # type: ignore[no-untyped-def]
-        return zlib.decompressobj(-15).decompress(b"".join(body.head[1:]))
-
-    assert text_of(exposition.body) == text_of(Exposition(store).body)  # as if built from scratch
