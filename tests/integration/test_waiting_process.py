@@ -319,8 +319,7 @@ def test_waits_across_a_restart(sim: Simulator, exporters: list[Exporter], tmp_p
     exporter = start_exporter(tmp_path, config)
     exporters.append(exporter)
     m = poll_after(exporter, t_start)
-    t_seen = polled(m)
-    at = polled(m)
+    at = t_seen = polled(m)
     assert waiting_chats(m) == {"1@c.us"}
     buckets, total, count = histogram(m, "contact")
     if with_state:
