@@ -4,7 +4,8 @@ Starts the simulator and the exporter as processes (max_per_account: 0, so every
 chat has its series; poll_interval 1s, so the accounts re-poll back to back), then:
 1. counts full poll cycles (every account polled once more) from the exporter's
    debug log, with 5 concurrent scrapers sending ``Accept-Encoding: gzip`` as
-   Prometheus does: /metrics latency p50/p99, and CPU seconds per cycle;
+   Prometheus does: /metrics latency p50/p99, CPU seconds and wall time per cycle
+   (``--slow 2``: every get-chats answered after 2 s, as a far gateway would);
 2. after ``--cycles`` cycles freezes the polls (the simulator delays every answer)
    and reads the peak RSS (VmHWM, reset after the first poll of every account, so
    it is the steady state's peak; the start-up peak is printed too);
@@ -16,7 +17,8 @@ chat has its series; poll_interval 1s, so the accounts re-poll back to back), th
    the one before it).
 
     python bench/bench_cycles.py [--accounts 10] [--chats 10000] [--cycles 5]
-                                 [--scrapes 200] [--sparse-scrapes 30]
+                                 [--scrapes 200] [--sparse-scrapes 30] [--unread 0.7]
+                                 [--concurrency 8] [--slow 0]
 
 One million chats (the 300 MB / 10 s target), CPU of the polls alone:
 
@@ -126,6 +128,9 @@ def main() -> None:
     parser.add_argument("--sparse-scrapes", type=int, default=30, help="scrapes 1.1 s apart (0: none)")
     parser.add_argument("--concurrency", type=int, help="poll_concurrency (default: the exporter's)")
     parser.add_argument("--unread", type=float, help="share of chats unread (default: the simulator's)")
+    parser.add_argument(
+        "--slow", type=float, default=0.0, help="seconds each get-chats answer takes (a far gateway)"
+    )
     parser.add_argument("--static-body", help=argparse.SUPPRESS)
     parser.add_argument("--static-port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -179,9 +184,11 @@ def main() -> None:
             while not stop.is_set():
                 latencies.append(get(exp_port)[2])
 
+        for wid in ids if args.slow else ():
+            post(sim_port, "/_sim/fault", {"whatsapp_id": wid, "fault": "slow", "delay": args.slow})
         first_hwm = common.vm_hwm_mb(exporter.pid)
         reset_hwm(exporter.pid)
-        cpu0, polls0 = cpu_seconds(exporter.pid), polls()
+        wall0, cpu0, polls0 = time.monotonic(), cpu_seconds(exporter.pid), polls()
         target = polls0 + args.cycles * args.accounts
         threads = [threading.Thread(target=scraper, daemon=True) for _ in range(args.scrapers)]
         for t in threads:
@@ -190,6 +197,7 @@ def main() -> None:
             time.sleep(0.2)
         cycles = (polls() - polls0) / args.accounts
         cpu_per_cycle = (cpu_seconds(exporter.pid) - cpu0) / cycles
+        wall_per_cycle = (time.monotonic() - wall0) / cycles
         stop.set()
         for t in threads:
             t.join()
@@ -206,6 +214,8 @@ def main() -> None:
             print(f"  /metrics p50 {p50 * 1e3:.0f} ms, p99 {p99 * 1e3:.0f} ms")
         scrapes = "incl. the scrapes" if args.scrapers else "polls only"
         print(f"  CPU per full poll cycle ({scrapes}): {cpu_per_cycle:.2f} s")
+        slow = f", each get-chats answered after {args.slow:g} s" if args.slow else ""
+        print(f"  wall time per full poll cycle (poll_interval 1 s{slow}): {wall_per_cycle:.2f} s")
         peak = common.vm_hwm_mb(exporter.pid)
         print(f"peak RSS (VmHWM) during the {cycles:.0f} re-poll cycles: {peak:.0f} MB")
         print(f"  (during start-up and the first poll of every account: {first_hwm:.0f} MB)")

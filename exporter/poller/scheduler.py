@@ -14,10 +14,16 @@ whole in memory from its last byte until it is decoded, and decoding is one
 account at a time (memory.HEAVY_WORK): without the budget, eight workers
 polling large accounts back to back held eight large answers at once while
 waiting their turn. So a *heavy* job (weight above an eighth of the budget)
-starts only if the running jobs and it together weigh at most the budget; its
-weight counts at most half the budget, so a huge account waits for the load
-to halve, not to vanish. Heavy jobs start in due order, so none starves. Light
-jobs (most accounts) have a queue of their own and are never held back, though
+starts only if the running jobs and it together weigh at most the budget (a
+job heavier than the budget counts as the budget). Against a gateway that
+answers at once, a heavy poll is over in a fraction of a second, and the next
+one waits for it: one answer held, not one decoding and one waiting. Against a
+slow one, a heavy poll that has run :data:`OVERLAP_AFTER` seconds is waiting
+for the network, not holding memory: then another may start beside it, up to
+twice the budget, so slow answers are still awaited side by side (the load
+allowed before, which also keeps a huge account from waiting for the light
+load to vanish). Heavy jobs start in due order, so none starves. Light jobs
+(most accounts) have a queue of their own and are never held back, though
 they count in the load. A heavy job that waits does so before its request
 starts (its deadline is not running), and the wait shows as lag.
 
@@ -35,6 +41,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -44,6 +51,11 @@ log = logging.getLogger(__name__)
 # A job gets the lag of this run (seconds behind its due time) and returns the
 # delay until its next run, counted from this run's due time.
 Job = Callable[[float], float]
+
+# Seconds after which the heavy jobs running are taken to wait on the network, so that another may
+# start beside them (see the module's documentation): several times what a 10,000-chat poll's own
+# work takes (its decode, snapshot and render: bench/RESULTS.md), well below a poll's timeout.
+OVERLAP_AFTER = 1.0
 
 
 class Scheduler:
@@ -64,6 +76,8 @@ class Scheduler:
         self.weight = weight
         self.patience = patience
         self._load = 0  # the weight of the running jobs
+        self._heavy_since: dict[int, float] = {}  # when each running heavy job started, by its run
+        self._runs = itertools.count()
         # Due time, insertion order, key: one heap for light jobs, one for heavy ones, and one for
         # background jobs (light, whatever they weigh: an events poll holds no chat list).
         self._light: list[tuple[float, int, str]] = []
@@ -137,7 +151,15 @@ class Scheduler:
             heapq.heappop(queue)
         return queue[0] if queue else None
 
-    def _next(self) -> tuple[str, Job, float, int, int, bool] | None:
+    def _overlap_from(self, weight: int) -> float | None:
+        """When a heavy job of ``weight`` may start beside the jobs running (every heavy one then
+        :data:`OVERLAP_AFTER` seconds into its run; at once beside light ones only); None: not
+        before one ends. The caller holds the lock."""
+        if self._load + weight > 2 * self.budget:
+            return None
+        return max(self._heavy_since.values(), default=-math.inf) + OVERLAP_AFTER
+
+    def _next(self) -> tuple[str, Job, float, int, int, int, bool] | None:
         """Wait for the first due job that may start, and whether it is a background job (which
         queue it is in says so: no set of keys beside); None when stopping."""
         with self._cond:
@@ -156,11 +178,13 @@ class Scheduler:
                         continue
                     weight, rank = self._weigh(key), due
                     if queue is self._heavy:
-                        # Capped at half the budget: a huge account needs the load below half,
-                        # not at zero, which a steady stream of light jobs might never allow.
-                        weight = min(weight, self.budget // 2)
+                        weight = min(weight, self.budget)
                         if self._load + weight > self.budget:
-                            continue  # a job ending notifies
+                            overlap = self._overlap_from(weight)
+                            if overlap is None or overlap > now:
+                                if overlap is not None:  # else a job ending notifies
+                                    soonest = overlap if soonest is None else min(soonest, overlap)
+                                continue
                     elif queue is self._background:
                         rank = due + self.patience()
                     if chosen is None or rank < chosen[0]:
@@ -169,13 +193,16 @@ class Scheduler:
                     _, queue, weight = chosen
                     due, generation, key = heapq.heappop(queue)
                     self._load += weight
-                    return key, self._jobs[key], due, generation, weight, queue is self._background
+                    run = next(self._runs)
+                    if queue is self._heavy:
+                        self._heavy_since[run] = now
+                    return key, self._jobs[key], due, generation, weight, run, queue is self._background
                 self._cond.wait(None if soonest is None else soonest - now)
             return None
 
     def _work(self) -> None:
         while (task := self._next()) is not None:
-            key, job, due, generation, weight, background = task
+            key, job, due, generation, weight, run, background = task
             lag = max(0.0, self.clock() - due)
             delay = 60.0
             try:
@@ -185,6 +212,7 @@ class Scheduler:
             finally:
                 with self._cond:
                     self._load -= weight
+                    self._heavy_since.pop(run, None)
                     if self._generation.get(key) == generation:
                         # Keep the cadence from the due time, so a late run shows as lag on the
                         # next one too; but after falling more than a whole period behind (a

@@ -23,9 +23,10 @@ from .events import EVENTS_JOB, EventsPoller
 from .scheduler import Scheduler
 
 # The most chats whose answers are polled at once, for accounts of more than an eighth of it
-# (see Scheduler: each account weighs the chats of its last answer; a huge one counts as half):
-# two accounts of 10,000 chats. What it saves in peak RSS: bench/RESULTS.md.
-CHATS_IN_FLIGHT = 20_000
+# (see Scheduler: each account weighs the chats of its last answer; a huge one counts as the
+# budget, and twice the budget is let in while the answers are slow): one account of 10,000 chats.
+# What it saves in peak RSS: bench/RESULTS.md.
+CHATS_IN_FLIGHT = 10_000
 
 
 class Supervisor:
