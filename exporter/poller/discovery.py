@@ -69,10 +69,7 @@ class Discovery:
         sessions = [s for s in self._redacted(sessions) if self.owns(s.whatsapp_id)]
         now = self.clock()
         configured = self.configured()
-        current = {
-            s.whatsapp_id: (configured.get(s.whatsapp_id) or Account(s.whatsapp_id, s.whatsapp_id), s)
-            for s in sessions
-        }
+        current = {s.whatsapp_id: (self._account(s.whatsapp_id, configured), s) for s in sessions}
         removed = 0
         for whatsapp_id, pair in self._known.items():
             if whatsapp_id in current:
@@ -102,6 +99,13 @@ class Discovery:
         # and between the two it would have counted none ("0 of 0 accounts polled": ready).
         self.sync({whatsapp_id: account for whatsapp_id, (account, _) in current.items()})
         self.publish(self.state)
+
+    def _account(self, whatsapp_id: str, configured: dict[str, Account]) -> Account:
+        """The session's account: as configured, or named by its id; the one the last discovery
+        made when it is the same, so that its poller and this share one object, not one each."""
+        account = configured.get(whatsapp_id) or Account(whatsapp_id, whatsapp_id)
+        known = self._known.get(whatsapp_id)
+        return known[0] if known is not None and known[0] == account else account
 
     def _redacted(self, sessions: list[Session]) -> list[Session]:
         """The sessions fit to show: secrets scrubbed from their fields, ids holding one left out."""

@@ -137,3 +137,24 @@ def test_the_sessions_found_are_expected_before_discovery_says_it_worked():
     world.discovery.publish, world.discovery.sync = publish, sync
     world.discovery.discover_once()
     assert seen_at_publish == [(False, "0 of 2 accounts polled")]
+
+
+def test_each_round_hands_over_the_accounts_of_the_last_one_while_they_stay_the_same():
+    """One Account object per session, shared by its poller and discovery, not a new one each round
+    beside the poller's (an object per account at 10,000 sessions); a changed one is new."""
+    configured = {"a": Account("a", "alias-a")}
+    world = World(lambda _n, _page: (sessions("a", "b"), 1))
+    rounds: list[dict[str, Account]] = []
+    world.discovery.configured = lambda: dict(configured)
+    world.discovery.sync = lambda found: rounds.append(dict(found))
+    world.discovery.discover_once()
+    world.discovery.discover_once()
+    assert rounds[0] == rounds[1] == {"a": Account("a", "alias-a"), "b": Account("b", "b")}
+    assert all(rounds[1][k] is rounds[0][k] for k in "ab")
+    configured["a"] = Account("a", "renamed")  # a reload
+    world.discovery.discover_once()
+    assert rounds[2] == {"a": Account("a", "renamed"), "b": Account("b", "b")}
+    assert rounds[2]["b"] is rounds[0]["b"]
+    del configured["a"]
+    world.discovery.discover_once()
+    assert rounds[3]["a"] == Account("a", "a")
