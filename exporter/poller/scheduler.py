@@ -76,8 +76,8 @@ class Scheduler:
         self.weight = weight
         self.patience = patience
         self._load = 0  # the weight of the running jobs
-        self._heavy_since: dict[int, float] = {}  # when each running heavy job started, by its run
-        self._runs = itertools.count()
+        # When each running heavy job started, by its generation (one run of it at a time).
+        self._heavy_since: dict[int, float] = {}
         # Due time, insertion order, key: one heap for light jobs, one for heavy ones, and one for
         # background jobs (light, whatever they weigh: an events poll holds no chat list).
         self._light: list[tuple[float, int, str]] = []
@@ -159,7 +159,7 @@ class Scheduler:
             return None
         return max(self._heavy_since.values(), default=-math.inf) + OVERLAP_AFTER
 
-    def _next(self) -> tuple[str, Job, float, int, int, int, bool] | None:
+    def _next(self) -> tuple[str, Job, float, int, int, bool] | None:
         """Wait for the first due job that may start, and whether it is a background job (which
         queue it is in says so: no set of keys beside); None when stopping."""
         with self._cond:
@@ -181,9 +181,10 @@ class Scheduler:
                         weight = min(weight, self.budget)
                         if self._load + weight > self.budget:
                             overlap = self._overlap_from(weight)
-                            if overlap is None or overlap > now:
-                                if overlap is not None:  # else a job ending notifies
-                                    soonest = overlap if soonest is None else min(soonest, overlap)
+                            if overlap is None:
+                                continue  # a job ending notifies
+                            if overlap > now:
+                                soonest = overlap if soonest is None else min(soonest, overlap)
                                 continue
                     elif queue is self._background:
                         rank = due + self.patience()
@@ -193,16 +194,15 @@ class Scheduler:
                     _, queue, weight = chosen
                     due, generation, key = heapq.heappop(queue)
                     self._load += weight
-                    run = next(self._runs)
                     if queue is self._heavy:
-                        self._heavy_since[run] = now
-                    return key, self._jobs[key], due, generation, weight, run, queue is self._background
+                        self._heavy_since[generation] = now
+                    return key, self._jobs[key], due, generation, weight, queue is self._background
                 self._cond.wait(None if soonest is None else soonest - now)
             return None
 
     def _work(self) -> None:
         while (task := self._next()) is not None:
-            key, job, due, generation, weight, run, background = task
+            key, job, due, generation, weight, background = task
             lag = max(0.0, self.clock() - due)
             delay = 60.0
             try:
@@ -212,7 +212,7 @@ class Scheduler:
             finally:
                 with self._cond:
                     self._load -= weight
-                    self._heavy_since.pop(run, None)
+                    self._heavy_since.pop(generation, None)
                     if self._generation.get(key) == generation:
                         # Keep the cadence from the due time, so a late run shows as lag on the
                         # next one too; but after falling more than a whole period behind (a
