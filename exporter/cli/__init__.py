@@ -10,6 +10,7 @@ their output being the point.
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Sequence
 
 from .flags import build_parser
@@ -34,9 +35,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         from . import commands
 
         return commands.run(args)
+    _without_charset_guessing()
     from . import serve
 
     return serve.run(args)
+
+
+def _without_charset_guessing() -> None:
+    """Keep requests from importing charset_normalizer (or chardet), before anything imports it.
+
+    requests uses them for one thing: guessing the encoding of an answer that names none
+    (``Response.apparent_encoding``), and without them it takes UTF-8 instead. The exporter
+    never needs a guess: WhatsGate's answers are decoded as JSON from their bytes, and an error
+    text from the Alertmanager, read as UTF-8 when it names no charset, only ever becomes an
+    excerpt in a log line. Their tables, built at import, would be
+    held for the process's whole life: a share of the 80 MB a 10 x 10,000 exporter is allowed
+    (bench/RESULTS.md). requests warns at import that it found neither; that is expected here.
+    """
+    if "requests" in sys.modules:  # imported already (a test runs main in-process): nothing to save
+        return
+    for name in ("charset_normalizer", "chardet"):
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]  # import raises ImportError
+    warnings.filterwarnings("ignore", "Unable to find acceptable character detection dependency")
 
 
 if __name__ == "__main__":

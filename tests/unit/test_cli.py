@@ -402,6 +402,24 @@ def test_serving_without_demo_imports_no_simulator() -> None:
     assert out.stdout.strip() == "[]"
 
 
+def test_serving_imports_no_charset_guessing() -> None:
+    """requests imports charset_normalizer only to guess encodings the exporter never asks it to
+    guess; its tables were held for the process's whole life (bench/RESULTS.md). Kept out, and
+    without the warning requests gives at import when it finds no such library."""
+    script = (
+        "import sys\n"
+        "from exporter.cli import main\n"
+        "main(['--config.file', '/nonexistent/config.yaml'])\n"
+        "print(' '.join(sorted(name for name, module in sys.modules.items() if module)))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=env)
+    loaded = set(done.stdout.split())
+    assert {"exporter.cli.serve", "requests"} <= loaded, done.stderr
+    assert not loaded & {"charset_normalizer", "chardet"}
+    assert "/nonexistent/config.yaml" in done.stderr and "Warning" not in done.stderr, done.stderr
+
+
 def test_check_config_warns_when_the_state_files_directory_cannot_be_written(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
