@@ -48,9 +48,9 @@ def _without_charset_guessing() -> None:
     (``Response.apparent_encoding``), and without them it takes UTF-8 instead. The exporter
     never needs a guess: WhatsGate's answers are decoded as JSON from their bytes, and an error
     text from the Alertmanager, read as UTF-8 when it names no charset, only ever becomes an
-    excerpt in a log line. Their tables, built at import, would be
-    held for the process's whole life: a share of the 80 MB a 10 x 10,000 exporter is allowed
-    (bench/RESULTS.md). requests warns at import that it found neither; that is expected here.
+    excerpt in a log line. Their tables, built at import, would be held for the process's whole
+    life, a share of the memory budget that large accounts need (bench/RESULTS.md). requests
+    warns at import that it found neither; that is expected here.
     """
     if "requests" in sys.modules:  # imported already (a test runs main in-process): nothing to save
         return

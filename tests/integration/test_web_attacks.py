@@ -278,7 +278,7 @@ def test_clients_guessing_passwords(tmp_path: Path, guessers: int, nofile: int |
     """Each guess waits its turn for bcrypt. More guessers than the connection cap (64 at 256
     descriptors) once held every slot, each waiting, and no scrape got in. The guessers run in a
     process of their own, as they would on another machine: as threads of this one, under coverage,
-    they took the GIL from the scrapes being timed (a p90 of 600 ms came from this process)."""
+    they took the GIL from the scrapes being timed, and the p90 measured this process (bench/RESULTS.md)."""
     hashed = bcrypt.hashpw(b"right", bcrypt.gensalt(10)).decode()  # the documented cost
     web = f"basic_auth_users:\n  prometheus: '{hashed}'\n"
     with exporter(tmp_path, web, nofile=nofile) as (url, _port, _pid):
