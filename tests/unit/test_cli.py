@@ -361,26 +361,29 @@ def test_healthcheck_takes_its_flags_before_or_after_its_name(
     assert asked == [("127.0.0.1:9100", str(tmp_path / "web.yml"))]
 
 
-def test_healthcheck_imports_nothing_of_the_server() -> None:
-    """It is the Kubernetes probe (deploy/kubernetes/web-config), run every few seconds in the
-    pod's cgroup: it imported the whole server (aiohttp, prometheus-client, the pollers and
-    alerting) to make one request (its cost before and after: bench/RESULTS.md)."""
-    script = (
-        "import sys\n"
-        "from exporter.cli import main\n"
-        "main(['healthcheck', '--web.listen-address', '127.0.0.1:1'])\n"
-        "print(' '.join(sorted(sys.modules)))\n"
-    )
+def modules_after(code: str) -> tuple[set[str], str]:
+    """The modules a fresh interpreter holds after running ``code`` (the checkout's exporter), and
+    what it wrote to stderr."""
+    report = "\nimport sys\nprint(' '.join(name for name, module in sys.modules.items() if module))\n"
     done = subprocess.run(
-        [sys.executable, "-c", script],
+        [sys.executable, "-c", code + report],
         capture_output=True,
         text=True,
         timeout=60,
         cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
-    loaded = set(done.stdout.split())
-    assert "exporter.cli.healthcheck" in loaded, done.stderr
+    return set(done.stdout.split()), done.stderr
+
+
+def test_healthcheck_imports_nothing_of_the_server() -> None:
+    """It is the Kubernetes probe (deploy/kubernetes/web-config), run every few seconds in the
+    pod's cgroup: it imported the whole server (aiohttp, prometheus-client, the pollers and
+    alerting) to make one request (its cost before and after: bench/RESULTS.md)."""
+    loaded, stderr = modules_after(
+        "from exporter.cli import main\nmain(['healthcheck', '--web.listen-address', '127.0.0.1:1'])"
+    )
+    assert "exporter.cli.healthcheck" in loaded, stderr
     heavy = {"aiohttp", "prometheus_client", "requests", "bcrypt", "exporter.cli.serve", "exporter.alerting"}
     assert not loaded & heavy
 
@@ -396,28 +399,21 @@ def test_the_usage_lines_name_every_command(capsys: pytest.CaptureFixture[str]) 
 def test_serving_without_demo_imports_no_simulator() -> None:
     """The simulator's modules cost a running exporter memory it never uses: only --demo (and
     ``rules --demo``) import them."""
-    probe = "import sys, exporter.cli; print(sorted(m for m in sys.modules if 'simulator' in m))"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True)
-    assert out.stdout.strip() == "[]"
+    loaded, stderr = modules_after("import exporter.cli")
+    assert "exporter.cli" in loaded, stderr
+    assert not [name for name in loaded if "simulator" in name]
 
 
 def test_serving_imports_no_charset_guessing() -> None:
     """requests imports charset_normalizer only to guess encodings the exporter never asks it to
     guess; its tables were held for the process's whole life (bench/RESULTS.md). Kept out, and
     without the warning requests gives at import when it finds no such library."""
-    script = (
-        "import sys\n"
-        "from exporter.cli import main\n"
-        "main(['--config.file', '/nonexistent/config.yaml'])\n"
-        "print(' '.join(sorted(name for name, module in sys.modules.items() if module)))\n"
+    loaded, stderr = modules_after(
+        "from exporter.cli import main\nmain(['--config.file', '/nonexistent/config.yaml'])"
     )
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=env)
-    loaded = set(done.stdout.split())
-    assert {"exporter.cli.serve", "requests"} <= loaded, done.stderr
+    assert {"exporter.cli.serve", "requests"} <= loaded, stderr
     assert not loaded & {"charset_normalizer", "chardet"}
-    assert "/nonexistent/config.yaml" in done.stderr and "Warning" not in done.stderr, done.stderr
+    assert "/nonexistent/config.yaml" in stderr and "Warning" not in stderr, stderr
 
 
 def test_check_config_warns_when_the_state_files_directory_cannot_be_written(
