@@ -9,6 +9,7 @@ their output being the point.
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -35,28 +36,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         from . import commands
 
         return commands.run(args)
-    _without_charset_guessing()
+    _without_what_serving_never_uses()
     from . import serve
 
     return serve.run(args)
 
 
-def _without_charset_guessing() -> None:
-    """Keep requests from importing charset_normalizer (or chardet), before anything imports it.
+def _without_what_serving_never_uses() -> None:
+    """Keep two libraries' parts out of the process before anything imports them: both are loaded
+    by the libraries the exporter uses, never used by it, and held for the process's whole life,
+    a share of the memory budget that large accounts need (bench/RESULTS.md).
 
-    requests uses them for one thing: guessing the encoding of an answer that names none
-    (``Response.apparent_encoding``), and without them it takes UTF-8 instead. The exporter
-    never needs a guess: WhatsGate's answers are decoded as JSON from their bytes, and an error
-    text from the Alertmanager, read as UTF-8 when it names no charset, only ever becomes an
-    excerpt in a log line. Their tables, built at import, would be held for the process's whole
-    life, a share of the memory budget that large accounts need (bench/RESULTS.md). requests
-    warns at import that it found neither; that is expected here.
+    - charset_normalizer (or chardet): requests uses it for one thing, guessing the encoding of an
+      answer that names none (``Response.apparent_encoding``), and without it takes UTF-8 instead.
+      The exporter never needs a guess: WhatsGate's answers are decoded as JSON from their bytes,
+      and an error text from the Alertmanager, read as UTF-8 when it names no charset, only ever
+      becomes an excerpt in a log line. Its tables are built at import. requests warns at import
+      that it found neither; that is expected here.
+    - frozenlist's compiled extension: aiohttp keeps the handlers of its signals in frozen lists,
+      which the low-level server the exporter runs (web/server.py) never fires. Compiled as C++,
+      the extension maps the C++ runtime into the process. ``FROZENLIST_NO_EXTENSIONS``, frozenlist's
+      own switch, gives the same class in Python; a value the user set is kept.
     """
-    if "requests" in sys.modules:  # imported already (a test runs main in-process): nothing to save
-        return
-    for name in ("charset_normalizer", "chardet"):
-        sys.modules.setdefault(name, None)  # type: ignore[arg-type]  # import raises ImportError
-    warnings.filterwarnings("ignore", "Unable to find acceptable character detection dependency")
+    if "requests" not in sys.modules:  # else imported already (a test runs main in-process)
+        for name in ("charset_normalizer", "chardet"):
+            sys.modules.setdefault(name, None)  # type: ignore[arg-type]  # import raises ImportError
+        warnings.filterwarnings("ignore", "Unable to find acceptable character detection dependency")
+    os.environ.setdefault("FROZENLIST_NO_EXTENSIONS", "1")
 
 
 if __name__ == "__main__":

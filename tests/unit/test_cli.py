@@ -404,15 +404,16 @@ def test_serving_without_demo_imports_no_simulator() -> None:
     assert not [name for name in loaded if "simulator" in name]
 
 
-def test_serving_imports_no_charset_guessing() -> None:
+def test_serving_imports_no_charset_guessing_and_no_compiled_frozenlist() -> None:
     """requests imports charset_normalizer only to guess encodings the exporter never asks it to
-    guess; its tables were held for the process's whole life (bench/RESULTS.md). Kept out, and
-    without the warning requests gives at import when it finds no such library."""
+    guess, and frozenlist's compiled extension (aiohttp's signals, which the low-level server never
+    fires) maps the C++ runtime: both were held for the process's whole life (bench/RESULTS.md).
+    Kept out, and without the warning requests gives at import when it finds no such library."""
     loaded, stderr = modules_after(
         "from exporter.cli import main\nmain(['--config.file', '/nonexistent/config.yaml'])"
     )
-    assert {"exporter.cli.serve", "requests"} <= loaded, stderr
-    assert not loaded & {"charset_normalizer", "chardet"}
+    assert {"exporter.cli.serve", "requests", "aiohttp", "frozenlist"} <= loaded, stderr
+    assert not loaded & {"charset_normalizer", "chardet", "frozenlist._frozenlist"}
     assert "/nonexistent/config.yaml" in stderr and "Warning" not in stderr, stderr
 
 
